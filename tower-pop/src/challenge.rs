@@ -1,0 +1,208 @@
+//! **The one place** that maps an error to HTTP: status code, RFC 6750 / RFC 9449 `error` code,
+//! and the `WWW-Authenticate` challenges (SPEC-CHECKLIST table 0.3).
+//!
+//! Both schemes are always offered, `Bearer` first, then `DPoP` with `algs` from the configured
+//! allow-list (RFC 9449 Fig. 17, DPOP-23, DPOP-27). The `error` goes only into the challenge of
+//! the scheme the client used (RFC 9449 §7.2, BRR-08); when that cannot be told (two
+//! `Authorization` fields) it goes into both (RFC 9449 Fig. 19). A request without credentials
+//! gets challenges without `error` (RFC 6750 §3.1, BRR-04). `error_description` is a fixed text
+//! per error kind: never input-derived, so it never carries a token, a proof, `"` or `\`
+//! (BRR-03, BRR-10). Failures of our own dependencies are 503 without a challenge (A9).
+//!
+//! The result is plain data, so every adapter (tower, actix) writes the same response.
+//!
+//! ```
+//! use tower_pop::{Challenge, PopConfig, Verifier, PopRequest};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let verifier = Verifier::new(PopConfig::builder()
+//!     .public_origin("https://resource.example.org")
+//!     .issuer("https://server.example.com")
+//!     .audience("https://resource.example.org")
+//!     .dpop_algorithms([tower_pop::Algorithm::ES256, tower_pop::Algorithm::PS256])
+//!     .jwks_json(r#"{"keys":[]}"#)
+//!     .build().unwrap());
+//! let error = verifier.verify(&PopRequest::new("GET", "/")).await.unwrap_err();
+//! let challenge: Challenge = verifier.challenge(&error);
+//! assert_eq!(challenge.status(), 401);
+//! assert_eq!(challenge.www_authenticate(), Some(r#"Bearer, DPoP algs="ES256 PS256""#));
+//! # }
+//! ```
+
+use crate::error::{AuthScheme, PopError, PopErrorKind};
+
+/// How a refusal is written on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    status: u16,
+    www_authenticate: Option<String>,
+}
+
+impl Challenge {
+    /// The HTTP status code.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The `WWW-Authenticate` value, absent for server-side failures (503).
+    #[must_use]
+    pub fn www_authenticate(&self) -> Option<&str> {
+        self.www_authenticate.as_deref()
+    }
+
+    pub(crate) fn for_error(error: &PopError, params: &ChallengeParams) -> Self {
+        let kind = error.kind();
+        let status = error.status();
+        let Some(code) = error.error_code() else {
+            let www_authenticate = (status == 401).then(|| params.render(None, kind));
+            return Self {
+                status,
+                www_authenticate,
+            };
+        };
+        Self {
+            status,
+            www_authenticate: Some(params.render(Some((code, error.scheme())), kind)),
+        }
+    }
+}
+
+impl PopError {
+    /// The HTTP status for this error: 400, 401 or 503.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        match self.kind() {
+            PopErrorKind::InvalidRequest => 400,
+            k if k.is_server_fault() => 503,
+            _ => 401,
+        }
+    }
+
+    /// The `error` code of the challenge (RFC 6750 §3.1, RFC 9449 §7.1, §12.2), or `None` when
+    /// the challenge carries no error (no credentials, or a server-side failure).
+    #[must_use]
+    pub fn error_code(&self) -> Option<&'static str> {
+        use PopErrorKind::*;
+        match self.kind() {
+            MissingCredentials | ReplayStoreUnavailable | ReplayStoreFull => None,
+            InvalidRequest => Some("invalid_request"),
+            TokenInvalid | BoundTokenAsBearer | BearerNotAllowed | TokenNotDpopBound
+            | UnsupportedBinding | KeyBindingMismatch | CertBindingMismatch => Some("invalid_token"),
+            MissingProof | MultipleProofs | MalformedProof | UnsupportedAlgorithm
+            | InvalidProofKey | BadSignature | HtmMismatch | HtuMismatch | IatOutOfWindow
+            | AthMismatch | Replayed => Some("invalid_dpop_proof"),
+        }
+    }
+}
+
+/// What the challenges advertise, fixed at configuration time.
+#[derive(Debug, Clone)]
+pub(crate) struct ChallengeParams {
+    algs: String,
+    realm: Option<String>,
+}
+
+impl ChallengeParams {
+    pub(crate) fn new(algs: &[crate::Algorithm], realm: Option<&str>) -> Self {
+        let algs = algs.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" ");
+        Self {
+            algs,
+            realm: realm.map(str::to_owned),
+        }
+    }
+
+    fn render(&self, error: Option<(&str, Option<AuthScheme>)>, kind: PopErrorKind) -> String {
+        let carries = |scheme: AuthScheme| match error {
+            Some((code, used)) if used.is_none_or(|u| u == scheme) => Some(code),
+            _ => None,
+        };
+        let challenge = |scheme: AuthScheme| {
+            let mut params = Vec::new();
+            if let Some(realm) = &self.realm {
+                params.push(format!("realm=\"{realm}\""));
+            }
+            if let Some(code) = carries(scheme) {
+                params.push(format!("error=\"{code}\""));
+                params.push(format!("error_description=\"{}\"", kind.description()));
+            }
+            if scheme == AuthScheme::Dpop {
+                params.push(format!("algs=\"{}\"", self.algs));
+            }
+            if params.is_empty() {
+                scheme.as_str().to_owned()
+            } else {
+                format!("{} {}", scheme.as_str(), params.join(", "))
+            }
+        };
+        format!(
+            "{}, {}",
+            challenge(AuthScheme::Bearer),
+            challenge(AuthScheme::Dpop)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Algorithm;
+
+    fn params() -> ChallengeParams {
+        ChallengeParams::new(&[Algorithm::ES256, Algorithm::PS256], None)
+    }
+
+    fn www(kind: PopErrorKind, scheme: Option<AuthScheme>) -> (u16, Option<String>) {
+        let error = match scheme {
+            Some(s) => PopError::with_scheme(kind, s),
+            None => PopError::new(kind),
+        };
+        let c = Challenge::for_error(&error, &params());
+        (c.status, c.www_authenticate)
+    }
+
+    #[test]
+    fn no_credentials_rfc9449_figure_17() {
+        assert_eq!(
+            www(PopErrorKind::MissingCredentials, None),
+            (401, Some(r#"Bearer, DPoP algs="ES256 PS256""#.into()))
+        );
+    }
+
+    #[test]
+    fn bearer_error_only_in_bearer_challenge_figure_18() {
+        assert_eq!(
+            www(PopErrorKind::TokenInvalid, Some(AuthScheme::Bearer)),
+            (401, Some(r#"Bearer error="invalid_token", error_description="invalid access token", DPoP algs="ES256 PS256""#.into()))
+        );
+    }
+
+    #[test]
+    fn multiple_methods_error_in_both_figure_19() {
+        assert_eq!(
+            www(PopErrorKind::InvalidRequest, None),
+            (400, Some(r#"Bearer error="invalid_request", error_description="malformed or multiple credentials", DPoP error="invalid_request", error_description="malformed or multiple credentials", algs="ES256 PS256""#.into()))
+        );
+    }
+
+    #[test]
+    fn key_binding_is_invalid_token_in_dpop_figure_16() {
+        assert_eq!(
+            www(PopErrorKind::KeyBindingMismatch, Some(AuthScheme::Dpop)),
+            (401, Some(r#"Bearer, DPoP error="invalid_token", error_description="invalid DPoP key binding", algs="ES256 PS256""#.into()))
+        );
+    }
+
+    #[test]
+    fn server_faults_are_503_without_challenge() {
+        assert_eq!(www(PopErrorKind::ReplayStoreUnavailable, Some(AuthScheme::Dpop)), (503, None));
+        assert_eq!(www(PopErrorKind::ReplayStoreFull, Some(AuthScheme::Dpop)), (503, None));
+    }
+
+    #[test]
+    fn realm_in_both_challenges_brr_02() {
+        let p = ChallengeParams::new(&[Algorithm::ES256], Some("example"));
+        let c = Challenge::for_error(&PopError::new(PopErrorKind::MissingCredentials), &p);
+        assert_eq!(c.www_authenticate(), Some(r#"Bearer realm="example", DPoP realm="example", algs="ES256""#));
+    }
+}

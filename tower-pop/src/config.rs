@@ -1,0 +1,429 @@
+//! [`PopConfig`] and its builder: what the verifier trusts and how strict it is.
+//!
+//! Every default is the safe choice and states why. Relaxations are named `allow_*` or
+//! `insecure_*`. Cross-field rules are checked in [`PopConfigBuilder::build`].
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::dpop::htu;
+use crate::error::ConfigError;
+use crate::jose::Algorithm;
+use crate::replay::{MemoryReplayCache, ReplayCache};
+use crate::token::jwks::KeySet;
+use crate::token::jwt;
+
+/// Default DPoP proof algorithms: the FAPI 2.0 set (§5.4.1), `ES256 PS256 EdDSA`.
+pub const DEFAULT_DPOP_ALGORITHMS: [Algorithm; 3] =
+    [Algorithm::ES256, Algorithm::PS256, Algorithm::EdDSA];
+/// Default access-token algorithms: RS256 (required by RFC 9068 §2.1), PS256, ES256, EdDSA.
+pub const DEFAULT_TOKEN_ALGORITHMS: [Algorithm; 4] = [
+    Algorithm::RS256,
+    Algorithm::PS256,
+    Algorithm::ES256,
+    Algorithm::EdDSA,
+];
+/// Longest accepted proof age, the past side of the `iat` window. RFC 9449 §11.1 asks for
+/// "seconds or minutes"; 60 s lets a request travel and a modestly skewed clock pass while
+/// keeping the replay store small (ambiguity A12).
+pub const DEFAULT_PROOF_MAX_AGE: Duration = Duration::from_secs(60);
+/// How far in the future `iat` may be: 10 s, the FAPI 2.0 rule (§5.3.2.1 item 13, FAPI-07).
+pub const DEFAULT_PROOF_FUTURE_SKEW: Duration = Duration::from_secs(10);
+/// Clock leeway for a token's `exp` and `nbf`: 30 s ("tens of seconds, never minutes").
+pub const DEFAULT_TOKEN_LEEWAY: Duration = Duration::from_secs(30);
+/// Verified tokens kept in the cache.
+pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 10_000;
+
+const MAX_PROOF_WINDOW: Duration = Duration::from_secs(3600);
+const MAX_TOKEN_LEEWAY: Duration = Duration::from_secs(300);
+
+/// The verifier's configuration; build it with [`PopConfig::builder`].
+pub struct PopConfig {
+    pub(crate) public_origin: String,
+    pub(crate) dpop_algorithms: Vec<Algorithm>,
+    pub(crate) proof_max_age: u64,
+    pub(crate) proof_future_skew: u64,
+    pub(crate) allow_bearer: bool,
+    pub(crate) realm: Option<String>,
+    pub(crate) issuer: String,
+    pub(crate) audience: String,
+    pub(crate) token_algorithms: Vec<Algorithm>,
+    pub(crate) token_leeway: u64,
+    pub(crate) token_cache_capacity: usize,
+    pub(crate) keys: KeySet,
+    pub(crate) replay: Arc<dyn ReplayCache>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl PopConfig {
+    /// Start a configuration.
+    #[must_use]
+    pub fn builder() -> PopConfigBuilder {
+        PopConfigBuilder::default()
+    }
+
+    /// The configured public origin, e.g. `https://api.example.com`.
+    #[must_use]
+    pub fn public_origin(&self) -> &str {
+        &self.public_origin
+    }
+
+    /// The DPoP proof algorithm allow-list, in the order advertised in `algs`.
+    #[must_use]
+    pub fn dpop_algorithms(&self) -> &[Algorithm] {
+        &self.dpop_algorithms
+    }
+
+    /// Whether unbound bearer tokens are accepted.
+    #[must_use]
+    pub fn allows_bearer(&self) -> bool {
+        self.allow_bearer
+    }
+}
+
+impl fmt::Debug for PopConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PopConfig")
+            .field("public_origin", &self.public_origin)
+            .field("dpop_algorithms", &self.dpop_algorithms)
+            .field("proof_max_age", &self.proof_max_age)
+            .field("proof_future_skew", &self.proof_future_skew)
+            .field("allow_bearer", &self.allow_bearer)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("token_algorithms", &self.token_algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builder for [`PopConfig`].
+///
+/// ```
+/// use tower_pop::PopConfig;
+///
+/// let config = PopConfig::builder()
+///     .public_origin("https://resource.example.org")
+///     .issuer("https://server.example.com")
+///     .audience("https://resource.example.org")
+///     .jwks_json(r#"{"keys":[]}"#)
+///     .build()
+///     .expect("valid configuration");
+/// assert_eq!(config.public_origin(), "https://resource.example.org");
+///
+/// // Plain http is refused unless asked for by name (RFC 9449 §2, DPOP-26).
+/// assert!(PopConfig::builder()
+///     .public_origin("http://resource.example.org")
+///     .issuer("https://server.example.com")
+///     .audience("a")
+///     .jwks_json(r#"{"keys":[]}"#)
+///     .build()
+///     .is_err());
+/// ```
+pub struct PopConfigBuilder {
+    public_origin: Option<String>,
+    insecure_http: bool,
+    dpop_algorithms: Vec<Algorithm>,
+    proof_max_age: Duration,
+    proof_future_skew: Duration,
+    allow_bearer: bool,
+    realm: Option<String>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    token_algorithms: Vec<Algorithm>,
+    token_leeway: Duration,
+    token_cache_capacity: usize,
+    jwks: Option<Result<String, ConfigError>>,
+    replay: Option<Arc<dyn ReplayCache>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for PopConfigBuilder {
+    fn default() -> Self {
+        Self {
+            public_origin: None,
+            insecure_http: false,
+            dpop_algorithms: DEFAULT_DPOP_ALGORITHMS.to_vec(),
+            proof_max_age: DEFAULT_PROOF_MAX_AGE,
+            proof_future_skew: DEFAULT_PROOF_FUTURE_SKEW,
+            allow_bearer: false,
+            realm: None,
+            issuer: None,
+            audience: None,
+            token_algorithms: DEFAULT_TOKEN_ALGORITHMS.to_vec(),
+            token_leeway: DEFAULT_TOKEN_LEEWAY,
+            token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
+            jwks: None,
+            replay: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl fmt::Debug for PopConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PopConfigBuilder")
+            .field("public_origin", &self.public_origin)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PopConfigBuilder {
+    /// Required. The origin clients use to reach this server (`https://host[:port]`), from
+    /// which the expected `htu` is built. Never derived from the request's `Host` or
+    /// `X-Forwarded-*` headers, which the client controls (HTU-07). Must be `https` unless
+    /// [`insecure_allow_http`](Self::insecure_allow_http) is set.
+    #[must_use]
+    pub fn public_origin(mut self, origin: impl Into<String>) -> Self {
+        self.public_origin = Some(origin.into());
+        self
+    }
+
+    /// Accept an `http://` public origin. DPoP must be used over TLS (RFC 9449 §2); this is for
+    /// local development and tests on loopback only.
+    #[must_use]
+    pub fn insecure_allow_http(mut self) -> Self {
+        self.insecure_http = true;
+        self
+    }
+
+    /// The DPoP proof algorithm allow-list, advertised in the `algs` challenge parameter.
+    /// Default: [`DEFAULT_DPOP_ALGORITHMS`].
+    #[must_use]
+    pub fn dpop_algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.dpop_algorithms = algorithms.into_iter().collect();
+        self
+    }
+
+    /// How old a proof may be. Default: [`DEFAULT_PROOF_MAX_AGE`]; at most one hour.
+    #[must_use]
+    pub fn proof_max_age(mut self, max_age: Duration) -> Self {
+        self.proof_max_age = max_age;
+        self
+    }
+
+    /// How far in the future a proof's `iat` may be. Default: [`DEFAULT_PROOF_FUTURE_SKEW`].
+    #[must_use]
+    pub fn proof_future_skew(mut self, skew: Duration) -> Self {
+        self.proof_future_skew = skew;
+        self
+    }
+
+    /// Also accept unbound bearer tokens (no `cnf`). Off by default: proof of possession is
+    /// required (FAPI-05). Tokens bound by `cnf` are never accepted as bearer tokens either way.
+    #[must_use]
+    pub fn allow_bearer(mut self) -> Self {
+        self.allow_bearer = true;
+        self
+    }
+
+    /// A `realm` for the challenges (RFC 6750 §3). Default: none. Characters `"` and `\` and
+    /// controls are refused by `build()`.
+    #[must_use]
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// Required. The only trusted issuer; a token's `iss` must equal it exactly (JWTAT-02).
+    #[must_use]
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Required. The `aud` value a token must contain (JWTAT-03).
+    #[must_use]
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// Access-token algorithm allow-list (JOSE-01). Default: [`DEFAULT_TOKEN_ALGORITHMS`].
+    /// ES512 is not available for access tokens.
+    #[must_use]
+    pub fn token_algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.token_algorithms = algorithms.into_iter().collect();
+        self
+    }
+
+    /// Clock leeway for `exp` and `nbf`. Default: [`DEFAULT_TOKEN_LEEWAY`]; at most 5 minutes.
+    #[must_use]
+    pub fn token_leeway(mut self, leeway: Duration) -> Self {
+        self.token_leeway = leeway;
+        self
+    }
+
+    /// How many verified tokens to cache. Default: [`DEFAULT_TOKEN_CACHE_CAPACITY`]; 0 disables
+    /// the cache.
+    #[must_use]
+    pub fn token_cache_capacity(mut self, capacity: usize) -> Self {
+        self.token_cache_capacity = capacity;
+        self
+    }
+
+    /// The issuer's JWK Set, as a JSON document.
+    #[must_use]
+    pub fn jwks_json(mut self, json: impl Into<String>) -> Self {
+        self.jwks = Some(Ok(json.into()));
+        self
+    }
+
+    /// The issuer's JWK Set, read from a file now.
+    #[must_use]
+    pub fn jwks_file(mut self, path: impl AsRef<Path>) -> Self {
+        let path = path.as_ref();
+        self.jwks = Some(std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(format!("cannot read JWK Set file {}: {e}", path.display()))
+        }));
+        self
+    }
+
+    /// Where proofs are recorded for single use. Default: a [`MemoryReplayCache`] with
+    /// [`MemoryReplayCache::DEFAULT_CAPACITY`].
+    #[must_use]
+    pub fn replay_cache(mut self, cache: Arc<dyn ReplayCache>) -> Self {
+        self.replay = Some(cache);
+        self
+    }
+
+    /// The time source. Default: the system clock.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Check the configuration.
+    ///
+    /// # Errors
+    /// When a required setting is missing, the public origin is not an `https` origin (or
+    /// `http` without [`insecure_allow_http`](Self::insecure_allow_http)), an allow-list is
+    /// empty, a window or leeway is too large, or the JWK Set cannot be read.
+    pub fn build(self) -> Result<PopConfig, ConfigError> {
+        let origin = self
+            .public_origin
+            .ok_or_else(|| ConfigError::new("public_origin is required"))?;
+        let public_origin = normalize_origin(&origin, self.insecure_http)?;
+        if self.dpop_algorithms.is_empty() {
+            return Err(ConfigError::new("dpop_algorithms must not be empty"));
+        }
+        if self.token_algorithms.is_empty() {
+            return Err(ConfigError::new("token_algorithms must not be empty"));
+        }
+        if let Some(alg) = self.token_algorithms.iter().find(|a| !jwt::supported(**a)) {
+            return Err(ConfigError::new(format!("{alg} is not supported for access tokens")));
+        }
+        if self.proof_max_age + self.proof_future_skew > MAX_PROOF_WINDOW {
+            return Err(ConfigError::new("proof iat window must not exceed one hour"));
+        }
+        if self.token_leeway > MAX_TOKEN_LEEWAY {
+            return Err(ConfigError::new("token_leeway must not exceed 5 minutes"));
+        }
+        if let Some(realm) = &self.realm {
+            if realm.bytes().any(|b| b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b)) {
+                return Err(ConfigError::new("realm contains characters a challenge cannot carry"));
+            }
+        }
+        let issuer = self
+            .issuer
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| ConfigError::new("issuer is required"))?;
+        let audience = self
+            .audience
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| ConfigError::new("audience is required"))?;
+        let jwks = self
+            .jwks
+            .ok_or_else(|| ConfigError::new("a JWK Set is required (jwks_json or jwks_file)"))??;
+        let mut dpop_algorithms = self.dpop_algorithms;
+        dedup_in_order(&mut dpop_algorithms);
+        Ok(PopConfig {
+            public_origin,
+            dpop_algorithms,
+            proof_max_age: self.proof_max_age.as_secs(),
+            proof_future_skew: self.proof_future_skew.as_secs(),
+            allow_bearer: self.allow_bearer,
+            realm: self.realm,
+            issuer,
+            audience,
+            token_algorithms: self.token_algorithms,
+            token_leeway: self.token_leeway.as_secs(),
+            token_cache_capacity: self.token_cache_capacity,
+            keys: KeySet::from_json(&jwks)?,
+            replay: self
+                .replay
+                .unwrap_or_else(|| Arc::new(MemoryReplayCache::default())),
+            clock: self.clock,
+        })
+    }
+}
+
+fn dedup_in_order(algorithms: &mut Vec<Algorithm>) {
+    let mut seen = Vec::with_capacity(algorithms.len());
+    algorithms.retain(|a| {
+        let first = !seen.contains(a);
+        seen.push(*a);
+        first
+    });
+}
+
+/// `scheme://host[:port]` with no path, query or fragment, normalised like `htu`.
+fn normalize_origin(origin: &str, insecure_http: bool) -> Result<String, ConfigError> {
+    let bad = || ConfigError::new("public_origin must be an absolute http(s) origin such as https://api.example.com");
+    if origin.contains(['?', '#']) {
+        return Err(bad());
+    }
+    let normalized = htu::normalize(origin).ok_or_else(bad)?;
+    let origin = normalized.strip_suffix('/').ok_or_else(bad)?;
+    if origin.matches('/').count() != 2 {
+        return Err(bad());
+    }
+    if origin.starts_with("http://") && !insecure_http {
+        return Err(ConfigError::new(
+            "public_origin uses http; DPoP requires TLS (RFC 9449 §2): use https or insecure_allow_http()",
+        ));
+    }
+    Ok(origin.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> PopConfigBuilder {
+        PopConfig::builder()
+            .issuer("https://server.example.com")
+            .audience("https://resource.example.org")
+            .jwks_json(r#"{"keys":[]}"#)
+    }
+
+    #[test]
+    fn origin_is_normalised_and_must_be_an_origin() {
+        let c = base().public_origin("HTTPS://Resource.Example.ORG:443/").build().expect("ok");
+        assert_eq!(c.public_origin(), "https://resource.example.org");
+        for bad in ["https://r.example/api", "https://r.example/?q", "/x", "ftp://r.example", "https://u@r.example"] {
+            assert!(base().public_origin(bad).build().is_err(), "{bad}");
+        }
+        assert!(base().public_origin("http://127.0.0.1:8080").build().is_err());
+        let c = base().public_origin("http://127.0.0.1:8080").insecure_allow_http().build().expect("ok");
+        assert_eq!(c.public_origin(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn refuses_unworkable_settings() {
+        let ok = || base().public_origin("https://r.example");
+        assert!(ok().build().is_ok());
+        assert!(ok().dpop_algorithms([]).build().is_err());
+        assert!(ok().token_algorithms([Algorithm::ES512]).build().is_err());
+        assert!(ok().proof_max_age(Duration::from_secs(7200)).build().is_err());
+        assert!(ok().token_leeway(Duration::from_secs(600)).build().is_err());
+        assert!(ok().realm("a\"b").build().is_err());
+        assert!(ok().jwks_file("/nonexistent/jwks.json").build().is_err());
+        assert!(ok().jwks_json("not json").build().is_err());
+        assert!(PopConfig::builder().public_origin("https://r.example").jwks_json("{\"keys\":[]}").audience("a").build().is_err());
+    }
+}

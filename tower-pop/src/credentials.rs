@@ -1,0 +1,114 @@
+//! The `Authorization` header (RFC 6750 §2.1, RFC 9449 §7.1, RFC 9110 §11).
+//!
+//! - schemes `Bearer` and `DPoP`, matched case-insensitively (AUTH-01); any other scheme counts
+//!   as no credentials (AUTH-08);
+//! - scheme, one or more spaces, one token68 (AUTH-02); a scheme with nothing after it is a
+//!   malformed request (AUTH-09);
+//! - more than one field, or a comma (which token68 cannot contain, so a proxy folded two
+//!   fields into one), is a malformed request (AUTH-03, AUTH-10).
+
+use crate::error::{AuthScheme, PopError, PopErrorKind};
+use crate::request::FieldValues;
+use crate::token::jwt::MAX_TOKEN_LEN;
+
+/// A scheme and its token.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Credentials<'a> {
+    pub(crate) scheme: AuthScheme,
+    pub(crate) token: &'a str,
+}
+
+fn is_token68(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+}
+
+pub(crate) fn parse<'a>(values: FieldValues<'a>) -> Result<Credentials<'a>, PopError> {
+    let Some(value) = values.first else {
+        return Err(PopErrorKind::MissingCredentials.into());
+    };
+    if values.count > 1 {
+        return Err(PopErrorKind::InvalidRequest.into());
+    }
+    let Ok(value) = std::str::from_utf8(value) else {
+        return Err(PopErrorKind::InvalidRequest.into());
+    };
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        AuthScheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        AuthScheme::Dpop
+    } else {
+        return Err(PopErrorKind::MissingCredentials.into());
+    };
+    if value.contains(',') {
+        return Err(PopErrorKind::InvalidRequest.into());
+    }
+    let token = rest.trim_start_matches(' ');
+    if token.is_empty() {
+        return Err(PopError::with_scheme(PopErrorKind::InvalidRequest, scheme));
+    }
+    if token.len() > MAX_TOKEN_LEN || !is_token68(token) {
+        return Err(PopError::with_scheme(PopErrorKind::TokenInvalid, scheme));
+    }
+    Ok(Credentials { scheme, token })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(v: &str) -> Result<(AuthScheme, String), PopErrorKind> {
+        let values = FieldValues {
+            first: Some(v.as_bytes()),
+            count: 1,
+        };
+        parse(values)
+            .map(|c| (c.scheme, c.token.to_owned()))
+            .map_err(|e| e.kind())
+    }
+
+    const AT0: &str = "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU";
+
+    #[test]
+    fn schemes_are_case_insensitive_auth_01() {
+        for v in ["DPoP", "dpop", "DPOP"] {
+            assert_eq!(one(&format!("{v} {AT0}")), Ok((AuthScheme::Dpop, AT0.into())));
+        }
+        assert_eq!(one(&format!("bearer {AT0}")), Ok((AuthScheme::Bearer, AT0.into())));
+    }
+
+    #[test]
+    fn token68_with_several_spaces_auth_02() {
+        assert_eq!(one(&format!("DPoP   {AT0}")), Ok((AuthScheme::Dpop, AT0.into())));
+        assert_eq!(one(&format!("DPoP {AT0} x")), Err(PopErrorKind::TokenInvalid));
+        assert_eq!(one("DPoP a\"b"), Err(PopErrorKind::TokenInvalid));
+        assert_eq!(one("Bearer abc=="), Ok((AuthScheme::Bearer, "abc==".into())));
+        assert_eq!(one("Bearer =="), Err(PopErrorKind::TokenInvalid));
+    }
+
+    #[test]
+    fn unknown_scheme_is_no_credentials_auth_08() {
+        assert_eq!(one("Basic dXNlcjpwdw=="), Err(PopErrorKind::MissingCredentials));
+        assert_eq!(one("Digest realm=\"a\", nonce=\"b\""), Err(PopErrorKind::MissingCredentials));
+    }
+
+    #[test]
+    fn empty_credentials_and_folded_fields_auth_09_10() {
+        assert_eq!(one("DPoP"), Err(PopErrorKind::InvalidRequest));
+        assert_eq!(one("DPoP   "), Err(PopErrorKind::InvalidRequest));
+        assert_eq!(one(&format!("Bearer {AT0}, DPoP {AT0}")), Err(PopErrorKind::InvalidRequest));
+        let two = FieldValues {
+            first: Some(b"Bearer x"),
+            count: 2,
+        };
+        assert_eq!(parse(two).map(|_| ()).map_err(|e| e.kind()), Err(PopErrorKind::InvalidRequest));
+        assert_eq!(
+            parse(FieldValues::default()).map(|_| ()).map_err(|e| e.kind()),
+            Err(PopErrorKind::MissingCredentials)
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! `htu` comparison (RFC 9449 §4.3 check 9) with RFC 3986 §6.2.2-6.2.3 normalisation.
+//!
+//! Both sides are reduced to `scheme://host[:port]/path`:
+//! - scheme and host lowercased; only `http` and `https`; no userinfo (HTU-01, HTU-08);
+//! - default ports (`:80`, `:443`) and an empty port dropped; an empty path becomes `/` (HTU-04);
+//! - percent-encoded unreserved characters decoded, other escapes' hex uppercased (HTU-02);
+//! - `.` and `..` segments removed (HTU-03);
+//! - query and fragment removed from both sides (HTU-06, ambiguity A4);
+//! - nothing else: the path keeps its case and its trailing slash, reserved escapes stay (HTU-05).
+//!
+//! The request's origin is never read from the request: it is the configured public origin
+//! (HTU-07), so a client-controlled `Host` or `X-Forwarded-Host` cannot steer the comparison.
+
+/// Longest `htu` (and request target) compared; longer ones never match.
+pub(crate) const MAX_HTU_LEN: usize = 4096;
+
+/// Normalise an absolute `http`/`https` URI; `None` when it is not one.
+pub(crate) fn normalize(uri: &str) -> Option<String> {
+    if uri.len() > MAX_HTU_LEN {
+        return None;
+    }
+    let uri = uri.split('#').next().unwrap_or_default();
+    let uri = uri.split('?').next().unwrap_or_default();
+    let (scheme, rest) = uri.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "https" => 443,
+        "http" => 80,
+        _ => return None,
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let (host, port) = split_host_port(authority)?;
+    let mut out = String::with_capacity(uri.len());
+    out.push_str(&scheme);
+    out.push_str("://");
+    out.push_str(&host);
+    if let Some(port) = port {
+        if port != default_port {
+            out.push(':');
+            out.push_str(&port.to_string());
+        }
+    }
+    let path = if path.is_empty() { "/" } else { path };
+    out.push_str(&remove_dot_segments(&normalize_percent_encoding(path)?));
+    Some(out)
+}
+
+/// Split `host[:port]` and lowercase the host; refuse userinfo, bad characters, bad ports.
+fn split_host_port(authority: &str) -> Option<(String, Option<u16>)> {
+    if authority.contains('@') {
+        return None;
+    }
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (literal, after) = rest.split_once(']')?;
+        if literal.is_empty() || !literal.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+            return None;
+        }
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (format!("[{literal}]"), port)
+    } else {
+        let (host, port) = match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        };
+        let ok = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b);
+        if host.is_empty() || !host.bytes().all(ok) {
+            return None;
+        }
+        (host.to_owned(), port)
+    };
+    let port = match port {
+        None | Some("") => None,
+        Some(p) if p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse().ok()?),
+        Some(_) => return None,
+    };
+    Some((host.to_ascii_lowercase(), port))
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Decode escapes of unreserved characters, uppercase the rest; refuse broken escapes and
+/// characters that cannot appear in a path.
+fn normalize_percent_encoding(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = path.get(i + 1..i + 3)?;
+            let value = u8::from_str_radix(hex, 16).ok()?;
+            if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
+                return None;
+            }
+            if is_unreserved(value) {
+                out.push(char::from(value));
+            } else {
+                out.push('%');
+                out.push_str(&hex.to_ascii_uppercase());
+            }
+            i += 3;
+        } else if b.is_ascii_graphic() {
+            out.push(char::from(b));
+            i += 1;
+        } else {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// RFC 3986 §5.2.4 `remove_dot_segments` for an absolute path.
+fn remove_dot_segments(path: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    let mut parts = path.split('/').skip(1).peekable();
+    // A final "." or ".." leaves a trailing slash behind (RFC 3986 §5.2.4 step 2B/2C).
+    let mut trailing_slash = false;
+    while let Some(seg) = parts.next() {
+        let last = parts.peek().is_none();
+        match seg {
+            "." => trailing_slash = last,
+            ".." => {
+                segments.pop();
+                trailing_slash = last;
+            }
+            s => {
+                segments.push(s);
+                trailing_slash = false;
+            }
+        }
+    }
+    let mut out = String::with_capacity(path.len());
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if trailing_slash || out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    fn same(a: &str, b: &str) -> bool {
+        matches!((normalize(a), normalize(b)), (Some(x), Some(y)) if x == y)
+    }
+
+    const RS: &str = "https://resource.example.org/protectedresource";
+
+    #[test]
+    fn case_of_scheme_and_host_htu_01() {
+        assert!(same("HTTPS://Resource.Example.ORG/protectedresource", RS));
+        assert!(same("https://r.example/a%2fb", "https://r.example/a%2Fb"));
+    }
+
+    #[test]
+    fn unreserved_escapes_only_htu_02() {
+        assert!(same("https://r.example/%7Euser/x", "https://r.example/~user/x"));
+        assert!(same("https://r.example/%41", "https://r.example/A"));
+        assert!(!same("https://r.example/a%2Fb", "https://r.example/a/b"));
+        assert_eq!(normalize("https://r.example/%zz"), None);
+        assert_eq!(normalize("https://r.example/%4"), None);
+    }
+
+    #[test]
+    fn dot_segments_htu_03() {
+        assert!(same("https://r.example/x/./y/../protectedresource", "https://r.example/x/protectedresource"));
+        assert!(same("https://r.example/a/..", "https://r.example/"));
+        assert!(same("https://r.example/a/b/.", "https://r.example/a/b/"));
+        assert!(same("https://r.example/../../a", "https://r.example/a"));
+        assert!(same("https://r.example/a/%2E%2E/b", "https://r.example/b"));
+    }
+
+    #[test]
+    fn default_ports_and_empty_path_htu_04() {
+        assert!(same("https://resource.example.org:443/protectedresource", RS));
+        assert!(same("https://resource.example.org:/protectedresource", RS));
+        assert!(same("https://resource.example.org", "https://resource.example.org/"));
+        assert!(same("http://h:80/", "http://h/"));
+        assert!(!same("https://resource.example.org:8443/protectedresource", RS));
+        assert!(!same("http://resource.example.org/protectedresource", RS));
+    }
+
+    #[test]
+    fn no_over_normalisation_htu_05() {
+        assert!(!same("https://resource.example.org/ProtectedResource", RS));
+        assert!(!same("https://resource.example.org/protectedresource/", RS));
+    }
+
+    #[test]
+    fn query_and_fragment_ignored_htu_06() {
+        assert!(same("https://resource.example.org/protectedresource?page=2", RS));
+        assert!(same("https://resource.example.org/protectedresource#frag", RS));
+    }
+
+    #[test]
+    fn only_absolute_http_uris_without_userinfo_htu_08() {
+        assert_eq!(normalize("/protectedresource"), None);
+        assert_eq!(normalize("https://u@resource.example.org/protectedresource"), None);
+        assert_eq!(normalize("ftp://resource.example.org/"), None);
+        assert_eq!(normalize("https:///x"), None);
+        assert_eq!(normalize("https://h:99999/"), None);
+        assert_eq!(normalize("https://h:8a/"), None);
+        assert_eq!(normalize("https://h/a b"), None);
+    }
+
+    #[test]
+    fn ipv6_literals() {
+        assert!(same("http://[::1]:8080/x", "http://[::1]:8080/x"));
+        assert!(same("http://[::1]:80/x", "http://[::1]/x"));
+        assert_eq!(normalize("http://[zz]/x"), None);
+    }
+}

@@ -1,0 +1,203 @@
+//! The one error type of request verification, and the separate build-time [`ConfigError`].
+//!
+//! A [`PopError`] is opaque: callers branch on [`PopError::kind`], and the HTTP status, `error`
+//! code and challenges are derived from that kind in exactly one place, [`crate::challenge`].
+//! `Display` and `Debug` never contain a token, proof, nonce or key: only the kind's fixed text.
+
+use std::fmt;
+
+/// What went wrong while verifying a request.
+///
+/// The variants are grouped by whose fault it was: the client's (a 400 or 401 with an RFC 6750 /
+/// RFC 9449 challenge) or ours (a 503 without detail). See [`crate::challenge`] for the mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PopErrorKind {
+    /// No `Authorization` header, or only an unsupported scheme (AUTH-08, DPOP-22): 401 without `error`.
+    MissingCredentials,
+    /// More than one `Authorization` header, a folded one, or a scheme without credentials
+    /// (AUTH-03, AUTH-09, AUTH-10): 400 `invalid_request`.
+    InvalidRequest,
+    /// The access token failed validation: malformed, bad signature, wrong `typ`/`iss`/`aud`,
+    /// expired, not yet valid, unknown key (RFC 9068 §4, JWTAT-*): 401 `invalid_token`.
+    TokenInvalid,
+    /// A DPoP-bound token (`cnf.jkt`) was sent with the `Bearer` scheme (RFC 9449 §7.2, DPOP-20).
+    BoundTokenAsBearer,
+    /// An unbound token was sent as `Bearer` while proof of possession is required (PRM-05, FAPI-05).
+    BearerNotAllowed,
+    /// The `DPoP` scheme was used with a token that carries no `cnf.jkt` (DPOP-21).
+    TokenNotDpopBound,
+    /// The token's `cnf` is malformed or names only confirmation methods this server cannot check
+    /// (CNF-01..03): never treated as a bearer token.
+    UnsupportedBinding,
+    /// The proof key's RFC 7638 thumbprint differs from the token's `cnf.jkt` (DPOP-16).
+    KeyBindingMismatch,
+    /// The client certificate is missing or its SHA-256 differs from `cnf["x5t#S256"]` (RFC 8705 §3).
+    CertBindingMismatch,
+    /// The `DPoP` scheme was used without a `DPoP` header (DPOP-18).
+    MissingProof,
+    /// More than one `DPoP` header, or a folded one (DPOP-01).
+    MultipleProofs,
+    /// The proof is not a well-formed compact JWS with the required members, or is too large
+    /// (DPOP-02, DPOP-04, DPOP-05, JOSE-10..12, RPL-03).
+    MalformedProof,
+    /// The proof's `alg` is not in the configured allow-list (DPOP-06).
+    UnsupportedAlgorithm,
+    /// The proof's `jwk` is not an acceptable public key for its `alg` (DPOP-07, DPOP-09, JKT-04..06).
+    InvalidProofKey,
+    /// The proof's signature does not verify with its `jwk` (DPOP-08).
+    BadSignature,
+    /// The proof's `htm` differs from the request method (DPOP-11).
+    HtmMismatch,
+    /// The proof's `htu` differs from the request's target URI (DPOP-12, HTU-*).
+    HtuMismatch,
+    /// The proof's `iat` is outside the accepted window (DPOP-14).
+    IatOutOfWindow,
+    /// The proof's `ath` differs from the hash of the presented access token (DPOP-15).
+    AthMismatch,
+    /// The proof's `jti` was already used with this key within the window (RPL-02).
+    Replayed,
+    /// The replay store could not be reached: 503, the request is refused (DPOP-19).
+    ReplayStoreUnavailable,
+    /// The in-memory replay store is full of live entries: 503, the request is refused rather
+    /// than risking an accepted replay.
+    ReplayStoreFull,
+}
+
+impl PopErrorKind {
+    /// A short, fixed description of the kind; safe to log and to send as `error_description`.
+    #[must_use]
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::MissingCredentials => "no access token",
+            Self::InvalidRequest => "malformed or multiple credentials",
+            Self::TokenInvalid => "invalid access token",
+            Self::BoundTokenAsBearer => "DPoP-bound token sent as bearer token",
+            Self::BearerNotAllowed => "sender-constrained token required",
+            Self::TokenNotDpopBound => "token is not DPoP-bound",
+            Self::UnsupportedBinding => "unsupported token confirmation method",
+            Self::KeyBindingMismatch => "invalid DPoP key binding",
+            Self::CertBindingMismatch => "invalid certificate binding",
+            Self::MissingProof => "missing DPoP proof",
+            Self::MultipleProofs => "more than one DPoP proof",
+            Self::MalformedProof => "malformed DPoP proof",
+            Self::UnsupportedAlgorithm => "unsupported DPoP proof algorithm",
+            Self::InvalidProofKey => "invalid DPoP proof key",
+            Self::BadSignature => "invalid DPoP proof signature",
+            Self::HtmMismatch => "DPoP proof htm mismatch",
+            Self::HtuMismatch => "DPoP proof htu mismatch",
+            Self::IatOutOfWindow => "DPoP proof iat outside the accepted window",
+            Self::AthMismatch => "DPoP proof ath mismatch",
+            Self::Replayed => "DPoP proof replayed",
+            Self::ReplayStoreUnavailable => "replay store unavailable",
+            Self::ReplayStoreFull => "replay store full",
+        }
+    }
+
+    /// Whether the fault is the server's (a dependency failed) rather than the client's.
+    #[must_use]
+    pub fn is_server_fault(self) -> bool {
+        matches!(self, Self::ReplayStoreUnavailable | Self::ReplayStoreFull)
+    }
+}
+
+/// The `Authorization` scheme a client used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthScheme {
+    /// `Bearer` (RFC 6750); also the scheme of certificate-bound tokens (RFC 8705 §3).
+    Bearer,
+    /// `DPoP` (RFC 9449 §7.1).
+    Dpop,
+}
+
+impl AuthScheme {
+    /// The scheme name as written in challenges.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bearer => "Bearer",
+            Self::Dpop => "DPoP",
+        }
+    }
+}
+
+/// Why a request was refused.
+///
+/// Opaque on purpose: match on [`kind`](Self::kind); the status code and challenge come from
+/// [`crate::challenge::Challenge::for_error`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct PopError {
+    kind: PopErrorKind,
+    scheme: Option<AuthScheme>,
+}
+
+impl PopError {
+    pub(crate) fn new(kind: PopErrorKind) -> Self {
+        Self { kind, scheme: None }
+    }
+
+    pub(crate) fn with_scheme(kind: PopErrorKind, scheme: AuthScheme) -> Self {
+        Self {
+            kind,
+            scheme: Some(scheme),
+        }
+    }
+
+    /// The scheme the client used, when it was recognised; its challenge carries the error
+    /// (RFC 9449 §7.2, BRR-08).
+    #[must_use]
+    pub fn scheme(&self) -> Option<AuthScheme> {
+        self.scheme
+    }
+
+    /// What went wrong.
+    #[must_use]
+    pub fn kind(&self) -> PopErrorKind {
+        self.kind
+    }
+}
+
+impl From<PopErrorKind> for PopError {
+    fn from(kind: PopErrorKind) -> Self {
+        Self::new(kind)
+    }
+}
+
+impl fmt::Debug for PopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PopError")
+            .field("kind", &self.kind)
+            .field("scheme", &self.scheme)
+            .finish()
+    }
+}
+
+impl fmt::Display for PopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind.description())
+    }
+}
+
+impl std::error::Error for PopError {}
+
+/// A configuration that cannot work, reported by a builder's `build()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,300 @@
+//! JOSE primitives shared by proofs and access tokens: the algorithm names we accept, strict
+//! base64url (RFC 7515 §2: no padding, no `+`/`/`, canonical trailing bits), strict JSON (UTF-8,
+//! bounded depth and width, duplicate member names rejected: JOSE-06, JOSE-11), and splitting a
+//! compact JWS into its three parts (DPOP-02).
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+/// An asymmetric JWS algorithm (RFC 7518 §3, RFC 8037 §3.1).
+///
+/// `none` and the HMAC algorithms have no variant, so no configuration can ever allow them
+/// (RFC 8725 §3.1-3.2, RFC 9449 §4.2). Names parse case-sensitively, as RFC 7515 §4.1.1 says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
+    /// ECDSA on P-384 with SHA-384.
+    ES384,
+    /// ECDSA on P-521 with SHA-512.
+    ES512,
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// RSASSA-PKCS1-v1_5 with SHA-384.
+    RS384,
+    /// RSASSA-PKCS1-v1_5 with SHA-512.
+    RS512,
+    /// RSASSA-PSS with SHA-256.
+    PS256,
+    /// RSASSA-PSS with SHA-384.
+    PS384,
+    /// RSASSA-PSS with SHA-512.
+    PS512,
+    /// EdDSA with Ed25519 (RFC 8037).
+    EdDSA,
+}
+
+impl Algorithm {
+    /// Every algorithm this crate can verify.
+    pub const ALL: [Self; 10] = [
+        Self::ES256,
+        Self::ES384,
+        Self::ES512,
+        Self::RS256,
+        Self::RS384,
+        Self::RS512,
+        Self::PS256,
+        Self::PS384,
+        Self::PS512,
+        Self::EdDSA,
+    ];
+
+    /// The registered JWS name, e.g. `"ES256"`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ES256 => "ES256",
+            Self::ES384 => "ES384",
+            Self::ES512 => "ES512",
+            Self::RS256 => "RS256",
+            Self::RS384 => "RS384",
+            Self::RS512 => "RS512",
+            Self::PS256 => "PS256",
+            Self::PS384 => "PS384",
+            Self::PS512 => "PS512",
+            Self::EdDSA => "EdDSA",
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The name is not one of [`Algorithm::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownAlgorithm;
+
+impl fmt::Display for UnknownAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unknown or disallowed JWS algorithm")
+    }
+}
+
+impl std::error::Error for UnknownAlgorithm {}
+
+impl FromStr for Algorithm {
+    type Err = UnknownAlgorithm;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or(UnknownAlgorithm)
+    }
+}
+
+/// Decode strict base64url without padding; `None` for any other spelling (JKT-05).
+pub(crate) fn b64url_decode(input: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(input).ok()
+}
+
+/// Encode base64url without padding.
+pub(crate) fn b64url(input: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(input)
+}
+
+/// Deepest nesting accepted in a JOSE header or payload.
+pub(crate) const MAX_JSON_DEPTH: usize = 8;
+/// Most members accepted in one JSON object or array.
+pub(crate) const MAX_JSON_WIDTH: usize = 128;
+
+/// Parse a JSON object strictly: valid UTF-8, no duplicate member names at any depth, depth and
+/// width bounded, nothing after the value. Returns `None` on any violation.
+pub(crate) fn parse_json_object(bytes: &[u8]) -> Option<Map<String, Value>> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = StrictSeed { depth: 0 }.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    match value {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+struct StrictSeed {
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for StrictSeed {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictSeed {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("non-finite number"))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        if self.depth >= MAX_JSON_DEPTH {
+            return Err(de::Error::custom("too deep"));
+        }
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(StrictSeed {
+            depth: self.depth + 1,
+        })? {
+            if items.len() >= MAX_JSON_WIDTH {
+                return Err(de::Error::custom("too wide"));
+            }
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        if self.depth >= MAX_JSON_DEPTH {
+            return Err(de::Error::custom("too deep"));
+        }
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            if map.len() >= MAX_JSON_WIDTH {
+                return Err(de::Error::custom("too wide"));
+            }
+            let value = access.next_value_seed(StrictSeed {
+                depth: self.depth + 1,
+            })?;
+            if map.insert(key, value).is_some() {
+                return Err(de::Error::custom("duplicate member name"));
+            }
+        }
+        Ok(Value::Object(map))
+    }
+}
+
+/// A compact JWS split into its parts, with header and payload decoded and parsed.
+#[derive(Debug)]
+pub(crate) struct CompactJws<'a> {
+    /// `BASE64URL(header) || '.' || BASE64URL(payload)`: the bytes the signature covers.
+    pub(crate) signing_input: &'a str,
+    pub(crate) header: Map<String, Value>,
+    pub(crate) payload: Map<String, Value>,
+    pub(crate) signature: Vec<u8>,
+}
+
+impl<'a> CompactJws<'a> {
+    /// Split and decode `header.payload.signature`; `None` unless it is exactly three strict
+    /// base64url parts whose first two are JSON objects (DPOP-02: JWE, JSON serialisation and
+    /// two-part strings fail here).
+    pub(crate) fn parse(input: &'a str) -> Option<Self> {
+        let mut parts = input.split('.');
+        let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || h.is_empty() || p.is_empty() || s.is_empty() {
+            return None;
+        }
+        let header = parse_json_object(&b64url_decode(h)?)?;
+        let payload = parse_json_object(&b64url_decode(p)?)?;
+        let signature = b64url_decode(s)?;
+        Some(Self {
+            signing_input: &input[..h.len() + 1 + p.len()],
+            header,
+            payload,
+            signature,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn algorithm_names_are_case_sensitive_and_never_none() {
+        assert_eq!("ES256".parse::<Algorithm>(), Ok(Algorithm::ES256));
+        assert_eq!("EdDSA".parse::<Algorithm>(), Ok(Algorithm::EdDSA));
+        for bad in ["none", "None", "NONE", "HS256", "es256", ""] {
+            assert!(bad.parse::<Algorithm>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn strict_base64url() {
+        assert_eq!(b64url_decode("AQAB"), Some(vec![1, 0, 1]));
+        assert_eq!(b64url_decode("AQAB="), None);
+        assert_eq!(b64url_decode("A+8"), None);
+        assert_eq!(b64url_decode("A/8"), None);
+        assert_eq!(b64url_decode("AQ A"), None);
+        // Non-canonical trailing bits: "AR" and "AQ" would both decode to [1].
+        assert_eq!(b64url_decode("AQ"), Some(vec![1]));
+        assert_eq!(b64url_decode("AR"), None);
+    }
+
+    #[test]
+    fn rejects_duplicate_members_jose_11() {
+        assert!(parse_json_object(br#"{"alg":"ES256","alg":"none"}"#).is_none());
+        assert!(parse_json_object(br#"{"a":{"b":1,"b":2}}"#).is_none());
+        assert!(parse_json_object(br#"{"a":1}"#).is_some());
+    }
+
+    #[test]
+    fn rejects_deep_wide_and_non_utf8_json() {
+        let deep = format!("{}1{}", "{\"a\":".repeat(20), "}".repeat(20));
+        assert!(parse_json_object(deep.as_bytes()).is_none());
+        let wide: Vec<String> = (0..200).map(|i| format!("\"k{i}\":1")).collect();
+        assert!(parse_json_object(format!("{{{}}}", wide.join(",")).as_bytes()).is_none());
+        assert!(parse_json_object(b"{\"a\":\"\xff\"}").is_none());
+        assert!(parse_json_object(b"{} {}").is_none());
+        assert!(parse_json_object(b"[1]").is_none());
+    }
+
+    #[test]
+    fn compact_jws_needs_exactly_three_parts() {
+        assert!(CompactJws::parse("a.b").is_none());
+        assert!(CompactJws::parse("").is_none());
+        assert!(CompactJws::parse("e30.e30.AA.AA.AA").is_none());
+        assert!(CompactJws::parse("e30.e30.AA").is_some());
+        assert!(CompactJws::parse("e30.e30.").is_none());
+    }
+}

@@ -1,0 +1,312 @@
+//! Public keys carried as JWKs (RFC 7517/7518 §6, RFC 8037 §2): strict parsing, the
+//! algorithm-to-key match, and signature verification with aws-lc-rs.
+//!
+//! A key has exactly one spelling: members are strict base64url, EC coordinates have the full
+//! curve length, RSA integers have no leading zero octet (RFC 7518 §6.2.1.2, §6.3.1.1), so one key
+//! cannot produce two thumbprints (JKT-04). Private members are refused outright (DPOP-09).
+
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaParameters, RsaPublicKeyComponents};
+use serde_json::{Map, Value};
+
+use crate::jose::{Algorithm, b64url_decode};
+use crate::thumbprint;
+
+/// Members that only a private (or symmetric) key has.
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// Smallest RSA modulus accepted, in bits (FAPI 2.0 §5.4.1, RFC 8725 §3.5 guidance).
+const MIN_RSA_BITS: usize = 2048;
+/// Largest RSA modulus accepted, in bits: bounds the work an attacker's key can cost us.
+const MAX_RSA_BITS: usize = 8192;
+
+/// Elliptic curves for ECDSA keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Curve {
+    P256,
+    P384,
+    P521,
+}
+
+impl Curve {
+    fn name(self) -> &'static str {
+        match self {
+            Self::P256 => "P-256",
+            Self::P384 => "P-384",
+            Self::P521 => "P-521",
+        }
+    }
+
+    fn coordinate_len(self) -> usize {
+        match self {
+            Self::P256 => 32,
+            Self::P384 => 48,
+            Self::P521 => 66,
+        }
+    }
+}
+
+/// A validated public key.
+#[derive(Clone)]
+pub(crate) enum PublicJwk {
+    Ec {
+        curve: Curve,
+        x: String,
+        y: String,
+        /// SEC1 uncompressed point, `04 || x || y`.
+        point: Vec<u8>,
+    },
+    Rsa {
+        n: String,
+        e: String,
+        n_bytes: Vec<u8>,
+        e_bytes: Vec<u8>,
+    },
+    Ed25519 {
+        x: String,
+        bytes: Vec<u8>,
+    },
+}
+
+// Key material stays out of logs even though it is public: Debug names only the type.
+impl std::fmt::Debug for PublicJwk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            Self::Ec { curve, .. } => curve.name(),
+            Self::Rsa { .. } => "RSA",
+            Self::Ed25519 { .. } => "Ed25519",
+        };
+        write!(f, "PublicJwk({kind})")
+    }
+}
+
+fn member<'a>(jwk: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    jwk.get(name)?.as_str()
+}
+
+impl PublicJwk {
+    /// Parse a JWK object as a public key; `None` if it is private, symmetric, unknown, or
+    /// not canonically encoded.
+    pub(crate) fn from_json(jwk: &Map<String, Value>) -> Option<Self> {
+        if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
+            return None;
+        }
+        match member(jwk, "kty")? {
+            "EC" => {
+                let curve = match member(jwk, "crv")? {
+                    "P-256" => Curve::P256,
+                    "P-384" => Curve::P384,
+                    "P-521" => Curve::P521,
+                    _ => return None,
+                };
+                let (x, y) = (member(jwk, "x")?, member(jwk, "y")?);
+                let (xb, yb) = (b64url_decode(x)?, b64url_decode(y)?);
+                if xb.len() != curve.coordinate_len() || yb.len() != curve.coordinate_len() {
+                    return None;
+                }
+                let mut point = Vec::with_capacity(1 + xb.len() + yb.len());
+                point.push(0x04);
+                point.extend_from_slice(&xb);
+                point.extend_from_slice(&yb);
+                // Refuse points that are not on the curve now, not at signature time (JKT-06).
+                ParsedPublicKey::new(curve_verifier(curve), &point).ok()?;
+                Some(Self::Ec {
+                    curve,
+                    x: x.to_owned(),
+                    y: y.to_owned(),
+                    point,
+                })
+            }
+            "RSA" => {
+                let (n, e) = (member(jwk, "n")?, member(jwk, "e")?);
+                let (n_bytes, e_bytes) = (b64url_decode(n)?, b64url_decode(e)?);
+                let first = *n_bytes.first()?;
+                if first == 0 || *e_bytes.first()? == 0 || e_bytes.len() > 8 {
+                    return None;
+                }
+                let bits = (n_bytes.len() - 1) * 8 + (8 - first.leading_zeros() as usize);
+                if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+                    return None;
+                }
+                Some(Self::Rsa {
+                    n: n.to_owned(),
+                    e: e.to_owned(),
+                    n_bytes,
+                    e_bytes,
+                })
+            }
+            "OKP" => {
+                if member(jwk, "crv")? != "Ed25519" {
+                    return None;
+                }
+                let x = member(jwk, "x")?;
+                let bytes = b64url_decode(x)?;
+                if bytes.len() != 32 {
+                    return None;
+                }
+                ParsedPublicKey::new(&sig::ED25519, &bytes).ok()?;
+                Some(Self::Ed25519 {
+                    x: x.to_owned(),
+                    bytes,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `alg` is meant for this key type and curve (DPOP-07, JOSE-02).
+    pub(crate) fn fits(&self, alg: Algorithm) -> bool {
+        use Algorithm::*;
+        match self {
+            Self::Ec { curve, .. } => matches!(
+                (alg, curve),
+                (ES256, Curve::P256) | (ES384, Curve::P384) | (ES512, Curve::P521)
+            ),
+            Self::Rsa { .. } => matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512),
+            Self::Ed25519 { .. } => alg == EdDSA,
+        }
+    }
+
+    /// Verify `signature` over `message` with `alg`. ECDSA signatures must be the fixed
+    /// `R || S` form of RFC 7518 §3.4; a DER signature or `r = s = 0` fails (DPOP-08).
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        if !self.fits(alg) {
+            return false;
+        }
+        match self {
+            Self::Ec { curve, point, .. } => {
+                if signature.len() != 2 * curve.coordinate_len() {
+                    return false;
+                }
+                sig::UnparsedPublicKey::new(curve_verifier(*curve), point)
+                    .verify(message, signature)
+                    .is_ok()
+            }
+            Self::Rsa {
+                n_bytes, e_bytes, ..
+            } => {
+                let components = RsaPublicKeyComponents {
+                    n: n_bytes.as_slice(),
+                    e: e_bytes.as_slice(),
+                };
+                components
+                    .verify(rsa_params(alg), message, signature)
+                    .is_ok()
+            }
+            Self::Ed25519 { bytes, .. } => sig::UnparsedPublicKey::new(&sig::ED25519, bytes)
+                .verify(message, signature)
+                .is_ok(),
+        }
+    }
+
+    /// The same key for `jsonwebtoken`, which verifies access tokens; `None` for P-521, which
+    /// it does not support.
+    pub(crate) fn decoding_key(&self) -> Option<jsonwebtoken::DecodingKey> {
+        match self {
+            Self::Ec {
+                curve: Curve::P521, ..
+            } => None,
+            Self::Ec { x, y, .. } => jsonwebtoken::DecodingKey::from_ec_components(x, y).ok(),
+            Self::Rsa {
+                n_bytes, e_bytes, ..
+            } => Some(jsonwebtoken::DecodingKey::from_rsa_raw_components(n_bytes, e_bytes)),
+            Self::Ed25519 { x, .. } => jsonwebtoken::DecodingKey::from_ed_components(x).ok(),
+        }
+    }
+
+    /// RFC 7638 SHA-256 thumbprint, base64url without padding.
+    pub(crate) fn thumbprint(&self) -> String {
+        // Every value is base64url or a fixed name, so no JSON escaping is ever needed and the
+        // canonical form can be written directly (RFC 7638 §3.3).
+        let canonical = match self {
+            Self::Ec { curve, x, y, .. } => format!(
+                r#"{{"crv":"{}","kty":"EC","x":"{x}","y":"{y}"}}"#,
+                curve.name()
+            ),
+            Self::Rsa { n, e, .. } => format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#),
+            Self::Ed25519 { x, .. } => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#),
+        };
+        thumbprint::sha256_b64url(canonical.as_bytes())
+    }
+}
+
+fn curve_verifier(curve: Curve) -> &'static sig::EcdsaVerificationAlgorithm {
+    match curve {
+        Curve::P256 => &sig::ECDSA_P256_SHA256_FIXED,
+        Curve::P384 => &sig::ECDSA_P384_SHA384_FIXED,
+        Curve::P521 => &sig::ECDSA_P521_SHA512_FIXED,
+    }
+}
+
+fn rsa_params(alg: Algorithm) -> &'static RsaParameters {
+    match alg {
+        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+        // `fits` admits only RSA algorithms here; RS256 is the remaining one.
+        _ => &sig::RSA_PKCS1_2048_8192_SHA256,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jose::parse_json_object;
+
+    const RFC9449_JWK: &str = r#"{"kty":"EC","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs","y":"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA","crv":"P-256"}"#;
+
+    fn key(json: &str) -> Option<PublicJwk> {
+        PublicJwk::from_json(&parse_json_object(json.as_bytes())?)
+    }
+
+    #[test]
+    fn rfc8037_a4_ed25519_signature_verifies() {
+        // TV-10, RFC 8037 Appendix A.4.
+        let k = key(r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#)
+            .expect("valid key");
+        let sig = b64url_decode("hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg").expect("b64");
+        let input = b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc";
+        assert!(k.verify(Algorithm::EdDSA, input, &sig));
+        assert!(!k.verify(Algorithm::EdDSA, b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmd", &sig));
+        assert!(!k.verify(Algorithm::ES256, input, &sig));
+    }
+
+    #[test]
+    fn rejects_private_and_symmetric_keys_dpop_09() {
+        assert!(key(r#"{"kty":"OKP","crv":"Ed25519","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#).is_none());
+        assert!(key(r#"{"kty":"oct","k":"c2VjcmV0"}"#).is_none());
+    }
+
+    #[test]
+    fn rejects_non_canonical_ec_coordinates_jkt_04() {
+        assert!(key(RFC9449_JWK).is_some());
+        // 33-byte x (leading zero added) and 31-byte x (first byte dropped).
+        let x33 = crate::jose::b64url(&[&[0u8][..], &b64url_decode("l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs").expect("b64")].concat());
+        assert!(key(&RFC9449_JWK.replace("l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs", &x33)).is_none());
+        let x31 = crate::jose::b64url(&b64url_decode("l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs").expect("b64")[1..]);
+        assert!(key(&RFC9449_JWK.replace("l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs", &x31)).is_none());
+        // Padding and the standard alphabet are refused (JKT-05).
+        assert!(key(&RFC9449_JWK.replace("BFs\"", "BFs=\"")).is_none());
+        assert!(key(&RFC9449_JWK.replace("x-34", "x+34")).is_none());
+    }
+
+    #[test]
+    fn rejects_missing_members_unknown_curves_and_points_off_curve_jkt_06() {
+        assert!(key(r#"{"kty":"EC","crv":"P-256","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs"}"#).is_none());
+        assert!(key(&RFC9449_JWK.replace("P-256", "secp256k1")).is_none());
+        // Flip the last y character: (x, y') is not on P-256.
+        assert!(key(&RFC9449_JWK.replace("GRDA", "GRDB")).is_none());
+        assert!(key(r#"{"kty":"EC","crv":"P-256","x":1,"y":2}"#).is_none());
+    }
+
+    #[test]
+    fn rejects_small_and_zero_padded_rsa_moduli() {
+        let n1024 = crate::jose::b64url(&[0xC5; 128]);
+        assert!(key(&format!(r#"{{"kty":"RSA","n":"{n1024}","e":"AQAB"}}"#)).is_none());
+        let n2048 = crate::jose::b64url(&[0xC5; 256]);
+        assert!(key(&format!(r#"{{"kty":"RSA","n":"{n2048}","e":"AQAB"}}"#)).is_some());
+        let padded = crate::jose::b64url(&[&[0u8][..], &[0xC5; 256]].concat());
+        assert!(key(&format!(r#"{{"kty":"RSA","n":"{padded}","e":"AQAB"}}"#)).is_none());
+    }
+}

@@ -1,0 +1,108 @@
+//! # tower-pop
+//!
+//! Stop stolen OAuth access tokens from working. A bearer token is cash: whoever holds it spends
+//! it. A **sender-constrained** token names a key its client holds, and every request must prove
+//! possession of that key. This crate is the resource-server side:
+//!
+//! - **DPoP** (RFC 9449): the client signs a short JWT per request (`DPoP` header) with the key
+//!   whose RFC 7638 thumbprint the token carries in `cnf.jkt`. Every check of RFC 9449 §4.3 and
+//!   §7.1 is made, including `ath` and single use of each `jti`.
+//! - **mTLS certificate-bound tokens** (RFC 8705): the token's `cnf["x5t#S256"]` must be the
+//!   SHA-256 of the client certificate of the connection.
+//! - **JWT access tokens** (RFC 9068) verified against the issuer's JWK Set.
+//!
+//! The core is framework-agnostic: a [`Verifier`] reads a borrowed [`PopRequest`] and returns a
+//! [`Verified`] result or one [`PopError`], which [`Challenge`] turns into the status and
+//! `WWW-Authenticate` header. [`RequirePopLayer`] wraps any tower service with it; `axum-pop` and
+//! `actix-pop` adapt it to those frameworks.
+//!
+//! ## Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use http::{Request, Response, StatusCode};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//! use tower_pop::{PopConfig, RequirePopLayer, Verified, Verifier};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let config = PopConfig::builder()
+//!     .public_origin("https://api.example.com")      // what clients put in `htu`
+//!     .issuer("https://as.example.com")              // the only trusted issuer
+//!     .audience("https://api.example.com")           // the `aud` tokens must carry
+//!     .jwks_json(r#"{"keys":[]}"#)                   // the issuer's keys
+//!     .build()
+//!     .expect("valid configuration");
+//! let service = ServiceBuilder::new()
+//!     .layer(RequirePopLayer::new(Arc::new(Verifier::new(config))))
+//!     .service(service_fn(|req: Request<String>| async move {
+//!         let who = req.extensions().get::<Verified>().and_then(|v| v.subject()).unwrap_or("");
+//!         Ok::<_, std::convert::Infallible>(Response::new(who.to_owned()))
+//!     }));
+//! // No credentials: 401 with `WWW-Authenticate: Bearer, DPoP algs="ES256 PS256 EdDSA"`.
+//! let response = service.oneshot(Request::new(String::new())).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(response.headers()["www-authenticate"], r#"Bearer, DPoP algs="ES256 PS256 EdDSA""#);
+//! # }
+//! ```
+//!
+//! ## Defaults, and why
+//!
+//! | setting | default | reason |
+//! |---|---|---|
+//! | proof of possession | required | a bearer token is cash; [`PopConfigBuilder::allow_bearer`] relaxes it by name |
+//! | DPoP algorithms | `ES256 PS256 EdDSA` | FAPI 2.0 §5.4.1; `none` and HMAC cannot be configured at all |
+//! | token algorithms | `RS256 PS256 ES256 EdDSA` | RFC 9068 requires RS256 |
+//! | proof `iat` window | 60 s past, 10 s future | RFC 9449 §11.1 "seconds or minutes"; FAPI 2.0 future rule |
+//! | token `exp`/`nbf` leeway | 30 s | small clock skew, never minutes |
+//! | replay store | in memory, 1,000,000 live proofs, refuses when full | never accept a replay, never grow without bound |
+//! | token cache | 10,000 verified tokens, each until its `exp` | a reused token costs one signature check |
+//! | public origin | required, `https` | `htu` is never derived from client-controlled headers |
+//!
+//! ## Features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `signer` | [`dpop::signer`]: builds `DPoP` proofs for clients, demos and tests |
+//!
+//! ## Deployment
+//!
+//! - Behind a TLS-terminating proxy, set the public origin to the URL clients use.
+//! - Several instances behind one API need a shared [`ReplayCache`]; the in-memory default only
+//!   sees its own instance's proofs.
+//! - Nothing here logs a token, proof or key; refusals are logged at `debug` by kind only, and
+//!   server-side failures at `warn`/`error`.
+
+#![deny(missing_docs)]
+
+mod challenge;
+pub mod clock;
+mod config;
+mod credentials;
+pub mod dpop;
+mod error;
+mod expiring;
+mod extension;
+mod jose;
+mod jwk;
+mod layer;
+mod mtls;
+pub mod replay;
+mod request;
+pub mod thumbprint;
+mod token;
+mod verifier;
+
+pub use challenge::Challenge;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{
+    DEFAULT_DPOP_ALGORITHMS, DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_MAX_AGE,
+    DEFAULT_TOKEN_ALGORITHMS, DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_LEEWAY, PopConfig,
+    PopConfigBuilder,
+};
+pub use error::{AuthScheme, ConfigError, PopError, PopErrorKind};
+pub use extension::{Binding, ClaimsError, Verified};
+pub use jose::{Algorithm, UnknownAlgorithm};
+pub use layer::{RequirePop, RequirePopLayer, ResponseFuture};
+pub use replay::{MemoryReplayCache, ReplayCache};
+pub use request::{PeerCertificate, PopRequest};
+pub use verifier::Verifier;

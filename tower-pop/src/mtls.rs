@@ -1,0 +1,52 @@
+//! Certificate-bound access tokens (RFC 8705 §3): the SHA-256 of the client certificate's DER
+//! must equal the token's `cnf["x5t#S256"]`.
+//!
+//! The certificate comes from the TLS connection ([`crate::PeerCertificate`] in the request
+//! extensions, or [`crate::PopRequest::peer_certificate`]). The binding check needs no chain
+//! validation (RFC 8705 §6.2, MTLS-06): the TLS layer proved the client holds the certificate's
+//! key. A bound token verified without a certificate is refused, never accepted (MTLS-03,
+//! MTLS-08). Behind a TLS-terminating proxy, the certificate must be forwarded by a trusted
+//! proxy (RFC 9440); that support is a later addition.
+
+use subtle::ConstantTimeEq;
+
+use crate::error::PopErrorKind;
+use crate::thumbprint::x5t_s256;
+
+/// Check the connection's certificate against `cnf["x5t#S256"]`; returns the thumbprint.
+pub(crate) fn check_certificate_binding(
+    cnf_x5t_s256: &str,
+    peer_certificate: Option<&[u8]>,
+) -> Result<String, PopErrorKind> {
+    let der = peer_certificate.ok_or(PopErrorKind::CertBindingMismatch)?;
+    let thumbprint = x5t_s256(der);
+    if bool::from(thumbprint.as_bytes().ct_eq(cnf_x5t_s256.as_bytes())) {
+        Ok(thumbprint)
+    } else {
+        Err(PopErrorKind::CertBindingMismatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    /// RFC 9440 Appendix A client certificate (TV-12).
+    const CLIENT_CERT_B64: &str = "MIIBqDCCAU6gAwIBAgIBBzAKBggqhkjOPQQDAjA6MRswGQYDVQQKDBJMZXQncyBBdXRoZW50aWNhdGUxGzAZBgNVBAMMEkxBIEludGVybWVkaWF0ZSBDQTAeFw0yMDAxMTQyMjU1MzNaFw0yMTAxMjMyMjU1MzNaMA0xCzAJBgNVBAMMAkJDMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE8YnXXfaUgmnMtOXU/IncWalRhebrXmckC8vdgJ1p5Be5F/3YC8OthxM4+k1M6aEAEFcGzkJiNy6J84y7uzo9M6NyMHAwCQYDVR0TBAIwADAfBgNVHSMEGDAWgBRm3WjLa38lbEYCuiCPct0ZaSED2DAOBgNVHQ8BAf8EBAMCBsAwEwYDVR0lBAwwCgYIKwYBBQUHAwIwHQYDVR0RAQH/BBMwEYEPYmRjQGV4YW1wbGUuY29tMAoGCCqGSM49BAMCA0gAMEUCIBHda/r1vaL6G3VliL4/Di6YK0Q6bMjeSkC3dFCOOB8TAiEAx/kHSB4urmiZ0NX5r5XarmPk0wmuydBVoU4hBVZ1yhk=";
+
+    #[test]
+    fn rfc9440_certificate_thumbprint_mtls_04() {
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(CLIENT_CERT_B64)
+            .expect("base64");
+        assert_eq!(der.len(), 428);
+        let expected = "v68ffgcPn6jdYpBfFY2nP4ShE2Yk-6_Mk5PI9yh6aes";
+        assert_eq!(check_certificate_binding(expected, Some(&der)).as_deref(), Ok(expected));
+        assert_eq!(
+            check_certificate_binding("6H31tD6_m4nKKyu_MaTnrVpA1ATPuy_MGkA8JlEoWtw", Some(&der)),
+            Err(PopErrorKind::CertBindingMismatch)
+        );
+        assert_eq!(check_certificate_binding(expected, None), Err(PopErrorKind::CertBindingMismatch));
+    }
+}

@@ -1,0 +1,133 @@
+//! The neutral, borrowed view of a request that the verifier reads.
+//!
+//! It names no web framework type: tower/axum (on `http` 1.x) get it from
+//! `From<&http::request::Parts>`; actix-web (on `http` 0.2) builds it from its own request with
+//! [`PopRequest::new`] and the adder methods. Nothing is copied: the view borrows the method, the
+//! path and the header values.
+
+use std::sync::Arc;
+
+/// The DER-encoded client certificate of the connection (RFC 8705), put into the request
+/// extensions by the TLS glue (see `axum-pop`); the layer reads it from there.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PeerCertificate(Arc<[u8]>);
+
+impl PeerCertificate {
+    /// Wrap a DER-encoded X.509 certificate.
+    #[must_use]
+    pub fn new(der: impl Into<Arc<[u8]>>) -> Self {
+        Self(der.into())
+    }
+
+    /// The DER bytes.
+    #[must_use]
+    pub fn der(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PeerCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PeerCertificate({} bytes)", self.0.len())
+    }
+}
+
+/// Every value of one header field: the first, and how many there were.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FieldValues<'a> {
+    pub(crate) first: Option<&'a [u8]>,
+    pub(crate) count: usize,
+}
+
+impl<'a> FieldValues<'a> {
+    fn add(&mut self, value: &'a [u8]) {
+        if self.first.is_none() {
+            self.first = Some(value);
+        }
+        self.count += 1;
+    }
+}
+
+/// What the verifier needs to know about a request.
+///
+/// ```
+/// use tower_pop::PopRequest;
+///
+/// let request = PopRequest::new("GET", "/protectedresource")
+///     .authorization(b"DPoP Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU")
+///     .dpop(b"eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.AA");
+/// assert_eq!(request.method(), "GET");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct PopRequest<'a> {
+    method: &'a str,
+    path: &'a str,
+    pub(crate) authorization: FieldValues<'a>,
+    pub(crate) dpop: FieldValues<'a>,
+    pub(crate) peer_certificate: Option<&'a [u8]>,
+}
+
+impl<'a> PopRequest<'a> {
+    /// A request with this method and target path (the query, if any, is ignored). The
+    /// scheme and host are never taken from the request: the verifier uses its configured
+    /// public origin (HTU-07).
+    #[must_use]
+    pub fn new(method: &'a str, path: &'a str) -> Self {
+        Self {
+            method,
+            path,
+            authorization: FieldValues::default(),
+            dpop: FieldValues::default(),
+            peer_certificate: None,
+        }
+    }
+
+    /// Add the value of one `Authorization` field; call once per field line.
+    #[must_use]
+    pub fn authorization(mut self, value: &'a [u8]) -> Self {
+        self.authorization.add(value);
+        self
+    }
+
+    /// Add the value of one `DPoP` field; call once per field line.
+    #[must_use]
+    pub fn dpop(mut self, value: &'a [u8]) -> Self {
+        self.dpop.add(value);
+        self
+    }
+
+    /// The DER client certificate of the connection, when mutual TLS authenticated one.
+    #[must_use]
+    pub fn peer_certificate(mut self, der: &'a [u8]) -> Self {
+        self.peer_certificate = Some(der);
+        self
+    }
+
+    /// The request method.
+    #[must_use]
+    pub fn method(&self) -> &'a str {
+        self.method
+    }
+
+    /// The request path (without query).
+    #[must_use]
+    pub fn path(&self) -> &'a str {
+        self.path.split('?').next().unwrap_or_default()
+    }
+}
+
+impl<'a> From<&'a http::request::Parts> for PopRequest<'a> {
+    fn from(parts: &'a http::request::Parts) -> Self {
+        let mut request = Self::new(parts.method.as_str(), parts.uri.path());
+        for value in parts.headers.get_all(http::header::AUTHORIZATION) {
+            request = request.authorization(value.as_bytes());
+        }
+        for value in parts.headers.get_all("dpop") {
+            request = request.dpop(value.as_bytes());
+        }
+        if let Some(cert) = parts.extensions.get::<PeerCertificate>() {
+            request = request.peer_certificate(cert.der());
+        }
+        request
+    }
+}

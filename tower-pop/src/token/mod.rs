@@ -1,0 +1,118 @@
+//! Access tokens: JWTs per RFC 9068 (this release), their confirmation (`cnf`) claim, and a
+//! bounded cache of verified tokens.
+//!
+//! Only JWT access tokens signed by the configured issuer's keys are accepted; an opaque token
+//! gets `invalid_token` (introspection, RFC 7662, is a later addition). A verified token is
+//! cached under its SHA-256 until its `exp` (plus leeway), so a token reused on many requests
+//! costs one signature verification; the DPoP proof is still verified on every request.
+
+pub(crate) mod jwks;
+pub(crate) mod jwt;
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::error::PopErrorKind;
+use crate::jose::b64url_decode;
+
+/// What a token's `cnf` claim (RFC 7800 §3.1) binds it to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Confirmation {
+    /// `cnf.jkt` (RFC 9449 §6.1).
+    pub(crate) jkt: Option<String>,
+    /// `cnf["x5t#S256"]` (RFC 8705 §3.1).
+    pub(crate) x5t_s256: Option<String>,
+}
+
+impl Confirmation {
+    pub(crate) fn is_bound(&self) -> bool {
+        self.jkt.is_some() || self.x5t_s256.is_some()
+    }
+}
+
+/// A SHA-256 thumbprint as written in `cnf`: exactly 43 base64url characters (DPOP-17, MTLS-04).
+fn thumbprint_member(cnf: &Map<String, Value>, name: &str) -> Result<Option<String>, PopErrorKind> {
+    match cnf.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) if s.len() == 43 && b64url_decode(s).is_some_and(|b| b.len() == 32) => {
+            Ok(Some(s.clone()))
+        }
+        Some(_) => Err(PopErrorKind::TokenInvalid),
+    }
+}
+
+/// Read `cnf` from token claims (or an introspection response).
+///
+/// - absent: unbound;
+/// - not an object, or naming more than one of `jwk`/`jwe`/`jku` (CNF-01, CNF-02), or a
+///   malformed thumbprint: [`PopErrorKind::TokenInvalid`];
+/// - an object with neither `jkt` nor `x5t#S256`: [`PopErrorKind::UnsupportedBinding`], never
+///   bearer (CNF-03); unknown members beside a supported one are ignored (CNF-06).
+pub(crate) fn confirmation(claims: &Map<String, Value>) -> Result<Confirmation, PopErrorKind> {
+    let Some(cnf) = claims.get("cnf") else {
+        return Ok(Confirmation::default());
+    };
+    let cnf = cnf.as_object().ok_or(PopErrorKind::TokenInvalid)?;
+    if ["jwk", "jwe", "jku"].iter().filter(|m| cnf.contains_key(**m)).count() > 1 {
+        return Err(PopErrorKind::TokenInvalid);
+    }
+    let confirmation = Confirmation {
+        jkt: thumbprint_member(cnf, "jkt")?,
+        x5t_s256: thumbprint_member(cnf, "x5t#S256")?,
+    };
+    if confirmation.is_bound() {
+        Ok(confirmation)
+    } else {
+        Err(PopErrorKind::UnsupportedBinding)
+    }
+}
+
+/// A verified access token.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenInfo {
+    pub(crate) claims: Arc<Map<String, Value>>,
+    pub(crate) confirmation: Confirmation,
+    /// The token may be used while `now < valid_until` (its `exp` plus leeway, exclusive).
+    pub(crate) valid_until: u64,
+    /// ... and while `now >= not_before` (its `nbf` minus leeway).
+    pub(crate) not_before: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jose::parse_json_object;
+
+    fn cnf(json: &str) -> Result<Confirmation, PopErrorKind> {
+        confirmation(&parse_json_object(json.as_bytes()).expect("json"))
+    }
+
+    const JKT: &str = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+
+    #[test]
+    fn reads_jkt_and_x5t() {
+        let c = cnf(&format!(r#"{{"cnf":{{"jkt":"{JKT}","foo":1}}}}"#)).expect("ok");
+        assert_eq!(c.jkt.as_deref(), Some(JKT));
+        // TV-12: the RFC 9440 Appendix A certificate's thumbprint.
+        let c = cnf(r#"{"cnf":{"x5t#S256":"v68ffgcPn6jdYpBfFY2nP4ShE2Yk-6_Mk5PI9yh6aes"}}"#).expect("ok");
+        assert!(c.x5t_s256.is_some() && c.jkt.is_none());
+        // TV-11: the RFC 8705 §3.1 example value ends in "2", whose low bits are not zero: no
+        // SHA-256 digest encodes that way, so it can never match and is refused as malformed.
+        assert_eq!(
+            cnf(r#"{"cnf":{"x5t#S256":"bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}"#),
+            Err(PopErrorKind::TokenInvalid)
+        );
+        assert_eq!(cnf("{}"), Ok(Confirmation::default()));
+    }
+
+    #[test]
+    fn malformed_or_unsupported_cnf_never_falls_back_to_bearer() {
+        assert_eq!(cnf(r#"{"cnf":"abc"}"#), Err(PopErrorKind::TokenInvalid));
+        assert_eq!(cnf(r#"{"cnf":["a"]}"#), Err(PopErrorKind::TokenInvalid));
+        assert_eq!(cnf(r#"{"cnf":{"jwk":{},"jku":"https://x"}}"#), Err(PopErrorKind::TokenInvalid));
+        assert_eq!(cnf(r#"{"cnf":{"kid":"x"}}"#), Err(PopErrorKind::UnsupportedBinding));
+        assert_eq!(cnf(&format!(r#"{{"cnf":{{"jkt":"{JKT}="}}}}"#)), Err(PopErrorKind::TokenInvalid));
+        assert_eq!(cnf(&format!(r#"{{"cnf":{{"jkt":"{}"}}}}"#, &JKT[..42])), Err(PopErrorKind::TokenInvalid));
+    }
+}
