@@ -1,0 +1,257 @@
+//! A DPoP proof signer for clients (RFC 9449 §4.2), behind the `signer` feature.
+//!
+//! It holds a private key and builds the `DPoP` header value for one request: `typ`
+//! `dpop+jwt`, `alg`, the public `jwk`; claims `jti` (128 random bits), `htm`, `htu` (query and
+//! fragment removed, as §4.2 requires), `iat`, `ath` when an access token is sent, and `nonce`
+//! when the server supplied one. Make a fresh proof for every request, retries included
+//! (RFC 9449 §7.3): the server refuses a proof it has seen.
+//!
+//! ```
+//! use tower_pop::Algorithm;
+//! use tower_pop::dpop::signer::ProofSigner;
+//!
+//! let signer = ProofSigner::generate(Algorithm::ES256).expect("key generation");
+//! let proof = signer.proof("GET", "https://api.example.com/whoami?x=1", Some("the-access-token"), None);
+//! assert_eq!(proof.split('.').count(), 3);
+//! // The authorization server binds the token to this thumbprint (`cnf.jkt`).
+//! assert_eq!(signer.thumbprint().len(), 43);
+//! ```
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
+use serde_json::{Value, json};
+
+use crate::jose::{Algorithm, b64url};
+use crate::thumbprint::{ath, sha256_b64url};
+
+/// The key could not be generated or loaded, or the algorithm is not supported for signing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerError(&'static str);
+
+impl fmt::Display for SignerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for SignerError {}
+
+enum SigningKey {
+    Ecdsa(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+    Rsa(RsaKeyPair),
+}
+
+/// Signs DPoP proofs (and, for tests and demos, any compact JWS) with one private key.
+pub struct ProofSigner {
+    alg: Algorithm,
+    key: SigningKey,
+    jwk: Value,
+    thumbprint: String,
+    rng: SystemRandom,
+}
+
+// Never print key material.
+impl fmt::Debug for ProofSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProofSigner")
+            .field("alg", &self.alg)
+            .field("thumbprint", &self.thumbprint)
+            .finish_non_exhaustive()
+    }
+}
+
+fn ecdsa_signing(alg: Algorithm) -> Option<(&'static sig::EcdsaSigningAlgorithm, &'static str, usize)> {
+    match alg {
+        Algorithm::ES256 => Some((&sig::ECDSA_P256_SHA256_FIXED_SIGNING, "P-256", 32)),
+        Algorithm::ES384 => Some((&sig::ECDSA_P384_SHA384_FIXED_SIGNING, "P-384", 48)),
+        Algorithm::ES512 => Some((&sig::ECDSA_P521_SHA512_FIXED_SIGNING, "P-521", 66)),
+        _ => None,
+    }
+}
+
+fn rsa_encoding(alg: Algorithm) -> Option<&'static dyn sig::RsaEncoding> {
+    Some(match alg {
+        Algorithm::RS256 => &sig::RSA_PKCS1_SHA256,
+        Algorithm::RS384 => &sig::RSA_PKCS1_SHA384,
+        Algorithm::RS512 => &sig::RSA_PKCS1_SHA512,
+        Algorithm::PS256 => &sig::RSA_PSS_SHA256,
+        Algorithm::PS384 => &sig::RSA_PSS_SHA384,
+        Algorithm::PS512 => &sig::RSA_PSS_SHA512,
+        _ => return None,
+    })
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl ProofSigner {
+    /// Generate a new key for `alg` (RSA algorithms get a 2048-bit key).
+    ///
+    /// # Errors
+    /// When key generation fails.
+    pub fn generate(alg: Algorithm) -> Result<Self, SignerError> {
+        let failed = SignerError("key generation failed");
+        let key = if let Some((curve, _, _)) = ecdsa_signing(alg) {
+            SigningKey::Ecdsa(EcdsaKeyPair::generate(curve).map_err(|_| failed.clone())?)
+        } else if alg == Algorithm::EdDSA {
+            SigningKey::Ed25519(Ed25519KeyPair::generate().map_err(|_| failed.clone())?)
+        } else {
+            SigningKey::Rsa(RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| failed.clone())?)
+        };
+        Ok(Self::with_key(alg, key))
+    }
+
+    /// Load a PKCS#8 (DER) private key for `alg`.
+    ///
+    /// # Errors
+    /// When the key does not parse or does not fit `alg`.
+    pub fn from_pkcs8(alg: Algorithm, der: &[u8]) -> Result<Self, SignerError> {
+        let rejected = SignerError("private key rejected for this algorithm");
+        let key = if let Some((curve, _, _)) = ecdsa_signing(alg) {
+            SigningKey::Ecdsa(EcdsaKeyPair::from_pkcs8(curve, der).map_err(|_| rejected.clone())?)
+        } else if alg == Algorithm::EdDSA {
+            SigningKey::Ed25519(Ed25519KeyPair::from_pkcs8(der).map_err(|_| rejected.clone())?)
+        } else {
+            SigningKey::Rsa(RsaKeyPair::from_pkcs8(der).map_err(|_| rejected.clone())?)
+        };
+        Ok(Self::with_key(alg, key))
+    }
+
+    fn with_key(alg: Algorithm, key: SigningKey) -> Self {
+        let (jwk, canonical) = match &key {
+            SigningKey::Ecdsa(k) => {
+                let (_, crv, len) = ecdsa_signing(alg).unwrap_or((&sig::ECDSA_P256_SHA256_FIXED_SIGNING, "P-256", 32));
+                let point = k.public_key().as_ref();
+                let (x, y) = (b64url(&point[1..=len]), b64url(&point[1 + len..]));
+                (
+                    json!({"kty": "EC", "crv": crv, "x": x, "y": y}),
+                    format!(r#"{{"crv":"{crv}","kty":"EC","x":"{x}","y":"{y}"}}"#),
+                )
+            }
+            SigningKey::Ed25519(k) => {
+                let x = b64url(k.public_key().as_ref());
+                (
+                    json!({"kty": "OKP", "crv": "Ed25519", "x": x}),
+                    format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#),
+                )
+            }
+            SigningKey::Rsa(k) => {
+                let public = k.public_key();
+                let n = b64url(public.modulus().big_endian_without_leading_zero());
+                let e = b64url(public.exponent().big_endian_without_leading_zero());
+                (
+                    json!({"kty": "RSA", "n": n, "e": e}),
+                    format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#),
+                )
+            }
+        };
+        Self {
+            alg,
+            key,
+            jwk,
+            thumbprint: sha256_b64url(canonical.as_bytes()),
+            rng: SystemRandom::new(),
+        }
+    }
+
+    /// The signing algorithm.
+    #[must_use]
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The RFC 7638 thumbprint of the public key: what the token's `cnf.jkt` must be.
+    #[must_use]
+    pub fn thumbprint(&self) -> &str {
+        &self.thumbprint
+    }
+
+    /// The public key as a JWK JSON string.
+    #[must_use]
+    pub fn public_jwk(&self) -> String {
+        self.jwk.to_string()
+    }
+
+    /// A proof for one request, with `iat` now and a fresh random `jti`.
+    #[must_use]
+    pub fn proof(&self, method: &str, url: &str, access_token: Option<&str>, nonce: Option<&str>) -> String {
+        self.proof_at(method, url, access_token, nonce, now_unix())
+    }
+
+    /// A proof with an explicit `iat` (seconds since the Unix epoch).
+    #[must_use]
+    pub fn proof_at(&self, method: &str, url: &str, access_token: Option<&str>, nonce: Option<&str>, iat: u64) -> String {
+        let htu = url.split(['?', '#']).next().unwrap_or_default();
+        let mut claims = json!({
+            "jti": self.random_jti(),
+            "htm": method,
+            "htu": htu,
+            "iat": iat,
+        });
+        if let Some(token) = access_token {
+            claims["ath"] = Value::String(ath(token));
+        }
+        if let Some(nonce) = nonce {
+            claims["nonce"] = Value::String(nonce.to_owned());
+        }
+        self.sign_compact(&self.proof_header(), &claims)
+    }
+
+    /// The protected header of a proof: `typ`, `alg`, `jwk`.
+    #[must_use]
+    pub fn proof_header(&self) -> Value {
+        json!({"typ": "dpop+jwt", "alg": self.alg.as_str(), "jwk": self.jwk})
+    }
+
+    /// A fresh `jti`: 128 random bits, base64url.
+    #[must_use]
+    pub fn random_jti(&self) -> String {
+        let mut bytes = [0u8; 16];
+        // SystemRandom only fails if the OS has no randomness source at all.
+        if self.rng.fill(&mut bytes).is_err() {
+            bytes = now_unix().to_le_bytes().repeat(2).try_into().unwrap_or([0; 16]);
+        }
+        b64url(&bytes)
+    }
+
+    /// Sign any header and payload as a compact JWS with this key and algorithm. Useful for
+    /// tests (malformed proofs) and demos (an authorization server signing access tokens); the
+    /// header is used as given.
+    #[must_use]
+    pub fn sign_compact(&self, header: &Value, payload: &Value) -> String {
+        self.sign_compact_raw(header.to_string().as_bytes(), payload.to_string().as_bytes())
+    }
+
+    /// Sign raw header and payload bytes (they need not be valid JSON).
+    #[must_use]
+    pub fn sign_compact_raw(&self, header: &[u8], payload: &[u8]) -> String {
+        let input = format!("{}.{}", b64url(header), b64url(payload));
+        let signature = self.sign_bytes(input.as_bytes());
+        format!("{input}.{}", b64url(&signature))
+    }
+
+    fn sign_bytes(&self, message: &[u8]) -> Vec<u8> {
+        match &self.key {
+            SigningKey::Ecdsa(k) => k
+                .sign(&self.rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .unwrap_or_default(),
+            SigningKey::Ed25519(k) => k.sign(message).as_ref().to_vec(),
+            SigningKey::Rsa(k) => {
+                let mut out = vec![0; k.public_modulus_len()];
+                match rsa_encoding(self.alg) {
+                    Some(encoding) if k.sign(encoding, &self.rng, message, &mut out).is_ok() => out,
+                    _ => Vec::new(),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Integration tests of tower-pop through its public API and the tower layer.
+//! Checklist IDs (SPEC-CHECKLIST.md) are cited in test names or comments.
+
+// Test code: helpers are shared across modules of one binary, and unwrap is the assertion.
+#![allow(unreachable_pub, clippy::unwrap_used)]
+
+mod support;
+
+mod binding;
+mod garbage;
+mod proofs;
+mod replay;
+mod tokens;

@@ -1,0 +1,155 @@
+//! Single use of proofs (SPEC-CHECKLIST §5) and failing replay stores (DPOP-19).
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tower::{Service, ServiceExt};
+use tower_pop::replay::{BoxFuture, ReplayCache, ReplayEntry, ReplayError, ReplayOutcome};
+use tower_pop::{MemoryReplayCache, PopConfig, Verifier};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn rejects_replayed_jti_rpl_02() {
+    let f = Fixture::new();
+    let token = f.token();
+    let proof = f.proof(&token);
+    assert_ok(&f.dpop(&token, &proof).await, "dpop");
+    assert_refused(&f.dpop(&token, &proof).await, 401, Some("DPoP"), "invalid_dpop_proof");
+    // A fresh proof for the same token is fine.
+    assert_ok(&f.dpop(&token, &f.proof(&token)).await, "dpop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn same_proof_sent_20_times_at_once_succeeds_exactly_once() {
+    let f = Fixture::new();
+    let token = f.token();
+    let proof = f.proof(&token);
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let mut svc = service(Arc::clone(&f.verifier));
+        let request = req("GET", PATH, &[&format!("DPoP {token}")], &[&proof]);
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            svc.ready().await.unwrap().call(request).await.unwrap().status().as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 19, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn jti_is_scoped_to_the_proof_key_rpl_06() {
+    let f = Fixture::new();
+    let token = f.token();
+    let header = f.client.proof_header();
+    let p1 = f.proof_custom(header.clone(), json!({"jti": "same"}), &token);
+    assert_ok(&f.dpop(&token, &p1).await, "dpop");
+    // Same key, same jti, different URL: still a replay (the scope is the key, not the URI).
+    let p2 = f.proof_custom(header, json!({"jti": "same", "htu": format!("{ORIGIN}/other")}), &token);
+    let response = f.send(req("GET", "/other", &[&format!("DPoP {token}")], &[&p2])).await;
+    assert_refused(&response, 401, Some("DPoP"), "invalid_dpop_proof");
+    // Another client's key may use the same jti.
+    let mut g = Fixture::new();
+    g.client = tower_pop::dpop::signer::ProofSigner::generate(tower_pop::Algorithm::EdDSA).unwrap();
+    let other_token = g.token();
+    let p3 = g.proof_custom(g.client.proof_header(), json!({"jti": "same"}), &other_token);
+    assert_ok(&g.dpop(&other_token, &p3).await, "dpop");
+}
+
+fn verifier_with_store(f: &Fixture, store: Arc<dyn ReplayCache>) -> Arc<Verifier> {
+    Arc::new(Verifier::new(
+        PopConfig::builder()
+            .public_origin(ORIGIN)
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .jwks_json(jwks_for(&f.issuer_key, "as-1"))
+            .clock(Arc::new(f.clock.clone()))
+            .replay_cache(store)
+            .build()
+            .unwrap(),
+    ))
+}
+
+#[tokio::test]
+async fn entries_expire_with_the_iat_window_rpl_04() {
+    let mut f = Fixture::new();
+    let store = Arc::new(MemoryReplayCache::new(100));
+    f.verifier = verifier_with_store(&f, store.clone());
+    let token = f.token_patched(json!({"exp": NOW + 3600}));
+    let proof = f.proof(&token);
+    assert_ok(&f.dpop(&token, &proof).await, "dpop");
+    assert_eq!(store.len(), 1);
+    f.clock.advance(61);
+    store.sweep(NOW + 61);
+    assert!(store.is_empty());
+    // The replay now fails on the iat check instead.
+    assert_refused(&f.dpop(&token, &proof).await, 401, Some("DPoP"), "invalid_dpop_proof");
+    assert!(store.is_empty());
+}
+
+#[tokio::test]
+async fn full_store_refuses_with_503_and_never_accepts_a_replay() {
+    let mut f = Fixture::new();
+    let store = Arc::new(MemoryReplayCache::new(2));
+    f.verifier = verifier_with_store(&f, store.clone());
+    let token = f.token();
+    let first = f.proof(&token);
+    assert_ok(&f.dpop(&token, &first).await, "dpop");
+    assert_ok(&f.dpop(&token, &f.proof(&token)).await, "dpop");
+    let response = f.dpop(&token, &f.proof(&token)).await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().get("www-authenticate").is_none());
+    assert_refused(&f.dpop(&token, &first).await, 401, Some("DPoP"), "invalid_dpop_proof");
+    assert_eq!(store.len(), 2);
+    // Once the window has passed, room is made again.
+    f.clock.advance(61);
+    let later = f.client.proof_at("GET", URL, Some(&token), None, NOW + 61);
+    assert_ok(&f.dpop(&token, &later).await, "dpop");
+    assert_eq!(store.len(), 1);
+}
+
+/// A store whose backend is down: the request must fail closed.
+#[derive(Debug)]
+struct DownStore;
+
+impl ReplayCache for DownStore {
+    fn insert_if_absent(&self, _: ReplayEntry) -> BoxFuture<'_, Result<ReplayOutcome, ReplayError>> {
+        Box::pin(async { Err(ReplayError::unavailable("connection refused")) })
+    }
+}
+
+#[tokio::test]
+async fn unavailable_store_fails_closed_dpop_19() {
+    let mut f = Fixture::new();
+    f.verifier = verifier_with_store(&f, Arc::new(DownStore));
+    let token = f.token();
+    let response = f.dpop(&token, &f.proof(&token)).await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().get("www-authenticate").is_none());
+    assert_eq!(
+        response.extensions().get::<tower_pop::PopError>().unwrap().kind(),
+        tower_pop::PopErrorKind::ReplayStoreUnavailable
+    );
+}
+
+#[tokio::test]
+async fn instances_sharing_a_store_refuse_each_others_replays_rpl_05() {
+    let f = Fixture::new();
+    let store: Arc<dyn ReplayCache> = Arc::new(MemoryReplayCache::new(100));
+    let a = verifier_with_store(&f, Arc::clone(&store));
+    let b = verifier_with_store(&f, store);
+    let token = f.token();
+    let proof = f.proof(&token);
+    let request = || req("GET", PATH, &[&format!("DPoP {token}")], &[&proof]);
+    let response = service(a).oneshot(request()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let response = service(b).oneshot(request()).await.unwrap();
+    assert_refused(&response, 401, Some("DPoP"), "invalid_dpop_proof");
+}
