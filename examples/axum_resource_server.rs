@@ -1,0 +1,56 @@
+//! An axum resource server protected by tower-pop: `/whoami` answers with the verified claims
+//! and the binding proven (DPoP, mTLS or, with `--allow-bearer`, none); `/health` is open.
+//!
+//! Run it from the workspace root:
+//!
+//! ```text
+//! cargo run --release --example axum_resource_server -- \
+//!     --issuer https://as.example.com --audience https://api.example.com \
+//!     --jwks-file issuer-jwks.json --public-url https://api.example.com
+//! ```
+//!
+//! Flags, routes and answers are a stable interface, identical to `actix_resource_server`.
+
+use std::sync::Arc;
+
+use axum::extract::Extension;
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use examples_common::{Args, init_logging, whoami};
+use tower_pop::{RequirePopLayer, Verified, Verifier};
+
+#[tokio::main]
+async fn main() {
+    init_logging();
+    let args = Args::from_env();
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => fail(&format!("cannot listen on {}: {e}", args.listen)),
+    };
+    let bound = listener.local_addr().unwrap_or(args.listen);
+    let config = args.config(bound).unwrap_or_else(|e| fail(&e));
+    let verifier = Arc::new(Verifier::new(config));
+
+    let app = Router::new()
+        .route(
+            "/whoami",
+            any(|Extension(verified): Extension<Verified>| async move { Json(whoami(&verified)) }),
+        )
+        .route_layer(RequirePopLayer::new(verifier))
+        .route("/health", get(|| async { "ok" }));
+
+    println!("listening on http://{bound}");
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    if let Err(e) = served {
+        fail(&format!("server error: {e}"));
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1)
+}

@@ -1,0 +1,7 @@
+//! Starts the example servers as processes on loopback and talks to them over real HTTP.
+
+// Test code: unwrap is the assertion.
+#![allow(clippy::unwrap_used)]
+
+mod http_client;
+mod server;

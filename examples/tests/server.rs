@@ -1,0 +1,243 @@
+//! The axum example server over real HTTP on loopback (EXAMPLE-SERVERS.md contract).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tower_pop::Algorithm;
+use tower_pop::dpop::signer::ProofSigner;
+
+use crate::http_client::{send, send_raw};
+
+const ISSUER: &str = "https://as.example.test";
+const AUDIENCE: &str = "https://api.example.test";
+
+fn example_binary(name: &str) -> PathBuf {
+    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().join("examples").join(name)
+}
+
+pub(crate) struct Server {
+    pub(crate) addr: SocketAddr,
+    pub(crate) issuer: ProofSigner,
+    _child: Child,
+}
+
+static FILES: AtomicUsize = AtomicUsize::new(0);
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+impl Server {
+    pub(crate) async fn start(name: &str, extra: &[&str]) -> Self {
+        let issuer = ProofSigner::generate(Algorithm::ES256).unwrap();
+        let mut jwk: serde_json::Value = serde_json::from_str(&issuer.public_jwk()).unwrap();
+        jwk["kid"] = json!("as-1");
+        let path = std::env::temp_dir().join(format!(
+            "tower-pop-jwks-{}-{}.json",
+            std::process::id(),
+            FILES.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::write(&path, json!({"keys": [jwk]}).to_string()).unwrap();
+        let mut child = Command::new(example_binary(name))
+            .args(["--listen", "127.0.0.1:0", "--issuer", ISSUER, "--audience", AUDIENCE])
+            .arg("--jwks-file")
+            .arg(&path)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} (built by cargo test?): {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("server starts within 30 s")
+            .unwrap()
+            .expect("a first line");
+        let addr = line
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .parse()
+            .unwrap();
+        Self {
+            addr,
+            issuer,
+            _child: child,
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub(crate) fn token(&self, cnf_jkt: Option<&str>) -> String {
+        let mut claims = json!({
+            "iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "client_id": "demo",
+            "iat": now(), "exp": now() + 300, "jti": "t1", "scope": "read",
+        });
+        if let Some(jkt) = cnf_jkt {
+            claims["cnf"] = json!({"jkt": jkt});
+        }
+        self.issuer
+            .sign_compact(&json!({"typ": "at+jwt", "alg": "ES256", "kid": "as-1"}), &claims)
+    }
+}
+
+fn error_in(challenge: &str, scheme: &str, code: &str) -> bool {
+    let (bearer, dpop) = challenge.split_once(", DPoP").unwrap();
+    let wanted = format!("error=\"{code}\"");
+    match scheme {
+        "DPoP" => dpop.contains(&wanted) && !bearer.contains("error="),
+        _ => bearer.contains(&wanted) && !dpop.contains("error="),
+    }
+}
+
+#[tokio::test]
+async fn axum_server_accepts_a_bound_request_and_refuses_the_rest() {
+    let s = Server::start("axum_resource_server", &[]).await;
+    let client = ProofSigner::generate(Algorithm::ES256).unwrap();
+    let token = s.token(Some(client.thumbprint()));
+    let auth = format!("DPoP {token}");
+
+    let health = send(s.addr, "GET", "/health", &[]).await;
+    assert_eq!(health.status, 200);
+
+    // A valid DPoP request, any method.
+    for method in ["GET", "POST"] {
+        let proof = client.proof(method, &s.url("/whoami"), Some(&token), None);
+        let r = send(s.addr, method, "/whoami", &[("Authorization", &auth), ("DPoP", &proof)]).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let body = r.json();
+        assert_eq!(body["sub"], "alice");
+        assert_eq!(body["binding"], "dpop");
+        assert_eq!(body["jkt"], client.thumbprint());
+        assert_eq!(body["claims"]["client_id"], "demo");
+    }
+
+    // No credentials: both challenges, no error (RFC 9449 Fig. 17).
+    let r = send(s.addr, "GET", "/whoami", &[]).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some(r#"Bearer, DPoP algs="ES256 PS256 EdDSA""#));
+
+    // The same proof twice: replay.
+    let proof = client.proof("GET", &s.url("/whoami"), Some(&token), None);
+    let headers = [("Authorization", auth.as_str()), ("DPoP", proof.as_str())];
+    assert_eq!(send(s.addr, "GET", "/whoami", &headers).await.status, 200);
+    let r = send(s.addr, "GET", "/whoami", &headers).await;
+    assert_eq!(r.status, 401);
+    assert!(error_in(r.header("www-authenticate").unwrap(), "DPoP", "invalid_dpop_proof"));
+
+    // Stolen token without the key: the thief's proof does not match cnf.jkt.
+    let thief = ProofSigner::generate(Algorithm::ES256).unwrap();
+    let proof = thief.proof("GET", &s.url("/whoami"), Some(&token), None);
+    let r = send(s.addr, "GET", "/whoami", &[("Authorization", &auth), ("DPoP", &proof)]).await;
+    assert_eq!(r.status, 401);
+    assert!(error_in(r.header("www-authenticate").unwrap(), "DPoP", "invalid_token"));
+
+    // Downgrade to Bearer.
+    let r = send(s.addr, "GET", "/whoami", &[("Authorization", &format!("Bearer {token}"))]).await;
+    assert_eq!(r.status, 401);
+    assert!(error_in(r.header("www-authenticate").unwrap(), "Bearer", "invalid_token"));
+
+    // Proof for another URL, another method, and a client-chosen Host do not help (HTU-07).
+    let proof = client.proof("GET", "http://evil.example/whoami", Some(&token), None);
+    let r = send(s.addr, "GET", "/whoami", &[("Authorization", &auth), ("DPoP", &proof), ("X-Forwarded-Host", "evil.example")]).await;
+    assert!(error_in(r.header("www-authenticate").unwrap(), "DPoP", "invalid_dpop_proof"));
+    let proof = client.proof("PUT", &s.url("/whoami"), Some(&token), None);
+    let r = send(s.addr, "GET", "/whoami", &[("Authorization", &auth), ("DPoP", &proof)]).await;
+    assert_eq!(r.status, 401);
+
+    // Two Authorization fields: 400 invalid_request.
+    let proof = client.proof("GET", &s.url("/whoami"), Some(&token), None);
+    let r = send(s.addr, "GET", "/whoami", &[("Authorization", &auth), ("Authorization", &format!("Bearer {token}")), ("DPoP", &proof)]).await;
+    assert_eq!(r.status, 400);
+
+    // An unbound token is refused unless --allow-bearer.
+    let unbound = s.token(None);
+    let r = send(s.addr, "GET", "/whoami", &[("Authorization", &format!("Bearer {unbound}"))]).await;
+    assert_eq!(r.status, 401);
+    assert!(error_in(r.header("www-authenticate").unwrap(), "Bearer", "invalid_token"));
+}
+
+#[tokio::test]
+async fn allow_bearer_flag_accepts_unbound_tokens_only() {
+    let s = Server::start("axum_resource_server", &["--allow-bearer"]).await;
+    let unbound = s.token(None);
+    let r = send(s.addr, "GET", "/whoami", &[("Authorization", &format!("Bearer {unbound}"))]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["binding"], "bearer");
+    let bound = s.token(Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"));
+    let r = send(s.addr, "GET", "/whoami", &[("Authorization", &format!("Bearer {bound}"))]).await;
+    assert_eq!(r.status, 401);
+}
+
+#[tokio::test]
+async fn same_proof_20_times_at_once_over_http_gives_one_200() {
+    let s = Server::start("axum_resource_server", &[]).await;
+    let client = ProofSigner::generate(Algorithm::ES256).unwrap();
+    let token = s.token(Some(client.thumbprint()));
+    let auth = format!("DPoP {token}");
+    let proof = client.proof("GET", &s.url("/whoami"), Some(&token), None);
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (auth, proof, addr) = (auth.clone(), proof.clone(), s.addr);
+        tasks.push(tokio::spawn(async move {
+            send(addr, "GET", "/whoami", &[("Authorization", &auth), ("DPoP", &proof)]).await.status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 401), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn keeps_answering_after_garbage() {
+    let s = Server::start("axum_resource_server", &[]).await;
+    let garbage: [&[u8]; 5] = [
+        b"\x00\x01\x02\xff\r\n\r\n",
+        b"GET /whoami HTTP/1.1\r\nAuthorization: DPoP \xff\xfe\r\nDPoP: \x01\r\n\r\n",
+        b"GET /whoami HTTP/1.1\r\nHost: x\r\nAuthorization: DPoP a.b.c\r\nDPoP: e30.e30.e30\r\nConnection: close\r\n\r\n",
+        b"POST /whoami HTTP/1.1\r\nContent-Length: 99999999\r\n\r\nabc",
+        b"GET /whoami HTTP/9.9\r\n\r\n",
+    ];
+    for bytes in garbage {
+        let r = send_raw(s.addr, bytes).await;
+        assert_ne!(r.status, 200);
+        assert!(r.status < 500, "{r:?}");
+    }
+    let huge = "A".repeat(64 * 1024);
+    let r = send(s.addr, "GET", "/whoami", &[("Authorization", &format!("DPoP {huge}")), ("DPoP", &huge)]).await;
+    assert!(r.status == 401 || r.status == 431 || r.status == 400, "{r:?}");
+    assert_eq!(send(s.addr, "GET", "/health", &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn refuses_bad_command_lines() {
+    let status = Command::new(example_binary("axum_resource_server"))
+        .args(["--bogus"])
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+    let status = Command::new(example_binary("axum_resource_server"))
+        .args(["--listen", "127.0.0.1:0", "--issuer", ISSUER, "--audience", AUDIENCE, "--jwks-file", "/nonexistent.json"])
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+}
