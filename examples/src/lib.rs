@@ -65,7 +65,9 @@ impl Args {
                 .map_err(|_| format!("--listen: not an address: {listen}"))?,
             issuer: issuer.ok_or("--issuer is required")?,
             audience: audience.ok_or("--audience is required")?,
-            jwks_file: jwks_file.ok_or("--jwks-file is required (key discovery from --issuer is not available yet)")?,
+            jwks_file: jwks_file.ok_or(
+                "--jwks-file is required (key discovery from --issuer is not available yet)",
+            )?,
             public_url,
             allow_bearer,
         })
@@ -146,19 +148,56 @@ mod tests {
 
     #[test]
     fn parses_flags_and_defaults() {
-        let a = parse(&["--issuer", "https://as", "--audience", "api", "--jwks-file", "k.json"]).unwrap();
+        let a = parse(&[
+            "--issuer",
+            "https://as",
+            "--audience",
+            "api",
+            "--jwks-file",
+            "k.json",
+        ])
+        .unwrap();
         assert_eq!(a.listen.to_string(), "127.0.0.1:8080");
         assert!(!a.allow_bearer && a.public_url.is_none());
-        let a = parse(&["--issuer", "i", "--audience", "a", "--jwks-file", "k", "--allow-bearer", "--listen", "[::1]:0", "--public-url", "https://x"]).unwrap();
+        let a = parse(&[
+            "--issuer",
+            "i",
+            "--audience",
+            "a",
+            "--jwks-file",
+            "k",
+            "--allow-bearer",
+            "--listen",
+            "[::1]:0",
+            "--public-url",
+            "https://x",
+        ])
+        .unwrap();
         assert!(a.allow_bearer);
         assert_eq!(a.public_url.as_deref(), Some("https://x"));
     }
 
     #[test]
     fn refuses_unknown_and_missing_flags() {
-        assert!(parse(&["--issuer", "i", "--audience", "a"]).unwrap_err().contains("--jwks-file"));
+        assert!(
+            parse(&["--issuer", "i", "--audience", "a"])
+                .unwrap_err()
+                .contains("--jwks-file")
+        );
         assert!(parse(&["--bogus"]).unwrap_err().contains("--bogus"));
         assert!(parse(&["--issuer"]).unwrap_err().contains("needs a value"));
-        assert!(parse(&["--listen", "nope", "--issuer", "i", "--audience", "a", "--jwks-file", "k"]).is_err());
+        assert!(
+            parse(&[
+                "--listen",
+                "nope",
+                "--issuer",
+                "i",
+                "--audience",
+                "a",
+                "--jwks-file",
+                "k"
+            ])
+            .is_err()
+        );
     }
 }

@@ -20,7 +20,12 @@ const AUDIENCE: &str = "https://api.example.test";
 fn example_binary(name: &str) -> PathBuf {
     // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
     let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("examples").join(name)
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name)
 }
 
 pub(crate) struct Server {
@@ -32,7 +37,10 @@ pub(crate) struct Server {
 static FILES: AtomicUsize = AtomicUsize::new(0);
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 impl Server {
@@ -47,7 +55,14 @@ impl Server {
         ));
         std::fs::write(&path, json!({"keys": [jwk]}).to_string()).unwrap();
         let mut child = Command::new(example_binary(name))
-            .args(["--listen", "127.0.0.1:0", "--issuer", ISSUER, "--audience", AUDIENCE])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--issuer",
+                ISSUER,
+                "--audience",
+                AUDIENCE,
+            ])
             .arg("--jwks-file")
             .arg(&path)
             .args(extra)
@@ -87,8 +102,10 @@ impl Server {
         if let Some(jkt) = cnf_jkt {
             claims["cnf"] = json!({"jkt": jkt});
         }
-        self.issuer
-            .sign_compact(&json!({"typ": "at+jwt", "alg": "ES256", "kid": "as-1"}), &claims)
+        self.issuer.sign_compact(
+            &json!({"typ": "at+jwt", "alg": "ES256", "kid": "as-1"}),
+            &claims,
+        )
     }
 }
 
@@ -114,7 +131,13 @@ async fn axum_server_accepts_a_bound_request_and_refuses_the_rest() {
     // A valid DPoP request, any method.
     for method in ["GET", "POST"] {
         let proof = client.proof(method, &s.url("/whoami"), Some(&token), None);
-        let r = send(s.addr, method, "/whoami", &[("Authorization", &auth), ("DPoP", &proof)]).await;
+        let r = send(
+            s.addr,
+            method,
+            "/whoami",
+            &[("Authorization", &auth), ("DPoP", &proof)],
+        )
+        .await;
         assert_eq!(r.status, 200, "{r:?}");
         let body = r.json();
         assert_eq!(body["sub"], "alice");
@@ -126,7 +149,10 @@ async fn axum_server_accepts_a_bound_request_and_refuses_the_rest() {
     // No credentials: both challenges, no error (RFC 9449 Fig. 17).
     let r = send(s.addr, "GET", "/whoami", &[]).await;
     assert_eq!(r.status, 401);
-    assert_eq!(r.header("www-authenticate"), Some(r#"Bearer, DPoP algs="ES256 PS256 EdDSA""#));
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(r#"Bearer, DPoP algs="ES256 PS256 EdDSA""#)
+    );
 
     // The same proof twice: replay.
     let proof = client.proof("GET", &s.url("/whoami"), Some(&token), None);
@@ -134,49 +160,125 @@ async fn axum_server_accepts_a_bound_request_and_refuses_the_rest() {
     assert_eq!(send(s.addr, "GET", "/whoami", &headers).await.status, 200);
     let r = send(s.addr, "GET", "/whoami", &headers).await;
     assert_eq!(r.status, 401);
-    assert!(error_in(r.header("www-authenticate").unwrap(), "DPoP", "invalid_dpop_proof"));
+    assert!(error_in(
+        r.header("www-authenticate").unwrap(),
+        "DPoP",
+        "invalid_dpop_proof"
+    ));
 
     // Stolen token without the key: the thief's proof does not match cnf.jkt.
     let thief = ProofSigner::generate(Algorithm::ES256).unwrap();
     let proof = thief.proof("GET", &s.url("/whoami"), Some(&token), None);
-    let r = send(s.addr, "GET", "/whoami", &[("Authorization", &auth), ("DPoP", &proof)]).await;
+    let r = send(
+        s.addr,
+        "GET",
+        "/whoami",
+        &[("Authorization", &auth), ("DPoP", &proof)],
+    )
+    .await;
     assert_eq!(r.status, 401);
-    assert!(error_in(r.header("www-authenticate").unwrap(), "DPoP", "invalid_token"));
+    assert!(error_in(
+        r.header("www-authenticate").unwrap(),
+        "DPoP",
+        "invalid_token"
+    ));
 
     // Downgrade to Bearer.
-    let r = send(s.addr, "GET", "/whoami", &[("Authorization", &format!("Bearer {token}"))]).await;
+    let r = send(
+        s.addr,
+        "GET",
+        "/whoami",
+        &[("Authorization", &format!("Bearer {token}"))],
+    )
+    .await;
     assert_eq!(r.status, 401);
-    assert!(error_in(r.header("www-authenticate").unwrap(), "Bearer", "invalid_token"));
+    assert!(error_in(
+        r.header("www-authenticate").unwrap(),
+        "Bearer",
+        "invalid_token"
+    ));
 
     // Proof for another URL, another method, and a client-chosen Host do not help (HTU-07).
     let proof = client.proof("GET", "http://evil.example/whoami", Some(&token), None);
-    let r = send(s.addr, "GET", "/whoami", &[("Authorization", &auth), ("DPoP", &proof), ("X-Forwarded-Host", "evil.example")]).await;
-    assert!(error_in(r.header("www-authenticate").unwrap(), "DPoP", "invalid_dpop_proof"));
+    let r = send(
+        s.addr,
+        "GET",
+        "/whoami",
+        &[
+            ("Authorization", &auth),
+            ("DPoP", &proof),
+            ("X-Forwarded-Host", "evil.example"),
+        ],
+    )
+    .await;
+    assert!(error_in(
+        r.header("www-authenticate").unwrap(),
+        "DPoP",
+        "invalid_dpop_proof"
+    ));
     let proof = client.proof("PUT", &s.url("/whoami"), Some(&token), None);
-    let r = send(s.addr, "GET", "/whoami", &[("Authorization", &auth), ("DPoP", &proof)]).await;
+    let r = send(
+        s.addr,
+        "GET",
+        "/whoami",
+        &[("Authorization", &auth), ("DPoP", &proof)],
+    )
+    .await;
     assert_eq!(r.status, 401);
 
     // Two Authorization fields: 400 invalid_request.
     let proof = client.proof("GET", &s.url("/whoami"), Some(&token), None);
-    let r = send(s.addr, "GET", "/whoami", &[("Authorization", &auth), ("Authorization", &format!("Bearer {token}")), ("DPoP", &proof)]).await;
+    let r = send(
+        s.addr,
+        "GET",
+        "/whoami",
+        &[
+            ("Authorization", &auth),
+            ("Authorization", &format!("Bearer {token}")),
+            ("DPoP", &proof),
+        ],
+    )
+    .await;
     assert_eq!(r.status, 400);
 
     // An unbound token is refused unless --allow-bearer.
     let unbound = s.token(None);
-    let r = send(s.addr, "GET", "/whoami", &[("Authorization", &format!("Bearer {unbound}"))]).await;
+    let r = send(
+        s.addr,
+        "GET",
+        "/whoami",
+        &[("Authorization", &format!("Bearer {unbound}"))],
+    )
+    .await;
     assert_eq!(r.status, 401);
-    assert!(error_in(r.header("www-authenticate").unwrap(), "Bearer", "invalid_token"));
+    assert!(error_in(
+        r.header("www-authenticate").unwrap(),
+        "Bearer",
+        "invalid_token"
+    ));
 }
 
 #[tokio::test]
 async fn allow_bearer_flag_accepts_unbound_tokens_only() {
     let s = Server::start("axum_resource_server", &["--allow-bearer"]).await;
     let unbound = s.token(None);
-    let r = send(s.addr, "GET", "/whoami", &[("Authorization", &format!("Bearer {unbound}"))]).await;
+    let r = send(
+        s.addr,
+        "GET",
+        "/whoami",
+        &[("Authorization", &format!("Bearer {unbound}"))],
+    )
+    .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json()["binding"], "bearer");
     let bound = s.token(Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"));
-    let r = send(s.addr, "GET", "/whoami", &[("Authorization", &format!("Bearer {bound}"))]).await;
+    let r = send(
+        s.addr,
+        "GET",
+        "/whoami",
+        &[("Authorization", &format!("Bearer {bound}"))],
+    )
+    .await;
     assert_eq!(r.status, 401);
 }
 
@@ -191,15 +293,29 @@ async fn same_proof_20_times_at_once_over_http_gives_one_200() {
     for _ in 0..20 {
         let (auth, proof, addr) = (auth.clone(), proof.clone(), s.addr);
         tasks.push(tokio::spawn(async move {
-            send(addr, "GET", "/whoami", &[("Authorization", &auth), ("DPoP", &proof)]).await.status
+            send(
+                addr,
+                "GET",
+                "/whoami",
+                &[("Authorization", &auth), ("DPoP", &proof)],
+            )
+            .await
+            .status
         }));
     }
     let mut statuses = Vec::new();
     for t in tasks {
         statuses.push(t.await.unwrap());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == 200 || *s == 401), "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 401),
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test]
@@ -218,8 +334,17 @@ async fn keeps_answering_after_garbage() {
         assert!(r.status < 500, "{r:?}");
     }
     let huge = "A".repeat(64 * 1024);
-    let r = send(s.addr, "GET", "/whoami", &[("Authorization", &format!("DPoP {huge}")), ("DPoP", &huge)]).await;
-    assert!(r.status == 401 || r.status == 431 || r.status == 400, "{r:?}");
+    let r = send(
+        s.addr,
+        "GET",
+        "/whoami",
+        &[("Authorization", &format!("DPoP {huge}")), ("DPoP", &huge)],
+    )
+    .await;
+    assert!(
+        r.status == 401 || r.status == 431 || r.status == 400,
+        "{r:?}"
+    );
     assert_eq!(send(s.addr, "GET", "/health", &[]).await.status, 200);
 }
 
@@ -233,7 +358,16 @@ async fn refuses_bad_command_lines() {
         .unwrap();
     assert_eq!(status.code(), Some(2));
     let status = Command::new(example_binary("axum_resource_server"))
-        .args(["--listen", "127.0.0.1:0", "--issuer", ISSUER, "--audience", AUDIENCE, "--jwks-file", "/nonexistent.json"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer",
+            ISSUER,
+            "--audience",
+            AUDIENCE,
+            "--jwks-file",
+            "/nonexistent.json",
+        ])
         .stderr(Stdio::null())
         .stdout(Stdio::null())
         .status()

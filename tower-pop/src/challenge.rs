@@ -88,7 +88,9 @@ impl PopError {
             MissingCredentials | ReplayStoreUnavailable | ReplayStoreFull => None,
             InvalidRequest => Some("invalid_request"),
             TokenInvalid | BoundTokenAsBearer | BearerNotAllowed | TokenNotDpopBound
-            | UnsupportedBinding | KeyBindingMismatch | CertBindingMismatch => Some("invalid_token"),
+            | UnsupportedBinding | KeyBindingMismatch | CertBindingMismatch => {
+                Some("invalid_token")
+            }
             MissingProof | MultipleProofs | MalformedProof | UnsupportedAlgorithm
             | InvalidProofKey | BadSignature | HtmMismatch | HtuMismatch | IatOutOfWindow
             | AthMismatch | Replayed => Some("invalid_dpop_proof"),
@@ -105,7 +107,11 @@ pub(crate) struct ChallengeParams {
 
 impl ChallengeParams {
     pub(crate) fn new(algs: &[crate::Algorithm], realm: Option<&str>) -> Self {
-        let algs = algs.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" ");
+        let algs = algs
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
         Self {
             algs,
             realm: realm.map(str::to_owned),
@@ -195,14 +201,23 @@ mod tests {
 
     #[test]
     fn server_faults_are_503_without_challenge() {
-        assert_eq!(www(PopErrorKind::ReplayStoreUnavailable, Some(AuthScheme::Dpop)), (503, None));
-        assert_eq!(www(PopErrorKind::ReplayStoreFull, Some(AuthScheme::Dpop)), (503, None));
+        assert_eq!(
+            www(PopErrorKind::ReplayStoreUnavailable, Some(AuthScheme::Dpop)),
+            (503, None)
+        );
+        assert_eq!(
+            www(PopErrorKind::ReplayStoreFull, Some(AuthScheme::Dpop)),
+            (503, None)
+        );
     }
 
     #[test]
     fn realm_in_both_challenges_brr_02() {
         let p = ChallengeParams::new(&[Algorithm::ES256], Some("example"));
         let c = Challenge::for_error(&PopError::new(PopErrorKind::MissingCredentials), &p);
-        assert_eq!(c.www_authenticate(), Some(r#"Bearer realm="example", DPoP realm="example", algs="ES256""#));
+        assert_eq!(
+            c.www_authenticate(),
+            Some(r#"Bearer realm="example", DPoP realm="example", algs="ES256""#)
+        );
     }
 }

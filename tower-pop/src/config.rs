@@ -315,18 +315,27 @@ impl PopConfigBuilder {
             return Err(ConfigError::new("token_algorithms must not be empty"));
         }
         if let Some(alg) = self.token_algorithms.iter().find(|a| !jwt::supported(**a)) {
-            return Err(ConfigError::new(format!("{alg} is not supported for access tokens")));
+            return Err(ConfigError::new(format!(
+                "{alg} is not supported for access tokens"
+            )));
         }
         if self.proof_max_age + self.proof_future_skew > MAX_PROOF_WINDOW {
-            return Err(ConfigError::new("proof iat window must not exceed one hour"));
+            return Err(ConfigError::new(
+                "proof iat window must not exceed one hour",
+            ));
         }
         if self.token_leeway > MAX_TOKEN_LEEWAY {
             return Err(ConfigError::new("token_leeway must not exceed 5 minutes"));
         }
-        if let Some(realm) = &self.realm {
-            if realm.bytes().any(|b| b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b)) {
-                return Err(ConfigError::new("realm contains characters a challenge cannot carry"));
-            }
+        let bad_realm_char = |b: u8| b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b);
+        if self
+            .realm
+            .as_ref()
+            .is_some_and(|r| r.bytes().any(bad_realm_char))
+        {
+            return Err(ConfigError::new(
+                "realm contains characters a challenge cannot carry",
+            ));
         }
         let issuer = self
             .issuer
@@ -373,7 +382,11 @@ fn dedup_in_order(algorithms: &mut Vec<Algorithm>) {
 
 /// `scheme://host[:port]` with no path, query or fragment, normalised like `htu`.
 fn normalize_origin(origin: &str, insecure_http: bool) -> Result<String, ConfigError> {
-    let bad = || ConfigError::new("public_origin must be an absolute http(s) origin such as https://api.example.com");
+    let bad = || {
+        ConfigError::new(
+            "public_origin must be an absolute http(s) origin such as https://api.example.com",
+        )
+    };
     if origin.contains(['?', '#']) {
         return Err(bad());
     }
@@ -403,13 +416,31 @@ mod tests {
 
     #[test]
     fn origin_is_normalised_and_must_be_an_origin() {
-        let c = base().public_origin("HTTPS://Resource.Example.ORG:443/").build().expect("ok");
+        let c = base()
+            .public_origin("HTTPS://Resource.Example.ORG:443/")
+            .build()
+            .expect("ok");
         assert_eq!(c.public_origin(), "https://resource.example.org");
-        for bad in ["https://r.example/api", "https://r.example/?q", "/x", "ftp://r.example", "https://u@r.example"] {
+        for bad in [
+            "https://r.example/api",
+            "https://r.example/?q",
+            "/x",
+            "ftp://r.example",
+            "https://u@r.example",
+        ] {
             assert!(base().public_origin(bad).build().is_err(), "{bad}");
         }
-        assert!(base().public_origin("http://127.0.0.1:8080").build().is_err());
-        let c = base().public_origin("http://127.0.0.1:8080").insecure_allow_http().build().expect("ok");
+        assert!(
+            base()
+                .public_origin("http://127.0.0.1:8080")
+                .build()
+                .is_err()
+        );
+        let c = base()
+            .public_origin("http://127.0.0.1:8080")
+            .insecure_allow_http()
+            .build()
+            .expect("ok");
         assert_eq!(c.public_origin(), "http://127.0.0.1:8080");
     }
 
@@ -419,11 +450,22 @@ mod tests {
         assert!(ok().build().is_ok());
         assert!(ok().dpop_algorithms([]).build().is_err());
         assert!(ok().token_algorithms([Algorithm::ES512]).build().is_err());
-        assert!(ok().proof_max_age(Duration::from_secs(7200)).build().is_err());
+        assert!(
+            ok().proof_max_age(Duration::from_secs(7200))
+                .build()
+                .is_err()
+        );
         assert!(ok().token_leeway(Duration::from_secs(600)).build().is_err());
         assert!(ok().realm("a\"b").build().is_err());
         assert!(ok().jwks_file("/nonexistent/jwks.json").build().is_err());
         assert!(ok().jwks_json("not json").build().is_err());
-        assert!(PopConfig::builder().public_origin("https://r.example").jwks_json("{\"keys\":[]}").audience("a").build().is_err());
+        assert!(
+            PopConfig::builder()
+                .public_origin("https://r.example")
+                .jwks_json("{\"keys\":[]}")
+                .audience("a")
+                .build()
+                .is_err()
+        );
     }
 }

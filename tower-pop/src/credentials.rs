@@ -21,9 +21,9 @@ pub(crate) struct Credentials<'a> {
 fn is_token68(token: &str) -> bool {
     let body = token.trim_end_matches('=');
     !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 pub(crate) fn parse<'a>(values: FieldValues<'a>) -> Result<Credentials<'a>, PopError> {
@@ -76,38 +76,67 @@ mod tests {
     #[test]
     fn schemes_are_case_insensitive_auth_01() {
         for v in ["DPoP", "dpop", "DPOP"] {
-            assert_eq!(one(&format!("{v} {AT0}")), Ok((AuthScheme::Dpop, AT0.into())));
+            assert_eq!(
+                one(&format!("{v} {AT0}")),
+                Ok((AuthScheme::Dpop, AT0.into()))
+            );
         }
-        assert_eq!(one(&format!("bearer {AT0}")), Ok((AuthScheme::Bearer, AT0.into())));
+        assert_eq!(
+            one(&format!("bearer {AT0}")),
+            Ok((AuthScheme::Bearer, AT0.into()))
+        );
     }
 
     #[test]
     fn token68_with_several_spaces_auth_02() {
-        assert_eq!(one(&format!("DPoP   {AT0}")), Ok((AuthScheme::Dpop, AT0.into())));
-        assert_eq!(one(&format!("DPoP {AT0} x")), Err(PopErrorKind::TokenInvalid));
+        assert_eq!(
+            one(&format!("DPoP   {AT0}")),
+            Ok((AuthScheme::Dpop, AT0.into()))
+        );
+        assert_eq!(
+            one(&format!("DPoP {AT0} x")),
+            Err(PopErrorKind::TokenInvalid)
+        );
         assert_eq!(one("DPoP a\"b"), Err(PopErrorKind::TokenInvalid));
-        assert_eq!(one("Bearer abc=="), Ok((AuthScheme::Bearer, "abc==".into())));
+        assert_eq!(
+            one("Bearer abc=="),
+            Ok((AuthScheme::Bearer, "abc==".into()))
+        );
         assert_eq!(one("Bearer =="), Err(PopErrorKind::TokenInvalid));
     }
 
     #[test]
     fn unknown_scheme_is_no_credentials_auth_08() {
-        assert_eq!(one("Basic dXNlcjpwdw=="), Err(PopErrorKind::MissingCredentials));
-        assert_eq!(one("Digest realm=\"a\", nonce=\"b\""), Err(PopErrorKind::MissingCredentials));
+        assert_eq!(
+            one("Basic dXNlcjpwdw=="),
+            Err(PopErrorKind::MissingCredentials)
+        );
+        assert_eq!(
+            one("Digest realm=\"a\", nonce=\"b\""),
+            Err(PopErrorKind::MissingCredentials)
+        );
     }
 
     #[test]
     fn empty_credentials_and_folded_fields_auth_09_10() {
         assert_eq!(one("DPoP"), Err(PopErrorKind::InvalidRequest));
         assert_eq!(one("DPoP   "), Err(PopErrorKind::InvalidRequest));
-        assert_eq!(one(&format!("Bearer {AT0}, DPoP {AT0}")), Err(PopErrorKind::InvalidRequest));
+        assert_eq!(
+            one(&format!("Bearer {AT0}, DPoP {AT0}")),
+            Err(PopErrorKind::InvalidRequest)
+        );
         let two = FieldValues {
             first: Some(b"Bearer x"),
             count: 2,
         };
-        assert_eq!(parse(two).map(|_| ()).map_err(|e| e.kind()), Err(PopErrorKind::InvalidRequest));
         assert_eq!(
-            parse(FieldValues::default()).map(|_| ()).map_err(|e| e.kind()),
+            parse(two).map(|_| ()).map_err(|e| e.kind()),
+            Err(PopErrorKind::InvalidRequest)
+        );
+        assert_eq!(
+            parse(FieldValues::default())
+                .map(|_| ())
+                .map_err(|e| e.kind()),
             Err(PopErrorKind::MissingCredentials)
         );
     }

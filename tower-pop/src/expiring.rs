@@ -69,7 +69,13 @@ impl<V: Clone> ExpiringMap<V> {
     }
 
     /// Insert or replace.
-    pub(crate) fn insert(&self, key: [u8; 32], expires_at: u64, value: V, now: u64) -> Result<(), Full> {
+    pub(crate) fn insert(
+        &self,
+        key: [u8; 32],
+        expires_at: u64,
+        value: V,
+        now: u64,
+    ) -> Result<(), Full> {
         self.make_room(now)?;
         self.map.insert(key, (expires_at, value));
         Ok(())

@@ -112,6 +112,18 @@ pub(crate) fn b64url(input: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(input)
 }
 
+/// A JSON NumericDate (RFC 7519 §2): a non-negative number of seconds; fractions are
+/// truncated. `None` for anything else.
+pub(crate) fn numeric_date(value: &Value) -> Option<u64> {
+    if let Some(secs) = value.as_u64() {
+        return Some(secs);
+    }
+    let f = value.as_f64()?;
+    // Truncation is intended; the range keeps the cast exact enough.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    (f.is_finite() && (0.0..1e15).contains(&f)).then_some(f as u64)
+}
+
 /// Deepest nesting accepted in a JOSE header or payload.
 pub(crate) const MAX_JSON_DEPTH: usize = 8;
 /// Most members accepted in one JSON object or array.
@@ -183,7 +195,7 @@ impl<'de> Visitor<'de> for StrictSeed {
             return Err(de::Error::custom("too deep"));
         }
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(StrictSeed {
+        while let Some(item) = seq.next_element_seed(Self {
             depth: self.depth + 1,
         })? {
             if items.len() >= MAX_JSON_WIDTH {
@@ -203,7 +215,7 @@ impl<'de> Visitor<'de> for StrictSeed {
             if map.len() >= MAX_JSON_WIDTH {
                 return Err(de::Error::custom("too wide"));
             }
-            let value = access.next_value_seed(StrictSeed {
+            let value = access.next_value_seed(Self {
                 depth: self.depth + 1,
             })?;
             if map.insert(key, value).is_some() {

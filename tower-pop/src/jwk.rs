@@ -208,7 +208,9 @@ impl PublicJwk {
             Self::Ec { x, y, .. } => jsonwebtoken::DecodingKey::from_ec_components(x, y).ok(),
             Self::Rsa {
                 n_bytes, e_bytes, ..
-            } => Some(jsonwebtoken::DecodingKey::from_rsa_raw_components(n_bytes, e_bytes)),
+            } => Some(jsonwebtoken::DecodingKey::from_rsa_raw_components(
+                n_bytes, e_bytes,
+            )),
             Self::Ed25519 { x, .. } => jsonwebtoken::DecodingKey::from_ed_components(x).ok(),
         }
     }
@@ -263,12 +265,18 @@ mod tests {
     #[test]
     fn rfc8037_a4_ed25519_signature_verifies() {
         // TV-10, RFC 8037 Appendix A.4.
-        let k = key(r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#)
-            .expect("valid key");
+        let k = key(
+            r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+        )
+        .expect("valid key");
         let sig = b64url_decode("hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg").expect("b64");
         let input = b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc";
         assert!(k.verify(Algorithm::EdDSA, input, &sig));
-        assert!(!k.verify(Algorithm::EdDSA, b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmd", &sig));
+        assert!(!k.verify(
+            Algorithm::EdDSA,
+            b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmd",
+            &sig
+        ));
         assert!(!k.verify(Algorithm::ES256, input, &sig));
     }
 
@@ -282,10 +290,24 @@ mod tests {
     fn rejects_non_canonical_ec_coordinates_jkt_04() {
         assert!(key(RFC9449_JWK).is_some());
         // 33-byte x (leading zero added) and 31-byte x (first byte dropped).
-        let x33 = crate::jose::b64url(&[&[0u8][..], &b64url_decode("l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs").expect("b64")].concat());
-        assert!(key(&RFC9449_JWK.replace("l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs", &x33)).is_none());
-        let x31 = crate::jose::b64url(&b64url_decode("l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs").expect("b64")[1..]);
-        assert!(key(&RFC9449_JWK.replace("l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs", &x31)).is_none());
+        let x33 = crate::jose::b64url(
+            &[
+                &[0u8][..],
+                &b64url_decode("l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs").expect("b64"),
+            ]
+            .concat(),
+        );
+        assert!(
+            key(&RFC9449_JWK.replace("l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs", &x33))
+                .is_none()
+        );
+        let x31 = crate::jose::b64url(
+            &b64url_decode("l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs").expect("b64")[1..],
+        );
+        assert!(
+            key(&RFC9449_JWK.replace("l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs", &x31))
+                .is_none()
+        );
         // Padding and the standard alphabet are refused (JKT-05).
         assert!(key(&RFC9449_JWK.replace("BFs\"", "BFs=\"")).is_none());
         assert!(key(&RFC9449_JWK.replace("x-34", "x+34")).is_none());
@@ -293,7 +315,10 @@ mod tests {
 
     #[test]
     fn rejects_missing_members_unknown_curves_and_points_off_curve_jkt_06() {
-        assert!(key(r#"{"kty":"EC","crv":"P-256","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs"}"#).is_none());
+        assert!(
+            key(r#"{"kty":"EC","crv":"P-256","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs"}"#)
+                .is_none()
+        );
         assert!(key(&RFC9449_JWK.replace("P-256", "secp256k1")).is_none());
         // Flip the last y character: (x, y') is not on P-256.
         assert!(key(&RFC9449_JWK.replace("GRDA", "GRDB")).is_none());

@@ -175,10 +175,12 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Verifying { verify } => match std::task::ready!(verify.as_mut().poll(cx)) {
-                    Ok(future) => this.state.set(State::Inner { future }),
-                    Err(response) => return Poll::Ready(Ok(response)),
-                },
+                StateProj::Verifying { verify } => {
+                    match std::task::ready!(verify.as_mut().poll(cx)) {
+                        Ok(future) => this.state.set(State::Inner { future }),
+                        Err(response) => return Poll::Ready(Ok(response)),
+                    }
+                }
                 StateProj::Inner { future } => return future.poll(cx),
             }
         }

@@ -42,11 +42,17 @@ mod tests {
             .expect("base64");
         assert_eq!(der.len(), 428);
         let expected = "v68ffgcPn6jdYpBfFY2nP4ShE2Yk-6_Mk5PI9yh6aes";
-        assert_eq!(check_certificate_binding(expected, Some(&der)).as_deref(), Ok(expected));
+        assert_eq!(
+            check_certificate_binding(expected, Some(&der)).as_deref(),
+            Ok(expected)
+        );
         assert_eq!(
             check_certificate_binding("6H31tD6_m4nKKyu_MaTnrVpA1ATPuy_MGkA8JlEoWtw", Some(&der)),
             Err(PopErrorKind::CertBindingMismatch)
         );
-        assert_eq!(check_certificate_binding(expected, None), Err(PopErrorKind::CertBindingMismatch));
+        assert_eq!(
+            check_certificate_binding(expected, None),
+            Err(PopErrorKind::CertBindingMismatch)
+        );
     }
 }

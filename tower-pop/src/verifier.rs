@@ -187,14 +187,19 @@ impl Verifier {
             None => None,
         };
         // Kept until the iat check would refuse the proof anyway (RPL-04).
-        let expires_at = proof.iat.saturating_add(config.proof_max_age).saturating_add(1);
+        let expires_at = proof
+            .iat
+            .saturating_add(config.proof_max_age)
+            .saturating_add(1);
         let entry = ReplayEntry::new(replay_key(&jkt, &proof.jti), now, expires_at);
         drop(proof);
         match config.replay.insert_if_absent(entry).await {
             Ok(ReplayOutcome::Fresh) => {}
             Ok(ReplayOutcome::Replayed) => return Err(PopErrorKind::Replayed),
             Err(e) if e.is_full() => {
-                tracing::error!("DPoP replay store is full; refusing requests until entries expire");
+                tracing::error!(
+                    "DPoP replay store is full; refusing requests until entries expire"
+                );
                 return Err(PopErrorKind::ReplayStoreFull);
             }
             Err(e) => {

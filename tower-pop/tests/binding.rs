@@ -7,7 +7,9 @@ use tower_pop::PeerCertificate;
 use crate::support::*;
 
 fn with_cert(mut request: http::Request<String>, der: &[u8]) -> http::Request<String> {
-    request.extensions_mut().insert(PeerCertificate::new(der.to_vec()));
+    request
+        .extensions_mut()
+        .insert(PeerCertificate::new(der.to_vec()));
     request
 }
 
@@ -16,39 +18,74 @@ async fn dpop_bound_token_as_bearer_is_refused_dpop_20() {
     let f = Fixture::with(|b| b.allow_bearer());
     let token = f.token();
     let bearer = format!("Bearer {token}");
-    assert_refused(&f.send(req("GET", PATH, &[&bearer], &[])).await, 401, Some("Bearer"), "invalid_token");
-    assert_refused(&f.send(req("GET", PATH, &[&bearer], &[&f.proof(&token)])).await, 401, Some("Bearer"), "invalid_token");
+    assert_refused(
+        &f.send(req("GET", PATH, &[&bearer], &[])).await,
+        401,
+        Some("Bearer"),
+        "invalid_token",
+    );
+    assert_refused(
+        &f.send(req("GET", PATH, &[&bearer], &[&f.proof(&token)]))
+            .await,
+        401,
+        Some("Bearer"),
+        "invalid_token",
+    );
 }
 
 #[tokio::test]
 async fn dpop_scheme_with_unbound_token_is_refused_dpop_21() {
     let f = Fixture::with(|b| b.allow_bearer());
     let token = f.unbound_token();
-    assert_refused(&f.dpop(&token, &f.proof(&token)).await, 401, Some("DPoP"), "invalid_token");
+    assert_refused(
+        &f.dpop(&token, &f.proof(&token)).await,
+        401,
+        Some("DPoP"),
+        "invalid_token",
+    );
 }
 
 #[tokio::test]
 async fn unbound_bearer_needs_allow_bearer_prm_05_fapi_05() {
     let strict = Fixture::new();
     let token = strict.unbound_token();
-    let response = strict.send(req("GET", PATH, &[&format!("Bearer {token}")], &[])).await;
+    let response = strict
+        .send(req("GET", PATH, &[&format!("Bearer {token}")], &[]))
+        .await;
     assert_refused(&response, 401, Some("Bearer"), "invalid_token");
 
     let relaxed = Fixture::with(|b| b.allow_bearer());
     let token = relaxed.unbound_token();
-    let response = relaxed.send(req("GET", PATH, &[&format!("bearer {token}")], &[])).await;
+    let response = relaxed
+        .send(req("GET", PATH, &[&format!("bearer {token}")], &[]))
+        .await;
     assert_ok(&response, "bearer");
     // A DPoP header next to an unbound bearer token is ignored (ambiguity A8).
-    let response = relaxed.send(req("GET", PATH, &[&format!("Bearer {token}")], &["garbage"])).await;
+    let response = relaxed
+        .send(req(
+            "GET",
+            PATH,
+            &[&format!("Bearer {token}")],
+            &["garbage"],
+        ))
+        .await;
     assert_ok(&response, "bearer");
 }
 
 #[tokio::test]
 async fn unsupported_or_malformed_cnf_never_becomes_bearer_cnf_01_to_03() {
     let f = Fixture::with(|b| b.allow_bearer());
-    for cnf in [json!("abc"), json!(["a"]), json!({"kid": "x"}), json!({"jwk": {}, "jku": "https://x"}), json!({"jkt": "short"})] {
+    for cnf in [
+        json!("abc"),
+        json!(["a"]),
+        json!({"kid": "x"}),
+        json!({"jwk": {}, "jku": "https://x"}),
+        json!({"jkt": "short"}),
+    ] {
         let token = f.token_patched(json!({"cnf": cnf}));
-        let response = f.send(req("GET", PATH, &[&format!("Bearer {token}")], &[])).await;
+        let response = f
+            .send(req("GET", PATH, &[&format!("Bearer {token}")], &[]))
+            .await;
         assert_refused(&response, 401, Some("Bearer"), "invalid_token");
     }
 }
@@ -68,12 +105,32 @@ async fn certificate_bound_token_mtls_01_to_03_07() {
     let x5t = tower_pop::thumbprint::x5t_s256(&cert_a);
     let token = f.token_patched(json!({"cnf": {"x5t#S256": x5t}}));
     let bearer = format!("Bearer {token}");
-    assert_ok(&f.send(with_cert(req("GET", PATH, &[&bearer], &[]), &cert_a)).await, "mtls");
-    assert_refused(&f.send(with_cert(req("GET", PATH, &[&bearer], &[]), &cert_b)).await, 401, Some("Bearer"), "invalid_token");
-    assert_refused(&f.send(req("GET", PATH, &[&bearer], &[])).await, 401, Some("Bearer"), "invalid_token");
+    assert_ok(
+        &f.send(with_cert(req("GET", PATH, &[&bearer], &[]), &cert_a))
+            .await,
+        "mtls",
+    );
+    assert_refused(
+        &f.send(with_cert(req("GET", PATH, &[&bearer], &[]), &cert_b))
+            .await,
+        401,
+        Some("Bearer"),
+        "invalid_token",
+    );
+    assert_refused(
+        &f.send(req("GET", PATH, &[&bearer], &[])).await,
+        401,
+        Some("Bearer"),
+        "invalid_token",
+    );
     // Padding added to the thumbprint (MTLS-04).
     let padded = f.token_patched(json!({"cnf": {"x5t#S256": format!("{x5t}=")}}));
-    let response = f.send(with_cert(req("GET", PATH, &[&format!("Bearer {padded}")], &[]), &cert_a)).await;
+    let response = f
+        .send(with_cert(
+            req("GET", PATH, &[&format!("Bearer {padded}")], &[]),
+            &cert_a,
+        ))
+        .await;
     assert_refused(&response, 401, Some("Bearer"), "invalid_token");
 }
 
@@ -83,8 +140,15 @@ async fn token_bound_to_key_and_certificate_needs_both_cnf_04() {
     let cert = b"client certificate".to_vec();
     let token = f.token_patched(json!({"cnf": {"jkt": f.client.thumbprint(), "x5t#S256": tower_pop::thumbprint::x5t_s256(&cert)}}));
     let auth = format!("DPoP {token}");
-    let response = f.send(req("GET", PATH, &[&auth], &[&f.proof(&token)])).await;
+    let response = f
+        .send(req("GET", PATH, &[&auth], &[&f.proof(&token)]))
+        .await;
     assert_refused(&response, 401, Some("DPoP"), "invalid_token");
-    let response = f.send(with_cert(req("GET", PATH, &[&auth], &[&f.proof(&token)]), &cert)).await;
+    let response = f
+        .send(with_cert(
+            req("GET", PATH, &[&auth], &[&f.proof(&token)]),
+            &cert,
+        ))
+        .await;
     assert_ok(&response, "dpop+mtls");
 }

@@ -55,7 +55,12 @@ async fn mutated_tokens_and_proofs_never_succeed() {
         if auth == format!("DPoP {token}") && dpop == proof {
             continue;
         }
-        let Ok(request) = http::Request::builder().uri(PATH).header("authorization", &auth).header("dpop", &dpop).body(String::new()) else {
+        let Ok(request) = http::Request::builder()
+            .uri(PATH)
+            .header("authorization", &auth)
+            .header("dpop", &dpop)
+            .body(String::new())
+        else {
             continue; // not representable as a header value
         };
         let response = f.send(request).await;

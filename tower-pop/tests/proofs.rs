@@ -20,7 +20,15 @@ async fn accepts_valid_proof_and_reports_binding() {
 
 #[tokio::test]
 async fn accepts_every_supported_algorithm_when_allowed() {
-    for alg in [Algorithm::ES256, Algorithm::ES384, Algorithm::ES512, Algorithm::RS256, Algorithm::PS256, Algorithm::PS384, Algorithm::EdDSA] {
+    for alg in [
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::ES512,
+        Algorithm::RS256,
+        Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::EdDSA,
+    ] {
         let mut f = Fixture::with(|b| b.dpop_algorithms(Algorithm::ALL));
         f.client = ProofSigner::generate(alg).unwrap();
         let token = f.token();
@@ -48,7 +56,9 @@ async fn scheme_and_field_names_are_case_insensitive_auth_01_dpop_03() {
 async fn rejects_missing_proof_dpop_18() {
     let f = Fixture::new();
     let token = f.token();
-    let response = f.send(req("GET", PATH, &[&format!("DPoP {token}")], &[])).await;
+    let response = f
+        .send(req("GET", PATH, &[&format!("DPoP {token}")], &[]))
+        .await;
     assert_refused(&response, 401, Some("DPoP"), INVALID_PROOF);
 }
 
@@ -60,7 +70,9 @@ async fn rejects_two_proofs_and_folded_proofs_dpop_01() {
     let auth = format!("DPoP {token}");
     let response = f.send(req("GET", PATH, &[&auth], &[&p1, &p2])).await;
     assert_refused(&response, 401, Some("DPoP"), INVALID_PROOF);
-    let response = f.send(req("GET", PATH, &[&auth], &[&format!("{p1}, {p2}")])).await;
+    let response = f
+        .send(req("GET", PATH, &[&auth], &[&format!("{p1}, {p2}")]))
+        .await;
     assert_refused(&response, 401, Some("DPoP"), INVALID_PROOF);
 }
 
@@ -71,7 +83,13 @@ async fn rejects_malformed_proofs_dpop_02() {
     let proof = f.proof(&token);
     let parts: Vec<&str> = proof.split('.').collect();
     let not_json = format!("{}.{}.{}", "bm90IGpzb24", parts[1], parts[2]);
-    for bad in ["a.b", "", "e30.e30.e30.e30.e30", &not_json, "{\"payload\":\"x\"}"] {
+    for bad in [
+        "a.b",
+        "",
+        "e30.e30.e30.e30.e30",
+        &not_json,
+        "{\"payload\":\"x\"}",
+    ] {
         let response = f.dpop(&token, bad).await;
         assert_refused(&response, 401, Some("DPoP"), INVALID_PROOF);
     }
@@ -87,7 +105,12 @@ async fn rejects_flipped_case_in_payload_dpop_03() {
     let i = payload.iter().position(|c| c.is_ascii_lowercase()).unwrap();
     payload[i] = payload[i].to_ascii_uppercase();
     let tampered = format!("{head}.{}", payload.into_iter().collect::<String>());
-    assert_refused(&f.dpop(&token, &tampered).await, 401, Some("DPoP"), INVALID_PROOF);
+    assert_refused(
+        &f.dpop(&token, &tampered).await,
+        401,
+        Some("DPoP"),
+        INVALID_PROOF,
+    );
 }
 
 #[tokio::test]
@@ -99,14 +122,29 @@ async fn rejects_each_missing_required_member_dpop_04() {
         let mut h = header.clone();
         h.as_object_mut().unwrap().remove(member);
         let proof = f.proof_custom(h, json!({}), &token);
-        assert_refused(&f.dpop(&token, &proof).await, 401, Some("DPoP"), INVALID_PROOF);
+        assert_refused(
+            &f.dpop(&token, &proof).await,
+            401,
+            Some("DPoP"),
+            INVALID_PROOF,
+        );
     }
     for claim in ["jti", "htm", "htu", "iat", "ath"] {
         let proof = f.proof_custom(header.clone(), json!({ claim: null }), &token);
-        assert_refused(&f.dpop(&token, &proof).await, 401, Some("DPoP"), INVALID_PROOF);
+        assert_refused(
+            &f.dpop(&token, &proof).await,
+            401,
+            Some("DPoP"),
+            INVALID_PROOF,
+        );
     }
     let proof = f.proof_custom(header, json!({"iat": NOW.to_string()}), &token);
-    assert_refused(&f.dpop(&token, &proof).await, 401, Some("DPoP"), INVALID_PROOF);
+    assert_refused(
+        &f.dpop(&token, &proof).await,
+        401,
+        Some("DPoP"),
+        INVALID_PROOF,
+    );
 }
 
 #[tokio::test]
@@ -117,7 +155,12 @@ async fn rejects_wrong_typ_dpop_05_and_accepts_typ_case_variants_a3() {
         let mut h = f.client.proof_header();
         h["typ"] = json!(typ);
         let proof = f.proof_custom(h, json!({}), &token);
-        assert_refused(&f.dpop(&token, &proof).await, 401, Some("DPoP"), INVALID_PROOF);
+        assert_refused(
+            &f.dpop(&token, &proof).await,
+            401,
+            Some("DPoP"),
+            INVALID_PROOF,
+        );
     }
     let mut h = f.client.proof_header();
     h["typ"] = json!("DPOP+JWT");
@@ -137,13 +180,23 @@ async fn rejects_none_hmac_and_disallowed_algorithms_dpop_06_jose_03() {
         h["alg"] = json!(alg);
         let header = tower_pop_b64(&h.to_string());
         let unsigned = format!("{header}.{payload}.");
-        assert_refused(&f.dpop(&token, &unsigned).await, 401, Some("DPoP"), INVALID_PROOF);
+        assert_refused(
+            &f.dpop(&token, &unsigned).await,
+            401,
+            Some("DPoP"),
+            INVALID_PROOF,
+        );
     }
     let mut h = f.client.proof_header();
     h["alg"] = json!("HS256");
     h["jwk"] = json!({"kty": "oct", "k": "c2VjcmV0"});
     let proof = f.proof_custom(h, json!({}), &token);
-    assert_refused(&f.dpop(&token, &proof).await, 401, Some("DPoP"), INVALID_PROOF);
+    assert_refused(
+        &f.dpop(&token, &proof).await,
+        401,
+        Some("DPoP"),
+        INVALID_PROOF,
+    );
 
     // An RS256 proof while the allow-list is ES256 PS256 EdDSA; the challenge names the list.
     let mut rsa = Fixture::new();
@@ -167,7 +220,12 @@ async fn rejects_alg_that_does_not_fit_the_key_dpop_07() {
     let mut h = f.client.proof_header();
     h["alg"] = json!("ES256");
     let proof = f.proof_custom(h, json!({}), &token);
-    assert_refused(&f.dpop(&token, &proof).await, 401, Some("DPoP"), INVALID_PROOF);
+    assert_refused(
+        &f.dpop(&token, &proof).await,
+        401,
+        Some("DPoP"),
+        INVALID_PROOF,
+    );
 }
 
 #[tokio::test]
@@ -177,12 +235,22 @@ async fn rejects_bad_signatures_dpop_08() {
     let proof = f.proof(&token);
     let (input, sig) = proof.rsplit_once('.').unwrap();
     let zeros = format!("{input}.{}", tower_pop_b64(&"\0".repeat(64)));
-    assert_refused(&f.dpop(&token, &zeros).await, 401, Some("DPoP"), INVALID_PROOF);
+    assert_refused(
+        &f.dpop(&token, &zeros).await,
+        401,
+        Some("DPoP"),
+        INVALID_PROOF,
+    );
     // Another valid signature, over different bytes, under the same key.
     let other = f.proof(&token);
     let swapped = format!("{input}.{}", other.rsplit_once('.').unwrap().1);
     assert_ne!(sig, other.rsplit_once('.').unwrap().1);
-    assert_refused(&f.dpop(&token, &swapped).await, 401, Some("DPoP"), INVALID_PROOF);
+    assert_refused(
+        &f.dpop(&token, &swapped).await,
+        401,
+        Some("DPoP"),
+        INVALID_PROOF,
+    );
 }
 
 #[tokio::test]
@@ -192,7 +260,12 @@ async fn rejects_private_key_in_jwk_dpop_09() {
     let mut h = f.client.proof_header();
     h["jwk"]["d"] = json!("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A");
     let proof = f.proof_custom(h, json!({}), &token);
-    assert_refused(&f.dpop(&token, &proof).await, 401, Some("DPoP"), INVALID_PROOF);
+    assert_refused(
+        &f.dpop(&token, &proof).await,
+        401,
+        Some("DPoP"),
+        INVALID_PROOF,
+    );
 }
 
 #[tokio::test]
@@ -204,7 +277,12 @@ async fn key_comes_only_from_jwk_dpop_10() {
     h["jku"] = json!("https://attacker.example/jwks");
     h["kid"] = json!("as-1");
     let proof = f.proof_custom(h, json!({}), &token);
-    assert_refused(&f.dpop(&token, &proof).await, 401, Some("DPoP"), INVALID_PROOF);
+    assert_refused(
+        &f.dpop(&token, &proof).await,
+        401,
+        Some("DPoP"),
+        INVALID_PROOF,
+    );
 }
 
 #[tokio::test]
@@ -213,10 +291,26 @@ async fn htm_must_match_exactly_dpop_11() {
     let token = f.token();
     let auth = format!("DPoP {token}");
     let proof = f.proof(&token);
-    assert_refused(&f.send(req("POST", PATH, &[&auth], &[&proof])).await, 401, Some("DPoP"), INVALID_PROOF);
-    assert_refused(&f.send(req("HEAD", PATH, &[&auth], &[&f.proof(&token)])).await, 401, Some("DPoP"), INVALID_PROOF);
+    assert_refused(
+        &f.send(req("POST", PATH, &[&auth], &[&proof])).await,
+        401,
+        Some("DPoP"),
+        INVALID_PROOF,
+    );
+    assert_refused(
+        &f.send(req("HEAD", PATH, &[&auth], &[&f.proof(&token)]))
+            .await,
+        401,
+        Some("DPoP"),
+        INVALID_PROOF,
+    );
     let lower = f.proof_custom(f.client.proof_header(), json!({"htm": "get"}), &token);
-    assert_refused(&f.dpop(&token, &lower).await, 401, Some("DPoP"), INVALID_PROOF);
+    assert_refused(
+        &f.dpop(&token, &lower).await,
+        401,
+        Some("DPoP"),
+        INVALID_PROOF,
+    );
 }
 
 #[tokio::test]
@@ -225,10 +319,21 @@ async fn htu_must_match_the_target_dpop_12_htu() {
     let token = f.token();
     let auth = format!("DPoP {token}");
     // Other path.
-    let response = f.send(req("GET", "/otherresource", &[&auth], &[&f.proof(&token)])).await;
+    let response = f
+        .send(req("GET", "/otherresource", &[&auth], &[&f.proof(&token)]))
+        .await;
     assert_refused(&response, 401, Some("DPoP"), INVALID_PROOF);
     // Query ignored (DPOP-12, HTU-06).
-    assert_ok(&f.send(req("GET", "/protectedresource?page=2", &[&auth], &[&f.proof(&token)])).await, "dpop");
+    assert_ok(
+        &f.send(req(
+            "GET",
+            "/protectedresource?page=2",
+            &[&auth],
+            &[&f.proof(&token)],
+        ))
+        .await,
+        "dpop",
+    );
     // Normalisation: case, default port, dot segments, escaped unreserved (HTU-01..04).
     for htu in [
         "HTTPS://Resource.Example.ORG/protectedresource",
@@ -250,7 +355,12 @@ async fn htu_must_match_the_target_dpop_12_htu() {
         "https://evil.example/protectedresource",
     ] {
         let proof = f.proof_custom(f.client.proof_header(), json!({"htu": htu}), &token);
-        assert_refused(&f.dpop(&token, &proof).await, 401, Some("DPoP"), INVALID_PROOF);
+        assert_refused(
+            &f.dpop(&token, &proof).await,
+            401,
+            Some("DPoP"),
+            INVALID_PROOF,
+        );
     }
 }
 
@@ -284,7 +394,12 @@ async fn iat_window_dpop_14_fapi_07() {
     assert_ok(&f.dpop(&token, &at(NOW + 9)).await, "dpop");
     assert_ok(&f.dpop(&token, &at(NOW + 10)).await, "dpop");
     for iat in [NOW - 61, NOW - 600, NOW + 11, NOW + 61] {
-        assert_refused(&f.dpop(&token, &at(iat)).await, 401, Some("DPoP"), INVALID_PROOF);
+        assert_refused(
+            &f.dpop(&token, &at(iat)).await,
+            401,
+            Some("DPoP"),
+            INVALID_PROOF,
+        );
     }
 }
 
@@ -294,11 +409,21 @@ async fn ath_must_hash_the_presented_token_dpop_15() {
     let token = f.token();
     let other = f.token_patched(json!({"jti": "at-2"}));
     // A proof made for another token.
-    assert_refused(&f.dpop(&token, &f.proof(&other)).await, 401, Some("DPoP"), INVALID_PROOF);
+    assert_refused(
+        &f.dpop(&token, &f.proof(&other)).await,
+        401,
+        Some("DPoP"),
+        INVALID_PROOF,
+    );
     // Padding added to ath.
     let padded = format!("{}=", tower_pop::thumbprint::ath(&token));
     let proof = f.proof_custom(f.client.proof_header(), json!({"ath": padded}), &token);
-    assert_refused(&f.dpop(&token, &proof).await, 401, Some("DPoP"), INVALID_PROOF);
+    assert_refused(
+        &f.dpop(&token, &proof).await,
+        401,
+        Some("DPoP"),
+        INVALID_PROOF,
+    );
 }
 
 #[tokio::test]
@@ -310,7 +435,11 @@ async fn proof_key_must_match_cnf_jkt_dpop_16() {
     let response = f.dpop(&token, &proof).await;
     // RFC 9449 Figure 16 answers a binding failure with invalid_token (ambiguity A1).
     assert_refused(&response, 401, Some("DPoP"), "invalid_token");
-    assert!(challenges(&response).1.contains(r#"error_description="invalid DPoP key binding""#));
+    assert!(
+        challenges(&response)
+            .1
+            .contains(r#"error_description="invalid DPoP key binding""#)
+    );
 }
 
 #[tokio::test]
@@ -325,28 +454,61 @@ async fn proof_alone_grants_nothing_dpop_22() {
 async fn jose_hygiene_crit_b64_duplicates_jose_10_to_12() {
     let f = Fixture::new();
     let token = f.token();
-    for extra in [json!({"crit": ["foo"], "foo": 1}), json!({"crit": []}), json!({"b64": false, "crit": ["b64"]})] {
+    for extra in [
+        json!({"crit": ["foo"], "foo": 1}),
+        json!({"crit": []}),
+        json!({"b64": false, "crit": ["b64"]}),
+    ] {
         let mut h = f.client.proof_header();
         for (k, v) in extra.as_object().unwrap() {
             h[k] = v.clone();
         }
         let proof = f.proof_custom(h, json!({}), &token);
-        assert_refused(&f.dpop(&token, &proof).await, 401, Some("DPoP"), INVALID_PROOF);
+        assert_refused(
+            &f.dpop(&token, &proof).await,
+            401,
+            Some("DPoP"),
+            INVALID_PROOF,
+        );
     }
     // Two "alg" members in the protected header (signed as raw bytes).
     let h = f.client.proof_header();
-    let raw_header = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","alg":"ES256","jwk":{}}}"#, h["jwk"]);
+    let raw_header = format!(
+        r#"{{"typ":"dpop+jwt","alg":"ES256","alg":"ES256","jwk":{}}}"#,
+        h["jwk"]
+    );
     let claims = json!({"jti": "dup", "htm": "GET", "htu": URL, "iat": NOW, "ath": tower_pop::thumbprint::ath(&token)});
-    let proof = f.client.sign_compact_raw(raw_header.as_bytes(), claims.to_string().as_bytes());
-    assert_refused(&f.dpop(&token, &proof).await, 401, Some("DPoP"), INVALID_PROOF);
+    let proof = f
+        .client
+        .sign_compact_raw(raw_header.as_bytes(), claims.to_string().as_bytes());
+    assert_refused(
+        &f.dpop(&token, &proof).await,
+        401,
+        Some("DPoP"),
+        INVALID_PROOF,
+    );
     // An access token sent as a proof (JOSE-09).
-    assert_refused(&f.dpop(&token, &token).await, 401, Some("DPoP"), INVALID_PROOF);
+    assert_refused(
+        &f.dpop(&token, &token).await,
+        401,
+        Some("DPoP"),
+        INVALID_PROOF,
+    );
 }
 
 #[tokio::test]
 async fn oversized_jti_is_refused_rpl_03() {
     let f = Fixture::new();
     let token = f.token();
-    let proof = f.proof_custom(f.client.proof_header(), json!({"jti": "j".repeat(10_000)}), &token);
-    assert_refused(&f.dpop(&token, &proof).await, 401, Some("DPoP"), INVALID_PROOF);
+    let proof = f.proof_custom(
+        f.client.proof_header(),
+        json!({"jti": "j".repeat(10_000)}),
+        &token,
+    );
+    assert_refused(
+        &f.dpop(&token, &proof).await,
+        401,
+        Some("DPoP"),
+        INVALID_PROOF,
+    );
 }

@@ -15,7 +15,12 @@ async fn rejects_replayed_jti_rpl_02() {
     let token = f.token();
     let proof = f.proof(&token);
     assert_ok(&f.dpop(&token, &proof).await, "dpop");
-    assert_refused(&f.dpop(&token, &proof).await, 401, Some("DPoP"), "invalid_dpop_proof");
+    assert_refused(
+        &f.dpop(&token, &proof).await,
+        401,
+        Some("DPoP"),
+        "invalid_dpop_proof",
+    );
     // A fresh proof for the same token is fine.
     assert_ok(&f.dpop(&token, &f.proof(&token)).await, "dpop");
 }
@@ -33,15 +38,30 @@ async fn same_proof_sent_20_times_at_once_succeeds_exactly_once() {
         let barrier = Arc::clone(&barrier);
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            svc.ready().await.unwrap().call(request).await.unwrap().status().as_u16()
+            svc.ready()
+                .await
+                .unwrap()
+                .call(request)
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         }));
     }
     let mut statuses = Vec::new();
     for t in tasks {
         statuses.push(t.await.unwrap());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 19, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        19,
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test]
@@ -52,14 +72,24 @@ async fn jti_is_scoped_to_the_proof_key_rpl_06() {
     let p1 = f.proof_custom(header.clone(), json!({"jti": "same"}), &token);
     assert_ok(&f.dpop(&token, &p1).await, "dpop");
     // Same key, same jti, different URL: still a replay (the scope is the key, not the URI).
-    let p2 = f.proof_custom(header, json!({"jti": "same", "htu": format!("{ORIGIN}/other")}), &token);
-    let response = f.send(req("GET", "/other", &[&format!("DPoP {token}")], &[&p2])).await;
+    let p2 = f.proof_custom(
+        header,
+        json!({"jti": "same", "htu": format!("{ORIGIN}/other")}),
+        &token,
+    );
+    let response = f
+        .send(req("GET", "/other", &[&format!("DPoP {token}")], &[&p2]))
+        .await;
     assert_refused(&response, 401, Some("DPoP"), "invalid_dpop_proof");
     // Another client's key may use the same jti.
     let mut g = Fixture::new();
     g.client = tower_pop::dpop::signer::ProofSigner::generate(tower_pop::Algorithm::EdDSA).unwrap();
     let other_token = g.token();
-    let p3 = g.proof_custom(g.client.proof_header(), json!({"jti": "same"}), &other_token);
+    let p3 = g.proof_custom(
+        g.client.proof_header(),
+        json!({"jti": "same"}),
+        &other_token,
+    );
     assert_ok(&g.dpop(&other_token, &p3).await, "dpop");
 }
 
@@ -90,7 +120,12 @@ async fn entries_expire_with_the_iat_window_rpl_04() {
     store.sweep(NOW + 61);
     assert!(store.is_empty());
     // The replay now fails on the iat check instead.
-    assert_refused(&f.dpop(&token, &proof).await, 401, Some("DPoP"), "invalid_dpop_proof");
+    assert_refused(
+        &f.dpop(&token, &proof).await,
+        401,
+        Some("DPoP"),
+        "invalid_dpop_proof",
+    );
     assert!(store.is_empty());
 }
 
@@ -106,7 +141,12 @@ async fn full_store_refuses_with_503_and_never_accepts_a_replay() {
     let response = f.dpop(&token, &f.proof(&token)).await;
     assert_eq!(response.status(), 503);
     assert!(response.headers().get("www-authenticate").is_none());
-    assert_refused(&f.dpop(&token, &first).await, 401, Some("DPoP"), "invalid_dpop_proof");
+    assert_refused(
+        &f.dpop(&token, &first).await,
+        401,
+        Some("DPoP"),
+        "invalid_dpop_proof",
+    );
     assert_eq!(store.len(), 2);
     // Once the window has passed, room is made again.
     f.clock.advance(61);
@@ -120,7 +160,10 @@ async fn full_store_refuses_with_503_and_never_accepts_a_replay() {
 struct DownStore;
 
 impl ReplayCache for DownStore {
-    fn insert_if_absent(&self, _: ReplayEntry) -> BoxFuture<'_, Result<ReplayOutcome, ReplayError>> {
+    fn insert_if_absent(
+        &self,
+        _: ReplayEntry,
+    ) -> BoxFuture<'_, Result<ReplayOutcome, ReplayError>> {
         Box::pin(async { Err(ReplayError::unavailable("connection refused")) })
     }
 }
@@ -134,7 +177,11 @@ async fn unavailable_store_fails_closed_dpop_19() {
     assert_eq!(response.status(), 503);
     assert!(response.headers().get("www-authenticate").is_none());
     assert_eq!(
-        response.extensions().get::<tower_pop::PopError>().unwrap().kind(),
+        response
+            .extensions()
+            .get::<tower_pop::PopError>()
+            .unwrap()
+            .kind(),
         tower_pop::PopErrorKind::ReplayStoreUnavailable
     );
 }

@@ -9,7 +9,9 @@ use http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_pop::dpop::signer::ProofSigner;
-use tower_pop::{Algorithm, ManualClock, PopConfig, PopConfigBuilder, RequirePopLayer, Verified, Verifier};
+use tower_pop::{
+    Algorithm, ManualClock, PopConfig, PopConfigBuilder, RequirePopLayer, Verified, Verifier,
+};
 
 pub const ORIGIN: &str = "https://resource.example.org";
 pub const PATH: &str = "/protectedresource";
@@ -134,20 +136,27 @@ impl Fixture {
     }
 
     pub async fn dpop(&self, token: &str, proof: &str) -> Response<String> {
-        self.send(req("GET", PATH, &[&format!("DPoP {token}")], &[proof])).await
+        self.send(req("GET", PATH, &[&format!("DPoP {token}")], &[proof]))
+            .await
     }
 }
 
 /// The layer around a handler that echoes the verified subject and binding.
 pub fn service(
     verifier: Arc<Verifier>,
-) -> impl Service<Request<String>, Response = Response<String>, Error = Infallible, Future: Send> + Clone + Send + 'static {
+) -> impl Service<Request<String>, Response = Response<String>, Error = Infallible, Future: Send>
++ Clone
++ Send
++ 'static {
     ServiceBuilder::new()
         .layer(RequirePopLayer::new(verifier))
         .service(service_fn(|req: Request<String>| async move {
             let verified = req.extensions().get::<Verified>().cloned();
             let body = match verified {
-                Some(v) => json!({"sub": v.subject(), "binding": v.binding().as_str(), "jkt": v.jkt()}).to_string(),
+                Some(v) => {
+                    json!({"sub": v.subject(), "binding": v.binding().as_str(), "jkt": v.jkt()})
+                        .to_string()
+                }
                 None => "handler reached without verification".to_owned(),
             };
             Ok::<_, Infallible>(Response::new(body))
@@ -167,8 +176,18 @@ pub fn req(method: &str, path: &str, authorization: &[&str], dpop: &[&str]) -> R
 
 /// Split `WWW-Authenticate` into its Bearer and DPoP challenges.
 pub fn challenges(response: &Response<String>) -> (String, String) {
-    let value = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
-    assert_eq!(response.headers().get_all("www-authenticate").iter().count(), 1);
+    let value = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        response
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .count(),
+        1
+    );
     let (bearer, dpop) = value.split_once(", DPoP").expect("both challenges");
     assert!(bearer.starts_with("Bearer"), "{value}");
     (bearer.to_owned(), format!("DPoP{dpop}"))
@@ -177,7 +196,12 @@ pub fn challenges(response: &Response<String>) -> (String, String) {
 /// Assert a refusal: status, and `error="code"` in exactly the challenge of `scheme`
 /// (`None`: in neither).
 pub fn assert_refused(response: &Response<String>, status: u16, scheme: Option<&str>, code: &str) {
-    assert_eq!(response.status().as_u16(), status, "body: {}", response.body());
+    assert_eq!(
+        response.status().as_u16(),
+        status,
+        "body: {}",
+        response.body()
+    );
     assert!(response.body().is_empty());
     let (bearer, dpop) = challenges(response);
     assert!(dpop.contains("algs=\""), "{dpop}");
@@ -192,15 +216,26 @@ pub fn assert_refused(response: &Response<String>, status: u16, scheme: Option<&
             assert!(!dpop.contains("error="), "{dpop}");
         }
         Some("both") => {
-            assert!(bearer.contains(&error) && dpop.contains(&error), "{bearer} / {dpop}");
+            assert!(
+                bearer.contains(&error) && dpop.contains(&error),
+                "{bearer} / {dpop}"
+            );
         }
-        _ => assert!(!bearer.contains("error=") && !dpop.contains("error="), "{bearer} / {dpop}"),
+        _ => assert!(
+            !bearer.contains("error=") && !dpop.contains("error="),
+            "{bearer} / {dpop}"
+        ),
     }
     assert!(response.extensions().get::<tower_pop::PopError>().is_some());
 }
 
 pub fn assert_ok(response: &Response<String>, binding: &str) {
-    assert_eq!(response.status(), StatusCode::OK, "{:?}", response.headers());
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{:?}",
+        response.headers()
+    );
     let body: Value = serde_json::from_str(response.body()).unwrap();
     assert_eq!(body["binding"], binding);
     assert_eq!(body["sub"], "someone@example.com");

@@ -19,7 +19,10 @@ async fn dpop_with_token(f: &Fixture, token: &str) -> http::Response<String> {
 async fn typ_must_be_at_jwt_jwtat_01() {
     let f = Fixture::new();
     for typ in ["at+JWT", "application/at+jwt", "AT+JWT"] {
-        let token = f.token_with(json!({"typ": typ, "alg": "ES256", "kid": "as-1"}), f.claims(json!({})));
+        let token = f.token_with(
+            json!({"typ": typ, "alg": "ES256", "kid": "as-1"}),
+            f.claims(json!({})),
+        );
         assert_ok(&dpop_with_token(&f, &token).await, "dpop");
     }
     for header in [
@@ -28,7 +31,12 @@ async fn typ_must_be_at_jwt_jwtat_01() {
         json!({"alg": "ES256", "kid": "as-1"}),
     ] {
         let token = f.token_with(header, f.claims(json!({})));
-        assert_refused(&dpop_with_token(&f, &token).await, 401, Some("DPoP"), INVALID_TOKEN);
+        assert_refused(
+            &dpop_with_token(&f, &token).await,
+            401,
+            Some("DPoP"),
+            INVALID_TOKEN,
+        );
     }
 }
 
@@ -36,7 +44,12 @@ async fn typ_must_be_at_jwt_jwtat_01() {
 async fn issuer_must_match_exactly_jwtat_02() {
     let f = Fixture::new();
     let token = f.token_patched(json!({"iss": "https://server.example.com/"}));
-    assert_refused(&dpop_with_token(&f, &token).await, 401, Some("DPoP"), INVALID_TOKEN);
+    assert_refused(
+        &dpop_with_token(&f, &token).await,
+        401,
+        Some("DPoP"),
+        INVALID_TOKEN,
+    );
 }
 
 #[tokio::test]
@@ -44,9 +57,19 @@ async fn audience_must_contain_ours_jwtat_03() {
     let f = Fixture::new();
     let token = f.token_patched(json!({"aud": ["https://other.example", AUDIENCE]}));
     assert_ok(&dpop_with_token(&f, &token).await, "dpop");
-    for aud in [json!("https://other.example"), json!(null), json!([]), json!(7)] {
+    for aud in [
+        json!("https://other.example"),
+        json!(null),
+        json!([]),
+        json!(7),
+    ] {
         let token = f.token_patched(json!({"aud": aud}));
-        assert_refused(&dpop_with_token(&f, &token).await, 401, Some("DPoP"), INVALID_TOKEN);
+        assert_refused(
+            &dpop_with_token(&f, &token).await,
+            401,
+            Some("DPoP"),
+            INVALID_TOKEN,
+        );
     }
 }
 
@@ -58,14 +81,30 @@ async fn signature_and_keys_come_only_from_the_issuer_jwtat_04_jose_07_08() {
     header["jwk"] = serde_json::from_str(&f.client.public_jwk()).unwrap();
     header["jku"] = json!("https://attacker.example/jwks");
     let forged = f.client.sign_compact(&header, &f.claims(json!({})));
-    assert_refused(&dpop_with_token(&f, &forged).await, 401, Some("DPoP"), INVALID_TOKEN);
+    assert_refused(
+        &dpop_with_token(&f, &forged).await,
+        401,
+        Some("DPoP"),
+        INVALID_TOKEN,
+    );
     // Unknown kid, including a path-like one.
     for kid in ["as-2", "../../etc/passwd"] {
-        let token = f.token_with(json!({"typ": "at+jwt", "alg": "ES256", "kid": kid}), f.claims(json!({})));
-        assert_refused(&dpop_with_token(&f, &token).await, 401, Some("DPoP"), INVALID_TOKEN);
+        let token = f.token_with(
+            json!({"typ": "at+jwt", "alg": "ES256", "kid": kid}),
+            f.claims(json!({})),
+        );
+        assert_refused(
+            &dpop_with_token(&f, &token).await,
+            401,
+            Some("DPoP"),
+            INVALID_TOKEN,
+        );
     }
     // No kid: the one fitting key is used.
-    let token = f.token_with(json!({"typ": "at+jwt", "alg": "ES256"}), f.claims(json!({})));
+    let token = f.token_with(
+        json!({"typ": "at+jwt", "alg": "ES256"}),
+        f.claims(json!({})),
+    );
     assert_ok(&dpop_with_token(&f, &token).await, "dpop");
 }
 
@@ -76,8 +115,19 @@ async fn alg_none_and_hmac_with_public_key_are_refused_jose_02_03() {
     let f = Fixture::new();
     let claims = f.claims(json!({})).to_string();
     for alg in ["none", "None", "NONE"] {
-        let token = format!("{}.{}.", b64(&json!({"typ": "at+jwt", "alg": alg}).to_string()), b64(&claims));
-        let response = f.send(req("GET", PATH, &[&format!("DPoP {token}")], &[&f.proof(&token)])).await;
+        let token = format!(
+            "{}.{}.",
+            b64(&json!({"typ": "at+jwt", "alg": alg}).to_string()),
+            b64(&claims)
+        );
+        let response = f
+            .send(req(
+                "GET",
+                PATH,
+                &[&format!("DPoP {token}")],
+                &[&f.proof(&token)],
+            ))
+            .await;
         assert_eq!(response.status(), 401);
         assert!(challenges(&response).1.contains("error="));
     }
@@ -89,14 +139,24 @@ async fn alg_none_and_hmac_with_public_key_are_refused_jose_02_03() {
         header.typ = Some("at+jwt".into());
         header.kid = Some("as-1".into());
         let token = jsonwebtoken::encode(&header, &f.claims(json!({})), &key).unwrap();
-        assert_refused(&dpop_with_token(&f, &token).await, 401, Some("DPoP"), INVALID_TOKEN);
+        assert_refused(
+            &dpop_with_token(&f, &token).await,
+            401,
+            Some("DPoP"),
+            INVALID_TOKEN,
+        );
     }
 }
 
 #[tokio::test]
 async fn access_token_algorithm_allow_list_jose_01() {
     let f = Fixture::with(|b| b.token_algorithms([Algorithm::RS256]));
-    assert_refused(&dpop_with_token(&f, &f.token()).await, 401, Some("DPoP"), INVALID_TOKEN);
+    assert_refused(
+        &dpop_with_token(&f, &f.token()).await,
+        401,
+        Some("DPoP"),
+        INVALID_TOKEN,
+    );
 }
 
 #[tokio::test]
@@ -104,13 +164,29 @@ async fn exp_and_nbf_with_leeway_jwtat_05_09() {
     let f = Fixture::new(); // 30 s leeway
     let token = f.token_patched(json!({"exp": NOW - 30}));
     assert_ok(&dpop_with_token(&f, &token).await, "dpop");
-    for patch in [json!({"exp": NOW - 31}), json!({"exp": NOW - 600}), json!({"exp": null}), json!({"nbf": NOW + 600}), json!({"exp": "soon"})] {
+    for patch in [
+        json!({"exp": NOW - 31}),
+        json!({"exp": NOW - 600}),
+        json!({"exp": null}),
+        json!({"nbf": NOW + 600}),
+        json!({"exp": "soon"}),
+    ] {
         let token = f.token_patched(patch);
-        assert_refused(&dpop_with_token(&f, &token).await, 401, Some("DPoP"), INVALID_TOKEN);
+        assert_refused(
+            &dpop_with_token(&f, &token).await,
+            401,
+            Some("DPoP"),
+            INVALID_TOKEN,
+        );
     }
     let strict = Fixture::with(|b| b.token_leeway(Duration::ZERO));
     let token = strict.token_patched(json!({"exp": NOW - 1}));
-    assert_refused(&dpop_with_token(&strict, &token).await, 401, Some("DPoP"), INVALID_TOKEN);
+    assert_refused(
+        &dpop_with_token(&strict, &token).await,
+        401,
+        Some("DPoP"),
+        INVALID_TOKEN,
+    );
 }
 
 #[tokio::test]
@@ -120,30 +196,69 @@ async fn cached_token_still_expires() {
     assert_ok(&dpop_with_token(&f, &token).await, "dpop");
     f.clock.advance(5 + 30 + 1);
     let proof = f.client.proof_at("GET", URL, Some(&token), None, NOW + 36);
-    assert_refused(&f.dpop(&token, &proof).await, 401, Some("DPoP"), INVALID_TOKEN);
+    assert_refused(
+        &f.dpop(&token, &proof).await,
+        401,
+        Some("DPoP"),
+        INVALID_TOKEN,
+    );
 }
 
 #[tokio::test]
 async fn claims_are_typed_jwtat_06() {
     let f = Fixture::new();
-    for patch in [json!({"iat": "x"}), json!({"sub": null}), json!({"sub": 5}), json!({"client_id": 1}), json!({"scope": ["a"]})] {
+    for patch in [
+        json!({"iat": "x"}),
+        json!({"sub": null}),
+        json!({"sub": 5}),
+        json!({"client_id": 1}),
+        json!({"scope": ["a"]}),
+    ] {
         let token = f.token_patched(patch);
-        assert_refused(&dpop_with_token(&f, &token).await, 401, Some("DPoP"), INVALID_TOKEN);
+        assert_refused(
+            &dpop_with_token(&f, &token).await,
+            401,
+            Some("DPoP"),
+            INVALID_TOKEN,
+        );
     }
 }
 
 #[tokio::test]
 async fn jwe_nested_and_proofs_are_not_access_tokens_jose_04_09() {
     let f = Fixture::new();
-    let nested = f.token_with(json!({"typ": "at+jwt", "alg": "ES256", "kid": "as-1", "cty": "JWT"}), f.claims(json!({})));
-    assert_refused(&dpop_with_token(&f, &nested).await, 401, Some("DPoP"), INVALID_TOKEN);
+    let nested = f.token_with(
+        json!({"typ": "at+jwt", "alg": "ES256", "kid": "as-1", "cty": "JWT"}),
+        f.claims(json!({})),
+    );
+    assert_refused(
+        &dpop_with_token(&f, &nested).await,
+        401,
+        Some("DPoP"),
+        INVALID_TOKEN,
+    );
     let jwe = "eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d";
-    assert_refused(&dpop_with_token(&f, jwe).await, 401, Some("DPoP"), INVALID_TOKEN);
+    assert_refused(
+        &dpop_with_token(&f, jwe).await,
+        401,
+        Some("DPoP"),
+        INVALID_TOKEN,
+    );
     let proof_as_token = f.proof("x");
-    assert_refused(&dpop_with_token(&f, &proof_as_token).await, 401, Some("DPoP"), INVALID_TOKEN);
+    assert_refused(
+        &dpop_with_token(&f, &proof_as_token).await,
+        401,
+        Some("DPoP"),
+        INVALID_TOKEN,
+    );
     // Opaque token (no introspection configured).
     let opaque = "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU";
-    assert_refused(&dpop_with_token(&f, opaque).await, 401, Some("DPoP"), INVALID_TOKEN);
+    assert_refused(
+        &dpop_with_token(&f, opaque).await,
+        401,
+        Some("DPoP"),
+        INVALID_TOKEN,
+    );
 }
 
 #[tokio::test]
@@ -179,11 +294,21 @@ async fn no_credentials_or_unknown_scheme_get_challenges_without_error_brr_04_au
     for auth in [vec![], vec!["Basic dXNlcjpwdw=="]] {
         let response = f.send(req("GET", PATH, &auth, &[])).await;
         assert_refused(&response, 401, None, "");
-        assert_eq!(response.headers()["www-authenticate"], r#"Bearer, DPoP algs="ES256 PS256 EdDSA""#);
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            r#"Bearer, DPoP algs="ES256 PS256 EdDSA""#
+        );
     }
     // Tokens in the query or in Proxy-Authorization are not read (AUTH-04, AUTH-07).
     let token = f.token();
-    let response = f.send(req("GET", &format!("{PATH}?access_token={token}"), &[], &[])).await;
+    let response = f
+        .send(req(
+            "GET",
+            &format!("{PATH}?access_token={token}"),
+            &[],
+            &[],
+        ))
+        .await;
     assert_refused(&response, 401, None, "");
     let request = http::Request::builder()
         .uri(PATH)
@@ -199,7 +324,9 @@ async fn multiple_or_empty_credentials_are_invalid_request_auth_03_09_10() {
     let f = Fixture::new();
     let token = f.token();
     let (b, d) = (format!("Bearer {token}"), format!("DPoP {token}"));
-    let response = f.send(req("GET", PATH, &[&b, &d], &[&f.proof(&token)])).await;
+    let response = f
+        .send(req("GET", PATH, &[&b, &d], &[&f.proof(&token)]))
+        .await;
     assert_refused(&response, 400, Some("both"), "invalid_request");
     let response = f.send(req("GET", PATH, &[&format!("{b}, {d}")], &[])).await;
     assert_refused(&response, 400, Some("both"), "invalid_request");
@@ -211,7 +338,14 @@ async fn multiple_or_empty_credentials_are_invalid_request_auth_03_09_10() {
 async fn malformed_token68_is_invalid_token_auth_02() {
     let f = Fixture::new();
     let token = f.token();
-    let response = f.send(req("GET", PATH, &[&format!("DPoP {token} x")], &[&f.proof(&token)])).await;
+    let response = f
+        .send(req(
+            "GET",
+            PATH,
+            &[&format!("DPoP {token} x")],
+            &[&f.proof(&token)],
+        ))
+        .await;
     assert_refused(&response, 401, Some("DPoP"), INVALID_TOKEN);
     let response = f.send(req("GET", PATH, &["Bearer a\"b"], &[])).await;
     assert_refused(&response, 401, Some("Bearer"), INVALID_TOKEN);
@@ -226,6 +360,9 @@ async fn error_descriptions_never_carry_the_token_or_proof_brr_10() {
     let value = response.headers()["www-authenticate"].to_str().unwrap();
     assert!(!value.contains(&token) && !value.contains(&proof));
     assert!(!value.contains('\\'));
-    let debug = format!("{:?}", response.extensions().get::<tower_pop::PopError>().unwrap());
+    let debug = format!(
+        "{:?}",
+        response.extensions().get::<tower_pop::PopError>().unwrap()
+    );
     assert!(!debug.contains(&token));
 }

@@ -37,11 +37,9 @@ pub(crate) fn normalize(uri: &str) -> Option<String> {
     out.push_str(&scheme);
     out.push_str("://");
     out.push_str(&host);
-    if let Some(port) = port {
-        if port != default_port {
-            out.push(':');
-            out.push_str(&port.to_string());
-        }
+    if let Some(port) = port.filter(|p| *p != default_port) {
+        out.push(':');
+        out.push_str(&port.to_string());
     }
     let path = if path.is_empty() { "/" } else { path };
     out.push_str(&remove_dot_segments(&normalize_percent_encoding(path)?));
@@ -55,7 +53,11 @@ fn split_host_port(authority: &str) -> Option<(String, Option<u16>)> {
     }
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let (literal, after) = rest.split_once(']')?;
-        if literal.is_empty() || !literal.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if literal.is_empty()
+            || !literal
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return None;
         }
         let port = match after {
@@ -166,7 +168,10 @@ mod tests {
 
     #[test]
     fn unreserved_escapes_only_htu_02() {
-        assert!(same("https://r.example/%7Euser/x", "https://r.example/~user/x"));
+        assert!(same(
+            "https://r.example/%7Euser/x",
+            "https://r.example/~user/x"
+        ));
         assert!(same("https://r.example/%41", "https://r.example/A"));
         assert!(!same("https://r.example/a%2Fb", "https://r.example/a/b"));
         assert_eq!(normalize("https://r.example/%zz"), None);
@@ -175,7 +180,10 @@ mod tests {
 
     #[test]
     fn dot_segments_htu_03() {
-        assert!(same("https://r.example/x/./y/../protectedresource", "https://r.example/x/protectedresource"));
+        assert!(same(
+            "https://r.example/x/./y/../protectedresource",
+            "https://r.example/x/protectedresource"
+        ));
         assert!(same("https://r.example/a/..", "https://r.example/"));
         assert!(same("https://r.example/a/b/.", "https://r.example/a/b/"));
         assert!(same("https://r.example/../../a", "https://r.example/a"));
@@ -184,11 +192,20 @@ mod tests {
 
     #[test]
     fn default_ports_and_empty_path_htu_04() {
-        assert!(same("https://resource.example.org:443/protectedresource", RS));
+        assert!(same(
+            "https://resource.example.org:443/protectedresource",
+            RS
+        ));
         assert!(same("https://resource.example.org:/protectedresource", RS));
-        assert!(same("https://resource.example.org", "https://resource.example.org/"));
+        assert!(same(
+            "https://resource.example.org",
+            "https://resource.example.org/"
+        ));
         assert!(same("http://h:80/", "http://h/"));
-        assert!(!same("https://resource.example.org:8443/protectedresource", RS));
+        assert!(!same(
+            "https://resource.example.org:8443/protectedresource",
+            RS
+        ));
         assert!(!same("http://resource.example.org/protectedresource", RS));
     }
 
@@ -200,14 +217,23 @@ mod tests {
 
     #[test]
     fn query_and_fragment_ignored_htu_06() {
-        assert!(same("https://resource.example.org/protectedresource?page=2", RS));
-        assert!(same("https://resource.example.org/protectedresource#frag", RS));
+        assert!(same(
+            "https://resource.example.org/protectedresource?page=2",
+            RS
+        ));
+        assert!(same(
+            "https://resource.example.org/protectedresource#frag",
+            RS
+        ));
     }
 
     #[test]
     fn only_absolute_http_uris_without_userinfo_htu_08() {
         assert_eq!(normalize("/protectedresource"), None);
-        assert_eq!(normalize("https://u@resource.example.org/protectedresource"), None);
+        assert_eq!(
+            normalize("https://u@resource.example.org/protectedresource"),
+            None
+        );
         assert_eq!(normalize("ftp://resource.example.org/"), None);
         assert_eq!(normalize("https:///x"), None);
         assert_eq!(normalize("https://h:99999/"), None);

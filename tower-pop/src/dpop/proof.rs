@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
 use crate::error::PopErrorKind;
-use crate::jose::{Algorithm, CompactJws};
+use crate::jose::{Algorithm, CompactJws, numeric_date};
 use crate::jwk::PublicJwk;
 
 /// Longest `DPoP` header value accepted (RPL-03): enough for an RSA-8192 key, bounded.
@@ -55,13 +55,21 @@ fn optional_string_claim(
 /// Check 4: `typ` is `dpop+jwt`, compared case-insensitively as a media type (ambiguity A3).
 fn check_typ(header: &Map<String, Value>) -> Result<(), PopErrorKind> {
     match header.get("typ").and_then(Value::as_str) {
-        Some(t) if t.eq_ignore_ascii_case("dpop+jwt") || t.eq_ignore_ascii_case("application/dpop+jwt") => Ok(()),
+        Some(t)
+            if t.eq_ignore_ascii_case("dpop+jwt")
+                || t.eq_ignore_ascii_case("application/dpop+jwt") =>
+        {
+            Ok(())
+        }
         _ => Err(PopErrorKind::MalformedProof),
     }
 }
 
 /// Check 5: `alg` names an asymmetric algorithm on the allow-list (DPOP-06).
-fn check_alg(header: &Map<String, Value>, allowed: &[Algorithm]) -> Result<Algorithm, PopErrorKind> {
+fn check_alg(
+    header: &Map<String, Value>,
+    allowed: &[Algorithm],
+) -> Result<Algorithm, PopErrorKind> {
     let name = header
         .get("alg")
         .and_then(Value::as_str)
@@ -97,18 +105,12 @@ fn check_no_extensions(header: &Map<String, Value>) -> Result<(), PopErrorKind> 
     }
 }
 
-/// `iat` is a JSON number (DPOP-04); fractions are truncated, negatives refused.
+/// `iat` is a JSON number (DPOP-04).
 fn iat_claim(claims: &Map<String, Value>) -> Result<u64, PopErrorKind> {
-    let iat = claims.get("iat").ok_or(PopErrorKind::MalformedProof)?;
-    if let Some(secs) = iat.as_u64() {
-        return Ok(secs);
-    }
-    match iat.as_f64() {
-        // Truncation is intended; the range check keeps the cast exact enough.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        Some(f) if f.is_finite() && f >= 0.0 && f < 1e15 => Ok(f as u64),
-        _ => Err(PopErrorKind::MalformedProof),
-    }
+    claims
+        .get("iat")
+        .and_then(numeric_date)
+        .ok_or(PopErrorKind::MalformedProof)
 }
 
 impl<'a> Proof<'a> {
@@ -159,7 +161,12 @@ impl<'a> Proof<'a> {
     }
 
     /// Check 11: `now - max_age <= iat <= now + future_skew` (DPOP-14, FAPI-07).
-    pub(crate) fn check_iat(&self, now: u64, max_age: u64, future_skew: u64) -> Result<(), PopErrorKind> {
+    pub(crate) fn check_iat(
+        &self,
+        now: u64,
+        max_age: u64,
+        future_skew: u64,
+    ) -> Result<(), PopErrorKind> {
         if self.iat <= now.saturating_add(future_skew) && now <= self.iat.saturating_add(max_age) {
             Ok(())
         } else {
@@ -214,9 +221,11 @@ mod tests {
         assert_eq!(p.iat, 1_562_262_618);
         assert_eq!(p.jti, "e1j3V_bKic8-LAEB");
         p.check_signature().expect("P13 signature");
-        p.check_ath("fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo").expect("ath");
+        p.check_ath("fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo")
+            .expect("ath");
         assert_eq!(
-            p.check_key_binding("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I").as_deref(),
+            p.check_key_binding("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+                .as_deref(),
             Ok("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
         );
     }
@@ -245,15 +254,27 @@ mod tests {
         let iat = 1_562_262_618;
         assert!(p.check_iat(iat, 60, 10).is_ok());
         assert!(p.check_iat(iat + 60, 60, 10).is_ok());
-        assert_eq!(p.check_iat(iat + 61, 60, 10), Err(PopErrorKind::IatOutOfWindow));
+        assert_eq!(
+            p.check_iat(iat + 61, 60, 10),
+            Err(PopErrorKind::IatOutOfWindow)
+        );
         assert!(p.check_iat(iat - 5, 60, 10).is_ok());
-        assert_eq!(p.check_iat(iat - 11, 60, 10), Err(PopErrorKind::IatOutOfWindow));
-        assert_eq!(p.check_iat(iat + 600, 60, 10), Err(PopErrorKind::IatOutOfWindow));
+        assert_eq!(
+            p.check_iat(iat - 11, 60, 10),
+            Err(PopErrorKind::IatOutOfWindow)
+        );
+        assert_eq!(
+            p.check_iat(iat + 600, 60, 10),
+            Err(PopErrorKind::IatOutOfWindow)
+        );
     }
 
     #[test]
     fn oversized_proof_is_malformed_rpl_03() {
         let huge = "a".repeat(MAX_PROOF_LEN + 1);
-        assert_eq!(Proof::parse(&huge, &Algorithm::ALL).err(), Some(PopErrorKind::MalformedProof));
+        assert_eq!(
+            Proof::parse(&huge, &Algorithm::ALL).err(),
+            Some(PopErrorKind::MalformedProof)
+        );
     }
 }

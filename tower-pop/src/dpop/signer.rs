@@ -65,7 +65,9 @@ impl fmt::Debug for ProofSigner {
     }
 }
 
-fn ecdsa_signing(alg: Algorithm) -> Option<(&'static sig::EcdsaSigningAlgorithm, &'static str, usize)> {
+fn ecdsa_signing(
+    alg: Algorithm,
+) -> Option<(&'static sig::EcdsaSigningAlgorithm, &'static str, usize)> {
     match alg {
         Algorithm::ES256 => Some((&sig::ECDSA_P256_SHA256_FIXED_SIGNING, "P-256", 32)),
         Algorithm::ES384 => Some((&sig::ECDSA_P384_SHA384_FIXED_SIGNING, "P-384", 48)),
@@ -128,7 +130,11 @@ impl ProofSigner {
     fn with_key(alg: Algorithm, key: SigningKey) -> Self {
         let (jwk, canonical) = match &key {
             SigningKey::Ecdsa(k) => {
-                let (_, crv, len) = ecdsa_signing(alg).unwrap_or((&sig::ECDSA_P256_SHA256_FIXED_SIGNING, "P-256", 32));
+                let (_, crv, len) = ecdsa_signing(alg).unwrap_or((
+                    &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    "P-256",
+                    32,
+                ));
                 let point = k.public_key().as_ref();
                 let (x, y) = (b64url(&point[1..=len]), b64url(&point[1 + len..]));
                 (
@@ -182,13 +188,26 @@ impl ProofSigner {
 
     /// A proof for one request, with `iat` now and a fresh random `jti`.
     #[must_use]
-    pub fn proof(&self, method: &str, url: &str, access_token: Option<&str>, nonce: Option<&str>) -> String {
+    pub fn proof(
+        &self,
+        method: &str,
+        url: &str,
+        access_token: Option<&str>,
+        nonce: Option<&str>,
+    ) -> String {
         self.proof_at(method, url, access_token, nonce, now_unix())
     }
 
     /// A proof with an explicit `iat` (seconds since the Unix epoch).
     #[must_use]
-    pub fn proof_at(&self, method: &str, url: &str, access_token: Option<&str>, nonce: Option<&str>, iat: u64) -> String {
+    pub fn proof_at(
+        &self,
+        method: &str,
+        url: &str,
+        access_token: Option<&str>,
+        nonce: Option<&str>,
+        iat: u64,
+    ) -> String {
         let htu = url.split(['?', '#']).next().unwrap_or_default();
         let mut claims = json!({
             "jti": self.random_jti(),
@@ -217,7 +236,11 @@ impl ProofSigner {
         let mut bytes = [0u8; 16];
         // SystemRandom only fails if the OS has no randomness source at all.
         if self.rng.fill(&mut bytes).is_err() {
-            bytes = now_unix().to_le_bytes().repeat(2).try_into().unwrap_or([0; 16]);
+            bytes = now_unix()
+                .to_le_bytes()
+                .repeat(2)
+                .try_into()
+                .unwrap_or([0; 16]);
         }
         b64url(&bytes)
     }
@@ -227,7 +250,10 @@ impl ProofSigner {
     /// header is used as given.
     #[must_use]
     pub fn sign_compact(&self, header: &Value, payload: &Value) -> String {
-        self.sign_compact_raw(header.to_string().as_bytes(), payload.to_string().as_bytes())
+        self.sign_compact_raw(
+            header.to_string().as_bytes(),
+            payload.to_string().as_bytes(),
+        )
     }
 
     /// Sign raw header and payload bytes (they need not be valid JSON).

@@ -68,7 +68,10 @@ impl Default for MemoryReplayCache {
 }
 
 impl ReplayCache for MemoryReplayCache {
-    fn insert_if_absent(&self, entry: ReplayEntry) -> BoxFuture<'_, Result<ReplayOutcome, ReplayError>> {
+    fn insert_if_absent(
+        &self,
+        entry: ReplayEntry,
+    ) -> BoxFuture<'_, Result<ReplayOutcome, ReplayError>> {
         let result = self.insert_if_absent_sync(entry);
         Box::pin(std::future::ready(result))
     }

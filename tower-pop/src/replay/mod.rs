@@ -34,7 +34,11 @@ impl ReplayEntry {
     /// An entry for `key`, recorded at `now`, to be kept until `expires_at` (exclusive).
     #[must_use]
     pub fn new(key: [u8; 32], now: u64, expires_at: u64) -> Self {
-        Self { key, now, expires_at }
+        Self {
+            key,
+            now,
+            expires_at,
+        }
     }
 
     /// SHA-256 of the proof-key thumbprint and the `jti`: the raw `jti` is never stored (RPL-03).
@@ -125,5 +129,8 @@ impl std::error::Error for ReplayError {
 /// concurrent calls with one key, exactly one may answer [`ReplayOutcome::Fresh`].
 pub trait ReplayCache: Send + Sync + fmt::Debug + 'static {
     /// Record `entry` unless its key is already present and unexpired.
-    fn insert_if_absent(&self, entry: ReplayEntry) -> BoxFuture<'_, Result<ReplayOutcome, ReplayError>>;
+    fn insert_if_absent(
+        &self,
+        entry: ReplayEntry,
+    ) -> BoxFuture<'_, Result<ReplayOutcome, ReplayError>>;
 }

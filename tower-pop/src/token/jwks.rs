@@ -139,7 +139,13 @@ mod tests {
 
     #[test]
     fn empty_set_is_allowed_and_bad_documents_are_config_errors() {
-        assert_eq!(KeySet::from_json(r#"{"keys":[]}"#).expect("empty ok").keys.len(), 0);
+        assert_eq!(
+            KeySet::from_json(r#"{"keys":[]}"#)
+                .expect("empty ok")
+                .keys
+                .len(),
+            0
+        );
         assert!(KeySet::from_json("[]").is_err());
         assert!(KeySet::from_json(r#"{"keys":1}"#).is_err());
         let many = format!(r#"{{"keys":[{}]}}"#, vec![EC; MAX_JWKS_KEYS + 1].join(","));

@@ -16,7 +16,7 @@ use super::jwks::KeySet;
 use super::{TokenInfo, confirmation};
 use crate::error::PopErrorKind;
 use crate::expiring::ExpiringMap;
-use crate::jose::{Algorithm, CompactJws};
+use crate::jose::{Algorithm, CompactJws, numeric_date};
 use crate::thumbprint::sha256;
 
 /// Longest access token accepted, in bytes.
@@ -57,19 +57,10 @@ pub(crate) fn supported(alg: Algorithm) -> bool {
 }
 
 fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, PopErrorKind> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(v) => {
-            if let Some(n) = v.as_u64() {
-                return Ok(Some(n));
-            }
-            match v.as_f64() {
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                Some(f) if f.is_finite() && f >= 0.0 && f < 1e15 => Ok(Some(f as u64)),
-                _ => Err(PopErrorKind::TokenInvalid),
-            }
-        }
-    }
+    claims
+        .get(name)
+        .map(|v| numeric_date(v).ok_or(PopErrorKind::TokenInvalid))
+        .transpose()
 }
 
 fn string_if_present(claims: &Map<String, Value>, name: &str) -> Result<(), PopErrorKind> {
@@ -80,7 +71,11 @@ fn string_if_present(claims: &Map<String, Value>, name: &str) -> Result<(), PopE
 }
 
 fn check(ok: bool) -> Result<(), PopErrorKind> {
-    if ok { Ok(()) } else { Err(PopErrorKind::TokenInvalid) }
+    if ok {
+        Ok(())
+    } else {
+        Err(PopErrorKind::TokenInvalid)
+    }
 }
 
 impl JwtValidator {
@@ -121,9 +116,18 @@ impl JwtValidator {
         check(token.len() <= MAX_TOKEN_LEN)?;
         let jws = CompactJws::parse(token).ok_or(PopErrorKind::TokenInvalid)?;
         let header = &jws.header;
-        let typ = header.get("typ").and_then(Value::as_str).unwrap_or_default();
-        check(typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt"))?;
-        check(!["crit", "b64", "cty"].iter().any(|h| header.contains_key(*h)))?;
+        let typ = header
+            .get("typ")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        check(
+            typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt"),
+        )?;
+        check(
+            !["crit", "b64", "cty"]
+                .iter()
+                .any(|h| header.contains_key(*h)),
+        )?;
         let alg = header
             .get("alg")
             .and_then(Value::as_str)
@@ -142,18 +146,29 @@ impl JwtValidator {
             .candidates(kid, alg)
             .take(MAX_KEY_TRIES)
             .any(|key| {
-                jsonwebtoken::crypto::verify(signature, jws.signing_input.as_bytes(), &key.decoding, jwt_alg)
-                    .unwrap_or(false)
+                jsonwebtoken::crypto::verify(
+                    signature,
+                    jws.signing_input.as_bytes(),
+                    &key.decoding,
+                    jwt_alg,
+                )
+                .unwrap_or(false)
             });
         check(verified)?;
         self.check_claims(jws.payload, now)
     }
 
-    fn check_claims(&self, claims: Map<String, Value>, now: u64) -> Result<TokenInfo, PopErrorKind> {
+    fn check_claims(
+        &self,
+        claims: Map<String, Value>,
+        now: u64,
+    ) -> Result<TokenInfo, PopErrorKind> {
         check(claims.get("iss").and_then(Value::as_str) == Some(self.issuer.as_str()))?;
         let audience_ok = match claims.get("aud") {
             Some(Value::String(aud)) => *aud == self.audience,
-            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(self.audience.as_str())),
+            Some(Value::Array(auds)) => auds
+                .iter()
+                .any(|a| a.as_str() == Some(self.audience.as_str())),
             _ => false,
         };
         check(audience_ok)?;

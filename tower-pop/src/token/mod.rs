@@ -35,7 +35,9 @@ impl Confirmation {
 fn thumbprint_member(cnf: &Map<String, Value>, name: &str) -> Result<Option<String>, PopErrorKind> {
     match cnf.get(name) {
         None => Ok(None),
-        Some(Value::String(s)) if s.len() == 43 && b64url_decode(s).is_some_and(|b| b.len() == 32) => {
+        Some(Value::String(s))
+            if s.len() == 43 && b64url_decode(s).is_some_and(|b| b.len() == 32) =>
+        {
             Ok(Some(s.clone()))
         }
         Some(_) => Err(PopErrorKind::TokenInvalid),
@@ -54,7 +56,12 @@ pub(crate) fn confirmation(claims: &Map<String, Value>) -> Result<Confirmation, 
         return Ok(Confirmation::default());
     };
     let cnf = cnf.as_object().ok_or(PopErrorKind::TokenInvalid)?;
-    if ["jwk", "jwe", "jku"].iter().filter(|m| cnf.contains_key(**m)).count() > 1 {
+    if ["jwk", "jwe", "jku"]
+        .iter()
+        .filter(|m| cnf.contains_key(**m))
+        .count()
+        > 1
+    {
         return Err(PopErrorKind::TokenInvalid);
     }
     let confirmation = Confirmation {
@@ -95,7 +102,8 @@ mod tests {
         let c = cnf(&format!(r#"{{"cnf":{{"jkt":"{JKT}","foo":1}}}}"#)).expect("ok");
         assert_eq!(c.jkt.as_deref(), Some(JKT));
         // TV-12: the RFC 9440 Appendix A certificate's thumbprint.
-        let c = cnf(r#"{"cnf":{"x5t#S256":"v68ffgcPn6jdYpBfFY2nP4ShE2Yk-6_Mk5PI9yh6aes"}}"#).expect("ok");
+        let c = cnf(r#"{"cnf":{"x5t#S256":"v68ffgcPn6jdYpBfFY2nP4ShE2Yk-6_Mk5PI9yh6aes"}}"#)
+            .expect("ok");
         assert!(c.x5t_s256.is_some() && c.jkt.is_none());
         // TV-11: the RFC 8705 §3.1 example value ends in "2", whose low bits are not zero: no
         // SHA-256 digest encodes that way, so it can never match and is refused as malformed.
@@ -110,9 +118,21 @@ mod tests {
     fn malformed_or_unsupported_cnf_never_falls_back_to_bearer() {
         assert_eq!(cnf(r#"{"cnf":"abc"}"#), Err(PopErrorKind::TokenInvalid));
         assert_eq!(cnf(r#"{"cnf":["a"]}"#), Err(PopErrorKind::TokenInvalid));
-        assert_eq!(cnf(r#"{"cnf":{"jwk":{},"jku":"https://x"}}"#), Err(PopErrorKind::TokenInvalid));
-        assert_eq!(cnf(r#"{"cnf":{"kid":"x"}}"#), Err(PopErrorKind::UnsupportedBinding));
-        assert_eq!(cnf(&format!(r#"{{"cnf":{{"jkt":"{JKT}="}}}}"#)), Err(PopErrorKind::TokenInvalid));
-        assert_eq!(cnf(&format!(r#"{{"cnf":{{"jkt":"{}"}}}}"#, &JKT[..42])), Err(PopErrorKind::TokenInvalid));
+        assert_eq!(
+            cnf(r#"{"cnf":{"jwk":{},"jku":"https://x"}}"#),
+            Err(PopErrorKind::TokenInvalid)
+        );
+        assert_eq!(
+            cnf(r#"{"cnf":{"kid":"x"}}"#),
+            Err(PopErrorKind::UnsupportedBinding)
+        );
+        assert_eq!(
+            cnf(&format!(r#"{{"cnf":{{"jkt":"{JKT}="}}}}"#)),
+            Err(PopErrorKind::TokenInvalid)
+        );
+        assert_eq!(
+            cnf(&format!(r#"{{"cnf":{{"jkt":"{}"}}}}"#, &JKT[..42])),
+            Err(PopErrorKind::TokenInvalid)
+        );
     }
 }
