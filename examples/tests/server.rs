@@ -151,7 +151,7 @@ async fn axum_server_accepts_a_bound_request_and_refuses_the_rest() {
     assert_eq!(r.status, 401);
     assert_eq!(
         r.header("www-authenticate"),
-        Some(r#"Bearer, DPoP algs="ES256 PS256 EdDSA""#)
+        Some(r#"Bearer, DPoP algs="ES256 PS256 EdDSA Ed25519""#)
     );
 
     // The same proof twice: replay.

@@ -16,9 +16,14 @@ use crate::replay::{MemoryReplayCache, ReplayCache};
 use crate::token::jwks::KeySet;
 use crate::token::jwt;
 
-/// Default DPoP proof algorithms: the FAPI 2.0 set (§5.4.1), `ES256 PS256 EdDSA`.
-pub const DEFAULT_DPOP_ALGORITHMS: [Algorithm; 3] =
-    [Algorithm::ES256, Algorithm::PS256, Algorithm::EdDSA];
+/// Default DPoP proof algorithms: the FAPI 2.0 set (§5.4.1), `ES256 PS256 EdDSA`, plus
+/// `Ed25519`, the RFC 9864 name for the same EdDSA-with-Ed25519 signature.
+pub const DEFAULT_DPOP_ALGORITHMS: [Algorithm; 4] = [
+    Algorithm::ES256,
+    Algorithm::PS256,
+    Algorithm::EdDSA,
+    Algorithm::Ed25519,
+];
 /// Default access-token algorithms: RS256 (required by RFC 9068 §2.1), PS256, ES256, EdDSA.
 pub const DEFAULT_TOKEN_ALGORITHMS: [Algorithm; 4] = [
     Algorithm::RS256,
@@ -243,7 +248,7 @@ impl PopConfigBuilder {
     }
 
     /// Access-token algorithm allow-list (JOSE-01). Default: [`DEFAULT_TOKEN_ALGORITHMS`].
-    /// ES512 is not available for access tokens.
+    /// ES512 and the RFC 9864 name `Ed25519` are not available for access tokens (use `EdDSA`).
     #[must_use]
     pub fn token_algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
         self.token_algorithms = algorithms.into_iter().collect();

@@ -38,11 +38,14 @@ pub enum Algorithm {
     PS512,
     /// EdDSA with Ed25519 (RFC 8037).
     EdDSA,
+    /// Ed25519 under its fully-specified name (RFC 9864), as sent by newer clients
+    /// (e.g. panva's `dpop`); the same key type and signature as `EdDSA` with Ed25519.
+    Ed25519,
 }
 
 impl Algorithm {
     /// Every algorithm this crate can verify.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::ES256,
         Self::ES384,
         Self::ES512,
@@ -53,6 +56,7 @@ impl Algorithm {
         Self::PS384,
         Self::PS512,
         Self::EdDSA,
+        Self::Ed25519,
     ];
 
     /// The registered JWS name, e.g. `"ES256"`.
@@ -69,6 +73,7 @@ impl Algorithm {
             Self::PS384 => "PS384",
             Self::PS512 => "PS512",
             Self::EdDSA => "EdDSA",
+            Self::Ed25519 => "Ed25519",
         }
     }
 }

@@ -162,7 +162,7 @@ impl PublicJwk {
                 (ES256, Curve::P256) | (ES384, Curve::P384) | (ES512, Curve::P521)
             ),
             Self::Rsa { .. } => matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512),
-            Self::Ed25519 { .. } => alg == EdDSA,
+            Self::Ed25519 { .. } => matches!(alg, EdDSA | Algorithm::Ed25519),
         }
     }
 
@@ -278,6 +278,8 @@ mod tests {
             &sig
         ));
         assert!(!k.verify(Algorithm::ES256, input, &sig));
+        // RFC 9864's fully-specified name verifies the same signature.
+        assert!(k.verify(Algorithm::Ed25519, input, &sig));
     }
 
     #[test]

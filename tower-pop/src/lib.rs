@@ -38,10 +38,10 @@
 //!         let who = req.extensions().get::<Verified>().and_then(|v| v.subject()).unwrap_or("");
 //!         Ok::<_, std::convert::Infallible>(Response::new(who.to_owned()))
 //!     }));
-//! // No credentials: 401 with `WWW-Authenticate: Bearer, DPoP algs="ES256 PS256 EdDSA"`.
+//! // No credentials: 401 with `WWW-Authenticate: Bearer, DPoP algs="ES256 PS256 EdDSA Ed25519"`.
 //! let response = service.oneshot(Request::new(String::new())).await.unwrap();
 //! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-//! assert_eq!(response.headers()["www-authenticate"], r#"Bearer, DPoP algs="ES256 PS256 EdDSA""#);
+//! assert_eq!(response.headers()["www-authenticate"], r#"Bearer, DPoP algs="ES256 PS256 EdDSA Ed25519""#);
 //! # }
 //! ```
 //!
@@ -50,7 +50,7 @@
 //! | setting | default | reason |
 //! |---|---|---|
 //! | proof of possession | required | a bearer token is cash; [`PopConfigBuilder::allow_bearer`] relaxes it by name |
-//! | DPoP algorithms | `ES256 PS256 EdDSA` | FAPI 2.0 §5.4.1; `none` and HMAC cannot be configured at all |
+//! | DPoP algorithms | `ES256 PS256 EdDSA Ed25519` | FAPI 2.0 §5.4.1 (`Ed25519` is RFC 9864's name for EdDSA/Ed25519); `none` and HMAC cannot be configured at all |
 //! | token algorithms | `RS256 PS256 ES256 EdDSA` | RFC 9068 requires RS256 |
 //! | proof `iat` window | 60 s past, 10 s future | RFC 9449 §11.1 "seconds or minutes"; FAPI 2.0 future rule |
 //! | token `exp`/`nbf` leeway | 30 s | small clock skew, never minutes |

@@ -20,7 +20,7 @@ pub const ISSUER: &str = "https://server.example.com";
 pub const AUDIENCE: &str = "https://resource.example.org";
 /// RFC 9449 Figure 14's `iat`.
 pub const NOW: u64 = 1_562_262_618;
-pub const ALGS: &str = r#"algs="ES256 PS256 EdDSA""#;
+pub const ALGS: &str = r#"algs="ES256 PS256 EdDSA Ed25519""#;
 
 pub struct Fixture {
     pub issuer_key: ProofSigner,

@@ -296,7 +296,7 @@ async fn no_credentials_or_unknown_scheme_get_challenges_without_error_brr_04_au
         assert_refused(&response, 401, None, "");
         assert_eq!(
             response.headers()["www-authenticate"],
-            r#"Bearer, DPoP algs="ES256 PS256 EdDSA""#
+            r#"Bearer, DPoP algs="ES256 PS256 EdDSA Ed25519""#
         );
     }
     // Tokens in the query or in Proxy-Authorization are not read (AUTH-04, AUTH-07).

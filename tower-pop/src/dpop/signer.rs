@@ -103,7 +103,7 @@ impl ProofSigner {
         let failed = SignerError("key generation failed");
         let key = if let Some((curve, _, _)) = ecdsa_signing(alg) {
             SigningKey::Ecdsa(EcdsaKeyPair::generate(curve).map_err(|_| failed.clone())?)
-        } else if alg == Algorithm::EdDSA {
+        } else if matches!(alg, Algorithm::EdDSA | Algorithm::Ed25519) {
             SigningKey::Ed25519(Ed25519KeyPair::generate().map_err(|_| failed.clone())?)
         } else {
             SigningKey::Rsa(RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| failed.clone())?)
@@ -119,7 +119,7 @@ impl ProofSigner {
         let rejected = SignerError("private key rejected for this algorithm");
         let key = if let Some((curve, _, _)) = ecdsa_signing(alg) {
             SigningKey::Ecdsa(EcdsaKeyPair::from_pkcs8(curve, der).map_err(|_| rejected.clone())?)
-        } else if alg == Algorithm::EdDSA {
+        } else if matches!(alg, Algorithm::EdDSA | Algorithm::Ed25519) {
             SigningKey::Ed25519(Ed25519KeyPair::from_pkcs8(der).map_err(|_| rejected.clone())?)
         } else {
             SigningKey::Rsa(RsaKeyPair::from_pkcs8(der).map_err(|_| rejected.clone())?)

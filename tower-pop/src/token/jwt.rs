@@ -47,7 +47,7 @@ fn to_jsonwebtoken(alg: Algorithm) -> Option<jsonwebtoken::Algorithm> {
         Algorithm::PS384 => J::PS384,
         Algorithm::PS512 => J::PS512,
         Algorithm::EdDSA => J::EdDSA,
-        Algorithm::ES512 => return None,
+        Algorithm::ES512 | Algorithm::Ed25519 => return None,
     })
 }
 
