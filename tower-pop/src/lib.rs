@@ -69,6 +69,9 @@
 //! - Behind a TLS-terminating proxy, set the public origin to the URL clients use.
 //! - Several instances behind one API need a shared [`ReplayCache`]; the in-memory default only
 //!   sees its own instance's proofs.
+//! - Browser clients on another origin can only read the challenge if your CORS layer lists
+//!   `WWW-Authenticate` and `DPoP-Nonce` in `Access-Control-Expose-Headers` (RFC 9449 §7.1,
+//!   BRR-09); this crate does not own CORS.
 //! - Nothing here logs a token, proof or key; refusals are logged at `debug` by kind only, and
 //!   server-side failures at `warn`/`error`.
 
