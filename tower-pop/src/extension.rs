@@ -8,6 +8,9 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::challenge::{Challenge, ChallengeParams};
+use crate::error::{AuthScheme, PopError, PopErrorKind};
+
 /// Which proof of possession the request carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -47,6 +50,30 @@ impl fmt::Display for ClaimsError {
 
 impl std::error::Error for ClaimsError {}
 
+/// Put into the request extensions instead of [`Verified`] when the layer lets a request
+/// without any credentials through ([`crate::RequirePopLayer::allow_anonymous`]). Extractors use
+/// it to tell "anonymous" from "the layer is missing" (a server bug), and a handler that does
+/// require credentials answers with its [`challenge`](Self::challenge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anonymous {
+    pub(crate) challenge: Challenge,
+}
+
+impl Anonymous {
+    /// A marker carrying the no-credentials `challenge`, for adapters that run the verifier
+    /// themselves (actix-pop).
+    #[must_use]
+    pub fn from_challenge(challenge: Challenge) -> Self {
+        Self { challenge }
+    }
+
+    /// The no-credentials challenge: 401 with `Bearer` and `DPoP` challenges, no `error`.
+    #[must_use]
+    pub fn challenge(&self) -> &Challenge {
+        &self.challenge
+    }
+}
+
 /// A verified request: the access token's claims and the binding that was proven.
 #[derive(Clone)]
 pub struct Verified {
@@ -54,6 +81,8 @@ pub struct Verified {
     pub(crate) binding: Binding,
     pub(crate) jkt: Option<String>,
     pub(crate) x5t_s256: Option<String>,
+    pub(crate) scheme: AuthScheme,
+    pub(crate) challenge: Arc<ChallengeParams>,
 }
 
 impl Verified {
@@ -93,6 +122,21 @@ impl Verified {
     #[must_use]
     pub fn certificate_thumbprint(&self) -> Option<&str> {
         self.x5t_s256.as_deref()
+    }
+
+    /// The scheme the client used.
+    #[must_use]
+    pub fn scheme(&self) -> AuthScheme {
+        self.scheme
+    }
+
+    /// How to refuse a request whose token is valid but whose claims do not fit what the
+    /// handler needs ([`claims_as`](Self::claims_as) failed): 401 `invalid_token` in the scheme
+    /// the client used, from the same mapping as every other refusal.
+    #[must_use]
+    pub fn claims_rejection(&self) -> Challenge {
+        let error = PopError::with_scheme(PopErrorKind::TokenInvalid, self.scheme);
+        Challenge::for_error(&error, &self.challenge)
     }
 }
 

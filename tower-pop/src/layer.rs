@@ -43,8 +43,8 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::error::PopError;
-use crate::extension::Verified;
+use crate::error::{PopError, PopErrorKind};
+use crate::extension::{Anonymous, Verified};
 use crate::request::PopRequest;
 use crate::verifier::Verifier;
 
@@ -53,12 +53,24 @@ use crate::verifier::Verifier;
 #[must_use]
 pub struct RequirePopLayer {
     verifier: Arc<Verifier>,
+    allow_anonymous: bool,
 }
 
 impl RequirePopLayer {
     /// A layer that verifies every request with `verifier`.
     pub fn new(verifier: Arc<Verifier>) -> Self {
-        Self { verifier }
+        Self {
+            verifier,
+            allow_anonymous: false,
+        }
+    }
+
+    /// Let requests that carry no credentials at all through, with an [`Anonymous`] marker
+    /// instead of a [`Verified`], for routes where authentication is optional. Requests that
+    /// do carry credentials are still verified, and refused when they fail.
+    pub fn allow_anonymous(mut self) -> Self {
+        self.allow_anonymous = true;
+        self
     }
 }
 
@@ -69,6 +81,7 @@ impl<S> Layer<S> for RequirePopLayer {
         RequirePop {
             inner,
             verifier: Arc::clone(&self.verifier),
+            allow_anonymous: self.allow_anonymous,
         }
     }
 }
@@ -79,16 +92,12 @@ impl<S> Layer<S> for RequirePopLayer {
 pub struct RequirePop<S> {
     inner: S,
     verifier: Arc<Verifier>,
+    allow_anonymous: bool,
 }
 
 /// Build the refusal for `error`: status, challenge, empty body, the error in the extensions.
-pub(crate) fn rejection<B: Default>(verifier: &Verifier, error: PopError) -> Response<B> {
-    let challenge = verifier.challenge(&error);
-    if error.kind().is_server_fault() {
-        tracing::warn!(kind = ?error.kind(), "request refused: server-side failure");
-    } else {
-        tracing::debug!(kind = ?error.kind(), "request refused");
-    }
+fn rejection<B: Default>(verifier: &Verifier, error: PopError) -> Response<B> {
+    let challenge = verifier.refuse(&error);
     let mut response = Response::new(B::default());
     *response.status_mut() =
         StatusCode::from_u16(challenge.status()).unwrap_or(StatusCode::UNAUTHORIZED);
@@ -126,16 +135,24 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = Arc::clone(&self.verifier);
+        let allow_anonymous = self.allow_anonymous;
         let verify: VerifyFuture<S::Future, ResBody> = Box::pin(async move {
             let (mut parts, body) = request.into_parts();
             let result = verifier.verify(&PopRequest::from(&parts)).await;
             match result {
                 Ok(verified) => {
                     parts.extensions.insert::<Verified>(verified);
-                    Ok(inner.call(Request::from_parts(parts, body)))
                 }
-                Err(error) => Err(rejection(&verifier, error)),
+                Err(error)
+                    if allow_anonymous && error.kind() == PopErrorKind::MissingCredentials =>
+                {
+                    parts.extensions.insert(Anonymous {
+                        challenge: verifier.challenge(&error),
+                    });
+                }
+                Err(error) => return Err(rejection(&verifier, error)),
             }
+            Ok(inner.call(Request::from_parts(parts, body)))
         });
         ResponseFuture {
             state: State::Verifying { verify },

@@ -103,7 +103,7 @@ pub use config::{
     PopConfigBuilder,
 };
 pub use error::{AuthScheme, ConfigError, PopError, PopErrorKind};
-pub use extension::{Binding, ClaimsError, Verified};
+pub use extension::{Anonymous, Binding, ClaimsError, Verified};
 pub use jose::{Algorithm, UnknownAlgorithm};
 pub use layer::{RequirePop, RequirePopLayer, ResponseFuture};
 pub use replay::{MemoryReplayCache, ReplayCache};

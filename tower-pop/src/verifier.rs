@@ -61,7 +61,7 @@ use crate::token::jwt::JwtValidator;
 pub struct Verifier {
     config: PopConfig,
     tokens: JwtValidator,
-    challenge: ChallengeParams,
+    challenge: Arc<ChallengeParams>,
 }
 
 impl fmt::Debug for Verifier {
@@ -95,7 +95,10 @@ impl Verifier {
     /// A verifier for `config`.
     #[must_use]
     pub fn new(config: PopConfig) -> Self {
-        let challenge = ChallengeParams::new(&config.dpop_algorithms, config.realm.as_deref());
+        let challenge = Arc::new(ChallengeParams::new(
+            &config.dpop_algorithms,
+            config.realm.as_deref(),
+        ));
         let mut config = config;
         let keys = std::mem::take(&mut config.keys);
         let tokens = JwtValidator::new(
@@ -125,6 +128,18 @@ impl Verifier {
         Challenge::for_error(error, &self.challenge)
     }
 
+    /// Log a refusal (client faults at `debug`, our own failures at `warn`, by kind only: never
+    /// a token, proof or key) and return its challenge. Adapters call this for every refusal.
+    #[must_use]
+    pub fn refuse(&self, error: &PopError) -> Challenge {
+        if error.kind().is_server_fault() {
+            tracing::warn!(kind = ?error.kind(), "request refused: server-side failure");
+        } else {
+            tracing::debug!(kind = ?error.kind(), scheme = ?error.scheme(), "request refused");
+        }
+        self.challenge(error)
+    }
+
     /// Verify a request.
     ///
     /// # Errors
@@ -137,7 +152,16 @@ impl Verifier {
             AuthScheme::Dpop => self.verify_dpop(request, credentials, now).await,
             AuthScheme::Bearer => self.verify_bearer(request, credentials, now),
         };
-        result.map_err(|kind| PopError::with_scheme(kind, scheme))
+        result
+            .map(|granted| Verified {
+                claims: Arc::clone(&granted.token.claims),
+                binding: granted.binding,
+                jkt: granted.jkt,
+                x5t_s256: granted.x5t_s256,
+                scheme,
+                challenge: Arc::clone(&self.challenge),
+            })
+            .map_err(|kind| PopError::with_scheme(kind, scheme))
     }
 
     fn verify_bearer(
@@ -145,7 +169,7 @@ impl Verifier {
         request: &PopRequest<'_>,
         credentials: Credentials<'_>,
         now: u64,
-    ) -> Result<Verified, PopErrorKind> {
+    ) -> Result<Granted, PopErrorKind> {
         let token = self.tokens.verify(credentials.token, now)?;
         let cnf = &token.confirmation;
         if cnf.jkt.is_some() {
@@ -153,10 +177,10 @@ impl Verifier {
         }
         if let Some(x5t) = &cnf.x5t_s256 {
             let x5t = check_certificate_binding(x5t, request.peer_certificate)?;
-            return Ok(verified(&token, Binding::Mtls, None, Some(x5t)));
+            return Ok(Granted::new(token, Binding::Mtls, None, Some(x5t)));
         }
         if self.config.allow_bearer {
-            Ok(verified(&token, Binding::Bearer, None, None))
+            Ok(Granted::new(token, Binding::Bearer, None, None))
         } else {
             Err(PopErrorKind::BearerNotAllowed)
         }
@@ -167,7 +191,7 @@ impl Verifier {
         request: &PopRequest<'_>,
         credentials: Credentials<'_>,
         now: u64,
-    ) -> Result<Verified, PopErrorKind> {
+    ) -> Result<Granted, PopErrorKind> {
         let config = &self.config;
         // Cheap structural checks of the proof come before any signature work.
         let proof = Proof::parse(single_proof(request.dpop)?, &config.dpop_algorithms)?;
@@ -212,20 +236,30 @@ impl Verifier {
         } else {
             Binding::Dpop
         };
-        Ok(verified(&token, binding, Some(jkt), x5t))
+        Ok(Granted::new(token, binding, Some(jkt), x5t))
     }
 }
 
-fn verified(
-    token: &Arc<TokenInfo>,
+/// What a successful check proved, before it is dressed as a [`Verified`].
+struct Granted {
+    token: Arc<TokenInfo>,
     binding: Binding,
     jkt: Option<String>,
     x5t_s256: Option<String>,
-) -> Verified {
-    Verified {
-        claims: Arc::clone(&token.claims),
-        binding,
-        jkt,
-        x5t_s256,
+}
+
+impl Granted {
+    fn new(
+        token: Arc<TokenInfo>,
+        binding: Binding,
+        jkt: Option<String>,
+        x5t_s256: Option<String>,
+    ) -> Self {
+        Self {
+            token,
+            binding,
+            jkt,
+            x5t_s256,
+        }
     }
 }

@@ -195,6 +195,11 @@ impl<'a> Proof<'a> {
         }
     }
 
+    /// The RFC 7638 thumbprint of the proof key.
+    pub(crate) fn thumbprint(&self) -> String {
+        self.key.thumbprint()
+    }
+
     /// Check 12, second bullet: the proof key's thumbprint equals `cnf.jkt`, compared in
     /// constant time (DPOP-16, DPOP-17). Returns the thumbprint.
     pub(crate) fn check_key_binding(&self, cnf_jkt: &str) -> Result<String, PopErrorKind> {
