@@ -1,6 +1,8 @@
 //! Shared pieces of the example servers: the command line both servers accept and the JSON
 //! `/whoami` answers. Kept here so the axum and actix servers cannot drift apart.
 
+pub mod http;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

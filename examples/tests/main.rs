@@ -3,5 +3,4 @@
 // Test code: unwrap is the assertion.
 #![allow(clippy::unwrap_used)]
 
-mod http_client;
 mod server;

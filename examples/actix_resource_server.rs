@@ -1,0 +1,65 @@
+//! An actix-web resource server protected by tower-pop: the same command line, routes, JSON,
+//! statuses and headers as `axum_resource_server`. `/whoami` answers with the verified claims and
+//! the binding proven; `/health` is open.
+//!
+//! Run it from the workspace root:
+//!
+//! ```text
+//! cargo run --release --example actix_resource_server -- \
+//!     --issuer https://as.example.com --audience https://api.example.com \
+//!     --jwks-file issuer-jwks.json --public-url https://api.example.com
+//! ```
+
+use std::sync::Arc;
+
+use actix_pop::{RequirePop, Verified, Verifier};
+use actix_web::{App, HttpResponse, HttpServer, web};
+use examples_common::{Args, init_logging, whoami};
+
+async fn whoami_handler(verified: web::ReqData<Verified>) -> HttpResponse {
+    HttpResponse::Ok().json(whoami(&verified))
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("ok")
+}
+
+#[actix_web::main]
+async fn main() {
+    init_logging();
+    let args = Args::from_env();
+    let listener = std::net::TcpListener::bind(args.listen)
+        .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", args.listen)));
+    let bound = listener.local_addr().unwrap_or(args.listen);
+    let config = args.config(bound).unwrap_or_else(|e| fail(&e));
+    let verifier = Arc::new(Verifier::new(config));
+
+    let server = HttpServer::new(move || {
+        App::new()
+            .service(
+                web::resource("/whoami")
+                    .wrap(RequirePop::new(Arc::clone(&verifier)))
+                    .to(whoami_handler),
+            )
+            .service(
+                web::resource("/health")
+                    .route(web::get().to(health))
+                    .route(web::head().to(health)),
+            )
+    })
+    .workers(2)
+    .listen(listener)
+    .unwrap_or_else(|e| fail(&format!("cannot serve: {e}")));
+
+    println!("listening on http://{bound}");
+    if let Err(e) = server.run().await {
+        fail(&format!("server error: {e}"));
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1)
+}
