@@ -1,0 +1,139 @@
+//! One table of cases (see `src/lib.rs`) through the bare tower layer, axum (`axum-pop`) and
+//! actix-web (`actix-pop`): every case must get the expected answer, and all three must give
+//! identical status, `WWW-Authenticate` and `DPoP-Nonce`.
+
+use std::convert::Infallible;
+
+use actix_web::{App, HttpResponse, test as actix_test, web};
+use axum::Router;
+use axum::body::Body;
+use axum::routing::any;
+use http::{Request, Response};
+use tower::ServiceExt;
+use tower_pop::RequirePopLayer;
+use tower_pop_conformance::{Answer, Case, Fixture, check};
+
+fn http_request<B>(req: &tower_pop_conformance::Req, body: B) -> Request<B> {
+    let mut builder = Request::builder().method(req.method).uri(&req.path);
+    for (name, value) in &req.headers {
+        builder = builder.header(*name, value);
+    }
+    builder.body(body).expect("valid request")
+}
+
+fn answer_of<B>(response: &Response<B>) -> Answer {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().expect("ASCII header").to_owned())
+    };
+    assert!(
+        response.headers().get_all("dpop-nonce").iter().count() <= 1,
+        "NONCE-04"
+    );
+    Answer {
+        status: response.status().as_u16(),
+        www_authenticate: header("www-authenticate"),
+        dpop_nonce: header("dpop-nonce"),
+    }
+}
+
+async fn run_tower(fixture: &Fixture, case: &Case) -> Vec<Answer> {
+    let service = tower::ServiceBuilder::new()
+        .layer(RequirePopLayer::new(fixture.verifier()))
+        .service(tower::service_fn(|_req: Request<String>| async {
+            Ok::<_, Infallible>(Response::new(String::from("ok")))
+        }));
+    let mut answers = Vec::new();
+    for req in &case.requests {
+        let response = service
+            .clone()
+            .oneshot(http_request(req, String::new()))
+            .await
+            .expect("infallible");
+        answers.push(answer_of(&response));
+    }
+    answers
+}
+
+async fn run_axum(fixture: &Fixture, case: &Case) -> Vec<Answer> {
+    let app = Router::new()
+        .route("/whoami", any(|_auth: axum_pop::PopAuth| async { "ok" }))
+        .route_layer(RequirePopLayer::new(fixture.verifier()));
+    let mut answers = Vec::new();
+    for req in &case.requests {
+        let response = app
+            .clone()
+            .oneshot(http_request(req, Body::empty()))
+            .await
+            .expect("infallible");
+        answers.push(answer_of(&response));
+    }
+    answers
+}
+
+async fn run_actix(fixture: &Fixture, case: &Case) -> Vec<Answer> {
+    let app = actix_test::init_service(
+        App::new().service(
+            web::resource("/whoami")
+                .wrap(actix_pop::RequirePop::new(fixture.verifier()))
+                .to(|_auth: actix_pop::PopAuth| async { HttpResponse::Ok().body("ok") }),
+        ),
+    )
+    .await;
+    let mut answers = Vec::new();
+    for req in &case.requests {
+        let mut test_request = actix_test::TestRequest::default()
+            .method(req.method.parse().expect("method"))
+            .uri(&req.path);
+        for (name, value) in &req.headers {
+            // append_header keeps repeated fields as separate lines.
+            test_request = test_request.append_header((*name, value.as_str()));
+        }
+        let response = actix_test::call_service(&app, test_request.to_request()).await;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().expect("ASCII header").to_owned())
+        };
+        answers.push(Answer {
+            status: response.status().as_u16(),
+            www_authenticate: header("www-authenticate"),
+            dpop_nonce: header("dpop-nonce"),
+        });
+    }
+    answers
+}
+
+#[actix_web::test]
+async fn tower_axum_and_actix_answer_every_case_identically() {
+    let fixture = Fixture::new();
+    let cases = fixture.cases();
+    assert!(cases.len() >= 25);
+    let mut failures = Vec::new();
+    for case in &cases {
+        let tower = run_tower(&fixture, case).await;
+        let axum = run_axum(&fixture, case).await;
+        let actix = run_actix(&fixture, case).await;
+        if tower != axum || tower != actix {
+            failures.push(format!(
+                "{}: tower {tower:?}\n  axum {axum:?}\n  actix {actix:?}",
+                case.name
+            ));
+            continue;
+        }
+        let last = tower.last().expect("one answer per request");
+        if let Err(e) = check(last, case.expect) {
+            failures.push(format!("{}: {e}", case.name));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}

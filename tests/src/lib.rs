@@ -1,0 +1,298 @@
+//! The conformance table: requests that every adapter must answer identically, each with the
+//! answer the RFCs call for (SPEC-CHECKLIST table 0.3). `conformance.rs` runs the table through
+//! the bare tower layer, axum (`axum-pop`) and actix-web (`actix-pop`).
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tower_pop::dpop::signer::ProofSigner;
+use tower_pop::{Algorithm, ManualClock, PopConfig, Verifier};
+
+/// The public origin every runner is configured with.
+pub const ORIGIN: &str = "https://api.conformance.test";
+/// The protected path.
+pub const PATH: &str = "/whoami";
+/// The target URI clients sign.
+pub const URL: &str = "https://api.conformance.test/whoami";
+const ISSUER: &str = "https://as.conformance.test";
+/// The pinned time (RFC 9449 Figure 14's `iat`).
+pub const NOW: u64 = 1_562_262_618;
+
+/// One HTTP request, framework-neutral.
+#[derive(Debug, Clone)]
+pub struct Req {
+    /// Method.
+    pub method: &'static str,
+    /// Path.
+    pub path: String,
+    /// Header fields, in order, repeats allowed.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// What the answers are compared on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Status code.
+    pub status: u16,
+    /// `WWW-Authenticate`, if any.
+    pub www_authenticate: Option<String>,
+    /// `DPoP-Nonce`, if any.
+    pub dpop_nonce: Option<String>,
+}
+
+/// What a case must get: the status, and the `error` code in the challenge of a scheme.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect {
+    /// Status code.
+    pub status: u16,
+    /// `(scheme, error)`: the challenge of `scheme` (`"Bearer"`, `"DPoP"` or `"both"`)
+    /// carries `error`; `None`: no challenge carries an error.
+    pub error: Option<(&'static str, &'static str)>,
+}
+
+/// A named sequence of requests; `expect` applies to the last one.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// Name.
+    pub name: &'static str,
+    /// Requests sent in order to one fresh server.
+    pub requests: Vec<Req>,
+    /// The answer to the last request.
+    pub expect: Expect,
+}
+
+/// Keys and tokens shared by every runner, so the same bytes go to each.
+#[derive(Debug)]
+pub struct Fixture {
+    issuer: ProofSigner,
+    client: ProofSigner,
+    jwks: String,
+}
+
+impl Default for Fixture {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn patch(mut base: Value, changes: Value) -> Value {
+    for (k, v) in changes.as_object().cloned().unwrap_or_default() {
+        if v.is_null() {
+            base.as_object_mut().map(|o| o.remove(&k));
+        } else {
+            base[k] = v;
+        }
+    }
+    base
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl Fixture {
+    /// Fresh issuer and client keys.
+    ///
+    /// # Panics
+    /// If key generation fails.
+    #[must_use]
+    pub fn new() -> Self {
+        let issuer = ProofSigner::generate(Algorithm::ES256).expect("issuer key");
+        let client = ProofSigner::generate(Algorithm::ES256).expect("client key");
+        let mut jwk: Value = serde_json::from_str(&issuer.public_jwk()).unwrap_or_default();
+        jwk["kid"] = json!("as-1");
+        let jwks = json!({ "keys": [jwk] }).to_string();
+        Self {
+            issuer,
+            client,
+            jwks,
+        }
+    }
+
+    /// A fresh verifier (its own replay store) at the pinned time.
+    ///
+    /// # Panics
+    /// If the configuration is refused.
+    #[must_use]
+    pub fn verifier(&self) -> Arc<Verifier> {
+        Arc::new(Verifier::new(
+            PopConfig::builder()
+                .public_origin(ORIGIN)
+                .issuer(ISSUER)
+                .audience(ORIGIN)
+                .jwks_json(self.jwks.clone())
+                .clock(Arc::new(ManualClock::new(NOW)))
+                .build()
+                .expect("valid configuration"),
+        ))
+    }
+
+    fn token(&self, changes: Value) -> String {
+        let claims = json!({
+            "iss": ISSUER, "aud": ORIGIN, "sub": "alice", "client_id": "c1",
+            "iat": NOW, "exp": NOW + 600, "jti": "at-1",
+            "cnf": { "jkt": self.client.thumbprint() },
+        });
+        self.issuer.sign_compact(
+            &json!({"typ": "at+jwt", "alg": "ES256", "kid": "as-1"}),
+            &patch(claims, changes),
+        )
+    }
+
+    fn proof(&self, token: &str, header: Value, changes: Value) -> String {
+        let claims = json!({
+            "jti": self.client.random_jti(), "htm": "GET", "htu": URL, "iat": NOW,
+            "ath": tower_pop::thumbprint::ath(token),
+        });
+        self.client.sign_compact(
+            &patch(self.client.proof_header(), header),
+            &patch(claims, changes),
+        )
+    }
+
+    fn get(headers: Vec<(&'static str, String)>) -> Req {
+        Req {
+            method: "GET",
+            path: PATH.to_owned(),
+            headers,
+        }
+    }
+
+    /// The table.
+    #[must_use]
+    pub fn cases(&self) -> Vec<Case> {
+        let t = self.token(json!({}));
+        let auth = format!("DPoP {t}");
+        let good = || self.proof(&t, json!({}), json!({}));
+        let dpop =
+            |proof: String| Self::get(vec![("authorization", auth.clone()), ("dpop", proof)]);
+        let case = |name, req: Req, status, error| Case {
+            name,
+            requests: vec![req],
+            expect: Expect { status, error },
+        };
+        let bad_proof = |name, proof: String| {
+            case(name, dpop(proof), 401, Some(("DPoP", "invalid_dpop_proof")))
+        };
+        let unsigned_none = {
+            let header = patch(self.client.proof_header(), json!({"alg": "none"}));
+            let payload = json!({"jti": "n", "htm": "GET", "htu": URL, "iat": NOW, "ath": tower_pop::thumbprint::ath(&t)});
+            format!(
+                "{}.{}.",
+                b64(header.to_string().as_bytes()),
+                b64(payload.to_string().as_bytes())
+            )
+        };
+        let zero_signature = {
+            let p = good();
+            let (input, _) = p.rsplit_once('.').unwrap_or_default();
+            format!("{input}.{}", b64(&[0; 64]))
+        };
+        let rsa = ProofSigner::generate(Algorithm::PS256).expect("rsa key");
+        let thief = ProofSigner::generate(Algorithm::ES256).expect("thief key");
+        let unbound = self.token(json!({"cnf": null}));
+        let replayed = good();
+        vec![
+            case("valid DPoP request", dpop(good()), 200, None),
+            case("no credentials", Self::get(vec![]), 401, None),
+            case("unsupported scheme", Self::get(vec![("authorization", "Basic dXNlcjpwdw==".into())]), 401, None),
+            case("proof without token", Self::get(vec![("dpop", good())]), 401, None),
+            case(
+                "two Authorization fields",
+                Self::get(vec![("authorization", auth.clone()), ("authorization", format!("Bearer {t}")), ("dpop", good())]),
+                400,
+                Some(("both", "invalid_request")),
+            ),
+            case("folded Authorization", Self::get(vec![("authorization", format!("{auth}, Bearer {t}"))]), 400, Some(("both", "invalid_request"))),
+            case("scheme without token", Self::get(vec![("authorization", "DPoP".into())]), 400, Some(("DPoP", "invalid_request"))),
+            case("missing proof", Self::get(vec![("authorization", auth.clone())]), 401, Some(("DPoP", "invalid_dpop_proof"))),
+            case(
+                "two proofs",
+                Self::get(vec![("authorization", auth.clone()), ("dpop", good()), ("dpop", good())]),
+                401,
+                Some(("DPoP", "invalid_dpop_proof")),
+            ),
+            bad_proof("not a JWS", "a.b".into()),
+            bad_proof("typ JWT", self.proof(&t, json!({"typ": "JWT"}), json!({}))),
+            bad_proof("alg none", unsigned_none),
+            bad_proof("alg outside allow-list", {
+                let mut h = rsa.proof_header();
+                h["alg"] = json!("RS256");
+                rsa.sign_compact(&h, &json!({"jti": "r", "htm": "GET", "htu": URL, "iat": NOW, "ath": tower_pop::thumbprint::ath(&t)}))
+            }),
+            bad_proof("alg does not fit the key", self.proof(&t, json!({"alg": "ES384"}), json!({}))),
+            bad_proof("private key in jwk", self.proof(&t, json!({"jwk": patch(self.client.proof_header()["jwk"].clone(), json!({"d": "AAAA"}))}), json!({}))),
+            bad_proof("crit header", self.proof(&t, json!({"crit": ["x"]}), json!({}))),
+            bad_proof("zero signature", zero_signature),
+            bad_proof("htm mismatch", self.proof(&t, json!({}), json!({"htm": "POST"}))),
+            bad_proof("htu mismatch", self.proof(&t, json!({}), json!({"htu": format!("{ORIGIN}/other")}))),
+            bad_proof("iat too old", self.proof(&t, json!({}), json!({"iat": NOW - 600}))),
+            bad_proof("iat in the future", self.proof(&t, json!({}), json!({"iat": NOW + 600}))),
+            bad_proof("ath of another token", self.proof(&t, json!({}), json!({"ath": tower_pop::thumbprint::ath("other")}))),
+            case("stolen token, thief's key", dpop(thief.proof_at("GET", URL, Some(&t), None, NOW)), 401, Some(("DPoP", "invalid_token"))),
+            case(
+                "DPoP scheme, unbound token",
+                Self::get(vec![("authorization", format!("DPoP {unbound}")), ("dpop", self.proof(&unbound, json!({}), json!({})))]),
+                401,
+                Some(("DPoP", "invalid_token")),
+            ),
+            case("downgrade to Bearer", Self::get(vec![("authorization", format!("Bearer {t}")), ("dpop", good())]), 401, Some(("Bearer", "invalid_token"))),
+            case("unbound Bearer token, PoP required", Self::get(vec![("authorization", format!("Bearer {unbound}"))]), 401, Some(("Bearer", "invalid_token"))),
+            {
+                let expired = self.token(json!({"exp": NOW - 3600}));
+                case(
+                    "expired token",
+                    Self::get(vec![("authorization", format!("DPoP {expired}")), ("dpop", self.proof(&expired, json!({}), json!({})))]),
+                    401,
+                    Some(("DPoP", "invalid_token")),
+                )
+            },
+            Case {
+                name: "replayed proof",
+                requests: vec![dpop(replayed.clone()), dpop(replayed)],
+                expect: Expect { status: 401, error: Some(("DPoP", "invalid_dpop_proof")) },
+            },
+        ]
+    }
+}
+
+/// Check an answer against what the case expects.
+///
+/// # Errors
+/// A description of the difference.
+pub fn check(answer: &Answer, expect: Expect) -> Result<(), String> {
+    if answer.status != expect.status {
+        return Err(format!(
+            "status {} (expected {})",
+            answer.status, expect.status
+        ));
+    }
+    if expect.status == 200 {
+        return Ok(());
+    }
+    let value = answer
+        .www_authenticate
+        .as_deref()
+        .ok_or("no WWW-Authenticate")?;
+    let (bearer, dpop) = value.split_once(", DPoP").ok_or("not both challenges")?;
+    if !dpop.contains("algs=\"") {
+        return Err(format!("DPoP challenge without algs: {value}"));
+    }
+    let ok = match expect.error {
+        None => !value.contains("error="),
+        Some((scheme, code)) => {
+            let e = format!("error=\"{code}\"");
+            match scheme {
+                "Bearer" => bearer.contains(&e) && !dpop.contains("error="),
+                "DPoP" => dpop.contains(&e) && !bearer.contains("error="),
+                _ => bearer.contains(&e) && dpop.contains(&e),
+            }
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("challenge {value}"))
+    }
+}
