@@ -16,8 +16,8 @@ use std::sync::Arc;
 use axum::extract::Extension;
 use axum::routing::{any, get};
 use axum::{Json, Router};
+use axum_pop::{RequirePopLayer, Verified, Verifier};
 use examples_common::{Args, init_logging, whoami};
-use tower_pop::{RequirePopLayer, Verified, Verifier};
 
 #[tokio::main]
 async fn main() {

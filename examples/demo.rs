@@ -24,12 +24,13 @@ use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json};
 use axum::routing::{any, post};
+use axum_pop::RequirePopLayer;
 use examples_common::http::{Reply, send, send_with_body};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tower_pop::dpop::signer::ProofSigner;
 use tower_pop::dpop::verify_token_request_proof;
-use tower_pop::{Algorithm, PopConfig, RequirePopLayer, Verified, Verifier};
+use tower_pop::{Algorithm, PopConfig, Verified, Verifier};
 
 const CLIENT_ID: &str = "demo-client";
 const CLIENT_SECRET: &str = "demo-secret";

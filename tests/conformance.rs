@@ -60,7 +60,7 @@ async fn run_tower(fixture: &Fixture, case: &Case) -> Vec<Answer> {
 async fn run_axum(fixture: &Fixture, case: &Case) -> Vec<Answer> {
     let app = Router::new()
         .route("/whoami", any(|_auth: axum_pop::PopAuth| async { "ok" }))
-        .route_layer(RequirePopLayer::new(fixture.verifier()));
+        .route_layer(axum_pop::RequirePopLayer::new(fixture.verifier()));
     let mut answers = Vec::new();
     for req in &case.requests {
         let response = app

@@ -1,10 +1,11 @@
 //! axum adapter for [`tower_pop`]: the [`PopAuth`] extractor.
 //!
-//! [`RequirePopLayer`] is a plain tower layer, so axum routes use it directly
-//! (`Router::route_layer`); this crate adds the extractor that hands a handler the verified
-//! token, with its claims typed through serde, and re-exports the core so one dependency line is
-//! enough. All checks live in `tower-pop`; this crate only reads what the layer put in the
-//! request extensions.
+//! This crate's [`RequirePopLayer`] is tower-pop's layer plus one axum detail: under
+//! `Router::nest` axum strips the prefix from the request URI before route layers run, so the
+//! layer reads axum's `OriginalUri` and checks `htu` against the URI the client actually sent.
+//! The [`PopAuth`] extractor hands a handler the verified token, with its claims typed through
+//! serde. The core is re-exported so one dependency line is enough. All checks live in
+//! `tower-pop`; this crate only moves data between axum and it.
 //!
 //! | extractor | without the layer | anonymous (layer with `allow_anonymous`) | claims do not fit `C` |
 //! |---|---|---|---|
@@ -40,13 +41,70 @@
 //! # }
 //! ```
 
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::OriginalUri;
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
+use http::StatusCode;
 use http::request::Parts;
-use http::{HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 
 pub use tower_pop::{self, *};
+
+/// [`tower_pop::RequirePopLayer`] for axum: the same verification, with the `htu` check made
+/// against axum's `OriginalUri` (the URI before `Router::nest` stripped its prefix).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RequirePopLayer(tower_pop::RequirePopLayer);
+
+impl RequirePopLayer {
+    /// A layer that verifies every request with `verifier`.
+    pub fn new(verifier: Arc<Verifier>) -> Self {
+        Self(tower_pop::RequirePopLayer::new(verifier))
+    }
+
+    /// Let requests without any credentials through (see
+    /// [`tower_pop::RequirePopLayer::allow_anonymous`]); use with `Option<PopAuth<C>>`.
+    pub fn allow_anonymous(self) -> Self {
+        Self(self.0.allow_anonymous())
+    }
+}
+
+impl<S> tower_layer::Layer<S> for RequirePopLayer {
+    type Service = RequirePop<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequirePop(self.0.layer(inner))
+    }
+}
+
+/// The service made by this crate's [`RequirePopLayer`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RequirePop<S>(tower_pop::RequirePop<S>);
+
+impl<S, B> tower_service::Service<http::Request<B>> for RequirePop<S>
+where
+    tower_pop::RequirePop<S>: tower_service::Service<http::Request<B>>,
+{
+    type Response =
+        <tower_pop::RequirePop<S> as tower_service::Service<http::Request<B>>>::Response;
+    type Error = <tower_pop::RequirePop<S> as tower_service::Service<http::Request<B>>>::Error;
+    type Future = <tower_pop::RequirePop<S> as tower_service::Service<http::Request<B>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        if let Some(OriginalUri(uri)) = request.extensions().get::<OriginalUri>().cloned() {
+            request.extensions_mut().insert(OriginalTarget(uri));
+        }
+        self.0.call(request)
+    }
+}
 
 /// The token's claims as a JSON object: the default claims type of [`PopAuth`].
 pub type Claims = serde_json::Map<String, serde_json::Value>;
@@ -102,18 +160,7 @@ impl IntoResponse for PopAuthRejection {
             )
                 .into_response(),
             Self::ClaimsMismatch(challenge) | Self::Anonymous(challenge) => {
-                let status =
-                    StatusCode::from_u16(challenge.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-                let mut response = status.into_response();
-                if let Some(value) = challenge
-                    .www_authenticate()
-                    .and_then(|v| HeaderValue::from_str(v).ok())
-                {
-                    response
-                        .headers_mut()
-                        .insert(http::header::WWW_AUTHENTICATE, value);
-                }
-                response
+                challenge.to_response::<axum_core::body::Body>()
             }
         }
     }
@@ -153,8 +200,6 @@ impl<S: Send + Sync, C: DeserializeOwned + Send> OptionalFromRequestParts<S> for
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use axum::Router;
     use axum::body::Body;
     use axum::routing::get;
@@ -177,6 +222,56 @@ mod tests {
 
     async fn status(app: Router, request: Request<Body>) -> StatusCode {
         app.oneshot(request).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn nested_routers_check_htu_against_the_original_uri() {
+        let issuer = dpop::signer::ProofSigner::generate(Algorithm::ES256).unwrap();
+        let client = dpop::signer::ProofSigner::generate(Algorithm::ES256).unwrap();
+        let mut jwk: serde_json::Value = serde_json::from_str(&issuer.public_jwk()).unwrap();
+        jwk["kid"] = serde_json::json!("k");
+        let now = 1_700_000_000;
+        let verifier = Arc::new(Verifier::new(
+            PopConfig::builder()
+                .public_origin("https://api.example.com")
+                .issuer("https://as.example.com")
+                .audience("https://api.example.com")
+                .jwks_json(serde_json::json!({"keys": [jwk]}).to_string())
+                .clock(Arc::new(ManualClock::new(now)))
+                .build()
+                .unwrap(),
+        ));
+        let token = issuer.sign_compact(
+            &serde_json::json!({"typ": "at+jwt", "alg": "ES256", "kid": "k"}),
+            &serde_json::json!({"iss": "https://as.example.com", "aud": "https://api.example.com",
+                "sub": "alice", "exp": now + 60, "cnf": {"jkt": client.thumbprint()}}),
+        );
+        let inner = Router::new()
+            .route(
+                "/x",
+                get(|auth: PopAuth| async move { auth.binding.as_str() }),
+            )
+            .route_layer(RequirePopLayer::new(verifier));
+        let app = Router::new().nest("/api", inner);
+        let send = |htu: &str| {
+            let proof = client.proof_at("GET", htu, Some(&token), None, now);
+            Request::get("/api/x")
+                .header("authorization", format!("DPoP {token}"))
+                .header("dpop", proof)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let ok = app
+            .clone()
+            .oneshot(send("https://api.example.com/api/x"))
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), StatusCode::OK);
+        let stripped = app
+            .oneshot(send("https://api.example.com/x"))
+            .await
+            .unwrap();
+        assert_eq!(stripped.status(), StatusCode::UNAUTHORIZED);
     }
 
     #[tokio::test]

@@ -51,6 +51,25 @@ impl Challenge {
         self.www_authenticate.as_deref()
     }
 
+    /// The refusal as an `http` 1.x response: this status, this `WWW-Authenticate`, an empty
+    /// body. (actix-web, on `http` 0.2, writes the same two values with its own types.)
+    #[must_use]
+    pub fn to_response<B: Default>(&self) -> http::Response<B> {
+        let mut response = http::Response::new(B::default());
+        *response.status_mut() =
+            http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::UNAUTHORIZED);
+        if let Some(value) = self
+            .www_authenticate
+            .as_deref()
+            .and_then(|v| http::HeaderValue::from_str(v).ok())
+        {
+            response
+                .headers_mut()
+                .insert(http::header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+
     pub(crate) fn for_error(error: &PopError, params: &ChallengeParams) -> Self {
         let kind = error.kind();
         let status = error.status();

@@ -12,7 +12,7 @@ use crate::request::FieldValues;
 use crate::token::jwt::MAX_TOKEN_LEN;
 
 /// A scheme and its token.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub(crate) struct Credentials<'a> {
     pub(crate) scheme: AuthScheme,
     pub(crate) token: &'a str,
@@ -24,6 +24,12 @@ fn is_token68(token: &str) -> bool {
         && body.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
         })
+}
+
+/// Whether one comma-separated piece of a folded field starts with `Bearer ` or `DPoP `.
+fn names_our_scheme(piece: &str) -> bool {
+    let scheme = piece.trim_start().split(' ').next().unwrap_or_default();
+    scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop")
 }
 
 pub(crate) fn parse<'a>(values: FieldValues<'a>) -> Result<Credentials<'a>, PopError> {
@@ -41,6 +47,9 @@ pub(crate) fn parse<'a>(values: FieldValues<'a>) -> Result<Credentials<'a>, PopE
         AuthScheme::Bearer
     } else if scheme.eq_ignore_ascii_case("dpop") {
         AuthScheme::Dpop
+    } else if value.split(',').any(names_our_scheme) {
+        // A proxy folded an unknown scheme and one of ours into one field (AUTH-10).
+        return Err(PopErrorKind::InvalidRequest.into());
     } else {
         return Err(PopErrorKind::MissingCredentials.into());
     };
@@ -123,6 +132,14 @@ mod tests {
         assert_eq!(one("DPoP   "), Err(PopErrorKind::InvalidRequest));
         assert_eq!(
             one(&format!("Bearer {AT0}, DPoP {AT0}")),
+            Err(PopErrorKind::InvalidRequest)
+        );
+        assert_eq!(
+            one(&format!("Basic eA==, Bearer {AT0}")),
+            Err(PopErrorKind::InvalidRequest)
+        );
+        assert_eq!(
+            one(&format!("Basic eA==,dpop {AT0}")),
             Err(PopErrorKind::InvalidRequest)
         );
         let two = FieldValues {

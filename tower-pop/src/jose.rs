@@ -232,7 +232,6 @@ impl<'de> Visitor<'de> for StrictSeed {
 }
 
 /// A compact JWS split into its parts, with header and payload decoded and parsed.
-#[derive(Debug)]
 pub(crate) struct CompactJws<'a> {
     /// `BASE64URL(header) || '.' || BASE64URL(payload)`: the bytes the signature covers.
     pub(crate) signing_input: &'a str,

@@ -38,7 +38,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -97,18 +97,7 @@ pub struct RequirePop<S> {
 
 /// Build the refusal for `error`: status, challenge, empty body, the error in the extensions.
 fn rejection<B: Default>(verifier: &Verifier, error: PopError) -> Response<B> {
-    let challenge = verifier.refuse(&error);
-    let mut response = Response::new(B::default());
-    *response.status_mut() =
-        StatusCode::from_u16(challenge.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-    if let Some(value) = challenge
-        .www_authenticate()
-        .and_then(|v| HeaderValue::from_str(v).ok())
-    {
-        response
-            .headers_mut()
-            .insert(http::header::WWW_AUTHENTICATE, value);
-    }
+    let mut response = verifier.refuse(&error).to_response();
     response.extensions_mut().insert(error);
     response
 }

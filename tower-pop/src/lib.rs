@@ -107,5 +107,5 @@ pub use extension::{Anonymous, Binding, ClaimsError, Verified};
 pub use jose::{Algorithm, UnknownAlgorithm};
 pub use layer::{RequirePop, RequirePopLayer, ResponseFuture};
 pub use replay::{MemoryReplayCache, ReplayCache};
-pub use request::{PeerCertificate, PopRequest};
+pub use request::{OriginalTarget, PeerCertificate, PopRequest};
 pub use verifier::Verifier;

@@ -32,11 +32,25 @@ impl std::fmt::Debug for PeerCertificate {
     }
 }
 
+/// The request target as the client sent it, for stacks that rewrite the request URI before
+/// the layer runs (axum's `Router::nest` strips the prefix). When present in the request
+/// extensions, its path is the one `htu` is checked against. `axum_pop::RequirePopLayer` inserts
+/// it from axum's `OriginalUri`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginalTarget(pub http::Uri);
+
 /// Every value of one header field: the first, and how many there were.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Copy, Default)]
 pub(crate) struct FieldValues<'a> {
     pub(crate) first: Option<&'a [u8]>,
     pub(crate) count: usize,
+}
+
+// The values are tokens and proofs: Debug shows only how many fields there were.
+impl std::fmt::Debug for FieldValues<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} field(s)", self.count)
+    }
 }
 
 impl<'a> FieldValues<'a> {
@@ -48,7 +62,8 @@ impl<'a> FieldValues<'a> {
     }
 }
 
-/// What the verifier needs to know about a request.
+/// What the verifier needs to know about a request. Its `Debug` shows the method, the path and
+/// how many `Authorization` and `DPoP` fields there were, never their values.
 ///
 /// ```
 /// use tower_pop::PopRequest;
@@ -58,13 +73,25 @@ impl<'a> FieldValues<'a> {
 ///     .dpop(b"eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.AA");
 /// assert_eq!(request.method(), "GET");
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct PopRequest<'a> {
     method: &'a str,
     path: &'a str,
     pub(crate) authorization: FieldValues<'a>,
     pub(crate) dpop: FieldValues<'a>,
     pub(crate) peer_certificate: Option<&'a [u8]>,
+}
+
+impl std::fmt::Debug for PopRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PopRequest")
+            .field("method", &self.method)
+            .field("path", &self.path())
+            .field("authorization", &self.authorization)
+            .field("dpop", &self.dpop)
+            .field("peer_certificate", &self.peer_certificate.is_some())
+            .finish()
+    }
 }
 
 impl<'a> PopRequest<'a> {
@@ -118,7 +145,11 @@ impl<'a> PopRequest<'a> {
 
 impl<'a> From<&'a http::request::Parts> for PopRequest<'a> {
     fn from(parts: &'a http::request::Parts) -> Self {
-        let mut request = Self::new(parts.method.as_str(), parts.uri.path());
+        let path = parts
+            .extensions
+            .get::<OriginalTarget>()
+            .map_or(parts.uri.path(), |t| t.0.path());
+        let mut request = Self::new(parts.method.as_str(), path);
         for value in parts.headers.get_all(http::header::AUTHORIZATION) {
             request = request.authorization(value.as_bytes());
         }

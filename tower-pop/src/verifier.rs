@@ -95,6 +95,13 @@ impl Verifier {
     /// A verifier for `config`.
     #[must_use]
     pub fn new(config: PopConfig) -> Self {
+        // jsonwebtoken panics at verification time if it cannot tell which crypto backend to
+        // use, which happens when another crate in the application also enables its
+        // `rust_crypto` feature. Installing ours first (a no-op if one is already installed)
+        // rules that out.
+        let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+            &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
+        );
         let challenge = Arc::new(ChallengeParams::new(
             &config.dpop_algorithms,
             config.realm.as_deref(),
@@ -199,6 +206,9 @@ impl Verifier {
         let cnf = &token.confirmation;
         let cnf_jkt = cnf.jkt.as_deref().ok_or(PopErrorKind::TokenNotDpopBound)?;
         proof.check_htm(request.method())?;
+        if !htu::is_normal_path(request.path()) {
+            return Err(PopErrorKind::HtuMismatch);
+        }
         let target = htu::normalize(&format!("{}{}", config.public_origin, request.path()))
             .ok_or(PopErrorKind::HtuMismatch)?;
         proof.check_htu(&target)?;

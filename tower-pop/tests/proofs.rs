@@ -512,3 +512,70 @@ async fn oversized_jti_is_refused_rpl_03() {
         INVALID_PROOF,
     );
 }
+
+#[tokio::test]
+async fn non_normal_request_paths_never_match_a_proof() {
+    // A router may route these literally; a proof for the normalised path must not open them.
+    let f = Fixture::new();
+    let token = f.token();
+    let auth = format!("DPoP {token}");
+    for path in [
+        "/x/../protectedresource",
+        "/./protectedresource",
+        "/%70rotectedresource",
+        "/x/%2E%2E/protectedresource",
+    ] {
+        let response = f
+            .send(req("GET", path, &[&auth], &[&f.proof(&token)]))
+            .await;
+        assert_refused(&response, 401, Some("DPoP"), INVALID_PROOF);
+    }
+}
+
+#[tokio::test]
+async fn original_target_is_used_when_a_router_rewrote_the_uri() {
+    let f = Fixture::new();
+    let token = f.token();
+    // A router stripped the "/api" prefix of "/api/x" before the layer ran.
+    let proof = f.proof_custom(
+        f.client.proof_header(),
+        json!({"htu": format!("{ORIGIN}/api/x")}),
+        &token,
+    );
+    let mut request = req("GET", "/x", &[&format!("DPoP {token}")], &[&proof]);
+    request
+        .extensions_mut()
+        .insert(tower_pop::OriginalTarget("/api/x".parse().unwrap()));
+    assert_ok(&f.send(request).await, "dpop");
+    // A proof for the stripped path is refused.
+    let proof = f.proof_custom(
+        f.client.proof_header(),
+        json!({"htu": format!("{ORIGIN}/x")}),
+        &token,
+    );
+    let mut request = req("GET", "/x", &[&format!("DPoP {token}")], &[&proof]);
+    request
+        .extensions_mut()
+        .insert(tower_pop::OriginalTarget("/api/x".parse().unwrap()));
+    assert_refused(&f.send(request).await, 401, Some("DPoP"), INVALID_PROOF);
+}
+
+#[tokio::test]
+async fn request_debug_never_shows_token_or_proof() {
+    let f = Fixture::new();
+    let token = f.token();
+    let proof = f.proof(&token);
+    let auth = format!("DPoP {token}");
+    let request = tower_pop::PopRequest::new("GET", PATH)
+        .authorization(auth.as_bytes())
+        .dpop(proof.as_bytes());
+    let debug = format!("{request:?}");
+    assert!(
+        debug.contains("GET") && debug.contains("1 field(s)"),
+        "{debug}"
+    );
+    for secret in [&token, &proof] {
+        assert!(!debug.contains(secret.as_str()));
+        assert!(!debug.contains(&format!("{:?}", &secret.as_bytes()[..8])));
+    }
+}

@@ -14,6 +14,20 @@
 /// Longest `htu` (and request target) compared; longer ones never match.
 pub(crate) const MAX_HTU_LEN: usize = 4096;
 
+/// Whether a request path is already in normal form: no `.` or `..` segments and no
+/// percent-encoded unreserved characters. The request side is not normalised into a match: a
+/// router may route `/a/%2E%2E/b` or `/%41` literally, so a proof for `/b` or `/A` must not be
+/// accepted there. Such requests fail the `htu` check.
+pub(crate) fn is_normal_path(path: &str) -> bool {
+    let dot_segment = path.split('/').any(|s| s == "." || s == "..");
+    let escaped_unreserved = path.match_indices('%').any(|(i, _)| {
+        path.get(i + 1..i + 3)
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .is_some_and(is_unreserved)
+    });
+    !dot_segment && !escaped_unreserved
+}
+
 /// Normalise an absolute `http`/`https` URI; `None` when it is not one.
 pub(crate) fn normalize(uri: &str) -> Option<String> {
     if uri.len() > MAX_HTU_LEN {
@@ -239,6 +253,18 @@ mod tests {
         assert_eq!(normalize("https://h:99999/"), None);
         assert_eq!(normalize("https://h:8a/"), None);
         assert_eq!(normalize("https://h/a b"), None);
+    }
+
+    #[test]
+    fn request_paths_must_already_be_normal() {
+        use super::is_normal_path;
+        assert!(is_normal_path("/protectedresource"));
+        assert!(is_normal_path("/a%2Fb/~user/%e2%82%ac"));
+        assert!(!is_normal_path("/a/../b"));
+        assert!(!is_normal_path("/a/./b"));
+        assert!(!is_normal_path("/a/%2E%2E/b"));
+        assert!(!is_normal_path("/%41dmin"));
+        assert!(!is_normal_path("/%7euser"));
     }
 
     #[test]

@@ -17,8 +17,8 @@ pub(crate) const MAX_PROOF_LEN: usize = 8 * 1024;
 /// Longest `jti` accepted (RPL-03, RFC 9449 §11.1).
 pub(crate) const MAX_JTI_LEN: usize = 256;
 
-/// A structurally valid proof whose signature is not yet checked.
-#[derive(Debug)]
+/// A structurally valid proof whose signature is not yet checked. No `Debug`: it holds the
+/// proof's bytes.
 pub(crate) struct Proof<'a> {
     pub(crate) alg: Algorithm,
     pub(crate) key: PublicJwk,

@@ -76,7 +76,7 @@ pub(crate) fn confirmation(claims: &Map<String, Value>) -> Result<Confirmation, 
 }
 
 /// A verified access token.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct TokenInfo {
     pub(crate) claims: Arc<Map<String, Value>>,
     pub(crate) confirmation: Confirmation,
@@ -84,6 +84,17 @@ pub(crate) struct TokenInfo {
     pub(crate) valid_until: u64,
     /// ... and while `now >= not_before` (its `nbf` minus leeway).
     pub(crate) not_before: u64,
+}
+
+// Claims may be personal data: Debug shows only the validity window and the binding kinds.
+impl std::fmt::Debug for TokenInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenInfo")
+            .field("valid_until", &self.valid_until)
+            .field("dpop_bound", &self.confirmation.jkt.is_some())
+            .field("certificate_bound", &self.confirmation.x5t_s256.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]
