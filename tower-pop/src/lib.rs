@@ -67,6 +67,8 @@
 //! ## Deployment
 //!
 //! - Behind a TLS-terminating proxy, set the public origin to the URL clients use.
+//! - A router that rewrites the request URI before the layer runs (axum's `Router::nest`) must
+//!   put the original into an [`OriginalTarget`] extension; `axum-pop`'s layer does.
 //! - Several instances behind one API need a shared [`ReplayCache`]; the in-memory default only
 //!   sees its own instance's proofs.
 //! - Browser clients on another origin can only read the challenge if your CORS layer lists

@@ -8,6 +8,10 @@
 //! - query and fragment removed from both sides (HTU-06, ambiguity A4);
 //! - nothing else: the path keeps its case and its trailing slash, reserved escapes stay (HTU-05).
 //!
+//! The request's own path is not normalised into a match: it must already be in normal form
+//! (no `.`/`..` segments, no escaped unreserved characters), because the router in front of the
+//! handler may route such a path literally; such requests fail the check.
+//!
 //! The request's origin is never read from the request: it is the configured public origin
 //! (HTU-07), so a client-controlled `Host` or `X-Forwarded-Host` cannot steer the comparison.
 
