@@ -1,7 +1,7 @@
 //! The one error type of request verification, and the separate build-time [`ConfigError`].
 //!
 //! A [`PopError`] is opaque: callers branch on [`PopError::kind`], and the HTTP status, `error`
-//! code and challenges are derived from that kind in exactly one place, [`crate::challenge`].
+//! code and challenges are derived from that kind in exactly one place, [`crate::Challenge`].
 //! `Display` and `Debug` never contain a token, proof, nonce or key: only the kind's fixed text.
 
 use std::fmt;
@@ -9,7 +9,7 @@ use std::fmt;
 /// What went wrong while verifying a request.
 ///
 /// The variants are grouped by whose fault it was: the client's (a 400 or 401 with an RFC 6750 /
-/// RFC 9449 challenge) or ours (a 503 without detail). See [`crate::challenge`] for the mapping.
+/// RFC 9449 challenge) or ours (a 503 without detail). See [`crate::Challenge`] for the mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PopErrorKind {
@@ -124,7 +124,7 @@ impl AuthScheme {
 /// Why a request was refused.
 ///
 /// Opaque on purpose: match on [`kind`](Self::kind); the status code and challenge come from
-/// [`crate::challenge::Challenge::for_error`].
+/// [`crate::Verifier::challenge`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct PopError {
     kind: PopErrorKind,

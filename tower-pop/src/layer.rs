@@ -2,7 +2,7 @@
 //!
 //! On success the request reaches the inner service with a [`Verified`] in its extensions. On
 //! failure the inner service is not called: the layer answers itself, with the status and
-//! `WWW-Authenticate` of [`crate::challenge`], an empty body, and the [`PopError`] in the
+//! `WWW-Authenticate` of [`crate::Challenge`], an empty body, and the [`PopError`] in the
 //! response extensions so outer layers can log or count it. A rejection is a response, never a
 //! service error: the inner service's error type passes through untouched.
 //!

@@ -62,7 +62,7 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `signer` | [`dpop::signer`]: builds `DPoP` proofs for clients, demos and tests |
+//! | `signer` | `dpop::signer`: builds `DPoP` proofs for clients, demos and tests |
 //!
 //! ## Deployment
 //!
