@@ -210,56 +210,54 @@ async fn run() -> Result<u32, String> {
         short(&token)
     );
     let auth_header = format!("DPoP {token}");
-    let mut failures = 0;
-
-    println!("1. The client calls the API with the token and a fresh proof signed by its key.");
-    let proof = client.proof("GET", &whoami, Some(&token), None);
-    let reply = send(
-        rs_addr,
-        "GET",
-        "/whoami",
-        &[("Authorization", &auth_header), ("DPoP", &proof)],
-    )
-    .await;
-    outcome("bound request", &reply, 200, &mut failures);
-    println!("   -> {}\n", reply.body);
-
-    println!(
-        "2. An attacker stole the token (but not the key) and signs proofs with a key of its own."
-    );
+    let bearer_header = format!("Bearer {token}");
     let thief = ProofSigner::generate(Algorithm::ES256).map_err(signer_error)?;
+    let proof = client.proof("GET", &whoami, Some(&token), None);
     let stolen = thief.proof("GET", &whoami, Some(&token), None);
-    let reply = send(
-        rs_addr,
-        "GET",
-        "/whoami",
-        &[("Authorization", &auth_header), ("DPoP", &stolen)],
-    )
-    .await;
-    outcome("stolen token", &reply, 401, &mut failures);
-    println!("   The proof key's thumbprint is not the token's cnf.jkt: refused.\n");
-
-    println!("3. The attacker replays the client's own request from step 1 (token and proof).");
-    let reply = send(
-        rs_addr,
-        "GET",
-        "/whoami",
-        &[("Authorization", &auth_header), ("DPoP", &proof)],
-    )
-    .await;
-    outcome("replayed proof", &reply, 401, &mut failures);
-    println!("   Each proof's jti is accepted once: refused.\n");
-
-    println!("4. The attacker sends the token as a plain Bearer token, without any proof.");
-    let reply = send(
-        rs_addr,
-        "GET",
-        "/whoami",
-        &[("Authorization", &format!("Bearer {token}"))],
-    )
-    .await;
-    outcome("bearer downgrade", &reply, 401, &mut failures);
-    println!("   A token bound to a key is never accepted as a bearer token: refused.\n");
+    let dpop = |proof: &str| {
+        vec![
+            ("Authorization", auth_header.clone()),
+            ("DPoP", proof.to_owned()),
+        ]
+    };
+    let steps = [
+        (
+            "1. The client calls the API with the token and a fresh proof signed by its key.",
+            dpop(&proof),
+            200,
+            "",
+        ),
+        (
+            "2. An attacker stole the token (but not the key) and signs proofs with a key of its own.",
+            dpop(&stolen),
+            401,
+            "The proof key's thumbprint is not the token's cnf.jkt: refused.",
+        ),
+        (
+            "3. The attacker replays the client's own request from step 1 (token and proof).",
+            dpop(&proof),
+            401,
+            "Each proof's jti is accepted once: refused.",
+        ),
+        (
+            "4. The attacker sends the token as a plain Bearer token, without any proof.",
+            vec![("Authorization", bearer_header)],
+            401,
+            "A token bound to a key is never accepted as a bearer token: refused.",
+        ),
+    ];
+    let mut failures = 0;
+    for (title, headers, expected, explanation) in steps {
+        println!("{title}");
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let reply = send(rs_addr, "GET", "/whoami", &headers).await;
+        outcome(title, &reply, expected, &mut failures);
+        if expected == 200 {
+            println!("   -> {}\n", reply.body);
+        } else {
+            println!("   {explanation}\n");
+        }
+    }
     Ok(failures)
 }
 
