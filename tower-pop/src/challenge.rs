@@ -56,18 +56,24 @@ impl Challenge {
     #[must_use]
     pub fn to_response<B: Default>(&self) -> http::Response<B> {
         let mut response = http::Response::new(B::default());
+        self.apply(&mut response);
+        response
+    }
+
+    /// Set this status and `WWW-Authenticate` on `response`, replacing any the response had:
+    /// whatever body a custom rejection builds, the protocol headers stay right.
+    pub fn apply<B>(&self, response: &mut http::Response<B>) {
         *response.status_mut() =
             http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::UNAUTHORIZED);
+        let headers = response.headers_mut();
+        headers.remove(http::header::WWW_AUTHENTICATE);
         if let Some(value) = self
             .www_authenticate
             .as_deref()
             .and_then(|v| http::HeaderValue::from_str(v).ok())
         {
-            response
-                .headers_mut()
-                .insert(http::header::WWW_AUTHENTICATE, value);
+            headers.insert(http::header::WWW_AUTHENTICATE, value);
         }
-        response
     }
 
     pub(crate) fn for_error(error: &PopError, params: &ChallengeParams) -> Self {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::dpop::htu;
+use crate::dpop::{DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_MAX_AGE, htu};
 use crate::error::ConfigError;
 use crate::jose::Algorithm;
 use crate::replay::{MemoryReplayCache, ReplayCache};
@@ -31,12 +31,6 @@ pub const DEFAULT_TOKEN_ALGORITHMS: [Algorithm; 4] = [
     Algorithm::ES256,
     Algorithm::EdDSA,
 ];
-/// Longest accepted proof age, the past side of the `iat` window. RFC 9449 §11.1 asks for
-/// "seconds or minutes"; 60 s lets a request travel and a modestly skewed clock pass while
-/// keeping the replay store small (ambiguity A12).
-pub const DEFAULT_PROOF_MAX_AGE: Duration = Duration::from_secs(60);
-/// How far in the future `iat` may be: 10 s, the FAPI 2.0 rule (§5.3.2.1 item 13, FAPI-07).
-pub const DEFAULT_PROOF_FUTURE_SKEW: Duration = Duration::from_secs(10);
 /// Clock leeway for a token's `exp` and `nbf`: 30 s ("tens of seconds, never minutes").
 pub const DEFAULT_TOKEN_LEEWAY: Duration = Duration::from_secs(30);
 /// Verified tokens kept in the cache.
@@ -281,9 +275,12 @@ impl PopConfigBuilder {
     #[must_use]
     pub fn jwks_file(mut self, path: impl AsRef<Path>) -> Self {
         let path = path.as_ref();
-        self.jwks = Some(std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new(format!("cannot read JWK Set file {}: {e}", path.display()))
-        }));
+        self.jwks = Some(
+            std::fs::read_to_string(path).map_err(|e| ConfigError::UnreadableFile {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            }),
+        );
         self
     }
 
@@ -311,48 +308,54 @@ impl PopConfigBuilder {
     pub fn build(self) -> Result<PopConfig, ConfigError> {
         let origin = self
             .public_origin
-            .ok_or_else(|| ConfigError::new("public_origin is required"))?;
+            .ok_or(ConfigError::Missing {
+                setting: "public_origin",
+            })?;
         let public_origin = normalize_origin(&origin, self.insecure_http)?;
         if self.dpop_algorithms.is_empty() {
-            return Err(ConfigError::new("dpop_algorithms must not be empty"));
+            return Err(ConfigError::EmptyAlgorithms {
+                setting: "dpop_algorithms",
+            });
         }
         if self.token_algorithms.is_empty() {
-            return Err(ConfigError::new("token_algorithms must not be empty"));
+            return Err(ConfigError::EmptyAlgorithms {
+                setting: "token_algorithms",
+            });
         }
         if let Some(alg) = self.token_algorithms.iter().find(|a| !jwt::supported(**a)) {
-            return Err(ConfigError::new(format!(
-                "{alg} is not supported for access tokens"
-            )));
+            return Err(ConfigError::UnsupportedTokenAlgorithm { algorithm: *alg });
         }
         if self.proof_max_age + self.proof_future_skew > MAX_PROOF_WINDOW {
-            return Err(ConfigError::new(
-                "proof iat window must not exceed one hour",
-            ));
+            return Err(ConfigError::ProofWindowTooLarge {
+                window: self.proof_max_age + self.proof_future_skew,
+            });
         }
         if self.token_leeway > MAX_TOKEN_LEEWAY {
-            return Err(ConfigError::new("token_leeway must not exceed 5 minutes"));
+            return Err(ConfigError::TokenLeewayTooLarge {
+                leeway: self.token_leeway,
+            });
         }
         let bad_realm_char = |b: u8| b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b);
-        if self
-            .realm
-            .as_ref()
-            .is_some_and(|r| r.bytes().any(bad_realm_char))
-        {
-            return Err(ConfigError::new(
-                "realm contains characters a challenge cannot carry",
-            ));
+        if let Some(realm) = self.realm.as_ref().filter(|r| r.bytes().any(bad_realm_char)) {
+            return Err(ConfigError::InvalidRealm {
+                realm: realm.clone(),
+            });
         }
         let issuer = self
             .issuer
             .filter(|i| !i.is_empty())
-            .ok_or_else(|| ConfigError::new("issuer is required"))?;
+            .ok_or(ConfigError::Missing { setting: "issuer" })?;
         let audience = self
             .audience
             .filter(|a| !a.is_empty())
-            .ok_or_else(|| ConfigError::new("audience is required"))?;
+            .ok_or(ConfigError::Missing {
+                setting: "audience",
+            })?;
         let jwks = self
             .jwks
-            .ok_or_else(|| ConfigError::new("a JWK Set is required (jwks_json or jwks_file)"))??;
+            .ok_or(ConfigError::Missing {
+                setting: "jwks_json or jwks_file",
+            })??;
         let mut dpop_algorithms = self.dpop_algorithms;
         dedup_in_order(&mut dpop_algorithms);
         Ok(PopConfig {
@@ -387,25 +390,23 @@ fn dedup_in_order(algorithms: &mut Vec<Algorithm>) {
 
 /// `scheme://host[:port]` with no path, query or fragment, normalised like `htu`.
 fn normalize_origin(origin: &str, insecure_http: bool) -> Result<String, ConfigError> {
-    let bad = || {
-        ConfigError::new(
-            "public_origin must be an absolute http(s) origin such as https://api.example.com",
-        )
+    let bad = || ConfigError::InvalidPublicOrigin {
+        origin: origin.to_owned(),
     };
     if origin.contains(['?', '#']) {
         return Err(bad());
     }
     let normalized = htu::normalize(origin).ok_or_else(bad)?;
-    let origin = normalized.strip_suffix('/').ok_or_else(bad)?;
-    if origin.matches('/').count() != 2 {
+    let normalized = normalized.strip_suffix('/').ok_or_else(bad)?;
+    if normalized.matches('/').count() != 2 {
         return Err(bad());
     }
-    if origin.starts_with("http://") && !insecure_http {
-        return Err(ConfigError::new(
-            "public_origin uses http; DPoP requires TLS (RFC 9449 §2): use https or insecure_allow_http()",
-        ));
+    if normalized.starts_with("http://") && !insecure_http {
+        return Err(ConfigError::InsecureHttpOrigin {
+            origin: origin.to_owned(),
+        });
     }
-    Ok(origin.to_owned())
+    Ok(normalized.to_owned())
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@
 
 use crate::error::{AuthScheme, PopError, PopErrorKind};
 use crate::request::FieldValues;
-use crate::token::jwt::MAX_TOKEN_LEN;
+
+/// Longest access token accepted, in bytes: bounds the work one request can ask for.
+pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// A scheme and its token.
 #[derive(Clone, Copy)]

@@ -180,23 +180,100 @@ impl fmt::Display for PopError {
 
 impl std::error::Error for PopError {}
 
-/// A configuration that cannot work, reported by a builder's `build()`.
+/// A configuration that cannot work, reported by a builder's `build()`. Each variant quotes the
+/// setting or the input at fault (never a secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    message: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-        }
-    }
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A required setting was not given.
+    Missing {
+        /// The builder method that sets it.
+        setting: &'static str,
+    },
+    /// The public origin is not an absolute `https://host[:port]` origin.
+    InvalidPublicOrigin {
+        /// The origin as given.
+        origin: String,
+    },
+    /// The public origin is plain `http` without `insecure_allow_http()` (RFC 9449 §2: DPoP is
+    /// used over TLS).
+    InsecureHttpOrigin {
+        /// The origin as given.
+        origin: String,
+    },
+    /// An algorithm allow-list is empty.
+    EmptyAlgorithms {
+        /// The builder method that sets it.
+        setting: &'static str,
+    },
+    /// An access-token algorithm this crate cannot verify tokens with.
+    UnsupportedTokenAlgorithm {
+        /// The algorithm.
+        algorithm: crate::Algorithm,
+    },
+    /// The proof `iat` window (`proof_max_age` + `proof_future_skew`) exceeds one hour.
+    ProofWindowTooLarge {
+        /// The window asked for.
+        window: std::time::Duration,
+    },
+    /// The token leeway exceeds five minutes.
+    TokenLeewayTooLarge {
+        /// The leeway asked for.
+        leeway: std::time::Duration,
+    },
+    /// The realm has characters a challenge cannot carry (`"`, `\`, controls, non-ASCII).
+    InvalidRealm {
+        /// The realm as given.
+        realm: String,
+    },
+    /// A file could not be read.
+    UnreadableFile {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// The JWK Set document is unusable.
+    InvalidJwks {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        match self {
+            Self::Missing { setting } => write!(f, "{setting} is required"),
+            Self::InvalidPublicOrigin { origin } => write!(
+                f,
+                "public_origin {origin:?} is not an absolute http(s) origin such as https://api.example.com"
+            ),
+            Self::InsecureHttpOrigin { origin } => write!(
+                f,
+                "public_origin {origin:?} uses http; DPoP requires TLS (RFC 9449 §2): use https or insecure_allow_http()"
+            ),
+            Self::EmptyAlgorithms { setting } => write!(f, "{setting} must not be empty"),
+            Self::UnsupportedTokenAlgorithm { algorithm } => {
+                write!(f, "{algorithm} is not supported for access tokens")
+            }
+            Self::ProofWindowTooLarge { window } => write!(
+                f,
+                "proof iat window of {} s exceeds one hour",
+                window.as_secs()
+            ),
+            Self::TokenLeewayTooLarge { leeway } => write!(
+                f,
+                "token_leeway of {} s exceeds 5 minutes",
+                leeway.as_secs()
+            ),
+            Self::InvalidRealm { realm } => {
+                write!(f, "realm {realm:?} has characters a challenge cannot carry")
+            }
+            Self::UnreadableFile { path, reason } => {
+                write!(f, "cannot read {}: {reason}", path.display())
+            }
+            Self::InvalidJwks { reason } => write!(f, "invalid JWK Set: {reason}"),
+        }
     }
 }
 

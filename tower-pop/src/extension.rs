@@ -1,6 +1,8 @@
 //! What a handler receives after verification: the token's claims, which binding was proven,
-//! and the key or certificate thumbprint. The layer puts a [`Verified`] into the request
-//! extensions; the `axum-pop` and `actix-pop` extractors read it from there.
+//! and the key or certificate thumbprint. The layer puts a [`Verified`] (or, for an allowed
+//! anonymous request, an [`Anonymous`]) into the request extensions; [`Auth::extract`] turns
+//! what it finds there into the handler's view or the one [`AuthRejection`], and the `axum-pop`
+//! and `actix-pop` extractors only wrap that.
 
 use std::fmt;
 use std::sync::Arc;
@@ -60,13 +62,6 @@ pub struct Anonymous {
 }
 
 impl Anonymous {
-    /// A marker carrying the no-credentials `challenge`, for adapters that run the verifier
-    /// themselves (actix-pop).
-    #[must_use]
-    pub fn from_challenge(challenge: Challenge) -> Self {
-        Self { challenge }
-    }
-
     /// The no-credentials challenge: 401 with `Bearer` and `DPoP` challenges, no `error`.
     #[must_use]
     pub fn challenge(&self) -> &Challenge {
@@ -146,5 +141,124 @@ impl fmt::Debug for Verified {
         f.debug_struct("Verified")
             .field("binding", &self.binding)
             .finish_non_exhaustive()
+    }
+}
+
+/// The token's claims as a JSON object: the default claims type of [`Auth`].
+pub type Claims = Map<String, Value>;
+
+/// A verified request as a handler sees it: the token's claims as `C`, the binding proven, and
+/// the thumbprints. The adapters' `PopAuth<C>` extractors dereference to it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Auth<C = Claims> {
+    /// The access token's claims.
+    pub claims: C,
+    /// Which binding was proven.
+    pub binding: Binding,
+    /// The proven DPoP key's RFC 7638 thumbprint (`cnf.jkt`).
+    pub jkt: Option<String>,
+    /// The proven client certificate's `x5t#S256`.
+    pub certificate_thumbprint: Option<String>,
+}
+
+/// Why an extractor could not give a handler its [`Auth`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthRejection {
+    /// No layer or middleware ran before the handler: a server bug, answered with 500 and the
+    /// fixed body [`AuthRejection::MISSING_LAYER_BODY`], never with anonymous access.
+    MissingLayer,
+    /// The token is valid but its claims do not fit the handler's type: 401 `invalid_token`.
+    ClaimsMismatch(Challenge),
+    /// The layer let an anonymous request through but this handler needs credentials: 401 with
+    /// the no-credentials challenge.
+    Anonymous(Challenge),
+}
+
+impl AuthRejection {
+    /// The body of the 500 answered when the layer or middleware is missing.
+    pub const MISSING_LAYER_BODY: &'static str =
+        "proof-of-possession extractor used on a route without the tower-pop layer";
+
+    /// The HTTP status: 500 for a missing layer, else the challenge's (401).
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        self.challenge().map_or(500, Challenge::status)
+    }
+
+    /// The challenge to answer with, `None` for a missing layer.
+    #[must_use]
+    pub fn challenge(&self) -> Option<&Challenge> {
+        match self {
+            Self::MissingLayer => None,
+            Self::ClaimsMismatch(c) | Self::Anonymous(c) => Some(c),
+        }
+    }
+}
+
+impl fmt::Display for AuthRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingLayer => f.write_str(Self::MISSING_LAYER_BODY),
+            Self::ClaimsMismatch(_) => f.write_str("token claims do not fit the handler"),
+            Self::Anonymous(_) => f.write_str("no access token"),
+        }
+    }
+}
+
+impl std::error::Error for AuthRejection {}
+
+impl<C: DeserializeOwned> Auth<C> {
+    /// What an extractor hands the handler, from what the layer left in the request extensions:
+    /// `Ok(Some(auth))` for a verified request, `Ok(None)` for an allowed anonymous one, and a
+    /// rejection when the claims do not fit `C` or no layer ran (neither marker present).
+    ///
+    /// ```
+    /// use tower_pop::{Auth, AuthRejection};
+    ///
+    /// // Neither a `Verified` nor an `Anonymous`: the layer is missing, never anonymous access.
+    /// let missing = Auth::<tower_pop::Claims>::extract(None, None).unwrap_err();
+    /// assert_eq!(missing, AuthRejection::MissingLayer);
+    /// assert_eq!(missing.status(), 500);
+    /// ```
+    ///
+    /// # Errors
+    /// [`AuthRejection::MissingLayer`] or [`AuthRejection::ClaimsMismatch`].
+    pub fn extract(
+        verified: Option<&Verified>,
+        anonymous: Option<&Anonymous>,
+    ) -> Result<Option<Self>, AuthRejection> {
+        match (verified, anonymous) {
+            (Some(verified), _) => {
+                let claims = verified
+                    .claims_as()
+                    .map_err(|_| AuthRejection::ClaimsMismatch(verified.claims_rejection()))?;
+                Ok(Some(Self {
+                    claims,
+                    binding: verified.binding(),
+                    jkt: verified.jkt().map(str::to_owned),
+                    certificate_thumbprint: verified.certificate_thumbprint().map(str::to_owned),
+                }))
+            }
+            (None, Some(_)) => Ok(None),
+            (None, None) => Err(AuthRejection::MissingLayer),
+        }
+    }
+
+    /// Like [`extract`](Self::extract) for a handler that needs credentials: an anonymous request
+    /// is refused with the no-credentials challenge.
+    ///
+    /// # Errors
+    /// Any [`AuthRejection`].
+    pub fn require(
+        verified: Option<&Verified>,
+        anonymous: Option<&Anonymous>,
+    ) -> Result<Self, AuthRejection> {
+        match (verified, anonymous) {
+            (None, Some(anonymous)) => Err(AuthRejection::Anonymous(anonymous.challenge.clone())),
+            // `extract` answers `None` only for the case above; fail closed all the same.
+            _ => Self::extract(verified, anonymous)?.ok_or(AuthRejection::MissingLayer),
+        }
     }
 }

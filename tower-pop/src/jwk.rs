@@ -9,7 +9,7 @@ use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaParameters, RsaPubli
 use serde_json::{Map, Value};
 
 use crate::jose::{Algorithm, b64url_decode};
-use crate::thumbprint;
+use crate::digest::sha256_b64url;
 
 /// Members that only a private (or symmetric) key has.
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
@@ -227,7 +227,7 @@ impl PublicJwk {
             Self::Rsa { n, e, .. } => format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#),
             Self::Ed25519 { x, .. } => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#),
         };
-        thumbprint::sha256_b64url(canonical.as_bytes())
+        sha256_b64url(canonical.as_bytes())
     }
 }
 

@@ -1,8 +1,9 @@
 //! The tower middleware: [`RequirePopLayer`], [`RequirePop`] and its [`ResponseFuture`].
 //!
-//! On success the request reaches the inner service with a [`Verified`] in its extensions. On
-//! failure the inner service is not called: the layer answers itself, with the status and
-//! `WWW-Authenticate` of [`crate::Challenge`], an empty body, and the [`PopError`] in the
+//! On success the request reaches the inner service with a [`Verified`](crate::Verified) in its
+//! extensions. On failure the inner service is not called: the layer answers itself, with the
+//! status and `WWW-Authenticate` of [`crate::Challenge`], an empty body (or one built by
+//! [`RequirePopLayer::with_rejection_response`]), and the [`PopError`](crate::PopError) in the
 //! response extensions so outer layers can log or count it. A rejection is a response, never a
 //! service error: the inner service's error type passes through untouched.
 //!
@@ -10,10 +11,10 @@
 //! use std::sync::Arc;
 //! use http::{Request, Response, StatusCode};
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
-//! use tower_pop::{PopConfig, RequirePopLayer, Verifier};
+//! use tower_pop::{PopConfig, PopError, Refusal, RequirePopLayer, Verifier};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! let verifier = Arc::new(Verifier::new(
+//! let verifier = Verifier::new(
 //!     PopConfig::builder()
 //!         .public_origin("https://resource.example.org")
 //!         .issuer("https://server.example.com")
@@ -21,15 +22,20 @@
 //!         .jwks_json(r#"{"keys":[]}"#)
 //!         .build()
 //!         .unwrap(),
-//! ));
+//! );
 //! let service = ServiceBuilder::new()
-//!     .layer(RequirePopLayer::new(verifier))
+//!     // A JSON body for refusals; status and challenge headers are still the layer's.
+//!     .layer(RequirePopLayer::new(verifier).with_rejection_response(|refusal: &Refusal| {
+//!         Response::new(format!(r#"{{"error":"{}"}}"#, refusal.error()))
+//!     }))
 //!     .service(service_fn(|_req: Request<String>| async {
 //!         Ok::<_, std::convert::Infallible>(Response::new(String::from("secret")))
 //!     }));
 //! let response = service.oneshot(Request::new(String::new())).await.unwrap();
 //! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 //! assert!(response.headers().contains_key("www-authenticate"));
+//! assert!(response.extensions().get::<PopError>().is_some());
+//! assert_eq!(response.into_body(), r#"{"error":"no access token"}"#);
 //! # }
 //! ```
 
@@ -38,50 +44,99 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use http::request::Parts;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::error::{PopError, PopErrorKind};
-use crate::extension::{Anonymous, Verified};
 use crate::request::PopRequest;
-use crate::verifier::Verifier;
+use crate::verifier::{Outcome, Refusal, Verifier};
+
+/// Builds the response for a refused request; the layer then sets the status, the challenge
+/// headers and the error extension on it, so a custom builder cannot get the protocol wrong.
+///
+/// Implemented for closures `Fn(&Refusal) -> Response<B>` and for [`DefaultRejection`].
+pub trait RejectionResponse<B> {
+    /// The response (typically its body and extra headers) for `refusal`.
+    fn response(&self, refusal: &Refusal) -> Response<B>;
+}
+
+/// The default rejection: an empty body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultRejection;
+
+impl<B: Default> RejectionResponse<B> for DefaultRejection {
+    fn response(&self, _refusal: &Refusal) -> Response<B> {
+        Response::new(B::default())
+    }
+}
+
+impl<B, F> RejectionResponse<B> for F
+where
+    F: Fn(&Refusal) -> Response<B>,
+{
+    fn response(&self, refusal: &Refusal) -> Response<B> {
+        self(refusal)
+    }
+}
 
 /// Adds proof-of-possession verification to a service.
 #[derive(Debug, Clone)]
 #[must_use]
-pub struct RequirePopLayer {
+pub struct RequirePopLayer<R = DefaultRejection> {
     verifier: Arc<Verifier>,
     allow_anonymous: bool,
+    rejection: R,
 }
 
 impl RequirePopLayer {
-    /// A layer that verifies every request with `verifier`.
-    pub fn new(verifier: Arc<Verifier>) -> Self {
+    /// A layer that verifies every request with `verifier` (a `Verifier` or an
+    /// `Arc<Verifier>`).
+    pub fn new(verifier: impl Into<Arc<Verifier>>) -> Self {
         Self {
-            verifier,
+            verifier: verifier.into(),
             allow_anonymous: false,
+            rejection: DefaultRejection,
         }
     }
+}
 
-    /// Let requests that carry no credentials at all through, with an [`Anonymous`] marker
-    /// instead of a [`Verified`], for routes where authentication is optional. Requests that
-    /// do carry credentials are still verified, and refused when they fail.
+impl<R> RequirePopLayer<R> {
+    /// Let requests that carry no credentials at all through, with an
+    /// [`Anonymous`](crate::Anonymous) marker instead of a [`Verified`](crate::Verified), for
+    /// routes where authentication is optional. Requests that do carry credentials are still
+    /// verified, and refused when they fail.
     pub fn allow_anonymous(mut self) -> Self {
         self.allow_anonymous = true;
         self
     }
+
+    /// Build refusals with `rejection` (a closure `Fn(&Refusal) -> Response<B>` or a
+    /// [`RejectionResponse`]) instead of an empty body. The status, `WWW-Authenticate` and the
+    /// [`PopError`](crate::PopError) extension are set by the layer afterwards.
+    pub fn with_rejection_response<R2>(self, rejection: R2) -> RequirePopLayer<R2> {
+        RequirePopLayer {
+            verifier: self.verifier,
+            allow_anonymous: self.allow_anonymous,
+            rejection,
+        }
+    }
+
+    /// The verifier.
+    #[must_use]
+    pub fn verifier(&self) -> &Arc<Verifier> {
+        &self.verifier
+    }
 }
 
-impl<S> Layer<S> for RequirePopLayer {
-    type Service = RequirePop<S>;
+impl<S, R: Clone> Layer<S> for RequirePopLayer<R> {
+    type Service = RequirePop<S, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
         RequirePop {
             inner,
-            verifier: Arc::clone(&self.verifier),
-            allow_anonymous: self.allow_anonymous,
+            layer: self.clone(),
         }
     }
 }
@@ -89,31 +144,50 @@ impl<S> Layer<S> for RequirePopLayer {
 /// The service made by [`RequirePopLayer`].
 #[derive(Debug, Clone)]
 #[must_use]
-pub struct RequirePop<S> {
+pub struct RequirePop<S, R = DefaultRejection> {
     inner: S,
-    verifier: Arc<Verifier>,
-    allow_anonymous: bool,
+    layer: RequirePopLayer<R>,
 }
 
-/// Build the refusal for `error`: status, challenge, empty body, the error in the extensions.
-fn rejection<B: Default>(verifier: &Verifier, error: PopError) -> Response<B> {
-    let mut response = verifier.refuse(&error).to_response();
-    response.extensions_mut().insert(error);
-    response
+impl<S> RequirePop<S> {
+    /// Wrap `inner`, verifying every request with `verifier`.
+    pub fn new(inner: S, verifier: impl Into<Arc<Verifier>>) -> Self {
+        RequirePopLayer::new(verifier).layer(inner)
+    }
+
+    /// A layer that wraps services in [`RequirePop`]; the same as [`RequirePopLayer::new`].
+    pub fn layer(verifier: impl Into<Arc<Verifier>>) -> RequirePopLayer {
+        RequirePopLayer::new(verifier)
+    }
 }
 
-type VerifyFuture<F, ResBody> = Pin<Box<dyn Future<Output = Result<F, Response<ResBody>>> + Send>>;
+impl<S, R> RequirePop<S, R> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequirePop<S>
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+type VerifyFuture = Pin<Box<dyn Future<Output = (Parts, Outcome)> + Send>>;
+
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for RequirePop<S, R>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send,
-    ReqBody: Send + 'static,
-    ResBody: Default + Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    R: RejectionResponse<ResBody> + Clone,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S, R, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -122,70 +196,101 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // Use the service that was driven to readiness; leave a fresh clone in its place.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let verifier = Arc::clone(&self.verifier);
-        let allow_anonymous = self.allow_anonymous;
-        let verify: VerifyFuture<S::Future, ResBody> = Box::pin(async move {
-            let (mut parts, body) = request.into_parts();
-            let result = verifier.verify(&PopRequest::from(&parts)).await;
-            match result {
-                Ok(verified) => {
-                    parts.extensions.insert::<Verified>(verified);
-                }
-                Err(error)
-                    if allow_anonymous && error.kind() == PopErrorKind::MissingCredentials =>
-                {
-                    parts.extensions.insert(Anonymous {
-                        challenge: verifier.challenge(&error),
-                    });
-                }
-                Err(error) => return Err(rejection(&verifier, error)),
-            }
-            Ok(inner.call(Request::from_parts(parts, body)))
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let verifier = Arc::clone(&self.layer.verifier);
+        let allow_anonymous = self.layer.allow_anonymous;
+        let (parts, body) = request.into_parts();
+        let verify: VerifyFuture = Box::pin(async move {
+            let outcome = verifier
+                .decide(&PopRequest::from(&parts), allow_anonymous)
+                .await;
+            (parts, outcome)
         });
         ResponseFuture {
-            state: State::Verifying { verify },
+            state: State::Verifying {
+                verify,
+                pending: Some(Pending {
+                    inner,
+                    body,
+                    rejection: self.layer.rejection.clone(),
+                }),
+            },
         }
     }
 }
 
+/// What waits while the request is verified.
+struct Pending<S, R, B> {
+    inner: S,
+    body: B,
+    rejection: R,
+}
+
 pin_project! {
     /// Response future of [`RequirePop`].
-    pub struct ResponseFuture<F, B> {
+    pub struct ResponseFuture<S, R, B>
+    where
+        S: Service<Request<B>>,
+    {
         #[pin]
-        state: State<F, B>,
+        state: State<S, R, B>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, B> {
-        Verifying { verify: VerifyFuture<F, B> },
-        Inner { #[pin] future: F },
+    enum State<S, R, B>
+    where
+        S: Service<Request<B>>,
+    {
+        Verifying { verify: VerifyFuture, pending: Option<Pending<S, R, B>> },
+        Inner { #[pin] future: S::Future },
     }
 }
 
-impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+impl<S: Service<Request<B>>, R, B> std::fmt::Debug for ResponseFuture<S, R, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F, B>
+impl<S, R, ReqBody, ResBody> Future for ResponseFuture<S, R, ReqBody>
 where
-    F: Future<Output = Result<Response<B>, E>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: RejectionResponse<ResBody>,
 {
-    type Output = Result<Response<B>, E>;
+    type Output = Result<Response<ResBody>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Verifying { verify } => {
-                    match std::task::ready!(verify.as_mut().poll(cx)) {
-                        Ok(future) => this.state.set(State::Inner { future }),
-                        Err(response) => return Poll::Ready(Ok(response)),
+                StateProj::Verifying { verify, pending } => {
+                    let (mut parts, outcome) = std::task::ready!(verify.as_mut().poll(cx));
+                    let Some(Pending {
+                        mut inner,
+                        body,
+                        rejection,
+                    }) = pending.take()
+                    else {
+                        panic!("ResponseFuture polled after completion");
+                    };
+                    match outcome {
+                        Outcome::Verified(verified) => {
+                            parts.extensions.insert(verified);
+                        }
+                        Outcome::Anonymous(anonymous) => {
+                            parts.extensions.insert(anonymous);
+                        }
+                        Outcome::Refused(refusal) => {
+                            let mut response = rejection.response(&refusal);
+                            refusal.challenge().apply(&mut response);
+                            response.extensions_mut().insert(refusal.into_error());
+                            return Poll::Ready(Ok(response));
+                        }
                     }
+                    let future = inner.call(Request::from_parts(parts, body));
+                    this.state.set(State::Inner { future });
                 }
                 StateProj::Inner { future } => return future.poll(cx),
             }

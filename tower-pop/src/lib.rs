@@ -79,10 +79,12 @@
 
 #![deny(missing_docs)]
 
+mod binding;
 mod challenge;
 pub mod clock;
 mod config;
 mod credentials;
+mod digest;
 pub mod dpop;
 mod error;
 mod expiring;
@@ -100,14 +102,14 @@ mod verifier;
 pub use challenge::Challenge;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    DEFAULT_DPOP_ALGORITHMS, DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_MAX_AGE,
-    DEFAULT_TOKEN_ALGORITHMS, DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_LEEWAY, PopConfig,
-    PopConfigBuilder,
+    DEFAULT_DPOP_ALGORITHMS, DEFAULT_TOKEN_ALGORITHMS, DEFAULT_TOKEN_CACHE_CAPACITY,
+    DEFAULT_TOKEN_LEEWAY, PopConfig, PopConfigBuilder,
 };
+pub use dpop::{DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_MAX_AGE};
 pub use error::{AuthScheme, ConfigError, PopError, PopErrorKind};
-pub use extension::{Anonymous, Binding, ClaimsError, Verified};
+pub use extension::{Anonymous, Auth, AuthRejection, Binding, Claims, ClaimsError, Verified};
 pub use jose::{Algorithm, UnknownAlgorithm};
-pub use layer::{RequirePop, RequirePopLayer, ResponseFuture};
+pub use layer::{DefaultRejection, RejectionResponse, RequirePop, RequirePopLayer, ResponseFuture};
 pub use replay::{MemoryReplayCache, ReplayCache};
 pub use request::{OriginalTarget, PeerCertificate, PopRequest};
-pub use verifier::Verifier;
+pub use verifier::{Outcome, Refusal, Verifier};

@@ -1,18 +1,9 @@
 //! RFC 7638 JWK thumbprints (the `jkt` of DPoP, RFC 9449 §6) and RFC 8705 §3.1 certificate
 //! thumbprints (`x5t#S256`): SHA-256, base64url without padding.
 
-use sha2::{Digest, Sha256};
-
-use crate::jose::{b64url, parse_json_object};
+use crate::digest::sha256_b64url;
+use crate::jose::parse_json_object;
 use crate::jwk::PublicJwk;
-
-pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
-pub(crate) fn sha256_b64url(bytes: &[u8]) -> String {
-    b64url(&sha256(bytes))
-}
 
 /// The RFC 7638 SHA-256 thumbprint of a public JWK given as JSON, or `None` when the JSON is
 /// not an acceptable public key (private members, unknown type, non-canonical encoding).

@@ -1,23 +1,18 @@
-//! Orchestration: credentials -> token -> binding -> proof -> replay.
+//! Orchestration: credentials -> token -> binding -> proof -> certificate -> replay, and the one
+//! [`Outcome`] every adapter translates.
 //!
-//! [`Verifier::verify`] runs every check of RFC 9449 §4.3 and §7.1 (and RFC 8705 §3 for
-//! certificate-bound tokens) on a [`PopRequest`] and returns the verified result or one error.
-//! The binding policy (RFC 9449 §7.2, SPEC-CHECKLIST DPOP-18..21, CNF-03..04):
-//!
-//! | scheme | token's `cnf` | outcome |
-//! |---|---|---|
-//! | `DPoP` | `jkt` | proof verified against it (plus the certificate if `x5t#S256` is also there) |
-//! | `DPoP` | none, or only `x5t#S256` | 401 `invalid_token` (DPOP-21) |
-//! | `Bearer` | `jkt` | 401 `invalid_token`, with or without a `DPoP` header (downgrade, DPOP-20) |
-//! | `Bearer` | `x5t#S256` | client certificate verified against it (RFC 8705) |
-//! | `Bearer` | none | accepted only with `allow_bearer`; otherwise 401 `invalid_token` |
-//! | any | present but unusable | 401 `invalid_token`, never bearer (CNF-03) |
+//! [`Verifier::verify`] runs the checks of RFC 9449 §4.3 and §7.1 (and RFC 8705 §3 for
+//! certificate-bound tokens) on a [`PopRequest`] and returns the verified result or one error;
+//! which proof a token needs is decided by the binding table of RFC 9449 §7.1-7.2 and RFC 8705
+//! §3 (documented on [`Binding`]). [`Verifier::decide`] wraps that into an [`Outcome`] (verified,
+//! anonymous, or refused with its challenge) and logs each refusal once, under the target
+//! `tower_pop::rejection`, by kind only.
 //!
 //! The proof's `jti` is recorded only after every other check has passed, so an attacker
 //! without a valid token and key cannot fill the replay store.
 //!
 //! ```
-//! use tower_pop::{PopConfig, PopErrorKind, PopRequest, Verifier};
+//! use tower_pop::{Outcome, PopConfig, PopErrorKind, PopRequest, Verifier};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let verifier = Verifier::new(
@@ -34,7 +29,8 @@
 //!     .authorization(b"DPoP Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU");
 //! let error = verifier.verify(&request).await.unwrap_err();
 //! assert_eq!(error.kind(), PopErrorKind::MissingProof);
-//! assert_eq!(verifier.challenge(&error).status(), 401);
+//! let Outcome::Refused(refusal) = verifier.decide(&request, false).await else { panic!() };
+//! assert_eq!(refusal.challenge().status(), 401);
 //! # }
 //! ```
 
@@ -49,7 +45,8 @@ use crate::credentials::{self, Credentials};
 use crate::dpop::htu;
 use crate::dpop::proof::Proof;
 use crate::error::{AuthScheme, PopError, PopErrorKind};
-use crate::extension::{Binding, Verified};
+use crate::binding::{self, Requirement};
+use crate::extension::{Anonymous, Binding, Verified};
 use crate::mtls::check_certificate_binding;
 use crate::replay::{ReplayEntry, ReplayOutcome};
 use crate::request::{FieldValues, PopRequest};
@@ -95,13 +92,6 @@ impl Verifier {
     /// A verifier for `config`.
     #[must_use]
     pub fn new(config: PopConfig) -> Self {
-        // jsonwebtoken panics at verification time if it cannot tell which crypto backend to
-        // use, which happens when another crate in the application also enables its
-        // `rust_crypto` feature. Installing ours first (a no-op if one is already installed)
-        // rules that out.
-        let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
-            &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
-        );
         let challenge = Arc::new(ChallengeParams::new(
             &config.dpop_algorithms,
             config.realm.as_deref(),
@@ -135,16 +125,31 @@ impl Verifier {
         Challenge::for_error(error, &self.challenge)
     }
 
-    /// Log a refusal (client faults at `debug`, our own failures at `warn`, by kind only: never
-    /// a token, proof or key) and return its challenge. Adapters call this for every refusal.
-    #[must_use]
-    pub fn refuse(&self, error: &PopError) -> Challenge {
-        if error.kind().is_server_fault() {
-            tracing::warn!(kind = ?error.kind(), "request refused: server-side failure");
-        } else {
-            tracing::debug!(kind = ?error.kind(), scheme = ?error.scheme(), "request refused");
+    /// Verify a request and decide what the adapter does with it: call the service with a
+    /// [`Verified`] (or, when `allow_anonymous` and no credentials were sent, an [`Anonymous`]
+    /// marker), or answer with the [`Refusal`]. Every refusal is logged here, once: client faults
+    /// at `debug`, our own failures at `warn`, with target `tower_pop::rejection` and the error
+    /// kind only (never a token, proof or key).
+    pub async fn decide(&self, request: &PopRequest<'_>, allow_anonymous: bool) -> Outcome {
+        match self.verify(request).await {
+            Ok(verified) => Outcome::Verified(verified),
+            Err(error) if allow_anonymous && error.kind() == PopErrorKind::MissingCredentials => {
+                Outcome::Anonymous(Anonymous {
+                    challenge: self.challenge(&error),
+                })
+            }
+            Err(error) => {
+                if error.kind().is_server_fault() {
+                    tracing::warn!(target: "tower_pop::rejection", kind = ?error.kind(), "request refused: server-side failure");
+                } else {
+                    tracing::debug!(target: "tower_pop::rejection", kind = ?error.kind(), scheme = ?error.scheme(), "request refused");
+                }
+                Outcome::Refused(Refusal {
+                    challenge: self.challenge(&error),
+                    error,
+                })
+            }
         }
-        self.challenge(error)
     }
 
     /// Verify a request.
@@ -155,11 +160,8 @@ impl Verifier {
         let credentials = credentials::parse(request.authorization)?;
         let scheme = credentials.scheme;
         let now = self.config.clock.now_unix();
-        let result = match scheme {
-            AuthScheme::Dpop => self.verify_dpop(request, credentials, now).await,
-            AuthScheme::Bearer => self.verify_bearer(request, credentials, now),
-        };
-        result
+        self.check(request, credentials, now)
+            .await
             .map(|granted| Verified {
                 claims: Arc::clone(&granted.token.claims),
                 binding: granted.binding,
@@ -171,29 +173,7 @@ impl Verifier {
             .map_err(|kind| PopError::with_scheme(kind, scheme))
     }
 
-    fn verify_bearer(
-        &self,
-        request: &PopRequest<'_>,
-        credentials: Credentials<'_>,
-        now: u64,
-    ) -> Result<Granted, PopErrorKind> {
-        let token = self.tokens.verify(credentials.token, now)?;
-        let cnf = &token.confirmation;
-        if cnf.jkt.is_some() {
-            return Err(PopErrorKind::BoundTokenAsBearer);
-        }
-        if let Some(x5t) = &cnf.x5t_s256 {
-            let x5t = check_certificate_binding(x5t, request.peer_certificate)?;
-            return Ok(Granted::new(token, Binding::Mtls, None, Some(x5t)));
-        }
-        if self.config.allow_bearer {
-            Ok(Granted::new(token, Binding::Bearer, None, None))
-        } else {
-            Err(PopErrorKind::BearerNotAllowed)
-        }
-    }
-
-    async fn verify_dpop(
+    async fn check(
         &self,
         request: &PopRequest<'_>,
         credentials: Credentials<'_>,
@@ -201,10 +181,57 @@ impl Verifier {
     ) -> Result<Granted, PopErrorKind> {
         let config = &self.config;
         // Cheap structural checks of the proof come before any signature work.
-        let proof = Proof::parse(single_proof(request.dpop)?, &config.dpop_algorithms)?;
+        let proof = match credentials.scheme {
+            AuthScheme::Dpop => Some(Proof::parse(
+                single_proof(request.dpop)?,
+                &config.dpop_algorithms,
+            )?),
+            AuthScheme::Bearer => None,
+        };
         let token = self.tokens.verify(credentials.token, now)?;
-        let cnf = &token.confirmation;
-        let cnf_jkt = cnf.jkt.as_deref().ok_or(PopErrorKind::TokenNotDpopBound)?;
+        let requirement =
+            binding::requirement(credentials.scheme, &token.confirmation, config.allow_bearer)?;
+        let (binding, jkt, x5t) = match (requirement, proof) {
+            (Requirement::Bearer, _) => (Binding::Bearer, None, None),
+            (Requirement::Certificate { x5t_s256 }, _) => {
+                let x5t = check_certificate_binding(x5t_s256, request.peer_certificate)?;
+                (Binding::Mtls, None, Some(x5t))
+            }
+            (Requirement::Dpop { jkt, certificate }, Some(proof)) => {
+                let (jkt, x5t) = self
+                    .check_proof(request, credentials.token, proof, jkt, certificate, now)
+                    .await?;
+                let binding = if x5t.is_some() {
+                    Binding::DpopAndMtls
+                } else {
+                    Binding::Dpop
+                };
+                (binding, Some(jkt), x5t)
+            }
+            // The DPoP requirement comes only with the DPoP scheme, which parsed a proof.
+            (Requirement::Dpop { .. }, None) => return Err(PopErrorKind::MissingProof),
+        };
+        Ok(Granted {
+            token,
+            binding,
+            jkt,
+            x5t_s256: x5t,
+        })
+    }
+
+    /// RFC 9449 §4.3 steps 5-12 and §7.1 on a parsed proof, then single use of its `jti`
+    /// (§11.1); returns the proven key's thumbprint and, for a token that is also
+    /// certificate-bound, the certificate's (checked before the `jti` is recorded).
+    async fn check_proof(
+        &self,
+        request: &PopRequest<'_>,
+        token: &str,
+        proof: Proof<'_>,
+        cnf_jkt: &str,
+        certificate: Option<&str>,
+        now: u64,
+    ) -> Result<(String, Option<String>), PopErrorKind> {
+        let config = &self.config;
         proof.check_htm(request.method())?;
         if !htu::is_normal_path(request.path()) {
             return Err(PopErrorKind::HtuMismatch);
@@ -213,14 +240,13 @@ impl Verifier {
             .ok_or(PopErrorKind::HtuMismatch)?;
         proof.check_htu(&target)?;
         proof.check_iat(now, config.proof_max_age, config.proof_future_skew)?;
-        proof.check_ath(&thumbprint::ath(credentials.token))?;
+        proof.check_ath(&thumbprint::ath(token))?;
         proof.check_signature()?;
         let jkt = proof.check_key_binding(cnf_jkt)?;
-        let x5t = match &cnf.x5t_s256 {
-            Some(x5t) => Some(check_certificate_binding(x5t, request.peer_certificate)?),
-            None => None,
-        };
-        // Kept until the iat check would refuse the proof anyway (RPL-04).
+        let x5t = certificate
+            .map(|x5t_s256| check_certificate_binding(x5t_s256, request.peer_certificate))
+            .transpose()?;
+        // Kept until the iat check would refuse the proof anyway (RFC 9449 §11.1).
         let expires_at = proof
             .iat
             .saturating_add(config.proof_max_age)
@@ -228,25 +254,19 @@ impl Verifier {
         let entry = ReplayEntry::new(replay_key(&jkt, &proof.jti), now, expires_at);
         drop(proof);
         match config.replay.insert_if_absent(entry).await {
-            Ok(ReplayOutcome::Fresh) => {}
-            Ok(ReplayOutcome::Replayed) => return Err(PopErrorKind::Replayed),
+            Ok(ReplayOutcome::Fresh) => Ok((jkt, x5t)),
+            Ok(ReplayOutcome::Replayed) => Err(PopErrorKind::Replayed),
             Err(e) if e.is_full() => {
                 tracing::error!(
                     "DPoP replay store is full; refusing requests until entries expire"
                 );
-                return Err(PopErrorKind::ReplayStoreFull);
+                Err(PopErrorKind::ReplayStoreFull)
             }
             Err(e) => {
                 tracing::error!(error = %e, source = ?std::error::Error::source(&e).map(ToString::to_string), "DPoP replay store unavailable");
-                return Err(PopErrorKind::ReplayStoreUnavailable);
+                Err(PopErrorKind::ReplayStoreUnavailable)
             }
         }
-        let binding = if x5t.is_some() {
-            Binding::DpopAndMtls
-        } else {
-            Binding::Dpop
-        };
-        Ok(Granted::new(token, binding, Some(jkt), x5t))
     }
 }
 
@@ -258,18 +278,43 @@ struct Granted {
     x5t_s256: Option<String>,
 }
 
-impl Granted {
-    fn new(
-        token: Arc<TokenInfo>,
-        binding: Binding,
-        jkt: Option<String>,
-        x5t_s256: Option<String>,
-    ) -> Self {
-        Self {
-            token,
-            binding,
-            jkt,
-            x5t_s256,
-        }
+/// What an adapter does with a request, decided by [`Verifier::decide`]. Adapters only translate
+/// it into their framework's types; none of them re-decides it.
+#[derive(Debug)]
+#[must_use]
+pub enum Outcome {
+    /// Call the service with this [`Verified`] in the request extensions.
+    Verified(Verified),
+    /// No credentials and anonymous requests are allowed: call the service with this marker in
+    /// the request extensions.
+    Anonymous(Anonymous),
+    /// Do not call the service: answer with this refusal.
+    Refused(Refusal),
+}
+
+/// A refused request: the error and how it is written on the wire. Already logged.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    error: PopError,
+    challenge: Challenge,
+}
+
+impl Refusal {
+    /// Why the request was refused.
+    #[must_use]
+    pub fn error(&self) -> &PopError {
+        &self.error
+    }
+
+    /// The status and challenge headers the response must carry.
+    #[must_use]
+    pub fn challenge(&self) -> &Challenge {
+        &self.challenge
+    }
+
+    /// The error, to store in the response extensions.
+    #[must_use]
+    pub fn into_error(self) -> PopError {
+        self.error
     }
 }

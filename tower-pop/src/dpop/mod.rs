@@ -11,9 +11,17 @@ pub(crate) mod proof;
 #[cfg(feature = "signer")]
 pub mod signer;
 
-use crate::config::{DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_MAX_AGE};
+use std::time::Duration;
+
 use crate::error::PopErrorKind;
 use crate::jose::Algorithm;
+
+/// Longest accepted proof age, the past side of the `iat` window. RFC 9449 §11.1 asks for
+/// "seconds or minutes"; 60 s lets a request travel and a modestly skewed clock pass while
+/// keeping the replay store small.
+pub const DEFAULT_PROOF_MAX_AGE: Duration = Duration::from_secs(60);
+/// How far in the future `iat` may be: 10 s, the FAPI 2.0 rule (§5.3.2.1 item 13).
+pub const DEFAULT_PROOF_FUTURE_SKEW: Duration = Duration::from_secs(10);
 
 /// Check a DPoP proof that comes without an access token, as an authorization server's token
 /// endpoint receives it (RFC 9449 §5): RFC 9449 §4.3 checks 2-9 and 11 with the default `iat`

@@ -1,12 +1,13 @@
 //! JWT access tokens (RFC 9068 §4), verified with `jsonwebtoken` against the issuer's keys.
 //!
-//! Checks, in order: size; one compact JWS with strict JSON (JOSE-06, JOSE-11); `typ` is
-//! `at+jwt` or `application/at+jwt`, case-insensitively (JWTAT-01, JOSE-09); no `crit`, `b64`
-//! or `cty` (JOSE-04, JOSE-10); `alg` on the access-token allow-list (JOSE-01, JOSE-03); the
-//! signature, with a key chosen by `kid`, key type and curve from the configured set only
-//! (JWTAT-04, JOSE-02, JOSE-07, JOSE-08, FAPI-08); `iss` exact (JWTAT-02); `aud` contains ours
-//! (JWTAT-03); `exp` and `nbf` with leeway (JWTAT-05, JWTAT-09); `sub` present; `iat`,
-//! `client_id`, `jti`, `scope` well-typed when present (JWTAT-06); `cnf` well-formed.
+//! Checks, in order, one function each: size; one compact JWS with strict JSON (RFC 8725 §3.2);
+//! `typ` is `at+jwt` or `application/at+jwt`, case-insensitively (RFC 9068 §4 step 1); no
+//! `crit`, `b64` or `cty` (RFC 7515 §4.1.11, RFC 8725 §3.11); `alg` on the access-token
+//! allow-list (RFC 8725 §3.1); the signature, with a key chosen by `kid`, key type and curve
+//! from the configured set only (RFC 9068 §4 step 2); `iss` exact (step 3); `aud` contains ours
+//! (step 4); `exp` and `nbf` with leeway (step 5, RFC 7519 §4.1.4-5); `sub` present; `iat`,
+//! `client_id`, `jti`, `scope` well-typed when present (RFC 9068 §2.2); `cnf` well-formed
+//! (RFC 7800 §3).
 
 use std::sync::Arc;
 
@@ -16,11 +17,10 @@ use super::jwks::KeySet;
 use super::{TokenInfo, confirmation};
 use crate::error::PopErrorKind;
 use crate::expiring::ExpiringMap;
-use crate::jose::{Algorithm, CompactJws, numeric_date};
-use crate::thumbprint::sha256;
+use crate::jose::{Algorithm, CompactJws, b64url_decode, numeric_date};
+use crate::credentials::MAX_TOKEN_LEN;
+use crate::digest::sha256;
 
-/// Longest access token accepted, in bytes.
-pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
 /// Most keys tried for one token (keys sharing a `kid`, or a token without `kid`): bounds the
 /// signature checks one request can cost.
 const MAX_KEY_TRIES: usize = 4;
@@ -56,19 +56,9 @@ pub(crate) fn supported(alg: Algorithm) -> bool {
     to_jsonwebtoken(alg).is_some()
 }
 
-fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, PopErrorKind> {
-    claims
-        .get(name)
-        .map(|v| numeric_date(v).ok_or(PopErrorKind::TokenInvalid))
-        .transpose()
-}
-
-fn string_if_present(claims: &Map<String, Value>, name: &str) -> Result<(), PopErrorKind> {
-    match claims.get(name) {
-        None | Some(Value::String(_)) => Ok(()),
-        Some(_) => Err(PopErrorKind::TokenInvalid),
-    }
-}
+// Each RFC 9068 §4 rule is one function below, called in order by `verify_uncached`; the
+// claims are only read once the signature holds.
+type Claims = Map<String, Value>;
 
 fn check(ok: bool) -> Result<(), PopErrorKind> {
     if ok {
@@ -76,6 +66,94 @@ fn check(ok: bool) -> Result<(), PopErrorKind> {
     } else {
         Err(PopErrorKind::TokenInvalid)
     }
+}
+
+fn numeric(claims: &Claims, name: &str) -> Result<Option<u64>, PopErrorKind> {
+    claims
+        .get(name)
+        .map(|v| numeric_date(v).ok_or(PopErrorKind::TokenInvalid))
+        .transpose()
+}
+
+/// The token is not larger than we are willing to parse.
+fn check_size(token: &str) -> Result<(), PopErrorKind> {
+    check(token.len() <= MAX_TOKEN_LEN)
+}
+
+/// RFC 9068 §2.1, §4 step 1: `typ` is `at+jwt` (media types compare case-insensitively;
+/// RFC 7515 §4.1.9 allows the `application/` prefix).
+fn check_typ(header: &Claims) -> Result<(), PopErrorKind> {
+    let typ = header
+        .get("typ")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    check(typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt"))
+}
+
+/// RFC 7515 §4.1.11 and RFC 7797: no `crit` or `b64` we would have to honour; RFC 8725 §3.11:
+/// no nested content (`cty`).
+fn check_no_extensions(header: &Claims) -> Result<(), PopErrorKind> {
+    check(!["crit", "b64", "cty"].iter().any(|h| header.contains_key(*h)))
+}
+
+/// RFC 8725 §3.1, RFC 9068 §4 step 2: `alg` is on the allow-list (never `none`, never HMAC).
+fn check_alg(header: &Claims, allowed: &[Algorithm]) -> Result<Algorithm, PopErrorKind> {
+    header
+        .get("alg")
+        .and_then(Value::as_str)
+        .and_then(|a| a.parse::<Algorithm>().ok())
+        .filter(|a| allowed.contains(a))
+        .ok_or(PopErrorKind::TokenInvalid)
+}
+
+/// `kid`, when present, is a string (RFC 7515 §4.1.4).
+fn header_kid(header: &Claims) -> Result<Option<&str>, PopErrorKind> {
+    match header.get("kid") {
+        None => Ok(None),
+        Some(Value::String(k)) => Ok(Some(k.as_str())),
+        Some(_) => Err(PopErrorKind::TokenInvalid),
+    }
+}
+
+/// RFC 9068 §4 step 3: `iss` equals the configured issuer exactly.
+fn check_iss(claims: &Claims, issuer: &str) -> Result<(), PopErrorKind> {
+    check(claims.get("iss").and_then(Value::as_str) == Some(issuer))
+}
+
+/// RFC 9068 §4 step 4, RFC 7519 §4.1.3: `aud` is our audience or an array containing it.
+fn check_aud(claims: &Claims, audience: &str) -> Result<(), PopErrorKind> {
+    check(match claims.get("aud") {
+        Some(Value::String(aud)) => aud == audience,
+        Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
+        _ => false,
+    })
+}
+
+/// RFC 9068 §4 step 5, RFC 7519 §4.1.4: `exp` is present and not passed (with leeway); returns
+/// the first instant at which the token is no longer valid.
+fn check_exp(claims: &Claims, now: u64, leeway: u64) -> Result<u64, PopErrorKind> {
+    let exp = numeric(claims, "exp")?.ok_or(PopErrorKind::TokenInvalid)?;
+    let valid_until = exp.saturating_add(leeway).saturating_add(1);
+    check(now < valid_until)?;
+    Ok(valid_until)
+}
+
+/// RFC 7519 §4.1.5: `nbf`, when present, has been reached (with leeway); returns it.
+fn check_nbf(claims: &Claims, now: u64, leeway: u64) -> Result<u64, PopErrorKind> {
+    let not_before = numeric(claims, "nbf")?.map_or(0, |nbf| nbf.saturating_sub(leeway));
+    check(now >= not_before)?;
+    Ok(not_before)
+}
+
+/// RFC 9068 §2.2: `sub` is a string; `iat` a NumericDate; `client_id`, `jti`, `scope` strings
+/// when present.
+fn check_claim_types(claims: &Claims) -> Result<(), PopErrorKind> {
+    numeric(claims, "iat")?;
+    check(claims.get("sub").is_some_and(Value::is_string))?;
+    for name in ["client_id", "jti", "scope"] {
+        check(matches!(claims.get(name), None | Some(Value::String(_))))?;
+    }
+    Ok(())
 }
 
 impl JwtValidator {
@@ -113,75 +191,19 @@ impl JwtValidator {
     }
 
     fn verify_uncached(&self, token: &str, now: u64) -> Result<TokenInfo, PopErrorKind> {
-        check(token.len() <= MAX_TOKEN_LEN)?;
+        check_size(token)?;
         let jws = CompactJws::parse(token).ok_or(PopErrorKind::TokenInvalid)?;
-        let header = &jws.header;
-        let typ = header
-            .get("typ")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        check(
-            typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt"),
-        )?;
-        check(
-            !["crit", "b64", "cty"]
-                .iter()
-                .any(|h| header.contains_key(*h)),
-        )?;
-        let alg = header
-            .get("alg")
-            .and_then(Value::as_str)
-            .and_then(|a| a.parse::<Algorithm>().ok())
-            .filter(|a| self.algorithms.contains(a))
-            .ok_or(PopErrorKind::TokenInvalid)?;
-        let jwt_alg = to_jsonwebtoken(alg).ok_or(PopErrorKind::TokenInvalid)?;
-        let kid = match header.get("kid") {
-            None => None,
-            Some(Value::String(k)) => Some(k.as_str()),
-            Some(_) => return Err(PopErrorKind::TokenInvalid),
-        };
-        let signature = token.rsplit_once('.').map(|(_, s)| s).unwrap_or_default();
-        let verified = self
-            .keys
-            .candidates(kid, alg)
-            .take(MAX_KEY_TRIES)
-            .any(|key| {
-                jsonwebtoken::crypto::verify(
-                    signature,
-                    jws.signing_input.as_bytes(),
-                    &key.decoding,
-                    jwt_alg,
-                )
-                .unwrap_or(false)
-            });
-        check(verified)?;
-        self.check_claims(jws.payload, now)
-    }
-
-    fn check_claims(
-        &self,
-        claims: Map<String, Value>,
-        now: u64,
-    ) -> Result<TokenInfo, PopErrorKind> {
-        check(claims.get("iss").and_then(Value::as_str) == Some(self.issuer.as_str()))?;
-        let audience_ok = match claims.get("aud") {
-            Some(Value::String(aud)) => *aud == self.audience,
-            Some(Value::Array(auds)) => auds
-                .iter()
-                .any(|a| a.as_str() == Some(self.audience.as_str())),
-            _ => false,
-        };
-        check(audience_ok)?;
-        let exp = numeric(&claims, "exp")?.ok_or(PopErrorKind::TokenInvalid)?;
-        let valid_until = exp.saturating_add(self.leeway).saturating_add(1);
-        check(now < valid_until)?;
-        let not_before = numeric(&claims, "nbf")?.map_or(0, |nbf| nbf.saturating_sub(self.leeway));
-        check(now >= not_before)?;
-        numeric(&claims, "iat")?;
-        check(claims.get("sub").is_some_and(Value::is_string))?;
-        for name in ["client_id", "jti", "scope"] {
-            string_if_present(&claims, name)?;
-        }
+        check_typ(&jws.header)?;
+        check_no_extensions(&jws.header)?;
+        let alg = check_alg(&jws.header, &self.algorithms)?;
+        let kid = header_kid(&jws.header)?;
+        self.check_signature(token, jws.signing_input.as_bytes(), kid, alg)?;
+        let claims = jws.payload;
+        check_iss(&claims, &self.issuer)?;
+        check_aud(&claims, &self.audience)?;
+        let valid_until = check_exp(&claims, now, self.leeway)?;
+        let not_before = check_nbf(&claims, now, self.leeway)?;
+        check_claim_types(&claims)?;
         let confirmation = confirmation(&claims)?;
         Ok(TokenInfo {
             claims: Arc::new(claims),
@@ -189,5 +211,33 @@ impl JwtValidator {
             valid_until,
             not_before,
         })
+    }
+
+    /// RFC 9068 §4 step 2, RFC 8725 §3.1: the signature verifies with a key of the configured
+    /// set, chosen by `kid`, key type and `alg`; at most [`MAX_KEY_TRIES`] keys are tried. The
+    /// aws-lc-rs provider of `jsonwebtoken` is called directly, so no process-wide provider is
+    /// installed or needed.
+    fn check_signature(
+        &self,
+        token: &str,
+        signing_input: &[u8],
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<(), PopErrorKind> {
+        let jwt_alg = to_jsonwebtoken(alg).ok_or(PopErrorKind::TokenInvalid)?;
+        let signature = token
+            .rsplit_once('.')
+            .and_then(|(_, s)| b64url_decode(s))
+            .ok_or(PopErrorKind::TokenInvalid)?;
+        let provider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+        let verified = self
+            .keys
+            .candidates(kid, alg)
+            .take(MAX_KEY_TRIES)
+            .any(|key| {
+                (provider.verifier_factory)(&jwt_alg, &key.decoding)
+                    .is_ok_and(|v| v.verify(signing_input, &signature).is_ok())
+            });
+        check(verified)
     }
 }
