@@ -1,17 +1,23 @@
 //! actix-web adapter for [`tower_pop`]: the [`RequirePop`] middleware (`.wrap(...)`) and the
-//! [`PopAuth`] extractor.
+//! [`PopAuth`] / [`MaybePopAuth`] extractors.
 //!
 //! actix-web 4 is on `http` 0.2, so the middleware builds tower-pop's framework-neutral
-//! [`PopRequest`] from the actix request and runs the same [`Verifier`]; refusals come from the
-//! same [`Challenge`] mapping as the tower layer, so an axum and an actix service answer the same
-//! request with the same status and headers. No check is implemented here.
+//! [`PopRequest`](tower_pop::PopRequest) from the actix request and translates the one
+//! [`Outcome`](tower_pop::Outcome) the [`Verifier`] decides; refusals come from the same
+//! [`Challenge`] mapping as the tower layer, and the extractors follow the same
+//! [`tower_pop::Auth::extract`] rule, so an axum and an actix service answer the same request
+//! with the same status and headers. No check is implemented here; names mirror `axum-pop`.
 //!
-//! Differences from `axum-pop`, both from actix-web itself: `Option<PopAuth<C>>` uses actix's
-//! blanket `Option` extractor, which yields `None` whenever extraction fails (a missing
-//! middleware or claims that do not fit `C` included), not only for anonymous requests.
+//! | extractor | without the middleware | anonymous (`allow_anonymous`) | claims do not fit `C` |
+//! |---|---|---|---|
+//! | `PopAuth<C>` | 500, fixed body | 401 with the no-credentials challenge | 401 `invalid_token` |
+//! | `MaybePopAuth<C>` | 500, fixed body | `MaybePopAuth(None)` | 401 `invalid_token` |
+//!
+//! Use `MaybePopAuth<C>`, not `Option<PopAuth<C>>`, for optional authentication: actix-web's
+//! blanket `Option` extractor turns every failure, a missing middleware included, into `None`,
+//! which would serve anonymous users on a route that forgot `.wrap(...)`.
 //!
 //! ```
-//! use std::sync::Arc;
 //! use actix_web::{App, HttpResponse, test, web};
 //! use actix_pop::{PopAuth, PopConfig, RequirePop, Verifier};
 //!
@@ -19,11 +25,11 @@
 //! struct Claims { sub: String }
 //!
 //! async fn whoami(auth: PopAuth<Claims>) -> HttpResponse {
-//!     HttpResponse::Ok().body(auth.claims.sub)
+//!     HttpResponse::Ok().body(auth.claims.sub.clone())
 //! }
 //!
-//! # #[actix_web::main] async fn main() {
-//! let verifier = Arc::new(Verifier::new(PopConfig::builder()
+//! # actix_web::rt::System::new().block_on(async {
+//! let verifier = std::sync::Arc::new(Verifier::new(PopConfig::builder()
 //!     .public_origin("https://api.example.com")
 //!     .issuer("https://as.example.com")
 //!     .audience("https://api.example.com")
@@ -35,11 +41,12 @@
 //! let response = test::call_service(&app, test::TestRequest::get().uri("/whoami").to_request()).await;
 //! assert_eq!(response.status(), 401);
 //! assert!(response.headers().contains_key("www-authenticate"));
-//! # }
+//! # });
 //! ```
 
 use std::fmt;
 use std::future::{Future, Ready, ready};
+use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -49,11 +56,13 @@ use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transfor
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
+use tower_pop::{Auth, AuthRejection, Outcome, PopRequest};
 
-pub use tower_pop::{self, *};
-
-/// The token's claims as a JSON object: the default claims type of [`PopAuth`].
-pub type Claims = serde_json::Map<String, serde_json::Value>;
+pub use tower_pop;
+pub use tower_pop::{
+    Algorithm, Binding, Challenge, Claims, ConfigError, PeerCertificate, PopConfig,
+    PopConfigBuilder, PopError, PopErrorKind, Refusal, Verifier,
+};
 
 /// The neutral request view of an actix request: method, path, every `Authorization` and
 /// `DPoP` field, and the client certificate if the TLS glue stored a [`PeerCertificate`].
@@ -83,7 +92,7 @@ fn challenge_response(challenge: &Challenge) -> HttpResponse {
 
 /// Middleware that verifies every request with a [`Verifier`]: `.wrap(RequirePop::new(v))`.
 ///
-/// On success the request reaches the service with a [`Verified`] in its extensions; on failure
+/// On success the request reaches the service with a [`Verified`](tower_pop::Verified) in its extensions; on failure
 /// the service is not called and the response is the challenge, with the [`PopError`] in the
 /// response extensions.
 #[derive(Debug, Clone)]
@@ -94,16 +103,16 @@ pub struct RequirePop {
 }
 
 impl RequirePop {
-    /// Verify every request with `verifier`.
-    pub fn new(verifier: Arc<Verifier>) -> Self {
+    /// Verify every request with `verifier` (a `Verifier` or an `Arc<Verifier>`).
+    pub fn new(verifier: impl Into<Arc<Verifier>>) -> Self {
         Self {
-            verifier,
+            verifier: verifier.into(),
             allow_anonymous: false,
         }
     }
 
-    /// Let requests without any credentials through with an [`Anonymous`] marker (optional
-    /// authentication); requests with credentials are still verified.
+    /// Let requests without any credentials through with an [`Anonymous`](tower_pop::Anonymous) marker (optional
+    /// authentication, with [`MaybePopAuth`]); requests with credentials are still verified.
     pub fn allow_anonymous(mut self) -> Self {
         self.allow_anonymous = true;
         self
@@ -124,8 +133,7 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(RequirePopMiddleware {
             service: Rc::new(service),
-            verifier: Arc::clone(&self.verifier),
-            allow_anonymous: self.allow_anonymous,
+            config: self.clone(),
         }))
     }
 }
@@ -133,14 +141,13 @@ where
 /// The service made by [`RequirePop`].
 pub struct RequirePopMiddleware<S> {
     service: Rc<S>,
-    verifier: Arc<Verifier>,
-    allow_anonymous: bool,
+    config: RequirePop,
 }
 
 impl<S> fmt::Debug for RequirePopMiddleware<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequirePopMiddleware")
-            .field("verifier", &self.verifier)
+            .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
@@ -160,26 +167,25 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let service = Rc::clone(&self.service);
-        let verifier = Arc::clone(&self.verifier);
-        let allow_anonymous = self.allow_anonymous;
+        let RequirePop {
+            verifier,
+            allow_anonymous,
+        } = self.config.clone();
         Box::pin(async move {
             let cert = req.extensions().get::<PeerCertificate>().cloned();
-            let result = verifier
-                .verify(&pop_request(req.request(), cert.as_ref()))
+            let outcome = verifier
+                .decide(&pop_request(req.request(), cert.as_ref()), allow_anonymous)
                 .await;
-            match result {
-                Ok(verified) => {
+            match outcome {
+                Outcome::Verified(verified) => {
                     req.extensions_mut().insert(verified);
                 }
-                Err(error)
-                    if allow_anonymous && error.kind() == PopErrorKind::MissingCredentials =>
-                {
-                    req.extensions_mut()
-                        .insert(Anonymous::from_challenge(verifier.challenge(&error)));
+                Outcome::Anonymous(anonymous) => {
+                    req.extensions_mut().insert(anonymous);
                 }
-                Err(error) => {
-                    let mut response = challenge_response(&verifier.refuse(&error));
-                    response.extensions_mut().insert(error);
+                Outcome::Refused(refusal) => {
+                    let mut response = challenge_response(refusal.challenge());
+                    response.extensions_mut().insert(refusal.into_error());
                     return Ok(req.into_response(response).map_into_right_body());
                 }
             }
@@ -191,58 +197,52 @@ where
     }
 }
 
-/// A verified request: the token's claims as `C`, the binding proven, and the thumbprints.
-///
-/// The same name and shape as `axum_pop::PopAuth`.
+/// A verified request: dereferences to [`tower_pop::Auth`] (`claims` as `C`, `binding`, `jkt`,
+/// `certificate_thumbprint`). The same name and shape as `axum_pop::PopAuth`.
 #[derive(Debug, Clone)]
-pub struct PopAuth<C = Claims> {
-    /// The access token's claims.
-    pub claims: C,
-    /// Which binding was proven.
-    pub binding: Binding,
-    /// The proven DPoP key's RFC 7638 thumbprint (`cnf.jkt`).
-    pub jkt: Option<String>,
-    /// The proven client certificate's `x5t#S256`.
-    pub certificate_thumbprint: Option<String>,
+pub struct PopAuth<C = Claims>(pub Auth<C>);
+
+/// Optional authentication: `MaybePopAuth(None)` for an anonymous request let through by
+/// [`RequirePop::allow_anonymous`]. Without the middleware it is a 500, never `None`.
+#[derive(Debug, Clone)]
+pub struct MaybePopAuth<C = Claims>(pub Option<Auth<C>>);
+
+impl<C> Deref for PopAuth<C> {
+    type Target = Auth<C>;
+
+    fn deref(&self) -> &Auth<C> {
+        &self.0
+    }
 }
 
-/// Why [`PopAuth`] could not be extracted.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum PopAuthRejection {
-    /// No [`RequirePop`] middleware ran before this handler: a server bug, answered with 500.
-    MissingLayer,
-    /// The token is valid but its claims do not fit the handler's type: 401 `invalid_token`.
-    ClaimsMismatch(Challenge),
-    /// The middleware let an anonymous request through but this handler needs credentials:
-    /// 401 with the no-credentials challenge.
-    Anonymous(Challenge),
+impl<C> DerefMut for PopAuth<C> {
+    fn deref_mut(&mut self) -> &mut Auth<C> {
+        &mut self.0
+    }
 }
+
+/// Why [`PopAuth`] or [`MaybePopAuth`] could not be extracted: [`AuthRejection`] as an actix
+/// error (500 with a fixed body for a missing middleware, else the RFC challenge).
+#[derive(Debug)]
+pub struct PopAuthRejection(pub AuthRejection);
 
 impl fmt::Display for PopAuthRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::MissingLayer => f.write_str("PopAuth used on a route without RequirePop"),
-            Self::ClaimsMismatch(_) => f.write_str("token claims do not fit the handler"),
-            Self::Anonymous(_) => f.write_str("no access token"),
-        }
+        self.0.fmt(f)
     }
 }
 
 impl ResponseError for PopAuthRejection {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::ClaimsMismatch(c) | Self::Anonymous(c) => {
-                StatusCode::from_u16(c.status()).unwrap_or(StatusCode::UNAUTHORIZED)
-            }
-        }
+        StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {
-        match self {
-            Self::MissingLayer => HttpResponse::InternalServerError().body(self.to_string()),
-            Self::ClaimsMismatch(c) | Self::Anonymous(c) => challenge_response(c),
+        match self.0.challenge() {
+            Some(challenge) => challenge_response(challenge),
+            None => HttpResponse::InternalServerError()
+                .content_type("text/plain; charset=utf-8")
+                .body(AuthRejection::MISSING_LAYER_BODY),
         }
     }
 }
@@ -253,24 +253,24 @@ impl<C: DeserializeOwned> FromRequest for PopAuth<C> {
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let extensions = req.extensions();
-        if let Some(anonymous) = extensions.get::<Anonymous>() {
-            return ready(Err(PopAuthRejection::Anonymous(
-                anonymous.challenge().clone(),
-            )));
-        }
-        let Some(verified) = extensions.get::<Verified>() else {
-            return ready(Err(PopAuthRejection::MissingLayer));
-        };
         ready(
-            verified
-                .claims_as()
-                .map_err(|_| PopAuthRejection::ClaimsMismatch(verified.claims_rejection()))
-                .map(|claims| Self {
-                    claims,
-                    binding: verified.binding(),
-                    jkt: verified.jkt().map(str::to_owned),
-                    certificate_thumbprint: verified.certificate_thumbprint().map(str::to_owned),
-                }),
+            Auth::require(extensions.get(), extensions.get())
+                .map(Self)
+                .map_err(PopAuthRejection),
+        )
+    }
+}
+
+impl<C: DeserializeOwned> FromRequest for MaybePopAuth<C> {
+    type Error = PopAuthRejection;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let extensions = req.extensions();
+        ready(
+            Auth::extract(extensions.get(), extensions.get())
+                .map(Self)
+                .map_err(PopAuthRejection),
         )
     }
 }
@@ -310,8 +310,8 @@ mod tests {
                 .service(
                     web::resource("/optional")
                         .wrap(RequirePop::new(verifier()).allow_anonymous())
-                        .to(|auth: Option<PopAuth>| async move {
-                            if auth.is_some() { "user" } else { "anonymous" }
+                        .to(|auth: MaybePopAuth| async move {
+                            if auth.0.is_some() { "user" } else { "anonymous" }
                         }),
                 )
                 .service(

@@ -1,19 +1,22 @@
-//! axum adapter for [`tower_pop`]: the [`PopAuth`] extractor.
+//! axum adapter for [`tower_pop`]: the [`RequirePopLayer`] and the [`PopAuth`] /
+//! [`MaybePopAuth`] extractors.
 //!
 //! This crate's [`RequirePopLayer`] is tower-pop's layer plus one axum detail: under
 //! `Router::nest` axum strips the prefix from the request URI before route layers run, so the
 //! layer reads axum's `OriginalUri` and checks `htu` against the URI the client actually sent.
-//! The [`PopAuth`] extractor hands a handler the verified token, with its claims typed through
-//! serde. The core is re-exported so one dependency line is enough. All checks live in
-//! `tower-pop`; this crate only moves data between axum and it.
+//! The extractors hand a handler the verified token ([`tower_pop::Auth`]), with its claims typed
+//! through serde. All checks, and the rule of what each extractor answers, live in `tower-pop`;
+//! this crate only moves data between axum and it, and mirrors `actix-pop` name for name.
 //!
 //! | extractor | without the layer | anonymous (layer with `allow_anonymous`) | claims do not fit `C` |
 //! |---|---|---|---|
-//! | `PopAuth<C>` | 500 (a server bug) | 401 with the no-credentials challenge | 401 `invalid_token` |
-//! | `Option<PopAuth<C>>` | 500 | `None` | 401 `invalid_token` |
+//! | `PopAuth<C>` | 500, fixed body | 401 with the no-credentials challenge | 401 `invalid_token` |
+//! | `MaybePopAuth<C>` | 500, fixed body | `MaybePopAuth(None)` | 401 `invalid_token` |
+//! | `Option<PopAuth<C>>` | 500, fixed body | `None` | 401 `invalid_token` |
+//!
+//! `MaybePopAuth` is the portable spelling: on actix-web `Option<PopAuth>` cannot fail closed.
 //!
 //! ```
-//! use std::sync::Arc;
 //! use axum::{Router, routing::get, body::Body};
 //! use axum_pop::{PopAuth, PopConfig, RequirePopLayer, Verifier};
 //! use http::{Request, StatusCode};
@@ -27,12 +30,12 @@
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! let verifier = Arc::new(Verifier::new(PopConfig::builder()
+//! let verifier = Verifier::new(PopConfig::builder()
 //!     .public_origin("https://api.example.com")
 //!     .issuer("https://as.example.com")
 //!     .audience("https://api.example.com")
 //!     .jwks_json(r#"{"keys":[]}"#)
-//!     .build().unwrap()));
+//!     .build().unwrap());
 //! let app = Router::new()
 //!     .route("/whoami", get(whoami))
 //!     .route_layer(RequirePopLayer::new(verifier));
@@ -41,39 +44,53 @@
 //! # }
 //! ```
 
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::OriginalUri;
-use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
-use axum_core::response::{IntoResponse, Response};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts, OriginalUri};
+use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
+use tower_pop::{Anonymous, Auth, AuthRejection, DefaultRejection, OriginalTarget, Verified};
 
-pub use tower_pop::{self, *};
+pub use tower_pop;
+pub use tower_pop::{
+    Algorithm, Binding, Challenge, Claims, ConfigError, PeerCertificate, PopConfig,
+    PopConfigBuilder, PopError, PopErrorKind, Refusal, Verifier,
+};
 
 /// [`tower_pop::RequirePopLayer`] for axum: the same verification, with the `htu` check made
 /// against axum's `OriginalUri` (the URI before `Router::nest` stripped its prefix).
 #[derive(Debug, Clone)]
 #[must_use]
-pub struct RequirePopLayer(tower_pop::RequirePopLayer);
+pub struct RequirePopLayer<R = DefaultRejection>(tower_pop::RequirePopLayer<R>);
 
 impl RequirePopLayer {
-    /// A layer that verifies every request with `verifier`.
-    pub fn new(verifier: Arc<Verifier>) -> Self {
+    /// A layer that verifies every request with `verifier` (a `Verifier` or an `Arc<Verifier>`).
+    pub fn new(verifier: impl Into<Arc<Verifier>>) -> Self {
         Self(tower_pop::RequirePopLayer::new(verifier))
-    }
-
-    /// Let requests without any credentials through (see
-    /// [`tower_pop::RequirePopLayer::allow_anonymous`]); use with `Option<PopAuth<C>>`.
-    pub fn allow_anonymous(self) -> Self {
-        Self(self.0.allow_anonymous())
     }
 }
 
-impl<S> tower_layer::Layer<S> for RequirePopLayer {
-    type Service = RequirePop<S>;
+impl<R> RequirePopLayer<R> {
+    /// Let requests without any credentials through (see
+    /// [`tower_pop::RequirePopLayer::allow_anonymous`]); use with [`MaybePopAuth`].
+    pub fn allow_anonymous(self) -> Self {
+        Self(self.0.allow_anonymous())
+    }
+
+    /// Build refusals with `rejection` (see
+    /// [`tower_pop::RequirePopLayer::with_rejection_response`]); the status and challenge
+    /// headers stay the layer's.
+    pub fn with_rejection_response<R2>(self, rejection: R2) -> RequirePopLayer<R2> {
+        RequirePopLayer(self.0.with_rejection_response(rejection))
+    }
+}
+
+impl<S, R: Clone> tower_layer::Layer<S> for RequirePopLayer<R> {
+    type Service = RequirePop<S, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
         RequirePop(self.0.layer(inner))
@@ -83,16 +100,33 @@ impl<S> tower_layer::Layer<S> for RequirePopLayer {
 /// The service made by this crate's [`RequirePopLayer`].
 #[derive(Debug, Clone)]
 #[must_use]
-pub struct RequirePop<S>(tower_pop::RequirePop<S>);
+pub struct RequirePop<S, R = DefaultRejection>(tower_pop::RequirePop<S, R>);
 
-impl<S, B> tower_service::Service<http::Request<B>> for RequirePop<S>
+impl<S, R> RequirePop<S, R> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        self.0.get_ref()
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        self.0.get_mut()
+    }
+
+    /// The inner service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.0.into_inner()
+    }
+}
+
+impl<S, R, B> tower_service::Service<http::Request<B>> for RequirePop<S, R>
 where
-    tower_pop::RequirePop<S>: tower_service::Service<http::Request<B>>,
+    tower_pop::RequirePop<S, R>: tower_service::Service<http::Request<B>>,
 {
     type Response =
-        <tower_pop::RequirePop<S> as tower_service::Service<http::Request<B>>>::Response;
-    type Error = <tower_pop::RequirePop<S> as tower_service::Service<http::Request<B>>>::Error;
-    type Future = <tower_pop::RequirePop<S> as tower_service::Service<http::Request<B>>>::Future;
+        <tower_pop::RequirePop<S, R> as tower_service::Service<http::Request<B>>>::Response;
+    type Error = <tower_pop::RequirePop<S, R> as tower_service::Service<http::Request<B>>>::Error;
+    type Future = <tower_pop::RequirePop<S, R> as tower_service::Service<http::Request<B>>>::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.0.poll_ready(cx)
@@ -106,78 +140,71 @@ where
     }
 }
 
-/// The token's claims as a JSON object: the default claims type of [`PopAuth`].
-pub type Claims = serde_json::Map<String, serde_json::Value>;
-
-/// A verified request: the token's claims as `C`, the binding proven, and the thumbprints.
-///
-/// The same name and shape as `actix_pop::PopAuth`.
+/// A verified request: dereferences to [`tower_pop::Auth`] (`claims` as `C`, `binding`, `jkt`,
+/// `certificate_thumbprint`). The same name and shape as `actix_pop::PopAuth`.
 #[derive(Debug, Clone)]
-pub struct PopAuth<C = Claims> {
-    /// The access token's claims.
-    pub claims: C,
-    /// Which binding was proven.
-    pub binding: Binding,
-    /// The proven DPoP key's RFC 7638 thumbprint (`cnf.jkt`).
-    pub jkt: Option<String>,
-    /// The proven client certificate's `x5t#S256`.
-    pub certificate_thumbprint: Option<String>,
-}
+pub struct PopAuth<C = Claims>(pub Auth<C>);
 
-impl<C: DeserializeOwned> PopAuth<C> {
-    fn from_verified(verified: &Verified) -> Result<Self, PopAuthRejection> {
-        let claims = verified
-            .claims_as()
-            .map_err(|_| PopAuthRejection::ClaimsMismatch(verified.claims_rejection()))?;
-        Ok(Self {
-            claims,
-            binding: verified.binding(),
-            jkt: verified.jkt().map(str::to_owned),
-            certificate_thumbprint: verified.certificate_thumbprint().map(str::to_owned),
-        })
+/// Optional authentication: `MaybePopAuth(None)` for an anonymous request let through by
+/// [`RequirePopLayer::allow_anonymous`]. Without the layer it is a 500, never `None`.
+#[derive(Debug, Clone)]
+pub struct MaybePopAuth<C = Claims>(pub Option<Auth<C>>);
+
+impl<C> Deref for PopAuth<C> {
+    type Target = Auth<C>;
+
+    fn deref(&self) -> &Auth<C> {
+        &self.0
     }
 }
 
-/// Why [`PopAuth`] could not be extracted.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum PopAuthRejection {
-    /// No [`RequirePopLayer`] ran before this handler: a server bug, answered with 500.
-    MissingLayer,
-    /// The token is valid but its claims do not fit the handler's type: 401 `invalid_token`.
-    ClaimsMismatch(Challenge),
-    /// The layer let an anonymous request through but this handler needs credentials: 401
-    /// with the no-credentials challenge.
-    Anonymous(Challenge),
+impl<C> DerefMut for PopAuth<C> {
+    fn deref_mut(&mut self) -> &mut Auth<C> {
+        &mut self.0
+    }
 }
+
+/// Why [`PopAuth`] or [`MaybePopAuth`] could not be extracted: [`AuthRejection`] as an axum
+/// response (500 with a fixed body for a missing layer, else the RFC challenge).
+#[derive(Debug)]
+pub struct PopAuthRejection(pub AuthRejection);
 
 impl IntoResponse for PopAuthRejection {
     fn into_response(self) -> Response {
-        match self {
-            Self::MissingLayer => (
+        match self.0.challenge() {
+            Some(challenge) => challenge.to_response::<axum::body::Body>(),
+            None => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "PopAuth used on a route without RequirePopLayer",
+                AuthRejection::MISSING_LAYER_BODY,
             )
                 .into_response(),
-            Self::ClaimsMismatch(challenge) | Self::Anonymous(challenge) => {
-                challenge.to_response::<axum_core::body::Body>()
-            }
         }
     }
+}
+
+fn markers(parts: &Parts) -> (Option<&Verified>, Option<&Anonymous>) {
+    (parts.extensions.get(), parts.extensions.get())
 }
 
 impl<S: Send + Sync, C: DeserializeOwned + Send> FromRequestParts<S> for PopAuth<C> {
     type Rejection = PopAuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(anonymous) = parts.extensions.get::<Anonymous>() {
-            return Err(PopAuthRejection::Anonymous(anonymous.challenge().clone()));
-        }
-        let verified = parts
-            .extensions
-            .get::<Verified>()
-            .ok_or(PopAuthRejection::MissingLayer)?;
-        Self::from_verified(verified)
+        let (verified, anonymous) = markers(parts);
+        Auth::require(verified, anonymous)
+            .map(Self)
+            .map_err(PopAuthRejection)
+    }
+}
+
+impl<S: Send + Sync, C: DeserializeOwned + Send> FromRequestParts<S> for MaybePopAuth<C> {
+    type Rejection = PopAuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let (verified, anonymous) = markers(parts);
+        Auth::extract(verified, anonymous)
+            .map(Self)
+            .map_err(PopAuthRejection)
     }
 }
 
@@ -186,15 +213,11 @@ impl<S: Send + Sync, C: DeserializeOwned + Send> OptionalFromRequestParts<S> for
 
     async fn from_request_parts(
         parts: &mut Parts,
-        _state: &S,
+        state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        if let Some(verified) = parts.extensions.get::<Verified>() {
-            return Self::from_verified(verified).map(Some);
-        }
-        if parts.extensions.get::<Anonymous>().is_some() {
-            return Ok(None);
-        }
-        Err(PopAuthRejection::MissingLayer)
+        let MaybePopAuth(auth) =
+            <MaybePopAuth<C> as FromRequestParts<S>>::from_request_parts(parts, state).await?;
+        Ok(auth.map(Self))
     }
 }
 
@@ -205,6 +228,8 @@ mod tests {
     use axum::routing::get;
     use http::Request;
     use tower::ServiceExt;
+
+    use tower_pop::{ManualClock, dpop};
 
     use super::*;
 
