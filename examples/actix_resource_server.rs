@@ -12,12 +12,12 @@
 
 use std::sync::Arc;
 
-use actix_pop::{RequirePop, Verified, Verifier};
+use actix_pop::{PopAuth, RequirePop, Verifier};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use examples_common::{Args, init_logging, whoami};
 
-async fn whoami_handler(verified: web::ReqData<Verified>) -> HttpResponse {
-    HttpResponse::Ok().json(whoami(&verified))
+async fn whoami_handler(auth: PopAuth) -> HttpResponse {
+    HttpResponse::Ok().json(whoami(&auth))
 }
 
 async fn health() -> HttpResponse {

@@ -13,10 +13,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::Extension;
 use axum::routing::{any, get};
 use axum::{Json, Router};
-use axum_pop::{RequirePopLayer, Verified, Verifier};
+use axum_pop::{PopAuth, RequirePopLayer, Verifier};
 use examples_common::{Args, init_logging, whoami};
 
 #[tokio::main]
@@ -34,7 +33,7 @@ async fn main() {
     let app = Router::new()
         .route(
             "/whoami",
-            any(|Extension(verified): Extension<Verified>| async move { Json(whoami(&verified)) }),
+            any(|auth: PopAuth| async move { Json(whoami(&auth)) }),
         )
         .route_layer(RequirePopLayer::new(verifier))
         .route("/health", get(|| async { "ok" }));

@@ -18,19 +18,19 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::Form;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Extension, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json};
 use axum::routing::{any, post};
-use axum_pop::RequirePopLayer;
-use examples_common::http::{Reply, send, send_with_body};
+use axum_pop::{PopAuth, RequirePopLayer};
+use examples_common::http::{Reply, client as http_client, send};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tower_pop::dpop::signer::ProofSigner;
 use tower_pop::dpop::verify_token_request_proof;
-use tower_pop::{Algorithm, PopConfig, Verified, Verifier};
+use tower_pop::{Algorithm, PopConfig, Verifier};
 
 const CLIENT_ID: &str = "demo-client";
 const CLIENT_SECRET: &str = "demo-secret";
@@ -48,11 +48,12 @@ struct AuthorizationServer {
     key: ProofSigner,
 }
 
-fn form_value<'a>(form: &'a str, name: &str) -> Option<&'a str> {
-    form.split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+/// The token request form (RFC 6749 §4.4.2, client credentials in the body, §2.3.1).
+#[derive(serde::Deserialize)]
+struct TokenRequest {
+    grant_type: String,
+    client_id: String,
+    client_secret: String,
 }
 
 fn oauth_error(status: StatusCode, error: &str) -> axum::response::Response {
@@ -63,13 +64,15 @@ fn oauth_error(status: StatusCode, error: &str) -> axum::response::Response {
 async fn token(
     State(auth): State<Arc<AuthorizationServer>>,
     headers: HeaderMap,
-    body: Bytes,
+    Form(form): Form<TokenRequest>,
 ) -> axum::response::Response {
-    let form = String::from_utf8_lossy(&body);
-    let id_ok = form_value(&form, "client_id") == Some(CLIENT_ID);
-    let secret = form_value(&form, "client_secret").unwrap_or_default();
-    let secret_ok = bool::from(secret.as_bytes().ct_eq(CLIENT_SECRET.as_bytes()));
-    if form_value(&form, "grant_type") != Some("client_credentials") {
+    let id_ok = form.client_id == CLIENT_ID;
+    let secret_ok = bool::from(
+        form.client_secret
+            .as_bytes()
+            .ct_eq(CLIENT_SECRET.as_bytes()),
+    );
+    if form.grant_type != "client_credentials" {
         return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
     }
     if !(id_ok && secret_ok) {
@@ -160,11 +163,11 @@ async fn run() -> Result<u32, String> {
     let rs_router = Router::new()
         .route(
             "/whoami",
-            any(|Extension(v): Extension<Verified>| async move {
-                Json(json!({"sub": v.subject(), "binding": v.binding().as_str()}))
+            any(|auth: PopAuth| async move {
+                Json(json!({"sub": auth.claims.get("sub"), "binding": auth.binding.as_str()}))
             }),
         )
-        .route_layer(RequirePopLayer::new(Arc::new(Verifier::new(config))));
+        .route_layer(RequirePopLayer::new(Verifier::new(config)));
     tokio::spawn(async move {
         let _ = axum::serve(rs_listener, rs_router).await;
     });
@@ -181,32 +184,37 @@ async fn run() -> Result<u32, String> {
     );
     println!("It asks the authorization server for a token, signing a DPoP proof with that key.");
     let proof = client.proof("POST", &token_url, None, None);
-    let body = format!(
-        "grant_type=client_credentials&client_id={CLIENT_ID}&client_secret={CLIENT_SECRET}"
-    );
-    let reply = send_with_body(
-        as_addr,
-        "POST",
-        "/token",
-        &[
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("DPoP", &proof),
-        ],
-        &body,
-    )
-    .await;
-    let token = reply.json()["access_token"]
+    let response = http_client()
+        .post(&token_url)
+        .header("DPoP", &proof)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .map_err(|e| format!("token request failed: {e}"))?;
+    let status = response.status();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| format!("token endpoint answered HTTP {status}, not JSON: {e}"))?;
+    let token = body["access_token"]
         .as_str()
         .map(str::to_owned)
         .ok_or_else(|| {
-            format!(
-                "the token endpoint answered HTTP {} without a token: {}",
-                reply.status, reply.body
-            )
+            format!("the token endpoint answered HTTP {status} without a token: {body}")
         })?;
+    if body["token_type"] != "DPoP" {
+        return Err(format!(
+            "token_type is {}, not DPoP (RFC 9449 §5)",
+            body["token_type"]
+        ));
+    }
     println!(
         "   -> token_type {}, access token {} bound to cnf.jkt = the client's key\n",
-        reply.json()["token_type"],
+        body["token_type"],
         short(&token)
     );
     let auth_header = format!("DPoP {token}");

@@ -137,3 +137,112 @@ async fn tower_axum_and_actix_answer_every_case_identically() {
         failures.join("\n")
     );
 }
+
+/// What an extractor answers on a route whose layer or middleware is missing or lets anonymous
+/// requests through: status, `WWW-Authenticate` and body, identical on axum and actix.
+type ExtractorAnswer = (u16, Option<String>, String);
+
+async fn axum_extractors(fixture: &Fixture) -> Vec<ExtractorAnswer> {
+    use axum_pop::{MaybePopAuth, PopAuth, RequirePopLayer};
+    let maybe = |MaybePopAuth(auth): MaybePopAuth| async move {
+        if auth.is_some() { "user" } else { "anonymous" }
+    };
+    let anonymous = RequirePopLayer::new(fixture.verifier()).allow_anonymous();
+    let app = Router::new()
+        .route("/bare/required", any(|_: PopAuth| async { "user" }))
+        .route("/bare/optional", any(maybe))
+        .nest(
+            "/anon",
+            Router::new()
+                .route("/required", any(|_: PopAuth| async { "user" }))
+                .route("/optional", any(maybe))
+                .route_layer(anonymous),
+        );
+    let mut answers = Vec::new();
+    for path in EXTRACTOR_PATHS {
+        let response = app
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        let answer = answer_of(&response);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        answers.push((
+            answer.status,
+            answer.www_authenticate,
+            String::from_utf8_lossy(&body).into_owned(),
+        ));
+    }
+    answers
+}
+
+async fn actix_extractors(fixture: &Fixture) -> Vec<ExtractorAnswer> {
+    use actix_pop::{MaybePopAuth, PopAuth, RequirePop};
+    async fn required(_: PopAuth) -> &'static str {
+        "user"
+    }
+    async fn optional(MaybePopAuth(auth): MaybePopAuth) -> &'static str {
+        if auth.is_some() { "user" } else { "anonymous" }
+    }
+    let anonymous = RequirePop::new(fixture.verifier()).allow_anonymous();
+    let app = actix_test::init_service(
+        App::new()
+            .route("/bare/required", web::get().to(required))
+            .route("/bare/optional", web::get().to(optional))
+            .service(
+                web::scope("/anon")
+                    .wrap(anonymous)
+                    .route("/required", web::get().to(required))
+                    .route("/optional", web::get().to(optional)),
+            ),
+    )
+    .await;
+    let mut answers = Vec::new();
+    for path in EXTRACTOR_PATHS {
+        let response =
+            actix_test::call_service(&app, actix_test::TestRequest::get().uri(path).to_request())
+                .await;
+        let status = response.status().as_u16();
+        let www = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().expect("ASCII").to_owned());
+        let body = actix_test::read_body(response).await;
+        answers.push((status, www, String::from_utf8_lossy(&body).into_owned()));
+    }
+    answers
+}
+
+const EXTRACTOR_PATHS: [&str; 4] = [
+    "/bare/required",
+    "/bare/optional",
+    "/anon/required",
+    "/anon/optional",
+];
+
+/// A route that forgot the layer is a 500 with the fixed body for both extractors, never
+/// anonymous access (on actix too, where `Option<PopAuth>` would have yielded `None`); with
+/// anonymous requests allowed, `MaybePopAuth` is `None` and `PopAuth` answers the challenge.
+#[actix_web::test]
+async fn missing_middleware_fails_closed_identically_on_axum_and_actix() {
+    let fixture = Fixture::new();
+    let axum = axum_extractors(&fixture).await;
+    let actix = actix_extractors(&fixture).await;
+    assert_eq!(axum, actix);
+    let missing = tower_pop::AuthRejection::MISSING_LAYER_BODY.to_owned();
+    let challenge = Some(format!(
+        "Bearer, DPoP algs=\"{}\"",
+        "ES256 PS256 EdDSA Ed25519"
+    ));
+    assert_eq!(
+        axum,
+        vec![
+            (500, None, missing.clone()),
+            (500, None, missing),
+            (401, challenge, String::new()),
+            (200, None, "anonymous".to_owned()),
+        ]
+    );
+}

@@ -311,7 +311,11 @@ mod tests {
                     web::resource("/optional")
                         .wrap(RequirePop::new(verifier()).allow_anonymous())
                         .to(|auth: MaybePopAuth| async move {
-                            if auth.0.is_some() { "user" } else { "anonymous" }
+                            if auth.0.is_some() {
+                                "user"
+                            } else {
+                                "anonymous"
+                            }
                         }),
                 )
                 .service(

@@ -1,21 +1,23 @@
-//! A minimal HTTP/1.1 client over a raw TCP stream, for the demo and the tests: it sends exactly
-//! the bytes it is given (duplicate headers, garbage) and reads exactly what came back. Loopback
-//! only in this project; every call times out after 10 s.
+//! HTTP for the demo and the tests, over loopback only: [`send`] goes through a real client
+//! (reqwest, rustls), and [`send_raw`] writes exact bytes no client would send (duplicate or
+//! garbage header lines). A connection that fails or stalls for 10 s panics: a test can never
+//! mistake a dead server for a refusal.
 
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A parsed reply.
+/// A reply.
 #[derive(Debug)]
 pub struct Reply {
-    /// Status code (0 if the reply had no status line).
+    /// Status code.
     pub status: u16,
     /// Header fields in order.
     pub headers: Vec<(String, String)>,
-    /// The body, de-chunked.
+    /// The body.
     pub body: String,
 }
 
@@ -36,12 +38,33 @@ impl Reply {
     }
 }
 
-/// Send `method path` with `headers` and read the whole reply (the connection is closed).
+/// The shared client: no proxy, 10 s timeout, connections kept alive.
+///
+/// # Panics
+/// If the client cannot be built.
+pub fn client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("HTTP client")
+    })
+}
+
+/// Send `method path` with `headers` (repeats allowed) to `http://addr`.
+///
+/// # Panics
+/// If the request cannot be sent or the reply read.
 pub async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
     send_with_body(addr, method, path, headers, "").await
 }
 
 /// Like [`send`], with a body.
+///
+/// # Panics
+/// If the request cannot be sent or the reply read.
 pub async fn send_with_body(
     addr: SocketAddr,
     method: &str,
@@ -49,32 +72,83 @@ pub async fn send_with_body(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Reply {
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a valid method");
+    let mut request = client().request(method, format!("http://{addr}{path}"));
     for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
+        request = request.header(*name, *value);
     }
-    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    send_raw(addr, request.as_bytes()).await
+    let response = request
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("request to {addr}{path} failed: {e}"));
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = response.text().await.expect("a readable body");
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
-/// Send raw bytes and parse the reply; a connection that fails or stalls for 10 s gives a
-/// reply with status 0.
+/// Send raw bytes and read one reply: until the connection closes, or the head and a
+/// `Content-Length` body are in. A server that resets the connection or answers nothing
+/// parseable gives `status` 0 (call [`send`] afterwards to show it is still alive); one that
+/// cannot be connected to, or that neither answers nor closes within 10 s, panics.
+///
+/// # Panics
+/// If the connection fails or the server stalls.
 pub async fn send_raw(addr: SocketAddr, bytes: &[u8]) -> Reply {
-    let io = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        stream.write_all(bytes).await?;
-        let mut buf = Vec::new();
-        stream.read_to_end(&mut buf).await?;
-        Ok::<_, std::io::Error>(buf)
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
+    let mut buf = Vec::new();
+    let exchange = async {
+        // The server may refuse before reading everything: keep what it answered.
+        if stream.write_all(bytes).await.is_err() {
+            let _ = stream.read_to_end(&mut buf).await;
+            return;
+        }
+        let mut chunk = [0u8; 8192];
+        while !reply_complete(&buf) {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
     };
-    match tokio::time::timeout(Duration::from_secs(10), io).await {
-        Ok(Ok(buf)) => parse(&String::from_utf8_lossy(&buf)),
-        _ => Reply {
-            status: 0,
-            headers: Vec::new(),
-            body: String::new(),
-        },
+    if tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .is_err()
+    {
+        panic!("{addr} neither answered nor closed the connection within 10 s");
     }
+    parse(&String::from_utf8_lossy(&buf))
+}
+
+/// Whether `buf` holds a whole reply head and its `Content-Length` body.
+fn reply_complete(buf: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(buf);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let length = head
+        .split("\r\n")
+        .filter_map(|l| l.split_once(':'))
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    body.len() >= length
 }
 
 fn parse(text: &str) -> Reply {
@@ -88,34 +162,10 @@ fn parse(text: &str) -> Reply {
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect::<Vec<_>>();
-    // Bodies of the example servers are small; decode chunked framing if used.
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
+        .collect();
     Reply {
         status,
         headers,
-        body,
+        body: body.to_owned(),
     }
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
 }

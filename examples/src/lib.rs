@@ -6,85 +6,49 @@ pub mod http;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::Parser;
 use serde_json::{Value, json};
-use tower_pop::{PopConfig, Verified};
+use tower_pop::{Auth, PopConfig};
 
-/// The command line of the example servers (see shared EXAMPLE-SERVERS.md).
-#[derive(Debug, Clone)]
+/// The command line of the example servers (the contract in EXAMPLE-SERVERS.md). Every flag
+/// can also come from a `TOWER_POP_*` environment variable; a flag wins over its variable.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    version,
+    about = "A resource server that requires proof-of-possession tokens (DPoP, mTLS)"
+)]
 pub struct Args {
-    /// `--listen ADDR` (default `127.0.0.1:8080`).
+    /// Address to serve on.
+    #[arg(
+        long,
+        env = "TOWER_POP_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
     pub listen: SocketAddr,
-    /// `--issuer URL`.
+    /// The only trusted issuer; a token's `iss` must equal it exactly.
+    #[arg(long, env = "TOWER_POP_ISSUER", value_name = "URL")]
     pub issuer: String,
-    /// `--audience AUD`.
+    /// The `aud` a token must contain.
+    #[arg(long, env = "TOWER_POP_AUDIENCE", value_name = "AUD")]
     pub audience: String,
-    /// `--jwks-file PATH`.
+    /// The issuer's JWK Set (required: key discovery from --issuer is not available yet).
+    #[arg(long, env = "TOWER_POP_JWKS_FILE", value_name = "PATH")]
     pub jwks_file: PathBuf,
-    /// `--public-url URL`; default `http://` + the bound address.
+    /// The origin used for the expected `htu` [default: http:// + the listen address].
+    #[arg(long, env = "TOWER_POP_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
-    /// `--allow-bearer`.
+    /// Also accept unbound Bearer tokens (tokens bound by `cnf` stay protected).
+    #[arg(long, env = "TOWER_POP_ALLOW_BEARER")]
     pub allow_bearer: bool,
 }
 
-/// The usage text.
-pub const USAGE: &str = "\
-usage: <server> --issuer URL --audience AUD --jwks-file PATH [options]
-
-  --listen ADDR       address to serve on (default 127.0.0.1:8080)
-  --issuer URL        the only trusted issuer; a token's iss must equal it exactly
-  --audience AUD      the aud a token must contain
-  --jwks-file PATH    the issuer's JWK Set
-  --public-url URL    the origin used for the expected htu (default http:// + listen address)
-  --allow-bearer      also accept unbound Bearer tokens (cnf-bound tokens stay protected)
-";
-
 impl Args {
-    /// Parse `args` (without the program name).
-    ///
-    /// # Errors
-    /// A message naming the bad or missing flag.
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
-        let mut listen = "127.0.0.1:8080".to_owned();
-        let (mut issuer, mut audience, mut jwks_file, mut public_url) = (None, None, None, None);
-        let mut allow_bearer = false;
-        let mut args = args.into_iter();
-        while let Some(flag) = args.next() {
-            let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
-            match flag.as_str() {
-                "--listen" => listen = value()?,
-                "--issuer" => issuer = Some(value()?),
-                "--audience" => audience = Some(value()?),
-                "--jwks-file" => jwks_file = Some(PathBuf::from(value()?)),
-                "--public-url" => public_url = Some(value()?),
-                "--allow-bearer" => allow_bearer = true,
-                "-h" | "--help" => return Err(String::new()),
-                other => return Err(format!("unknown flag {other}")),
-            }
-        }
-        Ok(Self {
-            listen: listen
-                .parse()
-                .map_err(|_| format!("--listen: not an address: {listen}"))?,
-            issuer: issuer.ok_or("--issuer is required")?,
-            audience: audience.ok_or("--audience is required")?,
-            jwks_file: jwks_file.ok_or(
-                "--jwks-file is required (key discovery from --issuer is not available yet)",
-            )?,
-            public_url,
-            allow_bearer,
-        })
-    }
-
-    /// Parse the process arguments, or print usage and exit 2.
+    /// Parse the process arguments; `--help` and `--version` print to stdout and exit 0, a bad
+    /// or missing flag prints an error naming it and exits 2.
     #[must_use]
     pub fn from_env() -> Self {
-        Self::parse(std::env::args().skip(1)).unwrap_or_else(|message| {
-            if !message.is_empty() {
-                eprintln!("error: {message}\n");
-            }
-            eprint!("{USAGE}");
-            std::process::exit(2)
-        })
+        Self::parse()
     }
 
     /// The verifier configuration, for a server bound to `bound` (which fills in the default
@@ -115,16 +79,16 @@ impl Args {
 
 /// The `/whoami` body: the verified claims, their `sub`, and the binding proven.
 #[must_use]
-pub fn whoami(verified: &Verified) -> Value {
+pub fn whoami(auth: &Auth) -> Value {
     let mut body = json!({
-        "sub": verified.subject(),
-        "binding": verified.binding().as_str(),
-        "claims": verified.claims(),
+        "sub": auth.claims.get("sub"),
+        "binding": auth.binding.as_str(),
+        "claims": auth.claims,
     });
-    if let Some(jkt) = verified.jkt() {
+    if let Some(jkt) = &auth.jkt {
         body["jkt"] = json!(jkt);
     }
-    if let Some(x5t) = verified.certificate_thumbprint() {
+    if let Some(x5t) = &auth.certificate_thumbprint {
         body["x5t#S256"] = json!(x5t);
     }
     body
@@ -144,8 +108,8 @@ pub fn init_logging() {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Args, String> {
-        Args::parse(args.iter().map(|s| (*s).to_owned()))
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
     }
 
     #[test]
@@ -176,30 +140,28 @@ mod tests {
         ])
         .unwrap();
         assert!(a.allow_bearer);
+        assert_eq!(a.listen.to_string(), "[::1]:0");
         assert_eq!(a.public_url.as_deref(), Some("https://x"));
     }
 
     #[test]
-    fn refuses_unknown_and_missing_flags() {
-        assert!(
-            parse(&["--issuer", "i", "--audience", "a"])
-                .unwrap_err()
-                .contains("--jwks-file")
-        );
-        assert!(parse(&["--bogus"]).unwrap_err().contains("--bogus"));
-        assert!(parse(&["--issuer"]).unwrap_err().contains("needs a value"));
-        assert!(
-            parse(&[
-                "--listen",
-                "nope",
-                "--issuer",
-                "i",
-                "--audience",
-                "a",
-                "--jwks-file",
-                "k"
-            ])
-            .is_err()
-        );
+    fn refuses_unknown_and_missing_flags_naming_them() {
+        let missing = parse(&["--issuer", "i", "--audience", "a"]).unwrap_err();
+        assert_eq!(missing.exit_code(), 2);
+        assert!(missing.to_string().contains("--jwks-file"), "{missing}");
+        let unknown = parse(&["--bogus"]).unwrap_err();
+        assert!(unknown.to_string().contains("--bogus"), "{unknown}");
+        let bad = parse(&[
+            "--listen",
+            "nope",
+            "--issuer",
+            "i",
+            "--audience",
+            "a",
+            "--jwks-file",
+            "k",
+        ])
+        .unwrap_err();
+        assert!(bad.to_string().contains("--listen"), "{bad}");
     }
 }

@@ -12,6 +12,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tower_pop::Algorithm;
 use tower_pop::dpop::signer::ProofSigner;
+use tower_pop::test_util::TestIssuer;
 
 use examples_common::http::{send, send_raw};
 
@@ -31,7 +32,7 @@ fn example_binary(name: &str) -> PathBuf {
 
 pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
-    pub(crate) issuer: ProofSigner,
+    pub(crate) issuer: TestIssuer,
     _child: Child,
 }
 
@@ -46,15 +47,13 @@ fn now() -> u64 {
 
 impl Server {
     pub(crate) async fn start(name: &str, extra: &[&str]) -> Self {
-        let issuer = ProofSigner::generate(Algorithm::ES256).unwrap();
-        let mut jwk: serde_json::Value = serde_json::from_str(&issuer.public_jwk()).unwrap();
-        jwk["kid"] = json!("as-1");
+        let issuer = TestIssuer::new(ISSUER, AUDIENCE);
         let path = std::env::temp_dir().join(format!(
             "tower-pop-jwks-{}-{}.json",
             std::process::id(),
             FILES.fetch_add(1, Ordering::SeqCst)
         ));
-        std::fs::write(&path, json!({"keys": [jwk]}).to_string()).unwrap();
+        std::fs::write(&path, issuer.jwks_json()).unwrap();
         let mut child = Command::new(example_binary(name))
             .args([
                 "--listen",
@@ -96,17 +95,8 @@ impl Server {
     }
 
     pub(crate) fn token(&self, cnf_jkt: Option<&str>) -> String {
-        let mut claims = json!({
-            "iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "client_id": "demo",
-            "iat": now(), "exp": now() + 300, "jti": "t1", "scope": "read",
-        });
-        if let Some(jkt) = cnf_jkt {
-            claims["cnf"] = json!({"jkt": jkt});
-        }
-        self.issuer.sign_compact(
-            &json!({"typ": "at+jwt", "alg": "ES256", "kid": "as-1"}),
-            &claims,
-        )
+        let cnf = cnf_jkt.map_or(json!(null), |jkt| json!({"jkt": jkt}));
+        self.issuer.token(now(), json!({"cnf": cnf}))
     }
 }
 
@@ -152,7 +142,7 @@ async fn accepts_a_bound_request_and_refuses_the_rest(name: &str) {
         assert_eq!(body["sub"], "alice");
         assert_eq!(body["binding"], "dpop");
         assert_eq!(body["jkt"], client.thumbprint());
-        assert_eq!(body["claims"]["client_id"], "demo");
+        assert_eq!(body["claims"]["client_id"], "c1");
     }
 
     // No credentials: both challenges, no error (RFC 9449 Fig. 17).
@@ -371,14 +361,11 @@ async fn keeps_answering_after_garbage(name: &str) {
     .await;
     assert_eq!(r.status, 401, "{r:?}");
     // Past the HTTP stack's head limit: refused (431) or the connection closed, never a 200.
-    let huge = "A".repeat(256 * 1024);
-    let r = send(
-        s.addr,
-        "GET",
-        "/whoami",
-        &[("Authorization", &format!("DPoP {huge}"))],
-    )
-    .await;
+    let huge = format!(
+        "GET /whoami HTTP/1.1\r\nHost: x\r\nAuthorization: DPoP {}\r\nConnection: close\r\n\r\n",
+        "A".repeat(256 * 1024)
+    );
+    let r = send_raw(s.addr, huge.as_bytes()).await;
     assert!(r.status != 200 && r.status < 500, "{r:?}");
     assert_eq!(send(s.addr, "GET", "/health", &[]).await.status, 200);
 }
@@ -391,6 +378,49 @@ async fn servers_refuse_bad_command_lines() {
 }
 
 async fn refuses_bad_command_lines(name: &str) {
+    // --help and --version: stdout, exit 0.
+    for flag in ["--help", "--version"] {
+        let out = Command::new(example_binary(name))
+            .arg(flag)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{name} {flag}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.is_empty() && out.stderr.is_empty(), "{name} {flag}");
+        if flag == "--help" {
+            for documented in [
+                "--listen",
+                "--issuer",
+                "--audience",
+                "--jwks-file",
+                "--public-url",
+                "--allow-bearer",
+            ] {
+                assert!(
+                    stdout.contains(documented),
+                    "{name} --help lacks {documented}"
+                );
+            }
+        }
+    }
+    // A bad flag: exit 2 with an error that names it.
+    let out = Command::new(example_binary(name))
+        .args([
+            "--listen",
+            "nope",
+            "--issuer",
+            "i",
+            "--audience",
+            "a",
+            "--jwks-file",
+            "k",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"));
     let status = Command::new(example_binary(name))
         .args(["--bogus"])
         .stderr(Stdio::null())

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tower_pop::dpop::signer::ProofSigner;
+use tower_pop::test_util::{TestIssuer, patch};
 use tower_pop::{Algorithm, ManualClock, PopConfig, Verifier};
 
 /// The public origin every runner is configured with.
@@ -64,26 +65,14 @@ pub struct Case {
 /// Keys and tokens shared by every runner, so the same bytes go to each.
 #[derive(Debug)]
 pub struct Fixture {
-    issuer: ProofSigner,
+    issuer: TestIssuer,
     client: ProofSigner,
-    jwks: String,
 }
 
 impl Default for Fixture {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn patch(mut base: Value, changes: Value) -> Value {
-    for (k, v) in changes.as_object().cloned().unwrap_or_default() {
-        if v.is_null() {
-            base.as_object_mut().map(|o| o.remove(&k));
-        } else {
-            base[k] = v;
-        }
-    }
-    base
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -98,15 +87,9 @@ impl Fixture {
     /// If key generation fails.
     #[must_use]
     pub fn new() -> Self {
-        let issuer = ProofSigner::generate(Algorithm::ES256).expect("issuer key");
-        let client = ProofSigner::generate(Algorithm::ES256).expect("client key");
-        let mut jwk: Value = serde_json::from_str(&issuer.public_jwk()).unwrap_or_default();
-        jwk["kid"] = json!("as-1");
-        let jwks = json!({ "keys": [jwk] }).to_string();
         Self {
-            issuer,
-            client,
-            jwks,
+            issuer: TestIssuer::new(ISSUER, ORIGIN),
+            client: ProofSigner::generate(Algorithm::ES256).expect("client key"),
         }
     }
 
@@ -121,7 +104,7 @@ impl Fixture {
                 .public_origin(ORIGIN)
                 .issuer(ISSUER)
                 .audience(ORIGIN)
-                .jwks_json(self.jwks.clone())
+                .jwks_json(self.issuer.jwks_json())
                 .clock(Arc::new(ManualClock::new(NOW)))
                 .build()
                 .expect("valid configuration"),
@@ -134,10 +117,8 @@ impl Fixture {
             "iat": NOW, "exp": NOW + 600, "jti": "at-1",
             "cnf": { "jkt": self.client.thumbprint() },
         });
-        self.issuer.sign_compact(
-            &json!({"typ": "at+jwt", "alg": "ES256", "kid": "as-1"}),
-            &patch(claims, changes),
-        )
+        self.issuer
+            .sign(&self.issuer.header(), &patch(claims, changes))
     }
 
     fn proof(&self, token: &str, header: Value, changes: Value) -> String {

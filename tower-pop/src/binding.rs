@@ -62,15 +62,29 @@ mod tests {
         }
     }
 
+    /// scheme, `cnf.jkt` present, `cnf["x5t#S256"]` present, `allow_bearer`, requirement.
+    type Row<'a> = (
+        AuthScheme,
+        bool,
+        bool,
+        bool,
+        Result<Requirement<'a>, PopErrorKind>,
+    );
+
     /// Every scheme x `cnf` x `allow_bearer` combination (DPOP-18..21, CNF-04, MTLS-01, PRM-05).
     #[test]
     fn scheme_by_confirmation_table() {
         use AuthScheme::{Bearer, Dpop};
         use PopErrorKind::*;
-        let dpop = |certificate| Ok(Requirement::Dpop { jkt: JKT, certificate });
+        let dpop = |certificate| {
+            Ok(Requirement::Dpop {
+                jkt: JKT,
+                certificate,
+            })
+        };
         let cert = Ok(Requirement::Certificate { x5t_s256: X5T });
         #[rustfmt::skip]
-        let table: [(AuthScheme, bool, bool, bool, Result<Requirement<'_>, PopErrorKind>); 16] = [
+        let table: [Row<'_>; 16] = [
             // scheme, jkt,  x5t,   allow_bearer, requirement
             (Dpop,   true,  false, false, dpop(None)),
             (Dpop,   true,  false, true,  dpop(None)),

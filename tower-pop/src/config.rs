@@ -306,11 +306,9 @@ impl PopConfigBuilder {
     /// `http` without [`insecure_allow_http`](Self::insecure_allow_http)), an allow-list is
     /// empty, a window or leeway is too large, or the JWK Set cannot be read.
     pub fn build(self) -> Result<PopConfig, ConfigError> {
-        let origin = self
-            .public_origin
-            .ok_or(ConfigError::Missing {
-                setting: "public_origin",
-            })?;
+        let origin = self.public_origin.ok_or(ConfigError::Missing {
+            setting: "public_origin",
+        })?;
         let public_origin = normalize_origin(&origin, self.insecure_http)?;
         if self.dpop_algorithms.is_empty() {
             return Err(ConfigError::EmptyAlgorithms {
@@ -336,7 +334,11 @@ impl PopConfigBuilder {
             });
         }
         let bad_realm_char = |b: u8| b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b);
-        if let Some(realm) = self.realm.as_ref().filter(|r| r.bytes().any(bad_realm_char)) {
+        if let Some(realm) = self
+            .realm
+            .as_ref()
+            .filter(|r| r.bytes().any(bad_realm_char))
+        {
             return Err(ConfigError::InvalidRealm {
                 realm: realm.clone(),
             });
@@ -351,11 +353,9 @@ impl PopConfigBuilder {
             .ok_or(ConfigError::Missing {
                 setting: "audience",
             })?;
-        let jwks = self
-            .jwks
-            .ok_or(ConfigError::Missing {
-                setting: "jwks_json or jwks_file",
-            })??;
+        let jwks = self.jwks.ok_or(ConfigError::Missing {
+            setting: "jwks_json or jwks_file",
+        })??;
         let mut dpop_algorithms = self.dpop_algorithms;
         dedup_in_order(&mut dpop_algorithms);
         Ok(PopConfig {

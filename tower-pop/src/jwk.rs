@@ -8,8 +8,8 @@
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaParameters, RsaPublicKeyComponents};
 use serde_json::{Map, Value};
 
-use crate::jose::{Algorithm, b64url_decode};
 use crate::digest::sha256_b64url;
+use crate::jose::{Algorithm, b64url_decode};
 
 /// Members that only a private (or symmetric) key has.
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];

@@ -63,6 +63,7 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `signer` | `dpop::signer`: builds `DPoP` proofs for clients, demos and tests |
+//! | `test-util` | `test_util`: a token issuer with a JWK Set, for tests (implies `signer`) |
 //!
 //! ## Deployment
 //!
@@ -95,6 +96,8 @@ mod layer;
 mod mtls;
 pub mod replay;
 mod request;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 pub mod thumbprint;
 mod token;
 mod verifier;

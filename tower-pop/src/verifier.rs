@@ -39,13 +39,13 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use crate::binding::{self, Requirement};
 use crate::challenge::{Challenge, ChallengeParams};
 use crate::config::PopConfig;
 use crate::credentials::{self, Credentials};
 use crate::dpop::htu;
 use crate::dpop::proof::Proof;
 use crate::error::{AuthScheme, PopError, PopErrorKind};
-use crate::binding::{self, Requirement};
 use crate::extension::{Anonymous, Binding, Verified};
 use crate::mtls::check_certificate_binding;
 use crate::replay::{ReplayEntry, ReplayOutcome};

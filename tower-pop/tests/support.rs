@@ -29,13 +29,7 @@ pub struct Fixture {
     pub verifier: Arc<Verifier>,
 }
 
-pub fn jwks_for(key: &ProofSigner, kid: &str) -> String {
-    let mut jwk: Value = serde_json::from_str(&key.public_jwk()).unwrap();
-    jwk["kid"] = json!(kid);
-    jwk["use"] = json!("sig");
-    jwk["alg"] = json!(key.algorithm().as_str());
-    json!({ "keys": [jwk] }).to_string()
-}
+pub use tower_pop::test_util::{jwks_for, patch};
 
 impl Fixture {
     pub fn new() -> Self {
@@ -63,8 +57,8 @@ impl Fixture {
 
     /// Default RFC 9068 claims bound to the client key; `patch` members replace them, `null`
     /// removes one.
-    pub fn claims(&self, patch: Value) -> Value {
-        let mut claims = json!({
+    pub fn claims(&self, changes: Value) -> Value {
+        let claims = json!({
             "iss": ISSUER,
             "aud": AUDIENCE,
             "sub": "someone@example.com",
@@ -75,14 +69,7 @@ impl Fixture {
             "scope": "read",
             "cnf": { "jkt": self.client.thumbprint() },
         });
-        for (k, v) in patch.as_object().cloned().unwrap_or_default() {
-            if v.is_null() {
-                claims.as_object_mut().unwrap().remove(&k);
-            } else {
-                claims[k] = v;
-            }
-        }
-        claims
+        patch(claims, changes)
     }
 
     pub fn token_with(&self, header: Value, claims: Value) -> String {
@@ -112,22 +99,15 @@ impl Fixture {
     }
 
     /// A proof with `claims` patched into the defaults and `header` as given.
-    pub fn proof_custom(&self, header: Value, patch: Value, token: &str) -> String {
-        let mut claims = json!({
+    pub fn proof_custom(&self, header: Value, changes: Value, token: &str) -> String {
+        let claims = json!({
             "jti": self.client.random_jti(),
             "htm": "GET",
             "htu": URL,
             "iat": NOW,
             "ath": tower_pop::thumbprint::ath(token),
         });
-        for (k, v) in patch.as_object().cloned().unwrap_or_default() {
-            if v.is_null() {
-                claims.as_object_mut().unwrap().remove(&k);
-            } else {
-                claims[k] = v;
-            }
-        }
-        self.client.sign_compact(&header, &claims)
+        self.client.sign_compact(&header, &patch(claims, changes))
     }
 
     pub async fn send(&self, request: Request<String>) -> Response<String> {

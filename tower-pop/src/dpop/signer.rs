@@ -25,8 +25,8 @@ use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use serde_json::{Value, json};
 
-use crate::jose::{Algorithm, b64url};
 use crate::digest::sha256_b64url;
+use crate::jose::{Algorithm, b64url};
 use crate::thumbprint::ath;
 
 /// The key could not be generated or loaded, or the algorithm is not supported for signing.

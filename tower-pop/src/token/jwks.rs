@@ -48,16 +48,23 @@ impl KeySet {
     /// Parse a JWK Set document.
     pub(crate) fn from_json(json: &str) -> Result<Self, ConfigError> {
         if json.len() > MAX_JWKS_BYTES {
-            return Err(ConfigError::InvalidJwks { reason: "document too large" });
+            return Err(ConfigError::InvalidJwks {
+                reason: "document too large",
+            });
         }
-        let doc = parse_json_object(json.as_bytes())
-            .ok_or_else(|| ConfigError::InvalidJwks { reason: "not a JSON object" })?;
+        let doc = parse_json_object(json.as_bytes()).ok_or(ConfigError::InvalidJwks {
+            reason: "not a JSON object",
+        })?;
         let keys = doc
             .get("keys")
             .and_then(Value::as_array)
-            .ok_or_else(|| ConfigError::InvalidJwks { reason: "no \"keys\" array" })?;
+            .ok_or(ConfigError::InvalidJwks {
+                reason: "no \"keys\" array",
+            })?;
         if keys.len() > MAX_JWKS_KEYS {
-            return Err(ConfigError::InvalidJwks { reason: "too many keys" });
+            return Err(ConfigError::InvalidJwks {
+                reason: "too many keys",
+            });
         }
         let keys = keys.iter().filter_map(Value::as_object).filter_map(|jwk| {
             let usable_use = jwk.get("use").is_none_or(|u| u.as_str() == Some("sig"));

@@ -15,11 +15,11 @@ use serde_json::{Map, Value};
 
 use super::jwks::KeySet;
 use super::{TokenInfo, confirmation};
+use crate::credentials::MAX_TOKEN_LEN;
+use crate::digest::sha256;
 use crate::error::PopErrorKind;
 use crate::expiring::ExpiringMap;
 use crate::jose::{Algorithm, CompactJws, b64url_decode, numeric_date};
-use crate::credentials::MAX_TOKEN_LEN;
-use crate::digest::sha256;
 
 /// Most keys tried for one token (keys sharing a `kid`, or a token without `kid`): bounds the
 /// signature checks one request can cost.
@@ -93,7 +93,11 @@ fn check_typ(header: &Claims) -> Result<(), PopErrorKind> {
 /// RFC 7515 §4.1.11 and RFC 7797: no `crit` or `b64` we would have to honour; RFC 8725 §3.11:
 /// no nested content (`cty`).
 fn check_no_extensions(header: &Claims) -> Result<(), PopErrorKind> {
-    check(!["crit", "b64", "cty"].iter().any(|h| header.contains_key(*h)))
+    check(
+        !["crit", "b64", "cty"]
+            .iter()
+            .any(|h| header.contains_key(*h)),
+    )
 }
 
 /// RFC 8725 §3.1, RFC 9068 §4 step 2: `alg` is on the allow-list (never `none`, never HMAC).
