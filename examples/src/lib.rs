@@ -151,17 +151,5 @@ mod tests {
         assert!(missing.to_string().contains("--jwks-file"), "{missing}");
         let unknown = parse(&["--bogus"]).unwrap_err();
         assert!(unknown.to_string().contains("--bogus"), "{unknown}");
-        let bad = parse(&[
-            "--listen",
-            "nope",
-            "--issuer",
-            "i",
-            "--audience",
-            "a",
-            "--jwks-file",
-            "k",
-        ])
-        .unwrap_err();
-        assert!(bad.to_string().contains("--listen"), "{bad}");
     }
 }

@@ -14,7 +14,7 @@ use tower_pop::Algorithm;
 use tower_pop::dpop::signer::ProofSigner;
 use tower_pop::test_util::TestIssuer;
 
-use examples_common::http::{send, send_raw};
+use examples_common::http::{Reply, send, send_raw};
 
 const ISSUER: &str = "https://as.example.test";
 const AUDIENCE: &str = "https://api.example.test";
@@ -109,19 +109,43 @@ fn error_in(challenge: &str, scheme: &str, code: &str) -> bool {
     }
 }
 
-const SERVERS: [&str; 2] = ["axum_resource_server", "actix_resource_server"];
-
-#[tokio::test]
-async fn servers_accept_a_bound_request_and_refuse_the_rest() {
-    for name in SERVERS {
-        accepts_a_bound_request_and_refuses_the_rest(name).await;
-    }
+/// `r` has `status` and `code` in the challenge of `scheme` only.
+#[track_caller]
+fn assert_refused(r: &Reply, status: u16, scheme: &str, code: &str) {
+    assert_eq!(r.status, status, "{r:?}");
+    let challenge = r.header("www-authenticate").expect("a challenge");
+    assert!(error_in(challenge, scheme, code), "{challenge}");
 }
 
-async fn accepts_a_bound_request_and_refuses_the_rest(name: &str) {
+const SERVERS: [&str; 2] = ["axum_resource_server", "actix_resource_server"];
+
+/// A test that runs `$check(name)` against both servers, one after the other.
+macro_rules! on_both_servers {
+    ($test:ident, $check:ident) => {
+        #[tokio::test]
+        async fn $test() {
+            for name in SERVERS {
+                $check(name).await;
+            }
+        }
+    };
+}
+
+/// A server, a client key, and a token bound to that key.
+async fn bound_setup(name: &str) -> (Server, ProofSigner, String) {
     let s = Server::start(name, &[]).await;
     let client = ProofSigner::generate(Algorithm::ES256).unwrap();
     let token = s.token(Some(client.thumbprint()));
+    (s, client, token)
+}
+
+on_both_servers!(
+    servers_accept_a_bound_request_and_refuse_the_rest,
+    accepts_a_bound_request_and_refuses_the_rest
+);
+
+async fn accepts_a_bound_request_and_refuses_the_rest(name: &str) {
+    let (s, client, token) = bound_setup(name).await;
     let auth = format!("DPoP {token}");
 
     let health = send(s.addr, "GET", "/health", &[]).await;
@@ -158,12 +182,7 @@ async fn accepts_a_bound_request_and_refuses_the_rest(name: &str) {
     let headers = [("Authorization", auth.as_str()), ("DPoP", proof.as_str())];
     assert_eq!(send(s.addr, "GET", "/whoami", &headers).await.status, 200);
     let r = send(s.addr, "GET", "/whoami", &headers).await;
-    assert_eq!(r.status, 401);
-    assert!(error_in(
-        r.header("www-authenticate").unwrap(),
-        "DPoP",
-        "invalid_dpop_proof"
-    ));
+    assert_refused(&r, 401, "DPoP", "invalid_dpop_proof");
 
     // Stolen token without the key: the thief's proof does not match cnf.jkt.
     let thief = ProofSigner::generate(Algorithm::ES256).unwrap();
@@ -175,12 +194,7 @@ async fn accepts_a_bound_request_and_refuses_the_rest(name: &str) {
         &[("Authorization", &auth), ("DPoP", &proof)],
     )
     .await;
-    assert_eq!(r.status, 401);
-    assert!(error_in(
-        r.header("www-authenticate").unwrap(),
-        "DPoP",
-        "invalid_token"
-    ));
+    assert_refused(&r, 401, "DPoP", "invalid_token");
 
     // Downgrade to Bearer.
     let r = send(
@@ -190,12 +204,7 @@ async fn accepts_a_bound_request_and_refuses_the_rest(name: &str) {
         &[("Authorization", &format!("Bearer {token}"))],
     )
     .await;
-    assert_eq!(r.status, 401);
-    assert!(error_in(
-        r.header("www-authenticate").unwrap(),
-        "Bearer",
-        "invalid_token"
-    ));
+    assert_refused(&r, 401, "Bearer", "invalid_token");
 
     // Proof for another URL, another method, and a client-chosen Host do not help (HTU-07).
     let proof = client.proof("GET", "http://evil.example/whoami", Some(&token), None);
@@ -249,20 +258,10 @@ async fn accepts_a_bound_request_and_refuses_the_rest(name: &str) {
         &[("Authorization", &format!("Bearer {unbound}"))],
     )
     .await;
-    assert_eq!(r.status, 401);
-    assert!(error_in(
-        r.header("www-authenticate").unwrap(),
-        "Bearer",
-        "invalid_token"
-    ));
+    assert_refused(&r, 401, "Bearer", "invalid_token");
 }
 
-#[tokio::test]
-async fn allow_bearer_flag_accepts_unbound_tokens_only() {
-    for name in SERVERS {
-        allow_bearer(name).await;
-    }
-}
+on_both_servers!(allow_bearer_flag_accepts_unbound_tokens_only, allow_bearer);
 
 async fn allow_bearer(name: &str) {
     let s = Server::start(name, &["--allow-bearer"]).await;
@@ -287,17 +286,13 @@ async fn allow_bearer(name: &str) {
     assert_eq!(r.status, 401);
 }
 
-#[tokio::test]
-async fn same_proof_20_times_at_once_over_http_gives_one_200() {
-    for name in SERVERS {
-        concurrent_replays(name).await;
-    }
-}
+on_both_servers!(
+    same_proof_20_times_at_once_over_http_gives_one_200,
+    concurrent_replays
+);
 
 async fn concurrent_replays(name: &str) {
-    let s = Server::start(name, &[]).await;
-    let client = ProofSigner::generate(Algorithm::ES256).unwrap();
-    let token = s.token(Some(client.thumbprint()));
+    let (s, client, token) = bound_setup(name).await;
     let auth = format!("DPoP {token}");
     let proof = client.proof("GET", &s.url("/whoami"), Some(&token), None);
     let mut tasks = Vec::new();
@@ -329,12 +324,10 @@ async fn concurrent_replays(name: &str) {
     );
 }
 
-#[tokio::test]
-async fn servers_keep_answering_after_garbage() {
-    for name in SERVERS {
-        keeps_answering_after_garbage(name).await;
-    }
-}
+on_both_servers!(
+    servers_keep_answering_after_garbage,
+    keeps_answering_after_garbage
+);
 
 async fn keeps_answering_after_garbage(name: &str) {
     let s = Server::start(name, &[]).await;
@@ -370,12 +363,7 @@ async fn keeps_answering_after_garbage(name: &str) {
     assert_eq!(send(s.addr, "GET", "/health", &[]).await.status, 200);
 }
 
-#[tokio::test]
-async fn servers_refuse_bad_command_lines() {
-    for name in SERVERS {
-        refuses_bad_command_lines(name).await;
-    }
-}
+on_both_servers!(servers_refuse_bad_command_lines, refuses_bad_command_lines);
 
 async fn refuses_bad_command_lines(name: &str) {
     // --help and --version: stdout, exit 0.
