@@ -2,8 +2,8 @@
 //! [`PopAuth`] / [`MaybePopAuth`] extractors.
 //!
 //! actix-web 4 is on `http` 0.2, so the middleware builds tower-pop's framework-neutral
-//! [`PopRequest`](tower_pop::PopRequest) from the actix request and translates the one
-//! [`Outcome`](tower_pop::Outcome) the [`Verifier`] decides; refusals come from the same
+//! [`PopRequest`] from the actix request and translates the one
+//! [`Outcome`] the [`Verifier`] decides; refusals come from the same
 //! [`Challenge`] mapping as the tower layer, and the extractors follow the same
 //! [`tower_pop::Auth::extract`] rule, so an axum and an actix service answer the same request
 //! with the same status and headers. No check is implemented here; names mirror `axum-pop`.

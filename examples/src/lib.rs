@@ -3,6 +3,11 @@
 
 pub mod http;
 
+/// The README's quick starts, compiled as doc-tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -2,12 +2,12 @@
 //! and the `WWW-Authenticate` challenges (SPEC-CHECKLIST table 0.3).
 //!
 //! Both schemes are always offered, `Bearer` first, then `DPoP` with `algs` from the configured
-//! allow-list (RFC 9449 Fig. 17, DPOP-23, DPOP-27). The `error` goes only into the challenge of
-//! the scheme the client used (RFC 9449 §7.2, BRR-08); when that cannot be told (two
+//! allow-list (RFC 9449 Fig. 17, RFC 9449 §7.1 challenge bullets, RFC 9449 §5.1 / RFC 9728 §2). The `error` goes only into the challenge of
+//! the scheme the client used (RFC 9449 §7.2); when that cannot be told (two
 //! `Authorization` fields) it goes into both (RFC 9449 Fig. 19). A request without credentials
-//! gets challenges without `error` (RFC 6750 §3.1, BRR-04). `error_description` is a fixed text
+//! gets challenges without `error` (RFC 6750 §3.1). `error_description` is a fixed text
 //! per error kind: never input-derived, so it never carries a token, a proof, `"` or `\`
-//! (BRR-03, BRR-10). Failures of our own dependencies are 503 without a challenge (A9).
+//! (RFC 6750 §3, RFC 9449 §7.1). Failures of our own dependencies are 503 without a challenge.
 //!
 //! The result is plain data, so every adapter (tower, actix) writes the same response.
 //!

@@ -173,7 +173,7 @@ impl fmt::Debug for PopConfigBuilder {
 impl PopConfigBuilder {
     /// Required. The origin clients use to reach this server (`https://host[:port]`), from
     /// which the expected `htu` is built. Never derived from the request's `Host` or
-    /// `X-Forwarded-*` headers, which the client controls (HTU-07). Must be `https` unless
+    /// `X-Forwarded-*` headers, which the client controls. Must be `https` unless
     /// [`insecure_allow_http`](Self::insecure_allow_http) is set.
     #[must_use]
     pub fn public_origin(mut self, origin: impl Into<String>) -> Self {
@@ -212,7 +212,7 @@ impl PopConfigBuilder {
     }
 
     /// Also accept unbound bearer tokens (no `cnf`). Off by default: proof of possession is
-    /// required (FAPI-05). Tokens bound by `cnf` are never accepted as bearer tokens either way.
+    /// required (FAPI 2.0 §5.3.4 item 5). Tokens bound by `cnf` are never accepted as bearer tokens either way.
     #[must_use]
     pub fn allow_bearer(mut self) -> Self {
         self.allow_bearer = true;
@@ -227,21 +227,21 @@ impl PopConfigBuilder {
         self
     }
 
-    /// Required. The only trusted issuer; a token's `iss` must equal it exactly (JWTAT-02).
+    /// Required. The only trusted issuer; a token's `iss` must equal it exactly (RFC 9068 §4).
     #[must_use]
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
         self
     }
 
-    /// Required. The `aud` value a token must contain (JWTAT-03).
+    /// Required. The `aud` value a token must contain (RFC 9068 §4).
     #[must_use]
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audience = Some(audience.into());
         self
     }
 
-    /// Access-token algorithm allow-list (JOSE-01). Default: [`DEFAULT_TOKEN_ALGORITHMS`].
+    /// Access-token algorithm allow-list (RFC 8725 §3.1). Default: [`DEFAULT_TOKEN_ALGORITHMS`].
     /// ES512 and the RFC 9864 name `Ed25519` are not available for access tokens (use `EdDSA`).
     #[must_use]
     pub fn token_algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {

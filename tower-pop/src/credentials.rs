@@ -1,11 +1,11 @@
 //! The `Authorization` header (RFC 6750 §2.1, RFC 9449 §7.1, RFC 9110 §11).
 //!
-//! - schemes `Bearer` and `DPoP`, matched case-insensitively (AUTH-01); any other scheme counts
-//!   as no credentials (AUTH-08);
-//! - scheme, one or more spaces, one token68 (AUTH-02); a scheme with nothing after it is a
-//!   malformed request (AUTH-09);
+//! - schemes `Bearer` and `DPoP`, matched case-insensitively (RFC 9110 §11.1); any other scheme counts
+//!   as no credentials (RFC 6750 §3.1);
+//! - scheme, one or more spaces, one token68 (RFC 9449 §7.1 Fig. 12); a scheme with nothing after it is a
+//!   malformed request (RFC 6750 §3.1);
 //! - more than one field, or a comma (which token68 cannot contain, so a proxy folded two
-//!   fields into one), is a malformed request (AUTH-03, AUTH-10).
+//!   fields into one), is a malformed request (RFC 6750 §2, RFC 9110 §5.3).
 
 use crate::error::{AuthScheme, PopError, PopErrorKind};
 use crate::request::FieldValues;

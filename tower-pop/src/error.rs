@@ -13,51 +13,51 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PopErrorKind {
-    /// No `Authorization` header, or only an unsupported scheme (AUTH-08, DPOP-22): 401 without `error`.
+    /// No `Authorization` header, or only an unsupported scheme (RFC 6750 §3.1, RFC 9449 §4): 401 without `error`.
     MissingCredentials,
     /// More than one `Authorization` header, a folded one, or a scheme without credentials
-    /// (AUTH-03, AUTH-09, AUTH-10): 400 `invalid_request`.
+    /// (RFC 6750 §2, RFC 6750 §3.1, RFC 9110 §5.3): 400 `invalid_request`.
     InvalidRequest,
     /// The access token failed validation: malformed, bad signature, wrong `typ`/`iss`/`aud`,
-    /// expired, not yet valid, unknown key (RFC 9068 §4, JWTAT-*): 401 `invalid_token`.
+    /// expired, not yet valid, unknown key (RFC 9068 §4): 401 `invalid_token`.
     TokenInvalid,
-    /// A DPoP-bound token (`cnf.jkt`) was sent with the `Bearer` scheme (RFC 9449 §7.2, DPOP-20).
+    /// A DPoP-bound token (`cnf.jkt`) was sent with the `Bearer` scheme (RFC 9449 §7.2).
     BoundTokenAsBearer,
-    /// An unbound token was sent as `Bearer` while proof of possession is required (PRM-05, FAPI-05).
+    /// An unbound token was sent as `Bearer` while proof of possession is required (RFC 9449 §7.1, FAPI 2.0 §5.3.4).
     BearerNotAllowed,
-    /// The `DPoP` scheme was used with a token that carries no `cnf.jkt` (DPOP-21).
+    /// The `DPoP` scheme was used with a token that carries no `cnf.jkt` (RFC 9449 §7.1).
     TokenNotDpopBound,
     /// The token's `cnf` is malformed or names only confirmation methods this server cannot check
-    /// (CNF-01..03): never treated as a bearer token.
+    /// (RFC 7800 §3.1): never treated as a bearer token.
     UnsupportedBinding,
-    /// The proof key's RFC 7638 thumbprint differs from the token's `cnf.jkt` (DPOP-16).
+    /// The proof key's RFC 7638 thumbprint differs from the token's `cnf.jkt` (RFC 9449 §4.3 step 12 second bullet).
     KeyBindingMismatch,
     /// The client certificate is missing or its SHA-256 differs from `cnf["x5t#S256"]` (RFC 8705 §3).
     CertBindingMismatch,
-    /// The `DPoP` scheme was used without a `DPoP` header (DPOP-18).
+    /// The `DPoP` scheme was used without a `DPoP` header (RFC 9449 §7.1).
     MissingProof,
-    /// More than one `DPoP` header, or a folded one (DPOP-01).
+    /// More than one `DPoP` header, or a folded one (RFC 9449 §4.3 step 1).
     MultipleProofs,
     /// The proof is not a well-formed compact JWS with the required members, or is too large
-    /// (DPOP-02, DPOP-04, DPOP-05, JOSE-10..12, RPL-03).
+    /// (RFC 9449 §4.1, RFC 9449 §4.2, RFC 7515 §4.1.11, RFC 9449 §11.1).
     MalformedProof,
-    /// The proof's `alg` is not in the configured allow-list (DPOP-06).
+    /// The proof's `alg` is not in the configured allow-list (RFC 9449 §4.2).
     UnsupportedAlgorithm,
-    /// The proof's `jwk` is not an acceptable public key for its `alg` (DPOP-07, DPOP-09, JKT-04..06).
+    /// The proof's `jwk` is not an acceptable public key for its `alg` (RFC 9449 §4.3 step 5, RFC 9449 §4.2, RFC 7638 §7).
     InvalidProofKey,
-    /// The proof's signature does not verify with its `jwk` (DPOP-08).
+    /// The proof's signature does not verify with its `jwk` (RFC 9449 §4.3 step 6).
     BadSignature,
-    /// The proof's `htm` differs from the request method (DPOP-11).
+    /// The proof's `htm` differs from the request method (RFC 9449 §4.3 step 8).
     HtmMismatch,
-    /// The proof's `htu` differs from the request's target URI (DPOP-12, HTU-*).
+    /// The proof's `htu` differs from the request's target URI (RFC 9449 §4.3 step 9).
     HtuMismatch,
-    /// The proof's `iat` is outside the accepted window (DPOP-14).
+    /// The proof's `iat` is outside the accepted window (RFC 9449 §4.3 step 11).
     IatOutOfWindow,
-    /// The proof's `ath` differs from the hash of the presented access token (DPOP-15).
+    /// The proof's `ath` differs from the hash of the presented access token (RFC 9449 §4.2).
     AthMismatch,
-    /// The proof's `jti` was already used with this key within the window (RPL-02).
+    /// The proof's `jti` was already used with this key within the window (RFC 9449 §11.1).
     Replayed,
-    /// The replay store could not be reached: 503, the request is refused (DPOP-19).
+    /// The replay store could not be reached: 503, the request is refused (RFC 9449 §7.1).
     ReplayStoreUnavailable,
     /// The in-memory replay store is full of live entries: 503, the request is refused rather
     /// than risking an accepted replay.
@@ -144,7 +144,7 @@ impl PopError {
     }
 
     /// The scheme the client used, when it was recognised; its challenge carries the error
-    /// (RFC 9449 §7.2, BRR-08).
+    /// (RFC 9449 §7.2).
     #[must_use]
     pub fn scheme(&self) -> Option<AuthScheme> {
         self.scheme

@@ -1,7 +1,7 @@
 //! JOSE primitives shared by proofs and access tokens: the algorithm names we accept, strict
 //! base64url (RFC 7515 §2: no padding, no `+`/`/`, canonical trailing bits), strict JSON (UTF-8,
-//! bounded depth and width, duplicate member names rejected: JOSE-06, JOSE-11), and splitting a
-//! compact JWS into its three parts (DPOP-02).
+//! bounded depth and width, duplicate member names rejected: RFC 8725 §3.7, RFC 7515 §4), and splitting a
+//! compact JWS into its three parts (RFC 9449 §4.1).
 
 use std::fmt;
 use std::str::FromStr;
@@ -107,7 +107,7 @@ impl FromStr for Algorithm {
     }
 }
 
-/// Decode strict base64url without padding; `None` for any other spelling (JKT-05).
+/// Decode strict base64url without padding; `None` for any other spelling (RFC 7515 §2).
 pub(crate) fn b64url_decode(input: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(input).ok()
 }
@@ -242,7 +242,7 @@ pub(crate) struct CompactJws<'a> {
 
 impl<'a> CompactJws<'a> {
     /// Split and decode `header.payload.signature`; `None` unless it is exactly three strict
-    /// base64url parts whose first two are JSON objects (DPOP-02: JWE, JSON serialisation and
+    /// base64url parts whose first two are JSON objects (RFC 9449 §4.1: JWE, JSON serialisation and
     /// two-part strings fail here).
     pub(crate) fn parse(input: &'a str) -> Option<Self> {
         let mut parts = input.split('.');

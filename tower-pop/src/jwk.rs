@@ -3,7 +3,7 @@
 //!
 //! A key has exactly one spelling: members are strict base64url, EC coordinates have the full
 //! curve length, RSA integers have no leading zero octet (RFC 7518 §6.2.1.2, §6.3.1.1), so one key
-//! cannot produce two thumbprints (JKT-04). Private members are refused outright (DPOP-09).
+//! cannot produce two thumbprints (RFC 7638 §7). Private members are refused outright (RFC 9449 §4.2).
 
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaParameters, RsaPublicKeyComponents};
 use serde_json::{Map, Value};
@@ -153,7 +153,7 @@ impl PublicJwk {
         }
     }
 
-    /// Whether `alg` is meant for this key type and curve (DPOP-07, JOSE-02).
+    /// Whether `alg` is meant for this key type and curve (RFC 9449 §4.3 step 5, RFC 8725 §3.1).
     pub(crate) fn fits(&self, alg: Algorithm) -> bool {
         use Algorithm::*;
         match self {
@@ -167,7 +167,7 @@ impl PublicJwk {
     }
 
     /// Verify `signature` over `message` with `alg`. ECDSA signatures must be the fixed
-    /// `R || S` form of RFC 7518 §3.4; a DER signature or `r = s = 0` fails (DPOP-08).
+    /// `R || S` form of RFC 7518 §3.4; a DER signature or `r = s = 0` fails (RFC 9449 §4.3 step 6).
     pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
         if !self.fits(alg) {
             return false;

@@ -74,7 +74,7 @@
 //!   sees its own instance's proofs.
 //! - Browser clients on another origin can only read the challenge if your CORS layer lists
 //!   `WWW-Authenticate` and `DPoP-Nonce` in `Access-Control-Expose-Headers` (RFC 9449 §7.1,
-//!   BRR-09); this crate does not own CORS.
+//!   RFC 9449 §7.1 and §8); this crate does not own CORS.
 //! - Nothing here logs a token, proof or key; refusals are logged at `debug` by kind only, and
 //!   server-side failures at `warn`/`error`.
 

@@ -3,9 +3,9 @@
 //!
 //! The certificate comes from the TLS connection ([`crate::PeerCertificate`] in the request
 //! extensions, or [`crate::PopRequest::peer_certificate`]). The binding check needs no chain
-//! validation (RFC 8705 §6.2, MTLS-06): the TLS layer proved the client holds the certificate's
-//! key. A bound token verified without a certificate is refused, never accepted (MTLS-03,
-//! MTLS-08). Behind a TLS-terminating proxy, the certificate must be forwarded by a trusted
+//! validation (RFC 8705 §6.2): the TLS layer proved the client holds the certificate's
+//! key. A bound token verified without a certificate is refused, never accepted (RFC 8705 §3,
+//! RFC 8705 §3). Behind a TLS-terminating proxy, the certificate must be forwarded by a trusted
 //! proxy (RFC 9440); that support is a later addition.
 
 use subtle::ConstantTimeEq;

@@ -97,7 +97,7 @@ impl std::fmt::Debug for PopRequest<'_> {
 impl<'a> PopRequest<'a> {
     /// A request with this method and target path (the query, if any, is ignored). The
     /// scheme and host are never taken from the request: the verifier uses its configured
-    /// public origin (HTU-07).
+    /// public origin.
     #[must_use]
     pub fn new(method: &'a str, path: &'a str) -> Self {
         Self {

@@ -69,7 +69,7 @@ impl fmt::Debug for Verifier {
     }
 }
 
-/// Exactly one `DPoP` field without a comma (DPOP-01, DPOP-18), as UTF-8.
+/// Exactly one `DPoP` field without a comma (RFC 9449 §4.3 step 1, RFC 9449 §7.1), as UTF-8.
 fn single_proof(values: FieldValues<'_>) -> Result<&str, PopErrorKind> {
     let value = values.first.ok_or(PopErrorKind::MissingProof)?;
     if values.count > 1 || value.contains(&b',') {

@@ -1,19 +1,19 @@
 //! `htu` comparison (RFC 9449 §4.3 check 9) with RFC 3986 §6.2.2-6.2.3 normalisation.
 //!
 //! Both sides are reduced to `scheme://host[:port]/path`:
-//! - scheme and host lowercased; only `http` and `https`; no userinfo (HTU-01, HTU-08);
-//! - default ports (`:80`, `:443`) and an empty port dropped; an empty path becomes `/` (HTU-04);
-//! - percent-encoded unreserved characters decoded, other escapes' hex uppercased (HTU-02);
-//! - `.` and `..` segments removed (HTU-03);
-//! - query and fragment removed from both sides (HTU-06, ambiguity A4);
-//! - nothing else: the path keeps its case and its trailing slash, reserved escapes stay (HTU-05).
+//! - scheme and host lowercased; only `http` and `https`; no userinfo (RFC 9449 §4.3, RFC 9449 §4.2);
+//! - default ports (`:80`, `:443`) and an empty port dropped; an empty path becomes `/` (RFC 3986 §6.2.3);
+//! - percent-encoded unreserved characters decoded, other escapes' hex uppercased (RFC 3986 §6.2.2.2);
+//! - `.` and `..` segments removed (RFC 3986 §6.2.2.3);
+//! - query and fragment removed from both sides (RFC 9449 §4.2);
+//! - nothing else: the path keeps its case and its trailing slash, reserved escapes stay (RFC 3986 §6).
 //!
 //! The request's own path is not normalised into a match: it must already be in normal form
 //! (no `.`/`..` segments, no escaped unreserved characters), because the router in front of the
 //! handler may route such a path literally; such requests fail the check.
 //!
 //! The request's origin is never read from the request: it is the configured public origin
-//! (HTU-07), so a client-controlled `Host` or `X-Forwarded-Host` cannot steer the comparison.
+//!, so a client-controlled `Host` or `X-Forwarded-Host` cannot steer the comparison.
 
 /// Longest `htu` (and request target) compared; longer ones never match.
 pub(crate) const MAX_HTU_LEN: usize = 4096;

@@ -12,9 +12,9 @@ use crate::error::PopErrorKind;
 use crate::jose::{Algorithm, CompactJws, numeric_date};
 use crate::jwk::PublicJwk;
 
-/// Longest `DPoP` header value accepted (RPL-03): enough for an RSA-8192 key, bounded.
+/// Longest `DPoP` header value accepted (RFC 9449 §11.1): enough for an RSA-8192 key, bounded.
 pub(crate) const MAX_PROOF_LEN: usize = 8 * 1024;
-/// Longest `jti` accepted (RPL-03, RFC 9449 §11.1).
+/// Longest `jti` accepted (RFC 9449 §11.1).
 pub(crate) const MAX_JTI_LEN: usize = 256;
 
 /// A structurally valid proof whose signature is not yet checked. No `Debug`: it holds the
@@ -52,7 +52,7 @@ fn optional_string_claim(
     }
 }
 
-/// Check 4: `typ` is `dpop+jwt`, compared case-insensitively as a media type (ambiguity A3).
+/// Check 4: `typ` is `dpop+jwt`, compared case-insensitively as a media type.
 fn check_typ(header: &Map<String, Value>) -> Result<(), PopErrorKind> {
     match header.get("typ").and_then(Value::as_str) {
         Some(t)
@@ -65,7 +65,7 @@ fn check_typ(header: &Map<String, Value>) -> Result<(), PopErrorKind> {
     }
 }
 
-/// Check 5: `alg` names an asymmetric algorithm on the allow-list (DPOP-06).
+/// Check 5: `alg` names an asymmetric algorithm on the allow-list (RFC 9449 §4.2).
 fn check_alg(
     header: &Map<String, Value>,
     allowed: &[Algorithm],
@@ -80,8 +80,8 @@ fn check_alg(
     }
 }
 
-/// Checks 5 and 7: `jwk` is a public key of the type and curve `alg` needs (DPOP-07, DPOP-09).
-/// The key comes only from `jwk`; `kid`, `jku`, `x5u`, `x5c` are never used (DPOP-10).
+/// Checks 5 and 7: `jwk` is a public key of the type and curve `alg` needs (RFC 9449 §4.3 step 5, RFC 9449 §4.2).
+/// The key comes only from `jwk`; `kid`, `jku`, `x5u`, `x5c` are never used (RFC 9449 §4.2).
 fn check_jwk(header: &Map<String, Value>, alg: Algorithm) -> Result<PublicJwk, PopErrorKind> {
     let jwk = header
         .get("jwk")
@@ -96,7 +96,7 @@ fn check_jwk(header: &Map<String, Value>, alg: Algorithm) -> Result<PublicJwk, P
 }
 
 /// RFC 7515 §4.1.11 and RFC 7797: we understand no critical extension, so any `crit` (even an
-/// empty one, which RFC 7515 forbids) and any `b64` make the proof unacceptable (JOSE-10, JOSE-12).
+/// empty one, which RFC 7515 forbids) and any `b64` make the proof unacceptable (RFC 7515 §4.1.11, RFC 7797).
 fn check_no_extensions(header: &Map<String, Value>) -> Result<(), PopErrorKind> {
     if header.contains_key("crit") || header.contains_key("b64") {
         Err(PopErrorKind::MalformedProof)
@@ -105,7 +105,7 @@ fn check_no_extensions(header: &Map<String, Value>) -> Result<(), PopErrorKind> 
     }
 }
 
-/// `iat` is a JSON number (DPOP-04).
+/// `iat` is a JSON number (RFC 9449 §4.2).
 fn iat_claim(claims: &Map<String, Value>) -> Result<u64, PopErrorKind> {
     claims
         .get("iat")
@@ -143,7 +143,7 @@ impl<'a> Proof<'a> {
         })
     }
 
-    /// Check 8: `htm` equals the request method, case-sensitively (DPOP-11, ambiguity A5).
+    /// Check 8: `htm` equals the request method, case-sensitively (RFC 9449 §4.3 step 8).
     pub(crate) fn check_htm(&self, method: &str) -> Result<(), PopErrorKind> {
         if self.htm == method {
             Ok(())
@@ -152,7 +152,7 @@ impl<'a> Proof<'a> {
         }
     }
 
-    /// Check 9: `htu` equals the normalised request target (DPOP-12, HTU-*).
+    /// Check 9: `htu` equals the normalised request target (RFC 9449 §4.3 step 9).
     pub(crate) fn check_htu(&self, normalized_target: &str) -> Result<(), PopErrorKind> {
         match super::htu::normalize(&self.htu) {
             Some(htu) if htu == normalized_target => Ok(()),
@@ -160,7 +160,7 @@ impl<'a> Proof<'a> {
         }
     }
 
-    /// Check 11: `now - max_age <= iat <= now + future_skew` (DPOP-14, FAPI-07).
+    /// Check 11: `now - max_age <= iat <= now + future_skew` (RFC 9449 §4.3 step 11, FAPI 2.0 §5.3.2.1 item 13).
     pub(crate) fn check_iat(
         &self,
         now: u64,
@@ -175,7 +175,7 @@ impl<'a> Proof<'a> {
     }
 
     /// Check 12, first bullet: `ath` is the hash of the presented token, present and exact
-    /// (DPOP-15). Compared in constant time although neither side is secret, as a habit.
+    /// (RFC 9449 §4.2). Compared in constant time although neither side is secret, as a habit.
     pub(crate) fn check_ath(&self, expected_ath: &str) -> Result<(), PopErrorKind> {
         match &self.ath {
             Some(ath) if bool::from(ath.as_bytes().ct_eq(expected_ath.as_bytes())) => Ok(()),
@@ -183,7 +183,7 @@ impl<'a> Proof<'a> {
         }
     }
 
-    /// Check 6: the signature verifies with `jwk` under `alg` (DPOP-08).
+    /// Check 6: the signature verifies with `jwk` under `alg` (RFC 9449 §4.3 step 6).
     pub(crate) fn check_signature(&self) -> Result<(), PopErrorKind> {
         if self
             .key
@@ -201,7 +201,7 @@ impl<'a> Proof<'a> {
     }
 
     /// Check 12, second bullet: the proof key's thumbprint equals `cnf.jkt`, compared in
-    /// constant time (DPOP-16, DPOP-17). Returns the thumbprint.
+    /// constant time (RFC 9449 §4.3 step 12 second bullet, RFC 9449 §6.1). Returns the thumbprint.
     pub(crate) fn check_key_binding(&self, cnf_jkt: &str) -> Result<String, PopErrorKind> {
         let jkt = self.key.thumbprint();
         if bool::from(jkt.as_bytes().ct_eq(cnf_jkt.as_bytes())) {

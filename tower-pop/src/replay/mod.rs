@@ -1,15 +1,15 @@
-//! Single use of each DPoP proof (RFC 9449 §11.1, RPL-*).
+//! Single use of each DPoP proof (RFC 9449 §11.1).
 //!
 //! The verifier records every accepted proof under a hash of (proof-key thumbprint, `jti`)
-//! (ambiguity A6: scoped to the key, so one client cannot block another's `jti`s), kept until
-//! the proof's `iat` window has passed, after which the `iat` check refuses it anyway (RPL-04).
+//! (scoped to the key, so one client cannot block another's `jti`s), kept until
+//! the proof's `iat` window has passed, after which the `iat` check refuses it anyway (RFC 9449 §11.1).
 //! Only proofs that passed every other check are recorded, so filling the store takes valid
 //! tokens and keys, not just traffic.
 //!
 //! [`ReplayCache`] is one atomic operation, "insert if absent, with expiry", so it can be backed
-//! by a shared store when several instances serve one API (RPL-05); [`MemoryReplayCache`] is the
+//! by a shared store when several instances serve one API (RFC 9449 §11.1); [`MemoryReplayCache`] is the
 //! default for a single instance. A store that fails makes the verifier refuse the request with
-//! 503 (DPOP-19): a proof is never accepted unrecorded.
+//! 503 (RFC 9449 §7.1): a proof is never accepted unrecorded.
 
 mod memory;
 
@@ -41,7 +41,7 @@ impl ReplayEntry {
         }
     }
 
-    /// SHA-256 of the proof-key thumbprint and the `jti`: the raw `jti` is never stored (RPL-03).
+    /// SHA-256 of the proof-key thumbprint and the `jti`: the raw `jti` is never stored (RFC 9449 §11.1).
     #[must_use]
     pub fn key(&self) -> &[u8; 32] {
         &self.key

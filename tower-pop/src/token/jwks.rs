@@ -5,7 +5,7 @@
 //! public key that parses strictly. Such keys are skipped, not fatal, so one odd key in an
 //! issuer's set does not take the API down; an empty set is allowed and refuses every token.
 //! Private and symmetric keys are refused the same way, so an RSA or EC public key can never
-//! serve as an HMAC secret (JOSE-02).
+//! serve as an HMAC secret (RFC 8725 §3.1).
 
 use jsonwebtoken::DecodingKey;
 use serde_json::Value;
@@ -103,7 +103,7 @@ impl KeySet {
         })
     }
 
-    /// Keys that may verify a token with this `kid` and `alg` (FAPI-08: the key type and
+    /// Keys that may verify a token with this `kid` and `alg` (FAPI 2.0 §5.4.3: the key type and
     /// curve decide among keys sharing a `kid`). A token without `kid` may use any fitting key.
     pub(crate) fn candidates<'a>(
         &'a self,

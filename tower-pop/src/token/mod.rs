@@ -31,7 +31,7 @@ impl Confirmation {
     }
 }
 
-/// A SHA-256 thumbprint as written in `cnf`: exactly 43 base64url characters (DPOP-17, MTLS-04).
+/// A SHA-256 thumbprint as written in `cnf`: exactly 43 base64url characters (RFC 9449 §6.1, RFC 8705 §3.1).
 fn thumbprint_member(cnf: &Map<String, Value>, name: &str) -> Result<Option<String>, PopErrorKind> {
     match cnf.get(name) {
         None => Ok(None),
@@ -47,10 +47,10 @@ fn thumbprint_member(cnf: &Map<String, Value>, name: &str) -> Result<Option<Stri
 /// Read `cnf` from token claims (or an introspection response).
 ///
 /// - absent: unbound;
-/// - not an object, or naming more than one of `jwk`/`jwe`/`jku` (CNF-01, CNF-02), or a
+/// - not an object, or naming more than one of `jwk`/`jwe`/`jku` (RFC 7800 §3.1), or a
 ///   malformed thumbprint: [`PopErrorKind::TokenInvalid`];
 /// - an object with neither `jkt` nor `x5t#S256`: [`PopErrorKind::UnsupportedBinding`], never
-///   bearer (CNF-03); unknown members beside a supported one are ignored (CNF-06).
+///   bearer (RFC 9449 §6); unknown members beside a supported one are ignored (RFC 7519 §4).
 pub(crate) fn confirmation(claims: &Map<String, Value>) -> Result<Confirmation, PopErrorKind> {
     let Some(cnf) = claims.get("cnf") else {
         return Ok(Confirmation::default());
