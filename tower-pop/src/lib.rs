@@ -94,6 +94,7 @@ mod jose;
 mod jwk;
 mod layer;
 mod mtls;
+pub mod nonce;
 pub mod replay;
 mod request;
 #[cfg(feature = "test-util")]
