@@ -483,10 +483,10 @@ impl Nonces {
     #[must_use]
     pub fn current(&self, now: u64) -> Arc<str> {
         let issued_at = self.slot_start(now);
-        if let Some(cached) = self.cached.load().as_ref() {
-            if cached.issued_at == issued_at {
-                return Arc::clone(&cached.value);
-            }
+        if let Some(cached) = self.cached.load().as_ref()
+            && cached.issued_at == issued_at
+        {
+            return Arc::clone(&cached.value);
         }
         let value: Arc<str> = self.mint(issued_at).into();
         self.cached.store(Some(Arc::new(CachedNonce {
@@ -707,7 +707,7 @@ mod tests {
             good[..NONCE_LEN - 1].to_owned(),
             "A".repeat(10_000),
             format!("{}==", &good[..NONCE_LEN - 2]),
-            good.replace(|c: char| c == '-' || c == '_', "+"),
+            good.replace(['-', '_'], "+"),
         ] {
             if bad == good {
                 continue;
