@@ -64,6 +64,7 @@
 //! |---|---|
 //! | `signer` | `dpop::signer`: builds `DPoP` proofs for clients, demos and tests |
 //! | `test-util` | `test_util`: a token issuer with a JWK Set, for tests (implies `signer`) |
+//! | `redis` | `replay::RedisReplayCache`: one replay store shared by every instance, on Redis (`redis://`, `rediss://` over rustls with aws-lc-rs) |
 //!
 //! ## Deployment
 //!

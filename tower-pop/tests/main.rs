@@ -9,5 +9,7 @@ mod support;
 mod binding;
 mod garbage;
 mod proofs;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod replay;
 mod tokens;

@@ -12,11 +12,18 @@
 //! 503 (RFC 9449 §7.1): a proof is never accepted unrecorded.
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{
+    DEFAULT_KEY_PREFIX, DEFAULT_SKEW_MARGIN, DEFAULT_TIMEOUT, RedisConfigError, RedisReplayCache,
+    RedisReplayCacheBuilder,
+};
 pub use memory::MemoryReplayCache;
 
 /// A boxed, sendable future, as returned by [`ReplayCache::insert_if_absent`].

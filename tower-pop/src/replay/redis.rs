@@ -1,0 +1,542 @@
+//! A replay store on Redis, shared by every instance of an API; documented on
+//! [`RedisReplayCache`], which `replay` re-exports.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, ConnectionAddr, RedisError, Value};
+
+use super::{BoxFuture, ReplayCache, ReplayEntry, ReplayError, ReplayOutcome};
+
+/// Default key prefix: `tower-pop:dpop:`.
+pub const DEFAULT_KEY_PREFIX: &str = "tower-pop:dpop:";
+/// Default time limit of one call, connection wait included: 250 ms.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
+/// Default margin added to every entry's time to live: 30 s.
+pub const DEFAULT_SKEW_MARGIN: Duration = Duration::from_secs(30);
+
+/// Time limit of one attempt to open a connection (TCP and TLS handshakes, `AUTH`, `SELECT`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest pause between two reconnection attempts.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
+/// Calls failing for this long make the store replace its connection.
+const REPLACE_AFTER: Duration = Duration::from_secs(5);
+/// At most one error log line per this period while Redis fails.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// A Redis URL with any user name, password and query removed, for logs and `Debug`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<unparsable url>".to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = match authority.rfind('@') {
+        Some(at) => format!("***@{}", &authority[at + 1..]),
+        None => authority.to_owned(),
+    };
+    let path = tail.split(['?', '#']).next().unwrap_or("");
+    let query = if tail.contains('?') { "?***" } else { "" };
+    format!("{scheme}://{host}{path}{query}")
+}
+
+/// Why a [`RedisReplayCache`] could not be set up. Quotes the URL only with its credentials
+/// removed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RedisConfigError {
+    /// Not a Redis URL redis-rs accepts (`redis://`, `rediss://`, `redis+unix://`, `unix://`).
+    InvalidUrl {
+        /// The URL, credentials removed.
+        url: String,
+    },
+    /// The URL turns off TLS certificate verification (`#insecure`).
+    InsecureTls {
+        /// The URL, credentials removed.
+        url: String,
+    },
+    /// A CA was given for a URL that is not `rediss://`.
+    CaWithoutTls {
+        /// The URL, credentials removed.
+        url: String,
+    },
+    /// The CA is not one or more PEM certificates.
+    InvalidTlsCa,
+    /// The timeout is zero.
+    ZeroTimeout,
+    /// `connect` was called outside a Tokio runtime.
+    NoRuntime,
+}
+
+impl fmt::Display for RedisConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidUrl { url } => write!(f, "invalid redis url {url}"),
+            Self::InsecureTls { url } => write!(
+                f,
+                "redis url {url} disables TLS certificate verification (#insecure)"
+            ),
+            Self::CaWithoutTls { url } => {
+                write!(f, "a TLS CA was given for {url}, which does not use TLS")
+            }
+            Self::InvalidTlsCa => f.write_str("redis TLS CA is not a PEM certificate"),
+            Self::ZeroTimeout => f.write_str("redis timeout must not be zero"),
+            Self::NoRuntime => f.write_str("redis replay store needs a Tokio runtime"),
+        }
+    }
+}
+
+impl std::error::Error for RedisConfigError {}
+
+/// Builder of a [`RedisReplayCache`], from [`RedisReplayCache::builder`]. `Debug` redacts the
+/// URL's credentials.
+#[must_use]
+pub struct RedisReplayCacheBuilder {
+    url: String,
+    key_prefix: String,
+    timeout: Duration,
+    skew_margin: Duration,
+    tls_ca_pem: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for RedisReplayCacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisReplayCacheBuilder")
+            .field("url", &redact(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .field("skew_margin", &self.skew_margin)
+            .field("tls_ca_pem", &self.tls_ca_pem.as_ref().map(|_| "set"))
+            .finish()
+    }
+}
+
+impl RedisReplayCacheBuilder {
+    /// Prefix of every key. Default [`DEFAULT_KEY_PREFIX`], `tower-pop:dpop:`: keeps the
+    /// entries apart from other data in the same Redis. All instances of one API must use the
+    /// same prefix; two APIs whose proofs must not be shared use different ones.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Time limit of one call, including any wait for a connection. Default
+    /// [`DEFAULT_TIMEOUT`], 250 ms: a `SET` on a healthy Redis takes about a millisecond, and a
+    /// Redis that cannot answer must turn into a quick 503, not a queue of stuck requests.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Added to every entry's time to live. Default [`DEFAULT_SKEW_MARGIN`], 30 s.
+    ///
+    /// An entry must outlive the proof's acceptance window on **every** instance. The window's
+    /// end ([`ReplayEntry::expires_at`]) is computed from the proof's `iat` by the clock of the
+    /// instance that records it, and Redis counts the time to live from when it receives the
+    /// `SET`. An instance whose clock runs `d` seconds behind keeps accepting that `iat` for
+    /// `d` seconds more, and would find the entry already gone: set the margin to at least
+    /// the largest such `d` between any two instances, plus the time a `SET` can take to reach
+    /// Redis. It costs only memory: entries live that much longer.
+    pub fn skew_margin(mut self, margin: Duration) -> Self {
+        self.skew_margin = margin;
+        self
+    }
+
+    /// Trust only these CA certificates (PEM, one or more) for a `rediss://` URL, instead of
+    /// the system's roots. Default: the system's roots. For a Redis with a private CA.
+    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Check the settings and start connecting in the background; returns without waiting for
+    /// Redis (see [`RedisReplayCache`]). Must be called within a Tokio runtime with its time
+    /// driver enabled (`#[tokio::main]` enables it).
+    pub async fn connect(self) -> Result<RedisReplayCache, RedisConfigError> {
+        let redacted = redact(&self.url);
+        if self.timeout.is_zero() {
+            return Err(RedisConfigError::ZeroTimeout);
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(RedisConfigError::NoRuntime);
+        }
+        let client = Client::open(self.url.as_str()).map_err(|_| RedisConfigError::InvalidUrl {
+            url: redacted.clone(),
+        })?;
+        let client = match client.get_connection_info().addr() {
+            ConnectionAddr::TcpTls { insecure: true, .. } => {
+                return Err(RedisConfigError::InsecureTls { url: redacted });
+            }
+            ConnectionAddr::TcpTls { .. } => {
+                // redis-rs builds its rustls configuration with the process-wide provider;
+                // make sure there is one (`Err`: one is installed already, which is fine).
+                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+                match self.tls_ca_pem {
+                    Some(pem) => with_ca(&client, pem)?,
+                    None => client,
+                }
+            }
+            _ if self.tls_ca_pem.is_some() => {
+                return Err(RedisConfigError::CaWithoutTls { url: redacted });
+            }
+            _ => client,
+        };
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(self.timeout))
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_max_delay(MAX_RECONNECT_DELAY);
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+            .map_err(|_| RedisConfigError::InvalidUrl {
+                url: redacted.clone(),
+            })?;
+        // Drive the first connection now rather than on the first request.
+        let mut warm = manager.clone();
+        let warm_target = redacted.clone();
+        tokio::spawn(async move {
+            let cmd = redis::cmd("PING");
+            let ping = cmd.query_async::<Value>(&mut warm);
+            if tokio::time::timeout(CONNECT_TIMEOUT * 2, ping)
+                .await
+                .map_or(true, |r| r.is_err())
+            {
+                tracing::warn!(
+                    store = %warm_target,
+                    "redis replay store not reachable yet; DPoP requests are refused until it answers"
+                );
+            }
+        });
+        Ok(RedisReplayCache {
+            client,
+            config,
+            manager: ArcSwap::from_pointee(manager),
+            key_prefix: self.key_prefix,
+            timeout: self.timeout,
+            skew_margin_ms: u64::try_from(self.skew_margin.as_millis()).unwrap_or(u64::MAX),
+            redacted_url: redacted,
+            health: Health::default(),
+        })
+    }
+}
+
+/// `client` trusting only the CA certificates in `pem`.
+fn with_ca(client: &Client, pem: Vec<u8>) -> Result<Client, RedisConfigError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
+    if certs.map_or(true, |c| c.is_empty()) {
+        return Err(RedisConfigError::InvalidTlsCa);
+    }
+    let certificates = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    };
+    Client::build_with_tls(client.get_connection_info().clone(), certificates)
+        .map_err(|_| RedisConfigError::InvalidTlsCa)
+}
+
+/// Failure bookkeeping, for throttled logs and replacing a stuck connection.
+#[derive(Debug, Default)]
+struct Health {
+    failing: AtomicBool,
+    state: Mutex<FailureState>,
+}
+
+#[derive(Debug, Default)]
+struct FailureState {
+    since: Option<Instant>,
+    last_log: Option<Instant>,
+    last_replace: Option<Instant>,
+    failures: u64,
+    unlogged: u64,
+}
+
+/// Why a call failed; fixed texts, so the error can be logged anywhere (no URL, no key).
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    Timeout,
+    Redis,
+    UnexpectedReply,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Timeout => "redis did not answer in time",
+            Self::Redis => "redis command failed",
+            Self::UnexpectedReply => "unexpected reply from redis",
+        })
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// A replay store on Redis, shared by every instance of an API (RFC 9449 §11.1, RPL-05).
+///
+/// With several instances behind one API, each instance's own memory only sees the proofs that
+/// instance accepted, so a proof replayed to another instance would pass. [`RedisReplayCache`]
+/// records every accepted proof in one Redis, with one atomic command per proof:
+///
+/// ```text
+/// SET <key_prefix><base64url(entry key)> 1 NX PX <ttl ms>
+/// ```
+///
+/// `OK` means the proof is new ([`ReplayOutcome::Fresh`]); a nil reply means some instance
+/// already recorded it ([`ReplayOutcome::Replayed`]). `NX` makes this atomic across instances:
+/// of many concurrent requests carrying one proof, exactly one is accepted. The entry key is
+/// already a SHA-256 of (proof-key thumbprint, `jti`), so Redis never sees a raw `jti` (RPL-03).
+///
+/// ## Failing closed (DPOP-19)
+///
+/// An error, a timeout ([`timeout`](RedisReplayCacheBuilder::timeout), default 250 ms, covering
+/// the wait for a connection too) or an unexpected reply is a [`ReplayError`]: the verifier
+/// refuses the request with 503 and never accepts a proof it could not record. A `SET` that
+/// timed out may still have been applied; that proof is then burned, which is harmless because
+/// a client makes a new proof for every retry (RFC 9449 §7.3, RPL-07).
+///
+/// ## Connecting
+///
+/// [`connect`](RedisReplayCacheBuilder::connect) checks the URL and returns at once, without
+/// waiting for Redis: a server can start while Redis is down, and refuses DPoP requests with 503
+/// until Redis answers. It starts connecting in the background; await
+/// [`RedisReplayCache::ping`] to wait for Redis at start-up, or to serve a readiness probe. A
+/// lost connection is re-established by itself (redis-rs's `ConnectionManager`, with retries
+/// backing off to at most 1 s); if calls keep failing for 5 s the connection is also replaced,
+/// which covers a peer that vanished without closing it. The first failure of a burst is logged
+/// with `tracing::error!` (then at most once per 10 s), and the recovery with `info!`; neither
+/// shows the URL, which may hold a password.
+///
+/// ## Deployment
+///
+/// - Every instance must use the same Redis (or Redis primary) and [`key_prefix`]; a replica
+///   promoted after a failover may lack the last writes, so replays of proofs accepted just
+///   before a failover are possible there. Use Redis persistence or accept that window.
+/// - `rediss://` uses rustls with the aws-lc-rs provider and the system's root certificates
+///   (`SSL_CERT_FILE` selects another bundle), or only the CA given to
+///   [`tls_ca_pem`](RedisReplayCacheBuilder::tls_ca_pem). If no rustls provider is installed
+///   process-wide, `connect` installs aws-lc-rs's. A `#insecure` URL (no certificate check) is
+///   refused.
+/// - Clocks: see [`skew_margin`](RedisReplayCacheBuilder::skew_margin).
+///
+/// [`key_prefix`]: RedisReplayCacheBuilder::key_prefix
+///
+/// ## Example
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use tower_pop::PopConfig;
+/// use tower_pop::replay::{RedisReplayCache, ReplayEntry, ReplayOutcome, ReplayCache};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisReplayCache::builder("redis://127.0.0.1:6379/0").connect().await?;
+/// store.ping().await?; // optional: wait until Redis answers
+/// let entry = ReplayEntry::new([7; 32], 1_562_262_618, 1_562_262_679);
+/// assert_eq!(store.insert_if_absent(entry).await?, ReplayOutcome::Fresh);
+/// assert_eq!(store.insert_if_absent(entry).await?, ReplayOutcome::Replayed);
+/// let config = PopConfig::builder()
+///     .public_origin("https://api.example.com")
+///     .issuer("https://as.example.com")
+///     .audience("https://api.example.com")
+///     .jwks_json(r#"{"keys":[]}"#)
+///     .replay_cache(Arc::new(store))
+///     .build()?;
+/// # drop(config); Ok(()) }
+/// ```
+///
+/// `Debug` shows the URL without its credentials.
+pub struct RedisReplayCache {
+    client: Client,
+    config: ConnectionManagerConfig,
+    manager: ArcSwap<ConnectionManager>,
+    key_prefix: String,
+    timeout: Duration,
+    skew_margin_ms: u64,
+    redacted_url: String,
+    health: Health,
+}
+
+impl fmt::Debug for RedisReplayCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisReplayCache")
+            .field("url", &self.redacted_url)
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .field("skew_margin_ms", &self.skew_margin_ms)
+            .field("failing", &self.health.failing.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisReplayCache {
+    /// A builder for the Redis at `url`: `redis://[user][:password@]host[:port][/db]`,
+    /// `rediss://…` for TLS, or `redis+unix:///path`.
+    pub fn builder(url: impl Into<String>) -> RedisReplayCacheBuilder {
+        RedisReplayCacheBuilder {
+            url: url.into(),
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            skew_margin: DEFAULT_SKEW_MARGIN,
+            tls_ca_pem: None,
+        }
+    }
+
+    /// The Redis key of an entry: the prefix and the base64url of the 32-byte entry key.
+    #[must_use]
+    pub fn redis_key(&self, entry: &ReplayEntry) -> String {
+        let mut key = String::with_capacity(self.key_prefix.len() + 43);
+        key.push_str(&self.key_prefix);
+        URL_SAFE_NO_PAD.encode_string(entry.key(), &mut key);
+        key
+    }
+
+    /// The time to live given to an entry in Redis, in milliseconds: its
+    /// [`ttl_secs`](ReplayEntry::ttl_secs) plus the skew margin.
+    #[must_use]
+    pub fn ttl_millis(&self, entry: &ReplayEntry) -> u64 {
+        entry
+            .ttl_secs()
+            .saturating_mul(1000)
+            .saturating_add(self.skew_margin_ms)
+    }
+
+    /// Send `PING` within the timeout: `Ok` once Redis answers. For start-up and readiness
+    /// probes.
+    pub async fn ping(&self) -> Result<(), ReplayError> {
+        let reply = self.call(redis::cmd("PING")).await?;
+        match reply {
+            Value::SimpleString(s) if s == "PONG" => {
+                self.succeeded();
+                Ok(())
+            }
+            _ => Err(self.failed(Failure::UnexpectedReply, None)),
+        }
+    }
+
+    async fn insert(&self, entry: ReplayEntry) -> Result<ReplayOutcome, ReplayError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.redis_key(&entry))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(self.ttl_millis(&entry));
+        let outcome = match self.call(cmd).await? {
+            Value::Okay => ReplayOutcome::Fresh,
+            Value::SimpleString(s) if s == "OK" => ReplayOutcome::Fresh,
+            Value::Nil => ReplayOutcome::Replayed,
+            _ => return Err(self.failed(Failure::UnexpectedReply, None)),
+        };
+        self.succeeded();
+        Ok(outcome)
+    }
+
+    /// One command within the timeout; failures are recorded and turned into a `ReplayError`.
+    async fn call(&self, cmd: redis::Cmd) -> Result<Value, ReplayError> {
+        let mut connection = ConnectionManager::clone(&self.manager.load());
+        match tokio::time::timeout(self.timeout, cmd.query_async::<Value>(&mut connection)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(self.failed(Failure::Redis, Some(&e))),
+            Err(_) => Err(self.failed(Failure::Timeout, None)),
+        }
+    }
+
+    fn succeeded(&self) {
+        if !self.health.failing.load(Ordering::Relaxed)
+            || !self.health.failing.swap(false, Ordering::AcqRel)
+        {
+            return;
+        }
+        let mut state = self
+            .health
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let down_for = state.since.map(|t| t.elapsed()).unwrap_or_default();
+        tracing::info!(
+            store = %self.redacted_url,
+            down_ms = u64::try_from(down_for.as_millis()).unwrap_or(u64::MAX),
+            failed_calls = state.failures,
+            "redis replay store recovered"
+        );
+        *state = FailureState {
+            last_replace: state.last_replace,
+            ..FailureState::default()
+        };
+    }
+
+    fn failed(&self, failure: Failure, error: Option<&RedisError>) -> ReplayError {
+        self.health.failing.store(true, Ordering::Release);
+        let now = Instant::now();
+        let mut state = self
+            .health
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let since = *state.since.get_or_insert(now);
+        state.failures += 1;
+        state.unlogged += 1;
+        if state
+            .last_log
+            .is_none_or(|t| now.duration_since(t) >= LOG_EVERY)
+        {
+            // A redis-rs error names its kind and the server's or the OS's message, never the
+            // connection's URL or password.
+            tracing::error!(
+                store = %self.redacted_url,
+                error = %failure,
+                cause = error.map(tracing::field::display),
+                failed_calls = state.unlogged,
+                "redis replay store unavailable; refusing DPoP proofs"
+            );
+            state.last_log = Some(now);
+            state.unlogged = 0;
+        }
+        let stuck = now.duration_since(since) >= REPLACE_AFTER;
+        let replace_due = state
+            .last_replace
+            .is_none_or(|t| now.duration_since(t) >= REPLACE_AFTER);
+        if stuck && replace_due {
+            state.last_replace = Some(now);
+            if let Ok(fresh) =
+                ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+            {
+                self.manager.store(Arc::new(fresh));
+            }
+        }
+        ReplayError::unavailable(failure)
+    }
+}
+
+impl ReplayCache for RedisReplayCache {
+    fn insert_if_absent(
+        &self,
+        entry: ReplayEntry,
+    ) -> BoxFuture<'_, Result<ReplayOutcome, ReplayError>> {
+        Box::pin(self.insert(entry))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_removes_credentials_and_query() {
+        assert_eq!(
+            redact("redis://user:hunter2@db.internal:6380/2"),
+            "redis://***@db.internal:6380/2"
+        );
+        assert_eq!(redact("rediss://:hunter2@h/"), "rediss://***@h/");
+        assert_eq!(redact("redis://h:1"), "redis://h:1");
+        assert_eq!(
+            redact("redis+unix:///run/redis.sock?db=1&pass=hunter2"),
+            "redis+unix:///run/redis.sock?***"
+        );
+        assert_eq!(redact("rediss://a:b@c@h/#insecure"), "rediss://***@h/");
+        assert_eq!(redact("hunter2"), "<unparsable url>");
+    }
+}

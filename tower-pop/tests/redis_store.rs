@@ -1,0 +1,541 @@
+//! The Redis replay store against a real `redis-server` on 127.0.0.1 (RPL-02, RPL-03, RPL-05,
+//! DPOP-19). Needs `redis-server` and `redis-cli` on `PATH` (`apt-get install redis-server`).
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+use tower::{Service, ServiceExt};
+use tower_pop::replay::{
+    RedisConfigError, RedisReplayCache, ReplayCache, ReplayEntry, ReplayOutcome,
+};
+use tower_pop::{PopConfig, Verifier};
+
+use crate::support::*;
+
+/// A `redis-server` child on a free loopback port, killed (by its pid) on drop.
+struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    extra: Vec<String>,
+    /// Serve TLS only, with `cert.pem`/`key.pem` in `dir` issued by `ca.pem`.
+    tls: bool,
+}
+
+static SERVERS: AtomicUsize = AtomicUsize::new(0);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Self {
+        Self::launch(extra, false)
+    }
+
+    /// A TLS-only server whose certificate (for IP 127.0.0.1) a fresh test CA issued; returns
+    /// the CA's PEM too.
+    fn start_tls() -> (Self, String) {
+        let server = Self::launch(&[], true);
+        let ca = std::fs::read_to_string(server.dir.join("ca.pem")).unwrap();
+        (server, ca)
+    }
+
+    fn launch(extra: &[&str], tls: bool) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "tower-pop-redis-{}-{}",
+            std::process::id(),
+            SERVERS.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        if tls {
+            write_test_pki(&dir);
+        }
+        let mut server = Self {
+            child: None,
+            port: 0,
+            dir,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            tls,
+        };
+        // Another process may take the free port between our probe and redis binding it.
+        for _ in 0..5 {
+            server.port = free_port();
+            if server.spawn() {
+                return server;
+            }
+        }
+        panic!("redis-server did not start");
+    }
+
+    /// Start on `self.port`; true once it answers `PING` (bounded wait).
+    fn spawn(&mut self) -> bool {
+        let port = self.port.to_string();
+        let mut cmd = Command::new("redis-server");
+        if self.tls {
+            cmd.args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port,
+                "--tls-auth-clients",
+                "no",
+            ])
+            .arg("--tls-cert-file")
+            .arg(self.dir.join("cert.pem"))
+            .arg("--tls-key-file")
+            .arg(self.dir.join("key.pem"))
+            .arg("--tls-ca-cert-file")
+            .arg(self.dir.join("ca.pem"));
+        } else {
+            cmd.args(["--port", &port]);
+        }
+        let mut child = cmd
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (apt-get install redis-server)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false; // exited: port taken, most likely
+            }
+            if self.cli(&["PING"]).as_deref() == Some("PONG") {
+                self.child = Some(child);
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// Restart on the same port after [`kill`](Self::kill).
+    fn restart(&mut self) {
+        assert!(self.spawn(), "redis-server did not restart on its port");
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap(); // SIGKILL to this child's pid
+            child.wait().unwrap();
+        }
+        // Wait (bounded) until the port refuses connections.
+        for _ in 0..100 {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// `redis-cli` against this server, output trimmed; `None` if it failed.
+    fn cli(&self, args: &[&str]) -> Option<String> {
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if self.tls {
+            cmd.arg("--tls")
+                .arg("--cacert")
+                .arg(self.dir.join("ca.pem"));
+        }
+        if let Some(i) = self.extra.iter().position(|a| a == "--requirepass") {
+            cmd.args(["--no-auth-warning", "-a", &self.extra[i + 1]]);
+        }
+        let out = cmd.args(args).stderr(Stdio::null()).output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+}
+
+/// A test CA and a server certificate for IP 127.0.0.1 it issued, as PEM files in `dir`.
+fn write_test_pki(dir: &std::path::Path) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "tower-pop test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "tower-pop test redis");
+    let cert = params.signed_by(&key, &ca).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn store(server: &RedisServer) -> RedisReplayCache {
+    let store = RedisReplayCache::builder(server.url())
+        .connect()
+        .await
+        .unwrap();
+    store.ping().await.unwrap();
+    store
+}
+
+fn entry(key: u8) -> ReplayEntry {
+    ReplayEntry::new([key; 32], NOW, NOW + 70)
+}
+
+#[tokio::test]
+async fn fresh_then_replayed_rpl_02() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    assert_eq!(
+        store.insert_if_absent(entry(1)).await.unwrap(),
+        ReplayOutcome::Fresh
+    );
+    assert_eq!(
+        store.insert_if_absent(entry(1)).await.unwrap(),
+        ReplayOutcome::Replayed
+    );
+    assert_eq!(
+        store.insert_if_absent(entry(2)).await.unwrap(),
+        ReplayOutcome::Fresh
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_inserts_on_two_instances_exactly_one_fresh_rpl_05() {
+    let server = RedisServer::start();
+    let stores = [
+        Arc::new(store(&server).await),
+        Arc::new(store(&server).await),
+    ];
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = Arc::clone(&stores[i % 2]);
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.insert_if_absent(entry(9)).await.unwrap()
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    let fresh = outcomes
+        .iter()
+        .filter(|o| **o == ReplayOutcome::Fresh)
+        .count();
+    assert_eq!(fresh, 1, "{outcomes:?}");
+    assert_eq!(outcomes.len(), 20);
+}
+
+#[tokio::test]
+async fn ttl_in_redis_is_entry_ttl_plus_skew_margin() {
+    let server = RedisServer::start();
+    let default = store(&server).await;
+    let e = entry(3); // ttl 70 s
+    assert_eq!(default.ttl_millis(&e), 100_000);
+    default.insert_if_absent(e).await.unwrap();
+    let pttl: u64 = server
+        .cli(&["PTTL", &default.redis_key(&e)])
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((95_000..=100_000).contains(&pttl), "{pttl}");
+
+    let custom = RedisReplayCache::builder(server.url())
+        .skew_margin(Duration::from_secs(5))
+        .key_prefix("other:")
+        .connect()
+        .await
+        .unwrap();
+    custom.insert_if_absent(e).await.unwrap();
+    let pttl: u64 = server
+        .cli(&["PTTL", &custom.redis_key(&e)])
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((70_000..=75_000).contains(&pttl), "{pttl}");
+}
+
+fn verifier_with(f: &Fixture, store: Arc<dyn ReplayCache>) -> Arc<Verifier> {
+    Arc::new(Verifier::new(
+        PopConfig::builder()
+            .public_origin(ORIGIN)
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .jwks_json(jwks_for(&f.issuer_key, "as-1"))
+            .clock(Arc::new(f.clock.clone()))
+            .replay_cache(store)
+            .build()
+            .unwrap(),
+    ))
+}
+
+fn jti_of(proof: &str) -> String {
+    let payload = proof.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    claims["jti"].as_str().unwrap().to_owned()
+}
+
+async fn dpop_via(verifier: &Arc<Verifier>, token: &str, proof: &str) -> http::Response<String> {
+    let request = req("GET", PATH, &[&format!("DPoP {token}")], &[proof]);
+    service(Arc::clone(verifier))
+        .ready()
+        .await
+        .unwrap()
+        .call(request)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn two_verifiers_share_one_redis_and_keys_hold_no_jti_rpl_03_rpl_05() {
+    let server = RedisServer::start();
+    let f = Fixture::new();
+    let a = verifier_with(&f, Arc::new(store(&server).await));
+    let b = verifier_with(&f, Arc::new(store(&server).await));
+
+    let token = f.token();
+    let proof = f.proof(&token);
+    assert_ok(&dpop_via(&a, &token, &proof).await, "dpop");
+    // The same proof on the other instance is a replay.
+    assert_refused(
+        &dpop_via(&b, &token, &proof).await,
+        401,
+        Some("DPoP"),
+        "invalid_dpop_proof",
+    );
+    // A new proof on the other instance is fine.
+    assert_ok(&dpop_via(&b, &token, &f.proof(&token)).await, "dpop");
+
+    let keys = server.cli(&["KEYS", "*"]).unwrap();
+    let keys: Vec<&str> = keys.lines().collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let jti = jti_of(&proof);
+    for key in keys {
+        let hash = key.strip_prefix("tower-pop:dpop:").expect("default prefix");
+        assert_eq!(URL_SAFE_NO_PAD.decode(hash).unwrap().len(), 32, "{key}");
+        assert!(!key.contains(&jti), "{key}");
+    }
+}
+
+#[tokio::test]
+async fn redis_down_fails_closed_within_the_timeout_dpop_19() {
+    let mut server = RedisServer::start();
+    let store = store(&server).await;
+    server.kill();
+    for i in 0..5 {
+        let started = Instant::now();
+        let result = store.insert_if_absent(entry(40 + i)).await;
+        assert!(result.is_err(), "{result:?}");
+        assert!(
+            started.elapsed() < Duration::from_millis(600),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    // Through the layer: 503, never 200.
+    let mut f = Fixture::new();
+    f.verifier = verifier_with(&f, Arc::new(store));
+    let token = f.token();
+    let response = f.dpop(&token, &f.proof(&token)).await;
+    assert_eq!(response.status().as_u16(), 503);
+}
+
+#[tokio::test]
+async fn recovers_by_itself_after_redis_restarts() {
+    let mut server = RedisServer::start();
+    let store = store(&server).await;
+    assert_eq!(
+        store.insert_if_absent(entry(50)).await.unwrap(),
+        ReplayOutcome::Fresh
+    );
+    server.kill();
+    assert!(store.insert_if_absent(entry(51)).await.is_err());
+    server.restart();
+    // The entries went with the old process; the same store object must reconnect.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let outcome = loop {
+        match store.insert_if_absent(entry(52)).await {
+            Ok(outcome) => break outcome,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("no recovery within 15 s: {e}"),
+        }
+    };
+    assert_eq!(outcome, ReplayOutcome::Fresh);
+    assert_eq!(
+        store.insert_if_absent(entry(52)).await.unwrap(),
+        ReplayOutcome::Replayed
+    );
+}
+
+#[tokio::test]
+async fn slow_redis_times_out_and_the_refused_proof_stays_burned() {
+    let server = RedisServer::start_with(&["--enable-debug-command", "yes"]);
+    let store = RedisReplayCache::builder(server.url())
+        .timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    store.ping().await.unwrap();
+    // Block the server for a second from another connection.
+    let mut sleeper = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["DEBUG", "SLEEP", "1"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let started = Instant::now();
+    let result = store.insert_if_absent(entry(60)).await;
+    let took = started.elapsed();
+    assert!(result.is_err(), "{result:?}");
+    assert!(
+        took >= Duration::from_millis(190) && took < Duration::from_millis(700),
+        "{took:?}"
+    );
+    sleeper.wait().unwrap();
+    // Redis ran the queued SET after the sleep: the refused proof cannot be replayed later.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let outcome = loop {
+        match store.insert_if_absent(entry(60)).await {
+            Ok(outcome) => break outcome,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("store did not recover after the sleep: {e}"),
+        }
+    };
+    assert_eq!(outcome, ReplayOutcome::Replayed);
+    assert_eq!(
+        store.insert_if_absent(entry(61)).await.unwrap(),
+        ReplayOutcome::Fresh
+    );
+}
+
+#[tokio::test]
+async fn password_in_url_authenticates_and_is_never_printed() {
+    let server = RedisServer::start_with(&["--requirepass", "hunter2-secret"]);
+    let url = format!("redis://:hunter2-secret@127.0.0.1:{}/0", server.port);
+    let builder = RedisReplayCache::builder(url.clone());
+    assert!(!format!("{builder:?}").contains("hunter2"), "{builder:?}");
+    let store = builder.connect().await.unwrap();
+    let shown = format!("{store:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(
+        shown.contains(&format!("127.0.0.1:{}", server.port)),
+        "{shown}"
+    );
+    assert_eq!(
+        store.insert_if_absent(entry(70)).await.unwrap(),
+        ReplayOutcome::Fresh
+    );
+
+    let wrong = format!("redis://:wrong@127.0.0.1:{}/0", server.port);
+    let refused = RedisReplayCache::builder(wrong).connect().await.unwrap();
+    let result = refused.insert_if_absent(entry(71)).await;
+    assert!(result.is_err(), "{result:?}");
+}
+
+#[tokio::test]
+async fn rediss_url_is_accepted_and_fails_closed_without_a_server() {
+    let port = free_port(); // nothing listens there
+    let store = RedisReplayCache::builder(format!("rediss://:pw-x@127.0.0.1:{port}/0"))
+        .connect()
+        .await
+        .unwrap();
+    assert!(format!("{store:?}").contains("rediss://***@127.0.0.1"));
+    assert!(store.insert_if_absent(entry(80)).await.is_err());
+
+    let insecure = RedisReplayCache::builder("rediss://:pw-x@127.0.0.1:6380/#insecure")
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(insecure, RedisConfigError::InsecureTls { .. }));
+    assert!(!insecure.to_string().contains("pw-x"), "{insecure}");
+
+    let invalid = RedisReplayCache::builder("http://user:pw-x@127.0.0.1/")
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(invalid, RedisConfigError::InvalidUrl { .. }));
+    assert!(!invalid.to_string().contains("pw-x"), "{invalid}");
+
+    let zero = RedisReplayCache::builder("redis://127.0.0.1/")
+        .timeout(Duration::ZERO)
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(zero, RedisConfigError::ZeroTimeout));
+}
+
+#[tokio::test]
+async fn rediss_with_the_servers_ca_works_and_an_untrusted_certificate_fails_closed() {
+    let (server, ca) = RedisServer::start_tls();
+    let url = format!("rediss://127.0.0.1:{}/0", server.port);
+    let store = RedisReplayCache::builder(url.clone())
+        .tls_ca_pem(ca.clone())
+        .timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap();
+    store.ping().await.unwrap();
+    assert_eq!(
+        store.insert_if_absent(entry(90)).await.unwrap(),
+        ReplayOutcome::Fresh
+    );
+    assert_eq!(server.cli(&["DBSIZE"]).as_deref(), Some("1"));
+
+    // The system's roots do not include the test CA: the handshake fails, nothing is accepted.
+    let untrusted = RedisReplayCache::builder(url).connect().await.unwrap();
+    assert!(untrusted.ping().await.is_err());
+    assert!(untrusted.insert_if_absent(entry(91)).await.is_err());
+    assert_eq!(server.cli(&["DBSIZE"]).as_deref(), Some("1"));
+
+    // A CA for a plain URL, or one that is not PEM, is a configuration error.
+    let plain = RedisReplayCache::builder(format!("redis://127.0.0.1:{}/", server.port))
+        .tls_ca_pem(ca)
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(plain, RedisConfigError::CaWithoutTls { .. }));
+    let garbage = RedisReplayCache::builder("rediss://127.0.0.1/")
+        .tls_ca_pem("not a certificate")
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(garbage, RedisConfigError::InvalidTlsCa));
+}
