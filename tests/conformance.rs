@@ -3,6 +3,7 @@
 //! identical status, `WWW-Authenticate` and `DPoP-Nonce`.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use actix_web::{App, HttpResponse, test as actix_test, web};
 use axum::Router;
@@ -10,7 +11,7 @@ use axum::body::Body;
 use axum::routing::any;
 use http::{Request, Response};
 use tower::ServiceExt;
-use tower_pop::RequirePopLayer;
+use tower_pop::{RequirePopLayer, Verifier};
 use tower_pop_conformance::{Answer, Case, Fixture, check};
 
 fn http_request<B>(req: &tower_pop_conformance::Req, body: B) -> Request<B> {
@@ -36,12 +37,13 @@ fn answer_of<B>(response: &Response<B>) -> Answer {
         status: response.status().as_u16(),
         www_authenticate: header("www-authenticate"),
         dpop_nonce: header("dpop-nonce"),
+        cache_control: header("cache-control"),
     }
 }
 
-async fn run_tower(fixture: &Fixture, case: &Case) -> Vec<Answer> {
+async fn run_tower(verifier: Arc<Verifier>, case: &Case) -> Vec<Answer> {
     let service = tower::ServiceBuilder::new()
-        .layer(RequirePopLayer::new(fixture.verifier()))
+        .layer(RequirePopLayer::new(verifier))
         .service(tower::service_fn(|_req: Request<String>| async {
             Ok::<_, Infallible>(Response::new(String::from("ok")))
         }));
@@ -57,10 +59,10 @@ async fn run_tower(fixture: &Fixture, case: &Case) -> Vec<Answer> {
     answers
 }
 
-async fn run_axum(fixture: &Fixture, case: &Case) -> Vec<Answer> {
+async fn run_axum(verifier: Arc<Verifier>, case: &Case) -> Vec<Answer> {
     let app = Router::new()
         .route("/whoami", any(|_auth: axum_pop::PopAuth| async { "ok" }))
-        .route_layer(axum_pop::RequirePopLayer::new(fixture.verifier()));
+        .route_layer(axum_pop::RequirePopLayer::new(verifier));
     let mut answers = Vec::new();
     for req in &case.requests {
         let response = app
@@ -73,11 +75,11 @@ async fn run_axum(fixture: &Fixture, case: &Case) -> Vec<Answer> {
     answers
 }
 
-async fn run_actix(fixture: &Fixture, case: &Case) -> Vec<Answer> {
+async fn run_actix(verifier: Arc<Verifier>, case: &Case) -> Vec<Answer> {
     let app = actix_test::init_service(
         App::new().service(
             web::resource("/whoami")
-                .wrap(actix_pop::RequirePop::new(fixture.verifier()))
+                .wrap(actix_pop::RequirePop::new(verifier))
                 .to(|_auth: actix_pop::PopAuth| async { HttpResponse::Ok().body("ok") }),
         ),
     )
@@ -102,21 +104,27 @@ async fn run_actix(fixture: &Fixture, case: &Case) -> Vec<Answer> {
             status: response.status().as_u16(),
             www_authenticate: header("www-authenticate"),
             dpop_nonce: header("dpop-nonce"),
+            cache_control: header("cache-control"),
         });
     }
     answers
 }
 
-#[actix_web::test]
-async fn tower_axum_and_actix_answer_every_case_identically() {
-    let fixture = Fixture::new();
-    let cases = fixture.cases();
-    assert!(cases.len() >= 25);
+/// Run `cases` through the three stacks, each with a fresh verifier from `verifier`; the
+/// failures. Nonce values differ between verifiers (each mints its own), so only whether a
+/// `DPoP-Nonce` was sent is compared.
+async fn run_table(cases: &[Case], verifier: impl Fn() -> Arc<Verifier>) -> Vec<String> {
+    let presence = |mut answers: Vec<Answer>| {
+        for a in &mut answers {
+            a.dpop_nonce = a.dpop_nonce.as_ref().map(|_| "(present)".to_owned());
+        }
+        answers
+    };
     let mut failures = Vec::new();
-    for case in &cases {
-        let tower = run_tower(&fixture, case).await;
-        let axum = run_axum(&fixture, case).await;
-        let actix = run_actix(&fixture, case).await;
+    for case in cases {
+        let tower = presence(run_tower(verifier(), case).await);
+        let axum = presence(run_axum(verifier(), case).await);
+        let actix = presence(run_actix(verifier(), case).await);
         if tower != axum || tower != actix {
             failures.push(format!(
                 "{}: tower {tower:?}\n  axum {axum:?}\n  actix {actix:?}",
@@ -128,7 +136,24 @@ async fn tower_axum_and_actix_answer_every_case_identically() {
         if let Err(e) = check(last, case.expect) {
             failures.push(format!("{}: {e}", case.name));
         }
+        // RFC 9449 §9: a use_dpop_nonce challenge carries a nonce, and a nonce goes with
+        // Cache-Control: no-store (NONCE-04, NONCE-07).
+        let nonce_expected = matches!(case.expect.error, Some((_, "use_dpop_nonce")));
+        if nonce_expected != last.dpop_nonce.is_some()
+            || last.dpop_nonce.is_some() != (last.cache_control.as_deref() == Some("no-store"))
+        {
+            failures.push(format!("{}: DPoP-Nonce/Cache-Control {last:?}", case.name));
+        }
     }
+    failures
+}
+
+#[actix_web::test]
+async fn tower_axum_and_actix_answer_every_case_identically() {
+    let fixture = Fixture::new();
+    let cases = fixture.cases();
+    assert!(cases.len() >= 25);
+    let failures = run_table(&cases, || fixture.verifier()).await;
     assert!(
         failures.is_empty(),
         "{} of {} cases failed:\n{}",
@@ -136,6 +161,14 @@ async fn tower_axum_and_actix_answer_every_case_identically() {
         cases.len(),
         failures.join("\n")
     );
+}
+
+#[actix_web::test]
+async fn nonce_cases_answer_identically() {
+    let fixture = Fixture::new();
+    let cases = fixture.nonce_cases();
+    let failures = run_table(&cases, || fixture.nonce_verifier()).await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// What an extractor answers on a route whose layer or middleware is missing or lets anonymous

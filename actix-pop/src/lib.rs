@@ -54,9 +54,10 @@ use std::sync::Arc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
-use tower_pop::{Auth, AuthRejection, Outcome, PopRequest};
+use tower_pop::{Auth, AuthRejection, Outcome, PopRequest, ResponseHeaders};
 
 pub use tower_pop;
 pub use tower_pop::{
@@ -80,14 +81,29 @@ fn pop_request<'a>(req: &'a HttpRequest, cert: Option<&'a PeerCertificate>) -> P
     pop
 }
 
-/// Write a [`Challenge`] as an actix response: its status, its `WWW-Authenticate`, empty body.
+/// Write a [`Challenge`] as an actix response: its status, `WWW-Authenticate` and other
+/// headers, empty body.
 fn challenge_response(challenge: &Challenge) -> HttpResponse {
     let status = StatusCode::from_u16(challenge.status()).unwrap_or(StatusCode::UNAUTHORIZED);
     let mut response = HttpResponse::build(status);
     if let Some(value) = challenge.www_authenticate() {
         response.insert_header(("www-authenticate", value));
     }
+    for header in challenge.headers().iter() {
+        response.insert_header(header);
+    }
     response.finish()
+}
+
+/// Set `headers` on a response, replacing any of the same names.
+fn apply_headers<B>(response: &mut ServiceResponse<B>, headers: &ResponseHeaders) {
+    for (name, value) in headers.iter() {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static(name), value);
+        }
+    }
 }
 
 /// Middleware that verifies every request with a [`Verifier`]: `.wrap(RequirePop::new(v))`.
@@ -176,23 +192,25 @@ where
             let outcome = verifier
                 .decide(&pop_request(req.request(), cert.as_ref()), allow_anonymous)
                 .await;
-            match outcome {
+            let headers = match outcome {
                 Outcome::Verified(verified) => {
+                    let headers = verified.response_headers().clone();
                     req.extensions_mut().insert(verified);
+                    headers
                 }
                 Outcome::Anonymous(anonymous) => {
                     req.extensions_mut().insert(anonymous);
+                    ResponseHeaders::default()
                 }
                 Outcome::Refused(refusal) => {
                     let mut response = challenge_response(refusal.challenge());
                     response.extensions_mut().insert(refusal.into_error());
                     return Ok(req.into_response(response).map_into_right_body());
                 }
-            }
-            service
-                .call(req)
-                .await
-                .map(ServiceResponse::map_into_left_body)
+            };
+            let mut response = service.call(req).await?;
+            apply_headers(&mut response, &headers);
+            Ok(response.map_into_left_body())
         })
     }
 }

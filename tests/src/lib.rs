@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tower_pop::dpop::signer::ProofSigner;
+use tower_pop::nonce::{NonceSecret, Nonces};
 use tower_pop::test_util::{TestIssuer, patch};
 use tower_pop::{Algorithm, ManualClock, PopConfig, Verifier};
 
@@ -16,6 +17,13 @@ pub const PATH: &str = "/whoami";
 /// The target URI clients sign.
 pub const URL: &str = "https://api.conformance.test/whoami";
 const ISSUER: &str = "https://as.conformance.test";
+/// The nonce secret of [`Fixture::nonce_verifier`].
+pub const NONCE_SECRET: [u8; 32] = [7; 32];
+
+fn nonces() -> Nonces {
+    Nonces::new(NonceSecret::new(NONCE_SECRET.to_vec()).expect("secret"))
+}
+
 /// The pinned time (RFC 9449 Figure 14's `iat`).
 pub const NOW: u64 = 1_562_262_618;
 
@@ -39,6 +47,8 @@ pub struct Answer {
     pub www_authenticate: Option<String>,
     /// `DPoP-Nonce`, if any.
     pub dpop_nonce: Option<String>,
+    /// `Cache-Control`, if any.
+    pub cache_control: Option<String>,
 }
 
 /// What a case must get: the status, and the `error` code in the challenge of a scheme.
@@ -109,6 +119,85 @@ impl Fixture {
                 .build()
                 .expect("valid configuration"),
         ))
+    }
+
+    /// A fresh verifier like [`verifier`](Self::verifier) that also requires nonces minted
+    /// under [`NONCE_SECRET`].
+    ///
+    /// # Panics
+    /// If the configuration is refused.
+    #[must_use]
+    pub fn nonce_verifier(&self) -> Arc<Verifier> {
+        Arc::new(Verifier::new(
+            PopConfig::builder()
+                .public_origin(ORIGIN)
+                .issuer(ISSUER)
+                .audience(ORIGIN)
+                .jwks_json(self.issuer.jwks_json())
+                .require_nonce(nonces())
+                .clock(Arc::new(ManualClock::new(NOW)))
+                .build()
+                .expect("valid configuration"),
+        ))
+    }
+
+    /// Cases for a server that requires nonces (RFC 9449 §9), run with
+    /// [`nonce_verifier`](Self::nonce_verifier).
+    #[must_use]
+    pub fn nonce_cases(&self) -> Vec<Case> {
+        let t = self.token(json!({}));
+        let auth = format!("DPoP {t}");
+        let with_nonce = |nonce: Option<&str>| {
+            Self::get(vec![
+                ("authorization", auth.clone()),
+                (
+                    "dpop",
+                    self.client.proof_at("GET", URL, Some(&t), nonce, NOW),
+                ),
+            ])
+        };
+        let case = |name, req: Req, status, error| Case {
+            name,
+            requests: vec![req],
+            expect: Expect { status, error },
+        };
+        let live = nonces().issue(NOW);
+        let foreign = Nonces::new(NonceSecret::new(vec![9; 32]).expect("secret")).issue(NOW);
+        vec![
+            case(
+                "nonce missing",
+                with_nonce(None),
+                401,
+                Some(("DPoP", "use_dpop_nonce")),
+            ),
+            case("nonce valid", with_nonce(Some(&live)), 200, None),
+            case(
+                "nonce from another secret",
+                with_nonce(Some(&foreign)),
+                401,
+                Some(("DPoP", "use_dpop_nonce")),
+            ),
+            case(
+                "nonce malformed",
+                with_nonce(Some("x")),
+                401,
+                Some(("DPoP", "use_dpop_nonce")),
+            ),
+            case(
+                "nonce valid, proof key stolen",
+                Self::get(vec![
+                    ("authorization", auth.clone()),
+                    (
+                        "dpop",
+                        ProofSigner::generate(Algorithm::ES256)
+                            .expect("key")
+                            .proof_at("GET", URL, Some(&t), Some(&live), NOW),
+                    ),
+                ]),
+                401,
+                Some(("DPoP", "invalid_token")),
+            ),
+        ]
     }
 
     fn token(&self, changes: Value) -> String {

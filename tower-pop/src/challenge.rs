@@ -29,13 +29,82 @@
 //! # }
 //! ```
 
+use std::fmt;
+use std::sync::Arc;
+
 use crate::error::{AuthScheme, PopError, PopErrorKind};
+
+/// Headers a response must carry beyond the challenge: a fresh `DPoP-Nonce` (RFC 9449 §8.2,
+/// §9) and `Cache-Control: no-store`, which goes with every nonce and with every decision made
+/// from a certificate forwarded by a proxy (so no cache serves it to another client). Both the
+/// refusals ([`Challenge::headers`]) and the verified requests
+/// ([`Verified::response_headers`](crate::Verified::response_headers)) carry one.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ResponseHeaders {
+    dpop_nonce: Option<Arc<str>>,
+    no_store: bool,
+}
+
+// A nonce is a credential-like value: Debug says only whether there is one.
+impl fmt::Debug for ResponseHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseHeaders")
+            .field("dpop_nonce", &self.dpop_nonce.is_some())
+            .field("no_store", &self.no_store)
+            .finish()
+    }
+}
+
+impl ResponseHeaders {
+    pub(crate) fn with_nonce(mut self, nonce: Arc<str>) -> Self {
+        self.dpop_nonce = Some(nonce);
+        self.no_store = true;
+        self
+    }
+
+    pub(crate) fn with_no_store(mut self, no_store: bool) -> Self {
+        self.no_store |= no_store;
+        self
+    }
+
+    /// The `DPoP-Nonce` value to send, if any.
+    #[must_use]
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.dpop_nonce.as_deref()
+    }
+
+    /// Whether the response must carry `Cache-Control: no-store`.
+    #[must_use]
+    pub fn no_store(&self) -> bool {
+        self.no_store
+    }
+
+    /// The headers as lowercase `(name, value)` pairs, for adapters that write them with their
+    /// own types (actix-web).
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        let nonce = self.dpop_nonce.as_deref().map(|n| ("dpop-nonce", n));
+        let no_store = self.no_store.then_some(("cache-control", "no-store"));
+        nonce.into_iter().chain(no_store)
+    }
+
+    /// Set these headers on `response`, replacing any of the same names.
+    pub fn apply<B>(&self, response: &mut http::Response<B>) {
+        for (name, value) in self.iter() {
+            if let Ok(value) = http::HeaderValue::from_str(value) {
+                response
+                    .headers_mut()
+                    .insert(http::HeaderName::from_static(name), value);
+            }
+        }
+    }
+}
 
 /// How a refusal is written on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
     status: u16,
     www_authenticate: Option<String>,
+    headers: ResponseHeaders,
 }
 
 impl Challenge {
@@ -51,8 +120,20 @@ impl Challenge {
         self.www_authenticate.as_deref()
     }
 
-    /// The refusal as an `http` 1.x response: this status, this `WWW-Authenticate`, an empty
-    /// body. (actix-web, on `http` 0.2, writes the same two values with its own types.)
+    /// The other headers the refusal carries (`DPoP-Nonce`, `Cache-Control`).
+    #[must_use]
+    pub fn headers(&self) -> &ResponseHeaders {
+        &self.headers
+    }
+
+    pub(crate) fn with_headers(mut self, headers: ResponseHeaders) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// The refusal as an `http` 1.x response: this status, this `WWW-Authenticate` and
+    /// [`headers`](Self::headers), an empty body. (actix-web, on `http` 0.2, writes the same
+    /// values with its own types.)
     #[must_use]
     pub fn to_response<B: Default>(&self) -> http::Response<B> {
         let mut response = http::Response::new(B::default());
@@ -60,9 +141,11 @@ impl Challenge {
         response
     }
 
-    /// Set this status and `WWW-Authenticate` on `response`, replacing any the response had:
-    /// whatever body a custom rejection builds, the protocol headers stay right.
+    /// Set this status, `WWW-Authenticate` and [`headers`](Self::headers) on `response`,
+    /// replacing any the response had: whatever body a custom rejection builds, the protocol
+    /// headers stay right.
     pub fn apply<B>(&self, response: &mut http::Response<B>) {
+        self.headers.apply(response);
         *response.status_mut() =
             http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::UNAUTHORIZED);
         let headers = response.headers_mut();
@@ -84,11 +167,13 @@ impl Challenge {
             return Self {
                 status,
                 www_authenticate,
+                headers: ResponseHeaders::default(),
             };
         };
         Self {
             status,
             www_authenticate: Some(params.render(Some((code, error.scheme())), kind)),
+            headers: ResponseHeaders::default(),
         }
     }
 }
@@ -119,6 +204,7 @@ impl PopError {
             MissingProof | MultipleProofs | MalformedProof | UnsupportedAlgorithm
             | InvalidProofKey | BadSignature | HtmMismatch | HtuMismatch | IatOutOfWindow
             | AthMismatch | Replayed => Some("invalid_dpop_proof"),
+            NonceRequired | InvalidNonce => Some("use_dpop_nonce"),
         }
     }
 }

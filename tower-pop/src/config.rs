@@ -12,6 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::dpop::{DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_MAX_AGE, htu};
 use crate::error::ConfigError;
 use crate::jose::Algorithm;
+use crate::nonce::Nonces;
 use crate::replay::{MemoryReplayCache, ReplayCache};
 use crate::token::jwks::KeySet;
 use crate::token::jwt;
@@ -54,6 +55,7 @@ pub struct PopConfig {
     pub(crate) token_cache_capacity: usize,
     pub(crate) keys: KeySet,
     pub(crate) replay: Arc<dyn ReplayCache>,
+    pub(crate) nonces: Option<Nonces>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -81,6 +83,12 @@ impl PopConfig {
     pub fn allows_bearer(&self) -> bool {
         self.allow_bearer
     }
+
+    /// Whether DPoP proofs must carry a server-provided nonce.
+    #[must_use]
+    pub fn requires_nonce(&self) -> bool {
+        self.nonces.is_some()
+    }
 }
 
 impl fmt::Debug for PopConfig {
@@ -94,6 +102,7 @@ impl fmt::Debug for PopConfig {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("token_algorithms", &self.token_algorithms)
+            .field("requires_nonce", &self.nonces.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -136,6 +145,7 @@ pub struct PopConfigBuilder {
     token_cache_capacity: usize,
     jwks: Option<Result<String, ConfigError>>,
     replay: Option<Arc<dyn ReplayCache>>,
+    nonces: Option<Nonces>,
     clock: Arc<dyn Clock>,
 }
 
@@ -156,6 +166,7 @@ impl Default for PopConfigBuilder {
             token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
             jwks: None,
             replay: None,
+            nonces: None,
             clock: Arc::new(SystemClock),
         }
     }
@@ -292,6 +303,27 @@ impl PopConfigBuilder {
         self
     }
 
+    /// Require server-provided nonces in DPoP proofs (RFC 9449 §9), minted and checked by
+    /// `nonces`. Off by default. Once set, a proof without a `nonce`, or with one that is stale,
+    /// forged or from another secret, is refused with 401 `use_dpop_nonce` and a fresh
+    /// `DPoP-Nonce`; a valid nonce never skips any other check. Successful responses carry a
+    /// fresh `DPoP-Nonce` once the presented one is half its lifetime old. Every response with a
+    /// nonce carries `Cache-Control: no-store`.
+    ///
+    /// The proof's `iat` window stays anchored on this server's clock
+    /// ([`proof_max_age`](Self::proof_max_age)); the nonce adds a server-time bound of its own
+    /// (a proof cannot outlive its nonce), it does not widen the window for clients with bad
+    /// clocks (RFC 9449 §11.1 leaves that choice to the server).
+    ///
+    /// Instances behind one API must share the nonce secret, or clients that move between them
+    /// are asked to retry. Browser clients on another origin can read `DPoP-Nonce` only if CORS
+    /// exposes it (`Access-Control-Expose-Headers: WWW-Authenticate, DPoP-Nonce`).
+    #[must_use]
+    pub fn require_nonce(mut self, nonces: Nonces) -> Self {
+        self.nonces = Some(nonces);
+        self
+    }
+
     /// The time source. Default: the system clock.
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -374,6 +406,7 @@ impl PopConfigBuilder {
             replay: self
                 .replay
                 .unwrap_or_else(|| Arc::new(MemoryReplayCache::default())),
+            nonces: self.nonces,
             clock: self.clock,
         })
     }

@@ -59,6 +59,13 @@ pub enum PopErrorKind {
     Replayed,
     /// The replay store could not be reached: 503, the request is refused (RFC 9449 §7.1).
     ReplayStoreUnavailable,
+    /// The server requires a nonce (RFC 9449 §9) and the proof carries none: 401
+    /// `use_dpop_nonce` with a fresh `DPoP-Nonce`.
+    NonceRequired,
+    /// The proof's `nonce` is not one this server supplied, or no longer live (stale, forged,
+    /// minted under another secret; RFC 9449 §4.3 step 10): 401 `use_dpop_nonce` with a fresh
+    /// `DPoP-Nonce`.
+    InvalidNonce,
     /// The in-memory replay store is full of live entries: 503, the request is refused rather
     /// than risking an accepted replay.
     ReplayStoreFull,
@@ -89,6 +96,8 @@ impl PopErrorKind {
             Self::IatOutOfWindow => "DPoP proof iat outside the accepted window",
             Self::AthMismatch => "DPoP proof ath mismatch",
             Self::Replayed => "DPoP proof replayed",
+            Self::NonceRequired => "DPoP nonce required",
+            Self::InvalidNonce => "DPoP nonce invalid or expired",
             Self::ReplayStoreUnavailable => "replay store unavailable",
             Self::ReplayStoreFull => "replay store full",
         }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::challenge::{Challenge, ChallengeParams};
+use crate::challenge::{Challenge, ChallengeParams, ResponseHeaders};
 use crate::error::{AuthScheme, PopError, PopErrorKind};
 
 /// Which proof of possession the request carried.
@@ -78,6 +78,7 @@ pub struct Verified {
     pub(crate) x5t_s256: Option<String>,
     pub(crate) scheme: AuthScheme,
     pub(crate) challenge: Arc<ChallengeParams>,
+    pub(crate) response_headers: ResponseHeaders,
 }
 
 impl Verified {
@@ -123,6 +124,14 @@ impl Verified {
     #[must_use]
     pub fn scheme(&self) -> AuthScheme {
         self.scheme
+    }
+
+    /// Headers the response to this request must carry: a fresh `DPoP-Nonce` when the
+    /// presented one is due for refresh (RFC 9449 §8.2), with `Cache-Control: no-store`.
+    /// The tower layer and the actix middleware add them to the handler's response.
+    #[must_use]
+    pub fn response_headers(&self) -> &ResponseHeaders {
+        &self.response_headers
     }
 
     /// How to refuse a request whose token is valid but whose claims do not fit what the

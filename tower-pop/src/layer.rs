@@ -50,6 +50,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::challenge::ResponseHeaders;
 use crate::request::PopRequest;
 use crate::verifier::{Outcome, Refusal, Verifier};
 
@@ -244,7 +245,7 @@ pin_project! {
         S: Service<Request<B>>,
     {
         Verifying { verify: VerifyFuture, pending: Option<Pending<S, R, B>> },
-        Inner { #[pin] future: S::Future },
+        Inner { #[pin] future: S::Future, headers: ResponseHeaders },
     }
 }
 
@@ -275,12 +276,15 @@ where
                     else {
                         panic!("ResponseFuture polled after completion");
                     };
-                    match outcome {
+                    let headers = match outcome {
                         Outcome::Verified(verified) => {
+                            let headers = verified.response_headers().clone();
                             parts.extensions.insert(verified);
+                            headers
                         }
                         Outcome::Anonymous(anonymous) => {
                             parts.extensions.insert(anonymous);
+                            ResponseHeaders::default()
                         }
                         Outcome::Refused(refusal) => {
                             let mut response = rejection.response(&refusal);
@@ -288,11 +292,15 @@ where
                             response.extensions_mut().insert(refusal.into_error());
                             return Poll::Ready(Ok(response));
                         }
-                    }
+                    };
                     let future = inner.call(Request::from_parts(parts, body));
-                    this.state.set(State::Inner { future });
+                    this.state.set(State::Inner { future, headers });
                 }
-                StateProj::Inner { future } => return future.poll(cx),
+                StateProj::Inner { future, headers } => {
+                    let mut response = std::task::ready!(future.poll(cx))?;
+                    headers.apply(&mut response);
+                    return Poll::Ready(Ok(response));
+                }
             }
         }
     }

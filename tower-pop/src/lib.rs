@@ -104,7 +104,7 @@ pub mod thumbprint;
 mod token;
 mod verifier;
 
-pub use challenge::Challenge;
+pub use challenge::{Challenge, ResponseHeaders};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     DEFAULT_DPOP_ALGORITHMS, DEFAULT_TOKEN_ALGORITHMS, DEFAULT_TOKEN_CACHE_CAPACITY,

@@ -40,7 +40,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::binding::{self, Requirement};
-use crate::challenge::{Challenge, ChallengeParams};
+use crate::challenge::{Challenge, ChallengeParams, ResponseHeaders};
 use crate::config::PopConfig;
 use crate::credentials::{self, Credentials};
 use crate::dpop::htu;
@@ -122,7 +122,14 @@ impl Verifier {
     /// How `error` is written on the wire (status and `WWW-Authenticate`).
     #[must_use]
     pub fn challenge(&self, error: &PopError) -> Challenge {
-        Challenge::for_error(error, &self.challenge)
+        let challenge = Challenge::for_error(error, &self.challenge);
+        match (&self.config.nonces, error.kind()) {
+            (Some(nonces), PopErrorKind::NonceRequired | PopErrorKind::InvalidNonce) => {
+                let nonce = nonces.current(self.config.clock.now_unix());
+                challenge.with_headers(ResponseHeaders::default().with_nonce(nonce))
+            }
+            _ => challenge,
+        }
     }
 
     /// Verify a request and decide what the adapter does with it: call the service with a
@@ -169,6 +176,7 @@ impl Verifier {
                 x5t_s256: granted.x5t_s256,
                 scheme,
                 challenge: Arc::clone(&self.challenge),
+                response_headers: granted.response_headers,
             })
             .map_err(|kind| PopError::with_scheme(kind, scheme))
     }
@@ -187,6 +195,11 @@ impl Verifier {
                 &config.dpop_algorithms,
             )?),
             AuthScheme::Bearer => None,
+        };
+        // A nonce costs one MAC: checked before any signature, and never instead of one.
+        let nonce = match (&proof, &config.nonces) {
+            (Some(proof), Some(nonces)) => Some(proof.check_nonce(nonces, now)?),
+            _ => None,
         };
         let token = self.tokens.verify(credentials.token, now)?;
         let requirement =
@@ -211,11 +224,18 @@ impl Verifier {
             // The DPoP requirement comes only with the DPoP scheme, which parsed a proof.
             (Requirement::Dpop { .. }, None) => return Err(PopErrorKind::MissingProof),
         };
+        let mut response_headers = ResponseHeaders::default();
+        if let (Some(info), Some(nonces)) = (nonce, &config.nonces) {
+            if nonces.should_refresh(&info, now) {
+                response_headers = response_headers.with_nonce(nonces.current(now));
+            }
+        }
         Ok(Granted {
             token,
             binding,
             jkt,
             x5t_s256: x5t,
+            response_headers,
         })
     }
 
@@ -276,6 +296,7 @@ struct Granted {
     binding: Binding,
     jkt: Option<String>,
     x5t_s256: Option<String>,
+    response_headers: ResponseHeaders,
 }
 
 /// What an adapter does with a request, decided by [`Verifier::decide`]. Adapters only translate

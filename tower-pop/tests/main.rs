@@ -8,6 +8,7 @@ mod support;
 
 mod binding;
 mod garbage;
+mod nonces;
 mod proofs;
 #[cfg(feature = "redis")]
 mod redis_store;

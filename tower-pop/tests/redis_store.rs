@@ -1,11 +1,8 @@
 //! The Redis replay store against a real `redis-server` on 127.0.0.1 (RPL-02, RPL-03, RPL-05,
 //! DPOP-19). Needs `redis-server` and `redis-cli` on `PATH` (`apt-get install redis-server`).
 
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -18,158 +15,14 @@ use tower_pop::replay::{
 use tower_pop::{PopConfig, Verifier};
 
 use crate::support::*;
+use tower_pop::test_util::{RedisServer, free_port};
 
-/// A `redis-server` child on a free loopback port, killed (by its pid) on drop.
-struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-    extra: Vec<String>,
-    /// Serve TLS only, with `cert.pem`/`key.pem` in `dir` issued by `ca.pem`.
-    tls: bool,
-}
-
-static SERVERS: AtomicUsize = AtomicUsize::new(0);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        Self::start_with(&[])
-    }
-
-    fn start_with(extra: &[&str]) -> Self {
-        Self::launch(extra, false)
-    }
-
-    /// A TLS-only server whose certificate (for IP 127.0.0.1) a fresh test CA issued; returns
-    /// the CA's PEM too.
-    fn start_tls() -> (Self, String) {
-        let server = Self::launch(&[], true);
-        let ca = std::fs::read_to_string(server.dir.join("ca.pem")).unwrap();
-        (server, ca)
-    }
-
-    fn launch(extra: &[&str], tls: bool) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "tower-pop-redis-{}-{}",
-            std::process::id(),
-            SERVERS.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        if tls {
-            write_test_pki(&dir);
-        }
-        let mut server = Self {
-            child: None,
-            port: 0,
-            dir,
-            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
-            tls,
-        };
-        // Another process may take the free port between our probe and redis binding it.
-        for _ in 0..5 {
-            server.port = free_port();
-            if server.spawn() {
-                return server;
-            }
-        }
-        panic!("redis-server did not start");
-    }
-
-    /// Start on `self.port`; true once it answers `PING` (bounded wait).
-    fn spawn(&mut self) -> bool {
-        let port = self.port.to_string();
-        let mut cmd = Command::new("redis-server");
-        if self.tls {
-            cmd.args([
-                "--port",
-                "0",
-                "--tls-port",
-                &port,
-                "--tls-auth-clients",
-                "no",
-            ])
-            .arg("--tls-cert-file")
-            .arg(self.dir.join("cert.pem"))
-            .arg("--tls-key-file")
-            .arg(self.dir.join("key.pem"))
-            .arg("--tls-ca-cert-file")
-            .arg(self.dir.join("ca.pem"));
-        } else {
-            cmd.args(["--port", &port]);
-        }
-        let mut child = cmd
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH (apt-get install redis-server)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return false; // exited: port taken, most likely
-            }
-            if self.cli(&["PING"]).as_deref() == Some("PONG") {
-                self.child = Some(child);
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        false
-    }
-
-    /// Restart on the same port after [`kill`](Self::kill).
-    fn restart(&mut self) {
-        assert!(self.spawn(), "redis-server did not restart on its port");
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap(); // SIGKILL to this child's pid
-            child.wait().unwrap();
-        }
-        // Wait (bounded) until the port refuses connections.
-        for _ in 0..100 {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// `redis-cli` against this server, output trimmed; `None` if it failed.
-    fn cli(&self, args: &[&str]) -> Option<String> {
-        let mut cmd = Command::new("redis-cli");
-        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
-        if self.tls {
-            cmd.arg("--tls")
-                .arg("--cacert")
-                .arg(self.dir.join("ca.pem"));
-        }
-        if let Some(i) = self.extra.iter().position(|a| a == "--requirepass") {
-            cmd.args(["--no-auth-warning", "-a", &self.extra[i + 1]]);
-        }
-        let out = cmd.args(args).stderr(Stdio::null()).output().ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    }
+/// A TLS-only server whose certificate (for IP 127.0.0.1) a fresh test CA issued; returns
+/// the CA's PEM too.
+fn start_tls() -> (RedisServer, String) {
+    let server = RedisServer::start_tls(write_test_pki);
+    let ca = std::fs::read_to_string(server.dir().join("ca.pem")).unwrap();
+    (server, ca)
 }
 
 /// A test CA and a server certificate for IP 127.0.0.1 it issued, as PEM files in `dir`.
@@ -190,13 +43,6 @@ fn write_test_pki(dir: &std::path::Path) {
     std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
     std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
     std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 async fn store(server: &RedisServer) -> RedisReplayCache {
@@ -413,7 +259,7 @@ async fn slow_redis_times_out_and_the_refused_proof_stays_burned() {
     store.ping().await.unwrap();
     // Block the server for a second from another connection.
     let mut sleeper = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["-h", "127.0.0.1", "-p", &server.port().to_string()])
         .args(["DEBUG", "SLEEP", "1"])
         .stdout(Stdio::null())
         .spawn()
@@ -449,14 +295,14 @@ async fn slow_redis_times_out_and_the_refused_proof_stays_burned() {
 #[tokio::test]
 async fn password_in_url_authenticates_and_is_never_printed() {
     let server = RedisServer::start_with(&["--requirepass", "hunter2-secret"]);
-    let url = format!("redis://:hunter2-secret@127.0.0.1:{}/0", server.port);
+    let url = format!("redis://:hunter2-secret@127.0.0.1:{}/0", server.port());
     let builder = RedisReplayCache::builder(url.clone());
     assert!(!format!("{builder:?}").contains("hunter2"), "{builder:?}");
     let store = builder.connect().await.unwrap();
     let shown = format!("{store:?}");
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(
-        shown.contains(&format!("127.0.0.1:{}", server.port)),
+        shown.contains(&format!("127.0.0.1:{}", server.port())),
         "{shown}"
     );
     assert_eq!(
@@ -464,7 +310,7 @@ async fn password_in_url_authenticates_and_is_never_printed() {
         ReplayOutcome::Fresh
     );
 
-    let wrong = format!("redis://:wrong@127.0.0.1:{}/0", server.port);
+    let wrong = format!("redis://:wrong@127.0.0.1:{}/0", server.port());
     let refused = RedisReplayCache::builder(wrong).connect().await.unwrap();
     let result = refused.insert_if_absent(entry(71)).await;
     assert!(result.is_err(), "{result:?}");
@@ -504,8 +350,8 @@ async fn rediss_url_is_accepted_and_fails_closed_without_a_server() {
 
 #[tokio::test]
 async fn rediss_with_the_servers_ca_works_and_an_untrusted_certificate_fails_closed() {
-    let (server, ca) = RedisServer::start_tls();
-    let url = format!("rediss://127.0.0.1:{}/0", server.port);
+    let (server, ca) = start_tls();
+    let url = format!("rediss://127.0.0.1:{}/0", server.port());
     let store = RedisReplayCache::builder(url.clone())
         .tls_ca_pem(ca.clone())
         .timeout(Duration::from_secs(2))
@@ -526,7 +372,7 @@ async fn rediss_with_the_servers_ca_works_and_an_untrusted_certificate_fails_clo
     assert_eq!(server.cli(&["DBSIZE"]).as_deref(), Some("1"));
 
     // A CA for a plain URL, or one that is not PEM, is a configuration error.
-    let plain = RedisReplayCache::builder(format!("redis://127.0.0.1:{}/", server.port))
+    let plain = RedisReplayCache::builder(format!("redis://127.0.0.1:{}/", server.port()))
         .tls_ca_pem(ca)
         .connect()
         .await

@@ -11,6 +11,7 @@ use subtle::ConstantTimeEq;
 use crate::error::PopErrorKind;
 use crate::jose::{Algorithm, CompactJws, numeric_date};
 use crate::jwk::PublicJwk;
+use crate::nonce::{NonceInfo, Nonces};
 
 /// Longest `DPoP` header value accepted (RFC 9449 §11.1): enough for an RSA-8192 key, bounded.
 pub(crate) const MAX_PROOF_LEN: usize = 8 * 1024;
@@ -27,7 +28,6 @@ pub(crate) struct Proof<'a> {
     pub(crate) htu: String,
     pub(crate) iat: u64,
     pub(crate) ath: Option<String>,
-    #[allow(dead_code)] // read by the nonce support that builds on this (RFC 9449 §9)
     pub(crate) nonce: Option<String>,
     signing_input: &'a str,
     signature: Vec<u8>,
@@ -158,6 +158,15 @@ impl<'a> Proof<'a> {
             Some(htu) if htu == normalized_target => Ok(()),
             _ => Err(PopErrorKind::HtuMismatch),
         }
+    }
+
+    /// Check 10: when the server requires nonces, `nonce` is present and is one this server
+    /// (or an instance sharing its secret) supplied and still live (RFC 9449 §4.3 step 10, §9).
+    pub(crate) fn check_nonce(&self, nonces: &Nonces, now: u64) -> Result<NonceInfo, PopErrorKind> {
+        let nonce = self.nonce.as_deref().ok_or(PopErrorKind::NonceRequired)?;
+        nonces
+            .check(nonce, now)
+            .map_err(|_| PopErrorKind::InvalidNonce)
     }
 
     /// Check 11: `now - max_age <= iat <= now + future_skew` (RFC 9449 §4.3 step 11, FAPI 2.0 §5.3.2.1 item 13).

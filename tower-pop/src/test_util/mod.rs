@@ -25,7 +25,11 @@
 //! # }
 //! ```
 
+mod redis_server;
+
 use serde_json::{Value, json};
+
+pub use redis_server::{RedisServer, free_port};
 
 use crate::Algorithm;
 use crate::dpop::signer::ProofSigner;
