@@ -27,7 +27,7 @@ async fn main() {
         Err(e) => fail(&format!("cannot listen on {}: {e}", args.listen)),
     };
     let bound = listener.local_addr().unwrap_or(args.listen);
-    let config = args.config(bound).unwrap_or_else(|e| fail(&e));
+    let config = args.config(bound).await.unwrap_or_else(|e| fail(&e));
     let verifier = Arc::new(Verifier::new(config));
 
     let app = Router::new()

@@ -1,9 +1,11 @@
 // An independent DPoP client (panva's `dpop` and `jose`) against an example server.
 //
-//   node examples/interop/interop.mjs target/debug/examples/axum_resource_server
+//   node examples/interop/interop.mjs target/debug/examples/axum_resource_server [--require-nonce]
 //
-// Starts the server on loopback with a fresh issuer key, then checks that a proof made by
-// `dpop` is accepted and that replays, stolen tokens and downgrades are refused. Exits 0 only
+// Starts the server on loopback with a fresh issuer key (and any extra flags given), then checks
+// that a proof made by `dpop` is accepted and that replays, stolen tokens and downgrades are
+// refused. With --require-nonce it also checks that a client retrying on `use_dpop_nonce` with
+// the server's `DPoP-Nonce` (RFC 9449 §9) gets through. Exits 0 only
 // if every check passed. Bounded: each request times out after 10 s, the whole run after 60 s.
 
 import { spawn } from 'node:child_process';
@@ -15,6 +17,8 @@ import * as dpop from 'dpop';
 import * as jose from 'jose';
 
 const binary = process.argv[2];
+const extraFlags = process.argv.slice(3);
+const requireNonce = extraFlags.includes('--require-nonce');
 if (!binary) {
   console.error('usage: node interop.mjs <path to example server binary>');
   process.exit(2);
@@ -30,7 +34,7 @@ const dir = mkdtempSync(join(tmpdir(), 'tower-pop-interop-'));
 const jwksPath = join(dir, 'jwks.json');
 writeFileSync(jwksPath, JSON.stringify({ keys: [asJwk] }));
 
-const server = spawn(binary, ['--listen', '127.0.0.1:0', '--issuer', ISSUER, '--audience', AUDIENCE, '--jwks-file', jwksPath],
+const server = spawn(binary, ['--listen', '127.0.0.1:0', '--issuer', ISSUER, '--audience', AUDIENCE, '--jwks-file', jwksPath, ...extraFlags],
   { stdio: ['ignore', 'pipe', 'inherit'] });
 const firstLine = await new Promise((resolve, reject) => {
   const rl = createInterface({ input: server.stdout });
@@ -56,7 +60,23 @@ async function token(jkt) {
 
 async function call(method, headers) {
   const res = await fetch(url, { method, headers, signal: AbortSignal.timeout(10_000) });
-  return { status: res.status, www: res.headers.get('www-authenticate') ?? '', body: await res.text() };
+  return { status: res.status, www: res.headers.get('www-authenticate') ?? '', nonce: res.headers.get('dpop-nonce'), body: await res.text() };
+}
+
+// The latest nonce the server gave us (RFC 9449 §8.2: use it until told otherwise).
+let nonce;
+
+// A request with a fresh proof; when the server asks for a nonce, one retry with it.
+async function send(keypair, method, at, target = url) {
+  let proof = await dpop.generateProof(keypair, target, method, nonce, at);
+  let r = await call(method, { authorization: `DPoP ${at}`, dpop: proof });
+  if (r.status === 401 && r.www.includes('error="use_dpop_nonce"') && r.nonce) {
+    nonce = r.nonce;
+    proof = await dpop.generateProof(keypair, target, method, nonce, at);
+    r = await call(method, { authorization: `DPoP ${at}`, dpop: proof });
+  }
+  if (r.nonce) nonce = r.nonce;
+  return { ...r, proof };
 }
 
 try {
@@ -65,23 +85,33 @@ try {
     const jkt = await jose.calculateJwkThumbprint(await jose.exportJWK(keypair.publicKey));
     const at = await token(jkt);
     for (const method of ['GET', 'POST']) {
-      const proof = await dpop.generateProof(keypair, url, method, undefined, at);
-      const r = await call(method, { authorization: `DPoP ${at}`, dpop: proof });
+      const r = await send(keypair, method, at);
       const body = r.status === 200 ? JSON.parse(r.body) : {};
       check(`${alg} ${method}: valid proof accepted`, r.status === 200 && body.sub === 'interop-user' && body.binding === 'dpop' && body.jkt === jkt, `${r.status} ${r.www}`);
       if (method === 'GET') {
-        const again = await call('GET', { authorization: `DPoP ${at}`, dpop: proof });
+        const again = await call('GET', { authorization: `DPoP ${at}`, dpop: r.proof });
         check(`${alg}: replayed proof refused`, again.status === 401 && again.www.includes('DPoP error="invalid_dpop_proof"'), `${again.status} ${again.www}`);
       }
     }
     const thief = await dpop.generateKeyPair(alg);
-    const stolen = await call('GET', { authorization: `DPoP ${at}`, dpop: await dpop.generateProof(thief, url, 'GET', undefined, at) });
+    const stolen = await send(thief, 'GET', at);
     check(`${alg}: stolen token with another key refused`, stolen.status === 401 && stolen.www.includes('DPoP error="invalid_token"'), `${stolen.status} ${stolen.www}`);
     const bearer = await call('GET', { authorization: `Bearer ${at}` });
     check(`${alg}: bound token as Bearer refused`, bearer.status === 401 && bearer.www.startsWith('Bearer error="invalid_token"'), `${bearer.status} ${bearer.www}`);
-    const wrongUrl = await dpop.generateProof(keypair, `${origin}/elsewhere`, 'GET', undefined, at);
-    const mismatch = await call('GET', { authorization: `DPoP ${at}`, dpop: wrongUrl });
+    const mismatch = await send(keypair, 'GET', at, `${origin}/elsewhere`);
     check(`${alg}: proof for another URL refused`, mismatch.status === 401 && mismatch.www.includes('invalid_dpop_proof'), `${mismatch.status}`);
+  }
+  if (requireNonce) {
+    const keypair = await dpop.generateKeyPair('ES256');
+    const jkt = await jose.calculateJwkThumbprint(await jose.exportJWK(keypair.publicKey));
+    const at = await token(jkt);
+    const bare = await call('GET', { authorization: `DPoP ${at}`, dpop: await dpop.generateProof(keypair, url, 'GET', undefined, at) });
+    check('nonce required: a proof without nonce gets use_dpop_nonce and a DPoP-Nonce',
+      bare.status === 401 && bare.www.includes('DPoP error="use_dpop_nonce"') && /^[A-Za-z0-9_-]+$/.test(bare.nonce ?? ''), `${bare.status} ${bare.www}`);
+    const retried = await call('GET', { authorization: `DPoP ${at}`, dpop: await dpop.generateProof(keypair, url, 'GET', bare.nonce, at) });
+    check('nonce required: the retry with that nonce is accepted', retried.status === 200, `${retried.status} ${retried.www}`);
+    const forged = await call('GET', { authorization: `DPoP ${at}`, dpop: await dpop.generateProof(keypair, url, 'GET', 'forged-nonce', at) });
+    check('nonce required: a made-up nonce gets use_dpop_nonce', forged.status === 401 && forged.www.includes('use_dpop_nonce'), `${forged.status} ${forged.www}`);
   }
   const none = await call('GET', {});
   check('no credentials: 401 with both challenges, no error', none.status === 401 && none.www.startsWith('Bearer, DPoP algs="') && !none.www.includes('error='), none.www);

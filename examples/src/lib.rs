@@ -10,9 +10,12 @@ pub struct ReadmeDoctests;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Parser;
 use serde_json::{Value, json};
+use tower_pop::nonce::{NonceSecret, Nonces};
+use tower_pop::replay::RedisReplayCache;
 use tower_pop::{Auth, PopConfig};
 
 /// The command line of the example servers (the contract in EXAMPLE-SERVERS.md). Every flag
@@ -46,6 +49,27 @@ pub struct Args {
     /// Also accept unbound Bearer tokens (tokens bound by `cnf` stay protected).
     #[arg(long, env = "TOWER_POP_ALLOW_BEARER")]
     pub allow_bearer: bool,
+    /// Require server-provided DPoP nonces (RFC 9449 §9).
+    #[arg(long, env = "TOWER_POP_REQUIRE_NONCE")]
+    pub require_nonce: bool,
+    /// The nonce secret (at least 32 bytes; one trailing newline ignored): instances given the
+    /// same secret accept each other's nonces [default: a random secret per process].
+    #[arg(
+        long,
+        env = "TOWER_POP_NONCE_SECRET_FILE",
+        value_name = "PATH",
+        requires = "require_nonce"
+    )]
+    pub nonce_secret_file: Option<PathBuf>,
+    /// Replay cache shared by all instances using this Redis (`redis://` or `rediss://`;
+    /// credentials in the URL are never printed).
+    #[arg(
+        long,
+        env = "TOWER_POP_REDIS",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis: Option<String>,
 }
 
 impl Args {
@@ -57,11 +81,12 @@ impl Args {
     }
 
     /// The verifier configuration, for a server bound to `bound` (which fills in the default
-    /// public URL).
+    /// public URL). With `--redis` it must run inside a tokio runtime, which keeps the
+    /// connection to Redis.
     ///
     /// # Errors
     /// A message when the configuration cannot work.
-    pub fn config(&self, bound: SocketAddr) -> Result<PopConfig, String> {
+    pub async fn config(&self, bound: SocketAddr) -> Result<PopConfig, String> {
         let public_url = self
             .public_url
             .clone()
@@ -77,6 +102,21 @@ impl Args {
         }
         if self.allow_bearer {
             builder = builder.allow_bearer();
+        }
+        if self.require_nonce {
+            let secret = match &self.nonce_secret_file {
+                Some(path) => NonceSecret::read_file(path),
+                None => NonceSecret::random(),
+            }
+            .map_err(|e| e.to_string())?;
+            builder = builder.require_nonce(Nonces::new(secret));
+        }
+        if let Some(url) = &self.redis {
+            let store = RedisReplayCache::builder(url.as_str())
+                .connect()
+                .await
+                .map_err(|e| format!("--redis: {e}"))?;
+            builder = builder.replay_cache(Arc::new(store));
         }
         builder.build().map_err(|e| e.to_string())
     }

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,10 +17,10 @@ use tower_pop::test_util::TestIssuer;
 
 use examples_common::http::{Reply, send, send_raw};
 
-const ISSUER: &str = "https://as.example.test";
-const AUDIENCE: &str = "https://api.example.test";
+pub(crate) const ISSUER: &str = "https://as.example.test";
+pub(crate) const AUDIENCE: &str = "https://api.example.test";
 
-fn example_binary(name: &str) -> PathBuf {
+pub(crate) fn example_binary(name: &str) -> PathBuf {
     // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
     let exe = std::env::current_exe().unwrap();
     exe.parent()
@@ -32,13 +33,13 @@ fn example_binary(name: &str) -> PathBuf {
 
 pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
-    pub(crate) issuer: TestIssuer,
+    pub(crate) issuer: Arc<TestIssuer>,
     _child: Child,
 }
 
 static FILES: AtomicUsize = AtomicUsize::new(0);
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -47,7 +48,11 @@ fn now() -> u64 {
 
 impl Server {
     pub(crate) async fn start(name: &str, extra: &[&str]) -> Self {
-        let issuer = TestIssuer::new(ISSUER, AUDIENCE);
+        Self::start_with(name, extra, Arc::new(TestIssuer::new(ISSUER, AUDIENCE))).await
+    }
+
+    /// A server trusting `issuer`'s keys: several servers can share one issuer.
+    pub(crate) async fn start_with(name: &str, extra: &[&str], issuer: Arc<TestIssuer>) -> Self {
         let path = std::env::temp_dir().join(format!(
             "tower-pop-jwks-{}-{}.json",
             std::process::id(),

@@ -225,10 +225,10 @@ impl Verifier {
             (Requirement::Dpop { .. }, None) => return Err(PopErrorKind::MissingProof),
         };
         let mut response_headers = ResponseHeaders::default();
-        if let (Some(info), Some(nonces)) = (nonce, &config.nonces) {
-            if nonces.should_refresh(&info, now) {
-                response_headers = response_headers.with_nonce(nonces.current(now));
-            }
+        if let (Some(info), Some(nonces)) = (nonce, &config.nonces)
+            && nonces.should_refresh(&info, now)
+        {
+            response_headers = response_headers.with_nonce(nonces.current(now));
         }
         Ok(Granted {
             token,

@@ -28,6 +28,9 @@ impl std::fmt::Debug for RedisServer {
     }
 }
 
+/// Writes a test PKI into a server directory.
+type WritePki<'a> = Box<dyn FnOnce(&Path) + 'a>;
+
 static SERVERS: AtomicUsize = AtomicUsize::new(0);
 
 /// A loopback port nothing listens on right now.
@@ -80,7 +83,7 @@ impl RedisServer {
         &self.dir
     }
 
-    fn launch(extra: &[&str], write_pki: Option<Box<dyn FnOnce(&Path) + '_>>) -> Self {
+    fn launch(extra: &[&str], write_pki: Option<WritePki<'_>>) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "tower-pop-redis-{}-{}",
             std::process::id(),

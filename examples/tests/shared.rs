@@ -1,0 +1,171 @@
+//! Two example-server instances behind one API (an axum one and an actix one): a replay store
+//! shared through a real redis-server, and a shared nonce secret (RFC 9449 §9, §11.1).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tower_pop::Algorithm;
+use tower_pop::dpop::signer::ProofSigner;
+use tower_pop::test_util::{RedisServer, TestIssuer};
+
+use crate::server::{AUDIENCE, ISSUER, Server};
+use examples_common::http::{Reply, send};
+
+/// The URL clients use for both instances (as behind a load balancer).
+const PUBLIC: &str = "https://api.shared.test";
+
+fn nonce_of(reply: &Reply) -> String {
+    assert_eq!(reply.status, 401, "{reply:?}");
+    let challenge = reply.header("www-authenticate").unwrap();
+    assert!(
+        challenge.contains("DPoP error=\"use_dpop_nonce\""),
+        "{challenge}"
+    );
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    reply.header("dpop-nonce").expect("a DPoP-Nonce").to_owned()
+}
+
+async fn call(s: &Server, token: &str, proof: &str) -> Reply {
+    let auth = format!("DPoP {token}");
+    send(
+        s.addr,
+        "GET",
+        "/whoami",
+        &[("Authorization", &auth), ("DPoP", proof)],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn two_instances_share_one_redis_and_one_nonce_secret() {
+    let mut redis = RedisServer::start();
+    let secret = std::env::temp_dir().join(format!("tower-pop-nonce-{}.key", std::process::id()));
+    std::fs::write(&secret, "an example secret of at least thirty-two bytes\n").unwrap();
+    let issuer = Arc::new(TestIssuer::new(ISSUER, AUDIENCE));
+    let redis_url = redis.url();
+    let secret_path = secret.to_string_lossy().into_owned();
+    let extra = [
+        "--public-url",
+        PUBLIC,
+        "--redis",
+        &redis_url,
+        "--require-nonce",
+        "--nonce-secret-file",
+        &secret_path,
+    ];
+    let a = Server::start_with("axum_resource_server", &extra, Arc::clone(&issuer)).await;
+    let b = Server::start_with("actix_resource_server", &extra, Arc::clone(&issuer)).await;
+    let client = ProofSigner::generate(Algorithm::ES256).unwrap();
+    let token = a.token(Some(client.thumbprint()));
+    let url = format!("{PUBLIC}/whoami");
+
+    // A asks for a nonce; B accepts A's nonce.
+    let nonce = nonce_of(&call(&a, &token, &client.proof("GET", &url, Some(&token), None)).await);
+    let proof = client.proof("GET", &url, Some(&token), Some(&nonce));
+    let ok = call(&b, &token, &proof).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    // The proof B accepted is a replay at A.
+    let replay = call(&a, &token, &proof).await;
+    assert_eq!(replay.status, 401);
+    assert!(
+        replay
+            .header("www-authenticate")
+            .unwrap()
+            .contains("invalid_dpop_proof")
+    );
+
+    // 20 copies of one proof spread over both instances at once: exactly one 200.
+    let proof = client.proof("GET", &url, Some(&token), Some(&nonce));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let addr = if i % 2 == 0 { a.addr } else { b.addr };
+        let (token, proof) = (token.clone(), proof.clone());
+        tasks.push(tokio::spawn(async move {
+            let auth = format!("DPoP {token}");
+            send(
+                addr,
+                "GET",
+                "/whoami",
+                &[("Authorization", &auth), ("DPoP", &proof)],
+            )
+            .await
+            .status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 401),
+        "{statuses:?}"
+    );
+
+    // Redis gone: fresh proofs get 503 on both, never 200.
+    redis.kill();
+    for s in [&a, &b] {
+        let r = call(
+            s,
+            &token,
+            &client.proof("GET", &url, Some(&token), Some(&nonce)),
+        )
+        .await;
+        assert_eq!(r.status, 503, "{r:?}");
+        assert!(
+            r.header("www-authenticate")
+                .is_none_or(|c| !c.contains("error="))
+        );
+    }
+    // Redis back on the same port: both heal without a restart (bounded wait).
+    redis.restart();
+    for s in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let r = call(
+                s,
+                &token,
+                &client.proof("GET", &url, Some(&token), Some(&nonce)),
+            )
+            .await;
+            if r.status == 200 {
+                break;
+            }
+            assert_eq!(r.status, 503, "{r:?}");
+            assert!(Instant::now() < deadline, "no recovery within 15 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let _ = std::fs::remove_file(secret);
+}
+
+#[tokio::test]
+async fn without_a_shared_secret_each_instance_accepts_only_its_own_nonces() {
+    let issuer = Arc::new(TestIssuer::new(ISSUER, AUDIENCE));
+    let extra = ["--public-url", PUBLIC, "--require-nonce"];
+    let a = Server::start_with("axum_resource_server", &extra, Arc::clone(&issuer)).await;
+    let b = Server::start_with("actix_resource_server", &extra, Arc::clone(&issuer)).await;
+    let client = ProofSigner::generate(Algorithm::ES256).unwrap();
+    let token = a.token(Some(client.thumbprint()));
+    let url = format!("{PUBLIC}/whoami");
+    let nonce_a = nonce_of(&call(&a, &token, &client.proof("GET", &url, Some(&token), None)).await);
+    let from_b = call(
+        &b,
+        &token,
+        &client.proof("GET", &url, Some(&token), Some(&nonce_a)),
+    )
+    .await;
+    let nonce_b = nonce_of(&from_b);
+    assert_ne!(nonce_a, nonce_b);
+    let ok = call(
+        &b,
+        &token,
+        &client.proof("GET", &url, Some(&token), Some(&nonce_b)),
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+}
