@@ -90,7 +90,7 @@ mod extension;
 mod jose;
 mod jwk;
 mod layer;
-mod mtls;
+pub mod mtls;
 pub mod replay;
 mod request;
 pub mod thumbprint;
@@ -111,3 +111,9 @@ pub use layer::{RequirePop, RequirePopLayer, ResponseFuture};
 pub use replay::{MemoryReplayCache, ReplayCache};
 pub use request::{OriginalTarget, PeerCertificate, PopRequest};
 pub use verifier::Verifier;
+
+// Certificate sources for RFC 8705 binding (kept apart so rustfmt leaves them at the end).
+pub use mtls::proxy::{
+    ClientCertHeader, ForwardedCert, ForwardedCertConfig, ProxyConfigError, TrustedProxies,
+    UntrustworthyReason,
+};

@@ -6,7 +6,10 @@
 //! validation (RFC 8705 §6.2, MTLS-06): the TLS layer proved the client holds the certificate's
 //! key. A bound token verified without a certificate is refused, never accepted (MTLS-03,
 //! MTLS-08). Behind a TLS-terminating proxy, the certificate must be forwarded by a trusted
-//! proxy (RFC 9440); that support is a later addition.
+//! proxy (RFC 9440): [`proxy`] reads it from the `Client-Cert`, Envoy or nginx header, only on
+//! connections from configured proxy networks.
+
+pub mod proxy;
 
 use subtle::ConstantTimeEq;
 
