@@ -94,6 +94,8 @@ pub mod mtls;
 pub mod replay;
 mod request;
 pub mod thumbprint;
+#[cfg(feature = "rustls")]
+pub mod tls;
 mod token;
 mod verifier;
 
