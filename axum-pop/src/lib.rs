@@ -53,6 +53,9 @@ use serde::de::DeserializeOwned;
 
 pub use tower_pop::{self, *};
 
+#[cfg(feature = "rustls")]
+pub mod tls;
+
 /// [`tower_pop::RequirePopLayer`] for axum: the same verification, with the `htu` check made
 /// against axum's `OriginalUri` (the URI before `Router::nest` stripped its prefix).
 #[derive(Debug, Clone)]
