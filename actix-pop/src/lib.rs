@@ -52,6 +52,9 @@ use serde::de::DeserializeOwned;
 
 pub use tower_pop::{self, *};
 
+#[cfg(feature = "rustls")]
+pub mod tls;
+
 /// The token's claims as a JSON object: the default claims type of [`PopAuth`].
 pub type Claims = serde_json::Map<String, serde_json::Value>;
 
