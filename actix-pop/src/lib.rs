@@ -65,6 +65,9 @@ pub use tower_pop::{
     PopConfigBuilder, PopError, PopErrorKind, Refusal, Verifier,
 };
 
+#[cfg(feature = "rustls")]
+pub mod tls;
+
 /// The neutral request view of an actix request: method, path, every `Authorization` and
 /// `DPoP` field, and the client certificate if the TLS glue stored a [`PeerCertificate`].
 fn pop_request<'a>(req: &'a HttpRequest, cert: Option<&'a PeerCertificate>) -> PopRequest<'a> {

@@ -61,6 +61,9 @@ pub use tower_pop::{
     PopConfigBuilder, PopError, PopErrorKind, Refusal, Verifier,
 };
 
+#[cfg(feature = "rustls")]
+pub mod tls;
+
 /// [`tower_pop::RequirePopLayer`] for axum: the same verification, with the `htu` check made
 /// against axum's `OriginalUri` (the URI before `Router::nest` stripped its prefix).
 #[derive(Debug, Clone)]

@@ -94,13 +94,15 @@ mod extension;
 mod jose;
 mod jwk;
 mod layer;
-mod mtls;
+pub mod mtls;
 pub mod nonce;
 pub mod replay;
 mod request;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 pub mod thumbprint;
+#[cfg(feature = "rustls")]
+pub mod tls;
 mod token;
 mod verifier;
 
@@ -118,3 +120,9 @@ pub use layer::{DefaultRejection, RejectionResponse, RequirePop, RequirePopLayer
 pub use replay::{MemoryReplayCache, ReplayCache};
 pub use request::{OriginalTarget, PeerCertificate, PopRequest};
 pub use verifier::{Outcome, Refusal, Verifier};
+
+// Certificate sources for RFC 8705 binding (kept apart so rustfmt leaves them at the end).
+pub use mtls::proxy::{
+    ClientCertHeader, ForwardedCert, ForwardedCertConfig, ProxyConfigError, TrustedProxies,
+    UntrustworthyReason,
+};

@@ -4,9 +4,12 @@
 //! The certificate comes from the TLS connection ([`crate::PeerCertificate`] in the request
 //! extensions, or [`crate::PopRequest::peer_certificate`]). The binding check needs no chain
 //! validation (RFC 8705 §6.2): the TLS layer proved the client holds the certificate's
-//! key. A bound token verified without a certificate is refused, never accepted (RFC 8705 §3,
-//! RFC 8705 §3). Behind a TLS-terminating proxy, the certificate must be forwarded by a trusted
-//! proxy (RFC 9440); that support is a later addition.
+//! key. A bound token verified without a certificate is refused, never accepted (RFC 8705 §3).
+//! Behind a TLS-terminating proxy, the certificate must be forwarded by a trusted proxy
+//! (RFC 9440): [`proxy`] reads it from the `Client-Cert`, Envoy or nginx header, only on
+//! connections from configured proxy networks.
+
+pub mod proxy;
 
 use subtle::ConstantTimeEq;
 

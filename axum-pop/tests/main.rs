@@ -1,0 +1,9 @@
+//! Integration tests of axum-pop (feature `rustls`): real TLS on loopback.
+//! Checklist IDs (SPEC-CHECKLIST.md) are cited in test names or comments.
+
+// Test code: helpers are shared across modules of one binary, and unwrap is the assertion.
+#![allow(unreachable_pub, clippy::unwrap_used)]
+
+mod support;
+
+mod tls;
