@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use actix_pop::tls::listen_tls;
 use actix_pop::{PopAuth, RequirePop, Verifier};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use examples_common::{Args, init_logging, whoami};
@@ -33,6 +34,7 @@ async fn main() {
     let listener = std::net::TcpListener::bind(args.listen)
         .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", args.listen)));
     let bound = listener.local_addr().unwrap_or(args.listen);
+    let tls = args.tls().unwrap_or_else(|e| fail(&e));
     let config = args.config(bound).await.unwrap_or_else(|e| fail(&e));
     let verifier = Arc::new(Verifier::new(config));
 
@@ -49,11 +51,14 @@ async fn main() {
                     .route(web::head().to(health)),
             )
     })
-    .workers(2)
-    .listen(listener)
+    .workers(2);
+    let server = match &tls {
+        Some(tls) => listen_tls(server, listener, tls),
+        None => server.listen(listener),
+    }
     .unwrap_or_else(|e| fail(&format!("cannot serve: {e}")));
 
-    println!("listening on http://{bound}");
+    println!("listening on {}://{bound}", args.scheme());
     if let Err(e) = server.run().await {
         fail(&format!("server error: {e}"));
     }

@@ -11,10 +11,12 @@
 //!
 //! Flags, routes and answers are a stable interface, identical to `actix_resource_server`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::routing::{any, get};
 use axum::{Json, Router};
+use axum_pop::tls::serve_tls_with_graceful_shutdown;
 use axum_pop::{PopAuth, RequirePopLayer, Verifier};
 use examples_common::{Args, init_logging, whoami};
 
@@ -27,6 +29,7 @@ async fn main() {
         Err(e) => fail(&format!("cannot listen on {}: {e}", args.listen)),
     };
     let bound = listener.local_addr().unwrap_or(args.listen);
+    let tls = args.tls().unwrap_or_else(|e| fail(&e));
     let config = args.config(bound).await.unwrap_or_else(|e| fail(&e));
     let verifier = Arc::new(Verifier::new(config));
 
@@ -38,12 +41,19 @@ async fn main() {
         .route_layer(RequirePopLayer::new(verifier))
         .route("/health", get(|| async { "ok" }));
 
-    println!("listening on http://{bound}");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await;
+    println!("listening on {}://{bound}", args.scheme());
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let served = match tls {
+        Some(tls) => serve_tls_with_graceful_shutdown(listener, tls, app, shutdown).await,
+        None => {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
     if let Err(e) = served {
         fail(&format!("server error: {e}"));
     }

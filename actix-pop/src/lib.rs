@@ -68,15 +68,18 @@ pub use tower_pop::{
 #[cfg(feature = "rustls")]
 pub mod tls;
 
-/// The neutral request view of an actix request: method, path, every `Authorization` and
-/// `DPoP` field, and the client certificate if the TLS glue stored a [`PeerCertificate`].
+/// The neutral request view of an actix request: method, path, every field the verifier reads,
+/// the TCP peer address, and the client certificate if the TLS glue stored a [`PeerCertificate`]
+/// (as connection data, see `tls`, or in the request extensions).
 fn pop_request<'a>(req: &'a HttpRequest, cert: Option<&'a PeerCertificate>) -> PopRequest<'a> {
     let mut pop = PopRequest::new(req.method().as_str(), req.uri().path());
-    for value in req.headers().get_all("authorization") {
-        pop = pop.authorization(value.as_bytes());
+    for name in PopRequest::HEADERS {
+        for value in req.headers().get_all(name) {
+            pop = pop.header(name, value.as_bytes());
+        }
     }
-    for value in req.headers().get_all("dpop") {
-        pop = pop.dpop(value.as_bytes());
+    if let Some(addr) = req.peer_addr() {
+        pop = pop.peer_ip(addr.ip());
     }
     if let Some(cert) = cert {
         pop = pop.peer_certificate(cert.der());
@@ -191,7 +194,11 @@ where
             allow_anonymous,
         } = self.config.clone();
         Box::pin(async move {
-            let cert = req.extensions().get::<PeerCertificate>().cloned();
+            let cert = req
+                .request()
+                .conn_data::<PeerCertificate>()
+                .cloned()
+                .or_else(|| req.extensions().get::<PeerCertificate>().cloned());
             let outcome = verifier
                 .decide(&pop_request(req.request(), cert.as_ref()), allow_anonymous)
                 .await;

@@ -1,9 +1,13 @@
 //! axum adapter for [`tower_pop`]: the [`RequirePopLayer`] and the [`PopAuth`] /
 //! [`MaybePopAuth`] extractors.
 //!
-//! This crate's [`RequirePopLayer`] is tower-pop's layer plus one axum detail: under
+//! This crate's [`RequirePopLayer`] is tower-pop's layer plus two axum details: under
 //! `Router::nest` axum strips the prefix from the request URI before route layers run, so the
-//! layer reads axum's `OriginalUri` and checks `htu` against the URI the client actually sent.
+//! layer reads axum's `OriginalUri` and checks `htu` against the URI the client actually sent;
+//! and it passes axum's `ConnectInfo<SocketAddr>` on as the peer address, which trusted-proxy
+//! certificates need (serve with `into_make_service_with_connect_info::<SocketAddr>()`, or with
+//! [`tls::serve_tls`] under the `rustls` feature, which inserts both the address and the client
+//! certificate).
 //! The extractors hand a handler the verified token ([`tower_pop::Auth`]), with its claims typed
 //! through serde. All checks, and the rule of what each extractor answers, live in `tower-pop`;
 //! this crate only moves data between axum and it, and mirrors `actix-pop` name for name.
@@ -44,16 +48,19 @@
 //! # }
 //! ```
 
+use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts, OriginalUri};
+use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts, OriginalUri};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
-use tower_pop::{Anonymous, Auth, AuthRejection, DefaultRejection, OriginalTarget, Verified};
+use tower_pop::{
+    Anonymous, Auth, AuthRejection, DefaultRejection, OriginalTarget, PeerAddr, Verified,
+};
 
 pub use tower_pop;
 pub use tower_pop::{
@@ -136,8 +143,12 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        if let Some(OriginalUri(uri)) = request.extensions().get::<OriginalUri>().cloned() {
-            request.extensions_mut().insert(OriginalTarget(uri));
+        let extensions = request.extensions_mut();
+        if let Some(OriginalUri(uri)) = extensions.get::<OriginalUri>().cloned() {
+            extensions.insert(OriginalTarget(uri));
+        }
+        if let Some(ConnectInfo(addr)) = extensions.get::<ConnectInfo<SocketAddr>>().copied() {
+            extensions.insert(PeerAddr(addr));
         }
         self.0.call(request)
     }

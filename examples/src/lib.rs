@@ -16,6 +16,8 @@ use clap::Parser;
 use serde_json::{Value, json};
 use tower_pop::nonce::{NonceSecret, Nonces};
 use tower_pop::replay::RedisReplayCache;
+use tower_pop::mtls::proxy::{ClientCertHeader, ForwardedCertConfig, TrustedProxies};
+use tower_pop::tls::TlsConfig;
 use tower_pop::{Auth, PopConfig};
 
 /// The command line of the example servers (the contract in EXAMPLE-SERVERS.md). Every flag
@@ -43,7 +45,8 @@ pub struct Args {
     /// The issuer's JWK Set (required: key discovery from --issuer is not available yet).
     #[arg(long, env = "TOWER_POP_JWKS_FILE", value_name = "PATH")]
     pub jwks_file: PathBuf,
-    /// The origin used for the expected `htu` [default: http:// + the listen address].
+    /// The origin used for the expected `htu` [default: http:// + the listen address, or
+    /// https:// with --tls-cert].
     #[arg(long, env = "TOWER_POP_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
     /// Also accept unbound Bearer tokens (tokens bound by `cnf` stay protected).
@@ -70,6 +73,25 @@ pub struct Args {
         hide_env_values = true
     )]
     pub redis: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM).
+    #[arg(long, env = "TOWER_POP_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "TOWER_POP_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Request client certificates and verify them against this CA (RFC 8705 binding); clients
+    /// without a certificate still connect (DPoP, unbound routes).
+    #[arg(long, env = "TOWER_POP_CLIENT_CA", value_name = "PEM", requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
+    /// A peer network allowed to forward a client certificate in a header (repeatable; IPv4 or
+    /// IPv6 CIDR, or one address). From any other peer the header is ignored.
+    #[arg(long, value_name = "CIDR", requires = "client_cert_header")]
+    pub trusted_proxy: Vec<String>,
+    /// The header those proxies forward the certificate in: RFC 9440 `Client-Cert`, Envoy
+    /// `x-forwarded-client-cert`, or nginx `ssl-client-cert` (`$ssl_client_escaped_cert`).
+    #[arg(long, env = "TOWER_POP_CLIENT_CERT_HEADER", value_name = "FORMAT",
+        value_parser = ["rfc9440", "xfcc", "nginx"], requires = "trusted_proxy")]
+    pub client_cert_header: Option<String>,
 }
 
 impl Args {
@@ -90,7 +112,7 @@ impl Args {
         let public_url = self
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{bound}"));
+            .unwrap_or_else(|| format!("{}://{bound}", self.scheme()));
         let mut builder = PopConfig::builder()
             .public_origin(&public_url)
             .issuer(&self.issuer)
@@ -111,6 +133,12 @@ impl Args {
             .map_err(|e| e.to_string())?;
             builder = builder.require_nonce(Nonces::new(secret));
         }
+        if let Some(header) = &self.client_cert_header {
+            let header: ClientCertHeader = header.parse().map_err(|e| format!("{e}"))?;
+            let proxies = TrustedProxies::new(&self.trusted_proxy)
+                .map_err(|e| format!("--trusted-proxy: {e}"))?;
+            builder = builder.forwarded_certificates(ForwardedCertConfig::new(proxies, header));
+        }
         if let Some(url) = &self.redis {
             let store = RedisReplayCache::builder(url.as_str())
                 .connect()
@@ -119,6 +147,31 @@ impl Args {
             builder = builder.replay_cache(Arc::new(store));
         }
         builder.build().map_err(|e| e.to_string())
+    }
+}
+
+impl Args {
+    /// `https` with --tls-cert, else `http`.
+    #[must_use]
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() { "https" } else { "http" }
+    }
+
+    /// The TLS configuration, with --tls-cert (and client certificates with --client-ca).
+    ///
+    /// # Errors
+    /// A message naming the file that cannot be used.
+    pub fn tls(&self) -> Result<Option<TlsConfig>, String> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let mut tls = TlsConfig::builder()
+            .cert_chain_pem_file(cert)
+            .private_key_pem_file(key);
+        if let Some(ca) = &self.client_ca {
+            tls = tls.client_ca_pem_file(ca);
+        }
+        tls.build().map(Some).map_err(|e| e.to_string())
     }
 }
 

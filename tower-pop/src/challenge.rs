@@ -62,7 +62,6 @@ impl ResponseHeaders {
         self
     }
 
-    #[allow(dead_code)] // used by the proxy-certificate support (RFC 9440), which comes next
     pub(crate) fn with_no_store(mut self, no_store: bool) -> Self {
         self.no_store |= no_store;
         self

@@ -12,6 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::dpop::{DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_MAX_AGE, htu};
 use crate::error::ConfigError;
 use crate::jose::Algorithm;
+use crate::mtls::proxy::ForwardedCertConfig;
 use crate::nonce::Nonces;
 use crate::replay::{MemoryReplayCache, ReplayCache};
 use crate::token::jwks::KeySet;
@@ -56,6 +57,7 @@ pub struct PopConfig {
     pub(crate) keys: KeySet,
     pub(crate) replay: Arc<dyn ReplayCache>,
     pub(crate) nonces: Option<Nonces>,
+    pub(crate) forwarded: Option<ForwardedCertConfig>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -103,6 +105,7 @@ impl fmt::Debug for PopConfig {
             .field("audience", &self.audience)
             .field("token_algorithms", &self.token_algorithms)
             .field("requires_nonce", &self.nonces.is_some())
+            .field("forwarded_certificates", &self.forwarded)
             .finish_non_exhaustive()
     }
 }
@@ -146,6 +149,7 @@ pub struct PopConfigBuilder {
     jwks: Option<Result<String, ConfigError>>,
     replay: Option<Arc<dyn ReplayCache>>,
     nonces: Option<Nonces>,
+    forwarded: Option<ForwardedCertConfig>,
     clock: Arc<dyn Clock>,
 }
 
@@ -167,6 +171,7 @@ impl Default for PopConfigBuilder {
             jwks: None,
             replay: None,
             nonces: None,
+            forwarded: None,
             clock: Arc::new(SystemClock),
         }
     }
@@ -324,6 +329,21 @@ impl PopConfigBuilder {
         self
     }
 
+    /// Trust client certificates forwarded by TLS-terminating proxies (RFC 9440 §2): the
+    /// configured header is read only on connections whose peer address (a [`PeerAddr`]
+    /// extension, actix's `peer_addr`) is inside `forwarded`'s trusted networks; from any other
+    /// peer it is ignored and does not affect DPoP. On a trusted connection the header alone
+    /// decides (the TLS certificate there is the proxy's): a missing, repeated or malformed
+    /// header means no certificate, so certificate-bound tokens are refused. Every response
+    /// whose decision read the header carries `Cache-Control: no-store`. Off by default.
+    ///
+    /// [`PeerAddr`]: crate::PeerAddr
+    #[must_use]
+    pub fn forwarded_certificates(mut self, forwarded: ForwardedCertConfig) -> Self {
+        self.forwarded = Some(forwarded);
+        self
+    }
+
     /// The time source. Default: the system clock.
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -407,6 +427,7 @@ impl PopConfigBuilder {
                 .replay
                 .unwrap_or_else(|| Arc::new(MemoryReplayCache::default())),
             nonces: self.nonces,
+            forwarded: self.forwarded,
             clock: self.clock,
         })
     }

@@ -76,6 +76,7 @@ mod tests {
         let values = FieldValues {
             first: Some(v.as_bytes()),
             count: 1,
+            ..FieldValues::default()
         };
         parse(values)
             .map(|c| (c.scheme, c.token.to_owned()))
@@ -146,6 +147,7 @@ mod tests {
         );
         let two = FieldValues {
             first: Some(b"Bearer x"),
+            second: Some(b"Bearer y"),
             count: 2,
         };
         assert_eq!(

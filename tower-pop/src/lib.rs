@@ -118,7 +118,7 @@ pub use extension::{Anonymous, Auth, AuthRejection, Binding, Claims, ClaimsError
 pub use jose::{Algorithm, UnknownAlgorithm};
 pub use layer::{DefaultRejection, RejectionResponse, RequirePop, RequirePopLayer, ResponseFuture};
 pub use replay::{MemoryReplayCache, ReplayCache};
-pub use request::{OriginalTarget, PeerCertificate, PopRequest};
+pub use request::{OriginalTarget, PeerAddr, PeerCertificate, PopRequest};
 pub use verifier::{Outcome, Refusal, Verifier};
 
 // Certificate sources for RFC 8705 binding (kept apart so rustfmt leaves them at the end).

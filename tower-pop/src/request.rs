@@ -2,9 +2,12 @@
 //!
 //! It names no web framework type: tower/axum (on `http` 1.x) get it from
 //! `From<&http::request::Parts>`; actix-web (on `http` 0.2) builds it from its own request with
-//! [`PopRequest::new`] and the adder methods. Nothing is copied: the view borrows the method, the
-//! path and the header values.
+//! [`PopRequest::new`] and the adder methods, copying the fields named in
+//! [`PopRequest::HEADERS`]. Nothing is copied: the view borrows the method, the path and the
+//! header values. The peer address comes from the connection (a [`PeerAddr`] extension, actix's
+//! `peer_addr`), never from `X-Forwarded-For`.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// The DER-encoded client certificate of the connection (RFC 8705), put into the request
@@ -32,6 +35,12 @@ impl std::fmt::Debug for PeerCertificate {
     }
 }
 
+/// The TCP peer address of the connection, put into the request extensions by the server glue
+/// (`axum-pop` copies axum's `ConnectInfo<SocketAddr>`). Only needed to trust certificates
+/// forwarded by proxies (RFC 9440): it tells a configured proxy from anyone else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
 /// The request target as the client sent it, for stacks that rewrite the request URI before
 /// the layer runs (axum's `Router::nest` strips the prefix). When present in the request
 /// extensions, its path is the one `htu` is checked against. `axum_pop::RequirePopLayer` inserts
@@ -39,10 +48,11 @@ impl std::fmt::Debug for PeerCertificate {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginalTarget(pub http::Uri);
 
-/// Every value of one header field: the first, and how many there were.
+/// Every value of one header field: the first two, and how many there were.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct FieldValues<'a> {
     pub(crate) first: Option<&'a [u8]>,
+    pub(crate) second: Option<&'a [u8]>,
     pub(crate) count: usize,
 }
 
@@ -55,11 +65,26 @@ impl std::fmt::Debug for FieldValues<'_> {
 
 impl<'a> FieldValues<'a> {
     fn add(&mut self, value: &'a [u8]) {
-        if self.first.is_none() {
-            self.first = Some(value);
+        match self.count {
+            0 => self.first = Some(value),
+            1 => self.second = Some(value),
+            _ => {}
         }
         self.count += 1;
     }
+
+    /// The first two values: enough to tell one field from several.
+    pub(crate) fn iter(self) -> impl Iterator<Item = &'a [u8]> {
+        self.first.into_iter().chain(self.second)
+    }
+}
+
+/// The fields that may carry a certificate forwarded by a proxy (RFC 9440 and others).
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct ForwardedFields<'a> {
+    pub(crate) client_cert: FieldValues<'a>,
+    pub(crate) xfcc: FieldValues<'a>,
+    pub(crate) ssl_client_cert: FieldValues<'a>,
 }
 
 /// What the verifier needs to know about a request. Its `Debug` shows the method, the path and
@@ -80,6 +105,8 @@ pub struct PopRequest<'a> {
     pub(crate) authorization: FieldValues<'a>,
     pub(crate) dpop: FieldValues<'a>,
     pub(crate) peer_certificate: Option<&'a [u8]>,
+    pub(crate) peer_ip: Option<IpAddr>,
+    pub(crate) forwarded: ForwardedFields<'a>,
 }
 
 impl std::fmt::Debug for PopRequest<'_> {
@@ -90,7 +117,8 @@ impl std::fmt::Debug for PopRequest<'_> {
             .field("authorization", &self.authorization)
             .field("dpop", &self.dpop)
             .field("peer_certificate", &self.peer_certificate.is_some())
-            .finish()
+            .field("peer_ip", &self.peer_ip)
+            .finish_non_exhaustive()
     }
 }
 
@@ -106,7 +134,47 @@ impl<'a> PopRequest<'a> {
             authorization: FieldValues::default(),
             dpop: FieldValues::default(),
             peer_certificate: None,
+            peer_ip: None,
+            forwarded: ForwardedFields::default(),
         }
+    }
+
+    /// The header fields the verifier reads, lowercase: adapters pass every value of each to
+    /// [`header`](Self::header).
+    pub const HEADERS: [&'static str; 5] = [
+        "authorization",
+        "dpop",
+        "client-cert",
+        "x-forwarded-client-cert",
+        "ssl-client-cert",
+    ];
+
+    /// Add the value of one field named in [`HEADERS`](Self::HEADERS) (any case); other names
+    /// are ignored. Call once per field line.
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &'a [u8]) -> Self {
+        let values = if name.eq_ignore_ascii_case("authorization") {
+            &mut self.authorization
+        } else if name.eq_ignore_ascii_case("dpop") {
+            &mut self.dpop
+        } else if name.eq_ignore_ascii_case("client-cert") {
+            &mut self.forwarded.client_cert
+        } else if name.eq_ignore_ascii_case("x-forwarded-client-cert") {
+            &mut self.forwarded.xfcc
+        } else if name.eq_ignore_ascii_case("ssl-client-cert") {
+            &mut self.forwarded.ssl_client_cert
+        } else {
+            return self;
+        };
+        values.add(value);
+        self
+    }
+
+    /// The IP address of the TCP peer (the client, or the proxy in front of us).
+    #[must_use]
+    pub fn peer_ip(mut self, ip: IpAddr) -> Self {
+        self.peer_ip = Some(ip);
+        self
     }
 
     /// Add the value of one `Authorization` field; call once per field line.
@@ -150,14 +218,16 @@ impl<'a> From<&'a http::request::Parts> for PopRequest<'a> {
             .get::<OriginalTarget>()
             .map_or(parts.uri.path(), |t| t.0.path());
         let mut request = Self::new(parts.method.as_str(), path);
-        for value in parts.headers.get_all(http::header::AUTHORIZATION) {
-            request = request.authorization(value.as_bytes());
-        }
-        for value in parts.headers.get_all("dpop") {
-            request = request.dpop(value.as_bytes());
+        for name in Self::HEADERS {
+            for value in parts.headers.get_all(name) {
+                request = request.header(name, value.as_bytes());
+            }
         }
         if let Some(cert) = parts.extensions.get::<PeerCertificate>() {
             request = request.peer_certificate(cert.der());
+        }
+        if let Some(PeerAddr(addr)) = parts.extensions.get::<PeerAddr>() {
+            request = request.peer_ip(addr.ip());
         }
         request
     }

@@ -47,7 +47,7 @@ use crate::dpop::htu;
 use crate::dpop::proof::Proof;
 use crate::error::{AuthScheme, PopError, PopErrorKind};
 use crate::extension::{Anonymous, Binding, Verified};
-use crate::mtls::check_certificate_binding;
+use crate::mtls::{ClientCertificate, check_certificate_binding};
 use crate::replay::{ReplayEntry, ReplayOutcome};
 use crate::request::{FieldValues, PopRequest};
 use crate::thumbprint;
@@ -138,7 +138,8 @@ impl Verifier {
     /// at `debug`, our own failures at `warn`, with target `tower_pop::rejection` and the error
     /// kind only (never a token, proof or key).
     pub async fn decide(&self, request: &PopRequest<'_>, allow_anonymous: bool) -> Outcome {
-        match self.verify(request).await {
+        let (result, header_consulted) = self.verify_noting_forwarded(request).await;
+        match result {
             Ok(verified) => Outcome::Verified(verified),
             Err(error) if allow_anonymous && error.kind() == PopErrorKind::MissingCredentials => {
                 Outcome::Anonymous(Anonymous {
@@ -151,8 +152,10 @@ impl Verifier {
                 } else {
                     tracing::debug!(target: "tower_pop::rejection", kind = ?error.kind(), scheme = ?error.scheme(), "request refused");
                 }
+                let challenge = self.challenge(&error);
+                let headers = challenge.headers().clone().with_no_store(header_consulted);
                 Outcome::Refused(Refusal {
-                    challenge: self.challenge(&error),
+                    challenge: challenge.with_headers(headers),
                     error,
                 })
             }
@@ -164,11 +167,25 @@ impl Verifier {
     /// # Errors
     /// The first check that failed; see [`PopErrorKind`].
     pub async fn verify(&self, request: &PopRequest<'_>) -> Result<Verified, PopError> {
-        let credentials = credentials::parse(request.authorization)?;
+        self.verify_noting_forwarded(request).await.0
+    }
+
+    /// [`verify`](Self::verify), and whether a proxy's certificate header was read to decide
+    /// (then the response, refusal or not, must carry `Cache-Control: no-store`).
+    async fn verify_noting_forwarded(
+        &self,
+        request: &PopRequest<'_>,
+    ) -> (Result<Verified, PopError>, bool) {
+        let credentials = match credentials::parse(request.authorization) {
+            Ok(credentials) => credentials,
+            Err(error) => return (Err(error), false),
+        };
         let scheme = credentials.scheme;
         let now = self.config.clock.now_unix();
-        self.check(request, credentials, now)
-            .await
+        let certificate = ClientCertificate::new(request, self.config.forwarded.as_ref());
+        let result = self.check(request, credentials, &certificate, now).await;
+        let header_consulted = certificate.header_consulted();
+        let result = result
             .map(|granted| Verified {
                 claims: Arc::clone(&granted.token.claims),
                 binding: granted.binding,
@@ -176,15 +193,17 @@ impl Verifier {
                 x5t_s256: granted.x5t_s256,
                 scheme,
                 challenge: Arc::clone(&self.challenge),
-                response_headers: granted.response_headers,
+                response_headers: granted.response_headers.with_no_store(header_consulted),
             })
-            .map_err(|kind| PopError::with_scheme(kind, scheme))
+            .map_err(|kind| PopError::with_scheme(kind, scheme));
+        (result, header_consulted)
     }
 
     async fn check(
         &self,
         request: &PopRequest<'_>,
         credentials: Credentials<'_>,
+        certificate: &ClientCertificate<'_>,
         now: u64,
     ) -> Result<Granted, PopErrorKind> {
         let config = &self.config;
@@ -207,12 +226,13 @@ impl Verifier {
         let (binding, jkt, x5t) = match (requirement, proof) {
             (Requirement::Bearer, _) => (Binding::Bearer, None, None),
             (Requirement::Certificate { x5t_s256 }, _) => {
-                let x5t = check_certificate_binding(x5t_s256, request.peer_certificate)?;
+                let x5t = check_certificate_binding(x5t_s256, certificate.der())?;
                 (Binding::Mtls, None, Some(x5t))
             }
-            (Requirement::Dpop { jkt, certificate }, Some(proof)) => {
+            (Requirement::Dpop { jkt, certificate: x5t }, Some(proof)) => {
+                let cert_bound = x5t.map(|x5t_s256| (x5t_s256, certificate));
                 let (jkt, x5t) = self
-                    .check_proof(request, credentials.token, proof, jkt, certificate, now)
+                    .check_proof(request, credentials.token, proof, (jkt, cert_bound), now)
                     .await?;
                 let binding = if x5t.is_some() {
                     Binding::DpopAndMtls
@@ -247,8 +267,7 @@ impl Verifier {
         request: &PopRequest<'_>,
         token: &str,
         proof: Proof<'_>,
-        cnf_jkt: &str,
-        certificate: Option<&str>,
+        (cnf_jkt, certificate): (&str, Option<(&str, &ClientCertificate<'_>)>),
         now: u64,
     ) -> Result<(String, Option<String>), PopErrorKind> {
         let config = &self.config;
@@ -264,7 +283,7 @@ impl Verifier {
         proof.check_signature()?;
         let jkt = proof.check_key_binding(cnf_jkt)?;
         let x5t = certificate
-            .map(|x5t_s256| check_certificate_binding(x5t_s256, request.peer_certificate))
+            .map(|(x5t_s256, cert)| check_certificate_binding(x5t_s256, cert.der()))
             .transpose()?;
         // Kept until the iat check would refuse the proof anyway (RFC 9449 §11.1).
         let expires_at = proof

@@ -5,16 +5,12 @@
 
 use std::error::Error;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair,
-};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
@@ -27,87 +23,7 @@ pub const STEP: Duration = Duration::from_secs(10);
 
 pub type BoxError = Box<dyn Error + Send + Sync>;
 
-/// A certificate and its key, PEM.
-pub struct Identity {
-    pub cert_pem: String,
-    pub key_pem: String,
-}
-
-impl Identity {
-    pub fn der(&self) -> Vec<u8> {
-        CertificateDer::from_pem_slice(self.cert_pem.as_bytes())
-            .unwrap()
-            .to_vec()
-    }
-
-    /// The RFC 8705 `x5t#S256` the server should report for this certificate.
-    pub fn x5t(&self) -> String {
-        tower_pop::thumbprint::x5t_s256(&self.der())
-    }
-}
-
-pub struct Pki {
-    pub ca_pem: String,
-    pub server: Identity,
-    /// Two clients of the trusted CA.
-    pub client_a: Identity,
-    pub client_b: Identity,
-    /// A client of a CA the server does not trust.
-    pub stranger: Identity,
-    /// A self-signed client certificate (RFC 8705 §2.2).
-    pub self_signed: Identity,
-}
-
-fn new_ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-}
-
-fn leaf(
-    issuer: Option<&CertifiedIssuer<'static, KeyPair>>,
-    name: &str,
-    purpose: ExtendedKeyUsagePurpose,
-) -> Identity {
-    let key = KeyPair::generate().unwrap();
-    let sans = match purpose {
-        ExtendedKeyUsagePurpose::ServerAuth => vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
-        _ => Vec::new(),
-    };
-    let mut params = CertificateParams::new(sans).unwrap();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.extended_key_usages = vec![purpose];
-    let cert = match issuer {
-        Some(issuer) => params.signed_by(&key, issuer).unwrap(),
-        None => params.self_signed(&key).unwrap(),
-    };
-    Identity {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    }
-}
-
-/// One PKI for the whole test binary (key generation is the slow part).
-pub fn pki() -> &'static Pki {
-    static PKI: OnceLock<Pki> = OnceLock::new();
-    PKI.get_or_init(|| {
-        let ca = new_ca("tower-pop test CA");
-        let other = new_ca("another CA");
-        Pki {
-            ca_pem: ca.pem(),
-            server: leaf(Some(&ca), "server", ExtendedKeyUsagePurpose::ServerAuth),
-            client_a: leaf(Some(&ca), "client A", ExtendedKeyUsagePurpose::ClientAuth),
-            client_b: leaf(Some(&ca), "client B", ExtendedKeyUsagePurpose::ClientAuth),
-            stranger: leaf(
-                Some(&other),
-                "stranger",
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ),
-            self_signed: leaf(None, "self-signed", ExtendedKeyUsagePurpose::ClientAuth),
-        }
-    })
-}
+pub use tower_pop::test_util::{Identity, pki};
 
 fn inline(pem: &str) -> PemSource {
     PemSource::Inline(pem.as_bytes().to_vec())

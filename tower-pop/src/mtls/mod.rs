@@ -11,10 +11,73 @@
 
 pub mod proxy;
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use subtle::ConstantTimeEq;
 
 use crate::error::PopErrorKind;
+use crate::request::PopRequest;
 use crate::thumbprint::x5t_s256;
+use proxy::{ClientCertHeader, ForwardedCert, ForwardedCertConfig};
+
+/// The client certificate of one request, resolved at most once and only when a token is
+/// certificate-bound: from a trusted proxy's header when the peer is a configured proxy (the TLS
+/// certificate on that connection is the proxy's), otherwise from the TLS connection.
+pub(crate) struct ClientCertificate<'r> {
+    request: &'r PopRequest<'r>,
+    forwarded: Option<&'r ForwardedCertConfig>,
+    resolved: OnceLock<Option<Cow<'r, [u8]>>>,
+    header_consulted: AtomicBool,
+}
+
+impl<'r> ClientCertificate<'r> {
+    pub(crate) fn new(request: &'r PopRequest<'r>, forwarded: Option<&'r ForwardedCertConfig>) -> Self {
+        Self {
+            request,
+            forwarded,
+            resolved: OnceLock::new(),
+            header_consulted: AtomicBool::new(false),
+        }
+    }
+
+    /// The DER, if the request has a trustworthy one.
+    pub(crate) fn der(&self) -> Option<&[u8]> {
+        self.resolved.get_or_init(|| self.resolve()).as_deref()
+    }
+
+    /// Whether a proxy's header was read to decide: the response must not be cached.
+    pub(crate) fn header_consulted(&self) -> bool {
+        self.header_consulted.load(Ordering::Relaxed)
+    }
+
+    fn resolve(&self) -> Option<Cow<'r, [u8]>> {
+        let request = self.request;
+        let tls = || request.peer_certificate.map(Cow::Borrowed);
+        let Some(forwarded) = self.forwarded else {
+            return tls();
+        };
+        let fields = &request.forwarded;
+        let values = match forwarded.header() {
+            ClientCertHeader::Rfc9440 => fields.client_cert,
+            ClientCertHeader::Xfcc => fields.xfcc,
+            ClientCertHeader::Nginx => fields.ssl_client_cert,
+        };
+        let outcome = forwarded.certificate(request.peer_ip, values.iter());
+        self.header_consulted
+            .store(outcome.header_consulted(), Ordering::Relaxed);
+        match outcome {
+            ForwardedCert::NotFromTrustedProxy => tls(),
+            ForwardedCert::Certificate(der) => Some(Cow::Owned(der)),
+            ForwardedCert::Absent => None,
+            ForwardedCert::Untrustworthy(reason) => {
+                tracing::debug!(?reason, "forwarded client certificate is not trustworthy");
+                None
+            }
+        }
+    }
+}
 
 /// Check the connection's certificate against `cnf["x5t#S256"]`; returns the thumbprint.
 pub(crate) fn check_certificate_binding(

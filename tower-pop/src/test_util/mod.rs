@@ -25,10 +25,12 @@
 //! # }
 //! ```
 
+mod pki;
 mod redis_server;
 
 use serde_json::{Value, json};
 
+pub use pki::{Identity, Pki, pki};
 pub use redis_server::{RedisServer, free_port};
 
 use crate::Algorithm;
