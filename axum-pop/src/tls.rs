@@ -79,11 +79,10 @@ pub async fn serve_tls(listener: TcpListener, tls: TlsConfig, router: Router) ->
 /// # use axum::{Router, routing::get};
 /// # use axum_pop::tls::{PemSource, TlsConfig, serve_tls_with_graceful_shutdown};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// # let key = rcgen::KeyPair::generate().unwrap();
-/// # let cert = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap().self_signed(&key).unwrap();
+/// # let server = &tower_pop::test_util::pki().server;
 /// let tls = TlsConfig::builder()
-///     .cert_chain(PemSource::Inline(cert.pem().into()))
-///     .private_key(PemSource::Inline(key.serialize_pem().into()))
+///     .cert_chain(PemSource::Inline(server.cert_pem.clone().into()))
+///     .private_key(PemSource::Inline(server.key_pem.clone().into()))
 ///     .build()
 ///     .unwrap();
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
