@@ -8,10 +8,11 @@ use std::sync::Arc;
 use actix_web::{App, HttpResponse, test as actix_test, web};
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::routing::any;
 use http::{Request, Response};
 use tower::ServiceExt;
-use tower_pop::{RequirePopLayer, Verifier};
+use tower_pop::{PeerAddr, PeerCertificate, RequirePopLayer, Verifier};
 use tower_pop_conformance::{Answer, Case, Fixture, check};
 
 fn http_request<B>(req: &tower_pop_conformance::Req, body: B) -> Request<B> {
@@ -19,7 +20,13 @@ fn http_request<B>(req: &tower_pop_conformance::Req, body: B) -> Request<B> {
     for (name, value) in &req.headers {
         builder = builder.header(*name, value);
     }
-    builder.body(body).expect("valid request")
+    let mut request = builder.body(body).expect("valid request");
+    if let Some(der) = &req.peer_certificate {
+        request
+            .extensions_mut()
+            .insert(PeerCertificate::new(der.clone()));
+    }
+    request
 }
 
 fn answer_of<B>(response: &Response<B>) -> Answer {
@@ -49,11 +56,9 @@ async fn run_tower(verifier: Arc<Verifier>, case: &Case) -> Vec<Answer> {
         }));
     let mut answers = Vec::new();
     for req in &case.requests {
-        let response = service
-            .clone()
-            .oneshot(http_request(req, String::new()))
-            .await
-            .expect("infallible");
+        let mut request = http_request(req, String::new());
+        request.extensions_mut().insert(PeerAddr(req.peer));
+        let response = service.clone().oneshot(request).await.expect("infallible");
         answers.push(answer_of(&response));
     }
     answers
@@ -65,11 +70,9 @@ async fn run_axum(verifier: Arc<Verifier>, case: &Case) -> Vec<Answer> {
         .route_layer(axum_pop::RequirePopLayer::new(verifier));
     let mut answers = Vec::new();
     for req in &case.requests {
-        let response = app
-            .clone()
-            .oneshot(http_request(req, Body::empty()))
-            .await
-            .expect("infallible");
+        let mut request = http_request(req, Body::empty());
+        request.extensions_mut().insert(ConnectInfo(req.peer));
+        let response = app.clone().oneshot(request).await.expect("infallible");
         answers.push(answer_of(&response));
     }
     answers
@@ -93,7 +96,12 @@ async fn run_actix(verifier: Arc<Verifier>, case: &Case) -> Vec<Answer> {
             // append_header keeps repeated fields as separate lines.
             test_request = test_request.append_header((*name, value.as_str()));
         }
-        let response = actix_test::call_service(&app, test_request.to_request()).await;
+        let request = test_request.peer_addr(req.peer).to_request();
+        if let Some(der) = &req.peer_certificate {
+            actix_web::HttpMessage::extensions_mut(&request)
+                .insert(PeerCertificate::new(der.clone()));
+        }
+        let response = actix_test::call_service(&app, request).await;
         let header = |name: &str| {
             response
                 .headers()
@@ -136,11 +144,23 @@ async fn run_table(cases: &[Case], verifier: impl Fn() -> Arc<Verifier>) -> Vec<
         if let Err(e) = check(last, case.expect) {
             failures.push(format!("{}: {e}", case.name));
         }
+        // RFC 9440 §2.4: a decision made from a forwarded certificate is not cacheable.
+        let forwarded = case.requests.last().is_some_and(|r| {
+            r.peer.ip() == std::net::Ipv4Addr::new(127, 0, 0, 2)
+                && r.headers.iter().any(|(n, _)| *n == "client-cert")
+        });
+        if forwarded && last.cache_control.as_deref() != Some("no-store") {
+            failures.push(format!(
+                "{}: forwarded certificate without no-store",
+                case.name
+            ));
+        }
         // RFC 9449 §9: a use_dpop_nonce challenge carries a nonce, and a nonce goes with
         // Cache-Control: no-store (NONCE-04, NONCE-07).
         let nonce_expected = matches!(case.expect.error, Some((_, "use_dpop_nonce")));
         if nonce_expected != last.dpop_nonce.is_some()
-            || last.dpop_nonce.is_some() != (last.cache_control.as_deref() == Some("no-store"))
+            || (last.dpop_nonce.is_some() && last.cache_control.as_deref() != Some("no-store"))
+            || (!forwarded && last.dpop_nonce.is_none() && last.cache_control.is_some())
         {
             failures.push(format!("{}: DPoP-Nonce/Cache-Control {last:?}", case.name));
         }
@@ -161,6 +181,14 @@ async fn tower_axum_and_actix_answer_every_case_identically() {
         cases.len(),
         failures.join("\n")
     );
+}
+
+#[actix_web::test]
+async fn mtls_cases_answer_identically() {
+    let fixture = Fixture::new();
+    let cases = fixture.mtls_cases();
+    let failures = run_table(&cases, || fixture.proxy_verifier()).await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[actix_web::test]

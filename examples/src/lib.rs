@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use clap::Parser;
 use serde_json::{Value, json};
+use tower_pop::mtls::proxy::{ClientCertHeader, ForwardedCertConfig, TrustedProxies};
 use tower_pop::nonce::{NonceSecret, Nonces};
 use tower_pop::replay::RedisReplayCache;
-use tower_pop::mtls::proxy::{ClientCertHeader, ForwardedCertConfig, TrustedProxies};
 use tower_pop::tls::TlsConfig;
 use tower_pop::{Auth, PopConfig};
 
@@ -74,14 +74,29 @@ pub struct Args {
     )]
     pub redis: Option<String>,
     /// Serve HTTPS with this certificate chain (PEM).
-    #[arg(long, env = "TOWER_POP_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    #[arg(
+        long,
+        env = "TOWER_POP_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
     pub tls_cert: Option<PathBuf>,
     /// The private key of --tls-cert (PEM).
-    #[arg(long, env = "TOWER_POP_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    #[arg(
+        long,
+        env = "TOWER_POP_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
     pub tls_key: Option<PathBuf>,
     /// Request client certificates and verify them against this CA (RFC 8705 binding); clients
     /// without a certificate still connect (DPoP, unbound routes).
-    #[arg(long, env = "TOWER_POP_CLIENT_CA", value_name = "PEM", requires = "tls_cert")]
+    #[arg(
+        long,
+        env = "TOWER_POP_CLIENT_CA",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
     pub client_ca: Option<PathBuf>,
     /// A peer network allowed to forward a client certificate in a header (repeatable; IPv4 or
     /// IPv6 CIDR, or one address). From any other peer the header is ignored.
@@ -154,7 +169,11 @@ impl Args {
     /// `https` with --tls-cert, else `http`.
     #[must_use]
     pub fn scheme(&self) -> &'static str {
-        if self.tls_cert.is_some() { "https" } else { "http" }
+        if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// The TLS configuration, with --tls-cert (and client certificates with --client-ca).

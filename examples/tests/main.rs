@@ -3,5 +3,6 @@
 // Test code: unwrap is the assertion.
 #![allow(clippy::unwrap_used)]
 
+mod mtls;
 mod server;
 mod shared;

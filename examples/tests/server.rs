@@ -33,6 +33,8 @@ pub(crate) fn example_binary(name: &str) -> PathBuf {
 
 pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
+    /// `http` or `https`.
+    pub(crate) scheme: String,
     pub(crate) issuer: Arc<TestIssuer>,
     _child: Child,
 }
@@ -83,20 +85,20 @@ impl Server {
             .expect("server starts within 30 s")
             .unwrap()
             .expect("a first line");
-        let addr = line
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-            .parse()
-            .unwrap();
+        let (scheme, addr) = line
+            .strip_prefix("listening on ")
+            .and_then(|l| l.split_once("://"))
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"));
         Self {
-            addr,
+            addr: addr.parse().unwrap(),
+            scheme: scheme.to_owned(),
             issuer,
             _child: child,
         }
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     pub(crate) fn token(&self, cnf_jkt: Option<&str>) -> String {
@@ -122,7 +124,7 @@ fn assert_refused(r: &Reply, status: u16, scheme: &str, code: &str) {
     assert!(error_in(challenge, scheme, code), "{challenge}");
 }
 
-const SERVERS: [&str; 2] = ["axum_resource_server", "actix_resource_server"];
+pub(crate) const SERVERS: [&str; 2] = ["axum_resource_server", "actix_resource_server"];
 
 /// A test that runs `$check(name)` against both servers, one after the other.
 macro_rules! on_both_servers {

@@ -5,7 +5,11 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 use tower_pop::dpop::signer::ProofSigner;
+
+use base64::Engine as _;
+use tower_pop::mtls::proxy::{ClientCertHeader, ForwardedCertConfig, TrustedProxies};
 use tower_pop::nonce::{NonceSecret, Nonces};
 use tower_pop::test_util::{TestIssuer, patch};
 use tower_pop::{Algorithm, ManualClock, PopConfig, Verifier};
@@ -36,6 +40,10 @@ pub struct Req {
     pub path: String,
     /// Header fields, in order, repeats allowed.
     pub headers: Vec<(&'static str, String)>,
+    /// The TLS client certificate (DER) of the connection, if any.
+    pub peer_certificate: Option<Vec<u8>>,
+    /// The TCP peer (default 127.0.0.1).
+    pub peer: SocketAddr,
 }
 
 /// What the answers are compared on.
@@ -226,7 +234,97 @@ impl Fixture {
             method: "GET",
             path: PATH.to_owned(),
             headers,
+            peer_certificate: None,
+            peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
         }
+    }
+
+    /// A fresh verifier like [`verifier`](Self::verifier) that also trusts RFC 9440
+    /// `Client-Cert` headers from [`TRUSTED_PROXY`].
+    ///
+    /// # Panics
+    /// If the configuration is refused.
+    #[must_use]
+    pub fn proxy_verifier(&self) -> Arc<Verifier> {
+        let proxies = TrustedProxies::new(["127.0.0.2/32"]).expect("CIDR");
+        Arc::new(Verifier::new(
+            PopConfig::builder()
+                .public_origin(ORIGIN)
+                .issuer(ISSUER)
+                .audience(ORIGIN)
+                .jwks_json(self.issuer.jwks_json())
+                .forwarded_certificates(ForwardedCertConfig::new(
+                    proxies,
+                    ClientCertHeader::Rfc9440,
+                ))
+                .clock(Arc::new(ManualClock::new(NOW)))
+                .build()
+                .expect("valid configuration"),
+        ))
+    }
+
+    /// Certificate-bound tokens (RFC 8705 §3): over TLS and forwarded by a proxy (RFC 9440),
+    /// run with [`proxy_verifier`](Self::proxy_verifier).
+    #[must_use]
+    pub fn mtls_cases(&self) -> Vec<Case> {
+        let pki = tower_pop::test_util::pki();
+        let (a, b) = (pki.client_a.der(), pki.client_b.der());
+        let token = self.token(json!({"cnf": {"x5t#S256": pki.client_a.x5t()}}));
+        let bearer = ("authorization", format!("Bearer {token}"));
+        let tls = |cert: Option<&Vec<u8>>| {
+            let mut req = Self::get(vec![bearer.clone()]);
+            req.peer_certificate = cert.cloned();
+            req
+        };
+        let forwarded = |cert: &[u8], peer: [u8; 4]| {
+            let value = format!(
+                ":{}:",
+                base64::engine::general_purpose::STANDARD.encode(cert)
+            );
+            let mut req = Self::get(vec![bearer.clone(), ("client-cert", value)]);
+            req.peer = SocketAddr::from((peer, 40000));
+            req
+        };
+        let case = |name, req: Req, status, error| Case {
+            name,
+            requests: vec![req],
+            expect: Expect { status, error },
+        };
+        let invalid = Some(("Bearer", "invalid_token"));
+        vec![
+            case("mTLS: the bound certificate", tls(Some(&a)), 200, None),
+            case("mTLS: another certificate", tls(Some(&b)), 401, invalid),
+            case("mTLS: no certificate", tls(None), 401, invalid),
+            case(
+                "proxy: bound certificate from the trusted proxy",
+                forwarded(&a, [127, 0, 0, 2]),
+                200,
+                None,
+            ),
+            case(
+                "proxy: another certificate from the trusted proxy",
+                forwarded(&b, [127, 0, 0, 2]),
+                401,
+                invalid,
+            ),
+            case(
+                "proxy: bound certificate from an untrusted peer",
+                forwarded(&a, [127, 0, 0, 1]),
+                401,
+                invalid,
+            ),
+            {
+                // On the proxy's connection the TLS certificate is the proxy's: never used.
+                let mut req = tls(Some(&a));
+                req.peer = SocketAddr::from(([127, 0, 0, 2], 40000));
+                case(
+                    "proxy: no header, TLS certificate of the proxy's connection",
+                    req,
+                    401,
+                    invalid,
+                )
+            },
+        ]
     }
 
     /// The table.

@@ -229,7 +229,13 @@ impl Verifier {
                 let x5t = check_certificate_binding(x5t_s256, certificate.der())?;
                 (Binding::Mtls, None, Some(x5t))
             }
-            (Requirement::Dpop { jkt, certificate: x5t }, Some(proof)) => {
+            (
+                Requirement::Dpop {
+                    jkt,
+                    certificate: x5t,
+                },
+                Some(proof),
+            ) => {
                 let cert_bound = x5t.map(|x5t_s256| (x5t_s256, certificate));
                 let (jkt, x5t) = self
                     .check_proof(request, credentials.token, proof, (jkt, cert_bound), now)

@@ -33,7 +33,10 @@ pub(crate) struct ClientCertificate<'r> {
 }
 
 impl<'r> ClientCertificate<'r> {
-    pub(crate) fn new(request: &'r PopRequest<'r>, forwarded: Option<&'r ForwardedCertConfig>) -> Self {
+    pub(crate) fn new(
+        request: &'r PopRequest<'r>,
+        forwarded: Option<&'r ForwardedCertConfig>,
+    ) -> Self {
         Self {
             request,
             forwarded,
