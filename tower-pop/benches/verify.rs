@@ -1,5 +1,7 @@
 //! The full verify path (fresh proof, cached token) next to one raw ES256 signature
-//! verification, in the same run, so their ratio is meaningful on a noisy machine.
+//! verification, in the same run, so their ratio is meaningful on a noisy machine; and the
+//! path of an mTLS-bound request (cached token, the connection's certificate hashed and
+//! compared), whose cost is what RFC 8705 adds per request.
 //!
 //! `cargo bench -p tower-pop --bench verify`
 
@@ -79,6 +81,22 @@ fn bench(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         );
+    });
+    // mTLS: a certificate-bound token over a connection with the bound certificate.
+    let cert = tower_pop::test_util::pki().client_a.der();
+    let mtls_token = issuer.sign_compact(
+        &json!({"typ": "at+jwt", "alg": "ES256", "kid": "k"}),
+        &json!({"iss": "https://as.example.com", "aud": "https://api.example.com", "sub": "alice",
+                "exp": NOW + 3600, "iat": NOW,
+                "cnf": {"x5t#S256": tower_pop::thumbprint::x5t_s256(&cert)}}),
+    );
+    let mtls_auth = format!("Bearer {mtls_token}");
+    let mtls_req = PopRequest::new("GET", "/whoami")
+        .authorization(mtls_auth.as_bytes())
+        .peer_certificate(&cert);
+    runtime.block_on(verifier.verify(&mtls_req)).unwrap();
+    group.bench_function("mtls_path_cached_token", |b| {
+        b.iter(|| runtime.block_on(verifier.verify(black_box(&mtls_req))).unwrap());
     });
     group.finish();
 }
