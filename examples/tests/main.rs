@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod mtls;
+mod nginx;
 mod server;
 mod shared;

@@ -51,7 +51,7 @@ async fn start_tls(name: &str) -> Server {
 }
 
 /// An HTTPS client trusting the test CA, presenting `identity`.
-fn https_client(identity: Option<&Identity>) -> reqwest::Client {
+pub(crate) fn https_client(identity: Option<&Identity>) -> reqwest::Client {
     let ca = reqwest::Certificate::from_pem(pki().ca_pem.as_bytes()).unwrap();
     let mut builder = reqwest::Client::builder()
         .no_proxy()
@@ -64,7 +64,7 @@ fn https_client(identity: Option<&Identity>) -> reqwest::Client {
     builder.build().unwrap()
 }
 
-async fn get(
+pub(crate) async fn get(
     client: &reqwest::Client,
     url: &str,
     headers: &[(&str, &str)],

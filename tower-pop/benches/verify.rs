@@ -96,7 +96,11 @@ fn bench(c: &mut Criterion) {
         .peer_certificate(&cert);
     runtime.block_on(verifier.verify(&mtls_req)).unwrap();
     group.bench_function("mtls_path_cached_token", |b| {
-        b.iter(|| runtime.block_on(verifier.verify(black_box(&mtls_req))).unwrap());
+        b.iter(|| {
+            runtime
+                .block_on(verifier.verify(black_box(&mtls_req)))
+                .unwrap()
+        });
     });
     group.finish();
 }
