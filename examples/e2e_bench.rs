@@ -1,0 +1,463 @@
+//! End-to-end load on loopback, in one run: both example servers (in-memory replay store,
+//! Redis replay store, nonces required) next to a bare floor server that only checks each
+//! proof's ES256 signature with aws-lc-rs. Every request carries a unique, pre-minted
+//! (token, proof) pair, so every 200 is a real verification.
+//!
+//! ```text
+//! cargo build --release --examples
+//! cargo run --release --example e2e_bench -- --seconds 10 --connections 32
+//! ```
+//!
+//! Needs `wrk` and, for the Redis rows, `redis-server` on PATH (Debian: `apt-get install wrk
+//! redis-server`). Reports requests/s, p50/p99 latency, server CPU per request (from
+//! `/proc/PID/stat`) and the answers that were not 200 (there should be none). Loopback only;
+//! each run is bounded by `--seconds`.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::any;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clap::Parser;
+use serde_json::Value;
+use tower_pop::Algorithm;
+use tower_pop::dpop::signer::ProofSigner;
+use tower_pop::nonce::{NonceSecret, Nonces};
+use tower_pop::test_util::{RedisServer, TestIssuer};
+
+const ISSUER: &str = "https://as.bench.test";
+const PUBLIC: &str = "https://api.bench.test";
+const SECRET: &[u8] = b"e2e bench nonce secret, at least 32 bytes long";
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Seconds of load per server.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=120))]
+    seconds: u64,
+    /// wrk connections.
+    #[arg(long, default_value_t = 32)]
+    connections: u32,
+    /// Requests minted per second of load (unique proofs; more than the servers can answer).
+    #[arg(long, default_value_t = 25_000)]
+    per_second: usize,
+    /// Run as the floor server on this address (used by the bench itself).
+    #[arg(long, hide = true)]
+    floor: Option<SocketAddr>,
+    /// Only these rows (comma-separated names), e.g. `floor,axum,actix`.
+    #[arg(long)]
+    only: Option<String>,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Some(addr) = args.floor {
+        floor_server(addr);
+        return;
+    }
+    if let Err(e) = run(&args) {
+        eprintln!("e2e_bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// The floor: the same framework (axum), a handler that parses the proof's header for its
+/// `jwk` and checks the ES256 signature, nothing else.
+fn floor_server(addr: SocketAddr) {
+    async fn check(headers: HeaderMap) -> StatusCode {
+        let ok = headers
+            .get("dpop")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(verify_es256_proof);
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        println!(
+            "listening on http://{}",
+            listener.local_addr().expect("addr")
+        );
+        let app = Router::new().route("/whoami", any(check));
+        axum::serve(listener, app).await.expect("serve");
+    });
+}
+
+fn verify_es256_proof(proof: &str) -> bool {
+    let mut parts = proof.split('.');
+    let (Some(h), Some(p), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Some(header) = URL_SAFE_NO_PAD
+        .decode(h)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+    else {
+        return false;
+    };
+    let coordinate = |name: &str| {
+        header["jwk"][name]
+            .as_str()
+            .and_then(|c| URL_SAFE_NO_PAD.decode(c).ok())
+    };
+    let (Some(x), Some(y), Ok(sig)) = (coordinate("x"), coordinate("y"), URL_SAFE_NO_PAD.decode(s))
+    else {
+        return false;
+    };
+    let mut point = vec![4u8];
+    point.extend(x);
+    point.extend(y);
+    let input = &proof[..h.len() + 1 + p.len()];
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+        .verify(input.as_bytes(), &sig)
+        .is_ok()
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The directory holding this binary and its sibling examples.
+fn examples_dir() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    exe.parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| "no examples directory".to_owned())
+}
+
+struct Row {
+    name: &'static str,
+    rps: f64,
+    p50: String,
+    p99: String,
+    cpu_us: f64,
+    not_200: u64,
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let wanted = |name: &str| {
+        args.only
+            .as_deref()
+            .is_none_or(|only| only.split(',').any(|n| n == name))
+    };
+    let dir = examples_dir()?;
+    let work = std::env::temp_dir().join(format!("tower-pop-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let issuer = TestIssuer::new(ISSUER, PUBLIC);
+    let jwks = work.join("jwks.json");
+    std::fs::write(&jwks, issuer.jwks_json()).map_err(|e| e.to_string())?;
+    let secret_file = work.join("nonce.key");
+    std::fs::write(&secret_file, SECRET).map_err(|e| e.to_string())?;
+    let redis = wanted("axum+redis") || wanted("actix+redis");
+    let redis = redis.then(RedisServer::start);
+    let redis_url = redis.as_ref().map(RedisServer::url).unwrap_or_default();
+    let jwks = jwks.to_string_lossy().into_owned();
+    let secret_path = secret_file.to_string_lossy().into_owned();
+    let base = |binary: &str| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer",
+            ISSUER,
+            "--audience",
+            PUBLIC,
+            "--jwks-file",
+            &jwks,
+            "--public-url",
+            PUBLIC,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        v.insert(0, binary.to_owned());
+        v
+    };
+    let with = |binary: &str, extra: &[&str]| {
+        let mut v = base(binary);
+        v.extend(extra.iter().map(|s| (*s).to_owned()));
+        v
+    };
+    let rows: Vec<(&'static str, Vec<String>, bool)> = vec![
+        (
+            "floor",
+            vec!["e2e_bench".into(), "--floor".into(), "127.0.0.1:0".into()],
+            false,
+        ),
+        ("axum", base("axum_resource_server"), false),
+        ("actix", base("actix_resource_server"), false),
+        (
+            "axum+redis",
+            with("axum_resource_server", &["--redis", &redis_url]),
+            false,
+        ),
+        (
+            "actix+redis",
+            with("actix_resource_server", &["--redis", &redis_url]),
+            false,
+        ),
+        (
+            "axum+nonce",
+            with(
+                "axum_resource_server",
+                &["--require-nonce", "--nonce-secret-file", &secret_path],
+            ),
+            true,
+        ),
+        (
+            "actix+nonce",
+            with(
+                "actix_resource_server",
+                &["--require-nonce", "--nonce-secret-file", &secret_path],
+            ),
+            true,
+        ),
+    ];
+    let nonces = Nonces::new(NonceSecret::new(SECRET.to_vec()).map_err(|e| e.to_string())?);
+    let mut results = Vec::new();
+    for (name, command, with_nonce) in rows {
+        if !wanted(name) {
+            continue;
+        }
+        let pairs = work.join(format!("{name}.pairs"));
+        mint(&issuer, &pairs, args, with_nonce.then_some(&nonces))?;
+        let mut server = Server::start(&dir, &command)?;
+        let row = load(name, &server, &pairs, &work, args)?;
+        server.stop();
+        let _ = std::fs::remove_file(&pairs);
+        results.push(row);
+    }
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&work);
+    print_table(&results);
+    Ok(())
+}
+
+/// Unique (token, proof) pairs, one per line, enough for the whole run; tokens are shared by
+/// 100 proofs each (a reused token is the common case: the token cache is part of the path).
+fn mint(
+    issuer: &TestIssuer,
+    path: &Path,
+    args: &Args,
+    nonces: Option<&Nonces>,
+) -> Result<(), String> {
+    let count = args.per_second * usize::try_from(args.seconds).unwrap_or(1);
+    let started = Instant::now();
+    let url = format!("{PUBLIC}/whoami");
+    let mut out = String::with_capacity(count * 900);
+    let mut current: Option<(ProofSigner, String)> = None;
+    let now = now();
+    let nonce = nonces.map(|n| n.issue(now));
+    for i in 0..count {
+        if i % 100 == 0 || current.is_none() {
+            let key = ProofSigner::generate(Algorithm::ES256).map_err(|e| e.to_string())?;
+            let token = issuer.dpop_token(now, key.thumbprint());
+            current = Some((key, token));
+        }
+        if let Some((key, token)) = &current {
+            let proof = key.proof_at("GET", &url, Some(token), nonce.as_deref(), now);
+            let _ = writeln!(out, "{token} {proof}");
+        }
+    }
+    std::fs::write(path, out).map_err(|e| e.to_string())?;
+    eprintln!(
+        "minted {count} proofs in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(dir: &Path, command: &[String]) -> Result<Self, String> {
+        use std::io::BufRead as _;
+        let mut child = Command::new(dir.join(&command[0]))
+            .args(&command[1..])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "cannot start {}: {e} (cargo build --release --examples)",
+                    command[0]
+                )
+            })?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| format!("unexpected first line: {line}"))?;
+        Ok(Self { child, addr })
+    }
+
+    /// User + system CPU seconds the server process has used.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are 14th and 15th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const LUA: &str = r#"
+local pairs_file = os.getenv("PAIRS")
+local threads = {}
+local counter = 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+function init(args)
+  local n = tonumber(os.getenv("THREADS"))
+  items = {}
+  local i = 0
+  for line in io.lines(pairs_file) do
+    if i % n == id then
+      local sp = line:find(" ")
+      table.insert(items, {line:sub(1, sp - 1), line:sub(sp + 1)})
+    end
+    i = i + 1
+  end
+  next_item = 1
+end
+function request()
+  local item = items[next_item]
+  if item == nil then
+    wrk.thread:stop()
+    item = items[1]
+  end
+  next_item = next_item + 1
+  return wrk.format("GET", "/whoami", {["Authorization"] = "DPoP " .. item[1], ["DPoP"] = item[2]})
+end
+"#;
+
+fn load(
+    name: &'static str,
+    server: &Server,
+    pairs: &Path,
+    work: &Path,
+    args: &Args,
+) -> Result<Row, String> {
+    let script = work.join("pairs.lua");
+    std::fs::write(&script, LUA).map_err(|e| e.to_string())?;
+    let threads = 2;
+    // Warm-up: one request each, so lazy connections (Redis) are up.
+    std::thread::sleep(Duration::from_millis(300));
+    let cpu_before = server.cpu_seconds();
+    let output = Command::new("wrk")
+        .args([
+            "-t",
+            &threads.to_string(),
+            "-c",
+            &args.connections.to_string(),
+        ])
+        .args(["-d", &format!("{}s", args.seconds), "--latency", "-s"])
+        .arg(&script)
+        .arg(format!("http://{}/whoami", server.addr))
+        .env("PAIRS", pairs)
+        .env("THREADS", threads.to_string())
+        .output()
+        .map_err(|e| format!("cannot run wrk (apt-get install wrk): {e}"))?;
+    let cpu = server.cpu_seconds() - cpu_before;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_owned()))
+            .unwrap_or_default()
+    };
+    let requests: f64 = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    let rps = field("Requests/sec:").parse().unwrap_or(0.0);
+    let not_200 = field("Non-2xx or 3xx responses:").parse().unwrap_or(0);
+    eprintln!(
+        "{name}: {}",
+        text.lines()
+            .filter(|l| l.contains("requests in") || l.contains("Requests/sec"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    Ok(Row {
+        name,
+        rps,
+        p50: field("50%"),
+        p99: field("99%"),
+        cpu_us: if requests > 0.0 {
+            cpu * 1e6 / requests
+        } else {
+            0.0
+        },
+        not_200,
+    })
+}
+
+fn print_table(rows: &[Row]) {
+    let floor = rows.iter().find(|r| r.name == "floor");
+    let baseline = |name: &str| {
+        let base = name.split('+').next().unwrap_or(name);
+        rows.iter().find(|r| r.name == base)
+    };
+    println!(
+        "{:<12} {:>10} {:>9} {:>9} {:>12} {:>8} {:>10} {:>10} {:>12}",
+        "server",
+        "req/s",
+        "p50",
+        "p99",
+        "CPU us/req",
+        "non-200",
+        "vs floor",
+        "CPU/floor",
+        "vs in-memory"
+    );
+    for r in rows {
+        let vs_floor = floor.map_or(String::new(), |f| format!("{:.2}x", r.rps / f.rps));
+        let cpu_floor = floor.map_or(String::new(), |f| format!("{:.2}x", r.cpu_us / f.cpu_us));
+        let vs_base = baseline(r.name)
+            .filter(|b| b.name != r.name)
+            .map_or(String::new(), |b| format!("{:.2}x", r.rps / b.rps));
+        println!(
+            "{:<12} {:>10.0} {:>9} {:>9} {:>12.1} {:>8} {:>10} {:>10} {:>12}",
+            r.name, r.rps, r.p50, r.p99, r.cpu_us, r.not_200, vs_floor, cpu_floor, vs_base
+        );
+    }
+}
