@@ -66,6 +66,7 @@
 //! | `test-util` | `test_util`: a token issuer with a JWK Set, for tests (implies `signer`) |
 //! | `redis` | `replay::RedisReplayCache`: one replay store shared by every instance, on Redis (`redis://`, `rediss://` over rustls with aws-lc-rs) |
 //! | `discovery` | `discovery::IssuerKeys`: the issuer's keys from its RFC 8414 / OpenID Connect metadata over HTTPS, cached, refreshed, single-flight refetch on an unknown `kid` |
+//! | `introspection` | `introspection::Introspector`: RFC 7662 introspection of opaque (non-JWT) access tokens, results cached briefly |
 //!
 //! ## Deployment
 //!
@@ -124,6 +125,8 @@ pub use replay::{MemoryReplayCache, ReplayCache};
 pub use request::{OriginalTarget, PeerCertificate, PopRequest};
 #[cfg(feature = "discovery")]
 pub use token::discovery;
+#[cfg(feature = "introspection")]
+pub use token::introspection;
 pub use verifier::{Outcome, Refusal, Verifier};
 
 // Certificate sources for RFC 8705 binding (kept apart so rustfmt leaves them at the end).

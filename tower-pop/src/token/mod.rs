@@ -8,6 +8,8 @@
 
 #[cfg(feature = "discovery")]
 pub mod discovery;
+#[cfg(feature = "introspection")]
+pub mod introspection;
 pub(crate) mod jwks;
 pub(crate) mod jwt;
 #[cfg(any(feature = "discovery", feature = "introspection"))]
