@@ -229,11 +229,13 @@ impl HttpClient {
     }
 
     /// Whether plain `http` on loopback is allowed.
+    #[cfg(feature = "discovery")]
     pub(crate) fn allows_http_on_loopback(&self) -> bool {
         self.allow_http
     }
 
     /// `GET url` with `Accept: application/json`.
+    #[cfg(feature = "discovery")]
     pub(crate) async fn get(&self, url: Url, limit: usize) -> Result<Fetched, FetchError> {
         let response = self
             .client
@@ -246,6 +248,7 @@ impl HttpClient {
     }
 
     /// `POST url` with a form body and the given extra headers.
+    #[cfg(feature = "introspection")]
     pub(crate) async fn post_form(
         &self,
         url: Url,
@@ -282,6 +285,10 @@ fn classify(e: reqwest::Error) -> FetchError {
 #[derive(Debug)]
 pub(crate) struct Fetched {
     pub(crate) status: StatusCode,
+    #[cfg_attr(
+        not(feature = "discovery"),
+        allow(dead_code, reason = "read by discovery")
+    )]
     pub(crate) cache_control: Option<String>,
     pub(crate) body: Vec<u8>,
 }
@@ -317,6 +324,7 @@ impl Fetched {
 
 /// The `max-age` of a `Cache-Control` value in seconds; `Some(0)` for `no-cache`/`no-store`;
 /// `None` when absent or unreadable (RFC 9111 §5.2.2).
+#[cfg(feature = "discovery")]
 pub(crate) fn max_age(cache_control: &str) -> Option<u64> {
     let mut max_age = None;
     for directive in cache_control.split(',') {
@@ -402,6 +410,7 @@ mod tests {
         ));
     }
 
+    #[cfg(feature = "discovery")]
     #[test]
     fn reads_max_age() {
         assert_eq!(max_age("max-age=300"), Some(300));
