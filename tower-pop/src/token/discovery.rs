@@ -783,8 +783,12 @@ impl Inner {
             url: url.to_string(),
             reason,
         };
+        // An object only (serde would also read the struct from an array), each member once.
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return Err(invalid("not a JSON object"));
+        }
         let metadata: Metadata = serde_json::from_slice(body)
-            .map_err(|_| invalid("not a JSON object with an issuer member"))?;
+            .map_err(|_| invalid("not a JSON object with one issuer member"))?;
         let Value::String(issuer) = metadata.issuer else {
             return Err(invalid("issuer is not a string"));
         };
