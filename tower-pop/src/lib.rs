@@ -65,6 +65,8 @@
 //! | `signer` | `dpop::signer`: builds `DPoP` proofs for clients, demos and tests |
 //! | `test-util` | `test_util`: a token issuer with a JWK Set, for tests (implies `signer`) |
 //! | `redis` | `replay::RedisReplayCache`: one replay store shared by every instance, on Redis (`redis://`, `rediss://` over rustls with aws-lc-rs) |
+//! | `discovery` | `discovery::IssuerKeys`: the issuer's keys from its RFC 8414 / OpenID Connect metadata over HTTPS, cached, refreshed, single-flight refetch on an unknown `kid` |
+//! | `introspection` | `introspection::Introspector`: RFC 7662 introspection of opaque (non-JWT) access tokens, results cached briefly |
 //!
 //! ## Deployment
 //!
@@ -119,6 +121,12 @@ pub use jose::{Algorithm, UnknownAlgorithm};
 pub use layer::{DefaultRejection, RejectionResponse, RequirePop, RequirePopLayer, ResponseFuture};
 pub use replay::{MemoryReplayCache, ReplayCache};
 pub use request::{OriginalTarget, PeerAddr, PeerCertificate, PopRequest};
+// Remote key sets and introspection, public as `tower_pop::discovery` and
+// `tower_pop::introspection` (the modules live under `token/`).
+#[cfg(feature = "discovery")]
+pub use token::discovery;
+#[cfg(feature = "introspection")]
+pub use token::introspection;
 pub use verifier::{Outcome, Refusal, Verifier};
 
 // Certificate sources for RFC 8705 binding (kept apart so rustfmt leaves them at the end).

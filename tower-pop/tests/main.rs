@@ -4,10 +4,16 @@
 // Test code: helpers are shared across modules of one binary, and unwrap is the assertion.
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
+#[cfg(any(feature = "discovery", feature = "introspection"))]
+mod auth_server;
 mod support;
 
 mod binding;
+#[cfg(feature = "discovery")]
+mod discovery;
 mod garbage;
+#[cfg(feature = "introspection")]
+mod introspection;
 mod nonces;
 mod proofs;
 #[cfg(feature = "redis")]

@@ -6,8 +6,14 @@
 //! cached under its SHA-256 until its `exp` (plus leeway), so a token reused on many requests
 //! costs one signature verification; the DPoP proof is still verified on every request.
 
+#[cfg(feature = "discovery")]
+pub mod discovery;
+#[cfg(feature = "introspection")]
+pub mod introspection;
 pub(crate) mod jwks;
 pub(crate) mod jwt;
+#[cfg(any(feature = "discovery", feature = "introspection"))]
+pub(crate) mod remote;
 
 use std::sync::Arc;
 

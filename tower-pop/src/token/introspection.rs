@@ -1,0 +1,835 @@
+//! Opaque access tokens, asked about at the authorization server (RFC 7662). Feature
+//! `introspection`.
+//!
+//! A JWT access token is verified locally ([`looks_like_jwt`] tells them apart); any other
+//! token is sent to the introspection endpoint, and the answer is held to the same rules as a
+//! JWT's claims:
+//!
+//! - **The request** (RFC 7662 §2.1): `POST`, `application/x-www-form-urlencoded`, body
+//!   `token=…&token_type_hint=access_token` and nothing else of the client's request: its DPoP
+//!   proof and `Authorization` header never reach the authorization server (RFC 9449 §6.2
+//!   leaves the binding check to us). The resource server authenticates with
+//!   `client_secret_basic` (default): client id and secret are each form-urlencoded **before**
+//!   base64 (RFC 6749 §2.3.1; RFC 9449 Figure 10's header skips that step, so it differs for
+//!   secrets with `:` or `+`), or with `client_secret_post` (both in the body).
+//! - **The answer** (RFC 7662 §2.2): only HTTP 200 with a JSON object counts, and only the JSON
+//!   boolean `"active": true` means active: `false`, a missing member, `"true"` or `1` are
+//!   inactive. An active answer is still checked: `iss` equals the configured issuer and `aud`
+//!   contains the configured audience when the answer has them (RFC 7662 §4: the server may
+//!   answer for tokens meant for others), `exp`/`nbf` with the configured leeway,
+//!   member types (`scope`, `client_id`, `sub`, ... strings), and `cnf` read exactly as for a JWT
+//!   (RFC 9449 §6.2, RFC 8705 §3.2), so `cnf.jkt` and `cnf["x5t#S256"]` bind the token the same
+//!   way. A `token_type` of `DPoP` without `cnf.jkt` is inconsistent and refused, never taken
+//!   for a bearer token.
+//! - **Failures are ours** (INTRO-08): the server unreachable or slow (timeout, default 5 s),
+//!   a status other than 200 (401/403 mean it refused *our* credentials, logged at `error`),
+//!   a redirect (never followed), a body over [`MAX_RESPONSE_BYTES`] or not JSON:
+//!   [`IntrospectionError::Unavailable`], which the verifier answers with 503, never 401 and
+//!   never 200.
+//! - **Cache** (RFC 7662 §4 trades revocation latency for load): active results are cached
+//!   under the SHA-256 of the token, bounded in size ([`IntrospectionOptions::cache_capacity`],
+//!   default 10,000; when full, results are simply not cached), and each entry lives at most
+//!   [`IntrospectionOptions::cache_ttl`] (default 60 s) and never past the token's `exp`. So a
+//!   revoked token keeps working for at most the TTL. **Inactive results are not cached**: a
+//!   token does not become active again, but negative entries would compete with the active
+//!   ones for the bounded cache, and a flood of distinct garbage tokens gains nothing from them;
+//!   concurrent calls are bounded instead ([`IntrospectionOptions::max_concurrent`], default 32).
+//! - The client secret never appears in `Debug` or a log line; no token is ever logged.
+//!
+//! ## Example
+//!
+//! ```
+//! use tower_pop::introspection::{IntrospectionOptions, Introspector, looks_like_jwt};
+//!
+//! let introspector = Introspector::new(
+//!     IntrospectionOptions::new("https://as.example/introspect", "rs", "s3cr3t:+")
+//!         .issuer("https://as.example")
+//!         .audience("https://api.example"),
+//! )
+//! .expect("an https endpoint");
+//! assert!(!format!("{introspector:?}").contains("s3cr3t"));
+//!
+//! // RFC 9449 Figure 10's opaque token goes to the endpoint; a JWS is verified locally.
+//! assert!(!looks_like_jwt("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"));
+//! assert!(looks_like_jwt("eyJhbGciOiJFUzI1NiJ9.e30.c2ln"));
+//!
+//! assert!(Introspector::new(IntrospectionOptions::new("http://as.example/i", "rs", "x")).is_err());
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use reqwest::Url;
+use serde_json::{Map, Value};
+
+use super::remote::{HttpClient, HttpSettings, check_url};
+use super::{Confirmation, TokenInfo, confirmation};
+use crate::clock::{Clock, SystemClock};
+use crate::config::DEFAULT_TOKEN_LEEWAY;
+use crate::credentials::MAX_TOKEN_LEN;
+use crate::digest::sha256;
+use crate::error::PopErrorKind;
+use crate::expiring::ExpiringMap;
+use crate::jose::{b64url_decode, numeric_date, parse_json_object};
+
+pub use super::remote::RemoteConfigError;
+
+/// Largest introspection response accepted, in bytes.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// Default longest time an active result is cached.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Default number of cached results.
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+/// Default number of introspection calls in flight at once.
+pub const DEFAULT_MAX_CONCURRENT: usize = 32;
+const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+/// Whether `token` is a JWT to verify locally: three dot-separated base64url segments whose
+/// first decodes to a JSON object with a string `alg` (RFC 7515 §7.1, §4.1.1). Anything else
+/// (RFC 9449 Figure 10's `Kz~8…`, JWE, random strings) is opaque: introspect it.
+#[must_use]
+pub fn looks_like_jwt(token: &str) -> bool {
+    let segments: Vec<&str> = token.splitn(4, '.').collect();
+    let [header, payload, signature] = segments[..] else {
+        return false;
+    };
+    let base64url = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if header.is_empty()
+        || payload.is_empty()
+        || ![header, payload, signature]
+            .map(base64url)
+            .iter()
+            .all(|ok| *ok)
+    {
+        return false;
+    }
+    b64url_decode(header)
+        .and_then(|h| parse_json_object(&h))
+        .is_some_and(|h| h.get("alg").is_some_and(Value::is_string))
+}
+
+/// How the resource server authenticates to the introspection endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ClientAuthMethod {
+    /// HTTP Basic with the form-urlencoded id and secret (the default; RFC 6749 §2.3.1 says
+    /// servers must support it).
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the request body.
+    ClientSecretPost,
+}
+
+/// A secret that `Debug` does not print.
+#[derive(Clone)]
+struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Where and how to introspect; every default is the documented one.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct IntrospectionOptions {
+    endpoint: String,
+    client_id: String,
+    client_secret: Secret,
+    auth_method: ClientAuthMethod,
+    issuer: Option<String>,
+    audience: Option<String>,
+    leeway: Duration,
+    cache_ttl: Duration,
+    cache_capacity: usize,
+    max_concurrent: usize,
+    http: HttpSettings,
+    clock: Arc<dyn Clock>,
+}
+
+impl IntrospectionOptions {
+    /// The endpoint (an `https` URL) and this resource server's client credentials there.
+    pub fn new(
+        endpoint: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            client_id: client_id.into(),
+            client_secret: Secret(client_secret.into()),
+            auth_method: ClientAuthMethod::default(),
+            issuer: None,
+            audience: None,
+            leeway: DEFAULT_TOKEN_LEEWAY,
+            cache_ttl: DEFAULT_CACHE_TTL,
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
+            http: HttpSettings::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// How to send the credentials (default `client_secret_basic`).
+    pub fn auth_method(mut self, method: ClientAuthMethod) -> Self {
+        self.auth_method = method;
+        self
+    }
+
+    /// The `iss` an answer must carry when it has one (exact match). Default: not checked;
+    /// set it (the verifier passes its configured issuer).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The audience an answer's `aud` (string or array) must contain when it has one. Default:
+    /// not checked; set it (the verifier passes its configured audience).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// Clock leeway for `exp` and `nbf` (default 30 s, at most 5 min).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Longest time an active result is cached (default 60 s; never past the token's `exp`;
+    /// zero disables the cache). Revocation takes effect within this time.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// Most cached results (default 10,000).
+    pub fn cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// Most introspection calls in flight at once (default 32, at least 1); more wait for a
+    /// free slot within the timeout.
+    pub fn max_concurrent(mut self, calls: usize) -> Self {
+        self.max_concurrent = calls;
+        self
+    }
+
+    /// Total time for one call, connecting included (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.http.timeout = Some(timeout);
+        self
+    }
+
+    /// An extra trusted root CA (PEM) beside the platform's roots.
+    pub fn root_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.http.root_ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Allow a plain `http` endpoint on a loopback host. For tests only: the token and the
+    /// client secret would cross the network in clear.
+    pub fn insecure_allow_http_on_loopback(mut self) -> Self {
+        self.http.insecure_allow_http_on_loopback = true;
+        self
+    }
+
+    /// The clock for `exp`/`nbf` and the cache (default the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// Why an opaque token was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IntrospectionError {
+    /// The answer is not `"active": true` (RFC 7662 §2.2): 401 `invalid_token`.
+    Inactive,
+    /// Active, but for another issuer or audience, expired, not yet valid, with a
+    /// malformed member or `cnf`, or too long to send: 401 `invalid_token`.
+    TokenInvalid,
+    /// `cnf` names only confirmation methods this server cannot check (RFC 7800 §3.1): never
+    /// treated as a bearer token.
+    UnsupportedBinding,
+    /// The authorization server failed us (unreachable, timeout, non-200, non-JSON, our
+    /// credentials refused): a server fault, 503.
+    Unavailable,
+}
+
+impl IntrospectionError {
+    /// Whether the fault is the server's side (the authorization server), not the client's.
+    #[must_use]
+    pub fn is_server_fault(self) -> bool {
+        self == Self::Unavailable
+    }
+}
+
+impl fmt::Display for IntrospectionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Inactive => "token is not active",
+            Self::TokenInvalid => "introspected token failed validation",
+            Self::UnsupportedBinding => "unsupported token confirmation method",
+            Self::Unavailable => "introspection endpoint unavailable",
+        })
+    }
+}
+
+impl std::error::Error for IntrospectionError {}
+
+/// An active token as the authorization server described it, checked.
+#[derive(Clone)]
+pub struct IntrospectedToken(Arc<TokenInfo>);
+
+impl IntrospectedToken {
+    /// The introspection response members (`active`, `sub`, `scope`, `cnf`, ...).
+    #[must_use]
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.0.claims
+    }
+
+    /// `cnf.jkt`: the token is DPoP-bound to this key thumbprint (RFC 9449 §6.2).
+    #[must_use]
+    pub fn jkt(&self) -> Option<&str> {
+        self.0.confirmation.jkt.as_deref()
+    }
+
+    /// `cnf["x5t#S256"]`: the token is bound to this certificate (RFC 8705 §3.2).
+    #[must_use]
+    pub fn x5t_s256(&self) -> Option<&str> {
+        self.0.confirmation.x5t_s256.as_deref()
+    }
+}
+
+impl fmt::Debug for IntrospectedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("IntrospectedToken").field(&self.0).finish()
+    }
+}
+
+/// An RFC 7662 client with a bounded cache; share one per endpoint (`Arc`).
+pub struct Introspector {
+    endpoint: Url,
+    client_id: String,
+    auth_method: ClientAuthMethod,
+    /// `Authorization` for `client_secret_basic` (marked sensitive).
+    headers: HeaderMap,
+    /// `&client_id=…&client_secret=…` for `client_secret_post`.
+    body_credentials: Secret,
+    issuer: Option<String>,
+    audience: Option<String>,
+    leeway: u64,
+    cache_ttl: u64,
+    cache: ExpiringMap<Arc<TokenInfo>>,
+    calls: tokio::sync::Semaphore,
+    timeout: Duration,
+    client: HttpClient,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for Introspector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Introspector")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("client_id", &self.client_id)
+            .field("auth_method", &self.auth_method)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("cached", &self.cache.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The application/x-www-form-urlencoded form of one value (RFC 6749 Appendix B).
+fn form_encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// RFC 6749 §2.3.1: `Basic base64(form(id) ":" form(secret))`.
+fn basic_credentials(client_id: &str, secret: &str) -> String {
+    let pair = format!("{}:{}", form_encode(client_id), form_encode(secret));
+    format!("Basic {}", STANDARD.encode(pair))
+}
+
+type Claims = Map<String, Value>;
+
+fn check(ok: bool) -> Result<(), IntrospectionError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(IntrospectionError::TokenInvalid)
+    }
+}
+
+fn numeric(claims: &Claims, name: &str) -> Result<Option<u64>, IntrospectionError> {
+    claims
+        .get(name)
+        .map(|v| numeric_date(v).ok_or(IntrospectionError::TokenInvalid))
+        .transpose()
+}
+
+/// RFC 7662 §2.2: active only when `active` is the JSON boolean `true`.
+fn check_active(claims: &Claims) -> Result<(), IntrospectionError> {
+    if claims.get("active") == Some(&Value::Bool(true)) {
+        Ok(())
+    } else {
+        Err(IntrospectionError::Inactive)
+    }
+}
+
+/// RFC 7662 §2.2 `iss`, when present, is the configured issuer exactly.
+fn check_iss(claims: &Claims, issuer: Option<&str>) -> Result<(), IntrospectionError> {
+    match (claims.get("iss"), issuer) {
+        (None, _) => Ok(()),
+        (Some(Value::String(iss)), Some(issuer)) => check(iss == issuer),
+        (Some(Value::String(_)), None) => Ok(()),
+        (Some(_), _) => Err(IntrospectionError::TokenInvalid),
+    }
+}
+
+/// RFC 7662 §2.2, RFC 7519 §4.1.3: `aud`, when present, is ours or an array holding ours.
+fn check_aud(claims: &Claims, audience: Option<&str>) -> Result<(), IntrospectionError> {
+    let auds: Vec<&str> = match claims.get("aud") {
+        None => return Ok(()),
+        Some(Value::String(aud)) => vec![aud.as_str()],
+        Some(Value::Array(auds)) => auds
+            .iter()
+            .map(|a| a.as_str().ok_or(IntrospectionError::TokenInvalid))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(IntrospectionError::TokenInvalid),
+    };
+    audience.map_or(Ok(()), |audience| check(auds.contains(&audience)))
+}
+
+/// `exp`, when present, has not passed (with leeway); returns the first instant the token is
+/// no longer valid (`u64::MAX` without `exp`).
+fn check_exp(claims: &Claims, now: u64, leeway: u64) -> Result<u64, IntrospectionError> {
+    let Some(exp) = numeric(claims, "exp")? else {
+        return Ok(u64::MAX);
+    };
+    let valid_until = exp.saturating_add(leeway).saturating_add(1);
+    check(now < valid_until)?;
+    Ok(valid_until)
+}
+
+/// `nbf`, when present, has been reached (with leeway).
+fn check_nbf(claims: &Claims, now: u64, leeway: u64) -> Result<u64, IntrospectionError> {
+    let not_before = numeric(claims, "nbf")?.map_or(0, |nbf| nbf.saturating_sub(leeway));
+    check(now >= not_before)?;
+    Ok(not_before)
+}
+
+/// RFC 7662 §2.2 member types: `scope`, `client_id`, `username`, `token_type`, `sub`, `jti`
+/// strings and `iat` a NumericDate when present.
+fn check_member_types(claims: &Claims) -> Result<(), IntrospectionError> {
+    numeric(claims, "iat")?;
+    for name in ["scope", "client_id", "username", "token_type", "sub", "jti"] {
+        check(matches!(claims.get(name), None | Some(Value::String(_))))?;
+    }
+    Ok(())
+}
+
+/// RFC 9449 §6.2, RFC 8705 §3.2: `cnf` as for a JWT; a `token_type` of `DPoP` needs `cnf.jkt`.
+fn check_confirmation(claims: &Claims) -> Result<Confirmation, IntrospectionError> {
+    let confirmation = confirmation(claims).map_err(|kind| match kind {
+        PopErrorKind::UnsupportedBinding => IntrospectionError::UnsupportedBinding,
+        _ => IntrospectionError::TokenInvalid,
+    })?;
+    let dpop_type = claims
+        .get("token_type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.eq_ignore_ascii_case("DPoP"));
+    check(!dpop_type || confirmation.jkt.is_some())?;
+    Ok(confirmation)
+}
+
+impl Introspector {
+    /// A client for `options`' endpoint.
+    ///
+    /// # Errors
+    ///
+    /// The endpoint is not an `https` URL, the client id is empty, a setting is out of range,
+    /// or the root CA is unusable.
+    pub fn new(options: IntrospectionOptions) -> Result<Self, RemoteConfigError> {
+        let endpoint = check_url(
+            &options.endpoint,
+            options.http.insecure_allow_http_on_loopback,
+            true,
+        )
+        .map_err(|reason| RemoteConfigError::InvalidUrl {
+            what: "introspection endpoint",
+            url: options.endpoint.clone(),
+            reason,
+        })?;
+        let invalid = |setting, reason| Err(RemoteConfigError::InvalidSetting { setting, reason });
+        if options.client_id.is_empty() {
+            return invalid("client_id", "must not be empty");
+        }
+        if options.leeway > MAX_LEEWAY {
+            return invalid("leeway", "must not exceed 5 minutes");
+        }
+        if options.max_concurrent == 0 {
+            return invalid("max_concurrent", "must be at least 1");
+        }
+        let secret = &options.client_secret.0;
+        let mut headers = HeaderMap::new();
+        let mut body_credentials = String::new();
+        match options.auth_method {
+            ClientAuthMethod::ClientSecretBasic => {
+                let Ok(mut value) =
+                    HeaderValue::from_str(&basic_credentials(&options.client_id, secret))
+                else {
+                    return invalid("client_secret", "cannot be sent in a header");
+                };
+                value.set_sensitive(true);
+                headers.insert(http::header::AUTHORIZATION, value);
+            }
+            ClientAuthMethod::ClientSecretPost => {
+                body_credentials = format!(
+                    "&client_id={}&client_secret={}",
+                    form_encode(&options.client_id),
+                    form_encode(secret)
+                );
+            }
+        }
+        let client = HttpClient::new(&HttpSettings {
+            follow_redirects: false,
+            ..options.http.clone()
+        })?;
+        Ok(Self {
+            endpoint,
+            client_id: options.client_id,
+            auth_method: options.auth_method,
+            headers,
+            body_credentials: Secret(body_credentials),
+            issuer: options.issuer,
+            audience: options.audience,
+            leeway: options.leeway.as_secs(),
+            cache_ttl: options.cache_ttl.as_secs(),
+            cache: ExpiringMap::new(options.cache_capacity),
+            calls: tokio::sync::Semaphore::new(options.max_concurrent),
+            timeout: options
+                .http
+                .timeout
+                .unwrap_or(super::remote::DEFAULT_HTTP_TIMEOUT),
+            client,
+            clock: options.clock,
+        })
+    }
+
+    /// Introspect `token` now (by the configured clock), from the cache when possible.
+    ///
+    /// # Errors
+    ///
+    /// See [`IntrospectionError`]; only [`IntrospectionError::Unavailable`] is a server fault.
+    pub async fn introspect(&self, token: &str) -> Result<IntrospectedToken, IntrospectionError> {
+        let now = self.clock.now_unix();
+        self.token_info(token, now).await.map(IntrospectedToken)
+    }
+
+    /// The verifier's entry point: `token` (not a JWT) checked at `now`, as a [`TokenInfo`]
+    /// for the binding logic.
+    pub(crate) async fn token_info(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<Arc<TokenInfo>, IntrospectionError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Err(IntrospectionError::TokenInvalid);
+        }
+        let cache_key = sha256(token.as_bytes());
+        if let Some(info) = self.cache.get(&cache_key, now) {
+            check(now >= info.not_before && now < info.valid_until)?;
+            return Ok(info);
+        }
+        let claims = self.call(token).await?;
+        let info = Arc::new(self.evaluate(claims, now)?);
+        if self.cache_ttl > 0 {
+            // Never past `exp` itself, whatever the leeway; a full cache only means the next
+            // request asks again.
+            let exp = numeric(&info.claims, "exp")
+                .ok()
+                .flatten()
+                .unwrap_or(u64::MAX);
+            let expires_at = now.saturating_add(self.cache_ttl).min(exp);
+            if expires_at > now {
+                let _ = self
+                    .cache
+                    .insert(cache_key, expires_at, Arc::clone(&info), now);
+            }
+        }
+        Ok(info)
+    }
+
+    /// The checks of an active answer, in order.
+    fn evaluate(&self, claims: Claims, now: u64) -> Result<TokenInfo, IntrospectionError> {
+        check_active(&claims)?;
+        check_iss(&claims, self.issuer.as_deref())?;
+        check_aud(&claims, self.audience.as_deref())?;
+        let valid_until = check_exp(&claims, now, self.leeway)?;
+        let not_before = check_nbf(&claims, now, self.leeway)?;
+        check_member_types(&claims)?;
+        let confirmation = check_confirmation(&claims)?;
+        Ok(TokenInfo {
+            claims: Arc::new(claims),
+            confirmation,
+            valid_until,
+            not_before,
+        })
+    }
+
+    /// RFC 7662 §2.1: POST the token; the answer as a JSON object, or `Unavailable`.
+    async fn call(&self, token: &str) -> Result<Claims, IntrospectionError> {
+        let unavailable = |what: &dyn fmt::Display| {
+            tracing::warn!(
+                target: "tower_pop::introspection",
+                endpoint = %self.endpoint,
+                "introspection failed: {what}"
+            );
+            IntrospectionError::Unavailable
+        };
+        let _permit = tokio::time::timeout(self.timeout, self.calls.acquire())
+            .await
+            .map_err(|_| unavailable(&"too many calls in flight"))?
+            .map_err(|_| unavailable(&"closed"))?;
+        let body = format!(
+            "token={}&token_type_hint=access_token{}",
+            form_encode(token),
+            self.body_credentials.0
+        );
+        let response = self
+            .client
+            .post_form(
+                self.endpoint.clone(),
+                self.headers.clone(),
+                body,
+                MAX_RESPONSE_BYTES,
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        match response.status {
+            StatusCode::OK => {}
+            status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+                tracing::error!(
+                    target: "tower_pop::introspection",
+                    endpoint = %self.endpoint,
+                    client_id = %self.client_id,
+                    status = status.as_u16(),
+                    "introspection endpoint refused our client credentials"
+                );
+                return Err(IntrospectionError::Unavailable);
+            }
+            status => return Err(unavailable(&format_args!("http status {status}"))),
+        }
+        parse_json_object(&response.body).ok_or_else(|| unavailable(&"answer is not a JSON object"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const JKT: &str = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+    const NOW: u64 = 1_562_262_618;
+
+    fn introspector() -> Introspector {
+        Introspector::new(
+            IntrospectionOptions::new("https://server.example.com/introspect", "rs", "secret")
+                .issuer("https://server.example.com")
+                .audience("https://resource.example.org")
+                .leeway(Duration::ZERO),
+        )
+        .expect("options")
+    }
+
+    fn eval(answer: Value) -> Result<TokenInfo, IntrospectionError> {
+        let Value::Object(claims) = answer else {
+            panic!("object")
+        };
+        introspector().evaluate(claims, NOW)
+    }
+
+    /// RFC 9449 Figure 11, with our audience.
+    fn figure_11() -> Value {
+        json!({"active":true,"sub":"someone@example.com","iss":"https://server.example.com",
+            "nbf":1_562_262_611,"exp":1_562_266_216,"cnf":{"jkt":JKT}})
+    }
+
+    fn with(mut base: Value, member: &str, value: Value) -> Value {
+        if value.is_null() {
+            base.as_object_mut().expect("object").remove(member);
+        } else {
+            base[member] = value;
+        }
+        base
+    }
+
+    #[test]
+    fn only_json_true_is_active_intro_02() {
+        let info = eval(figure_11()).expect("active");
+        assert_eq!(info.confirmation.jkt.as_deref(), Some(JKT));
+        assert_eq!(info.valid_until, 1_562_266_217);
+        for active in [
+            json!(false),
+            Value::Null,
+            json!("true"),
+            json!(1),
+            json!([true]),
+        ] {
+            assert_eq!(
+                eval(with(figure_11(), "active", active.clone())).map(|_| ()),
+                Err(IntrospectionError::Inactive),
+                "{active}"
+            );
+        }
+    }
+
+    #[test]
+    fn active_answers_are_still_checked_intro_03() {
+        let bad = [
+            ("iss", json!("https://other.example")),
+            ("iss", json!(["https://server.example.com"])),
+            ("aud", json!("https://other.example")),
+            ("aud", json!(["https://other.example", 7])),
+            ("exp", json!(NOW - 1)),
+            ("exp", json!("soon")),
+            ("nbf", json!(NOW + 600)),
+            ("scope", json!(["read"])),
+            ("sub", json!(1)),
+            ("cnf", json!({"jkt": "short"})),
+        ];
+        for (member, value) in bad {
+            assert_eq!(
+                eval(with(figure_11(), member, value.clone())).map(|_| ()),
+                Err(IntrospectionError::TokenInvalid),
+                "{member}: {value}"
+            );
+        }
+        let ok = [
+            (
+                "aud",
+                json!(["https://other.example", "https://resource.example.org"]),
+            ),
+            ("aud", json!("https://resource.example.org")),
+            ("iss", Value::Null),
+            ("exp", Value::Null),
+            ("scope", json!("read write")),
+        ];
+        for (member, value) in ok {
+            assert!(
+                eval(with(figure_11(), member, value.clone())).is_ok(),
+                "{member}: {value}"
+            );
+        }
+        assert_eq!(
+            eval(with(figure_11(), "cnf", json!({"kid": "x"}))).map(|_| ()),
+            Err(IntrospectionError::UnsupportedBinding)
+        );
+    }
+
+    #[test]
+    fn dpop_token_type_without_jkt_is_refused_dpop_25() {
+        let answer = with(figure_11(), "token_type", json!("DPoP"));
+        assert!(eval(answer.clone()).is_ok());
+        assert_eq!(
+            eval(with(answer, "cnf", Value::Null)).map(|_| ()),
+            Err(IntrospectionError::TokenInvalid)
+        );
+        // `Bearer` with cnf.jkt: the binding wins, the verifier refuses it as bearer.
+        let bearer = with(figure_11(), "token_type", json!("Bearer"));
+        assert!(eval(bearer).expect("active").confirmation.jkt.is_some());
+    }
+
+    #[test]
+    fn basic_credentials_are_form_encoded_first_rfc6749_2_3_1() {
+        // RFC 9449 Figure 10 sends id `rs` and secret `rs:Mku-6g_lCzKIdz4fsN7kYcya+Ti` without
+        // the encoding step: `cnM6cnM6TWt1LTZnX2xDektJZHo0ZnNON2tZY3lhK1Rp`.
+        let ours = basic_credentials("rs", "rs:Mku-6g_lCzKIdz4fsN7kYcya+Ti");
+        let decoded = STANDARD
+            .decode(ours.strip_prefix("Basic ").expect("basic"))
+            .expect("base64");
+        assert_eq!(decoded, b"rs:rs%3AMku-6g_lCzKIdz4fsN7kYcya%2BTi");
+        assert_ne!(ours, "Basic cnM6cnM6TWt1LTZnX2xDektJZHo0ZnNON2tZY3lhK1Rp");
+        assert_eq!(form_encode("a b/é"), "a+b%2F%C3%A9");
+    }
+
+    #[test]
+    fn jwts_and_opaque_tokens_are_told_apart() {
+        assert!(looks_like_jwt("eyJhbGciOiJFUzI1NiJ9.e30.c2ln"));
+        // An unsecured JWS still looks like a JWT (and is refused by the validator).
+        assert!(looks_like_jwt("eyJhbGciOiJub25lIn0.e30."));
+        for opaque in [
+            "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU",
+            "2YotnFZFEjr1zCsicMWpAA",
+            "e30.e30.c2ln",                      // header without alg
+            "eyJhbGciOjF9.e30.c2ln",             // alg not a string
+            "eyJhbGciOiJFUzI1NiJ9.e30.c2ln.x.y", // five parts (JWE)
+            "eyJhbGciOiJFUzI1NiJ9..c2ln",
+            "eyJhbGciOiJFUzI1NiJ9.e30=.c2ln",
+            "",
+        ] {
+            assert!(!looks_like_jwt(opaque), "{opaque}");
+        }
+    }
+
+    #[test]
+    fn options_and_introspector_never_print_the_secret() {
+        let options = IntrospectionOptions::new("https://as.example/i", "rs", "hunter2")
+            .auth_method(ClientAuthMethod::ClientSecretPost);
+        assert!(!format!("{options:?}").contains("hunter2"));
+        let introspector = Introspector::new(options).expect("ok");
+        assert!(!format!("{introspector:?}").contains("hunter2"));
+        let basic = Introspector::new(IntrospectionOptions::new(
+            "https://as.example/i",
+            "rs",
+            "hunter2",
+        ))
+        .expect("ok");
+        let printed = format!("{basic:?}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("aHVudGVyMg"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let new = |o| Introspector::new(o).map(|_| ());
+        assert!(new(IntrospectionOptions::new("https://as.example/i", "", "s")).is_err());
+        assert!(
+            new(IntrospectionOptions::new("https://as.example/i", "rs", "s").max_concurrent(0))
+                .is_err()
+        );
+        assert!(
+            new(IntrospectionOptions::new("https://as.example/i", "rs", "s")
+                .leeway(Duration::from_secs(301)))
+            .is_err()
+        );
+        assert!(
+            new(IntrospectionOptions::new(
+                "https://as.example/i#f",
+                "rs",
+                "s"
+            ))
+            .is_err()
+        );
+        assert!(new(IntrospectionOptions::new("http://127.0.0.1:1/i", "rs", "s")).is_err());
+        assert!(
+            new(IntrospectionOptions::new("http://127.0.0.1:1/i", "rs", "s")
+                .insecure_allow_http_on_loopback())
+            .is_ok()
+        );
+    }
+}

@@ -1,0 +1,335 @@
+//! RFC 7662 introspection against a real authorization server on loopback HTTPS: what is sent
+//! (only the token and the hint, our credentials form-urlencoded before base64), which answers
+//! count as active, which failures are ours (503), and the cache.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use tower_pop::ManualClock;
+use tower_pop::introspection::{
+    ClientAuthMethod, IntrospectionError, IntrospectionOptions, Introspector,
+};
+
+use crate::auth_server::{AuthServer, Reply, STEP, pki};
+
+const NOW: u64 = 1_562_262_618;
+const PATH: &str = "/introspect";
+const ISSUER: &str = "https://server.example.com";
+const AUDIENCE: &str = "https://resource.example.org";
+const JKT: &str = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+/// RFC 9449 Figure 10's opaque access token.
+const AT0: &str = "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU";
+
+/// RFC 9449 Figure 11 with our audience and an `exp` ten minutes ahead.
+fn active() -> Value {
+    json!({"active": true, "sub": "someone@example.com", "iss": ISSUER, "aud": AUDIENCE,
+        "scope": "read", "nbf": NOW - 7, "exp": NOW + 600, "cnf": {"jkt": JKT}})
+}
+
+struct Setup {
+    server: AuthServer,
+    clock: ManualClock,
+    introspector: Introspector,
+}
+
+async fn setup_with(
+    answer: Reply,
+    configure: impl FnOnce(IntrospectionOptions) -> IntrospectionOptions,
+) -> Setup {
+    setup_as("rs", "secret", answer, configure).await
+}
+
+/// A server answering `answer`, and an introspector with credentials `id` / `secret`.
+async fn setup_as(
+    id: &str,
+    secret: &str,
+    answer: Reply,
+    configure: impl FnOnce(IntrospectionOptions) -> IntrospectionOptions,
+) -> Setup {
+    let server = AuthServer::https().await;
+    server.set(PATH, answer);
+    let clock = ManualClock::new(NOW);
+    let options = IntrospectionOptions::new(server.url(PATH), id, secret)
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .leeway(Duration::ZERO)
+        .root_ca_pem(pki().ca_pem.clone())
+        .timeout(Duration::from_secs(3))
+        .clock(Arc::new(clock.clone()));
+    let introspector = Introspector::new(configure(options)).unwrap();
+    Setup {
+        server,
+        clock,
+        introspector,
+    }
+}
+
+async fn setup(answer: Value) -> Setup {
+    setup_with(Reply::json(&answer), |o| o).await
+}
+
+impl Setup {
+    async fn introspect(
+        &self,
+        token: &str,
+    ) -> Result<tower_pop::introspection::IntrospectedToken, IntrospectionError> {
+        tokio::time::timeout(STEP, self.introspector.introspect(token))
+            .await
+            .unwrap()
+    }
+
+    fn hits(&self) -> usize {
+        self.server.hits(PATH)
+    }
+}
+
+#[tokio::test]
+async fn active_token_is_accepted_with_its_binding() {
+    let s = setup(active()).await;
+    let token = s.introspect(AT0).await.unwrap();
+    assert_eq!(token.jkt(), Some(JKT));
+    assert_eq!(token.x5t_s256(), None);
+    assert_eq!(token.claims()["sub"], "someone@example.com");
+    // Debug shows no claims.
+    assert!(!format!("{token:?}").contains("someone"));
+    assert_eq!(s.hits(), 1);
+}
+
+#[tokio::test]
+async fn certificate_bound_answer_carries_x5t_cnf_05() {
+    let x5t = "v68ffgcPn6jdYpBfFY2nP4ShE2Yk-6_Mk5PI9yh6aes";
+    let mut answer = active();
+    answer["cnf"] = json!({"x5t#S256": x5t});
+    let s = setup(answer).await;
+    let token = s.introspect(AT0).await.unwrap();
+    assert_eq!((token.jkt(), token.x5t_s256()), (None, Some(x5t)));
+}
+
+#[tokio::test]
+async fn only_json_true_is_active_intro_02() {
+    for active_member in [json!(false), Value::Null, json!("true"), json!(1)] {
+        let mut answer = active();
+        if active_member.is_null() {
+            answer.as_object_mut().unwrap().remove("active");
+        } else {
+            answer["active"] = active_member.clone();
+        }
+        let s = setup(answer).await;
+        assert_eq!(
+            s.introspect(AT0).await.unwrap_err(),
+            IntrospectionError::Inactive,
+            "{active_member}"
+        );
+    }
+    let s = setup(json!({"active": false})).await;
+    let err = s.introspect(AT0).await.unwrap_err();
+    assert_eq!(err, IntrospectionError::Inactive);
+    assert!(!err.is_server_fault());
+}
+
+#[tokio::test]
+async fn expired_or_foreign_answers_are_refused_intro_03() {
+    for (member, value) in [
+        ("exp", json!(NOW - 10)),
+        ("nbf", json!(NOW + 600)),
+        ("aud", json!("https://other.example")),
+        ("iss", json!("https://other.example")),
+    ] {
+        let mut answer = active();
+        answer[member] = value;
+        let s = setup(answer).await;
+        assert_eq!(
+            s.introspect(AT0).await.unwrap_err(),
+            IntrospectionError::TokenInvalid,
+            "{member}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn server_errors_are_unavailable_intro_08() {
+    let cases = [
+        Reply::status(500),
+        Reply::status(503).body("busy"),
+        Reply::status(200).body("<html>ok</html>"),
+        Reply::status(200).body("[true]"),
+        Reply::status(200).body(r#"{"active":true,"active":false}"#),
+        Reply::status(200).body(format!(
+            r#"{{"active":true,"x":"{}"}}"#,
+            "y".repeat(64 * 1024)
+        )),
+        Reply::status(302).header("location", "/elsewhere"),
+    ];
+    for reply in cases {
+        let s = setup_with(reply.clone(), |o| o).await;
+        s.server.set("/elsewhere", Reply::json(&active()));
+        let err = s.introspect(AT0).await.unwrap_err();
+        assert_eq!(err, IntrospectionError::Unavailable, "{reply:?}");
+        assert!(err.is_server_fault());
+        // Redirects are not followed.
+        assert_eq!(s.server.hits("/elsewhere"), 0);
+    }
+}
+
+#[tokio::test]
+async fn refused_credentials_are_unavailable_not_inactive() {
+    for status in [401, 403] {
+        let reply = Reply::status(status)
+            .header("content-type", "application/json")
+            .header("www-authenticate", "Basic")
+            .body(r#"{"error":"invalid_client"}"#);
+        let s = setup_with(reply, |o| o).await;
+        assert_eq!(
+            s.introspect(AT0).await.unwrap_err(),
+            IntrospectionError::Unavailable,
+            "{status}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unreachable_server_is_unavailable() {
+    let s = setup(active()).await;
+    s.server.stop().await;
+    assert_eq!(
+        s.introspect(AT0).await.unwrap_err(),
+        IntrospectionError::Unavailable
+    );
+}
+
+#[tokio::test]
+async fn sends_only_token_and_hint_with_form_urlencoded_basic_credentials() {
+    let id = "rs:1 é";
+    let secret = "p@ss w+rd/ü&=%:";
+    let s = setup_as(id, secret, Reply::json(&active()), |o| o).await;
+    s.introspect(AT0).await.unwrap();
+    let seen = s.server.seen(PATH);
+    assert_eq!(seen.len(), 1);
+    let request = &seen[0];
+    assert_eq!(request.method, "POST");
+    assert_eq!(
+        request.headers["content-type"],
+        "application/x-www-form-urlencoded"
+    );
+    // RFC 6749 §2.3.1: each form-urlencoded, then joined by ':' and base64-encoded.
+    let basic = request.headers["authorization"].to_str().unwrap();
+    let decoded = STANDARD
+        .decode(basic.strip_prefix("Basic ").unwrap())
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(decoded).unwrap(),
+        "rs%3A1+%C3%A9:p%40ss+w%2Brd%2F%C3%BC%26%3D%25%3A"
+    );
+    // The body is the token and the hint, nothing else (INTRO-01, INTRO-05).
+    assert_eq!(
+        request.body,
+        "token=Kz%7E8mXK1EalYznwH-LC-1fBAo.4Ljp%7EzsPE_NeO.gxU&token_type_hint=access_token"
+    );
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(request.body.as_bytes())
+        .into_owned()
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("token".to_owned(), AT0.to_owned()),
+            ("token_type_hint".to_owned(), "access_token".to_owned())
+        ]
+    );
+    assert!(request.headers.get("dpop").is_none());
+    assert!(request.headers.get("cookie").is_none());
+}
+
+#[tokio::test]
+async fn client_secret_post_sends_credentials_in_the_body() {
+    let s = setup_with(Reply::json(&active()), |o| {
+        o.auth_method(ClientAuthMethod::ClientSecretPost)
+    })
+    .await;
+    s.introspect("opaque token+1").await.unwrap();
+    let request = &s.server.seen(PATH)[0];
+    assert!(request.headers.get("authorization").is_none());
+    assert_eq!(
+        request.body,
+        "token=opaque+token%2B1&token_type_hint=access_token&client_id=rs&client_secret=secret"
+    );
+}
+
+#[tokio::test]
+async fn cache_hit_does_not_call_the_server_again() {
+    let s = setup(active()).await;
+    s.introspect(AT0).await.unwrap();
+    s.clock.advance(30);
+    let token = s.introspect(AT0).await.unwrap();
+    assert_eq!(token.jkt(), Some(JKT));
+    assert_eq!(s.hits(), 1);
+    // Another token is another entry.
+    s.introspect("another-token").await.unwrap();
+    assert_eq!(s.hits(), 2);
+}
+
+#[tokio::test]
+async fn cache_ttl_bounds_revocation_latency_intro_06() {
+    let s = setup(active()).await;
+    s.introspect(AT0).await.unwrap();
+    // The AS revokes the token; the cached answer holds for the TTL (60 s), not longer.
+    s.server.set(PATH, Reply::json(&json!({"active": false})));
+    s.clock.advance(59);
+    assert!(s.introspect(AT0).await.is_ok());
+    assert_eq!(s.hits(), 1);
+    s.clock.advance(1);
+    assert_eq!(
+        s.introspect(AT0).await.unwrap_err(),
+        IntrospectionError::Inactive
+    );
+    assert_eq!(s.hits(), 2);
+}
+
+#[tokio::test]
+async fn cache_never_outlives_exp() {
+    let mut answer = active();
+    answer["exp"] = json!(NOW + 20);
+    let s = setup(answer).await;
+    s.introspect(AT0).await.unwrap();
+    s.clock.advance(19);
+    s.introspect(AT0).await.unwrap();
+    assert_eq!(s.hits(), 1);
+    // At `exp` the entry is gone although the TTL is 60 s: the server is asked again (the
+    // token is valid through its `exp` second, as for JWTs) ...
+    s.clock.advance(1);
+    s.introspect(AT0).await.unwrap();
+    assert_eq!(s.hits(), 2);
+    // ... and after it the same answer is expired.
+    s.clock.advance(1);
+    assert_eq!(
+        s.introspect(AT0).await.unwrap_err(),
+        IntrospectionError::TokenInvalid
+    );
+    assert_eq!(s.hits(), 3);
+}
+
+#[tokio::test]
+async fn inactive_answers_are_not_cached() {
+    let s = setup(json!({"active": false})).await;
+    for hits in 1..=3 {
+        assert!(s.introspect(AT0).await.is_err());
+        assert_eq!(s.hits(), hits);
+    }
+}
+
+#[tokio::test]
+async fn bounded_cache_stops_caching_when_full() {
+    let s = setup_with(Reply::json(&active()), |o| o.cache_capacity(2)).await;
+    for token in ["t1", "t2", "t3"] {
+        s.introspect(token).await.unwrap();
+    }
+    assert_eq!(s.hits(), 3);
+    // t1 and t2 are cached; t3 found the cache full and is asked about again.
+    s.introspect("t1").await.unwrap();
+    s.introspect("t2").await.unwrap();
+    assert_eq!(s.hits(), 3);
+    s.introspect("t3").await.unwrap();
+    assert_eq!(s.hits(), 4);
+}
