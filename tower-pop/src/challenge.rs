@@ -195,7 +195,11 @@ impl PopError {
     pub fn error_code(&self) -> Option<&'static str> {
         use PopErrorKind::*;
         match self.kind() {
-            MissingCredentials | ReplayStoreUnavailable | ReplayStoreFull => None,
+            MissingCredentials
+            | ReplayStoreUnavailable
+            | ReplayStoreFull
+            | KeySetUnavailable
+            | IntrospectionUnavailable => None,
             InvalidRequest => Some("invalid_request"),
             TokenInvalid | BoundTokenAsBearer | BearerNotAllowed | TokenNotDpopBound
             | UnsupportedBinding | KeyBindingMismatch | CertBindingMismatch => {

@@ -15,7 +15,7 @@ use crate::jose::Algorithm;
 use crate::mtls::proxy::ForwardedCertConfig;
 use crate::nonce::Nonces;
 use crate::replay::{MemoryReplayCache, ReplayCache};
-use crate::token::jwks::KeySet;
+use crate::token::jwks::{KeySet, KeySource};
 use crate::token::jwt;
 
 /// Default DPoP proof algorithms: the FAPI 2.0 set (§5.4.1), `ES256 PS256 EdDSA`, plus
@@ -54,7 +54,10 @@ pub struct PopConfig {
     pub(crate) token_algorithms: Vec<Algorithm>,
     pub(crate) token_leeway: u64,
     pub(crate) token_cache_capacity: usize,
-    pub(crate) keys: KeySet,
+    /// Every trusted issuer and where its keys come from; the first is the primary.
+    pub(crate) issuers: Vec<(String, KeySource)>,
+    #[cfg(feature = "introspection")]
+    pub(crate) introspector: Option<crate::introspection::Introspector>,
     pub(crate) replay: Arc<dyn ReplayCache>,
     pub(crate) nonces: Option<Nonces>,
     pub(crate) forwarded: Option<ForwardedCertConfig>,
@@ -147,6 +150,11 @@ pub struct PopConfigBuilder {
     token_leeway: Duration,
     token_cache_capacity: usize,
     jwks: Option<Result<String, ConfigError>>,
+    extra_issuers: Vec<String>,
+    #[cfg(feature = "discovery")]
+    discovery: crate::discovery::DiscoveryOptions,
+    #[cfg(feature = "introspection")]
+    introspection: Option<crate::introspection::IntrospectionOptions>,
     replay: Option<Arc<dyn ReplayCache>>,
     nonces: Option<Nonces>,
     forwarded: Option<ForwardedCertConfig>,
@@ -169,6 +177,11 @@ impl Default for PopConfigBuilder {
             token_leeway: DEFAULT_TOKEN_LEEWAY,
             token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
             jwks: None,
+            extra_issuers: Vec::new(),
+            #[cfg(feature = "discovery")]
+            discovery: crate::discovery::DiscoveryOptions::default(),
+            #[cfg(feature = "introspection")]
+            introspection: None,
             replay: None,
             nonces: None,
             forwarded: None,
@@ -243,7 +256,7 @@ impl PopConfigBuilder {
         self
     }
 
-    /// Required. The only trusted issuer; a token's `iss` must equal it exactly (RFC 9068 §4).
+    /// Required. The trusted issuer; a token's `iss` must equal it exactly (RFC 9068 §4).
     #[must_use]
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
@@ -277,6 +290,39 @@ impl PopConfigBuilder {
     #[must_use]
     pub fn token_cache_capacity(mut self, capacity: usize) -> Self {
         self.token_cache_capacity = capacity;
+        self
+    }
+
+    /// Another trusted issuer (multi-tenant APIs), with keys discovered from its metadata
+    /// (feature `discovery`; a configured JWK Set belongs to one issuer only). A token is checked
+    /// only with the keys of the issuer its `iss` names (RFC 8725 §3.8); the audience is shared.
+    #[must_use]
+    pub fn add_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.extra_issuers.push(issuer.into());
+        self
+    }
+
+    /// How issuer keys are discovered when no JWK Set is configured (feature `discovery`):
+    /// RFC 8414 metadata at `/.well-known/oauth-authorization-server` (inserted before the
+    /// issuer's path), falling back to OpenID Connect's `/.well-known/openid-configuration`;
+    /// the metadata's `issuer` must equal ours exactly and `jwks_uri` must be `https`. Default:
+    /// [`DiscoveryOptions::default`](crate::discovery::DiscoveryOptions). The verifier's clock
+    /// replaces the options' clock.
+    #[cfg(feature = "discovery")]
+    #[must_use]
+    pub fn discovery(mut self, options: crate::discovery::DiscoveryOptions) -> Self {
+        self.discovery = options;
+        self
+    }
+
+    /// Introspect tokens that are not JWTs (RFC 7662, feature `introspection`); JWTs are
+    /// always verified locally. The issuer, audience, leeway and clock of this configuration
+    /// replace the options' own. Only the token goes to the authorization server, never the
+    /// client's proof or `Authorization` header; a failing server is a 503.
+    #[cfg(feature = "introspection")]
+    #[must_use]
+    pub fn introspection(mut self, options: crate::introspection::IntrospectionOptions) -> Self {
+        self.introspection = Some(options);
         self
     }
 
@@ -405,9 +451,61 @@ impl PopConfigBuilder {
             .ok_or(ConfigError::Missing {
                 setting: "audience",
             })?;
-        let jwks = self.jwks.ok_or(ConfigError::Missing {
-            setting: "jwks_json or jwks_file",
-        })??;
+        let mut issuers = Vec::with_capacity(1 + self.extra_issuers.len());
+        for name in std::iter::once(&issuer).chain(&self.extra_issuers) {
+            if name.is_empty() || issuers.iter().any(|(i, _)| i == name) {
+                return Err(ConfigError::InvalidIssuer {
+                    issuer: name.clone(),
+                    reason: "empty or given twice".to_owned(),
+                });
+            }
+            issuers.push((name.clone(), None));
+        }
+        match self.jwks {
+            Some(jwks) if issuers.len() > 1 => {
+                drop(jwks);
+                return Err(ConfigError::InvalidIssuer {
+                    issuer: issuers[1].0.clone(),
+                    reason:
+                        "a configured JWK Set belongs to one issuer; discover the keys of several"
+                            .to_owned(),
+                });
+            }
+            Some(jwks) => {
+                issuers[0].1 = Some(KeySource::Static(Arc::new(KeySet::from_json(&jwks?)?)));
+            }
+            None => {}
+        }
+        #[cfg(feature = "discovery")]
+        let discovery = self.discovery;
+        #[cfg(not(feature = "discovery"))]
+        let discovery = ();
+        let issuers = issuers
+            .into_iter()
+            .map(|(name, keys)| {
+                let keys = match keys {
+                    Some(keys) => keys,
+                    None => discovered_keys(&discovery, &self.clock, &name)?,
+                };
+                Ok((name, keys))
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        #[cfg(feature = "introspection")]
+        let introspector = match self.introspection.clone() {
+            Some(options) => Some(
+                crate::introspection::Introspector::new(
+                    options
+                        .issuer(&issuer)
+                        .audience(&audience)
+                        .leeway(self.token_leeway)
+                        .clock(Arc::clone(&self.clock)),
+                )
+                .map_err(|e| ConfigError::InvalidIntrospection {
+                    reason: e.to_string(),
+                })?,
+            ),
+            None => None,
+        };
         let mut dpop_algorithms = self.dpop_algorithms;
         dedup_in_order(&mut dpop_algorithms);
         Ok(PopConfig {
@@ -422,7 +520,9 @@ impl PopConfigBuilder {
             token_algorithms: self.token_algorithms,
             token_leeway: self.token_leeway.as_secs(),
             token_cache_capacity: self.token_cache_capacity,
-            keys: KeySet::from_json(&jwks)?,
+            issuers,
+            #[cfg(feature = "introspection")]
+            introspector,
             replay: self
                 .replay
                 .unwrap_or_else(|| Arc::new(MemoryReplayCache::default())),
@@ -431,6 +531,32 @@ impl PopConfigBuilder {
             clock: self.clock,
         })
     }
+}
+
+/// The keys of `issuer` when no JWK Set is configured: discovered (feature `discovery`), else a
+/// configuration error.
+#[cfg(feature = "discovery")]
+fn discovered_keys(
+    options: &crate::discovery::DiscoveryOptions,
+    clock: &Arc<dyn Clock>,
+    issuer: &str,
+) -> Result<KeySource, ConfigError> {
+    {
+        let options = options.clone().clock(Arc::clone(clock));
+        crate::discovery::IssuerKeys::discover(issuer, options)
+            .map(KeySource::Discovered)
+            .map_err(|e| ConfigError::InvalidIssuer {
+                issuer: issuer.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+#[cfg(not(feature = "discovery"))]
+fn discovered_keys(_: &(), _: &Arc<dyn Clock>, _issuer: &str) -> Result<KeySource, ConfigError> {
+    Err(ConfigError::Missing {
+        setting: "jwks_json or jwks_file (or the discovery feature)",
+    })
 }
 
 fn dedup_in_order(algorithms: &mut Vec<Algorithm>) {

@@ -66,6 +66,12 @@ pub enum PopErrorKind {
     /// minted under another secret; RFC 9449 §4.3 step 10): 401 `use_dpop_nonce` with a fresh
     /// `DPoP-Nonce`.
     InvalidNonce,
+    /// The issuer's keys could not be fetched and the token's key is not cached (RFC 8414
+    /// discovery): 503, never a 200 with an unchecked signature.
+    KeySetUnavailable,
+    /// The introspection endpoint (RFC 7662) failed, refused our credentials or answered
+    /// nonsense: 503.
+    IntrospectionUnavailable,
     /// The in-memory replay store is full of live entries: 503, the request is refused rather
     /// than risking an accepted replay.
     ReplayStoreFull,
@@ -98,6 +104,8 @@ impl PopErrorKind {
             Self::Replayed => "DPoP proof replayed",
             Self::NonceRequired => "DPoP nonce required",
             Self::InvalidNonce => "DPoP nonce invalid or expired",
+            Self::KeySetUnavailable => "issuer keys unavailable",
+            Self::IntrospectionUnavailable => "introspection unavailable",
             Self::ReplayStoreUnavailable => "replay store unavailable",
             Self::ReplayStoreFull => "replay store full",
         }
@@ -106,7 +114,13 @@ impl PopErrorKind {
     /// Whether the fault is the server's (a dependency failed) rather than the client's.
     #[must_use]
     pub fn is_server_fault(self) -> bool {
-        matches!(self, Self::ReplayStoreUnavailable | Self::ReplayStoreFull)
+        matches!(
+            self,
+            Self::ReplayStoreUnavailable
+                | Self::ReplayStoreFull
+                | Self::KeySetUnavailable
+                | Self::IntrospectionUnavailable
+        )
     }
 }
 
@@ -242,6 +256,19 @@ pub enum ConfigError {
         /// The operating system's reason.
         reason: String,
     },
+    /// An issuer cannot be trusted as configured (empty, repeated, a static JWK Set for
+    /// several, or its discovery settings are unusable).
+    InvalidIssuer {
+        /// The issuer as given.
+        issuer: String,
+        /// Why.
+        reason: String,
+    },
+    /// The introspection settings are unusable (endpoint URL, root CA).
+    InvalidIntrospection {
+        /// Why.
+        reason: String,
+    },
     /// The JWK Set document is unusable.
     InvalidJwks {
         /// What is wrong with it.
@@ -282,6 +309,8 @@ impl fmt::Display for ConfigError {
                 write!(f, "cannot read {}: {reason}", path.display())
             }
             Self::InvalidJwks { reason } => write!(f, "invalid JWK Set: {reason}"),
+            Self::InvalidIssuer { issuer, reason } => write!(f, "issuer {issuer:?}: {reason}"),
+            Self::InvalidIntrospection { reason } => write!(f, "introspection: {reason}"),
         }
     }
 }

@@ -52,12 +52,13 @@ use crate::replay::{ReplayEntry, ReplayOutcome};
 use crate::request::{FieldValues, PopRequest};
 use crate::thumbprint;
 use crate::token::TokenInfo;
+use crate::token::issuers::TrustedIssuers;
 use crate::token::jwt::JwtValidator;
 
 /// Verifies sender-constrained access tokens. Cheap to share: wrap it in an `Arc`.
 pub struct Verifier {
     config: PopConfig,
-    tokens: JwtValidator,
+    tokens: TrustedIssuers<JwtValidator>,
     challenge: Arc<ChallengeParams>,
 }
 
@@ -96,16 +97,19 @@ impl Verifier {
             &config.dpop_algorithms,
             config.realm.as_deref(),
         ));
-        let mut config = config;
-        let keys = std::mem::take(&mut config.keys);
-        let tokens = JwtValidator::new(
-            config.issuer.clone(),
-            config.audience.clone(),
-            config.token_algorithms.clone(),
-            config.token_leeway,
-            keys,
-            config.token_cache_capacity,
-        );
+        let mut tokens = TrustedIssuers::default();
+        for (issuer, keys) in &config.issuers {
+            let validator = JwtValidator::new(
+                issuer.clone(),
+                config.audience.clone(),
+                config.token_algorithms.clone(),
+                config.token_leeway,
+                keys.clone(),
+                config.token_cache_capacity,
+            );
+            // The configuration refused duplicates already.
+            let _ = tokens.insert(issuer.clone(), validator);
+        }
         Self {
             config,
             tokens,
@@ -220,7 +224,7 @@ impl Verifier {
             (Some(proof), Some(nonces)) => Some(proof.check_nonce(nonces, now)?),
             _ => None,
         };
-        let token = self.tokens.verify(credentials.token, now)?;
+        let token = self.token(credentials.token, now).await?;
         let requirement =
             binding::requirement(credentials.scheme, &token.confirmation, config.allow_bearer)?;
         let (binding, jkt, x5t) = match (requirement, proof) {
@@ -263,6 +267,36 @@ impl Verifier {
             x5t_s256: x5t,
             response_headers,
         })
+    }
+
+    /// The access token's verified content: a JWT checked with the keys of the issuer it names
+    /// (RFC 9068, RFC 8725 §3.8), or, with introspection configured, any other token asked
+    /// about (RFC 7662).
+    async fn token(&self, token: &str, now: u64) -> Result<Arc<TokenInfo>, PopErrorKind> {
+        #[cfg(feature = "introspection")]
+        if let Some(introspector) = &self.config.introspector
+            && !crate::introspection::looks_like_jwt(token)
+        {
+            use crate::introspection::IntrospectionError as E;
+            return introspector
+                .token_info(token, now)
+                .await
+                .map_err(|e| match e {
+                    E::Unavailable => PopErrorKind::IntrospectionUnavailable,
+                    E::UnsupportedBinding => PopErrorKind::UnsupportedBinding,
+                    _ => PopErrorKind::TokenInvalid,
+                });
+        }
+        // One issuer: its validator checks `iss`; several: route by the claimed `iss` first.
+        let validator = if self.tokens.len() == 1 {
+            self.tokens.first()
+        } else {
+            self.tokens.route(token)
+        };
+        validator
+            .ok_or(PopErrorKind::TokenInvalid)?
+            .verify(token, now)
+            .await
     }
 
     /// RFC 9449 §4.3 steps 5-12 and §7.1 on a parsed proof, then single use of its `jti`

@@ -49,7 +49,7 @@
 //! - Nothing here logs a key; failures are logged at `warn` with the URL and the reason.
 //!
 //! Several trusted issuers: each issuer has its own [`IssuerKeys`], and a token is only ever
-//! checked with the keys of the issuer it names (RFC 8725 §3.8), see `TrustedIssuers`.
+//! checked with the keys of the issuer it names (RFC 8725 §3.8), see `token::issuers`.
 //!
 //! Deployment: every instance fetches on its own; the lookup methods need a tokio runtime
 //! (axum and actix-web both run on one).
@@ -75,7 +75,6 @@
 //! assert!(matches!(err, RemoteConfigError::InvalidUrl { what: "issuer", .. }));
 //! ```
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -89,8 +88,7 @@ use serde_json::Value;
 use super::jwks::{KeySet, MAX_JWKS_BYTES};
 use super::remote::{FetchError, HttpClient, HttpSettings, check_url, max_age};
 use crate::clock::{Clock, SystemClock};
-use crate::credentials::MAX_TOKEN_LEN;
-use crate::jose::{Algorithm, b64url_decode, parse_json_object};
+use crate::jose::Algorithm;
 
 pub use super::remote::RemoteConfigError;
 
@@ -810,143 +808,9 @@ impl Inner {
     }
 }
 
-/// Where the keys of one issuer come from.
-#[allow(
-    dead_code,
-    reason = "wired into the verifier by the integration of issue 9"
-)]
-#[derive(Debug, Clone)]
-pub(crate) enum KeySource {
-    /// A configured JWK Set (`jwks_json`, `jwks_file`).
-    Static(Arc<KeySet>),
-    /// Discovered from the issuer's metadata.
-    Discovered(IssuerKeys),
-}
-
-#[allow(
-    dead_code,
-    reason = "wired into the verifier by the integration of issue 9"
-)]
-impl KeySource {
-    /// The keys that may verify a token with this `kid` and `alg`: at once for a static set;
-    /// for a discovered one as [`IssuerKeys::keys_for`] (a refetch on an unknown key). The
-    /// caller then calls `candidates(kid, alg)` on the set and checks the signature.
-    ///
-    /// # Errors
-    ///
-    /// Discovered keys only: the key is unknown and the authorization server unavailable
-    /// (a server fault, 503).
-    pub(crate) async fn keys_for(
-        &self,
-        kid: Option<&str>,
-        alg: Algorithm,
-    ) -> Result<Arc<KeySet>, DiscoveryError> {
-        match self {
-            Self::Static(keys) => Ok(Arc::clone(keys)),
-            Self::Discovered(keys) => keys
-                .keys_for(kid, alg)
-                .await
-                .map(|s| Arc::clone(s.key_set())),
-        }
-    }
-}
-
-/// The `iss` claim of a compact JWS, read **without** verifying it: only to choose whose keys
-/// to verify it with. `None` for anything that is not a JWS whose payload is a JSON object
-/// with a string `iss`.
-#[allow(
-    dead_code,
-    reason = "wired into the verifier by the integration of issue 9"
-)]
-pub(crate) fn unverified_issuer(token: &str) -> Option<String> {
-    if token.len() > MAX_TOKEN_LEN {
-        return None;
-    }
-    let mut parts = token.split('.');
-    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    let mut claims = parse_json_object(&b64url_decode(payload)?)?;
-    match claims.remove("iss") {
-        Some(Value::String(iss)) => Some(iss),
-        _ => None,
-    }
-}
-
-/// A second issuer with the same identifier.
-#[allow(
-    dead_code,
-    reason = "wired into the verifier by the integration of issue 9"
-)]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DuplicateIssuer(pub(crate) String);
-
-/// Several trusted issuers, each with its own verification state `V` (for the verifier: one
-/// `JwtValidator` per issuer, holding that issuer's audience and [`KeySource`]).
-///
-/// RFC 8725 §3.8: a token is routed by the `iss` it claims, read before the signature is
-/// checked, to that issuer's keys only; the validator then checks the signature with those
-/// keys and `iss` again (exact match), so a token can never be verified with another issuer's
-/// key, and a token naming an untrusted issuer is refused without any key lookup.
-#[allow(
-    dead_code,
-    reason = "wired into the verifier by the integration of issue 9"
-)]
-#[derive(Debug)]
-pub(crate) struct TrustedIssuers<V> {
-    by_issuer: HashMap<String, V>,
-}
-
-impl<V> Default for TrustedIssuers<V> {
-    fn default() -> Self {
-        Self {
-            by_issuer: HashMap::new(),
-        }
-    }
-}
-
-#[allow(
-    dead_code,
-    reason = "wired into the verifier by the integration of issue 9"
-)]
-impl<V> TrustedIssuers<V> {
-    /// Trust `issuer` (compared byte for byte).
-    pub(crate) fn insert(&mut self, issuer: String, value: V) -> Result<(), DuplicateIssuer> {
-        if self.by_issuer.contains_key(&issuer) {
-            return Err(DuplicateIssuer(issuer));
-        }
-        self.by_issuer.insert(issuer, value);
-        Ok(())
-    }
-
-    /// The state of the issuer `token` claims; `None` when it claims none, or one not trusted
-    /// (the token is invalid: 401). The claim is unverified: the caller must verify the token
-    /// with the returned state, which checks `iss` again.
-    pub(crate) fn route(&self, token: &str) -> Option<&V> {
-        self.by_issuer.get(&unverified_issuer(token)?)
-    }
-
-    /// The state of one issuer.
-    pub(crate) fn get(&self, issuer: &str) -> Option<&V> {
-        self.by_issuer.get(issuer)
-    }
-
-    /// The trusted issuer identifiers.
-    pub(crate) fn issuers(&self) -> impl Iterator<Item = &str> {
-        self.by_issuer.keys().map(String::as_str)
-    }
-
-    /// How many issuers are trusted.
-    pub(crate) fn len(&self) -> usize {
-        self.by_issuer.len()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jose::b64url;
 
     #[test]
     fn metadata_urls_insert_before_the_path_rfc8414_3_1() {
@@ -1009,69 +873,5 @@ mod tests {
         assert_eq!(inner.refresh_after(Some("no-store")), 60);
         assert_eq!(inner.refresh_after(Some("max-age=999999999")), 86_400);
         assert_eq!(inner.refresh_after(Some("private")), 300);
-    }
-
-    fn jws(payload: &str) -> String {
-        format!(
-            "{}.{}.c2ln",
-            b64url(br#"{"alg":"ES256"}"#),
-            b64url(payload.as_bytes())
-        )
-    }
-
-    #[test]
-    fn routes_by_claimed_issuer_only_jose_07() {
-        let mut issuers = TrustedIssuers::default();
-        issuers
-            .insert("https://a.example".to_owned(), "A")
-            .expect("new");
-        issuers
-            .insert("https://b.example".to_owned(), "B")
-            .expect("new");
-        assert_eq!(
-            issuers.insert("https://a.example".to_owned(), "again"),
-            Err(DuplicateIssuer("https://a.example".to_owned()))
-        );
-        assert_eq!(issuers.len(), 2);
-        assert_eq!(
-            issuers.route(&jws(r#"{"iss":"https://a.example"}"#)),
-            Some(&"A")
-        );
-        assert_eq!(
-            issuers.route(&jws(r#"{"iss":"https://b.example"}"#)),
-            Some(&"B")
-        );
-        // Exact identifiers: no trailing-slash or case normalisation (JWTAT-02).
-        assert_eq!(issuers.route(&jws(r#"{"iss":"https://a.example/"}"#)), None);
-        assert_eq!(issuers.route(&jws(r#"{"iss":"https://A.example"}"#)), None);
-        // No iss, a non-string iss, duplicate members, not a JWS: no issuer, no key lookup.
-        assert_eq!(issuers.route(&jws(r#"{"sub":"x"}"#)), None);
-        assert_eq!(
-            issuers.route(&jws(r#"{"iss":["https://a.example"]}"#)),
-            None
-        );
-        assert_eq!(
-            issuers.route(&jws(
-                r#"{"iss":"https://evil.example","iss":"https://a.example"}"#
-            )),
-            None
-        );
-        assert_eq!(issuers.route("opaque-token"), None);
-        assert_eq!(
-            issuers.route(&format!("{}.x", jws(r#"{"iss":"https://a.example"}"#))),
-            None
-        );
-        assert_eq!(issuers.get("https://b.example"), Some(&"B"));
-    }
-
-    #[tokio::test]
-    async fn static_source_answers_without_io() {
-        let set = Arc::new(KeySet::default());
-        let source = KeySource::Static(Arc::clone(&set));
-        let keys = source
-            .keys_for(Some("k"), Algorithm::ES256)
-            .await
-            .expect("static");
-        assert!(Arc::ptr_eq(&keys, &set));
     }
 }

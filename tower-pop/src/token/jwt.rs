@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::jwks::KeySet;
+use super::jwks::{KeySet, KeySource};
 use super::{TokenInfo, confirmation};
 use crate::credentials::MAX_TOKEN_LEN;
 use crate::digest::sha256;
@@ -31,7 +31,7 @@ pub(crate) struct JwtValidator {
     pub(crate) audience: String,
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) leeway: u64,
-    pub(crate) keys: KeySet,
+    pub(crate) keys: KeySource,
     cache: ExpiringMap<Arc<TokenInfo>>,
 }
 
@@ -166,7 +166,7 @@ impl JwtValidator {
         audience: String,
         algorithms: Vec<Algorithm>,
         leeway: u64,
-        keys: KeySet,
+        keys: KeySource,
         cache_capacity: usize,
     ) -> Self {
         Self {
@@ -180,13 +180,17 @@ impl JwtValidator {
     }
 
     /// Verify `token` at `now`, from the cache when it was verified before.
-    pub(crate) fn verify(&self, token: &str, now: u64) -> Result<Arc<TokenInfo>, PopErrorKind> {
+    pub(crate) async fn verify(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<Arc<TokenInfo>, PopErrorKind> {
         let cache_key = sha256(token.as_bytes());
         if let Some(info) = self.cache.get(&cache_key, now) {
             check(now >= info.not_before)?;
             return Ok(info);
         }
-        let info = Arc::new(self.verify_uncached(token, now)?);
+        let info = Arc::new(self.verify_uncached(token, now).await?);
         // A full cache only means this token is verified again next time.
         let _ = self
             .cache
@@ -194,14 +198,17 @@ impl JwtValidator {
         Ok(info)
     }
 
-    fn verify_uncached(&self, token: &str, now: u64) -> Result<TokenInfo, PopErrorKind> {
+    async fn verify_uncached(&self, token: &str, now: u64) -> Result<TokenInfo, PopErrorKind> {
         check_size(token)?;
         let jws = CompactJws::parse(token).ok_or(PopErrorKind::TokenInvalid)?;
         check_typ(&jws.header)?;
         check_no_extensions(&jws.header)?;
         let alg = check_alg(&jws.header, &self.algorithms)?;
         let kid = header_kid(&jws.header)?;
-        self.check_signature(token, jws.signing_input.as_bytes(), kid, alg)?;
+        // Only a well-formed token with an acceptable header may make us look keys up (and,
+        // with discovery, fetch them).
+        let keys = self.keys.keys_for(kid, alg).await?;
+        check_signature(&keys, token, jws.signing_input.as_bytes(), kid, alg)?;
         let claims = jws.payload;
         check_iss(&claims, &self.issuer)?;
         check_aud(&claims, &self.audience)?;
@@ -216,32 +223,28 @@ impl JwtValidator {
             not_before,
         })
     }
+}
 
-    /// RFC 9068 §4 step 2, RFC 8725 §3.1: the signature verifies with a key of the configured
-    /// set, chosen by `kid`, key type and `alg`; at most [`MAX_KEY_TRIES`] keys are tried. The
-    /// aws-lc-rs provider of `jsonwebtoken` is called directly, so no process-wide provider is
-    /// installed or needed.
-    fn check_signature(
-        &self,
-        token: &str,
-        signing_input: &[u8],
-        kid: Option<&str>,
-        alg: Algorithm,
-    ) -> Result<(), PopErrorKind> {
-        let jwt_alg = to_jsonwebtoken(alg).ok_or(PopErrorKind::TokenInvalid)?;
-        let signature = token
-            .rsplit_once('.')
-            .and_then(|(_, s)| b64url_decode(s))
-            .ok_or(PopErrorKind::TokenInvalid)?;
-        let provider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
-        let verified = self
-            .keys
-            .candidates(kid, alg)
-            .take(MAX_KEY_TRIES)
-            .any(|key| {
-                (provider.verifier_factory)(&jwt_alg, &key.decoding)
-                    .is_ok_and(|v| v.verify(signing_input, &signature).is_ok())
-            });
-        check(verified)
-    }
+/// RFC 9068 §4 step 2, RFC 8725 §3.1: the signature verifies with a key of the configured
+/// set, chosen by `kid`, key type and `alg`; at most [`MAX_KEY_TRIES`] keys are tried. The
+/// aws-lc-rs provider of `jsonwebtoken` is called directly, so no process-wide provider is
+/// installed or needed.
+fn check_signature(
+    keys: &KeySet,
+    token: &str,
+    signing_input: &[u8],
+    kid: Option<&str>,
+    alg: Algorithm,
+) -> Result<(), PopErrorKind> {
+    let jwt_alg = to_jsonwebtoken(alg).ok_or(PopErrorKind::TokenInvalid)?;
+    let signature = token
+        .rsplit_once('.')
+        .and_then(|(_, s)| b64url_decode(s))
+        .ok_or(PopErrorKind::TokenInvalid)?;
+    let provider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+    let verified = keys.candidates(kid, alg).take(MAX_KEY_TRIES).any(|key| {
+        (provider.verifier_factory)(&jwt_alg, &key.decoding)
+            .is_ok_and(|v| v.verify(signing_input, &signature).is_ok())
+    });
+    check(verified)
 }

@@ -10,6 +10,7 @@
 pub mod discovery;
 #[cfg(feature = "introspection")]
 pub mod introspection;
+pub(crate) mod issuers;
 pub(crate) mod jwks;
 pub(crate) mod jwt;
 #[cfg(any(feature = "discovery", feature = "introspection"))]
