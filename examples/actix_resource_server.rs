@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use actix_pop::tls::listen_tls;
-use actix_pop::{PopAuth, RequirePop, Verifier};
+use actix_pop::{PopAuth, RequirePop, Verifier, metadata_service};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use examples_common::{Args, init_logging, whoami};
 
@@ -38,18 +38,22 @@ async fn main() {
     let config = args.config(bound).await.unwrap_or_else(|e| fail(&e));
     let verifier = Arc::new(Verifier::new(config));
 
+    let policy = args.whoami_policy();
     let server = HttpServer::new(move || {
-        App::new()
-            .service(
-                web::resource("/whoami")
-                    .wrap(RequirePop::new(Arc::clone(&verifier)))
-                    .to(whoami_handler),
-            )
-            .service(
-                web::resource("/health")
-                    .route(web::get().to(health))
-                    .route(web::head().to(health)),
-            )
+        let app = match metadata_service(&verifier) {
+            Some(metadata) => App::new().service(metadata),
+            None => App::new(),
+        };
+        app.service(
+            web::resource("/whoami")
+                .wrap(RequirePop::new(Arc::clone(&verifier)).policy(policy.clone()))
+                .to(whoami_handler),
+        )
+        .service(
+            web::resource("/health")
+                .route(web::get().to(health))
+                .route(web::head().to(health)),
+        )
     })
     .workers(2);
     let server = match &tls {

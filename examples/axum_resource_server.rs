@@ -17,7 +17,7 @@ use std::sync::Arc;
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use axum_pop::tls::serve_tls_with_graceful_shutdown;
-use axum_pop::{PopAuth, RequirePopLayer, Verifier};
+use axum_pop::{PopAuth, RequirePopLayer, Verifier, metadata_router};
 use examples_common::{Args, init_logging, whoami};
 
 #[tokio::main]
@@ -38,8 +38,9 @@ async fn main() {
             "/whoami",
             any(|auth: PopAuth| async move { Json(whoami(&auth)) }),
         )
-        .route_layer(RequirePopLayer::new(verifier))
-        .route("/health", get(|| async { "ok" }));
+        .route_layer(RequirePopLayer::new(Arc::clone(&verifier)).policy(args.whoami_policy()))
+        .route("/health", get(|| async { "ok" }))
+        .merge(metadata_router(&verifier));
 
     println!("listening on {}://{bound}", args.scheme());
     let shutdown = async {

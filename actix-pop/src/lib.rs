@@ -62,7 +62,7 @@ use tower_pop::{Auth, AuthRejection, Outcome, PopRequest, ResponseHeaders};
 pub use tower_pop;
 pub use tower_pop::{
     Algorithm, Binding, Challenge, Claims, ConfigError, PeerCertificate, PopConfig,
-    PopConfigBuilder, PopError, PopErrorKind, Refusal, Verifier,
+    PopConfigBuilder, PopError, PopErrorKind, Refusal, RoutePolicy, Verifier,
 };
 
 #[cfg(feature = "rustls")]
@@ -121,7 +121,7 @@ fn apply_headers<B>(response: &mut ServiceResponse<B>, headers: &ResponseHeaders
 #[must_use]
 pub struct RequirePop {
     verifier: Arc<Verifier>,
-    allow_anonymous: bool,
+    policy: Arc<RoutePolicy>,
 }
 
 impl RequirePop {
@@ -129,16 +129,51 @@ impl RequirePop {
     pub fn new(verifier: impl Into<Arc<Verifier>>) -> Self {
         Self {
             verifier: verifier.into(),
-            allow_anonymous: false,
+            policy: Arc::new(RoutePolicy::new()),
         }
     }
 
     /// Let requests without any credentials through with an [`Anonymous`](tower_pop::Anonymous) marker (optional
     /// authentication, with [`MaybePopAuth`]); requests with credentials are still verified.
-    pub fn allow_anonymous(mut self) -> Self {
-        self.allow_anonymous = true;
+    pub fn allow_anonymous(self) -> Self {
+        self.with_policy(RoutePolicy::allow_anonymous)
+    }
+
+    /// Require `scope` in the token: 403 `insufficient_scope` without it (see
+    /// [`RoutePolicy::require_scope`], which panics on an invalid scope-token).
+    pub fn require_scope(self, scope: &str) -> Self {
+        self.with_policy(|p| p.require_scope(scope))
+    }
+
+    /// Apply `policy` to every request.
+    pub fn policy(mut self, policy: RoutePolicy) -> Self {
+        self.policy = Arc::new(policy);
         self
     }
+
+    fn with_policy(mut self, change: impl FnOnce(RoutePolicy) -> RoutePolicy) -> Self {
+        self.policy = Arc::new(change((*self.policy).clone()));
+        self
+    }
+}
+
+/// The RFC 9728 protected resource metadata resource, unauthenticated, when the verifier has a
+/// document ([`PopConfigBuilder::resource_metadata`]): `App::new().service(metadata_service(&v))`
+/// (mount it only when `Some`).
+#[must_use]
+pub fn metadata_service(verifier: &Verifier) -> Option<actix_web::Resource> {
+    let doc = verifier.resource_document()?;
+    let body = doc.json().to_owned();
+    Some(
+        actix_web::web::resource(doc.path()).route(actix_web::web::get().to(move || {
+            let body = body.clone();
+            async move {
+                HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(body)
+            }
+        })),
+    )
 }
 
 impl<S, B> Transform<S, ServiceRequest> for RequirePop
@@ -189,10 +224,7 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let service = Rc::clone(&self.service);
-        let RequirePop {
-            verifier,
-            allow_anonymous,
-        } = self.config.clone();
+        let RequirePop { verifier, policy } = self.config.clone();
         Box::pin(async move {
             let cert = req
                 .request()
@@ -200,7 +232,7 @@ where
                 .cloned()
                 .or_else(|| req.extensions().get::<PeerCertificate>().cloned());
             let outcome = verifier
-                .decide(&pop_request(req.request(), cert.as_ref()), allow_anonymous)
+                .decide(&pop_request(req.request(), cert.as_ref()), &policy)
                 .await;
             let headers = match outcome {
                 Outcome::Verified(verified) => {

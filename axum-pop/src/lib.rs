@@ -65,7 +65,7 @@ use tower_pop::{
 pub use tower_pop;
 pub use tower_pop::{
     Algorithm, Binding, Challenge, Claims, ConfigError, PeerCertificate, PopConfig,
-    PopConfigBuilder, PopError, PopErrorKind, Refusal, Verifier,
+    PopConfigBuilder, PopError, PopErrorKind, Refusal, RoutePolicy, Verifier,
 };
 
 #[cfg(feature = "rustls")]
@@ -89,6 +89,17 @@ impl<R> RequirePopLayer<R> {
     /// [`tower_pop::RequirePopLayer::allow_anonymous`]); use with [`MaybePopAuth`].
     pub fn allow_anonymous(self) -> Self {
         Self(self.0.allow_anonymous())
+    }
+
+    /// Require `scope` in the token: 403 `insufficient_scope` without it (see
+    /// [`tower_pop::RoutePolicy::require_scope`], which panics on an invalid scope-token).
+    pub fn require_scope(self, scope: &str) -> Self {
+        Self(self.0.require_scope(scope))
+    }
+
+    /// Apply `policy` to every request.
+    pub fn policy(self, policy: RoutePolicy) -> Self {
+        Self(self.0.policy(policy))
     }
 
     /// Build refusals with `rejection` (see
@@ -152,6 +163,23 @@ where
         }
         self.0.call(request)
     }
+}
+
+/// The RFC 9728 protected resource metadata route, unauthenticated, when the verifier has a
+/// document ([`PopConfigBuilder::resource_metadata`]); an empty router otherwise. Merge it
+/// next to the protected routes: `app.merge(metadata_router(&verifier))`.
+pub fn metadata_router<S: Clone + Send + Sync + 'static>(verifier: &Verifier) -> axum::Router<S> {
+    let Some(doc) = verifier.resource_document() else {
+        return axum::Router::new();
+    };
+    let body = doc.json().to_owned();
+    axum::Router::new().route(
+        doc.path(),
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { ([(http::header::CONTENT_TYPE, "application/json")], body) }
+        }),
+    )
 }
 
 /// A verified request: dereferences to [`tower_pop::Auth`] (`claims` as `C`, `binding`, `jkt`,

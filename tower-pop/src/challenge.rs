@@ -163,7 +163,7 @@ impl Challenge {
         let kind = error.kind();
         let status = error.status();
         let Some(code) = error.error_code() else {
-            let www_authenticate = (status == 401).then(|| params.render(None, kind));
+            let www_authenticate = (status == 401).then(|| params.render(None, kind, None));
             return Self {
                 status,
                 www_authenticate,
@@ -172,18 +172,23 @@ impl Challenge {
         };
         Self {
             status,
-            www_authenticate: Some(params.render(Some((code, error.scheme())), kind)),
+            www_authenticate: Some(params.render(
+                Some((code, error.scheme())),
+                kind,
+                error.required_scope(),
+            )),
             headers: ResponseHeaders::default(),
         }
     }
 }
 
 impl PopError {
-    /// The HTTP status for this error: 400, 401 or 503.
+    /// The HTTP status for this error: 400, 401, 403 or 503.
     #[must_use]
     pub fn status(&self) -> u16 {
         match self.kind() {
             PopErrorKind::InvalidRequest => 400,
+            PopErrorKind::InsufficientScope => 403,
             k if k.is_server_fault() => 503,
             _ => 401,
         }
@@ -209,6 +214,7 @@ impl PopError {
             | InvalidProofKey | BadSignature | HtmMismatch | HtuMismatch | IatOutOfWindow
             | AthMismatch | Replayed => Some("invalid_dpop_proof"),
             NonceRequired | InvalidNonce => Some("use_dpop_nonce"),
+            InsufficientScope => Some("insufficient_scope"),
         }
     }
 }
@@ -218,6 +224,8 @@ impl PopError {
 pub(crate) struct ChallengeParams {
     algs: String,
     realm: Option<String>,
+    /// RFC 9728 §5.1: where the protected resource metadata is.
+    resource_metadata: Option<String>,
 }
 
 impl ChallengeParams {
@@ -230,10 +238,21 @@ impl ChallengeParams {
         Self {
             algs,
             realm: realm.map(str::to_owned),
+            resource_metadata: None,
         }
     }
 
-    fn render(&self, error: Option<(&str, Option<AuthScheme>)>, kind: PopErrorKind) -> String {
+    pub(crate) fn with_resource_metadata(mut self, url: Option<String>) -> Self {
+        self.resource_metadata = url;
+        self
+    }
+
+    fn render(
+        &self,
+        error: Option<(&str, Option<AuthScheme>)>,
+        kind: PopErrorKind,
+        scope: Option<&str>,
+    ) -> String {
         let carries = |scheme: AuthScheme| match error {
             Some((code, used)) if used.is_none_or(|u| u == scheme) => Some(code),
             _ => None,
@@ -246,9 +265,15 @@ impl ChallengeParams {
             if let Some(code) = carries(scheme) {
                 params.push(format!("error=\"{code}\""));
                 params.push(format!("error_description=\"{}\"", kind.description()));
+                if let Some(scope) = scope {
+                    params.push(format!("scope=\"{scope}\""));
+                }
             }
             if scheme == AuthScheme::Dpop {
                 params.push(format!("algs=\"{}\"", self.algs));
+            }
+            if let Some(url) = &self.resource_metadata {
+                params.push(format!("resource_metadata=\"{url}\""));
             }
             if params.is_empty() {
                 scheme.as_str().to_owned()

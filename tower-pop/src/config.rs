@@ -12,6 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::dpop::{DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_MAX_AGE, htu};
 use crate::error::ConfigError;
 use crate::jose::Algorithm;
+use crate::metadata::{ResourceDocument, ResourceMetadata};
 use crate::mtls::proxy::ForwardedCertConfig;
 use crate::nonce::Nonces;
 use crate::replay::{MemoryReplayCache, ReplayCache};
@@ -61,6 +62,7 @@ pub struct PopConfig {
     pub(crate) replay: Arc<dyn ReplayCache>,
     pub(crate) nonces: Option<Nonces>,
     pub(crate) forwarded: Option<ForwardedCertConfig>,
+    pub(crate) resource: Option<ResourceDocument>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -158,6 +160,7 @@ pub struct PopConfigBuilder {
     replay: Option<Arc<dyn ReplayCache>>,
     nonces: Option<Nonces>,
     forwarded: Option<ForwardedCertConfig>,
+    resource: Option<ResourceMetadata>,
     clock: Arc<dyn Clock>,
 }
 
@@ -185,6 +188,7 @@ impl Default for PopConfigBuilder {
             replay: None,
             nonces: None,
             forwarded: None,
+            resource: None,
             clock: Arc::new(SystemClock),
         }
     }
@@ -390,6 +394,15 @@ impl PopConfigBuilder {
         self
     }
 
+    /// Publish RFC 9728 protected resource metadata for this resource: the verifier then has a
+    /// [`ResourceDocument`](crate::metadata::ResourceDocument) to serve, and every challenge
+    /// carries `resource_metadata` with its URL (RFC 9728 §5.1). Off by default.
+    #[must_use]
+    pub fn resource_metadata(mut self, metadata: ResourceMetadata) -> Self {
+        self.resource = Some(metadata);
+        self
+    }
+
     /// The time source. Default: the system clock.
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -508,6 +521,20 @@ impl PopConfigBuilder {
         };
         let mut dpop_algorithms = self.dpop_algorithms;
         dedup_in_order(&mut dpop_algorithms);
+        let resource = match &self.resource {
+            Some(metadata) => {
+                let servers: Vec<&str> = issuers.iter().map(|(i, _)| i.as_str()).collect();
+                let algs: Vec<&str> = dpop_algorithms.iter().map(|a| a.as_str()).collect();
+                Some(ResourceDocument::new(
+                    metadata,
+                    &servers,
+                    &algs,
+                    !self.allow_bearer,
+                    self.insecure_http,
+                )?)
+            }
+            None => None,
+        };
         Ok(PopConfig {
             public_origin,
             dpop_algorithms,
@@ -528,6 +555,7 @@ impl PopConfigBuilder {
                 .unwrap_or_else(|| Arc::new(MemoryReplayCache::default())),
             nonces: self.nonces,
             forwarded: self.forwarded,
+            resource,
             clock: self.clock,
         })
     }

@@ -72,6 +72,9 @@ pub enum PopErrorKind {
     /// The introspection endpoint (RFC 7662) failed, refused our credentials or answered
     /// nonsense: 503.
     IntrospectionUnavailable,
+    /// The token is valid and proven, but its `scope` lacks one the route requires (RFC 6750
+    /// §3.1): 403 `insufficient_scope`, with the required scope in the challenge.
+    InsufficientScope,
     /// The in-memory replay store is full of live entries: 503, the request is refused rather
     /// than risking an accepted replay.
     ReplayStoreFull,
@@ -104,6 +107,7 @@ impl PopErrorKind {
             Self::Replayed => "DPoP proof replayed",
             Self::NonceRequired => "DPoP nonce required",
             Self::InvalidNonce => "DPoP nonce invalid or expired",
+            Self::InsufficientScope => "insufficient scope",
             Self::KeySetUnavailable => "issuer keys unavailable",
             Self::IntrospectionUnavailable => "introspection unavailable",
             Self::ReplayStoreUnavailable => "replay store unavailable",
@@ -152,18 +156,40 @@ impl AuthScheme {
 pub struct PopError {
     kind: PopErrorKind,
     scheme: Option<AuthScheme>,
+    scope: Option<std::sync::Arc<str>>,
 }
 
 impl PopError {
     pub(crate) fn new(kind: PopErrorKind) -> Self {
-        Self { kind, scheme: None }
+        Self {
+            kind,
+            scheme: None,
+            scope: None,
+        }
     }
 
     pub(crate) fn with_scheme(kind: PopErrorKind, scheme: AuthScheme) -> Self {
         Self {
             kind,
             scheme: Some(scheme),
+            scope: None,
         }
+    }
+
+    /// [`PopErrorKind::InsufficientScope`] for a client that used `scheme`, naming the scopes
+    /// the route requires (space-delimited, RFC 6749 §3.3).
+    pub(crate) fn insufficient_scope(scheme: AuthScheme, required: std::sync::Arc<str>) -> Self {
+        Self {
+            kind: PopErrorKind::InsufficientScope,
+            scheme: Some(scheme),
+            scope: Some(required),
+        }
+    }
+
+    /// For [`PopErrorKind::InsufficientScope`]: the scopes the route requires.
+    #[must_use]
+    pub fn required_scope(&self) -> Option<&str> {
+        self.scope.as_deref()
     }
 
     /// The scheme the client used, when it was recognised; its challenge carries the error
@@ -191,6 +217,7 @@ impl fmt::Debug for PopError {
         f.debug_struct("PopError")
             .field("kind", &self.kind)
             .field("scheme", &self.scheme)
+            .field("scope", &self.scope)
             .finish()
     }
 }
@@ -269,6 +296,17 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+    /// The RFC 9728 resource identifier is not an absolute `https` URL without query or
+    /// fragment, or a scope is not an RFC 6749 §3.3 scope-token.
+    InvalidResource {
+        /// The resource identifier as given.
+        resource: String,
+    },
+    /// A required scope is not an RFC 6749 §3.3 scope-token.
+    InvalidScope {
+        /// The scope as given.
+        scope: String,
+    },
     /// The JWK Set document is unusable.
     InvalidJwks {
         /// What is wrong with it.
@@ -311,6 +349,13 @@ impl fmt::Display for ConfigError {
             Self::InvalidJwks { reason } => write!(f, "invalid JWK Set: {reason}"),
             Self::InvalidIssuer { issuer, reason } => write!(f, "issuer {issuer:?}: {reason}"),
             Self::InvalidIntrospection { reason } => write!(f, "introspection: {reason}"),
+            Self::InvalidResource { resource } => write!(
+                f,
+                "resource {resource:?} is not an absolute https URL without query or fragment (or a scope is invalid)"
+            ),
+            Self::InvalidScope { scope } => {
+                write!(f, "scope {scope:?} is not an RFC 6749 scope-token")
+            }
         }
     }
 }

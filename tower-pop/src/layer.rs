@@ -52,7 +52,7 @@ use tower_service::Service;
 
 use crate::challenge::ResponseHeaders;
 use crate::request::PopRequest;
-use crate::verifier::{Outcome, Refusal, Verifier};
+use crate::verifier::{Outcome, Refusal, RoutePolicy, Verifier};
 
 /// Builds the response for a refused request; the layer then sets the status, the challenge
 /// headers and the error extension on it, so a custom builder cannot get the protocol wrong.
@@ -87,7 +87,7 @@ where
 #[must_use]
 pub struct RequirePopLayer<R = DefaultRejection> {
     verifier: Arc<Verifier>,
-    allow_anonymous: bool,
+    policy: Arc<RoutePolicy>,
     rejection: R,
 }
 
@@ -97,7 +97,7 @@ impl RequirePopLayer {
     pub fn new(verifier: impl Into<Arc<Verifier>>) -> Self {
         Self {
             verifier: verifier.into(),
-            allow_anonymous: false,
+            policy: Arc::new(RoutePolicy::new()),
             rejection: DefaultRejection,
         }
     }
@@ -108,8 +108,24 @@ impl<R> RequirePopLayer<R> {
     /// [`Anonymous`](crate::Anonymous) marker instead of a [`Verified`](crate::Verified), for
     /// routes where authentication is optional. Requests that do carry credentials are still
     /// verified, and refused when they fail.
-    pub fn allow_anonymous(mut self) -> Self {
-        self.allow_anonymous = true;
+    pub fn allow_anonymous(self) -> Self {
+        self.with_policy(|p| p.allow_anonymous())
+    }
+
+    /// Require `scope` in the token (see [`RoutePolicy::require_scope`], which panics on a
+    /// scope that is not an RFC 6749 scope-token): 403 `insufficient_scope` without it.
+    pub fn require_scope(self, scope: &str) -> Self {
+        self.with_policy(|p| p.require_scope(scope))
+    }
+
+    /// Apply `policy` to every request (replacing `allow_anonymous` and `require_scope`).
+    pub fn policy(mut self, policy: RoutePolicy) -> Self {
+        self.policy = Arc::new(policy);
+        self
+    }
+
+    fn with_policy(mut self, change: impl FnOnce(RoutePolicy) -> RoutePolicy) -> Self {
+        self.policy = Arc::new(change((*self.policy).clone()));
         self
     }
 
@@ -119,7 +135,7 @@ impl<R> RequirePopLayer<R> {
     pub fn with_rejection_response<R2>(self, rejection: R2) -> RequirePopLayer<R2> {
         RequirePopLayer {
             verifier: self.verifier,
-            allow_anonymous: self.allow_anonymous,
+            policy: self.policy,
             rejection,
         }
     }
@@ -199,12 +215,10 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let verifier = Arc::clone(&self.layer.verifier);
-        let allow_anonymous = self.layer.allow_anonymous;
+        let policy = Arc::clone(&self.layer.policy);
         let (parts, body) = request.into_parts();
         let verify: VerifyFuture = Box::pin(async move {
-            let outcome = verifier
-                .decide(&PopRequest::from(&parts), allow_anonymous)
-                .await;
+            let outcome = verifier.decide(&PopRequest::from(&parts), &policy).await;
             (parts, outcome)
         });
         ResponseFuture {

@@ -96,6 +96,7 @@ mod extension;
 mod jose;
 mod jwk;
 mod layer;
+pub mod metadata;
 pub mod mtls;
 pub mod nonce;
 pub mod replay;
@@ -127,7 +128,7 @@ pub use request::{OriginalTarget, PeerAddr, PeerCertificate, PopRequest};
 pub use token::discovery;
 #[cfg(feature = "introspection")]
 pub use token::introspection;
-pub use verifier::{Outcome, Refusal, Verifier};
+pub use verifier::{Outcome, Refusal, RoutePolicy, Verifier};
 
 // Certificate sources for RFC 8705 binding (kept apart so rustfmt leaves them at the end).
 pub use mtls::proxy::{

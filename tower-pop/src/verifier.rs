@@ -12,7 +12,7 @@
 //! without a valid token and key cannot fill the replay store.
 //!
 //! ```
-//! use tower_pop::{Outcome, PopConfig, PopErrorKind, PopRequest, Verifier};
+//! use tower_pop::{Outcome, PopConfig, PopErrorKind, PopRequest, RoutePolicy, Verifier};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let verifier = Verifier::new(
@@ -29,7 +29,7 @@
 //!     .authorization(b"DPoP Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU");
 //! let error = verifier.verify(&request).await.unwrap_err();
 //! assert_eq!(error.kind(), PopErrorKind::MissingProof);
-//! let Outcome::Refused(refusal) = verifier.decide(&request, false).await else { panic!() };
+//! let Outcome::Refused(refusal) = verifier.decide(&request, &RoutePolicy::new()).await else { panic!() };
 //! assert_eq!(refusal.challenge().status(), 401);
 //! # }
 //! ```
@@ -47,6 +47,7 @@ use crate::dpop::htu;
 use crate::dpop::proof::Proof;
 use crate::error::{AuthScheme, PopError, PopErrorKind};
 use crate::extension::{Anonymous, Binding, Verified};
+use crate::metadata::ResourceDocument;
 use crate::mtls::{ClientCertificate, check_certificate_binding};
 use crate::replay::{ReplayEntry, ReplayOutcome};
 use crate::request::{FieldValues, PopRequest};
@@ -93,10 +94,10 @@ impl Verifier {
     /// A verifier for `config`.
     #[must_use]
     pub fn new(config: PopConfig) -> Self {
-        let challenge = Arc::new(ChallengeParams::new(
-            &config.dpop_algorithms,
-            config.realm.as_deref(),
-        ));
+        let challenge = Arc::new(
+            ChallengeParams::new(&config.dpop_algorithms, config.realm.as_deref())
+                .with_resource_metadata(config.resource.as_ref().map(|r| r.url().to_owned())),
+        );
         let mut tokens = TrustedIssuers::default();
         for (issuer, keys) in &config.issuers {
             let validator = JwtValidator::new(
@@ -123,6 +124,13 @@ impl Verifier {
         &self.config
     }
 
+    /// The RFC 9728 metadata document, when configured
+    /// ([`PopConfigBuilder::resource_metadata`](crate::PopConfigBuilder::resource_metadata)).
+    #[must_use]
+    pub fn resource_document(&self) -> Option<&ResourceDocument> {
+        self.config.resource.as_ref()
+    }
+
     /// How `error` is written on the wire (status and `WWW-Authenticate`).
     #[must_use]
     pub fn challenge(&self, error: &PopError) -> Challenge {
@@ -136,16 +144,21 @@ impl Verifier {
         }
     }
 
-    /// Verify a request and decide what the adapter does with it: call the service with a
-    /// [`Verified`] (or, when `allow_anonymous` and no credentials were sent, an [`Anonymous`]
-    /// marker), or answer with the [`Refusal`]. Every refusal is logged here, once: client faults
-    /// at `debug`, our own failures at `warn`, with target `tower_pop::rejection` and the error
-    /// kind only (never a token, proof or key).
-    pub async fn decide(&self, request: &PopRequest<'_>, allow_anonymous: bool) -> Outcome {
+    /// Verify a request and decide what the adapter does with it under `policy`: call the
+    /// service with a [`Verified`] (or, when the policy allows anonymous requests and no
+    /// credentials were sent, an [`Anonymous`] marker), or answer with the [`Refusal`]. A
+    /// verified request whose token lacks a scope the policy requires is refused with 403
+    /// `insufficient_scope` (authentication first: a bad token or proof is still a 401). Every
+    /// refusal is logged here, once: client faults at `debug`, our own failures at `warn`, with
+    /// target `tower_pop::rejection` and the error kind only (never a token, proof or key).
+    pub async fn decide(&self, request: &PopRequest<'_>, policy: &RoutePolicy) -> Outcome {
         let (result, header_consulted) = self.verify_noting_forwarded(request).await;
+        let result = result.and_then(|verified| policy.check_scopes(verified));
         match result {
             Ok(verified) => Outcome::Verified(verified),
-            Err(error) if allow_anonymous && error.kind() == PopErrorKind::MissingCredentials => {
+            Err(error)
+                if policy.allow_anonymous && error.kind() == PopErrorKind::MissingCredentials =>
+            {
                 Outcome::Anonymous(Anonymous {
                     challenge: self.challenge(&error),
                 })
@@ -356,6 +369,88 @@ struct Granted {
     jkt: Option<String>,
     x5t_s256: Option<String>,
     response_headers: ResponseHeaders,
+}
+
+/// What one route requires beyond a verified request: given to the layer or middleware and
+/// applied by [`Verifier::decide`].
+///
+/// ```
+/// use tower_pop::RoutePolicy;
+/// let policy = RoutePolicy::new().require_scope("read").require_scope("write");
+/// assert_eq!(policy.required_scopes(), Some("read write"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoutePolicy {
+    allow_anonymous: bool,
+    scopes: Vec<String>,
+    joined: Option<Arc<str>>,
+}
+
+impl RoutePolicy {
+    /// Verified requests only, no scope required.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Let requests without any credentials through with an [`Anonymous`] marker.
+    #[must_use]
+    pub fn allow_anonymous(mut self) -> Self {
+        self.allow_anonymous = true;
+        self
+    }
+
+    /// Require `scope` in the token's space-delimited `scope` claim (exact, case-sensitive,
+    /// RFC 6749 §3.3); a token without it gets 403 `insufficient_scope` (RFC 6750 §3.1).
+    ///
+    /// # Panics
+    /// When `scope` is not an RFC 6749 scope-token (empty, or with a space, `"` or `\`): a
+    /// programming error caught when the route is built, like an invalid axum route path.
+    #[must_use]
+    pub fn require_scope(mut self, scope: &str) -> Self {
+        assert!(
+            crate::metadata::is_scope_token(scope),
+            "required scope {scope:?} is not an RFC 6749 scope-token"
+        );
+        self.scopes.push(scope.to_owned());
+        self.joined = Some(self.scopes.join(" ").into());
+        self
+    }
+
+    /// Whether anonymous requests pass.
+    #[must_use]
+    pub fn allows_anonymous(&self) -> bool {
+        self.allow_anonymous
+    }
+
+    /// The required scopes, space-delimited, if any.
+    #[must_use]
+    pub fn required_scopes(&self) -> Option<&str> {
+        self.joined.as_deref()
+    }
+
+    fn check_scopes(&self, verified: Verified) -> Result<Verified, PopError> {
+        let Some(joined) = &self.joined else {
+            return Ok(verified);
+        };
+        let granted = verified
+            .claims()
+            .get("scope")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        if self
+            .scopes
+            .iter()
+            .all(|s| granted.split(' ').any(|g| g == s))
+        {
+            Ok(verified)
+        } else {
+            Err(PopError::insufficient_scope(
+                verified.scheme(),
+                Arc::clone(joined),
+            ))
+        }
+    }
 }
 
 /// What an adapter does with a request, decided by [`Verifier::decide`]. Adapters only translate

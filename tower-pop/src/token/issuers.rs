@@ -73,11 +73,6 @@ impl<V> TrustedIssuers<V> {
         self.by_issuer.values().next()
     }
 
-    /// The trusted issuer identifiers.
-    pub(crate) fn issuers(&self) -> impl Iterator<Item = &str> {
-        self.by_issuer.keys().map(String::as_str)
-    }
-
     /// How many issuers are trusted.
     pub(crate) fn len(&self) -> usize {
         self.by_issuer.len()
