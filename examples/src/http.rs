@@ -22,6 +22,30 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Read a reqwest response whole.
+    ///
+    /// # Errors
+    /// When the body cannot be read.
+    pub async fn read(response: reqwest::Response) -> Result<Self, reqwest::Error> {
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = response.text().await?;
+        Ok(Self {
+            status,
+            headers,
+            body,
+        })
+    }
+
     /// The first value of header `name`.
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -82,23 +106,9 @@ pub async fn send_with_body(
         .send()
         .await
         .unwrap_or_else(|e| panic!("request to {addr}{path} failed: {e}"));
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let body = response.text().await.expect("a readable body");
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    Reply::read(response)
+        .await
+        .unwrap_or_else(|e| panic!("reading the reply from {addr}{path} failed: {e}"))
 }
 
 /// Send raw bytes and read one reply: until the connection closes, or the head and a

@@ -73,24 +73,7 @@ pub(crate) async fn get(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let response = request.send().await?;
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_owned(),
-                v.to_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    let body = response.text().await?;
-    Ok(Reply {
-        status,
-        headers,
-        body,
-    })
+    Reply::read(request.send().await?).await
 }
 
 fn cert_token(s: &Server, x5t: &str) -> String {

@@ -306,9 +306,15 @@ async fn concurrent_replays(name: &str) {
     let (s, client, token) = bound_setup(name).await;
     let auth = format!("DPoP {token}");
     let proof = client.proof("GET", &s.url("/whoami"), Some(&token), None);
+    assert_exactly_one_200(&[s.addr], &auth, &proof).await;
+}
+
+/// 20 copies of one request at once, spread over `addrs`: exactly one 200, the rest 401.
+pub(crate) async fn assert_exactly_one_200(addrs: &[SocketAddr], auth: &str, proof: &str) {
     let mut tasks = Vec::new();
-    for _ in 0..20 {
-        let (auth, proof, addr) = (auth.clone(), proof.clone(), s.addr);
+    for i in 0..20 {
+        let addr = addrs[i % addrs.len()];
+        let (auth, proof) = (auth.to_owned(), proof.to_owned());
         tasks.push(tokio::spawn(async move {
             send(
                 addr,

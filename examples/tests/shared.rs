@@ -8,7 +8,7 @@ use tower_pop::Algorithm;
 use tower_pop::dpop::signer::ProofSigner;
 use tower_pop::test_util::{RedisServer, TestIssuer};
 
-use crate::server::{AUDIENCE, ISSUER, Server};
+use crate::server::{AUDIENCE, ISSUER, Server, assert_exactly_one_200};
 use examples_common::http::{Reply, send};
 
 /// The URL clients use for both instances (as behind a load balancer).
@@ -76,35 +76,7 @@ async fn two_instances_share_one_redis_and_one_nonce_secret() {
 
     // 20 copies of one proof spread over both instances at once: exactly one 200.
     let proof = client.proof("GET", &url, Some(&token), Some(&nonce));
-    let mut tasks = Vec::new();
-    for i in 0..20 {
-        let addr = if i % 2 == 0 { a.addr } else { b.addr };
-        let (token, proof) = (token.clone(), proof.clone());
-        tasks.push(tokio::spawn(async move {
-            let auth = format!("DPoP {token}");
-            send(
-                addr,
-                "GET",
-                "/whoami",
-                &[("Authorization", &auth), ("DPoP", &proof)],
-            )
-            .await
-            .status
-        }));
-    }
-    let mut statuses = Vec::new();
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert!(
-        statuses.iter().all(|s| *s == 200 || *s == 401),
-        "{statuses:?}"
-    );
+    assert_exactly_one_200(&[a.addr, b.addr], &format!("DPoP {token}"), &proof).await;
 
     // Redis gone: fresh proofs get 503 on both, never 200.
     redis.kill();
