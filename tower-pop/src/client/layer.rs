@@ -6,15 +6,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, Request, Response};
-use http_body::{Body, Frame, SizeHint};
-use pin_project_lite::pin_project;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::wire::{self, MAX_ERROR_BODY, NonceAsk, Target};
-use super::{NonceStore, Shared};
+use super::wire::{self, NonceAsk, Target};
+use super::{NonceStore, ResponseBody, Shared};
 use crate::clock::Clock;
 use crate::dpop::signer::ProofSigner;
 
@@ -184,7 +183,7 @@ fn replay<B: ReplayBody>(req: &Request<B>) -> Option<Request<B>> {
 }
 
 /// Remember the response's nonce; say whether it asks for a retry with it. A token endpoint's
-/// 400 is read (at most [`MAX_ERROR_BODY`] bytes) and handed back whole.
+/// 400 is read (at most 16 KiB) and handed back whole.
 async fn inspect<ResBody: Body<Data = Bytes>>(
     shared: &Shared,
     target: &Target,
@@ -225,170 +224,6 @@ impl<B: Body, E> Future for ResponseFuture<B, E> {
 impl<B: Body, E> fmt::Debug for ResponseFuture<B, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-pin_project! {
-    /// The response body of [`SignDpop`]: the inner service's body, or, for a 400 the layer
-    /// read to look for `use_dpop_nonce`, what it read followed by the rest.
-    pub struct ResponseBody<B: Body> {
-        #[pin]
-        kind: Kind<B>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<B: Body> {
-        Passed { #[pin] inner: B },
-        Read {
-            data: Option<Bytes>,
-            error: Option<B::Error>,
-            trailers: Option<HeaderMap>,
-            rest: Option<Pin<Box<B>>>,
-        },
-    }
-}
-
-impl<B: Body> ResponseBody<B> {
-    fn passed(inner: B) -> Self {
-        Self {
-            kind: Kind::Passed { inner },
-        }
-    }
-
-    /// Read up to [`MAX_ERROR_BODY`] bytes of `body`.
-    async fn buffer(body: B) -> Self
-    where
-        B: Body<Data = Bytes>,
-    {
-        let mut body = Box::pin(body);
-        let mut data = BytesMut::new();
-        let (mut error, mut trailers, mut done) = (None, None, false);
-        while (data.len() as u64) <= MAX_ERROR_BODY {
-            match poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
-                None => {
-                    done = true;
-                    break;
-                }
-                Some(Err(e)) => {
-                    error = Some(e);
-                    done = true;
-                    break;
-                }
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(chunk) => data.extend_from_slice(&chunk),
-                    Err(frame) => {
-                        // Trailers end a body.
-                        trailers = frame.into_trailers().ok();
-                        done = true;
-                        break;
-                    }
-                },
-            }
-        }
-        Self {
-            kind: Kind::Read {
-                data: Some(data.freeze()),
-                error,
-                trailers,
-                rest: (!done).then_some(body),
-            },
-        }
-    }
-
-    /// The whole body, if it was read to its end without error.
-    fn complete(&self) -> Option<&[u8]> {
-        match &self.kind {
-            Kind::Read {
-                data: Some(data),
-                error: None,
-                rest: None,
-                ..
-            } => Some(data),
-            _ => None,
-        }
-    }
-}
-
-impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        match self.project().kind.project() {
-            KindProj::Passed { inner } => inner.poll_frame(cx),
-            KindProj::Read {
-                data,
-                error,
-                trailers,
-                rest,
-            } => {
-                if let Some(chunk) = data.take().filter(|d| !d.is_empty()) {
-                    return Poll::Ready(Some(Ok(Frame::data(chunk))));
-                }
-                if let Some(e) = error.take() {
-                    return Poll::Ready(Some(Err(e)));
-                }
-                if let Some(t) = trailers.take() {
-                    return Poll::Ready(Some(Ok(Frame::trailers(t))));
-                }
-                match rest {
-                    Some(rest) => rest.as_mut().poll_frame(cx),
-                    None => Poll::Ready(None),
-                }
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Passed { inner } => inner.is_end_stream(),
-            Kind::Read {
-                data,
-                error,
-                trailers,
-                rest,
-            } => {
-                data.as_ref().is_none_or(Bytes::is_empty)
-                    && error.is_none()
-                    && trailers.is_none()
-                    && rest.as_ref().is_none_or(|r| r.is_end_stream())
-            }
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Passed { inner } => inner.size_hint(),
-            Kind::Read { data, rest, .. } => {
-                let read = data.as_ref().map_or(0, |d| d.len() as u64);
-                let rest = rest
-                    .as_ref()
-                    .map_or_else(|| SizeHint::with_exact(0), |r| r.size_hint());
-                let mut hint = SizeHint::new();
-                hint.set_lower(rest.lower() + read);
-                if let Some(upper) = rest.upper() {
-                    hint.set_upper(upper + read);
-                }
-                hint
-            }
-        }
-    }
-}
-
-impl<B: Body> fmt::Debug for ResponseBody<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.kind {
-            Kind::Passed { .. } => "passed",
-            Kind::Read { .. } => "read",
-        };
-        f.debug_struct("ResponseBody")
-            .field("kind", &kind)
-            .finish_non_exhaustive()
     }
 }
 

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use http::Extensions;
-use reqwest::{Request, Response};
+use reqwest::{Request, Response, ResponseBuilderExt};
 use reqwest_middleware::{Middleware, Next};
 
 use super::wire::{self, NonceAsk, Target};
-use super::{NonceStore, Shared};
+use super::{NonceStore, ResponseBody, Shared};
 use crate::clock::Clock;
 use crate::dpop::signer::ProofSigner;
 
@@ -56,31 +56,30 @@ impl DpopMiddleware {
     }
 
     /// Remember the response's nonce; say whether it asks for a retry with it. A token
-    /// endpoint's 400 is read (at most 16 KiB, and only with a known length) and handed back
-    /// rebuilt from its head and body.
-    async fn inspect(
-        &self,
-        target: &Target,
-        mut response: Response,
-    ) -> reqwest_middleware::Result<(Response, bool)> {
+    /// endpoint's 400 is read (up to 16 KiB) and handed back rebuilt: what was read, then the
+    /// rest.
+    async fn inspect(&self, target: &Target, response: Response) -> (Response, bool) {
         self.shared.remember(target, response.headers());
         match wire::nonce_ask(
             response.status(),
             response.headers(),
             response.content_length(),
         ) {
-            NonceAsk::No => Ok((response, false)),
-            NonceAsk::Yes => Ok((response, true)),
+            NonceAsk::No => (response, false),
+            NonceAsk::Yes => (response, true),
             NonceAsk::ReadBody => {
-                let mut head = http::Response::new(());
-                *head.status_mut() = response.status();
-                *head.version_mut() = response.version();
-                *head.headers_mut() = response.headers().clone();
-                *head.extensions_mut() = std::mem::take(response.extensions_mut());
-                let body = response.bytes().await?;
-                let asks = wire::body_asks_nonce(&body);
-                let (parts, ()) = head.into_parts();
-                Ok((http::Response::from_parts(parts, body).into(), asks))
+                // Through http::Response and back, the only way reqwest offers to put a body
+                // that was partly read back into a response; the URL goes along.
+                let url = response.url().clone();
+                let (mut parts, body) =
+                    http::Response::<reqwest::Body>::from(response).into_parts();
+                if let Ok(carrier) = http::Response::builder().url(url).body(()) {
+                    parts.extensions.extend(carrier.into_parts().0.extensions);
+                }
+                let body = ResponseBody::buffer(body).await;
+                let asks = body.complete().is_some_and(wire::body_asks_nonce);
+                let body = reqwest::Body::wrap(body);
+                (http::Response::from_parts(parts, body).into(), asks)
             }
         }
     }
@@ -102,7 +101,7 @@ impl Middleware for DpopMiddleware {
         self.shared
             .sign(&req.method().clone(), &target, req.headers_mut());
         let response = next.clone().run(req, extensions).await?;
-        let (response, asks) = self.inspect(&target, response).await?;
+        let (response, asks) = self.inspect(&target, response).await;
         let Some(mut again) = spare.filter(|_| asks) else {
             return Ok(response);
         };

@@ -30,9 +30,9 @@
 //!   `Request::try_clone` succeeds (any body but a stream); for tower, a body type implementing
 //!   [`ReplayBody`] (every `Clone` body: `String`, `Bytes`, `Full<Bytes>`, `Empty`). Other
 //!   requests get the refusal back; the nonce is remembered, so the next request carries it.
-//! - A 400 is read to look at its JSON only when it has a `DPoP-Nonce` and a known length of
-//!   at most 16 KiB; it is then handed back from what was read. With reqwest that rebuilt
-//!   response has reqwest's placeholder `url()` (reqwest offers no way to keep it).
+//! - A 400 with a `DPoP-Nonce` is read to look at its JSON, up to 16 KiB (one not known to be
+//!   longer, chunked or not): a body that ends by then is looked at, and any 400 that is not
+//!   retried is handed back whole, what was read followed by the rest.
 //!
 //! # Deployment caveats
 //!
@@ -97,6 +97,7 @@
 //! # }
 //! ```
 
+mod body;
 mod layer;
 mod middleware;
 mod nonces;
@@ -108,7 +109,8 @@ use std::sync::Arc;
 
 use http::{HeaderMap, HeaderValue};
 
-pub use layer::{ReplayBody, ResponseBody, ResponseFuture, SignDpop, SignDpopLayer};
+pub use body::ResponseBody;
+pub use layer::{ReplayBody, ResponseFuture, SignDpop, SignDpopLayer};
 pub use middleware::DpopMiddleware;
 pub use nonces::{DEFAULT_NONCE_ORIGINS, NonceStore};
 pub use token::{AccessToken, TokenError, TokenRequest};

@@ -99,13 +99,14 @@ pub(crate) enum NonceAsk {
     /// A resource server's 401 `WWW-Authenticate: DPoP error="use_dpop_nonce"` with a
     /// `DPoP-Nonce` (RFC 9449 §9).
     Yes,
-    /// A 400 with a `DPoP-Nonce` and a small body: a token endpoint's answer, whose JSON says
-    /// whether the error is `use_dpop_nonce` (RFC 9449 §8).
+    /// A 400 with a `DPoP-Nonce` and a body not known to be large: a token endpoint's answer,
+    /// whose JSON says whether the error is `use_dpop_nonce` (RFC 9449 §8). Read it up to
+    /// [`MAX_ERROR_BODY`] bytes: only a body that ends by then is looked at.
     ReadBody,
 }
 
-/// Classify a response head. `body_len` is the body's known length, if any: a 400 is only read
-/// when it is known and at most [`MAX_ERROR_BODY`].
+/// Classify a response head. `body_len` is the body's known length, if any: a 400 known to be
+/// longer than [`MAX_ERROR_BODY`] is not read.
 pub(crate) fn nonce_ask(
     status: StatusCode,
     headers: &HeaderMap,
@@ -124,7 +125,7 @@ pub(crate) fn nonce_ask(
         {
             NonceAsk::Yes
         }
-        StatusCode::BAD_REQUEST if body_len.is_some_and(|n| n <= MAX_ERROR_BODY) => {
+        StatusCode::BAD_REQUEST if body_len.is_none_or(|n| n <= MAX_ERROR_BODY) => {
             NonceAsk::ReadBody
         }
         _ => NonceAsk::No,
@@ -304,8 +305,11 @@ mod tests {
             nonce_ask(StatusCode::BAD_REQUEST, &h, Some(40)),
             NonceAsk::ReadBody
         );
-        // A 400 of unknown or large length is never read.
-        assert_eq!(nonce_ask(StatusCode::BAD_REQUEST, &h, None), NonceAsk::No);
+        // A chunked 400 is read (up to the bound), one known to be large is not.
+        assert_eq!(
+            nonce_ask(StatusCode::BAD_REQUEST, &h, None),
+            NonceAsk::ReadBody
+        );
         assert_eq!(
             nonce_ask(StatusCode::BAD_REQUEST, &h, Some(MAX_ERROR_BODY + 1)),
             NonceAsk::No
