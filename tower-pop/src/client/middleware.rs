@@ -113,3 +113,23 @@ impl Middleware for DpopMiddleware {
         Ok(response)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jose::Algorithm;
+
+    #[test]
+    fn debug_shows_the_thumbprint_and_no_key_or_nonce() {
+        let dpop = DpopMiddleware::new(ProofSigner::generate(Algorithm::ES256).unwrap());
+        dpop.nonces()
+            .insert("https://api.example.com:443", "the-nonce");
+        let debug = format!("{dpop:?}");
+        assert!(debug.contains(dpop.signer().thumbprint()), "{debug}");
+        assert!(debug.contains("origins: 1"), "{debug}");
+        assert!(
+            !debug.contains("the-nonce") && !debug.contains("\"d\""),
+            "{debug}"
+        );
+    }
+}
