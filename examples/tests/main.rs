@@ -3,6 +3,7 @@
 // Test code: unwrap is the assertion.
 #![allow(clippy::unwrap_used)]
 
+mod client;
 mod issuer;
 mod mtls;
 mod nginx;

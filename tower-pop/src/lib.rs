@@ -63,6 +63,7 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `signer` | `dpop::signer`: builds `DPoP` proofs for clients, demos and tests |
+//! | `client` | `client`: a reqwest-middleware middleware and a tower layer adding a proof to every request, following `DPoP-Nonce`, and a token-endpoint helper (implies `signer`) |
 //! | `test-util` | `test_util`: a token issuer with a JWK Set, for tests (implies `signer`) |
 //! | `redis` | `replay::RedisReplayCache`: one replay store shared by every instance, on Redis (`redis://`, `rediss://` over rustls with aws-lc-rs) |
 //! | `discovery` | `discovery::IssuerKeys`: the issuer's keys from its RFC 8414 / OpenID Connect metadata over HTTPS, cached, refreshed, single-flight refetch on an unknown `kid` |
@@ -85,6 +86,8 @@
 
 mod binding;
 mod challenge;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod clock;
 mod config;
 mod credentials;

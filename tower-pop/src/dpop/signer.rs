@@ -128,6 +128,48 @@ impl ProofSigner {
         Ok(Self::with_key(alg, key))
     }
 
+    /// Load a PKCS#8 private key for `alg` from PEM text (`-----BEGIN PRIVATE KEY-----`).
+    ///
+    /// ```
+    /// use tower_pop::Algorithm;
+    /// use tower_pop::dpop::signer::ProofSigner;
+    ///
+    /// assert!(ProofSigner::from_pkcs8_pem(Algorithm::ES256, b"not a key").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// When the text holds no PKCS#8 `PRIVATE KEY` block, or the key does not fit `alg`. The
+    /// error never quotes the input.
+    pub fn from_pkcs8_pem(alg: Algorithm, pem: &[u8]) -> Result<Self, SignerError> {
+        use rustls_pki_types::PrivatePkcs8KeyDer;
+        use rustls_pki_types::pem::PemObject;
+        let der = PrivatePkcs8KeyDer::from_pem_slice(pem)
+            .map_err(|_| SignerError("no PKCS#8 PRIVATE KEY block in the PEM text"))?;
+        Self::from_pkcs8(alg, der.secret_pkcs8_der())
+    }
+
+    /// Load a PKCS#8 private key for `alg` from a file, PEM or DER (PEM when the file starts
+    /// with `-----BEGIN`, after optional whitespace).
+    ///
+    /// # Errors
+    /// When the file cannot be read, or as [`Self::from_pkcs8_pem`] and [`Self::from_pkcs8`].
+    /// The error names neither the path nor the contents.
+    pub fn from_pkcs8_file(
+        alg: Algorithm,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Self, SignerError> {
+        let bytes = std::fs::read(path).map_err(|_| SignerError("private key file unreadable"))?;
+        let start = bytes
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(0);
+        if bytes[start..].starts_with(b"-----BEGIN") {
+            Self::from_pkcs8_pem(alg, &bytes)
+        } else {
+            Self::from_pkcs8(alg, &bytes)
+        }
+    }
+
     fn with_key(alg: Algorithm, key: SigningKey) -> Self {
         let (jwk, canonical) = match &key {
             SigningKey::Ecdsa(k) => {
@@ -280,5 +322,68 @@ impl ProofSigner {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::rand::SystemRandom;
+    use base64::Engine;
+
+    fn pkcs8_es256() -> Vec<u8> {
+        EcdsaKeyPair::generate_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    }
+
+    fn pem(der: &[u8]) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            lines.join("\n")
+        )
+    }
+
+    #[test]
+    fn loads_the_same_pkcs8_key_from_pem_der_and_files() {
+        let der = pkcs8_es256();
+        let from_der = ProofSigner::from_pkcs8(Algorithm::ES256, &der).unwrap();
+        let from_pem = ProofSigner::from_pkcs8_pem(Algorithm::ES256, pem(&der).as_bytes()).unwrap();
+        assert_eq!(from_der.thumbprint(), from_pem.thumbprint());
+        let dir = std::env::temp_dir();
+        let id = std::process::id();
+        for (name, bytes) in [
+            ("pem", format!("\n{}", pem(&der)).into_bytes()),
+            ("der", der),
+        ] {
+            let path = dir.join(format!("tower-pop-signer-{id}.{name}"));
+            std::fs::write(&path, bytes).unwrap();
+            let loaded = ProofSigner::from_pkcs8_file(Algorithm::ES256, &path).unwrap();
+            std::fs::remove_file(&path).unwrap();
+            assert_eq!(loaded.thumbprint(), from_der.thumbprint(), "{name}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_keys_without_quoting_them() {
+        let der = pkcs8_es256();
+        // An EC P-256 key is not an Ed25519 key.
+        assert!(ProofSigner::from_pkcs8_pem(Algorithm::EdDSA, pem(&der).as_bytes()).is_err());
+        let e = ProofSigner::from_pkcs8_pem(
+            Algorithm::ES256,
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("AAAA"));
+        let e = ProofSigner::from_pkcs8_file(Algorithm::ES256, "/nonexistent/secret-key.pem")
+            .unwrap_err();
+        assert!(!e.to_string().contains("secret-key"));
     }
 }

@@ -1,0 +1,135 @@
+//! The reqwest middleware: [`DpopMiddleware`], for `reqwest_middleware::ClientWithMiddleware`.
+
+use std::sync::Arc;
+
+use http::Extensions;
+use reqwest::{Request, Response, ResponseBuilderExt};
+use reqwest_middleware::{Middleware, Next};
+
+use super::wire::{self, NonceAsk, Target};
+use super::{NonceStore, ResponseBody, Shared};
+use crate::clock::Clock;
+use crate::dpop::signer::ProofSigner;
+
+/// Adds a fresh DPoP proof to every request of a `reqwest_middleware` client, and retries once
+/// when the server asks for a nonce. See [the module docs](super).
+///
+/// Cheap to clone: clones share the signer and the nonce store.
+#[derive(Clone, Debug)]
+pub struct DpopMiddleware {
+    pub(super) shared: Shared,
+}
+
+impl DpopMiddleware {
+    /// A middleware signing with `signer`, with a new [`NonceStore`] of its own.
+    #[must_use]
+    pub fn new(signer: impl Into<Arc<ProofSigner>>) -> Self {
+        Self {
+            shared: Shared::new(signer.into()),
+        }
+    }
+
+    /// Share `nonces` (with another middleware or a [`SignDpopLayer`](super::SignDpopLayer)).
+    #[must_use]
+    pub fn with_nonces(mut self, nonces: Arc<NonceStore>) -> Self {
+        self.shared.nonces = nonces;
+        self
+    }
+
+    /// Read `iat` from `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.shared.clock = Arc::new(clock);
+        self
+    }
+
+    /// The signer.
+    #[must_use]
+    pub fn signer(&self) -> &ProofSigner {
+        &self.shared.signer
+    }
+
+    /// The nonces remembered per origin.
+    #[must_use]
+    pub fn nonces(&self) -> &Arc<NonceStore> {
+        &self.shared.nonces
+    }
+
+    /// Remember the response's nonce; say whether it asks for a retry with it. A token
+    /// endpoint's 400 is read (up to 16 KiB) and handed back rebuilt: what was read, then the
+    /// rest.
+    async fn inspect(&self, target: &Target, response: Response) -> (Response, bool) {
+        self.shared.remember(target, response.headers());
+        match wire::nonce_ask(
+            response.status(),
+            response.headers(),
+            response.content_length(),
+        ) {
+            NonceAsk::No => (response, false),
+            NonceAsk::Yes => (response, true),
+            NonceAsk::ReadBody => {
+                // Through http::Response and back, the only way reqwest offers to put a body
+                // that was partly read back into a response; the URL goes along.
+                let url = response.url().clone();
+                let (mut parts, body) =
+                    http::Response::<reqwest::Body>::from(response).into_parts();
+                if let Ok(carrier) = http::Response::builder().url(url).body(()) {
+                    parts.extensions.extend(carrier.into_parts().0.extensions);
+                }
+                let body = ResponseBody::buffer(body).await;
+                let asks = body.complete().is_some_and(wire::body_asks_nonce);
+                let body = reqwest::Body::wrap(body);
+                (http::Response::from_parts(parts, body).into(), asks)
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for DpopMiddleware {
+    async fn handle(
+        &self,
+        mut req: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let Some(target) = Target::from_url(req.url()) else {
+            return next.run(req, extensions).await;
+        };
+        // Before signing: the copy gets a proof of its own (RFC 9449 §7.3, one use per proof).
+        let spare = req.try_clone();
+        self.shared
+            .sign(&req.method().clone(), &target, req.headers_mut());
+        let response = next.clone().run(req, extensions).await?;
+        let (response, asks) = self.inspect(&target, response).await;
+        let Some(mut again) = spare.filter(|_| asks) else {
+            return Ok(response);
+        };
+        tracing::debug!(target: "tower_pop::client", "use_dpop_nonce: retrying once");
+        self.shared
+            .sign(&again.method().clone(), &target, again.headers_mut());
+        let response = next.run(again, extensions).await?;
+        self.shared.remember(&target, response.headers());
+        Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jose::Algorithm;
+
+    #[test]
+    fn debug_shows_the_thumbprint_and_no_key_or_nonce() {
+        let dpop = DpopMiddleware::new(ProofSigner::generate(Algorithm::ES256).unwrap());
+        dpop.nonces()
+            .insert("https://api.example.com:443", "the-nonce");
+        let debug = format!("{dpop:?}");
+        assert!(debug.contains(dpop.signer().thumbprint()), "{debug}");
+        assert!(debug.contains("origins: 1"), "{debug}");
+        assert!(
+            !debug.contains("the-nonce") && !debug.contains("\"d\""),
+            "{debug}"
+        );
+    }
+}

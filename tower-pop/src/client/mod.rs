@@ -1,0 +1,175 @@
+//! The client side of DPoP (RFC 9449), behind the `client` feature: sign a proof for every
+//! request, follow the servers' nonces, and get DPoP-bound tokens.
+//!
+//! - [`DpopMiddleware`]: a [`reqwest_middleware`](https://docs.rs/reqwest-middleware) middleware
+//!   (reqwest-middleware 0.5, the line on reqwest 0.13), plus
+//!   [`DpopMiddleware::request_token`] for the token endpoint.
+//! - [`SignDpopLayer`] / [`SignDpop`]: the same as a tower `Layer` for any client service over
+//!   `http::Request<B>` (hyper-util's legacy client, a tower stack around it).
+//!
+//! # What goes on the wire
+//!
+//! Every request gets a fresh `DPoP` header (RFC 9449 §4.2) from a
+//! [`ProofSigner`]: `htm` the method, `htu` the request URL without query, fragment and
+//! userinfo, `iat` now (from a [`Clock`]), a random `jti`, `ath` when the request carries an
+//! `Authorization: DPoP <token>` field (RFC 9449 §7.1), and `nonce` when the origin gave one. A
+//! `DPoP` field already on the request is replaced, and the value is marked sensitive for the
+//! HTTP stack (no HPACK indexing). The token endpoint request of RFC 9449 §5 is the same with
+//! no `Authorization` field, hence no `ath`.
+//!
+//! # Nonces (RFC 9449 §8, §9)
+//!
+//! - Any response's `DPoP-Nonce` is remembered per origin (`scheme://host:port`) in a
+//!   [`NonceStore`], bounded to [`DEFAULT_NONCE_ORIGINS`] origins (the least recently updated
+//!   is forgotten), and put into the next proof for that origin (RFC 9449 §8.2).
+//! - A resource server's 401 with `WWW-Authenticate: DPoP error="use_dpop_nonce"` (RFC 9449 §9),
+//!   or a token endpoint's 400 whose JSON body has `"error": "use_dpop_nonce"` (RFC 9449 §8),
+//!   together with a `DPoP-Nonce`, is retried **once**, with a new proof carrying that nonce.
+//!   A second refusal is handed back as it is: never a loop.
+//! - Only a request whose body can be replayed is retried: for reqwest, one whose
+//!   `Request::try_clone` succeeds (any body but a stream); for tower, a body type implementing
+//!   [`ReplayBody`] (every `Clone` body: `String`, `Bytes`, `Full<Bytes>`, `Empty`). Other
+//!   requests get the refusal back; the nonce is remembered, so the next request carries it.
+//! - A 400 with a `DPoP-Nonce` is read to look at its JSON, up to 16 KiB (one not known to be
+//!   longer, chunked or not): a body that ends by then is looked at, and any 400 that is not
+//!   retried is handed back whole, what was read followed by the rest.
+//!
+//! # Deployment caveats
+//!
+//! - reqwest follows redirects below the middleware: a redirected request would carry the
+//!   proof for the first URL, which the new server refuses. Build DPoP clients with
+//!   `redirect::Policy::none()`.
+//! - The tower layer needs absolute request URIs (hyper-util's client does too); a relative
+//!   one is sent without a proof, with a warning under the log target `tower_pop::client`.
+//! - Share one [`NonceStore`] (through [`DpopMiddleware::with_nonces`] /
+//!   [`SignDpopLayer::with_nonces`]) between the clients of one key, so none of them pays the
+//!   retry again.
+//! - Nothing here logs a token, proof, nonce or key; `Debug` shows the algorithm, the public
+//!   key's thumbprint and the number of remembered origins.
+//!
+//! # Why a feature of the core, not a crate
+//!
+//! The workspace's crates are fixed (core, two adapters, examples, conformance tests), and the
+//! signer this builds on is the core's `dpop::signer`, which shares its JOSE and thumbprint
+//! code with the verifier. The reqwest and reqwest-middleware types in these signatures are the
+//! point of this module (it adapts reqwest), an exception to the core's "no dependency types"
+//! rule that only exists with the feature on; reqwest is pulled in without TLS features, which
+//! the application's own reqwest chooses.
+//!
+//! # Example
+//!
+//! A tower client in front of a server that asks for a nonce once, as a resource server with
+//! nonces does:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use http::{Request, Response, StatusCode};
+//! use tower::{Layer, ServiceExt, service_fn};
+//! use tower_pop::Algorithm;
+//! use tower_pop::client::SignDpopLayer;
+//! use tower_pop::dpop::signer::ProofSigner;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let calls = Arc::new(AtomicUsize::new(0));
+//! let counted = Arc::clone(&calls);
+//! let server = service_fn(move |req: Request<String>| {
+//!     let first = counted.fetch_add(1, Ordering::SeqCst) == 0;
+//!     assert!(req.headers().contains_key("dpop"));
+//!     let mut response = Response::new(String::new());
+//!     if first {
+//!         *response.status_mut() = StatusCode::UNAUTHORIZED;
+//!         let challenge = r#"DPoP error="use_dpop_nonce""#.parse().unwrap();
+//!         response.headers_mut().insert("www-authenticate", challenge);
+//!     }
+//!     response.headers_mut().insert("dpop-nonce", "n-1".parse().unwrap());
+//!     async move { Ok::<_, std::convert::Infallible>(response) }
+//! });
+//! let layer = SignDpopLayer::new(ProofSigner::generate(Algorithm::ES256).unwrap());
+//! let request = Request::get("https://api.example.com/whoami?x=1")
+//!     .header("authorization", "DPoP the-access-token")
+//!     .body(String::new())
+//!     .unwrap();
+//! let response = layer.layer(server).oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::OK);
+//! assert_eq!(calls.load(Ordering::SeqCst), 2); // the first try and exactly one retry
+//! assert_eq!(layer.nonces().get("https://api.example.com:443").as_deref(), Some("n-1"));
+//! # }
+//! ```
+
+mod body;
+mod layer;
+mod middleware;
+mod nonces;
+mod token;
+mod wire;
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderValue};
+
+pub use body::ResponseBody;
+pub use layer::{ReplayBody, ResponseFuture, SignDpop, SignDpopLayer};
+pub use middleware::DpopMiddleware;
+pub use nonces::{DEFAULT_NONCE_ORIGINS, NonceStore};
+pub use token::{AccessToken, TokenError, TokenRequest};
+
+use crate::clock::{Clock, SystemClock};
+use crate::dpop::signer::ProofSigner;
+use wire::{DPOP, Target};
+
+/// What the middleware and the layer share: the key, the nonces, the clock.
+#[derive(Clone)]
+struct Shared {
+    signer: Arc<ProofSigner>,
+    nonces: Arc<NonceStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Shared {
+    fn new(signer: Arc<ProofSigner>) -> Self {
+        Self {
+            signer,
+            nonces: Arc::new(NonceStore::new()),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Put a fresh proof for `method` to `target` into `headers`, with the origin's latest
+    /// nonce and the `ath` of an `Authorization: DPoP` token already in `headers`.
+    fn sign(&self, method: &http::Method, target: &Target, headers: &mut HeaderMap) {
+        let nonce = self.nonces.get(&target.origin);
+        let proof = self.signer.proof_at(
+            method.as_str(),
+            &target.htu,
+            wire::dpop_token(headers),
+            nonce.as_deref(),
+            self.clock.now_unix(),
+        );
+        headers.remove(&DPOP);
+        // A compact JWS is base64url and dots: always a valid field value.
+        if let Ok(mut value) = HeaderValue::try_from(proof) {
+            value.set_sensitive(true);
+            headers.insert(&DPOP, value);
+        }
+    }
+
+    /// Remember the `DPoP-Nonce` of a response from `target`.
+    fn remember(&self, target: &Target, headers: &HeaderMap) {
+        if let Some(nonce) = wire::response_nonce(headers) {
+            self.nonces.insert(&target.origin, nonce);
+        }
+    }
+}
+
+// Never print key material: the signer's Debug shows its algorithm and public thumbprint.
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dpop")
+            .field("signer", &self.signer)
+            .field("nonces", &self.nonces)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
