@@ -172,7 +172,7 @@ async fn run_table(cases: &[Case], verifier: impl Fn() -> Arc<Verifier>) -> Vec<
 async fn tower_axum_and_actix_answer_every_case_identically() {
     let fixture = Fixture::new();
     let cases = fixture.cases();
-    assert!(cases.len() >= 25);
+    assert!(cases.len() >= 30);
     let failures = run_table(&cases, || fixture.verifier()).await;
     assert!(
         failures.is_empty(),

@@ -231,9 +231,18 @@ where
                 .conn_data::<PeerCertificate>()
                 .cloned()
                 .or_else(|| req.extensions().get::<PeerCertificate>().cloned());
-            let outcome = verifier
-                .decide(&pop_request(req.request(), cert.as_ref()), &policy)
-                .await;
+            let reused = req
+                .extensions()
+                .get::<tower_pop::Verified>()
+                .and_then(|v| verifier.reuse(v, &policy));
+            let outcome = match reused {
+                Some(outcome) => outcome,
+                None => {
+                    verifier
+                        .decide(&pop_request(req.request(), cert.as_ref()), &policy)
+                        .await
+                }
+            };
             let headers = match outcome {
                 Outcome::Verified(verified) => {
                     let headers = verified.response_headers().clone();

@@ -293,26 +293,23 @@ mod tests {
 
     #[tokio::test]
     async fn nested_routers_check_htu_against_the_original_uri() {
-        let issuer = dpop::signer::ProofSigner::generate(Algorithm::ES256).unwrap();
+        let issuer = tower_pop::test_util::TestIssuer::new(
+            "https://as.example.com",
+            "https://api.example.com",
+        );
         let client = dpop::signer::ProofSigner::generate(Algorithm::ES256).unwrap();
-        let mut jwk: serde_json::Value = serde_json::from_str(&issuer.public_jwk()).unwrap();
-        jwk["kid"] = serde_json::json!("k");
         let now = 1_700_000_000;
         let verifier = Arc::new(Verifier::new(
             PopConfig::builder()
                 .public_origin("https://api.example.com")
-                .issuer("https://as.example.com")
-                .audience("https://api.example.com")
-                .jwks_json(serde_json::json!({"keys": [jwk]}).to_string())
+                .issuer(issuer.issuer())
+                .audience(issuer.audience())
+                .jwks_json(issuer.jwks_json())
                 .clock(Arc::new(ManualClock::new(now)))
                 .build()
                 .unwrap(),
         ));
-        let token = issuer.sign_compact(
-            &serde_json::json!({"typ": "at+jwt", "alg": "ES256", "kid": "k"}),
-            &serde_json::json!({"iss": "https://as.example.com", "aud": "https://api.example.com",
-                "sub": "alice", "exp": now + 60, "cnf": {"jkt": client.thumbprint()}}),
-        );
+        let token = issuer.dpop_token(now, client.thumbprint());
         let inner = Router::new()
             .route(
                 "/x",

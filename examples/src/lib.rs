@@ -87,6 +87,19 @@ pub struct Args {
     /// https:// with --tls-cert].
     #[arg(long, env = "TOWER_POP_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+    /// DPoP proof algorithms to accept, comma-separated [default: ES256,PS256,EdDSA,Ed25519]; the
+    /// challenge's `algs` and the metadata list exactly these.
+    #[arg(
+        long,
+        env = "TOWER_POP_DPOP_ALGS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub dpop_algs: Vec<String>,
+    /// Allow a plain `http://` --public-url for a host that is not loopback (DPoP needs TLS,
+    /// RFC 9449 §2: for tests behind a TLS-terminating proxy only).
+    #[arg(long, env = "TOWER_POP_INSECURE_HTTP")]
+    pub insecure_http: bool,
     /// Also accept unbound Bearer tokens (tokens bound by `cnf` stay protected).
     #[arg(long, env = "TOWER_POP_ALLOW_BEARER")]
     pub allow_bearer: bool,
@@ -209,9 +222,39 @@ impl Args {
                 .tls_client_certificate_bound_access_tokens(certificates);
             builder = builder.resource_metadata(metadata);
         }
-        if public_url.starts_with("http://") {
+        if let Some(rest) = public_url.strip_prefix("http://") {
+            let host = rest.split('/').next().unwrap_or_default();
+            let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+                if port.bytes().all(|b| b.is_ascii_digit()) {
+                    h
+                } else {
+                    host
+                }
+            });
+            let loopback = host == "localhost"
+                || host
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !loopback && !self.insecure_http {
+                return Err(format!(
+                    "--public-url {public_url} is plain http for a host that is not loopback: DPoP needs TLS (RFC 9449 §2); use https, or --insecure-http"
+                ));
+            }
             tracing::warn!("public URL {public_url} is plain http: for local development only");
             builder = builder.insecure_allow_http();
+        }
+        if !self.dpop_algs.is_empty() {
+            let algs = self
+                .dpop_algs
+                .iter()
+                .map(|a| {
+                    a.trim()
+                        .parse::<tower_pop::Algorithm>()
+                        .map_err(|_| format!("--dpop-algs: unknown algorithm {a:?}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            builder = builder.dpop_algorithms(algs);
         }
         if self.allow_bearer {
             builder = builder.allow_bearer();

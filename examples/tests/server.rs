@@ -547,3 +547,82 @@ async fn demo_shows_the_four_outcomes_and_exits_0() {
     assert_eq!(stdout.matches("(expected 401: yes)").count(), 3, "{stdout}");
     assert!(stdout.contains("All four outcomes as expected"));
 }
+
+on_both_servers!(dpop_algs_flag_sets_the_allow_list, dpop_algs_flag);
+
+async fn dpop_algs_flag(name: &str) {
+    let s = Server::start(name, &["--dpop-algs", "ES256,EdDSA"]).await;
+    let none = send(s.addr, "GET", "/whoami", &[]).await;
+    let challenge = none.header("www-authenticate").unwrap();
+    assert!(
+        challenge.contains(r#"algs="ES256 EdDSA""#),
+        "{name}: {challenge}"
+    );
+    let rsa = ProofSigner::generate(Algorithm::PS256).unwrap();
+    let token = s.token(Some(rsa.thumbprint()));
+    let proof = rsa.proof("GET", &s.url("/whoami"), Some(&token), None);
+    let auth = format!("DPoP {token}");
+    let r = send(
+        s.addr,
+        "GET",
+        "/whoami",
+        &[("Authorization", &auth), ("DPoP", &proof)],
+    )
+    .await;
+    assert_refused(&r, 401, "DPoP", "invalid_dpop_proof");
+}
+
+on_both_servers!(
+    plain_http_public_url_only_for_loopback,
+    plain_http_only_for_loopback
+);
+
+async fn plain_http_only_for_loopback(name: &str) {
+    let issuer = TestIssuer::new(ISSUER, AUDIENCE);
+    let jwks =
+        std::env::temp_dir().join(format!("tower-pop-http-{}-{name}.json", std::process::id()));
+    std::fs::write(&jwks, issuer.jwks_json()).unwrap();
+    let run = |extra: &'static [&'static str]| {
+        let jwks = jwks.clone();
+        async move {
+            let mut child = Command::new(example_binary(name))
+                .args([
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--issuer",
+                    ISSUER,
+                    "--audience",
+                    AUDIENCE,
+                ])
+                .arg("--jwks-file")
+                .arg(&jwks)
+                .args(["--public-url", "http://api.example.test"])
+                .args(extra)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            let stdout = child.stdout.take().unwrap();
+            let _ = tokio::time::timeout(
+                Duration::from_secs(30),
+                BufReader::new(stdout).read_line(&mut line),
+            )
+            .await;
+            let status = tokio::time::timeout(Duration::from_millis(500), child.wait()).await;
+            (
+                line,
+                status.ok().and_then(Result::ok).and_then(|s| s.code()),
+            )
+        }
+    };
+    let (line, code) = run(&[]).await;
+    assert!(
+        line.is_empty(),
+        "{name} served plain http for a public host: {line}"
+    );
+    assert_eq!(code, Some(1), "{name}");
+    let (line, _) = run(&["--insecure-http"]).await;
+    assert!(line.starts_with("listening on "), "{name}: {line}");
+}

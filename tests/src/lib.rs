@@ -416,6 +416,40 @@ impl Fixture {
                     Some(("DPoP", "invalid_token")),
                 )
             },
+            {
+                let both = self.token(json!({"cnf": {"jkt": self.client.thumbprint(), "jwk": {"kty": "EC"}}}));
+                case(
+                    "cnf with jkt and an unverifiable jwk",
+                    Self::get(vec![("authorization", format!("DPoP {both}")), ("dpop", self.proof(&both, json!({}), json!({})))]),
+                    401,
+                    Some(("DPoP", "invalid_token")),
+                )
+            },
+            {
+                let header = json!({"typ": "at+jwt", "alg": "ES256"});
+                let claims = json!({"iss": ISSUER, "aud": ORIGIN, "sub": "alice", "client_id": "c1",
+                    "iat": NOW, "exp": NOW + 600, "jti": "at-2", "cnf": {"jkt": self.client.thumbprint()}});
+                let no_kid = self.issuer.sign(&header, &claims);
+                case(
+                    "token without kid (RFC 9068 profile)",
+                    Self::get(vec![("authorization", format!("DPoP {no_kid}")), ("dpop", self.proof(&no_kid, json!({}), json!({})))]),
+                    401,
+                    Some(("DPoP", "invalid_token")),
+                )
+            },
+            {
+                let no_client_id = self.token(json!({"client_id": null}));
+                case(
+                    "token without client_id (RFC 9068 profile)",
+                    Self::get(vec![("authorization", format!("DPoP {no_client_id}")), ("dpop", self.proof(&no_client_id, json!({}), json!({})))]),
+                    401,
+                    Some(("DPoP", "invalid_token")),
+                )
+            },
+            bad_proof("RSA proof key above 4096 bits", {
+                let n = b64(&[0xc5; 1024]);
+                self.proof(&t, json!({"alg": "PS256", "jwk": {"kty": "RSA", "n": n, "e": "AQAB"}}), json!({}))
+            }),
             Case {
                 name: "replayed proof",
                 requests: vec![dpop(replayed.clone()), dpop(replayed)],

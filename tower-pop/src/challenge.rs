@@ -43,6 +43,7 @@ use crate::error::{AuthScheme, PopError, PopErrorKind};
 pub struct ResponseHeaders {
     dpop_nonce: Option<Arc<str>>,
     no_store: bool,
+    retry_after: Option<u32>,
 }
 
 // A nonce is a credential-like value: Debug says only whether there is one.
@@ -51,6 +52,7 @@ impl fmt::Debug for ResponseHeaders {
         f.debug_struct("ResponseHeaders")
             .field("dpop_nonce", &self.dpop_nonce.is_some())
             .field("no_store", &self.no_store)
+            .field("retry_after", &self.retry_after)
             .finish()
     }
 }
@@ -65,6 +67,12 @@ impl ResponseHeaders {
     pub(crate) fn with_no_store(mut self, no_store: bool) -> Self {
         self.no_store |= no_store;
         self
+    }
+
+    /// `Retry-After` in seconds, on 503 answers: when our own dependency failed.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<u32> {
+        self.retry_after
     }
 
     /// The `DPoP-Nonce` value to send, if any.
@@ -84,7 +92,9 @@ impl ResponseHeaders {
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
         let nonce = self.dpop_nonce.as_deref().map(|n| ("dpop-nonce", n));
         let no_store = self.no_store.then_some(("cache-control", "no-store"));
-        nonce.into_iter().chain(no_store)
+        // A retry after a short pause is the right move for every 503 we send.
+        let retry = self.retry_after.map(|_| ("retry-after", RETRY_AFTER));
+        nonce.into_iter().chain(no_store).chain(retry)
     }
 
     /// Set these headers on `response`, replacing any of the same names.
@@ -98,6 +108,9 @@ impl ResponseHeaders {
         }
     }
 }
+
+/// The `Retry-After` of our 503 answers, in seconds.
+const RETRY_AFTER: &str = "2";
 
 /// How a refusal is written on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,10 +177,14 @@ impl Challenge {
         let status = error.status();
         let Some(code) = error.error_code() else {
             let www_authenticate = (status == 401).then(|| params.render(None, kind, None));
+            let headers = ResponseHeaders {
+                retry_after: (status == 503).then_some(2),
+                ..ResponseHeaders::default()
+            };
             return Self {
                 status,
                 www_authenticate,
-                headers: ResponseHeaders::default(),
+                headers,
             };
         };
         Self {

@@ -18,6 +18,7 @@ use crate::nonce::Nonces;
 use crate::replay::{MemoryReplayCache, ReplayCache};
 use crate::token::jwks::{KeySet, KeySource};
 use crate::token::jwt;
+use crate::token::jwt::TokenProfile;
 
 /// Default DPoP proof algorithms: the FAPI 2.0 set (§5.4.1), `ES256 PS256 EdDSA`, plus
 /// `Ed25519`, the RFC 9864 name for the same EdDSA-with-Ed25519 signature.
@@ -55,6 +56,7 @@ pub struct PopConfig {
     pub(crate) token_algorithms: Vec<Algorithm>,
     pub(crate) token_leeway: u64,
     pub(crate) token_cache_capacity: usize,
+    pub(crate) token_profile: TokenProfile,
     /// Every trusted issuer and where its keys come from; the first is the primary.
     pub(crate) issuers: Vec<(String, KeySource)>,
     #[cfg(feature = "introspection")]
@@ -151,6 +153,7 @@ pub struct PopConfigBuilder {
     token_algorithms: Vec<Algorithm>,
     token_leeway: Duration,
     token_cache_capacity: usize,
+    token_profile: TokenProfile,
     jwks: Option<Result<String, ConfigError>>,
     extra_issuers: Vec<String>,
     #[cfg(feature = "discovery")]
@@ -179,6 +182,7 @@ impl Default for PopConfigBuilder {
             token_algorithms: DEFAULT_TOKEN_ALGORITHMS.to_vec(),
             token_leeway: DEFAULT_TOKEN_LEEWAY,
             token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
+            token_profile: TokenProfile::Rfc9068,
             jwks: None,
             extra_issuers: Vec::new(),
             #[cfg(feature = "discovery")]
@@ -294,6 +298,16 @@ impl PopConfigBuilder {
     #[must_use]
     pub fn token_cache_capacity(mut self, capacity: usize) -> Self {
         self.token_cache_capacity = capacity;
+        self
+    }
+
+    /// The access-token profile. Default: [`TokenProfile::Rfc9068`] (`typ` `at+jwt`, a `kid`,
+    /// and `iss`, `exp`, `aud`, `sub`, `client_id`, `iat`, `jti` required, RFC 9068 §2.2, §4).
+    /// [`TokenProfile::PlainJwt`] accepts issuers that omit `typ`, `kid`, `client_id`, `iat` or
+    /// `jti`; every other check stays.
+    #[must_use]
+    pub fn token_profile(mut self, profile: TokenProfile) -> Self {
+        self.token_profile = profile;
         self
     }
 
@@ -547,6 +561,7 @@ impl PopConfigBuilder {
             token_algorithms: self.token_algorithms,
             token_leeway: self.token_leeway.as_secs(),
             token_cache_capacity: self.token_cache_capacity,
+            token_profile: self.token_profile,
             issuers,
             #[cfg(feature = "introspection")]
             introspector,

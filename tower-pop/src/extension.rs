@@ -46,7 +46,9 @@ pub struct ClaimsError(serde_json::Error);
 
 impl fmt::Display for ClaimsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "token claims do not match the expected type: {}", self.0)
+        // serde's message can quote a claim value: keep it out of Display (and logs).
+        let _ = &self.0;
+        f.write_str("token claims do not match the expected type")
     }
 }
 
@@ -132,6 +134,12 @@ impl Verified {
     #[must_use]
     pub fn response_headers(&self) -> &ResponseHeaders {
         &self.response_headers
+    }
+
+    /// Whether this result came from `verifier` (the same instance): a second layer of the
+    /// same verifier on one route reuses it instead of recording the proof's `jti` again.
+    pub(crate) fn is_from(&self, verifier_params: &Arc<ChallengeParams>) -> bool {
+        Arc::ptr_eq(&self.challenge, verifier_params)
     }
 
     /// How to refuse a request whose token is valid but whose claims do not fit what the

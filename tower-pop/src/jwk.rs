@@ -19,6 +19,10 @@ const MIN_RSA_BITS: usize = 2048;
 /// Largest RSA modulus accepted, in bits: bounds the work an attacker's key can cost us.
 const MAX_RSA_BITS: usize = 8192;
 
+/// Largest RSA modulus accepted for a DPoP proof key: a client's key is the attacker's choice,
+/// and an RSA-8192 verification costs ~30 times an RSA-2048 one.
+pub(crate) const MAX_PROOF_RSA_BITS: usize = 4096;
+
 /// Elliptic curves for ECDSA keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Curve {
@@ -212,6 +216,21 @@ impl PublicJwk {
                 n_bytes, e_bytes,
             )),
             Self::Ed25519 { x, .. } => jsonwebtoken::DecodingKey::from_ed_components(x).ok(),
+        }
+    }
+
+    /// Whether the key is cheap enough to verify for a DPoP proof: RSA moduli of 2048-4096 bits
+    /// and public exponents below 2^32; every EC and Ed25519 key.
+    pub(crate) fn fits_proof_bounds(&self) -> bool {
+        match self {
+            Self::Rsa {
+                n_bytes, e_bytes, ..
+            } => {
+                let bits =
+                    n_bytes.len() * 8 - n_bytes.first().map_or(8, |b| b.leading_zeros() as usize);
+                bits <= MAX_PROOF_RSA_BITS && e_bytes.len() <= 4
+            }
+            _ => true,
         }
     }
 

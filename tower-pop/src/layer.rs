@@ -51,6 +51,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::challenge::ResponseHeaders;
+use crate::extension::Verified;
 use crate::request::PopRequest;
 use crate::verifier::{Outcome, Refusal, RoutePolicy, Verifier};
 
@@ -218,7 +219,14 @@ where
         let policy = Arc::clone(&self.layer.policy);
         let (parts, body) = request.into_parts();
         let verify: VerifyFuture = Box::pin(async move {
-            let outcome = verifier.decide(&PopRequest::from(&parts), &policy).await;
+            let reused = parts
+                .extensions
+                .get::<Verified>()
+                .and_then(|v| verifier.reuse(v, &policy));
+            let outcome = match reused {
+                Some(outcome) => outcome,
+                None => verifier.decide(&PopRequest::from(&parts), &policy).await,
+            };
             (parts, outcome)
         });
         ResponseFuture {

@@ -131,6 +131,7 @@ pub use request::{OriginalTarget, PeerAddr, PeerCertificate, PopRequest};
 pub use token::discovery;
 #[cfg(feature = "introspection")]
 pub use token::introspection;
+pub use token::jwt::TokenProfile;
 pub use verifier::{Outcome, Refusal, RoutePolicy, Verifier};
 
 // Certificate sources for RFC 8705 binding (kept apart so rustfmt leaves them at the end).

@@ -45,8 +45,17 @@ pub struct PeerAddr(pub SocketAddr);
 /// the layer runs (axum's `Router::nest` strips the prefix). When present in the request
 /// extensions, its path is the one `htu` is checked against. `axum_pop::RequirePopLayer` inserts
 /// it from axum's `OriginalUri`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct OriginalTarget(pub http::Uri);
+
+// The query may carry secrets (codes, tokens in badly designed APIs): Debug shows the path.
+impl std::fmt::Debug for OriginalTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("OriginalTarget")
+            .field(&self.0.path())
+            .finish()
+    }
+}
 
 /// Every value of one header field: the first two, and how many there were.
 #[derive(Clone, Copy, Default)]

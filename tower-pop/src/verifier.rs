@@ -106,6 +106,7 @@ impl Verifier {
                 config.token_algorithms.clone(),
                 config.token_leeway,
                 keys.clone(),
+                config.token_profile,
                 config.token_cache_capacity,
             );
             // The configuration refused duplicates already.
@@ -179,6 +180,24 @@ impl Verifier {
         }
     }
 
+    /// The outcome for a request that `verified` already belongs to, when it came from this
+    /// verifier (the same layer wrapped twice on one route, or nested routers): `policy` is
+    /// applied to it again, but the proof is not verified (nor its `jti` recorded) twice.
+    /// `None` when `verified` came from another verifier: then verify as usual.
+    #[must_use]
+    pub fn reuse(&self, verified: &Verified, policy: &RoutePolicy) -> Option<Outcome> {
+        if !verified.is_from(&self.challenge) {
+            return None;
+        }
+        Some(match policy.check_scopes(verified.clone()) {
+            Ok(verified) => Outcome::Verified(verified),
+            Err(error) => Outcome::Refused(Refusal {
+                challenge: self.challenge(&error),
+                error,
+            }),
+        })
+    }
+
     /// Verify a request.
     ///
     /// # Errors
@@ -240,6 +259,14 @@ impl Verifier {
         let token = self.token(credentials.token, now).await?;
         let requirement =
             binding::requirement(credentials.scheme, &token.confirmation, config.allow_bearer)?;
+        // RFC 9449 §7.2: a DPoP proof with a token that is not DPoP-bound is refused, even where
+        // plain bearer tokens are allowed.
+        if credentials.scheme == AuthScheme::Bearer
+            && request.dpop.count > 0
+            && token.confirmation.jkt.is_none()
+        {
+            return Err(PopErrorKind::TokenNotDpopBound);
+        }
         let (binding, jkt, x5t) = match (requirement, proof) {
             (Requirement::Bearer, _) => (Binding::Bearer, None, None),
             (Requirement::Certificate { x5t_s256 }, _) => {
@@ -333,8 +360,9 @@ impl Verifier {
         proof.check_htu(&target)?;
         proof.check_iat(now, config.proof_max_age, config.proof_future_skew)?;
         proof.check_ath(&thumbprint::ath(token))?;
-        proof.check_signature()?;
+        // A hash compare before the signature: a thief's key costs no signature check.
         let jkt = proof.check_key_binding(cnf_jkt)?;
+        proof.check_signature()?;
         let x5t = certificate
             .map(|(x5t_s256, cert)| check_certificate_binding(x5t_s256, cert.der()))
             .transpose()?;
@@ -355,7 +383,8 @@ impl Verifier {
                 Err(PopErrorKind::ReplayStoreFull)
             }
             Err(e) => {
-                tracing::error!(error = %e, source = ?std::error::Error::source(&e).map(ToString::to_string), "DPoP replay store unavailable");
+                // By kind only: a store's error text may quote its URL, password included.
+                tracing::error!(error = %e, "DPoP replay store unavailable");
                 Err(PopErrorKind::ReplayStoreUnavailable)
             }
         }

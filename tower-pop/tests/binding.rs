@@ -60,7 +60,8 @@ async fn unbound_bearer_needs_allow_bearer_prm_05_fapi_05() {
         .send(req("GET", PATH, &[&format!("bearer {token}")], &[]))
         .await;
     assert_ok(&response, "bearer");
-    // A DPoP header next to an unbound bearer token is ignored (ambiguity A8).
+    // A DPoP header next to a token that is not DPoP-bound is refused, also where bearer
+    // tokens are allowed (RFC 9449 §7.2).
     let response = relaxed
         .send(req(
             "GET",
@@ -69,7 +70,7 @@ async fn unbound_bearer_needs_allow_bearer_prm_05_fapi_05() {
             &["garbage"],
         ))
         .await;
-    assert_ok(&response, "bearer");
+    assert_refused(&response, 401, Some("Bearer"), "invalid_token");
 }
 
 #[tokio::test]

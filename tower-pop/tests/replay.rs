@@ -200,3 +200,51 @@ async fn instances_sharing_a_store_refuse_each_others_replays_rpl_05() {
     let response = service(b).oneshot(request()).await.unwrap();
     assert_refused(&response, 401, Some("DPoP"), "invalid_dpop_proof");
 }
+
+#[tokio::test]
+async fn the_same_verifier_wrapped_twice_records_the_jti_once() {
+    use std::convert::Infallible;
+    use tower::{ServiceBuilder, service_fn};
+    use tower_pop::RequirePopLayer;
+    let f = Fixture::new();
+    let service = ServiceBuilder::new()
+        .layer(RequirePopLayer::new(Arc::clone(&f.verifier)))
+        .layer(RequirePopLayer::new(Arc::clone(&f.verifier)).require_scope("read"))
+        .service(service_fn(|_req: http::Request<String>| async {
+            Ok::<_, Infallible>(http::Response::new(String::from("ok")))
+        }));
+    let token = f.token();
+    let proof = f.proof(&token);
+    let request = req("GET", PATH, &[&format!("DPoP {token}")], &[&proof]);
+    let response = service.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.headers());
+    // The inner layer still applies its own policy to the reused result.
+    let strict = ServiceBuilder::new()
+        .layer(RequirePopLayer::new(Arc::clone(&f.verifier)))
+        .layer(RequirePopLayer::new(Arc::clone(&f.verifier)).require_scope("admin"))
+        .service(service_fn(|_req: http::Request<String>| async {
+            Ok::<_, Infallible>(http::Response::new(String::from("ok")))
+        }));
+    let proof = f.proof(&token);
+    let request = req("GET", PATH, &[&format!("DPoP {token}")], &[&proof]);
+    let response = strict.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 403);
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains(r#"DPoP error="insufficient_scope""#)
+            && challenge.contains(r#"scope="admin""#),
+        "{challenge}"
+    );
+}
+
+#[tokio::test]
+async fn a_503_carries_retry_after() {
+    let f = Fixture::with(|b| b.replay_cache(Arc::new(tower_pop::MemoryReplayCache::new(1))));
+    let token = f.token();
+    assert_eq!(f.dpop(&token, &f.proof(&token)).await.status(), 200);
+    f.clock.advance(1);
+    let response = f.dpop(&token, &f.proof(&token)).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "2");
+    assert!(response.headers().get("www-authenticate").is_none());
+}

@@ -100,12 +100,58 @@ async fn signature_and_keys_come_only_from_the_issuer_jwtat_04_jose_07_08() {
             INVALID_TOKEN,
         );
     }
-    // No kid: the one fitting key is used.
+    // No kid: refused under RFC 9068 (the header must name its key)...
     let token = f.token_with(
         json!({"typ": "at+jwt", "alg": "ES256"}),
         f.claims(json!({})),
     );
+    assert_refused(
+        &dpop_with_token(&f, &token).await,
+        401,
+        Some("DPoP"),
+        INVALID_TOKEN,
+    );
+    // ...and with the plain-JWT profile the one fitting key is used.
+    let plain = Fixture::with(|b| b.token_profile(tower_pop::TokenProfile::PlainJwt));
+    let token = plain.token_with(json!({"alg": "ES256"}), plain.claims(json!({})));
+    assert_ok(&dpop_with_token(&plain, &token).await, "dpop");
+}
+
+#[tokio::test]
+async fn rfc_9068_claims_required_unless_plain_profile_jwtat_06() {
+    let f = Fixture::new();
+    for missing in ["client_id", "jti", "iat", "sub"] {
+        let token = f.token_patched(json!({ missing: null }));
+        assert_refused(
+            &dpop_with_token(&f, &token).await,
+            401,
+            Some("DPoP"),
+            INVALID_TOKEN,
+        );
+    }
+    // iat in the future beyond the leeway (30 s), integer or fractional.
+    for iat in [json!(NOW + 31), json!((NOW + 31) as f64 + 0.5)] {
+        let token = f.token_patched(json!({ "iat": iat }));
+        assert_refused(
+            &dpop_with_token(&f, &token).await,
+            401,
+            Some("DPoP"),
+            INVALID_TOKEN,
+        );
+    }
+    let token = f.token_patched(json!({"iat": (NOW + 29) as f64 + 0.5}));
     assert_ok(&dpop_with_token(&f, &token).await, "dpop");
+    let plain = Fixture::with(|b| b.token_profile(tower_pop::TokenProfile::PlainJwt));
+    let token = plain.token_patched(json!({"client_id": null, "jti": null, "iat": null}));
+    assert_ok(&dpop_with_token(&plain, &token).await, "dpop");
+    // sub stays required in every profile.
+    let token = plain.token_patched(json!({"sub": null}));
+    assert_refused(
+        &dpop_with_token(&plain, &token).await,
+        401,
+        Some("DPoP"),
+        INVALID_TOKEN,
+    );
 }
 
 #[tokio::test]
@@ -162,9 +208,11 @@ async fn access_token_algorithm_allow_list_jose_01() {
 #[tokio::test]
 async fn exp_and_nbf_with_leeway_jwtat_05_09() {
     let f = Fixture::new(); // 30 s leeway
-    let token = f.token_patched(json!({"exp": NOW - 30}));
+    // RFC 7519 §4.1.4: refused from exp + leeway on (exclusive).
+    let token = f.token_patched(json!({"exp": NOW - 29}));
     assert_ok(&dpop_with_token(&f, &token).await, "dpop");
     for patch in [
+        json!({"exp": NOW - 30}),
         json!({"exp": NOW - 31}),
         json!({"exp": NOW - 600}),
         json!({"exp": null}),
@@ -180,7 +228,7 @@ async fn exp_and_nbf_with_leeway_jwtat_05_09() {
         );
     }
     let strict = Fixture::with(|b| b.token_leeway(Duration::ZERO));
-    let token = strict.token_patched(json!({"exp": NOW - 1}));
+    let token = strict.token_patched(json!({"exp": NOW}));
     assert_refused(
         &dpop_with_token(&strict, &token).await,
         401,

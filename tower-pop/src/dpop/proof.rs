@@ -80,7 +80,8 @@ fn check_alg(
     }
 }
 
-/// Checks 5 and 7: `jwk` is a public key of the type and curve `alg` needs (RFC 9449 §4.3 step 5, RFC 9449 §4.2).
+/// Checks 5 and 7: `jwk` is a public key of the type and curve `alg` needs (RFC 9449 §4.3 step 5,
+/// §4.2), and cheap to verify (RSA: 2048-4096 bits, exponent below 2^32).
 /// The key comes only from `jwk`; `kid`, `jku`, `x5u`, `x5c` are never used (RFC 9449 §4.2).
 fn check_jwk(header: &Map<String, Value>, alg: Algorithm) -> Result<PublicJwk, PopErrorKind> {
     let jwk = header
@@ -88,7 +89,7 @@ fn check_jwk(header: &Map<String, Value>, alg: Algorithm) -> Result<PublicJwk, P
         .and_then(Value::as_object)
         .ok_or(PopErrorKind::MalformedProof)?;
     let key = PublicJwk::from_json(jwk).ok_or(PopErrorKind::InvalidProofKey)?;
-    if key.fits(alg) {
+    if key.fits(alg) && key.fits_proof_bounds() {
         Ok(key)
     } else {
         Err(PopErrorKind::InvalidProofKey)

@@ -32,6 +32,7 @@ pub(crate) struct JwtValidator {
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) leeway: u64,
     pub(crate) keys: KeySource,
+    pub(crate) profile: TokenProfile,
     cache: ExpiringMap<Arc<TokenInfo>>,
 }
 
@@ -133,11 +134,11 @@ fn check_aud(claims: &Claims, audience: &str) -> Result<(), PopErrorKind> {
     })
 }
 
-/// RFC 9068 §4 step 5, RFC 7519 §4.1.4: `exp` is present and not passed (with leeway); returns
-/// the first instant at which the token is no longer valid.
+/// RFC 9068 §4 step 5, RFC 7519 §4.1.4: `exp` is present and not passed (with leeway): the
+/// token is refused from `exp + leeway` on; returns that first instant of invalidity.
 fn check_exp(claims: &Claims, now: u64, leeway: u64) -> Result<u64, PopErrorKind> {
     let exp = numeric(claims, "exp")?.ok_or(PopErrorKind::TokenInvalid)?;
-    let valid_until = exp.saturating_add(leeway).saturating_add(1);
+    let valid_until = exp.saturating_add(leeway);
     check(now < valid_until)?;
     Ok(valid_until)
 }
@@ -149,15 +150,43 @@ fn check_nbf(claims: &Claims, now: u64, leeway: u64) -> Result<u64, PopErrorKind
     Ok(not_before)
 }
 
-/// RFC 9068 §2.2: `sub` is a string; `iat` a NumericDate; `client_id`, `jti`, `scope` strings
+/// RFC 9068 §2.2: `sub` is a string and `iat` a NumericDate not in the future beyond the
+/// leeway; `client_id` and `jti` strings, required by the RFC 9068 profile; `scope` a string
 /// when present.
-fn check_claim_types(claims: &Claims) -> Result<(), PopErrorKind> {
-    numeric(claims, "iat")?;
-    check(claims.get("sub").is_some_and(Value::is_string))?;
-    for name in ["client_id", "jti", "scope"] {
-        check(matches!(claims.get(name), None | Some(Value::String(_))))?;
+fn check_claim_types(
+    claims: &Claims,
+    now: u64,
+    leeway: u64,
+    profile: TokenProfile,
+) -> Result<(), PopErrorKind> {
+    let strict = profile == TokenProfile::Rfc9068;
+    match numeric(claims, "iat")? {
+        Some(iat) => check(iat <= now.saturating_add(leeway))?,
+        None => check(!strict)?,
     }
-    Ok(())
+    check(claims.get("sub").is_some_and(Value::is_string))?;
+    for name in ["client_id", "jti"] {
+        match claims.get(name) {
+            Some(Value::String(_)) => {}
+            None if !strict => {}
+            _ => return Err(PopErrorKind::TokenInvalid),
+        }
+    }
+    check(matches!(claims.get("scope"), None | Some(Value::String(_))))
+}
+
+/// Which access-token profile the issuer follows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenProfile {
+    /// RFC 9068 (the default): `typ` `at+jwt`, a `kid`, and `iss`, `exp`, `aud`, `sub`,
+    /// `client_id`, `iat`, `jti` all present.
+    #[default]
+    Rfc9068,
+    /// A plain JWT issuer that omits `typ`, `kid`, `client_id`, `iat` or `jti` (RFC 7519 only):
+    /// `iss`, `exp`, `aud` and `sub` are still required, and a token without `kid` is refused
+    /// when more than one key could verify it. An explicit opt-out, never a fallback.
+    PlainJwt,
 }
 
 impl JwtValidator {
@@ -167,6 +196,7 @@ impl JwtValidator {
         algorithms: Vec<Algorithm>,
         leeway: u64,
         keys: KeySource,
+        profile: TokenProfile,
         cache_capacity: usize,
     ) -> Self {
         Self {
@@ -175,6 +205,7 @@ impl JwtValidator {
             algorithms,
             leeway,
             keys,
+            profile,
             cache: ExpiringMap::new(cache_capacity),
         }
     }
@@ -201,10 +232,13 @@ impl JwtValidator {
     async fn verify_uncached(&self, token: &str, now: u64) -> Result<TokenInfo, PopErrorKind> {
         check_size(token)?;
         let jws = CompactJws::parse(token).ok_or(PopErrorKind::TokenInvalid)?;
-        check_typ(&jws.header)?;
+        if self.profile == TokenProfile::Rfc9068 {
+            check_typ(&jws.header)?;
+        }
         check_no_extensions(&jws.header)?;
         let alg = check_alg(&jws.header, &self.algorithms)?;
         let kid = header_kid(&jws.header)?;
+        check(kid.is_some() || self.profile == TokenProfile::PlainJwt)?;
         // Only a well-formed token with an acceptable header may make us look keys up (and,
         // with discovery, fetch them).
         let keys = self.keys.keys_for(kid, alg).await?;
@@ -214,7 +248,7 @@ impl JwtValidator {
         check_aud(&claims, &self.audience)?;
         let valid_until = check_exp(&claims, now, self.leeway)?;
         let not_before = check_nbf(&claims, now, self.leeway)?;
-        check_claim_types(&claims)?;
+        check_claim_types(&claims, now, self.leeway, self.profile)?;
         let confirmation = confirmation(&claims)?;
         Ok(TokenInfo {
             claims: Arc::new(claims),
@@ -242,6 +276,10 @@ fn check_signature(
         .and_then(|(_, s)| b64url_decode(s))
         .ok_or(PopErrorKind::TokenInvalid)?;
     let provider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+    if kid.is_none() && keys.candidates(None, alg).nth(1).is_some() {
+        // Without a kid, trying every key would let one token cost many signature checks.
+        return Err(PopErrorKind::TokenInvalid);
+    }
     let verified = keys.candidates(kid, alg).take(MAX_KEY_TRIES).any(|key| {
         (provider.verifier_factory)(&jwt_alg, &key.decoding)
             .is_ok_and(|v| v.verify(signing_input, &signature).is_ok())

@@ -51,18 +51,24 @@ fn thumbprint_member(cnf: &Map<String, Value>, name: &str) -> Result<Option<Stri
     }
 }
 
+/// Confirmation methods (RFC 7800 §3.2-3.5 and the `kid` of §3.4) this crate cannot verify.
+const UNVERIFIABLE_METHODS: [&str; 4] = ["jwk", "jwe", "jku", "kid"];
+
 /// Read `cnf` from token claims (or an introspection response).
 ///
 /// - absent: unbound;
 /// - not an object, or naming more than one of `jwk`/`jwe`/`jku` (RFC 7800 §3.1), or a
 ///   malformed thumbprint: [`PopErrorKind::TokenInvalid`];
-/// - an object with neither `jkt` nor `x5t#S256`: [`PopErrorKind::UnsupportedBinding`], never
-///   bearer (RFC 9449 §6); unknown members beside a supported one are ignored (RFC 7519 §4).
+/// - an object naming a method this server cannot verify (`jwk`, `jwe`, `jku`, `kid`), even
+///   next to `jkt` or `x5t#S256`, or with neither of those:
+///   [`PopErrorKind::UnsupportedBinding`], never bearer (RFC 9449 §6, RFC 7800 §3); unregistered
+///   members are ignored.
 pub(crate) fn confirmation(claims: &Map<String, Value>) -> Result<Confirmation, PopErrorKind> {
     let Some(cnf) = claims.get("cnf") else {
         return Ok(Confirmation::default());
     };
     let cnf = cnf.as_object().ok_or(PopErrorKind::TokenInvalid)?;
+    // RFC 7800 §3.1: at most one of `jwk`, `jwe`, `jku`; more is a malformed claim.
     if ["jwk", "jwe", "jku"]
         .iter()
         .filter(|m| cnf.contains_key(**m))
@@ -70,6 +76,12 @@ pub(crate) fn confirmation(claims: &Map<String, Value>) -> Result<Confirmation, 
         > 1
     {
         return Err(PopErrorKind::TokenInvalid);
+    }
+    // RFC 7800 §3 methods we cannot verify: a token naming one is never partly honoured, even
+    // next to `jkt` or `x5t#S256` (the issuer meant that key too). Unregistered members are
+    // ignored.
+    if UNVERIFIABLE_METHODS.iter().any(|m| cnf.contains_key(*m)) {
+        return Err(PopErrorKind::UnsupportedBinding);
     }
     let confirmation = Confirmation {
         jkt: thumbprint_member(cnf, "jkt")?,
@@ -144,6 +156,19 @@ mod tests {
             cnf(r#"{"cnf":{"kid":"x"}}"#),
             Err(PopErrorKind::UnsupportedBinding)
         );
+        // An unverifiable method next to one we can check: never partly honoured.
+        for other in [
+            r#""jwk":{}"#,
+            r#""kid":"k""#,
+            r#""jku":"https://x""#,
+            r#""jwe":"a.b.c.d.e""#,
+        ] {
+            assert_eq!(
+                cnf(&format!(r#"{{"cnf":{{"jkt":"{JKT}",{other}}}}}"#)),
+                Err(PopErrorKind::UnsupportedBinding),
+                "{other}"
+            );
+        }
         assert_eq!(
             cnf(&format!(r#"{{"cnf":{{"jkt":"{JKT}="}}}}"#)),
             Err(PopErrorKind::TokenInvalid)
