@@ -8,7 +8,7 @@
 //! `on_connect` hook, which reads the end-entity certificate **once per connection** into the
 //! connection data; [`peer_certificate`] reads it back for any request on that connection
 //! (HTTP/1.1 keep-alive or HTTP/2). One connection has one certificate: rustls supports
-//! neither renegotiation nor post-handshake client authentication (MTLS-12).
+//! neither renegotiation nor post-handshake client authentication (RFC 9440 §1.2).
 //!
 //! What is asked of the client is decided by [`TlsConfig`]: with a client CA, certificates are
 //! optional by default so DPoP clients keep connecting; see [`tower_pop::tls`].

@@ -8,15 +8,15 @@
 //! request on the connection gets in its extensions:
 //!
 //! - [`PeerCertificate`]: the DER of the client certificate, when the client sent one. The
-//!   layer ([`crate::RequirePopLayer`]) checks certificate-bound tokens against it (MTLS-01).
-//!   Without it, a bound token is refused (MTLS-03).
+//!   layer ([`crate::RequirePopLayer`]) checks certificate-bound tokens against it (RFC 8705 §3).
+//!   Without it, a bound token is refused (RFC 8705 §3).
 //! - [`ConnectInfo<SocketAddr>`](ConnectInfo): the TCP peer, as with
 //!   `into_make_service_with_connect_info`.
 //!
 //! What is asked of the client is decided by [`TlsConfig`]: with a client CA, certificates are
 //! optional by default so DPoP clients keep connecting; see [`tower_pop::tls`]. One connection
 //! has one certificate: rustls supports neither renegotiation nor post-handshake client
-//! authentication (MTLS-12). No certificate or key is ever logged.
+//! authentication (RFC 9440 §1.2). No certificate or key is ever logged.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};

@@ -240,7 +240,7 @@ impl Fixture {
     }
 
     /// A fresh verifier like [`verifier`](Self::verifier) that also trusts RFC 9440
-    /// `Client-Cert` headers from [`TRUSTED_PROXY`].
+    /// `Client-Cert` headers from 127.0.0.2.
     ///
     /// # Panics
     /// If the configuration is refused.

@@ -131,7 +131,7 @@ impl fmt::Debug for PopConfig {
 ///     .expect("valid configuration");
 /// assert_eq!(config.public_origin(), "https://resource.example.org");
 ///
-/// // Plain http is refused unless asked for by name (RFC 9449 §2, DPOP-26).
+/// // Plain http is refused unless asked for by name (RFC 9449 §2).
 /// assert!(PopConfig::builder()
 ///     .public_origin("http://resource.example.org")
 ///     .issuer("https://server.example.com")

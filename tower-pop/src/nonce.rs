@@ -1,29 +1,29 @@
-//! Stateless DPoP server nonces (RFC 9449 §8, §9, §11.1; NONCE-*).
+//! Stateless DPoP server nonces (RFC 9449 §8, §9, §11.1; ).
 //!
 //! A resource server that requires nonces answers a proof without a valid `nonce` claim with
 //! `401`, `WWW-Authenticate: DPoP error="use_dpop_nonce"` and a `DPoP-Nonce` header (RFC 9449
 //! §9); the client retries with a proof carrying that value. [`Nonces`] mints and checks those
 //! values **without shared state**: a nonce is a MAC over the time it was issued, so any instance
-//! holding the same secret accepts any other's nonces (NONCE-08: and nothing else's).
+//! holding the same secret accepts any other's nonces (RFC 9449 §9: and nothing else's).
 //!
 //! ## What a nonce is
 //!
 //! 42 bytes, base64url without padding (56 characters, all in the `1*NQCHAR` set of §8.1,
-//! NONCE-03):
+//! RFC 9449 §8.1):
 //!
 //! | bytes | content |
 //! |---|---|
 //! | 1 | format version, `1` |
 //! | 1 | key id: derived from the secret, so a check tries only the matching key |
 //! | 8 | issue time, seconds since the Unix epoch, big-endian: the start of its time slot |
-//! | 16 | random salt, so two nonces are distinct (NONCE-02) |
+//! | 16 | random salt, so two nonces are distinct (RFC 9449 §8) |
 //! | 16 | HMAC-SHA-256 over the 26 bytes above, truncated to 128 bits |
 //!
 //! The MAC key is derived from the secret (which is never used directly), so nonces are
 //! unpredictable and unforgeable without it (§8: "MUST be unpredictable"). Tags are compared in
 //! constant time, and any input that is not exactly 56 characters is refused before decoding.
 //! Because 42 bytes encode to exactly one canonical string, "a valid nonce" and "an exact match
-//! of a value this server supplied" (§4.3 check 10, NONCE-05) are the same thing.
+//! of a value this server supplied" (§4.3 check 10, RFC 9449 §8) are the same thing.
 //!
 //! ## Time
 //!
@@ -34,10 +34,10 @@
 //! slot can be cached ([`Nonces::current`] is a load and a clone). A nonce up to
 //! [`future_skew`](NoncesBuilder::future_skew) (default 30 s) ahead of this instance's clock is
 //! accepted, for an instance whose clock runs ahead of ours. The same nonce may be used by many
-//! proofs while it is live (NONCE-10); single use of each proof is the replay store's job.
+//! proofs while it is live (RFC 9449 §11.1); single use of each proof is the replay store's job.
 //!
 //! [`NonceInfo::issued_at`] is server time, independent of the client's clock (§11.1,
-//! NONCE-09): a proof carrying a nonce cannot have been made before the nonce was issued, so the
+//! RFC 9449 §11.1): a proof carrying a nonce cannot have been made before the nonce was issued, so the
 //! verifier may refuse a proof whose `iat` is earlier than `issued_at - future_skew`, and the
 //! nonce's lifetime bounds how long any proof made with it can be accepted.
 //!

@@ -16,8 +16,8 @@
 //!   ([`insecure_accept_any_client_certificate`](TlsConfigBuilder::insecure_accept_any_client_certificate)).
 //!   With a CA, **optional is the default** ([`client_ca_pem_file`](TlsConfigBuilder::client_ca_pem_file)):
 //!   routes without certificate-bound tokens and DPoP clients still connect; a bound token
-//!   without a certificate is refused by the verifier (MTLS-03), not by the handshake.
-//! - **No chain validation is needed for the binding** (RFC 8705 §6.2, MTLS-06): the handshake
+//!   without a certificate is refused by the verifier (RFC 8705 §3), not by the handshake.
+//! - **No chain validation is needed for the binding** (RFC 8705 §6.2): the handshake
 //!   proves the client holds the certificate's key, and the token names the exact certificate.
 //!   The CA modes add an admission policy on top; the insecure mode is for self-signed client
 //!   certificates (RFC 8705 §2.2) and still checks the handshake signature.
@@ -25,7 +25,7 @@
 //!
 //! If the client renegotiates or authenticates after the handshake, rustls refuses (it does
 //! not support either on the server side), so one connection has exactly one client
-//! certificate, captured once (RFC 9440 §1.2, MTLS-12).
+//! certificate, captured once (RFC 9440 §1.2).
 //!
 //! This module is the one place where a dependency's types appear in tower-pop's API: the
 //! adapters and users need the rustls [`ServerConfig`] itself (rustls 0.23).

@@ -4,7 +4,7 @@
 //! RFC 8705 §3 binds a token to; the proxy forwards it in a header instead. A header is only as
 //! trustworthy as whoever wrote it, so this module honours it **only on connections from a
 //! configured proxy network** ([`TrustedProxies`]); from any other peer it is ignored entirely,
-//! as if it were absent (RFC 9440 §4, CCH-04). Support is off unless a [`ForwardedCertConfig`]
+//! as if it were absent (RFC 9440 §4). Support is off unless a [`ForwardedCertConfig`]
 //! is given.
 //!
 //! Three formats ([`ClientCertHeader`]), one per configuration (never several at once):
@@ -16,7 +16,7 @@
 //! | [`Nginx`](ClientCertHeader::Nginx) | `ssl-client-cert` | nginx `$ssl_client_escaped_cert`: the URL-encoded PEM (ingress-nginx's name) |
 //!
 //! Rules enforced (each failure is [`ForwardedCert::Untrustworthy`], which a verifier treats as
-//! "no trustworthy certificate": a certificate-bound token is refused, CCH-02):
+//! "no trustworthy certificate": a certificate-bound token is refused, RFC 9440 §2.2):
 //!
 //! - The field must occur at most once (RFC 9440 §2.2 makes `Client-Cert` a singleton; a repeated
 //!   field of any format is ambiguous).
@@ -24,7 +24,7 @@
 //!   certificate is 0.5–2 KiB of DER; a URL-encoded PEM is about twice that.
 //! - `Client-Cert`: exactly one byte sequence, optional surrounding SP/HTAB, no parameters and
 //!   no list; standard base64 (`+` `/`), `=` padding optional (RFC 8941 §4.2.7 asks parsers to
-//!   tolerate its absence, CCH-07), non-zero pad bits refused.
+//!   tolerate its absence, RFC 8941 §4.2.7), non-zero pad bits refused.
 //! - XFCC: the **last** element is used. In Envoy's `APPEND_FORWARD` mode each proxy appends the
 //!   certificate of its own downstream client, so the last element is the one written by the
 //!   proxy nearest to us, the one we trust; earlier elements may come from the client. The whole
@@ -35,18 +35,18 @@
 //! - PEM (XFCC `Cert`, nginx): percent-decoded (`+` stays `+`), then exactly one
 //!   `CERTIFICATE` section and no other PEM section.
 //! - The DER must parse as an X.509 v3 certificate (an established parser, RFC 8705 §7.5,
-//!   MTLS-10). No chain validation: the binding needs none (RFC 8705 §6.2).
+//!   RFC 8705 §7.5). No chain validation: the binding needs none (RFC 8705 §6.2).
 //!
 //! ## Deployment
 //!
 //! - The proxy **must remove** any copy of the header sent by the client and set it only from
-//!   its own TLS session (RFC 9440 §2.4, CCH-05): Envoy `forward_client_cert_details:
+//!   its own TLS session (RFC 9440 §2.4): Envoy `forward_client_cert_details:
 //!   SANITIZE_SET` (or `APPEND_FORWARD` with the proxy as the only path in), nginx
 //!   `proxy_set_header ssl-client-cert $ssl_client_escaped_cert;` (nginx drops an empty value).
 //! - List only the proxies' own addresses: anything inside a trusted network can assert any
 //!   certificate. Clients must not be able to reach the server except through them.
 //! - A response whose access decision consulted the header must not be cached for other clients
-//!   (RFC 9440 §2.4, CCH-06): send `Cache-Control: no-store` when
+//!   (RFC 9440 §2.4): send `Cache-Control: no-store` when
 //!   [`ForwardedCert::header_consulted`] is true.
 //!
 //! ## Example
@@ -376,7 +376,7 @@ pub enum ForwardedCert {
     /// without being read.
     NotFromTrustedProxy,
     /// A trusted proxy sent no header: the client presented no certificate to it (RFC 9440
-    /// §2.4, CCH-08).
+    /// §2.4, RFC 9440 §2.4).
     Absent,
     /// A trusted proxy sent a header that cannot be relied on; treat as no certificate.
     Untrustworthy(UntrustworthyReason),
@@ -387,7 +387,7 @@ pub enum ForwardedCert {
 impl ForwardedCert {
     /// Whether the header from a trusted proxy was present and read, so a decision based on
     /// this request must not be cached for others: answer with `Cache-Control: no-store`
-    /// (RFC 9440 §2.4, CCH-06). True for [`Certificate`](Self::Certificate) and
+    /// (RFC 9440 §2.4). True for [`Certificate`](Self::Certificate) and
     /// [`Untrustworthy`](Self::Untrustworthy).
     #[must_use]
     pub fn header_consulted(&self) -> bool {

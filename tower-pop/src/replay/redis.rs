@@ -276,7 +276,7 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
-/// A replay store on Redis, shared by every instance of an API (RFC 9449 §11.1, RPL-05).
+/// A replay store on Redis, shared by every instance of an API (RFC 9449 §11.1).
 ///
 /// With several instances behind one API, each instance's own memory only sees the proofs that
 /// instance accepted, so a proof replayed to another instance would pass. [`RedisReplayCache`]
@@ -289,15 +289,15 @@ impl std::error::Error for Failure {}
 /// `OK` means the proof is new ([`ReplayOutcome::Fresh`]); a nil reply means some instance
 /// already recorded it ([`ReplayOutcome::Replayed`]). `NX` makes this atomic across instances:
 /// of many concurrent requests carrying one proof, exactly one is accepted. The entry key is
-/// already a SHA-256 of (proof-key thumbprint, `jti`), so Redis never sees a raw `jti` (RPL-03).
+/// already a SHA-256 of (proof-key thumbprint, `jti`), so Redis never sees a raw `jti` (RFC 9449 §11.1).
 ///
-/// ## Failing closed (DPOP-19)
+/// ## Failing closed (RFC 9449 §7.1)
 ///
 /// An error, a timeout ([`timeout`](RedisReplayCacheBuilder::timeout), default 250 ms, covering
 /// the wait for a connection too) or an unexpected reply is a [`ReplayError`]: the verifier
 /// refuses the request with 503 and never accepts a proof it could not record. A `SET` that
 /// timed out may still have been applied; that proof is then burned, which is harmless because
-/// a client makes a new proof for every retry (RFC 9449 §7.3, RPL-07).
+/// a client makes a new proof for every retry (RFC 9449 §7.3).
 ///
 /// ## Connecting
 ///

@@ -21,7 +21,7 @@
 //!   (RFC 9449 §6.2, RFC 8705 §3.2), so `cnf.jkt` and `cnf["x5t#S256"]` bind the token the same
 //!   way. A `token_type` of `DPoP` without `cnf.jkt` is inconsistent and refused, never taken
 //!   for a bearer token.
-//! - **Failures are ours** (INTRO-08): the server unreachable or slow (timeout, default 5 s),
+//! - **Failures are ours**: the server unreachable or slow (timeout, default 5 s),
 //!   a status other than 200 (401/403 mean it refused *our* credentials, logged at `error`),
 //!   a redirect (never followed), a body over [`MAX_RESPONSE_BYTES`] or not JSON:
 //!   [`IntrospectionError::Unavailable`], which the verifier answers with 503, never 401 and
