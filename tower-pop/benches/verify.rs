@@ -39,10 +39,11 @@ fn bench(c: &mut Criterion) {
     let token = issuer.sign_compact(
         &json!({"typ": "at+jwt", "alg": "ES256", "kid": "k"}),
         &json!({"iss": "https://as.example.com", "aud": "https://api.example.com", "sub": "alice",
-                "exp": NOW + 3600, "iat": NOW, "cnf": {"jkt": client.thumbprint()}}),
+                "client_id": "c", "jti": "t", "exp": NOW + 3600, "iat": NOW, "cnf": {"jkt": client.thumbprint()}}),
     );
     let auth = format!("DPoP {token}");
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap();
 
@@ -87,7 +88,7 @@ fn bench(c: &mut Criterion) {
     let mtls_token = issuer.sign_compact(
         &json!({"typ": "at+jwt", "alg": "ES256", "kid": "k"}),
         &json!({"iss": "https://as.example.com", "aud": "https://api.example.com", "sub": "alice",
-                "exp": NOW + 3600, "iat": NOW,
+                "client_id": "c", "jti": "t", "exp": NOW + 3600, "iat": NOW,
                 "cnf": {"x5t#S256": tower_pop::thumbprint::x5t_s256(&cert)}}),
     );
     let mtls_auth = format!("Bearer {mtls_token}");
@@ -102,7 +103,118 @@ fn bench(c: &mut Criterion) {
                 .unwrap()
         });
     });
+    // Key lookup on the request path: a token verified every time (no token cache), with the
+    // issuer's keys from a static JWK Set vs discovered from its metadata (lock-free read of the
+    // cached set).
+    let static_verifier = Verifier::new(
+        PopConfig::builder()
+            .public_origin("https://api.example.com")
+            .issuer("https://as.example.com")
+            .audience("https://api.example.com")
+            .jwks_json(json!({"keys": [jwk_with_kid(&issuer)]}).to_string())
+            .token_cache_capacity(0)
+            .clock(Arc::new(ManualClock::new(NOW)))
+            .build()
+            .unwrap(),
+    );
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let as_url = server_runtime.block_on(serve_metadata(jwk_with_kid(&issuer)));
+    let discovered_verifier = Verifier::new(
+        PopConfig::builder()
+            .public_origin("https://api.example.com")
+            .issuer(&as_url)
+            .audience("https://api.example.com")
+            .discovery(
+                tower_pop::discovery::DiscoveryOptions::default().insecure_allow_http_on_loopback(),
+            )
+            .token_cache_capacity(0)
+            .clock(Arc::new(ManualClock::new(NOW)))
+            .build()
+            .unwrap(),
+    );
+    let lookup_token = |iss: &str| {
+        issuer.sign_compact(
+            &json!({"typ": "at+jwt", "alg": "ES256", "kid": "k"}),
+            &json!({"iss": iss, "aud": "https://api.example.com", "sub": "alice", "client_id": "c",
+                    "jti": "t", "exp": NOW + 3600, "iat": NOW, "cnf": {"jkt": client.thumbprint()}}),
+        )
+    };
+    for (name, verifier, token) in [
+        (
+            "token_uncached_static_keys",
+            &static_verifier,
+            lookup_token("https://as.example.com"),
+        ),
+        (
+            "token_uncached_discovered_keys",
+            &discovered_verifier,
+            lookup_token(&as_url),
+        ),
+    ] {
+        let auth = format!("DPoP {token}");
+        let warm = client.proof_at("GET", URL, Some(&token), None, NOW);
+        let req = PopRequest::new("GET", "/whoami")
+            .authorization(auth.as_bytes())
+            .dpop(warm.as_bytes());
+        runtime.block_on(verifier.verify(&req)).unwrap();
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || client.proof_at("GET", URL, Some(&token), None, NOW),
+                |proof| {
+                    let req = PopRequest::new("GET", "/whoami")
+                        .authorization(auth.as_bytes())
+                        .dpop(proof.as_bytes());
+                    runtime.block_on(verifier.verify(black_box(&req))).unwrap()
+                },
+                BatchSize::SmallInput,
+            );
+        });
+    }
     group.finish();
+    drop(server_runtime);
+}
+
+fn jwk_with_kid(key: &ProofSigner) -> serde_json::Value {
+    let mut jwk: serde_json::Value = serde_json::from_str(&key.public_jwk()).unwrap();
+    jwk["kid"] = json!("k");
+    jwk
+}
+
+/// A loopback HTTP authorization server answering its RFC 8414 metadata and JWK Set.
+async fn serve_metadata(jwk: serde_json::Value) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let metadata = json!({"issuer": url, "jwks_uri": format!("{url}/jwks")}).to_string();
+    let jwks = json!({"keys": [jwk]}).to_string();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (metadata, jwks) = (metadata.clone(), jwks.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let body = if head.starts_with("GET /jwks") {
+                    jwks
+                } else {
+                    metadata
+                };
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    url
 }
 
 criterion_group!(benches, bench);
