@@ -13,7 +13,7 @@
 //!   collisions at an unkeyed table; those 64 keyed bits choose the shard and the buckets, so
 //!   they cannot aim at this one. An entry is one 16-byte slot: a 96-bit fingerprint (the 64
 //!   keyed bits and 32 bits of the entry key) and its 32-bit expiry.
-//! - **Shards.** The top bits of the keyed hash choose one of 256 shards, each behind its own
+//! - **Shards.** The top bits of the keyed hash choose one of 1024 shards, each behind its own
 //!   lock, which covers the whole "is it there? if not, insert it", so of concurrent copies of
 //!   one proof exactly one is [`ReplayOutcome::Fresh`], whatever their expiries.
 //! - **Table.** A shard keeps its slots in one bucketized cuckoo hash table: each key has two
@@ -21,8 +21,9 @@
 //!   lines however many entries and time slices there are. A slot whose expiry has passed is
 //!   free space at once: nothing needs to delete it. A table grows (by 25–75%, staggered
 //!   across shards) when more than 90% of its slots hold counted entries and shrinks to 60%
-//!   when less than a quarter do, rehashing only that shard (about 40,000 entries at ten
-//!   million: a pause of about a millisecond for 1/256 of the requests, nothing for the rest).
+//!   when less than a quarter do, rehashing only that shard (about 10,000 entries at ten
+//!   million: a pause of a few hundred microseconds for 1/1024 of the requests, none for the
+//!   others; in steady traffic tables keep their size).
 //! - **Time slices.** Each shard also counts its entries per time slice of expiry (1/8 of the
 //!   longest lifetime seen: 9 s for the default 71 s window, at most 450 s), in a short ring of
 //!   counters: about nine live slices. Expiry is O(1) per slice: once the latest expiry in a
@@ -60,7 +61,7 @@ use super::{BoxFuture, ReplayCache, ReplayEntry, ReplayError, ReplayOutcome};
 use crate::dpop::{DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_MAX_AGE};
 
 /// Number of shards (a power of two), each with its own lock.
-const SHARDS: usize = 256;
+const SHARDS: usize = 1024;
 /// The shard is chosen by the top `log2(SHARDS)` bits of the keyed hash.
 const SHARD_SHIFT: u32 = 64 - SHARDS.trailing_zeros();
 /// Slots per bucket: four `u128`s are one 64-byte cache line.
@@ -99,14 +100,24 @@ const DEFAULT_WINDOW_SECS: u64 =
 /// 12 us: 10 us leaves room for a faster core.
 const FASTEST_VERIFY_NANOS: u64 = 10_000;
 
-/// In-memory [`ReplayCache`]: keyed fingerprints with their expiry in per-shard cuckoo
-/// tables, counted per time slice, bounded to `capacity` entries. See the
-/// [module documentation](self) for the layout.
+/// In-memory [`ReplayCache`] (RFC 9449 §11.1), bounded to `capacity` counted entries.
+///
+/// An entry is one 16-byte slot: a 96-bit fingerprint of its key (SipHash-1-3 under a random
+/// per-store key, so clients cannot aim collisions) and its expiry, in one cuckoo hash table
+/// per shard (1024 shards, one lock each, so "look up, then insert" is atomic: of concurrent
+/// copies of a proof exactly one is [`ReplayOutcome::Fresh`]). A lookup reads two cache lines.
+/// An entry answers [`ReplayOutcome::Replayed`] until exactly its `expires_at`; its slot is
+/// free space from then on. Each shard counts its entries per time slice of expiry (1/8 of the
+/// longest lifetime seen: 9 s by default) and drops a slice's count in O(1) once its last
+/// entry has expired, so an entry is counted at most one slice longer. There is no sweep over
+/// live entries and no pause of the whole store; tables grow and shrink with the load, one
+/// shard at a time. Each live entry costs about 24 bytes (a slot in a table 50–90% full),
+/// measured by `benches/replay.rs` at one and ten million entries.
 ///
 /// **When full** it refuses new proofs with [`ReplayError::full`] (the request gets a 503)
-/// rather than evicting a live entry, because evicting would let that proof be replayed.
-/// Each live entry costs about 24 bytes (a 16-byte slot in a table 50–90% full); measured by
-/// `benches/replay.rs` at one and ten million entries.
+/// rather than evicting a live entry, because evicting would let that proof be replayed; a
+/// replay of a live proof is still reported as a replay. The store logs "full" at most once
+/// every 10 s. The [default](Self::default_capacity) is sized so that honest load cannot fill it.
 ///
 /// Each instance has its own store: with several instances behind one API, use a shared store.
 ///
@@ -205,13 +216,13 @@ impl Table {
     }
 
     /// The two candidate buckets of a slot, from its keyed bits (the top 64; the shard used
-    /// their top 8): bits 55.. for the first, bits 31.. for the second, so they are independent
-    /// for tables of up to 2^24 buckets.
+    /// their top 10): bits 53.. for the first, bits 31.. for the second, so they are independent
+    /// for tables of up to 2^22 buckets (2^34 entries a shard).
     fn candidates(&self, slot: u128) -> (usize, usize) {
         let n = self.buckets.len() as u128;
         let keyed = (slot >> 64) as u64;
         // Multiply-shift maps the hash onto any table size, not just powers of two.
-        let first = ((u128::from(keyed << 8) * n) >> 64) as usize;
+        let first = ((u128::from(keyed << (64 - SHARD_SHIFT)) * n) >> 64) as usize;
         let second = ((u128::from(keyed << 32) * n) >> 64) as usize;
         if second == first && n > 1 {
             (first, (first + 1) % self.buckets.len())
