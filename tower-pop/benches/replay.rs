@@ -7,7 +7,9 @@
 //! measures other sizes than one and ten million (at most twenty million).
 //!
 //! Time is simulated: every entry carries its own `now`, so a window of 71 s passes in well
-//! under a second of real time and expiry is part of what is measured.
+//! under a second of real time and expiry is part of what is measured. Costs are the CPU time
+//! of the measuring thread (the machine is shared), except criterion's, which are wall time.
+//! Each memory measurement runs in a child process of its own.
 
 #![allow(missing_docs, clippy::unwrap_used)] // bench binary: criterion macros, setup unwraps
 
@@ -60,7 +62,8 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
-/// CPU time this thread has run, from /proc (Linux; the scheduler's nanosecond clock). The
+/// CPU time this thread has run, from /proc (Linux; the scheduler's nanosecond clock, brought
+/// up to date at scheduler ticks, so only for loops of a tenth of a second or more). The
 /// machine is shared: wall time also counts the time other processes had the core.
 fn cpu_ns() -> u64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
@@ -245,7 +248,8 @@ fn flood() {
 }
 
 /// Inserts into a store in steady state (about 600,000 live entries, a million proofs a
-/// window), on `threads` threads, each with its own stream. Timed by the threads' CPU clocks.
+/// window), on `threads` threads, each with its own stream. Wall time (the thread CPU clock
+/// from /proc is only updated at scheduler ticks): noisy on a shared machine.
 fn inserts(c: &mut Criterion) {
     const PER_SEC: u64 = 1_000_000 / 61;
     let mut group = c.benchmark_group("replay");
@@ -264,11 +268,11 @@ fn inserts(c: &mut Criterion) {
                 let per_thread = iters.div_ceil(threads);
                 let first = next;
                 next += per_thread * threads;
+                let start = Instant::now();
                 let workers: Vec<_> = (0..threads)
                     .map(|t| {
                         let store = Arc::clone(&store);
                         std::thread::spawn(move || {
-                            let cpu = cpu_ns();
                             for j in 0..per_thread {
                                 let entry = stream_entry(first + j * threads + t, PER_SEC);
                                 assert_eq!(
@@ -276,32 +280,46 @@ fn inserts(c: &mut Criterion) {
                                     ReplayOutcome::Fresh
                                 );
                             }
-                            cpu_ns() - cpu
                         })
                     })
                     .collect();
-                let slowest = workers.into_iter().map(|w| w.join().unwrap()).max();
-                // `iters` inserts in the CPU time of the slowest thread (the threads run in
-                // parallel, so that is the wall time they would take on an idle machine):
-                // criterion's figure is time per insert across the threads, its inverse the
-                // inserts per second.
-                Duration::from_nanos(slowest.unwrap_or(0))
+                for w in workers {
+                    w.join().unwrap();
+                }
+                // `iters` inserts in this wall time: criterion's figure is time per insert
+                // across the threads, its inverse the inserts per second.
+                start.elapsed()
             });
         });
     }
     group.finish();
 }
 
+/// Run one memory measurement in a child process of its own, so that what an earlier one
+/// freed (and the allocator kept) does not blur its resident size.
+fn in_child(phase: &str) {
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("REPLAY_PHASE", phase)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{phase}");
+}
+
 fn main() {
+    match std::env::var("REPLAY_PHASE").ok().as_deref() {
+        Some("flood") => return flood(),
+        Some(n) => return bytes_per_live_entry(n.parse().unwrap()),
+        None => {}
+    }
     verify_costs();
     let sizes = std::env::var("REPLAY_SIZES").unwrap_or_else(|_| "1000000,10000000".into());
     for n in sizes
         .split(',')
         .filter_map(|n| n.trim().parse::<u64>().ok())
     {
-        bytes_per_live_entry(n.clamp(1_000, 20_000_000));
+        in_child(&n.clamp(1_000, 20_000_000).to_string());
     }
-    flood();
+    in_child("flood");
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
