@@ -1,15 +1,14 @@
-//! A bounded map whose entries expire, shared by the replay store and the token cache.
+//! A bounded map whose entries expire, for the token cache (the replay store has its own
+//! layout, in `replay::memory`).
 //!
 //! Bounded: an insert that would pass `capacity` first sweeps expired entries and, if the map is
-//! still full, is refused; the caller decides what "full" means (the replay store refuses the
-//! request, the token cache just does not cache). Sweeps run inline, at most one at a time and at
+//! still full, is refused (the token cache then just does not cache). Sweeps run inline, at most one at a time and at
 //! most every [`SWEEP_INTERVAL_SECS`] unless the map is full; a sweep locks one `dashmap` shard
 //! at a time, so requests on other shards never wait for it (no stop-the-world pause).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
 
 /// Seconds between routine sweeps of expired entries.
 pub(crate) const SWEEP_INTERVAL_SECS: u64 = 10;
@@ -42,32 +41,6 @@ impl<V: Clone> ExpiringMap<V> {
         (entry.0 > now).then(|| entry.1.clone())
     }
 
-    /// Insert unless a live entry exists, atomically per key. `Ok(true)` when inserted,
-    /// `Ok(false)` when a live entry was already there.
-    pub(crate) fn insert_if_absent(
-        &self,
-        key: [u8; 32],
-        expires_at: u64,
-        value: V,
-        now: u64,
-    ) -> Result<bool, Full> {
-        if self.get(&key, now).is_some() {
-            return Ok(false);
-        }
-        self.make_room(now)?;
-        match self.map.entry(key) {
-            Entry::Occupied(mut e) if e.get().0 <= now => {
-                e.insert((expires_at, value));
-                Ok(true)
-            }
-            Entry::Occupied(_) => Ok(false),
-            Entry::Vacant(e) => {
-                e.insert((expires_at, value));
-                Ok(true)
-            }
-        }
-    }
-
     /// Insert or replace.
     pub(crate) fn insert(
         &self,
@@ -81,6 +54,7 @@ impl<V: Clone> ExpiringMap<V> {
         Ok(())
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
@@ -119,25 +93,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn insert_if_absent_is_single_use_until_expiry() {
+    fn entries_are_live_until_expiry() {
         let m = ExpiringMap::new(10);
-        assert_eq!(m.insert_if_absent([1; 32], 100, (), 50), Ok(true));
-        assert_eq!(m.insert_if_absent([1; 32], 100, (), 99), Ok(false));
-        // Expired entries no longer block (the iat check refuses such proofs anyway).
-        assert_eq!(m.insert_if_absent([1; 32], 200, (), 100), Ok(true));
+        m.insert([1; 32], 100, 7, 50).expect("room");
+        assert_eq!(m.get(&[1; 32], 99), Some(7));
+        assert_eq!(m.get(&[1; 32], 100), None);
     }
 
     #[test]
     fn full_map_refuses_then_recovers_after_expiry() {
         let m = ExpiringMap::new(3);
         for i in 0..3 {
-            assert_eq!(m.insert_if_absent([i; 32], 100, (), 0), Ok(true));
+            m.insert([i; 32], 100, (), 0).expect("room");
         }
-        assert_eq!(m.insert_if_absent([9; 32], 100, (), 1), Err(Full));
-        // A replay of a live key is still reported as a replay, not as "full".
-        assert_eq!(m.insert_if_absent([0; 32], 100, (), 1), Ok(false));
+        assert_eq!(m.insert([9; 32], 100, (), 1), Err(Full));
         assert_eq!(m.len(), 3);
-        assert_eq!(m.insert_if_absent([9; 32], 200, (), 100), Ok(true));
+        assert_eq!(m.insert([9; 32], 200, (), 100), Ok(()));
         assert_eq!(m.len(), 1);
     }
 
