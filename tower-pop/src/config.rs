@@ -365,7 +365,7 @@ impl PopConfigBuilder {
     }
 
     /// Where proofs are recorded for single use. Default: a [`MemoryReplayCache`] with
-    /// [`MemoryReplayCache::DEFAULT_CAPACITY`].
+    /// [`MemoryReplayCache::default_capacity`] (sized from this machine's cores).
     #[must_use]
     pub fn replay_cache(mut self, cache: Arc<dyn ReplayCache>) -> Self {
         self.replay = Some(cache);

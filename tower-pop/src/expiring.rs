@@ -54,7 +54,7 @@ impl<V: Clone> ExpiringMap<V> {
         Ok(())
     }
 
-    #[cfg(test)]
+    /// Entries held (live or not yet swept).
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
