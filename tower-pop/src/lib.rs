@@ -5,11 +5,15 @@
 //! possession of that key. This crate is the resource-server side:
 //!
 //! - **DPoP** (RFC 9449): the client signs a short JWT per request (`DPoP` header) with the key
-//!   whose RFC 7638 thumbprint the token carries in `cnf.jkt`. Every check of RFC 9449 §4.3 and
-//!   §7.1 is made, including `ath` and single use of each `jti`.
+//!   whose RFC 7638 thumbprint the token carries in `cnf.jkt`. The checks of RFC 9449 §4.3 and
+//!   §7.1, including `ath`, server nonces ([`nonce`], §8-9) and single use of each `jti`
+//!   ([`replay`], in memory or shared through Redis).
 //! - **mTLS certificate-bound tokens** (RFC 8705): the token's `cnf["x5t#S256"]` must be the
-//!   SHA-256 of the client certificate of the connection.
-//! - **JWT access tokens** (RFC 9068) verified against the issuer's JWK Set.
+//!   SHA-256 of the client certificate of the connection (served by `tls` with rustls) or of
+//!   one forwarded by a trusted proxy ([`mtls::proxy`], RFC 9440).
+//! - **Access tokens**: JWTs (RFC 9068) verified against a configured JWK Set or keys discovered
+//!   from the issuer (`discovery`, RFC 8414), opaque tokens by introspection (`introspection`,
+//!   RFC 7662), RFC 9728 metadata ([`metadata`]) and required scopes ([`RoutePolicy`]).
 //!
 //! The core is framework-agnostic: a [`Verifier`] reads a borrowed [`PopRequest`] and returns a
 //! [`Verified`] result or one [`PopError`], which [`Challenge`] turns into the status and
@@ -65,6 +69,7 @@
 //! | `signer` | `dpop::signer`: builds `DPoP` proofs for clients, demos and tests |
 //! | `client` | `client`: a reqwest-middleware middleware and a tower layer adding a proof to every request, following `DPoP-Nonce`, and a token-endpoint helper (implies `signer`) |
 //! | `test-util` | `test_util`: a token issuer with a JWK Set, for tests (implies `signer`) |
+//! | `rustls` | `tls::TlsConfig`: a rustls (aws-lc-rs) server configuration requesting client certificates, for the adapters' TLS servers |
 //! | `redis` | `replay::RedisReplayCache`: one replay store shared by every instance, on Redis (`redis://`, `rediss://` over rustls with aws-lc-rs) |
 //! | `discovery` | `discovery::IssuerKeys`: the issuer's keys from its RFC 8414 / OpenID Connect metadata over HTTPS, cached, refreshed, single-flight refetch on an unknown `kid` |
 //! | `introspection` | `introspection::Introspector`: RFC 7662 introspection of opaque (non-JWT) access tokens, results cached briefly |
@@ -77,8 +82,10 @@
 //! - Several instances behind one API need a shared [`ReplayCache`]; the in-memory default only
 //!   sees its own instance's proofs.
 //! - Browser clients on another origin can only read the challenge if your CORS layer lists
-//!   `WWW-Authenticate` and `DPoP-Nonce` in `Access-Control-Expose-Headers` (RFC 9449 §7.1,
-//!   RFC 9449 §7.1 and §8); this crate does not own CORS.
+//!   `WWW-Authenticate` and `DPoP-Nonce` in `Access-Control-Expose-Headers` (RFC 9449 §7.1
+//!   and §8); this crate does not own CORS.
+//! - `discovery`, `introspection` and `redis` run on tokio and need a runtime with timers
+//!   (axum's and actix-web's have them).
 //! - Nothing here logs a token, proof or key; refusals are logged at `debug` by kind only, and
 //!   server-side failures at `warn`/`error`.
 
