@@ -2,6 +2,7 @@
 //! §2.1, RFC 9449 §4.3 step 1, §7.1). Input: the request text format of `src/lib.rs`.
 
 #![no_main]
+#![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
 use tower_pop::{AuthScheme, PopErrorKind, PopRequest};

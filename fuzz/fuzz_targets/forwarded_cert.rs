@@ -5,6 +5,7 @@
 //! decodes re-encodes as RFC 9440 to the same DER.
 
 #![no_main]
+#![forbid(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;

@@ -3,6 +3,7 @@
 //! leaves a path that `is_normal_path` accepts.
 
 #![no_main]
+#![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
 use tower_pop::fuzzing::{htu_is_normal_path, htu_normalize};

@@ -6,6 +6,7 @@
 //! range-checked integers of seconds).
 
 #![no_main]
+#![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;

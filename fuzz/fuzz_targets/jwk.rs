@@ -3,6 +3,7 @@
 //! public path agree, and an accepted key fits at least one algorithm.
 
 #![no_main]
+#![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
 use tower_pop::thumbprint::jwk_thumbprint;

@@ -2,6 +2,7 @@
 //! JWT access tokens: exactly three strict base64url parts, the first two JSON objects.
 
 #![no_main]
+#![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
 use tower_pop::fuzzing::compact_jws;

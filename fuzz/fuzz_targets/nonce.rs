@@ -4,6 +4,7 @@
 //! that time passes.
 
 #![no_main]
+#![forbid(unsafe_code)]
 
 use std::sync::OnceLock;
 

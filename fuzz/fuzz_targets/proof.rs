@@ -4,6 +4,7 @@
 //! proof whose signature verifies passes the latter.
 
 #![no_main]
+#![forbid(unsafe_code)]
 
 use std::sync::OnceLock;
 

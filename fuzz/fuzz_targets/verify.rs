@@ -5,6 +5,7 @@
 //! `bearer` fixture accepts an unbound token; every refusal has a challenge.
 
 #![no_main]
+#![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
 use tower_pop::Binding;
