@@ -103,6 +103,10 @@ pub mod dpop;
 mod error;
 mod expiring;
 mod extension;
+// Not a public API: wrappers over internal parsers for the cargo-fuzz targets in `fuzz/`.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod jose;
 mod jwk;
 mod layer;

@@ -16,6 +16,7 @@ mod garbage;
 mod introspection;
 mod nonces;
 mod proofs;
+mod properties;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod replay;

@@ -61,7 +61,9 @@ pub(crate) fn normalize(uri: &str) -> Option<String> {
     }
     let path = if path.is_empty() { "/" } else { path };
     out.push_str(&remove_dot_segments(&normalize_percent_encoding(path)?));
-    Some(out)
+    // An empty path becomes `/`, one byte more than the input: bound the result as well, or a
+    // normal form at the limit would not normalise again (found by the `htu` fuzz target).
+    (out.len() <= MAX_HTU_LEN).then_some(out)
 }
 
 /// Split `host[:port]` and lowercase the host; refuse userinfo, bad characters, bad ports.
@@ -269,6 +271,19 @@ mod tests {
         assert!(!is_normal_path("/a/%2E%2E/b"));
         assert!(!is_normal_path("/%41dmin"));
         assert!(!is_normal_path("/%7euser"));
+    }
+
+    #[test]
+    fn normal_form_stays_within_the_length_bound() {
+        use super::MAX_HTU_LEN;
+        // `https://` and a host, no path: the normal form adds `/`.
+        let at_bound = format!("https://{}", "a".repeat(MAX_HTU_LEN - "https://".len()));
+        assert_eq!(at_bound.len(), MAX_HTU_LEN);
+        assert_eq!(normalize(&at_bound), None);
+        let under = &at_bound[..MAX_HTU_LEN - 1];
+        let once = normalize(under).expect("within the bound");
+        assert_eq!(once.len(), MAX_HTU_LEN);
+        assert_eq!(normalize(&once), Some(once));
     }
 
     #[test]

@@ -1,0 +1,31 @@
+//! The `htu` normaliser (`dpop::htu::normalize`, RFC 3986 §6.2.2-6.2.3) and the request-path
+//! check (`is_normal_path`). Oracles: normalising is idempotent, drops query and fragment, and
+//! leaves a path that `is_normal_path` accepts.
+
+#![no_main]
+#![forbid(unsafe_code)]
+
+use libfuzzer_sys::fuzz_target;
+use tower_pop::fuzzing::{htu_is_normal_path, htu_normalize};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(uri) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = htu_is_normal_path(uri);
+    let Some(normal) = htu_normalize(uri) else {
+        return;
+    };
+    assert_eq!(
+        htu_normalize(&normal).as_deref(),
+        Some(normal.as_str()),
+        "normalize is idempotent"
+    );
+    assert!(!normal.contains(['?', '#']));
+    let rest = normal
+        .strip_prefix("https://")
+        .or_else(|| normal.strip_prefix("http://"))
+        .expect("http or https");
+    let path = &rest[rest.find('/').expect("a path")..];
+    assert!(htu_is_normal_path(path), "normal form has a normal path");
+});

@@ -1,0 +1,40 @@
+//! The strict JSON parser of JOSE headers and payloads (`jose::parse_json_object`: UTF-8,
+//! bounded depth and width, duplicate member names refused). Oracle: whatever it accepts, it
+//! accepts again once serialised, with the same structure, strings and integers. Floats may move
+//! by an ulp: serde_json's default float parser is not correctly rounded for long mantissas
+//! (its `float_roundtrip` feature is), which no JOSE member depends on (NumericDates are
+//! range-checked integers of seconds).
+
+#![no_main]
+#![forbid(unsafe_code)]
+
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+use tower_pop::fuzzing::json_object;
+
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+            let (x, y) = (x.as_f64().expect("finite"), y.as_f64().expect("finite"));
+            x == y || (x - y).abs() <= 1e-15 * x.abs().max(y.abs())
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((kx, x), (ky, y))| kx == ky && same(x, y))
+        }
+        _ => a == b,
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Some(serialised) = json_object(data) {
+        let again = json_object(serialised.as_bytes()).expect("the parser accepts its own output");
+        let parse = |s: &str| serde_json::from_str::<Value>(s).expect("valid JSON");
+        assert!(same(&parse(&serialised), &parse(&again)), "round trip");
+    }
+});

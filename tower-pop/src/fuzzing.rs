@@ -1,0 +1,88 @@
+//! **Not a public API.** Thin entry points into internal parsers for the cargo-fuzz targets in
+//! `fuzz/` (feature `fuzzing`). Hidden from the docs, unstable, and may change or vanish in any
+//! release. Each wrapper returns plain data (`bool`, `Option`, `String`) or public types, never
+//! an internal one, and does nothing but call the internal code the way the verifier does.
+
+use crate::dpop::htu;
+use crate::dpop::proof::Proof;
+use crate::error::{AuthScheme, PopErrorKind};
+use crate::jose::{self, Algorithm, CompactJws};
+use crate::jwk::PublicJwk;
+use crate::nonce::Nonces;
+use crate::request::PopRequest;
+
+/// `credentials::parse` on the request's `Authorization` fields: the scheme and the token.
+///
+/// # Errors
+/// The kind the verifier would refuse the request with.
+pub fn credentials<'a>(request: &PopRequest<'a>) -> Result<(AuthScheme, &'a str), PopErrorKind> {
+    crate::credentials::parse(request.authorization)
+        .map(|c| (c.scheme, c.token))
+        .map_err(|e| e.kind())
+}
+
+/// `jose::parse_json_object`, the strict JSON parser of JOSE headers and payloads: the parsed
+/// object serialised again, or `None` when refused.
+#[must_use]
+pub fn json_object(bytes: &[u8]) -> Option<String> {
+    jose::parse_json_object(bytes).map(|map| serde_json::Value::Object(map).to_string())
+}
+
+/// `jose::CompactJws::parse`: the length of the signing input and of the decoded signature.
+#[must_use]
+pub fn compact_jws(input: &str) -> Option<(usize, usize)> {
+    CompactJws::parse(input).map(|jws| (jws.signing_input.len(), jws.signature.len()))
+}
+
+/// `dpop::proof::Proof::parse` with every algorithm allowed, then each request-bound check the
+/// verifier makes (against `method`, the normalised `target`, `now`, `ath`, `cnf_jkt`, and
+/// `nonces` when given). `None` when the proof does not parse; otherwise whether its signature
+/// verifies, and the proof key's thumbprint.
+#[must_use]
+pub fn proof(
+    value: &str,
+    method: &str,
+    target: &str,
+    now: u64,
+    ath: &str,
+    cnf_jkt: &str,
+    nonces: Option<&Nonces>,
+) -> Option<(bool, String)> {
+    let proof = Proof::parse(value, &Algorithm::ALL).ok()?;
+    let _ = proof.check_htm(method);
+    let _ = proof.check_htu(target);
+    let _ = proof.check_iat(now, 60, 10);
+    let _ = proof.check_ath(ath);
+    if let Some(nonces) = nonces {
+        let _ = proof.check_nonce(nonces, now);
+    }
+    let _ = proof.check_key_binding(cnf_jkt);
+    let signed = proof.check_signature().is_ok();
+    Some((signed, proof.thumbprint()))
+}
+
+/// `jwk::PublicJwk::from_json` on a strictly parsed JSON object: the key's RFC 7638 thumbprint
+/// and the algorithms it fits, or `None` when it is not an acceptable public key. Also builds
+/// the `jsonwebtoken` key, as the JWK Set loader does.
+#[must_use]
+pub fn jwk(bytes: &[u8]) -> Option<(String, Vec<Algorithm>)> {
+    let key = PublicJwk::from_json(&jose::parse_json_object(bytes)?)?;
+    let _ = key.decoding_key();
+    let fits = Algorithm::ALL
+        .into_iter()
+        .filter(|a| key.fits(*a))
+        .collect();
+    Some((key.thumbprint(), fits))
+}
+
+/// `dpop::htu::normalize`.
+#[must_use]
+pub fn htu_normalize(uri: &str) -> Option<String> {
+    htu::normalize(uri)
+}
+
+/// `dpop::htu::is_normal_path`.
+#[must_use]
+pub fn htu_is_normal_path(path: &str) -> bool {
+    htu::is_normal_path(path)
+}
