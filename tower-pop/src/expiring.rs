@@ -55,6 +55,7 @@ impl<V: Clone> ExpiringMap<V> {
     }
 
     /// Entries held (live or not yet swept).
+    #[cfg(any(test, feature = "introspection"))]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }

@@ -153,3 +153,47 @@ async fn token_bound_to_key_and_certificate_needs_both_cnf_04() {
         .await;
     assert_ok(&response, "dpop+mtls");
 }
+
+#[tokio::test]
+async fn missing_scope_is_403_in_the_scheme_used_prm_06() {
+    use std::convert::Infallible;
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+    use tower_pop::RequirePopLayer;
+    let f = Fixture::with(|b| b.allow_bearer());
+    let service = ServiceBuilder::new()
+        .layer(RequirePopLayer::new(std::sync::Arc::clone(&f.verifier)).require_scope("admin"))
+        .service(service_fn(|_req: http::Request<String>| async {
+            Ok::<_, Infallible>(http::Response::new(String::from("ok")))
+        }));
+    // Bearer: the error and the scope go into the Bearer challenge.
+    let bearer = f.unbound_token();
+    let response = service
+        .clone()
+        .oneshot(req("GET", PATH, &[&format!("Bearer {bearer}")], &[]))
+        .await
+        .unwrap();
+    assert_refused(&response, 403, Some("Bearer"), "insufficient_scope");
+    let (challenge, _) = challenges(&response);
+    assert!(challenge.contains(r#"scope="admin""#), "{challenge}");
+    // DPoP: into the DPoP challenge.
+    let token = f.token();
+    let response = service
+        .clone()
+        .oneshot(req(
+            "GET",
+            PATH,
+            &[&format!("DPoP {token}")],
+            &[&f.proof(&token)],
+        ))
+        .await
+        .unwrap();
+    assert_refused(&response, 403, Some("DPoP"), "insufficient_scope");
+    let (_, challenge) = challenges(&response);
+    assert!(challenge.contains(r#"scope="admin""#), "{challenge}");
+    // Authentication first: a bad token is still a 401.
+    let response = service
+        .oneshot(req("GET", PATH, &["Bearer not-a-token"], &[]))
+        .await
+        .unwrap();
+    assert_refused(&response, 401, Some("Bearer"), "invalid_token");
+}
