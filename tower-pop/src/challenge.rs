@@ -43,7 +43,7 @@ use crate::error::{AuthScheme, PopError, PopErrorKind};
 pub struct ResponseHeaders {
     dpop_nonce: Option<Arc<str>>,
     no_store: bool,
-    retry_after: Option<u32>,
+    retry_after: bool,
 }
 
 // A nonce is a credential-like value: Debug says only whether there is one.
@@ -72,7 +72,7 @@ impl ResponseHeaders {
     /// `Retry-After` in seconds, on 503 answers: when our own dependency failed.
     #[must_use]
     pub fn retry_after(&self) -> Option<u32> {
-        self.retry_after
+        self.retry_after.then_some(RETRY_AFTER_SECS)
     }
 
     /// The `DPoP-Nonce` value to send, if any.
@@ -93,7 +93,7 @@ impl ResponseHeaders {
         let nonce = self.dpop_nonce.as_deref().map(|n| ("dpop-nonce", n));
         let no_store = self.no_store.then_some(("cache-control", "no-store"));
         // A retry after a short pause is the right move for every 503 we send.
-        let retry = self.retry_after.map(|_| ("retry-after", RETRY_AFTER));
+        let retry = self.retry_after.then_some(("retry-after", RETRY_AFTER));
         nonce.into_iter().chain(no_store).chain(retry)
     }
 
@@ -110,6 +110,8 @@ impl ResponseHeaders {
 }
 
 /// The `Retry-After` of our 503 answers, in seconds.
+const RETRY_AFTER_SECS: u32 = 2;
+/// [`RETRY_AFTER_SECS`] as the header value.
 const RETRY_AFTER: &str = "2";
 
 /// How a refusal is written on the wire.
@@ -178,7 +180,7 @@ impl Challenge {
         let Some(code) = error.error_code() else {
             let www_authenticate = (status == 401).then(|| params.render(None, kind, None));
             let headers = ResponseHeaders {
-                retry_after: (status == 503).then_some(2),
+                retry_after: status == 503,
                 ..ResponseHeaders::default()
             };
             return Self {

@@ -43,15 +43,16 @@ use crate::binding::{self, Requirement};
 use crate::challenge::{Challenge, ChallengeParams, ResponseHeaders};
 use crate::config::PopConfig;
 use crate::credentials::{self, Credentials};
+use crate::digest::sha256;
 use crate::dpop::htu;
 use crate::dpop::proof::Proof;
 use crate::error::{AuthScheme, PopError, PopErrorKind};
 use crate::extension::{Anonymous, Binding, Verified};
+use crate::jose::b64url;
 use crate::metadata::ResourceDocument;
 use crate::mtls::{ClientCertificate, check_certificate_binding};
 use crate::replay::{ReplayEntry, ReplayOutcome};
 use crate::request::{FieldValues, PopRequest};
-use crate::thumbprint;
 use crate::token::TokenInfo;
 use crate::token::issuers::TrustedIssuers;
 use crate::token::jwt::JwtValidator;
@@ -256,7 +257,8 @@ impl Verifier {
             (Some(proof), Some(nonces)) => Some(proof.check_nonce(nonces, now)?),
             _ => None,
         };
-        let token = self.token(credentials.token, now).await?;
+        let token_hash = sha256(credentials.token.as_bytes());
+        let token = self.token(credentials.token, &token_hash, now).await?;
         let requirement =
             binding::requirement(credentials.scheme, &token.confirmation, config.allow_bearer)?;
         // RFC 9449 §7.2: a DPoP proof with a token that is not DPoP-bound is refused, even where
@@ -282,7 +284,7 @@ impl Verifier {
             ) => {
                 let cert_bound = x5t.map(|x5t_s256| (x5t_s256, certificate));
                 let (jkt, x5t) = self
-                    .check_proof(request, credentials.token, proof, (jkt, cert_bound), now)
+                    .check_proof(request, &token_hash, proof, (jkt, cert_bound), now)
                     .await?;
                 let binding = if x5t.is_some() {
                     Binding::DpopAndMtls
@@ -312,7 +314,12 @@ impl Verifier {
     /// The access token's verified content: a JWT checked with the keys of the issuer it names
     /// (RFC 9068, RFC 8725 §3.8), or, with introspection configured, any other token asked
     /// about (RFC 7662).
-    async fn token(&self, token: &str, now: u64) -> Result<Arc<TokenInfo>, PopErrorKind> {
+    async fn token(
+        &self,
+        token: &str,
+        token_hash: &[u8; 32],
+        now: u64,
+    ) -> Result<Arc<TokenInfo>, PopErrorKind> {
         #[cfg(feature = "introspection")]
         if let Some(introspector) = &self.config.introspector
             && !crate::introspection::looks_like_jwt(token)
@@ -335,7 +342,7 @@ impl Verifier {
         };
         validator
             .ok_or(PopErrorKind::TokenInvalid)?
-            .verify(token, now)
+            .verify(token, token_hash, now)
             .await
     }
 
@@ -345,7 +352,7 @@ impl Verifier {
     async fn check_proof(
         &self,
         request: &PopRequest<'_>,
-        token: &str,
+        token_hash: &[u8; 32],
         proof: Proof<'_>,
         (cnf_jkt, certificate): (&str, Option<(&str, &ClientCertificate<'_>)>),
         now: u64,
@@ -359,7 +366,8 @@ impl Verifier {
             .ok_or(PopErrorKind::HtuMismatch)?;
         proof.check_htu(&target)?;
         proof.check_iat(now, config.proof_max_age, config.proof_future_skew)?;
-        proof.check_ath(&thumbprint::ath(token))?;
+        // RFC 9449 §4.2: `ath` is the base64url SHA-256 of the token, already hashed once.
+        proof.check_ath(&b64url(token_hash))?;
         // A hash compare before the signature: a thief's key costs no signature check.
         let jkt = proof.check_key_binding(cnf_jkt)?;
         proof.check_signature()?;

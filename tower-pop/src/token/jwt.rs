@@ -16,7 +16,6 @@ use serde_json::{Map, Value};
 use super::jwks::{KeySet, KeySource};
 use super::{TokenInfo, confirmation};
 use crate::credentials::MAX_TOKEN_LEN;
-use crate::digest::sha256;
 use crate::error::PopErrorKind;
 use crate::expiring::ExpiringMap;
 use crate::jose::{Algorithm, CompactJws, b64url_decode, numeric_date};
@@ -210,13 +209,15 @@ impl JwtValidator {
         }
     }
 
-    /// Verify `token` at `now`, from the cache when it was verified before.
+    /// Verify `token` at `now`, from the cache when it was verified before; `token_hash` is its
+    /// SHA-256 (the cache key, and the `ath` the proof must carry), computed once per request.
     pub(crate) async fn verify(
         &self,
         token: &str,
+        token_hash: &[u8; 32],
         now: u64,
     ) -> Result<Arc<TokenInfo>, PopErrorKind> {
-        let cache_key = sha256(token.as_bytes());
+        let cache_key = *token_hash;
         if let Some(info) = self.cache.get(&cache_key, now) {
             check(now >= info.not_before)?;
             return Ok(info);
