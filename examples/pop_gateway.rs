@@ -105,9 +105,7 @@ struct Upstream {
 
 impl Upstream {
     fn parse(url: &str) -> Result<Self, String> {
-        let uri: Uri = url
-            .parse()
-            .map_err(|e| format!("--upstream {url}: {e}"))?;
+        let uri: Uri = url.parse().map_err(|e| format!("--upstream {url}: {e}"))?;
         if uri.scheme_str() != Some("http") {
             return Err(format!(
                 "--upstream {url}: an http:// URL (run the gateway next to the service; https upstreams are not supported)"
@@ -177,7 +175,10 @@ fn build(args: &GatewayArgs, verifier: Arc<Verifier>) -> Result<Gateway, String>
     let proxies = TrustedProxies::new(&args.common.trusted_proxy)
         .map_err(|e| format!("--trusted-proxy: {e}"))?;
     if args.forward_auth && proxies.is_empty() {
-        return Err("--forward-auth needs --trusted-proxy: the proxies whose sub-requests are answered".to_owned());
+        return Err(
+            "--forward-auth needs --trusted-proxy: the proxies whose sub-requests are answered"
+                .to_owned(),
+        );
     }
     let public = PublicPaths::new(&args.public_path)?;
     let origin: Uri = verifier

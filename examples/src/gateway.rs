@@ -244,7 +244,11 @@ pub fn upstream_request_headers(
     }
     element.push_str(";proto=");
     element.push_str(hop.proto);
-    append_list(&mut headers, &HeaderName::from_static("forwarded"), &element);
+    append_list(
+        &mut headers,
+        &HeaderName::from_static("forwarded"),
+        &element,
+    );
     append_list(
         &mut headers,
         &HeaderName::from_static("x-forwarded-for"),
@@ -413,7 +417,9 @@ fn path_is_plain(path: &str) -> bool {
             if !current.contains('%') {
                 return true;
             }
-            current = percent_decode_str(&current).decode_utf8_lossy().into_owned();
+            current = percent_decode_str(&current)
+                .decode_utf8_lossy()
+                .into_owned();
         }
         // Still percent-encoded after two decodings: nothing legitimate looks like that.
         false
@@ -455,7 +461,10 @@ fn pair(
         let mut values = headers.get_all(name).iter();
         match (values.next(), values.next()) {
             (None, _) => Ok(None),
-            (Some(v), None) => v.to_str().map(Some).map_err(|_| ForwardAuthError::BadOriginal),
+            (Some(v), None) => v
+                .to_str()
+                .map(Some)
+                .map_err(|_| ForwardAuthError::BadOriginal),
             (Some(_), Some(_)) => Err(ForwardAuthError::BadOriginal),
         }
     };
@@ -486,7 +495,9 @@ pub fn normalized_authority(scheme: &str, authority: &str) -> String {
         "http" => ":80",
         _ => return lower,
     };
-    lower.strip_suffix(default).map_or(lower.clone(), str::to_owned)
+    lower
+        .strip_suffix(default)
+        .map_or(lower.clone(), str::to_owned)
 }
 
 /// A request body that ends in an error once more than a limit has been read, and says so
@@ -675,7 +686,13 @@ mod tests {
     #[test]
     fn public_paths_match_whole_segments_and_refuse_dot_tricks() {
         let p = PublicPaths::new(&["/public/".to_owned(), "/static".to_owned()]).unwrap();
-        for yes in ["/public", "/public/", "/public/a/b", "/static/app.js", "/public/%20x"] {
+        for yes in [
+            "/public",
+            "/public/",
+            "/public/a/b",
+            "/static/app.js",
+            "/public/%20x",
+        ] {
             assert!(p.covers(yes), "{yes}");
         }
         for no in [
@@ -705,14 +722,20 @@ mod tests {
     fn reads_the_original_request_of_a_sub_request() {
         let nginx = headers(&[("x-original-method", "POST"), ("x-original-uri", "/a?b=c")]);
         let (m, u) = original_request(&nginx).unwrap().unwrap();
-        assert_eq!((m.as_str(), u.path(), u.query()), ("POST", "/a", Some("b=c")));
+        assert_eq!(
+            (m.as_str(), u.path(), u.query()),
+            ("POST", "/a", Some("b=c"))
+        );
         let traefik = headers(&[("x-forwarded-method", "GET"), ("x-forwarded-uri", "/x")]);
         assert_eq!(original_request(&traefik).unwrap().unwrap().1.path(), "/x");
         assert_eq!(original_request(&HeaderMap::new()), Ok(None));
         for bad in [
             headers(&[("x-original-uri", "/a")]),
             headers(&[("x-original-method", "GET")]),
-            headers(&[("x-original-method", "GET"), ("x-original-uri", "http://evil/a")]),
+            headers(&[
+                ("x-original-method", "GET"),
+                ("x-original-uri", "http://evil/a"),
+            ]),
             headers(&[("x-original-method", "GET"), ("x-original-uri", "//evil/a")]),
             headers(&[("x-original-method", "G T"), ("x-original-uri", "/a")]),
             headers(&[
@@ -738,19 +761,28 @@ mod tests {
     #[test]
     fn field_values_must_be_safe() {
         assert!(safe_value("user-1 x").is_ok());
-        for bad in ["", " x", "a\r\nX-Pop-Sub: admin", "é", "a\u{7f}", &"a".repeat(5000)] {
+        for bad in [
+            "",
+            " x",
+            "a\r\nX-Pop-Sub: admin",
+            "é",
+            "a\u{7f}",
+            &"a".repeat(5000),
+        ] {
             assert!(safe_value(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(normalized_authority("https", "API.example.com:443"), "api.example.com");
+        assert_eq!(
+            normalized_authority("https", "API.example.com:443"),
+            "api.example.com"
+        );
         assert_eq!(normalized_authority("http", "h:8080"), "h:8080");
     }
 
     #[test]
     fn gateway_flags_parse_and_keep_the_servers_flags() {
         let base = ["gw", "--issuer", "i", "--audience", "a", "--jwks-file", "k"];
-        let parse = |extra: &[&str]| {
-            GatewayArgs::try_parse_args(base.iter().chain(extra.iter()).copied())
-        };
+        let parse =
+            |extra: &[&str]| GatewayArgs::try_parse_args(base.iter().chain(extra.iter()).copied());
         let a = parse(&["--upstream", "http://127.0.0.1:9", "--public-path", "/p"]).unwrap();
         assert_eq!(a.upstream.as_deref(), Some("http://127.0.0.1:9"));
         assert_eq!(a.common.listen.to_string(), "127.0.0.1:8080");
