@@ -40,15 +40,16 @@
 //! body. `Upgrade` (WebSocket) is not proxied.
 //!
 //! # Forward-auth mode
-//! With `--forward-auth` nothing is proxied: every request (but `/health`) is an auth
-//! sub-request from nginx `auth_request`, Traefik `ForwardAuth` or Envoy `ext_authz`, answered
-//! only for a `--trusted-proxy` peer (anyone else: 403). The request to verify is read from
+//! With `--forward-auth` nothing is proxied: every request from a `--trusted-proxy` peer, whatever
+//! its path, is an auth sub-request from nginx `auth_request`, Traefik `ForwardAuth` or Envoy
+//! `ext_authz`; anyone else gets `/health` and the metadata, and 403 for everything else. The request to verify is read from
 //! `X-Original-Method` + `X-Original-URI` (nginx; set them with `proxy_set_header`), or
 //! `X-Forwarded-Method` + `X-Forwarded-Uri` (Traefik; `X-Forwarded-Host`/`-Proto`, when sent,
 //! must match `--public-url`), or else is the sub-request's own method and path (Envoy). `htu`
 //! is `--public-url` + that URI. The answer: 200 with the `X-Pop-*` fields above, or the refusal
-//! with its `WWW-Authenticate` and `DPoP-Nonce` for the proxy to copy to the client. Malformed
-//! forwarding fields: 400. See `examples/gateway/nginx-forward-auth.conf`.
+//! with its `WWW-Authenticate` and `DPoP-Nonce` for the proxy to copy to the client; 200 without
+//! identity for a `--public-path`. Malformed forwarding fields: 400 (nginx turns any status but
+//! 2xx, 401 and 403 into a 500; so it does with a 400 `invalid_request` challenge). See `examples/gateway/nginx-forward-auth.conf`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -59,6 +60,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, OriginalUri, Request, State};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum_pop::tls::serve_tls_with_graceful_shutdown;
@@ -146,11 +148,16 @@ async fn main() {
     let config = args.common.config(bound).await.unwrap_or_else(|e| fail(&e));
     let verifier = Arc::new(Verifier::new(config));
     let gateway = build(&args, Arc::clone(&verifier)).unwrap_or_else(|e| fail(&e));
+    let gateway = Arc::new(gateway);
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
         .merge(metadata_router(&verifier))
         .fallback(handle)
-        .with_state(Arc::new(gateway));
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&gateway),
+            sub_requests_first,
+        ))
+        .with_state(gateway);
 
     println!("listening on {}://{bound}", args.common.scheme());
     let shutdown = async {
@@ -218,8 +225,23 @@ fn build(args: &GatewayArgs, verifier: Arc<Verifier>) -> Result<Gateway, String>
     })
 }
 
-/// Every request but `/health` and the metadata: a forward-auth sub-request, a public path, or
-/// a request to verify and proxy.
+/// In forward-auth mode, every request from a trusted proxy is a sub-request, whatever its
+/// path: Envoy sends the original path as its own, and a sub-request for `/health` must be
+/// verified like any other, not answered by the gateway's own route.
+async fn sub_requests_first(
+    State(gateway): State<Arc<Gateway>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let trusted = peer(&request).is_some_and(|p| gateway.proxies.contains(p.ip()));
+    if gateway.upstream.is_none() && trusted {
+        return forward_auth(gateway, request).await;
+    }
+    next.run(request).await
+}
+
+/// Every request but `/health` and the metadata: a forward-auth sub-request (from a peer that
+/// is not trusted: refused), a public path, or a request to verify and proxy.
 async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     if gateway.upstream.is_none() {
         return forward_auth(gateway, request).await;
@@ -359,6 +381,9 @@ async fn forward_auth(gateway: Arc<Gateway>, request: Request) -> Response {
             StatusCode::FORBIDDEN,
             "the forwarded host or scheme is not this gateway's public URL\n",
         );
+    }
+    if gateway.public.covers(parts.uri.path()) {
+        return StatusCode::OK.into_response();
     }
     // The layer checks `htu` against this URI (axum-pop turns `OriginalUri` into tower-pop's
     // `OriginalTarget`), and `htm` against the method set above.

@@ -21,7 +21,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tower_pop::Algorithm;
 use tower_pop::dpop::signer::ProofSigner;
-use tower_pop::test_util::{TestIssuer, free_port};
+use tower_pop::test_util::{Identity, TestIssuer, free_port, pki};
 
 use crate::server::{AUDIENCE, ISSUER, Server, now};
 use examples_common::http::{Reply, client, send, send_raw, send_with_body};
@@ -150,10 +150,27 @@ const server = require("http").createServer((q, r) => {
 server.listen(0, "127.0.0.1", () => console.log(server.address().port));
 "#;
 
+/// The same over HTTP/2 without TLS (prior knowledge, h2c): Node's `http2` module.
+const NODE_H2C_UPSTREAM: &str = r#"
+let n = 0;
+const server = require("http2").createServer((q, r) => {
+  if (q.url === "/__count") { r.end(String(n)); return; }
+  n++;
+  let len = 0;
+  q.on("data", (c) => { len += c.length; });
+  q.on("end", () => {
+    r.setHeader("content-type", "application/json");
+    r.setHeader("x-upstream", "node-h2c");
+    r.end(JSON.stringify({ method: q.method, url: q.url, version: q.httpVersion, headers: q.headers, len }));
+  });
+});
+server.listen(0, "127.0.0.1", () => console.log(server.address().port));
+"#;
+
 impl NodeUpstream {
-    async fn start() -> Self {
+    async fn start(script: &str) -> Self {
         let mut child = tokio::process::Command::new("node")
-            .args(["-e", NODE_UPSTREAM])
+            .args(["-e", script])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -181,6 +198,19 @@ impl NodeUpstream {
             .body
             .parse()
             .unwrap()
+    }
+
+    /// [`count`](Self::count) of an h2c server.
+    async fn count_h2c(&self) -> usize {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .http2_prior_knowledge()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let url = format!("http://{}/__count", self.addr);
+        let body = client.get(url).send().await.unwrap().text().await.unwrap();
+        body.parse().unwrap()
     }
 }
 
@@ -356,6 +386,24 @@ async fn refused_requests_never_reach_the_upstream() {
     )
     .await;
     assert_challenge(&r, 403, Some("insufficient_scope"));
+    // A valid token whose `sub` cannot be a field value: refused, never mangled or dropped.
+    for sub in [
+        json!("al\u{e9}ce"),
+        json!("alice\r\nX-Pop-Scope: admin"),
+        json!(42),
+    ] {
+        let odd = gw
+            .issuer
+            .token(now(), json!({"cnf": {"jkt": key.thumbprint()}, "sub": sub}));
+        let r = send(
+            gw.addr,
+            "GET",
+            "/x",
+            &refs(&dpop_fields(&gw, &key, &odd, "GET", "/x")),
+        )
+        .await;
+        assert_challenge(&r, 401, Some("invalid_token"));
+    }
     assert_eq!(up.count(), 0);
 
     // Accepted once, then the same proof again: a replay.
@@ -368,7 +416,7 @@ async fn refused_requests_never_reach_the_upstream() {
 
 #[tokio::test]
 async fn a_node_upstream_gets_the_identity_and_authorization_only_by_flag() {
-    let node = NodeUpstream::start().await;
+    let node = NodeUpstream::start(NODE_UPSTREAM).await;
     let url = format!("http://{}", node.addr);
     let gw = gateway(&url, &["--forward-authorization"]).await;
     let (key, token) = bound(&gw);
@@ -593,6 +641,100 @@ async fn nonces_are_asked_for_and_refreshed_through_the_gateway() {
     assert_eq!(up.count(), 1);
 }
 
+#[tokio::test]
+async fn certificate_bound_tokens_over_tls_and_http2_both_sides() {
+    let pki = pki();
+    let dir = std::env::temp_dir().join(format!("tower-pop-gateway-pki-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, pem: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let cert = write("server.pem", &pki.server.cert_pem);
+    let key = write("server.key", &pki.server.key_pem);
+    let ca = write("ca.pem", &pki.ca_pem);
+    let node = NodeUpstream::start(NODE_H2C_UPSTREAM).await;
+    let gw = gateway(
+        &format!("http://{}", node.addr),
+        &[
+            "--upstream-http2",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--client-ca",
+            &ca,
+        ],
+    )
+    .await;
+    assert_eq!(gw.scheme, "https");
+    let token = gw
+        .issuer
+        .token(now(), json!({"cnf": {"x5t#S256": pki.client_a.x5t()}}));
+    let bearer = format!("Bearer {token}");
+    let client_a = https_client(Some(&pki.client_a));
+    let response = client_a
+        .get(gw.url("/cert"))
+        .header("Authorization", &bearer)
+        .header("X-Pop-X5t-S256", "forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.version(),
+        http::Version::HTTP_2,
+        "h2 from the client (ALPN)"
+    );
+    let r = Reply::read(response).await.unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("x-upstream"), Some("node-h2c"));
+    let seen = r.json();
+    assert_eq!(seen["version"], "2.0", "h2c to the upstream");
+    let h = &seen["headers"];
+    assert_eq!(h["x-pop-binding"], "mtls", "{h}");
+    assert_eq!(h["x-pop-x5t-s256"], pki.client_a.x5t());
+    assert_eq!(h["x-pop-sub"], "alice");
+    assert!(
+        h.get("authorization").is_none() && h.get("x-pop-jkt").is_none(),
+        "{h}"
+    );
+    assert_eq!(
+        h["forwarded"],
+        format!("for=127.0.0.1;host=\"{}\";proto=https", gw.addr)
+    );
+    // Another client's certificate, or none: the token is not theirs.
+    for client in [https_client(Some(&pki.client_b)), https_client(None)] {
+        let r = Reply::read(
+            client
+                .get(gw.url("/cert"))
+                .header("Authorization", &bearer)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    assert_eq!(node.count_h2c().await, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An HTTPS client trusting the test CA, presenting `identity`.
+fn https_client(identity: Option<&Identity>) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(pki().ca_pem.as_bytes()).unwrap();
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .tls_certs_only([ca]);
+    if let Some(identity) = identity {
+        let pem = format!("{}{}", identity.cert_pem, identity.key_pem);
+        builder = builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+    }
+    builder.build().unwrap()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Forward-auth mode behind a real nginx
 
@@ -672,6 +814,8 @@ async fn forward_auth_through_a_real_nginx() {
             "--require-nonce",
             "--scope",
             "read",
+            "--public-path",
+            "/public",
         ],
         issuer,
     )
@@ -820,5 +964,19 @@ async fn forward_auth_through_a_real_nginx() {
     .unwrap();
     assert_eq!(r.status, 403, "{r:?}");
     assert!(r.header("x-pop-sub").is_none());
+    // From the trusted proxy every request is a sub-request: Envoy-style (no forwarding fields)
+    // for `/health` needs a token like any path; it is not the gateway's own `/health`.
+    let r = traefik
+        .get(format!("http://{}/health", gw.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     assert_eq!(up.count(), 1);
+
+    // A --public-path passes nginx without a token, and without identity fields.
+    let r = send(front, "GET", "/public/page", &[("X-Pop-Sub", "admin")]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.json()["headers"].get("x-pop-sub").is_none(), "{r:?}");
+    assert_eq!(up.count(), 2);
 }
