@@ -325,7 +325,10 @@ async fn proxy(gateway: &Gateway, request: Request, verified: Option<&Verified>)
                     headers.insert(name, value);
                 }
             }
-            Err(()) => return verified.claims_rejection().to_response::<Body>(),
+            Err(e) => {
+                tracing::debug!(target: LOG, error = %e, "token refused");
+                return verified.claims_rejection().to_response::<Body>();
+            }
         }
     }
     let (body, exceeded) = LimitedBody::new(body, gateway.max_body);
@@ -338,6 +341,8 @@ async fn proxy(gateway: &Gateway, request: Request, verified: Option<&Verified>)
         Ok(Ok(response)) => {
             let (mut parts, body) = response.into_parts();
             remove_hop_by_hop(&mut parts.headers);
+            // The client's connection has its own version; the server writes it.
+            parts.version = http::Version::default();
             Response::from_parts(parts, Body::new(body))
         }
         Ok(Err(_)) if exceeded.load(Ordering::SeqCst) => {
@@ -397,7 +402,10 @@ async fn forward_auth(gateway: Arc<Gateway>, request: Request) -> Response {
                     response.headers_mut().extend(fields);
                     response
                 }
-                Err(()) => verified.claims_rejection().to_response::<Body>(),
+                Err(e) => {
+                    tracing::debug!(target: LOG, error = %e, "token refused");
+                    verified.claims_rejection().to_response::<Body>()
+                }
             },
             None => fixed(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
         };

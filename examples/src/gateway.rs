@@ -312,14 +312,22 @@ pub fn forwarded_value(value: &str) -> String {
 /// or mangled identity.
 ///
 /// # Errors
-/// When a claim cannot be written as a field value.
-pub fn identity_headers(verified: &Verified) -> Result<Vec<(HeaderName, HeaderValue)>, ()> {
-    let claim = |name: &str| -> Result<Option<HeaderValue>, ()> {
+/// [`UnsafeClaim`] naming the claim that cannot be written as a field value.
+pub fn identity_headers(
+    verified: &Verified,
+) -> Result<Vec<(HeaderName, HeaderValue)>, UnsafeClaim> {
+    let claim = |name: &'static str| -> Result<Option<HeaderValue>, UnsafeClaim> {
         match verified.claims().get(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => safe_value(s).map(Some),
-            Some(_) => Err(()),
+            Some(Value::String(s)) => safe_value(s).map(Some).map_err(|()| UnsafeClaim(name)),
+            Some(_) => Err(UnsafeClaim(name)),
         }
+    };
+    let thumbprint = |name: &'static str, value: Option<&str>| {
+        value
+            .map(safe_value)
+            .transpose()
+            .map_err(|()| UnsafeClaim(name))
     };
     let mut fields = Vec::with_capacity(6);
     let mut add = |name: &'static str, value: Option<HeaderValue>| {
@@ -332,18 +340,28 @@ pub fn identity_headers(verified: &Verified) -> Result<Vec<(HeaderName, HeaderVa
         X_POP_BINDING,
         Some(HeaderValue::from_static(verified.binding().as_str())),
     );
-    add(X_POP_JKT, verified.jkt().map(safe_value).transpose()?);
+    add(X_POP_JKT, thumbprint("cnf.jkt", verified.jkt())?);
     add(
         X_POP_X5T_S256,
-        verified
-            .certificate_thumbprint()
-            .map(safe_value)
-            .transpose()?,
+        thumbprint("cnf.x5t#S256", verified.certificate_thumbprint())?,
     );
     add(X_POP_CLIENT_ID, claim("client_id")?);
     add(X_POP_SCOPE, claim("scope")?);
     Ok(fields)
 }
+
+/// A verified token's claim that cannot become an identity field (its name; never its value,
+/// which may be personal data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnsafeClaim(pub &'static str);
+
+impl std::fmt::Display for UnsafeClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "claim {} is not a plain visible-ASCII string", self.0)
+    }
+}
+
+impl std::error::Error for UnsafeClaim {}
 
 /// A field value of visible ASCII and inner spaces only (RFC 9110 §5.5, without obs-text), at
 /// most 4 KiB.
