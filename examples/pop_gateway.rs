@@ -364,6 +364,7 @@ async fn proxy(gateway: &Gateway, request: Request, verified: Option<&Verified>)
 async fn forward_auth(gateway: Arc<Gateway>, request: Request) -> Response {
     let trusted = peer(&request).is_some_and(|p| gateway.proxies.contains(p.ip()));
     if !trusted {
+        tracing::debug!(target: LOG, peer = ?peer(&request), "sub-request from an untrusted peer refused");
         return fixed(
             StatusCode::FORBIDDEN,
             "forward-auth sub-requests are answered for trusted proxies only\n",
