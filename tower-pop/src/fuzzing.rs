@@ -79,7 +79,23 @@ pub fn proof(
 /// and the algorithms it fits, or `None` when it is not an acceptable public key. Also builds
 /// the `jsonwebtoken` key, as the JWK Set loader does.
 #[must_use]
+///
+/// # Panics
+/// When the proof's map-free reading of the same object (`jose::parse_json_members`) disagrees:
+/// a different key, or one accepted where the other refuses.
 pub fn jwk(bytes: &[u8]) -> Option<(String, Vec<Algorithm>)> {
+    // The same document through both readers: the proof's map-free one and the full parser.
+    let wrapped = [b"{\"jwk\":".as_slice(), bytes, b"}"].concat();
+    let from_members = match jose::parse_json_members(&wrapped, &["jwk"]) {
+        Some([Some(jose::Member::Object(members))]) => {
+            PublicJwk::from_json(members.as_slice()).map(|k| k.thumbprint())
+        }
+        _ => None,
+    };
+    let from_map = jose::parse_json_object(&wrapped)
+        .and_then(|doc| PublicJwk::from_json(doc.get("jwk")?.as_object()?))
+        .map(|k| k.thumbprint());
+    assert_eq!(from_members, from_map, "both readers read the same key");
     let key = PublicJwk::from_json(&jose::parse_json_object(bytes)?)?;
     let _ = key.decoding_key();
     let fits = Algorithm::ALL

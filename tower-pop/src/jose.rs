@@ -139,6 +139,8 @@ pub(crate) const MAX_JSON_WIDTH: usize = 128;
 /// has no escapes), or any other value, checked as [`parse_json_object`] checks it.
 pub(crate) enum Member<'de> {
     Str(Cow<'de, str>),
+    /// An object, its members in order (names unique), read the same way.
+    Object(Vec<(Cow<'de, str>, Self)>),
     Other(Value),
 }
 
@@ -147,7 +149,7 @@ impl Member<'_> {
     pub(crate) fn as_str(&self) -> Option<&str> {
         match self {
             Self::Str(s) => Some(s),
-            Self::Other(_) => None,
+            Self::Object(_) | Self::Other(_) => None,
         }
     }
 }
@@ -190,7 +192,7 @@ impl<'de, const N: usize> Visitor<'de> for MembersVisitor<'_, N> {
                 return Err(de::Error::custom("duplicate member name"));
             }
             match self.names.iter().position(|n| *n == key) {
-                Some(i) => out[i] = Some(access.next_value_seed(MemberSeed)?),
+                Some(i) => out[i] = Some(access.next_value_seed(MemberSeed { depth: 1 })?),
                 None => {
                     access.next_value_seed(StrictSeed { depth: 1 })?;
                 }
@@ -226,9 +228,12 @@ impl<'de> de::Deserialize<'de> for JsonStr<'de> {
     }
 }
 
-/// A member value of the top-level object: strings kept as [`Member::Str`], the rest checked by
-/// [`StrictSeed`] one level down.
-struct MemberSeed;
+/// A member value at `depth`: strings kept as [`Member::Str`], objects as [`Member::Object`]
+/// (the rules of [`StrictSeed`]: depth and width bounds, unique names), the rest checked by
+/// [`StrictSeed`].
+struct MemberSeed {
+    depth: usize,
+}
 
 impl<'de> DeserializeSeed<'de> for MemberSeed {
     type Value = Member<'de>;
@@ -273,7 +278,9 @@ impl<'de> Visitor<'de> for MemberSeed {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        StrictSeed { depth: 1 }.visit_f64(v).map(Member::Other)
+        StrictSeed { depth: self.depth }
+            .visit_f64(v)
+            .map(Member::Other)
     }
 
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
@@ -281,11 +288,29 @@ impl<'de> Visitor<'de> for MemberSeed {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        StrictSeed { depth: 1 }.visit_seq(seq).map(Member::Other)
+        StrictSeed { depth: self.depth }
+            .visit_seq(seq)
+            .map(Member::Other)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Self::Value, A::Error> {
-        StrictSeed { depth: 1 }.visit_map(access).map(Member::Other)
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+        if self.depth >= MAX_JSON_DEPTH {
+            return Err(de::Error::custom("too deep"));
+        }
+        let mut members: Vec<(Cow<'de, str>, Member<'de>)> = Vec::new();
+        while let Some(JsonStr(key)) = access.next_key::<JsonStr<'de>>()? {
+            if members.len() >= MAX_JSON_WIDTH {
+                return Err(de::Error::custom("too wide"));
+            }
+            if members.iter().any(|(k, _)| *k == key) {
+                return Err(de::Error::custom("duplicate member name"));
+            }
+            let value = access.next_value_seed(Self {
+                depth: self.depth + 1,
+            })?;
+            members.push((key, value));
+        }
+        Ok(Member::Object(members))
     }
 }
 
@@ -487,7 +512,11 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(alg.as_ref().and_then(Member::as_str), Some("ES256"));
-        assert!(matches!(jwk, Some(Member::Other(Value::Object(_)))));
+        let Some(Member::Object(jwk)) = jwk else {
+            panic!("an object")
+        };
+        assert_eq!(jwk.len(), 1);
+        assert_eq!(jwk[0].1.as_str(), Some("OKP"));
         assert!(missing.is_none());
     }
 

@@ -6,10 +6,12 @@
 //! cannot produce two thumbprints (RFC 7638 §7). Private members are refused outright (RFC 9449 §4.2).
 
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaParameters, RsaPublicKeyComponents};
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use crate::digest::sha256_b64url;
-use crate::jose::{Algorithm, b64url_decode};
+use crate::jose::{Algorithm, Member, b64url_decode};
 
 /// Members that only a private (or symmetric) key has.
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
@@ -84,26 +86,51 @@ impl std::fmt::Debug for PublicJwk {
     }
 }
 
-fn member<'a>(jwk: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    jwk.get(name)?.as_str()
+/// A JSON object a key is read from: a parsed map (JWK Sets) or the members of a proof's `jwk`
+/// as read without a map ([`crate::jose::parse_json_members`]); one reading rule for both.
+pub(crate) trait JwkMembers {
+    /// Whether the member is present, whatever its value.
+    fn has(&self, name: &str) -> bool;
+    /// The member's value when it is a string.
+    fn string(&self, name: &str) -> Option<&str>;
+}
+
+impl JwkMembers for Map<String, Value> {
+    fn has(&self, name: &str) -> bool {
+        self.contains_key(name)
+    }
+
+    fn string(&self, name: &str) -> Option<&str> {
+        self.get(name)?.as_str()
+    }
+}
+
+impl JwkMembers for [(Cow<'_, str>, Member<'_>)] {
+    fn has(&self, name: &str) -> bool {
+        self.iter().any(|(k, _)| k == name)
+    }
+
+    fn string(&self, name: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| k == name)?.1.as_str()
+    }
 }
 
 impl PublicJwk {
     /// Parse a JWK object as a public key; `None` if it is private, symmetric, unknown, or
     /// not canonically encoded.
-    pub(crate) fn from_json(jwk: &Map<String, Value>) -> Option<Self> {
-        if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
+    pub(crate) fn from_json<M: JwkMembers + ?Sized>(jwk: &M) -> Option<Self> {
+        if PRIVATE_MEMBERS.iter().any(|m| jwk.has(m)) {
             return None;
         }
-        match member(jwk, "kty")? {
+        match jwk.string("kty")? {
             "EC" => {
-                let curve = match member(jwk, "crv")? {
+                let curve = match jwk.string("crv")? {
                     "P-256" => Curve::P256,
                     "P-384" => Curve::P384,
                     "P-521" => Curve::P521,
                     _ => return None,
                 };
-                let (x, y) = (member(jwk, "x")?, member(jwk, "y")?);
+                let (x, y) = (jwk.string("x")?, jwk.string("y")?);
                 let (xb, yb) = (b64url_decode(x)?, b64url_decode(y)?);
                 if xb.len() != curve.coordinate_len() || yb.len() != curve.coordinate_len() {
                     return None;
@@ -123,7 +150,7 @@ impl PublicJwk {
                 })
             }
             "RSA" => {
-                let (n, e) = (member(jwk, "n")?, member(jwk, "e")?);
+                let (n, e) = (jwk.string("n")?, jwk.string("e")?);
                 let (n_bytes, e_bytes) = (b64url_decode(n)?, b64url_decode(e)?);
                 let first = *n_bytes.first()?;
                 if first == 0 || *e_bytes.first()? == 0 || e_bytes.len() > 8 {
@@ -141,10 +168,10 @@ impl PublicJwk {
                 })
             }
             "OKP" => {
-                if member(jwk, "crv")? != "Ed25519" {
+                if jwk.string("crv")? != "Ed25519" {
                     return None;
                 }
-                let x = member(jwk, "x")?;
+                let x = jwk.string("x")?;
                 let bytes = b64url_decode(x)?;
                 if bytes.len() != 32 {
                     return None;

@@ -5,7 +5,6 @@
 //! the request-bound checks (8-12: `htm`, `htu`, `iat`, `ath`, signature, key binding) run in
 //! [`crate::verifier`], which knows the request and the token.
 
-use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use crate::error::PopErrorKind;
@@ -46,7 +45,7 @@ fn optional_string_claim(member: Option<Member<'_>>) -> Result<Option<String>, P
     match member {
         None => Ok(None),
         Some(Member::Str(s)) => Ok(Some(s.into_owned())),
-        Some(Member::Other(_)) => Err(PopErrorKind::MalformedProof),
+        Some(Member::Object(_) | Member::Other(_)) => Err(PopErrorKind::MalformedProof),
     }
 }
 
@@ -78,10 +77,10 @@ fn check_alg(alg: Option<&Member<'_>>, allowed: &[Algorithm]) -> Result<Algorith
 /// §4.2), and cheap to verify (RSA: 2048-4096 bits, exponent below 2^32).
 /// The key comes only from `jwk`; `kid`, `jku`, `x5u`, `x5c` are never used (RFC 9449 §4.2).
 fn check_jwk(jwk: Option<&Member<'_>>, alg: Algorithm) -> Result<PublicJwk, PopErrorKind> {
-    let Some(Member::Other(Value::Object(jwk))) = jwk else {
+    let Some(Member::Object(jwk)) = jwk else {
         return Err(PopErrorKind::MalformedProof);
     };
-    let key = PublicJwk::from_json(jwk).ok_or(PopErrorKind::InvalidProofKey)?;
+    let key = PublicJwk::from_json(jwk.as_slice()).ok_or(PopErrorKind::InvalidProofKey)?;
     if key.fits(alg) && key.fits_proof_bounds() {
         Ok(key)
     } else {
