@@ -65,6 +65,8 @@ pub use tower_pop::{
     PopConfigBuilder, PopError, PopErrorKind, Refusal, RoutePolicy, Verifier,
 };
 
+#[cfg(feature = "cors")]
+pub mod cors;
 #[cfg(feature = "rustls")]
 pub mod tls;
 
