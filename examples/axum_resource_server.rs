@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use axum::routing::{any, get};
 use axum::{Json, Router};
+use axum_pop::cors::dpop_cors;
 use axum_pop::tls::serve_tls_with_graceful_shutdown;
 use axum_pop::{PopAuth, RequirePopLayer, Verifier, metadata_router};
 use examples_common::{Args, init_logging, whoami};
@@ -32,6 +33,7 @@ async fn main() {
     let tls = args.tls().unwrap_or_else(|e| fail(&e));
     let config = args.config(bound).await.unwrap_or_else(|e| fail(&e));
     let verifier = Arc::new(Verifier::new(config));
+    let cors = args.cors_origins().unwrap_or_else(|e| fail(&e));
 
     let app = Router::new()
         .route(
@@ -41,6 +43,11 @@ async fn main() {
         .route_layer(RequirePopLayer::new(Arc::clone(&verifier)).policy(args.whoami_policy()))
         .route("/health", get(|| async { "ok" }))
         .merge(metadata_router(&verifier));
+    // Outside the verifier (added last): preflights never reach it, refusals get CORS headers.
+    let app = match cors {
+        Some(origins) => app.layer(dpop_cors(origins).unwrap_or_else(|e| fail(&e.to_string()))),
+        None => app,
+    };
 
     println!("listening on {}://{bound}", args.scheme());
     let shutdown = async {

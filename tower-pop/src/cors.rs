@@ -97,9 +97,7 @@ fn check_origin(origin: &str) -> Result<(), &'static str> {
     if origin == "*" || origin == "null" {
         return Err("only exact origins can be allowed");
     }
-    let (scheme, rest) = origin
-        .split_once("://")
-        .ok_or("not scheme://host[:port]")?;
+    let (scheme, rest) = origin.split_once("://").ok_or("not scheme://host[:port]")?;
     let default_port = match scheme {
         "https" => "443",
         "http" => "80",
@@ -139,7 +137,11 @@ fn split_port(rest: &str) -> Result<(&str, Option<&str>), &'static str> {
 
 fn check_port(port: &str, default_port: &str) -> Result<(), &'static str> {
     let digits = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
-    let value = if digits { port.parse::<u16>().ok() } else { None };
+    let value = if digits {
+        port.parse::<u16>().ok()
+    } else {
+        None
+    };
     match value {
         Some(0) | None => Err("the port must be a number from 1 to 65535"),
         Some(_) if port.starts_with('0') => Err("the port must not have leading zeros"),
@@ -253,7 +255,11 @@ mod tests {
             allowed_origins(none),
             Err(ConfigError::Missing { .. })
         ));
-        let two = allowed_origins(["https://a.example", "https://b.example", "https://a.example"]);
+        let two = allowed_origins([
+            "https://a.example",
+            "https://b.example",
+            "https://a.example",
+        ]);
         assert_eq!(two.unwrap(), ["https://a.example", "https://b.example"]);
     }
 

@@ -365,7 +365,10 @@ impl fmt::Display for ConfigError {
                 write!(f, "scope {scope:?} is not an RFC 6749 scope-token")
             }
             Self::InvalidCorsOrigin { origin, reason } => {
-                write!(f, "CORS origin {origin:?} is not a browser origin: {reason}")
+                write!(
+                    f,
+                    "CORS origin {origin:?} is not a browser origin: {reason}"
+                )
             }
         }
     }
