@@ -33,13 +33,13 @@ async fn health() -> HttpResponse {
 async fn main() {
     init_logging();
     let args = Args::from_env();
+    let cors = args.cors_origins().unwrap_or_else(|e| fail(&e));
     let listener = std::net::TcpListener::bind(args.listen)
         .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", args.listen)));
     let bound = listener.local_addr().unwrap_or(args.listen);
     let tls = args.tls().unwrap_or_else(|e| fail(&e));
     let config = args.config(bound).await.unwrap_or_else(|e| fail(&e));
     let verifier = Arc::new(Verifier::new(config));
-    let cors = args.cors_origins().unwrap_or_else(|e| fail(&e));
 
     let policy = args.whoami_policy();
     let server = HttpServer::new(move || {

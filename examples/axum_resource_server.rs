@@ -25,6 +25,7 @@ use examples_common::{Args, init_logging, whoami};
 async fn main() {
     init_logging();
     let args = Args::from_env();
+    let cors = args.cors_origins().unwrap_or_else(|e| fail(&e));
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => fail(&format!("cannot listen on {}: {e}", args.listen)),
@@ -33,7 +34,6 @@ async fn main() {
     let tls = args.tls().unwrap_or_else(|e| fail(&e));
     let config = args.config(bound).await.unwrap_or_else(|e| fail(&e));
     let verifier = Arc::new(Verifier::new(config));
-    let cors = args.cors_origins().unwrap_or_else(|e| fail(&e));
 
     let app = Router::new()
         .route(

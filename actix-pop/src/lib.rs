@@ -17,6 +17,10 @@
 //! blanket `Option` extractor turns every failure, a missing middleware included, into `None`,
 //! which would serve anonymous users on a route that forgot `.wrap(...)`.
 //!
+//! Features: `rustls` (`tls`: bind over rustls with client-certificate capture); `cors`
+//! (`cors::dpop_cors`: actix-cors set up for browser apps using DPoP from another origin, to
+//! wrap outside the middleware).
+//!
 //! ```
 //! use actix_web::{App, HttpResponse, test, web};
 //! use actix_pop::{PopAuth, PopConfig, RequirePop, Verifier};

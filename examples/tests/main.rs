@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod client;
+mod cors;
 mod issuer;
 mod mtls;
 mod nginx;
