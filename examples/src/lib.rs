@@ -162,7 +162,12 @@ pub struct Args {
     /// Allow browser apps on this origin (repeatable; exactly as browsers send `Origin`, e.g.
     /// `https://app.example.com`): preflights for `Authorization` and `DPoP` pass, `DPoP-Nonce`
     /// and `WWW-Authenticate` are exposed, also on refusals.
-    #[arg(long, value_name = "ORIGIN")]
+    #[arg(
+        long,
+        env = "TOWER_POP_CORS_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ' '
+    )]
     pub cors_origin: Vec<String>,
 }
 
