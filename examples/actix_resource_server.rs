@@ -12,8 +12,10 @@
 
 use std::sync::Arc;
 
+use actix_pop::cors::{Cors, dpop_cors};
 use actix_pop::tls::listen_tls;
 use actix_pop::{PopAuth, RequirePop, Verifier, metadata_service};
+use actix_web::middleware::Condition;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use examples_common::{Args, init_logging, whoami};
 
@@ -31,6 +33,7 @@ async fn health() -> HttpResponse {
 async fn main() {
     init_logging();
     let args = Args::from_env();
+    let cors = args.cors_origins().unwrap_or_else(|e| fail(&e));
     let listener = std::net::TcpListener::bind(args.listen)
         .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", args.listen)));
     let bound = listener.local_addr().unwrap_or(args.listen);
@@ -40,9 +43,19 @@ async fn main() {
 
     let policy = args.whoami_policy();
     let server = HttpServer::new(move || {
+        // On the App, outside every resource's RequirePop: preflights never reach the verifier,
+        // refusals get CORS headers. (Cors is per worker: it is not Send.)
+        let cors = match &cors {
+            Some(origins) => Condition::new(
+                true,
+                dpop_cors(origins).unwrap_or_else(|e| fail(&e.to_string())),
+            ),
+            None => Condition::new(false, Cors::default()),
+        };
+        let app = App::new().wrap(cors);
         let app = match metadata_service(&verifier) {
-            Some(metadata) => App::new().service(metadata),
-            None => App::new(),
+            Some(metadata) => app.service(metadata),
+            None => app,
         };
         app.service(
             web::resource("/whoami")

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use axum::routing::{any, get};
 use axum::{Json, Router};
+use axum_pop::cors::dpop_cors;
 use axum_pop::tls::serve_tls_with_graceful_shutdown;
 use axum_pop::{PopAuth, RequirePopLayer, Verifier, metadata_router};
 use examples_common::{Args, init_logging, whoami};
@@ -24,6 +25,7 @@ use examples_common::{Args, init_logging, whoami};
 async fn main() {
     init_logging();
     let args = Args::from_env();
+    let cors = args.cors_origins().unwrap_or_else(|e| fail(&e));
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => fail(&format!("cannot listen on {}: {e}", args.listen)),
@@ -41,6 +43,11 @@ async fn main() {
         .route_layer(RequirePopLayer::new(Arc::clone(&verifier)).policy(args.whoami_policy()))
         .route("/health", get(|| async { "ok" }))
         .merge(metadata_router(&verifier));
+    // Outside the verifier (added last): preflights never reach it, refusals get CORS headers.
+    let app = match cors {
+        Some(origins) => app.layer(dpop_cors(origins).unwrap_or_else(|e| fail(&e.to_string()))),
+        None => app,
+    };
 
     println!("listening on {}://{bound}", args.scheme());
     let shutdown = async {

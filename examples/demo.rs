@@ -21,93 +21,22 @@
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use axum::Form;
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Json};
-use axum::routing::{any, post};
+use axum::response::Json;
+use axum::routing::any;
 use axum_pop::{PopAuth, RequirePopLayer};
+use examples_common::authorization_server::{
+    AUDIENCE, AuthorizationServer, CLIENT_ID, CLIENT_SECRET,
+};
 use examples_common::http::{Reply, send};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
 use serde_json::json;
-use subtle::ConstantTimeEq;
 use tower_pop::client::{DpopMiddleware, TokenRequest};
 use tower_pop::dpop::signer::ProofSigner;
-use tower_pop::dpop::verify_token_request_proof;
 use tower_pop::nonce::Nonces;
 use tower_pop::{Algorithm, PopConfig, Verifier};
-
-const CLIENT_ID: &str = "demo-client";
-const CLIENT_SECRET: &str = "demo-secret";
-const AUDIENCE: &str = "https://api.demo.test";
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-struct AuthorizationServer {
-    issuer: String,
-    token_url: String,
-    key: ProofSigner,
-}
-
-/// The token request form (RFC 6749 §4.4.2, client credentials in the body, §2.3.1).
-#[derive(serde::Deserialize)]
-struct TokenForm {
-    grant_type: String,
-    client_id: String,
-    client_secret: String,
-}
-
-fn oauth_error(status: StatusCode, error: &str) -> axum::response::Response {
-    (status, Json(json!({ "error": error }))).into_response()
-}
-
-/// The token endpoint: client credentials, with a DPoP proof (RFC 9449 §5).
-async fn token(
-    State(auth): State<Arc<AuthorizationServer>>,
-    headers: HeaderMap,
-    Form(form): Form<TokenForm>,
-) -> axum::response::Response {
-    let id_ok = form.client_id == CLIENT_ID;
-    let secret_ok = bool::from(
-        form.client_secret
-            .as_bytes()
-            .ct_eq(CLIENT_SECRET.as_bytes()),
-    );
-    if form.grant_type != "client_credentials" {
-        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
-    }
-    if !(id_ok && secret_ok) {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
-    }
-    let proofs: Vec<_> = headers.get_all("dpop").iter().collect();
-    let [proof] = proofs.as_slice() else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_dpop_proof");
-    };
-    let algorithms = [Algorithm::ES256, Algorithm::EdDSA, Algorithm::Ed25519];
-    let checked = proof
-        .to_str()
-        .map(|p| verify_token_request_proof(p, "POST", &auth.token_url, now(), &algorithms));
-    let Ok(Ok(jkt)) = checked else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_dpop_proof");
-    };
-    let access_token = auth.key.sign_compact(
-        &json!({"typ": "at+jwt", "alg": "ES256", "kid": "demo-as-1"}),
-        &json!({
-            "iss": auth.issuer, "aud": AUDIENCE, "sub": CLIENT_ID, "client_id": CLIENT_ID,
-            "iat": now(), "exp": now() + 300, "jti": auth.key.random_jti(), "scope": "read",
-            "cnf": { "jkt": jkt },
-        }),
-    );
-    Json(json!({"access_token": access_token, "token_type": "DPoP", "expires_in": 300}))
-        .into_response()
-}
 
 fn short(value: &str) -> String {
     let head: String = value.chars().take(24).collect();
@@ -211,23 +140,17 @@ async fn run() -> Result<u32, String> {
     let signer_error = |e: tower_pop::dpop::signer::SignerError| e.to_string();
 
     // The authorization server.
-    let as_key = ProofSigner::generate(Algorithm::ES256).map_err(signer_error)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("cannot listen on loopback: {e}"))?;
     let as_addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let mut jwk: serde_json::Value =
-        serde_json::from_str(&as_key.public_jwk()).map_err(|e| e.to_string())?;
-    jwk["kid"] = json!("demo-as-1");
-    let jwks = json!({ "keys": [jwk] }).to_string();
-    let auth = Arc::new(AuthorizationServer {
-        issuer: format!("http://{as_addr}"),
-        token_url: format!("http://{as_addr}/token"),
-        key: as_key,
-    });
-    let issuer = auth.issuer.clone();
-    let token_url = auth.token_url.clone();
-    let as_router = Router::new().route("/token", post(token)).with_state(auth);
+    let auth = AuthorizationServer::new(&format!("http://{as_addr}")).map_err(signer_error)?;
+    let (issuer, token_url, jwks) = (
+        auth.issuer().to_owned(),
+        auth.token_url().to_owned(),
+        auth.jwks_json(),
+    );
+    let as_router: Router = auth.router();
     tokio::spawn(async move {
         let _ = axum::serve(listener, as_router).await;
     });

@@ -15,6 +15,8 @@ use tower::ServiceExt;
 use tower_pop::{PeerAddr, PeerCertificate, RequirePopLayer, Verifier};
 use tower_pop_conformance::{Answer, Case, Fixture, check};
 
+mod cors;
+
 fn http_request<B>(req: &tower_pop_conformance::Req, body: B) -> Request<B> {
     let mut builder = Request::builder().method(req.method).uri(&req.path);
     for (name, value) in &req.headers {

@@ -17,6 +17,10 @@
 //! blanket `Option` extractor turns every failure, a missing middleware included, into `None`,
 //! which would serve anonymous users on a route that forgot `.wrap(...)`.
 //!
+//! Features: `rustls` (`tls`: bind over rustls with client-certificate capture); `cors`
+//! (`cors::dpop_cors`: actix-cors set up for browser apps using DPoP from another origin, to
+//! wrap outside the middleware).
+//!
 //! ```
 //! use actix_web::{App, HttpResponse, test, web};
 //! use actix_pop::{PopAuth, PopConfig, RequirePop, Verifier};
@@ -65,6 +69,8 @@ pub use tower_pop::{
     PopConfigBuilder, PopError, PopErrorKind, Refusal, RoutePolicy, Verifier,
 };
 
+#[cfg(feature = "cors")]
+pub mod cors;
 #[cfg(feature = "rustls")]
 pub mod tls;
 

@@ -20,6 +20,10 @@
 //!
 //! `MaybePopAuth` is the portable spelling: on actix-web `Option<PopAuth>` cannot fail closed.
 //!
+//! Features: `rustls` ([`tls`]: serve over rustls with client-certificate capture); `cors`
+//! ([`cors::dpop_cors`]: tower-http's `CorsLayer` set up for browser apps using DPoP from
+//! another origin, to add outside the layer).
+//!
 //! ```
 //! use axum::{Router, routing::get, body::Body};
 //! use axum_pop::{PopAuth, PopConfig, RequirePopLayer, Verifier};
@@ -68,6 +72,8 @@ pub use tower_pop::{
     PopConfigBuilder, PopError, PopErrorKind, Refusal, RoutePolicy, Verifier,
 };
 
+#[cfg(feature = "cors")]
+pub mod cors;
 #[cfg(feature = "rustls")]
 pub mod tls;
 

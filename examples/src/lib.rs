@@ -1,6 +1,7 @@
 //! Shared pieces of the example servers: the command line both servers accept and the JSON
 //! `/whoami` answers. Kept here so the axum and actix servers cannot drift apart.
 
+pub mod authorization_server;
 pub mod gateway;
 pub mod http;
 
@@ -159,6 +160,16 @@ pub struct Args {
     #[arg(long, env = "TOWER_POP_CLIENT_CERT_HEADER", value_name = "FORMAT",
         value_parser = ["rfc9440", "xfcc", "nginx"], requires = "trusted_proxy")]
     pub client_cert_header: Option<String>,
+    /// Allow browser apps on this origin (repeatable; exactly as browsers send `Origin`, e.g.
+    /// `https://app.example.com`): preflights for `Authorization` and `DPoP` pass, `DPoP-Nonce`
+    /// and `WWW-Authenticate` are exposed, also on refusals.
+    #[arg(
+        long,
+        env = "TOWER_POP_CORS_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ' '
+    )]
+    pub cors_origin: Vec<String>,
 }
 
 impl Args {
@@ -293,6 +304,19 @@ fn read_secret(path: &std::path::Path) -> Result<String, String> {
 }
 
 impl Args {
+    /// The `--cors-origin` origins, checked (`None` without the flag: no CORS headers at all).
+    ///
+    /// # Errors
+    /// A message naming the first origin that is not one.
+    pub fn cors_origins(&self) -> Result<Option<Vec<String>>, String> {
+        if self.cors_origin.is_empty() {
+            return Ok(None);
+        }
+        tower_pop::cors::allowed_origins(&self.cors_origin)
+            .map(Some)
+            .map_err(|e| format!("--cors-origin: {e}"))
+    }
+
     /// The route policy of `/whoami`: `--scope` if given.
     #[must_use]
     pub fn whoami_policy(&self) -> RoutePolicy {

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod client;
+mod cors;
 mod gateway;
 mod issuer;
 mod mtls;

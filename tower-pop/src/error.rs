@@ -312,6 +312,14 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A CORS allowed origin is not exactly what a browser sends in `Origin`
+    /// ([`crate::cors::allowed_origins`]).
+    InvalidCorsOrigin {
+        /// The origin as given.
+        origin: String,
+        /// Why.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -355,6 +363,12 @@ impl fmt::Display for ConfigError {
             ),
             Self::InvalidScope { scope } => {
                 write!(f, "scope {scope:?} is not an RFC 6749 scope-token")
+            }
+            Self::InvalidCorsOrigin { origin, reason } => {
+                write!(
+                    f,
+                    "CORS origin {origin:?} is not a browser origin: {reason}"
+                )
             }
         }
     }

@@ -83,7 +83,9 @@
 //!   sees its own instance's proofs.
 //! - Browser clients on another origin can only read the challenge if your CORS layer lists
 //!   `WWW-Authenticate` and `DPoP-Nonce` in `Access-Control-Expose-Headers` (RFC 9449 §7.1
-//!   and §8); this crate does not own CORS.
+//!   and §8) and wraps this layer, so preflights never reach it and refusals carry the CORS
+//!   headers. [`cors`] names the headers; `axum-pop` and `actix-pop` have presets on
+//!   tower-http's and actix-cors's layers (feature `cors`).
 //! - `discovery`, `introspection` and `redis` run on tokio and need a runtime with timers
 //!   (axum's and actix-web's have them).
 //! - Nothing here logs a token, proof or key; refusals are logged at `debug` by kind only, and
@@ -97,6 +99,7 @@ mod challenge;
 pub mod client;
 pub mod clock;
 mod config;
+pub mod cors;
 mod credentials;
 mod digest;
 pub mod dpop;
