@@ -5,6 +5,7 @@
 
 mod client;
 mod issuer;
+mod metrics;
 mod mtls;
 mod nginx;
 mod server;
