@@ -132,6 +132,8 @@
 //!
 //! Label values come from fixed sets, so the number of series is bounded.
 
+// docs.rs (nightly rustdoc, `--cfg docsrs`): a badge on every item a feature gates.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 mod binding;
@@ -194,3 +196,8 @@ pub use mtls::proxy::{
     ClientCertHeader, ForwardedCert, ForwardedCertConfig, ProxyConfigError, TrustedProxies,
     UntrustworthyReason,
 };
+
+/// The README's example, compiled and run as a doc-test so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
