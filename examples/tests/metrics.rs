@@ -3,16 +3,21 @@
 
 use std::net::SocketAddr;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 use tower_pop::Algorithm;
+use tower_pop::client::DpopMiddleware;
 use tower_pop::dpop::signer::ProofSigner;
 use tower_pop::test_util::TestIssuer;
 
 use crate::server::{AUDIENCE, ISSUER, example_binary, now};
 use examples_common::http::send;
+
+/// Tests run in parallel: one JWK Set file each.
+static FILES: AtomicUsize = AtomicUsize::new(0);
 
 /// A server started with `--metrics-listen 127.0.0.1:0`: its two announced addresses.
 struct MetricsServer {
@@ -33,17 +38,19 @@ async fn line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
 }
 
 impl MetricsServer {
-    async fn start(name: &str) -> Self {
+    async fn start(name: &str, extra: &[&str]) -> Self {
         let issuer = TestIssuer::new(ISSUER, AUDIENCE);
         let jwks = std::env::temp_dir().join(format!(
-            "tower-pop-metrics-jwks-{}-{name}.json",
-            std::process::id()
+            "tower-pop-metrics-jwks-{}-{}.json",
+            std::process::id(),
+            FILES.fetch_add(1, Ordering::SeqCst)
         ));
         std::fs::write(&jwks, issuer.jwks_json()).unwrap();
         let mut child = Command::new(example_binary(name))
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .args(["--issuer", ISSUER, "--audience", AUDIENCE, "--jwks-file"])
             .arg(&jwks)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -80,7 +87,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 #[tokio::test]
 async fn both_servers_count_accepted_and_refused_requests_for_prometheus() {
     for name in ["axum_resource_server", "actix_resource_server"] {
-        let s = MetricsServer::start(name).await;
+        let s = MetricsServer::start(name, &[]).await;
         let client = ProofSigner::generate(Algorithm::ES256).unwrap();
         let url = format!("http://{}/whoami", s.addr);
 
@@ -143,5 +150,51 @@ async fn both_servers_count_accepted_and_refused_requests_for_prometheus() {
         // The metrics are on their own address only: the API does not serve them.
         let api = send(s.addr, "GET", "/metrics", &[]).await;
         assert_eq!(api.status, 404, "{name}: {api:?}");
+    }
+}
+
+/// As a user would: the client middleware against a server with `--require-nonce` gets through
+/// after one `use_dpop_nonce` refusal, and the metrics show exactly that refusal and the success.
+#[tokio::test]
+async fn a_nonce_retry_shows_as_one_refusal_and_one_acceptance() {
+    for name in ["axum_resource_server", "actix_resource_server"] {
+        let s = MetricsServer::start(name, &["--require-nonce"]).await;
+        let signer = std::sync::Arc::new(ProofSigner::generate(Algorithm::ES256).unwrap());
+        let token = s.issuer.token(
+            now(),
+            serde_json::json!({"cnf": {"jkt": signer.thumbprint()}}),
+        );
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let client = reqwest_middleware::ClientBuilder::new(http)
+            .with(DpopMiddleware::new(signer))
+            .build();
+        let r = client
+            .get(format!("http://{}/whoami", s.addr))
+            .header("authorization", format!("DPoP {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{name}: {:?}", r.headers());
+
+        let text = send(s.metrics, "GET", "/metrics", &[]).await.body;
+        let nonce = sample(
+            &text,
+            r#"tower_pop_requests_refused_total{kind="nonce_required"}"#,
+        );
+        assert_eq!(nonce, Some(1.0), "{name}: {text}");
+        let accepted = sample(
+            &text,
+            r#"tower_pop_requests_accepted_total{binding="dpop"}"#,
+        );
+        assert_eq!(accepted, Some(1.0), "{name}: {text}");
+        assert_eq!(
+            sample(&text, "tower_pop_verify_seconds_count"),
+            Some(2.0),
+            "{name}: {text}"
+        );
     }
 }
