@@ -8,6 +8,11 @@
 //! cargo run --release --example e2e_bench -- --seconds 10 --connections 32
 //! ```
 //!
+//! The `upstream`, `gateway` and `gateway+nonce` rows put `pop_gateway` in front of a trivial
+//! axum upstream (answers `ok`, checks nothing) and measure the upstream alone with the same
+//! requests: `--only upstream,gateway,axum` compares the gateway with that upstream and with
+//! the axum example server in one run.
+//!
 //! Needs `wrk` and, for the Redis rows, `redis-server` on PATH (Debian: `apt-get install wrk
 //! redis-server`). Reports requests/s, p50/p99 latency, server CPU per request (from
 //! `/proc/PID/stat`) and the answers that were not 200 (there should be none). Loopback only;
@@ -50,6 +55,9 @@ struct Args {
     /// Run as the floor server on this address (used by the bench itself).
     #[arg(long, hide = true)]
     floor: Option<SocketAddr>,
+    /// Run as the trivial upstream behind `pop_gateway` on this address (used by the bench).
+    #[arg(long, hide = true)]
+    trivial: Option<SocketAddr>,
     /// Only these rows (comma-separated names), e.g. `floor,axum,actix`.
     #[arg(long)]
     only: Option<String>,
@@ -59,6 +67,10 @@ fn main() {
     let args = Args::parse();
     if let Some(addr) = args.floor {
         floor_server(addr);
+        return;
+    }
+    if let Some(addr) = args.trivial {
+        trivial_server(addr);
         return;
     }
     if let Err(e) = run(&args) {
@@ -92,6 +104,23 @@ fn floor_server(addr: SocketAddr) {
             listener.local_addr().expect("addr")
         );
         let app = Router::new().route("/whoami", any(check));
+        axum::serve(listener, app).await.expect("serve");
+    });
+}
+
+/// The upstream of the gateway rows: axum answering `ok` to anything, checking nothing.
+fn trivial_server(addr: SocketAddr) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        println!(
+            "listening on http://{}",
+            listener.local_addr().expect("addr")
+        );
+        let app = Router::new().fallback(|| async { "ok" });
         axum::serve(listener, app).await.expect("serve");
     });
 }
@@ -192,11 +221,42 @@ fn run(args: &Args) -> Result<(), String> {
         v.extend(extra.iter().map(|s| (*s).to_owned()));
         v
     };
+    // The gateway rows share one trivial upstream; `upstream` measures it alone.
+    let trivial_command = vec!["e2e_bench".into(), "--trivial".into(), "127.0.0.1:0".into()];
+    let trivial = if wanted("upstream") || wanted("gateway") || wanted("gateway+nonce") {
+        Some(Server::start(&dir, &trivial_command)?)
+    } else {
+        None
+    };
+    let upstream = trivial
+        .as_ref()
+        .map(|t| format!("http://{}", t.addr))
+        .unwrap_or_default();
     let rows: Vec<(&'static str, Vec<String>, bool)> = vec![
         (
             "floor",
             vec!["e2e_bench".into(), "--floor".into(), "127.0.0.1:0".into()],
             false,
+        ),
+        ("upstream", Vec::new(), false),
+        (
+            "gateway",
+            with("pop_gateway", &["--upstream", &upstream]),
+            false,
+        ),
+        (
+            "gateway+nonce",
+            with(
+                "pop_gateway",
+                &[
+                    "--upstream",
+                    &upstream,
+                    "--require-nonce",
+                    "--nonce-secret-file",
+                    &secret_path,
+                ],
+            ),
+            true,
         ),
         ("axum", base("axum_resource_server"), false),
         ("actix", base("actix_resource_server"), false),
@@ -235,11 +295,22 @@ fn run(args: &Args) -> Result<(), String> {
         }
         let pairs = work.join(format!("{name}.pairs"));
         mint(&issuer, &pairs, args, with_nonce.then_some(&nonces))?;
-        let mut server = Server::start(&dir, &command)?;
-        let row = load(name, &server, &pairs, &work, args)?;
-        server.stop();
+        let row = match (command.is_empty(), &trivial) {
+            // The trivial upstream alone, with the same requests (it reads none of the fields).
+            (true, Some(trivial)) => load(name, trivial, &pairs, &work, args)?,
+            (true, None) => continue,
+            (false, _) => {
+                let mut server = Server::start(&dir, &command)?;
+                let row = load(name, &server, &pairs, &work, args)?;
+                server.stop();
+                row
+            }
+        };
         let _ = std::fs::remove_file(&pairs);
         results.push(row);
+    }
+    if let Some(mut trivial) = trivial {
+        trivial.stop();
     }
     drop(redis);
     let _ = std::fs::remove_dir_all(&work);
@@ -360,7 +431,12 @@ end
 function request()
   local item = items[next_item]
   if item == nil then
-    wrk.thread:stop()
+    -- WRAP: a server that reads no proof (the trivial upstream) may see one twice.
+    if os.getenv("WRAP") == "1" then
+      next_item = 1
+    else
+      wrk.thread:stop()
+    end
     item = items[1]
   end
   next_item = next_item + 1
@@ -393,6 +469,7 @@ fn load(
         .arg(format!("http://{}/whoami", server.addr))
         .env("PAIRS", pairs)
         .env("THREADS", threads.to_string())
+        .env("WRAP", if name == "upstream" { "1" } else { "0" })
         .output()
         .map_err(|e| format!("cannot run wrk (apt-get install wrk): {e}"))?;
     let cpu = server.cpu_seconds() - cpu_before;
@@ -432,6 +509,20 @@ fn load(
 }
 
 fn print_table(rows: &[Row]) {
+    print_rows(rows);
+    let rps = |name: &str| rows.iter().find(|r| r.name == name).map(|r| r.rps);
+    if let (Some(gateway), Some(upstream)) = (rps("gateway"), rps("upstream")) {
+        let axum = rps("axum").map_or(String::new(), |a| {
+            format!(", {:.2}x the axum example server", gateway / a)
+        });
+        println!(
+            "gateway: {:.2}x the upstream alone{axum} (gateway CPU only; the upstream's is not counted)",
+            gateway / upstream
+        );
+    }
+}
+
+fn print_rows(rows: &[Row]) {
     let floor = rows.iter().find(|r| r.name == "floor");
     let baseline = |name: &str| {
         let base = name.split('+').next().unwrap_or(name);

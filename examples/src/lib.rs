@@ -1,6 +1,7 @@
 //! Shared pieces of the example servers: the command line both servers accept and the JSON
 //! `/whoami` answers. Kept here so the axum and actix servers cannot drift apart.
 
+pub mod gateway;
 pub mod http;
 
 /// The README's quick starts, compiled as doc-tests so they cannot rot.

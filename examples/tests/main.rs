@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod client;
+mod gateway;
 mod issuer;
 mod metrics;
 mod mtls;

@@ -3,14 +3,16 @@
 //! accepts again once serialised, with the same structure, strings and integers. Floats may move
 //! by an ulp: serde_json's default float parser is not correctly rounded for long mantissas
 //! (its `float_roundtrip` feature is), which no JOSE member depends on (NumericDates are
-//! range-checked integers of seconds).
+//! range-checked integers of seconds). Second oracle: the map-free member reader of DPoP proofs
+//! (`jose::parse_json_members`) accepts exactly what the full parser accepts, and reads the same
+//! strings.
 
 #![no_main]
 #![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use tower_pop::fuzzing::json_object;
+use tower_pop::fuzzing::{json_members, json_object};
 
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
@@ -32,7 +34,20 @@ fn same(a: &Value, b: &Value) -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if let Some(serialised) = json_object(data) {
+    let names = ["a", "alg", "jti"];
+    let members = json_members(data, &names);
+    let full = json_object(data);
+    assert_eq!(members.is_some(), full.is_some(), "both readers accept the same input");
+    if let (Some(members), Some(full)) = (&members, &full) {
+        let Value::Object(map) = serde_json::from_str::<Value>(full).expect("valid JSON") else {
+            panic!("an object")
+        };
+        for (name, member) in names.iter().zip(members) {
+            let expected = map.get(*name).map(|v| v.as_str().map(str::to_owned));
+            assert_eq!(member, &expected, "member {name}");
+        }
+    }
+    if let Some(serialised) = full {
         let again = json_object(serialised.as_bytes()).expect("the parser accepts its own output");
         let parse = |s: &str| serde_json::from_str::<Value>(s).expect("valid JSON");
         assert!(same(&parse(&serialised), &parse(&again)), "round trip");

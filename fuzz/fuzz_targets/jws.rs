@@ -1,4 +1,4 @@
-//! Compact JWS splitting and decoding (`jose::CompactJws::parse`), shared by DPoP proofs and
+//! Compact JWS splitting and decoding (`jose::CompactJws::split` and decoding), shared by DPoP proofs and
 //! JWT access tokens: exactly three strict base64url parts, the first two JSON objects.
 
 #![no_main]

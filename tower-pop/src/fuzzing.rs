@@ -28,10 +28,24 @@ pub fn json_object(bytes: &[u8]) -> Option<String> {
     jose::parse_json_object(bytes).map(|map| serde_json::Value::Object(map).to_string())
 }
 
-/// `jose::CompactJws::parse`: the length of the signing input and of the decoded signature.
+/// `jose::parse_json_members`, the map-free reader of proofs, asked for `names`: whether it
+/// accepted, and each wanted member's string value (`Some` only for strings), for comparison
+/// with [`json_object`].
+#[must_use]
+pub fn json_members(bytes: &[u8], names: &[&str; 3]) -> Option<[Option<Option<String>>; 3]> {
+    let members = jose::parse_json_members(bytes, names)?;
+    Some(members.map(|m| m.map(|m| m.as_str().map(str::to_owned))))
+}
+
+/// `jose::CompactJws::split`, then the decoding every reader does: the length of the signing
+/// input and of the decoded signature, `None` when a part does not decode or parse.
 #[must_use]
 pub fn compact_jws(input: &str) -> Option<(usize, usize)> {
-    CompactJws::parse(input).map(|jws| (jws.signing_input.len(), jws.signature.len()))
+    let jws = CompactJws::split(input)?;
+    jose::parse_json_object(&jose::b64url_decode(jws.header)?)?;
+    jose::parse_json_object(&jose::b64url_decode(jws.payload)?)?;
+    let signature = jose::b64url_decode(jws.signature)?;
+    Some((jws.signing_input.len(), signature.len()))
 }
 
 /// `dpop::proof::Proof::parse` with every algorithm allowed, then each request-bound check the

@@ -3,6 +3,7 @@
 //! bounded depth and width, duplicate member names rejected: RFC 8725 §3.7, RFC 7515 §4), and splitting a
 //! compact JWS into its three parts (RFC 9449 §4.1).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -134,6 +135,160 @@ pub(crate) const MAX_JSON_DEPTH: usize = 8;
 /// Most members accepted in one JSON object or array.
 pub(crate) const MAX_JSON_WIDTH: usize = 128;
 
+/// One member value read by [`parse_json_members`]: a string (borrowed from the input when it
+/// has no escapes), or any other value, checked as [`parse_json_object`] checks it.
+pub(crate) enum Member<'de> {
+    Str(Cow<'de, str>),
+    Other(Value),
+}
+
+impl Member<'_> {
+    /// The string, when the member is one.
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::Str(s) => Some(s),
+            Self::Other(_) => None,
+        }
+    }
+}
+
+/// [`parse_json_object`] for a reader that knows which members it wants: the values of `names`
+/// (in that order; `None` where absent) without building a map, every other member checked by the
+/// same rules and dropped. Same refusals: duplicate names at any depth, depth and width bounds,
+/// invalid UTF-8, anything after the object. The verifier reads each proof this way (RFC 9449
+/// §4.3 steps 2-4), once per request.
+pub(crate) fn parse_json_members<'de, const N: usize>(
+    bytes: &'de [u8],
+    names: &[&str; N],
+) -> Option<[Option<Member<'de>>; N]> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let members = de::Deserializer::deserialize_map(&mut de, MembersVisitor { names }).ok()?;
+    de.end().ok()?;
+    Some(members)
+}
+
+struct MembersVisitor<'n, const N: usize> {
+    names: &'n [&'n str; N],
+}
+
+impl<'de, const N: usize> Visitor<'de> for MembersVisitor<'_, N> {
+    type Value = [Option<Member<'de>>; N];
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+        let mut out: Self::Value = std::array::from_fn(|_| None);
+        // Every name seen, for the duplicate check; at most MAX_JSON_WIDTH of them.
+        let mut seen: Vec<Cow<'de, str>> = Vec::new();
+        while let Some(JsonStr(key)) = access.next_key::<JsonStr<'de>>()? {
+            if seen.len() >= MAX_JSON_WIDTH {
+                return Err(de::Error::custom("too wide"));
+            }
+            if seen.contains(&key) {
+                return Err(de::Error::custom("duplicate member name"));
+            }
+            match self.names.iter().position(|n| *n == key) {
+                Some(i) => out[i] = Some(access.next_value_seed(MemberSeed)?),
+                None => {
+                    access.next_value_seed(StrictSeed { depth: 1 })?;
+                }
+            }
+            seen.push(key);
+        }
+        Ok(out)
+    }
+}
+
+/// A JSON string that borrows from the input when it can.
+struct JsonStr<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for JsonStr<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = JsonStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(JsonStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(JsonStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(JsonStr(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+/// A member value of the top-level object: strings kept as [`Member::Str`], the rest checked by
+/// [`StrictSeed`] one level down.
+struct MemberSeed;
+
+impl<'de> DeserializeSeed<'de> for MemberSeed {
+    type Value = Member<'de>;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MemberSeed {
+    type Value = Member<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Member::Str(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Member::Str(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Member::Str(Cow::Owned(v)))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Member::Other(Value::Bool(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Member::Other(Value::from(v)))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Member::Other(Value::from(v)))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        StrictSeed { depth: 1 }.visit_f64(v).map(Member::Other)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Member::Other(Value::Null))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        StrictSeed { depth: 1 }.visit_seq(seq).map(Member::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Self::Value, A::Error> {
+        StrictSeed { depth: 1 }.visit_map(access).map(Member::Other)
+    }
+}
+
 /// Parse a JSON object strictly: valid UTF-8, no duplicate member names at any depth, depth and
 /// width bounded, nothing after the value. Returns `None` on any violation.
 pub(crate) fn parse_json_object(bytes: &[u8]) -> Option<Map<String, Value>> {
@@ -231,33 +386,28 @@ impl<'de> Visitor<'de> for StrictSeed {
     }
 }
 
-/// A compact JWS split into its parts, with header and payload decoded and parsed.
+/// A compact JWS cut at its dots (RFC 7515 §7.1), each part still base64url, so a reader decodes
+/// each part only when the checks before it have passed.
 pub(crate) struct CompactJws<'a> {
-    /// `BASE64URL(header) || '.' || BASE64URL(payload)`: the bytes the signature covers.
     pub(crate) signing_input: &'a str,
-    pub(crate) header: Map<String, Value>,
-    pub(crate) payload: Map<String, Value>,
-    pub(crate) signature: Vec<u8>,
+    pub(crate) header: &'a str,
+    pub(crate) payload: &'a str,
+    pub(crate) signature: &'a str,
 }
 
 impl<'a> CompactJws<'a> {
-    /// Split and decode `header.payload.signature`; `None` unless it is exactly three strict
-    /// base64url parts whose first two are JSON objects (RFC 9449 §4.1: JWE, JSON serialisation and
-    /// two-part strings fail here).
-    pub(crate) fn parse(input: &'a str) -> Option<Self> {
+    /// Exactly three non-empty parts.
+    pub(crate) fn split(input: &'a str) -> Option<Self> {
         let mut parts = input.split('.');
         let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
         if parts.next().is_some() || h.is_empty() || p.is_empty() || s.is_empty() {
             return None;
         }
-        let header = parse_json_object(&b64url_decode(h)?)?;
-        let payload = parse_json_object(&b64url_decode(p)?)?;
-        let signature = b64url_decode(s)?;
         Some(Self {
             signing_input: &input[..h.len() + 1 + p.len()],
-            header,
-            payload,
-            signature,
+            header: h,
+            payload: p,
+            signature: s,
         })
     }
 }
@@ -306,11 +456,47 @@ mod tests {
     }
 
     #[test]
+    fn member_reader_refuses_what_the_full_parser_refuses_jose_11() {
+        let names = ["alg", "jwk"];
+        for bad in [
+            &br#"{"alg":"ES256","alg":"none"}"#[..],
+            br#"{"x":1,"x":2,"alg":"ES256"}"#,
+            br#"{"jwk":{"kty":"EC","kty":"RSA"}}"#,
+            br#"{"\u0061lg":"a","alg":"b"}"#,
+            b"{\"a\":\"\xff\"}",
+            b"{} {}",
+            b"[1]",
+            b"\"alg\"",
+        ] {
+            assert!(parse_json_object(bad).is_none());
+            assert!(parse_json_members(bad, &names).is_none(), "{bad:?}");
+        }
+        let deep = format!("{{\"x\":{}1{}}}", "[".repeat(8), "]".repeat(8));
+        assert!(parse_json_object(deep.as_bytes()).is_none());
+        assert!(parse_json_members(deep.as_bytes(), &names).is_none());
+        let wide: Vec<String> = (0..200).map(|i| format!("\"k{i}\":1")).collect();
+        let wide = format!("{{{}}}", wide.join(","));
+        assert!(parse_json_members(wide.as_bytes(), &names).is_none());
+    }
+
+    #[test]
+    fn member_reader_reads_strings_escaped_or_not() {
+        let [alg, jwk, missing] = parse_json_members(
+            br#"{"\u0061lg":"E\u0053256","jwk":{"kty":"OKP"},"other":[1,{"a":null}]}"#,
+            &["alg", "jwk", "nope"],
+        )
+        .expect("valid");
+        assert_eq!(alg.as_ref().and_then(Member::as_str), Some("ES256"));
+        assert!(matches!(jwk, Some(Member::Other(Value::Object(_)))));
+        assert!(missing.is_none());
+    }
+
+    #[test]
     fn compact_jws_needs_exactly_three_parts() {
-        assert!(CompactJws::parse("a.b").is_none());
-        assert!(CompactJws::parse("").is_none());
-        assert!(CompactJws::parse("e30.e30.AA.AA.AA").is_none());
-        assert!(CompactJws::parse("e30.e30.AA").is_some());
-        assert!(CompactJws::parse("e30.e30.").is_none());
+        assert!(CompactJws::split("a.b").is_none());
+        assert!(CompactJws::split("").is_none());
+        assert!(CompactJws::split("e30.e30.AA.AA.AA").is_none());
+        assert!(CompactJws::split("e30.e30.AA").is_some());
+        assert!(CompactJws::split("e30.e30.").is_none());
     }
 }

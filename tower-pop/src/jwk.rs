@@ -56,8 +56,8 @@ pub(crate) enum PublicJwk {
         curve: Curve,
         x: String,
         y: String,
-        /// SEC1 uncompressed point, `04 || x || y`.
-        point: Vec<u8>,
+        /// The key, imported (and checked on the curve) once, at parse time.
+        key: ParsedPublicKey,
     },
     Rsa {
         n: String,
@@ -67,7 +67,8 @@ pub(crate) enum PublicJwk {
     },
     Ed25519 {
         x: String,
-        bytes: Vec<u8>,
+        /// The key, imported once, at parse time.
+        key: ParsedPublicKey,
     },
 }
 
@@ -111,13 +112,14 @@ impl PublicJwk {
                 point.push(0x04);
                 point.extend_from_slice(&xb);
                 point.extend_from_slice(&yb);
-                // Refuse points that are not on the curve now, not at signature time (JKT-06).
-                ParsedPublicKey::new(curve_verifier(curve), &point).ok()?;
+                // Refuse points that are not on the curve now, not at signature time (JKT-06);
+                // the imported key is kept, so the signature check does not import it again.
+                let key = ParsedPublicKey::new(curve_verifier(curve), &point).ok()?;
                 Some(Self::Ec {
                     curve,
                     x: x.to_owned(),
                     y: y.to_owned(),
-                    point,
+                    key,
                 })
             }
             "RSA" => {
@@ -147,10 +149,10 @@ impl PublicJwk {
                 if bytes.len() != 32 {
                     return None;
                 }
-                ParsedPublicKey::new(&sig::ED25519, &bytes).ok()?;
+                let key = ParsedPublicKey::new(&sig::ED25519, &bytes).ok()?;
                 Some(Self::Ed25519 {
                     x: x.to_owned(),
-                    bytes,
+                    key,
                 })
             }
             _ => None,
@@ -177,13 +179,9 @@ impl PublicJwk {
             return false;
         }
         match self {
-            Self::Ec { curve, point, .. } => {
-                if signature.len() != 2 * curve.coordinate_len() {
-                    return false;
-                }
-                sig::UnparsedPublicKey::new(curve_verifier(*curve), point)
-                    .verify(message, signature)
-                    .is_ok()
+            Self::Ec { curve, key, .. } => {
+                signature.len() == 2 * curve.coordinate_len()
+                    && key.verify_sig(message, signature).is_ok()
             }
             Self::Rsa {
                 n_bytes, e_bytes, ..
@@ -196,9 +194,7 @@ impl PublicJwk {
                     .verify(rsa_params(alg), message, signature)
                     .is_ok()
             }
-            Self::Ed25519 { bytes, .. } => sig::UnparsedPublicKey::new(&sig::ED25519, bytes)
-                .verify(message, signature)
-                .is_ok(),
+            Self::Ed25519 { key, .. } => key.verify_sig(message, signature).is_ok(),
         }
     }
 

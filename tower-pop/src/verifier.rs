@@ -364,12 +364,17 @@ impl Verifier {
     ) -> Result<(String, Option<String>), PopErrorKind> {
         let config = &self.config;
         proof.check_htm(request.method())?;
-        if !htu::is_normal_path(request.path()) {
+        let path = request.path();
+        if !htu::is_normal_path(path) {
             return Err(PopErrorKind::HtuMismatch);
         }
-        let target = htu::normalize(&format!("{}{}", config.public_origin, request.path()))
-            .ok_or(PopErrorKind::HtuMismatch)?;
-        proof.check_htu(&target)?;
+        // The configured origin is normal, and so is the path: a proof naming both exactly
+        // passes without normalising either; any other spelling is compared in normal form.
+        if !htu::names_exactly(&proof.htu, &config.public_origin, path) {
+            let target = htu::normalize(&format!("{}{path}", config.public_origin))
+                .ok_or(PopErrorKind::HtuMismatch)?;
+            proof.check_htu(&target)?;
+        }
         proof.check_iat(now, config.proof_max_age, config.proof_future_skew)?;
         // RFC 9449 §4.2: `ath` is the base64url SHA-256 of the token, already hashed once.
         proof.check_ath(&b64url(token_hash))?;

@@ -21,18 +21,42 @@ pub(crate) const MAX_HTU_LEN: usize = 4096;
 /// Whether a request path is already in normal form: no `.` or `..` segments and no
 /// percent-encoded unreserved characters. The request side is not normalised into a match: a
 /// router may route `/a/%2E%2E/b` or `/%41` literally, so a proof for `/b` or `/A` must not be
-/// accepted there. Such requests fail the `htu` check.
+/// accepted there. Such requests fail the `htu` check. A path [`normalize`] would refuse
+/// (a byte that is not visible ASCII, a `%` without two hex digits) is not normal either.
 pub(crate) fn is_normal_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
     let dot_segment = path.split('/').any(|s| s == "." || s == "..");
-    let escaped_unreserved = path.match_indices('%').any(|(i, _)| {
-        path.get(i + 1..i + 3)
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-            .is_some_and(is_unreserved)
-    });
-    !dot_segment && !escaped_unreserved
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let escaped = path
+                    .get(i + 1..i + 3)
+                    .filter(|hex| hex.bytes().all(|h| h.is_ascii_hexdigit()))
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+                match escaped {
+                    Some(b) if !is_unreserved(b) => i += 3,
+                    _ => return false,
+                }
+            }
+            b if b.is_ascii_graphic() => i += 1,
+            _ => return false,
+        }
+    }
+    !dot_segment
 }
 
-/// Normalise an absolute `http`/`https` URI; `None` when it is not one.
+/// Whether `htu` is `origin` followed by `path`, byte for byte, within the length bound. With
+/// a normal `origin` and a path for which [`is_normal_path`] holds, that alone proves the
+/// `htu` check (both sides normalise to the same string), without building or normalising
+/// either: it is what every client sends, the URL it called.
+pub(crate) fn names_exactly(htu: &str, origin: &str, path: &str) -> bool {
+    htu.len() <= MAX_HTU_LEN
+        && htu.len() == origin.len() + path.len()
+        && htu.starts_with(origin)
+        && htu.ends_with(path)
+}
+
 pub(crate) fn normalize(uri: &str) -> Option<String> {
     if uri.len() > MAX_HTU_LEN {
         return None;
@@ -271,6 +295,15 @@ mod tests {
         assert!(!is_normal_path("/a/%2E%2E/b"));
         assert!(!is_normal_path("/%41dmin"));
         assert!(!is_normal_path("/%7euser"));
+        assert!(!is_normal_path("/a%2"));
+        assert!(!is_normal_path("/a%zz"));
+        assert!(!is_normal_path("/a b"));
+        assert!(!is_normal_path("/\u{e9}"));
+        // The verifier's fast path: a normal path after a normal origin always normalises.
+        for path in ["/", "/a%2Fb/~user/%e2%82%ac", "/x;y=1", "/a#frag", ""] {
+            assert!(is_normal_path(path), "{path}");
+            assert!(super::normalize(&format!("https://api.example:8443{path}")).is_some());
+        }
     }
 
     #[test]

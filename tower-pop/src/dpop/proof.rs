@@ -5,11 +5,11 @@
 //! the request-bound checks (8-12: `htm`, `htu`, `iat`, `ath`, signature, key binding) run in
 //! [`crate::verifier`], which knows the request and the token.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use crate::error::PopErrorKind;
-use crate::jose::{Algorithm, CompactJws, numeric_date};
+use crate::jose::{Algorithm, CompactJws, Member, b64url_decode, numeric_date, parse_json_members};
 use crate::jwk::PublicJwk;
 use crate::nonce::{NonceInfo, Nonces};
 
@@ -33,28 +33,26 @@ pub(crate) struct Proof<'a> {
     signature: Vec<u8>,
 }
 
-fn string_claim(claims: &Map<String, Value>, name: &str) -> Result<String, PopErrorKind> {
-    claims
-        .get(name)
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or(PopErrorKind::MalformedProof)
+/// A required string claim.
+fn string_claim(member: Option<Member<'_>>) -> Result<String, PopErrorKind> {
+    match member {
+        Some(Member::Str(s)) => Ok(s.into_owned()),
+        _ => Err(PopErrorKind::MalformedProof),
+    }
 }
 
-fn optional_string_claim(
-    claims: &Map<String, Value>,
-    name: &str,
-) -> Result<Option<String>, PopErrorKind> {
-    match claims.get(name) {
+/// An optional claim that is a string when present.
+fn optional_string_claim(member: Option<Member<'_>>) -> Result<Option<String>, PopErrorKind> {
+    match member {
         None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(PopErrorKind::MalformedProof),
+        Some(Member::Str(s)) => Ok(Some(s.into_owned())),
+        Some(Member::Other(_)) => Err(PopErrorKind::MalformedProof),
     }
 }
 
 /// Check 4: `typ` is `dpop+jwt`, compared case-insensitively as a media type.
-fn check_typ(header: &Map<String, Value>) -> Result<(), PopErrorKind> {
-    match header.get("typ").and_then(Value::as_str) {
+fn check_typ(typ: Option<&Member<'_>>) -> Result<(), PopErrorKind> {
+    match typ.and_then(Member::as_str) {
         Some(t)
             if t.eq_ignore_ascii_case("dpop+jwt")
                 || t.eq_ignore_ascii_case("application/dpop+jwt") =>
@@ -66,13 +64,9 @@ fn check_typ(header: &Map<String, Value>) -> Result<(), PopErrorKind> {
 }
 
 /// Check 5: `alg` names an asymmetric algorithm on the allow-list (RFC 9449 §4.2).
-fn check_alg(
-    header: &Map<String, Value>,
-    allowed: &[Algorithm],
-) -> Result<Algorithm, PopErrorKind> {
-    let name = header
-        .get("alg")
-        .and_then(Value::as_str)
+fn check_alg(alg: Option<&Member<'_>>, allowed: &[Algorithm]) -> Result<Algorithm, PopErrorKind> {
+    let name = alg
+        .and_then(Member::as_str)
         .ok_or(PopErrorKind::MalformedProof)?;
     match name.parse::<Algorithm>() {
         Ok(alg) if allowed.contains(&alg) => Ok(alg),
@@ -83,11 +77,10 @@ fn check_alg(
 /// Checks 5 and 7: `jwk` is a public key of the type and curve `alg` needs (RFC 9449 §4.3 step 5,
 /// §4.2), and cheap to verify (RSA: 2048-4096 bits, exponent below 2^32).
 /// The key comes only from `jwk`; `kid`, `jku`, `x5u`, `x5c` are never used (RFC 9449 §4.2).
-fn check_jwk(header: &Map<String, Value>, alg: Algorithm) -> Result<PublicJwk, PopErrorKind> {
-    let jwk = header
-        .get("jwk")
-        .and_then(Value::as_object)
-        .ok_or(PopErrorKind::MalformedProof)?;
+fn check_jwk(jwk: Option<&Member<'_>>, alg: Algorithm) -> Result<PublicJwk, PopErrorKind> {
+    let Some(Member::Other(Value::Object(jwk))) = jwk else {
+        return Err(PopErrorKind::MalformedProof);
+    };
     let key = PublicJwk::from_json(jwk).ok_or(PopErrorKind::InvalidProofKey)?;
     if key.fits(alg) && key.fits_proof_bounds() {
         Ok(key)
@@ -96,23 +89,20 @@ fn check_jwk(header: &Map<String, Value>, alg: Algorithm) -> Result<PublicJwk, P
     }
 }
 
-/// RFC 7515 §4.1.11 and RFC 7797: we understand no critical extension, so any `crit` (even an
-/// empty one, which RFC 7515 forbids) and any `b64` make the proof unacceptable (RFC 7515 §4.1.11, RFC 7797).
-fn check_no_extensions(header: &Map<String, Value>) -> Result<(), PopErrorKind> {
-    if header.contains_key("crit") || header.contains_key("b64") {
-        Err(PopErrorKind::MalformedProof)
-    } else {
-        Ok(())
+/// `iat` is a JSON number (RFC 9449 §4.2).
+fn iat_claim(iat: Option<&Member<'_>>) -> Result<u64, PopErrorKind> {
+    match iat {
+        Some(Member::Other(value)) => numeric_date(value).ok_or(PopErrorKind::MalformedProof),
+        _ => Err(PopErrorKind::MalformedProof),
     }
 }
 
-/// `iat` is a JSON number (RFC 9449 §4.2).
-fn iat_claim(claims: &Map<String, Value>) -> Result<u64, PopErrorKind> {
-    claims
-        .get("iat")
-        .and_then(numeric_date)
-        .ok_or(PopErrorKind::MalformedProof)
-}
+/// The header members a proof may use; `crit` and `b64` only to refuse them: we understand no
+/// critical extension, so any `crit` (even an empty one, which RFC 7515 forbids) and any `b64`
+/// make the proof unacceptable (RFC 7515 §4.1.11, RFC 7797).
+const HEADER: [&str; 5] = ["typ", "alg", "jwk", "crit", "b64"];
+/// The claims a proof may carry (RFC 9449 §4.2); others are checked as JSON and ignored.
+const CLAIMS: [&str; 6] = ["jti", "htm", "htu", "iat", "ath", "nonce"];
 
 impl<'a> Proof<'a> {
     /// Checks 2-7 of RFC 9449 §4.3 on one `DPoP` header value.
@@ -120,27 +110,35 @@ impl<'a> Proof<'a> {
         if value.len() > MAX_PROOF_LEN {
             return Err(PopErrorKind::MalformedProof);
         }
-        let jws = CompactJws::parse(value).ok_or(PopErrorKind::MalformedProof)?;
-        check_typ(&jws.header)?;
-        check_no_extensions(&jws.header)?;
-        let alg = check_alg(&jws.header, allowed)?;
-        let key = check_jwk(&jws.header, alg)?;
-        let claims = &jws.payload;
-        let jti = string_claim(claims, "jti")?;
+        let jws = CompactJws::split(value).ok_or(PopErrorKind::MalformedProof)?;
+        let header = b64url_decode(jws.header).ok_or(PopErrorKind::MalformedProof)?;
+        let [typ, alg, jwk, crit, b64] =
+            parse_json_members(&header, &HEADER).ok_or(PopErrorKind::MalformedProof)?;
+        check_typ(typ.as_ref())?;
+        if crit.is_some() || b64.is_some() {
+            return Err(PopErrorKind::MalformedProof);
+        }
+        let alg = check_alg(alg.as_ref(), allowed)?;
+        let key = check_jwk(jwk.as_ref(), alg)?;
+        let payload = b64url_decode(jws.payload).ok_or(PopErrorKind::MalformedProof)?;
+        let [jti, htm, htu, iat, ath, nonce] =
+            parse_json_members(&payload, &CLAIMS).ok_or(PopErrorKind::MalformedProof)?;
+        let jti = string_claim(jti)?;
         if jti.is_empty() || jti.len() > MAX_JTI_LEN {
             return Err(PopErrorKind::MalformedProof);
         }
+        let signature = b64url_decode(jws.signature).ok_or(PopErrorKind::MalformedProof)?;
         Ok(Self {
             alg,
             key,
             jti,
-            htm: string_claim(claims, "htm")?,
-            htu: string_claim(claims, "htu")?,
-            iat: iat_claim(claims)?,
-            ath: optional_string_claim(claims, "ath")?,
-            nonce: optional_string_claim(claims, "nonce")?,
+            htm: string_claim(htm)?,
+            htu: string_claim(htu)?,
+            iat: iat_claim(iat.as_ref())?,
+            ath: optional_string_claim(ath)?,
+            nonce: optional_string_claim(nonce)?,
             signing_input: jws.signing_input,
-            signature: jws.signature,
+            signature,
         })
     }
 

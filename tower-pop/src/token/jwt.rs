@@ -18,7 +18,7 @@ use super::{TokenInfo, confirmation};
 use crate::credentials::MAX_TOKEN_LEN;
 use crate::error::PopErrorKind;
 use crate::expiring::ExpiringMap;
-use crate::jose::{Algorithm, CompactJws, b64url_decode, numeric_date};
+use crate::jose::{Algorithm, CompactJws, b64url_decode, numeric_date, parse_json_object};
 
 /// Most keys tried for one token (keys sharing a `kid`, or a token without `kid`): bounds the
 /// signature checks one request can cost.
@@ -232,19 +232,25 @@ impl JwtValidator {
 
     async fn verify_uncached(&self, token: &str, now: u64) -> Result<TokenInfo, PopErrorKind> {
         check_size(token)?;
-        let jws = CompactJws::parse(token).ok_or(PopErrorKind::TokenInvalid)?;
+        // Only the header is decoded before the signature check; the payload after it.
+        let jws = CompactJws::split(token).ok_or(PopErrorKind::TokenInvalid)?;
+        let header = b64url_decode(jws.header)
+            .and_then(|h| parse_json_object(&h))
+            .ok_or(PopErrorKind::TokenInvalid)?;
         if self.profile == TokenProfile::Rfc9068 {
-            check_typ(&jws.header)?;
+            check_typ(&header)?;
         }
-        check_no_extensions(&jws.header)?;
-        let alg = check_alg(&jws.header, &self.algorithms)?;
-        let kid = header_kid(&jws.header)?;
+        check_no_extensions(&header)?;
+        let alg = check_alg(&header, &self.algorithms)?;
+        let kid = header_kid(&header)?;
         check(kid.is_some() || self.profile == TokenProfile::PlainJwt)?;
         // Only a well-formed token with an acceptable header may make us look keys up (and,
         // with discovery, fetch them).
         let keys = self.keys.keys_for(kid, alg).await?;
-        check_signature(&keys, token, jws.signing_input.as_bytes(), kid, alg)?;
-        let claims = jws.payload;
+        check_signature(&keys, jws.signature, jws.signing_input.as_bytes(), kid, alg)?;
+        let claims = b64url_decode(jws.payload)
+            .and_then(|p| parse_json_object(&p))
+            .ok_or(PopErrorKind::TokenInvalid)?;
         check_iss(&claims, &self.issuer)?;
         check_aud(&claims, &self.audience)?;
         let valid_until = check_exp(&claims, now, self.leeway)?;
@@ -266,16 +272,13 @@ impl JwtValidator {
 /// installed or needed.
 fn check_signature(
     keys: &KeySet,
-    token: &str,
+    signature: &str,
     signing_input: &[u8],
     kid: Option<&str>,
     alg: Algorithm,
 ) -> Result<(), PopErrorKind> {
     let jwt_alg = to_jsonwebtoken(alg).ok_or(PopErrorKind::TokenInvalid)?;
-    let signature = token
-        .rsplit_once('.')
-        .and_then(|(_, s)| b64url_decode(s))
-        .ok_or(PopErrorKind::TokenInvalid)?;
+    let signature = b64url_decode(signature).ok_or(PopErrorKind::TokenInvalid)?;
     let provider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
     if kid.is_none() && keys.candidates(None, alg).nth(1).is_some() {
         // Without a kid, trying every key would let one token cost many signature checks.

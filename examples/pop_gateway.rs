@@ -1,0 +1,445 @@
+//! `pop_gateway`: put proof-of-possession (DPoP, RFC 9449; mTLS-bound tokens, RFC 8705) in front
+//! of a service written in any language. Every request is verified by the same
+//! `axum_pop::RequirePopLayer` and flags as the example servers, then forwarded to `--upstream`;
+//! refusals are the same RFC challenges (`WWW-Authenticate`, `DPoP-Nonce`), and never reach the
+//! upstream.
+//!
+//! ```text
+//! cargo run --release --example pop_gateway -- \
+//!     --upstream http://127.0.0.1:3000 --listen 0.0.0.0:8443 \
+//!     --issuer https://as.example.com --audience https://api.example.com \
+//!     --jwks-file issuer-jwks.json --public-url https://api.example.com \
+//!     --tls-cert server.pem --tls-key server.key
+//! ```
+//!
+//! # What the upstream receives
+//! - The method, path, query and body as the client sent them (the body streamed, at most
+//!   `--max-body-bytes`: more is a 413), over a pooled keep-alive HTTP/1.1 client (HTTP/2 with
+//!   `--upstream-http2`); `Host` is the upstream's own.
+//! - Removed: the hop-by-hop fields (RFC 9110 §7.6.1: `Connection` and every field it names,
+//!   `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE` except
+//!   `TE: trailers`, `Trailer`, `Transfer-Encoding`, `Upgrade`), `Expect`, the proof (`DPoP`),
+//!   the certificate fields (`Client-Cert`, `Client-Cert-Chain`, `X-Forwarded-Client-Cert`,
+//!   `ssl-client-cert`), every `X-Pop-*` field the client sent, and `Authorization` (kept with
+//!   `--forward-authorization`).
+//! - Added, from the verified token only: `X-Pop-Sub` (`sub`), `X-Pop-Binding` (`dpop`, `mtls`,
+//!   `dpop+mtls` or, with `--allow-bearer`, `bearer`), `X-Pop-Jkt` (the DPoP key's RFC 7638
+//!   thumbprint), `X-Pop-X5t-S256` (the client certificate's), `X-Pop-Client-Id` (`client_id`),
+//!   `X-Pop-Scope` (`scope`). A field is absent when the token has no such claim; a claim that
+//!   is not a plain string of visible ASCII is refused (401 `invalid_token`), never mangled.
+//! - `Forwarded: for=…;host=…;proto=…` (RFC 7239, IPv6 quoted per §6) and `X-Forwarded-For`
+//!   appended, `X-Forwarded-Host`/`-Proto` set. Client-sent forwarding fields are kept (and
+//!   appended to) only from a `--trusted-proxy` peer; from anyone else they are replaced.
+//!
+//! # What the client receives
+//! The upstream's status, fields (less hop-by-hop ones) and body, streamed; `DPoP-Nonce` when
+//! one is due. Refusals: the RFC challenges. `/health` is the gateway's own (200, no token), as is
+//! RFC 9728 metadata with `--resource`. `--public-path PREFIX` (repeatable) passes paths under
+//! `PREFIX` (whole segments, no dot-segment tricks) without a token, still without `X-Pop-*`.
+//! Upstream unreachable: 502; no answer within `--upstream-timeout-secs`: 504; both with a fixed
+//! body. `Upgrade` (WebSocket) is not proxied.
+//!
+//! # Forward-auth mode
+//! With `--forward-auth` nothing is proxied: every request from a `--trusted-proxy` peer, whatever
+//! its path, is an auth sub-request from nginx `auth_request`, Traefik `ForwardAuth` or Envoy
+//! `ext_authz`; anyone else gets `/health` and the metadata, and 403 for everything else. The request to verify is read from
+//! `X-Original-Method` + `X-Original-URI` (nginx; set them with `proxy_set_header`), or
+//! `X-Forwarded-Method` + `X-Forwarded-Uri` (Traefik; `X-Forwarded-Host`/`-Proto`, when sent,
+//! must match `--public-url`), or else is the sub-request's own method and path (Envoy). `htu`
+//! is `--public-url` + that URI. The answer: 200 with the `X-Pop-*` fields above, or the refusal
+//! with its `WWW-Authenticate` and `DPoP-Nonce` for the proxy to copy to the client; 200 without
+//! identity for a `--public-path`. Malformed forwarding fields: 400 (nginx turns any status but
+//! 2xx, 401 and 403 into a 500; so it does with a 400 `invalid_request` challenge). See `examples/gateway/nginx-forward-auth.conf`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, OriginalUri, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum_pop::tls::serve_tls_with_graceful_shutdown;
+use axum_pop::{RequirePopLayer, Verifier, metadata_router};
+use examples_common::gateway::{
+    ForwardAuthError, GatewayArgs, Hop, LimitedBody, PublicPaths, identity_headers,
+    normalized_authority, remove_hop_by_hop, upstream_request_headers,
+};
+use examples_common::init_logging;
+use http::{StatusCode, Uri, header};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tower::{Layer as _, ServiceExt as _, service_fn};
+use tower_pop::Verified;
+use tower_pop::mtls::proxy::TrustedProxies;
+
+/// Log target of the gateway's own messages.
+const LOG: &str = "pop_gateway";
+
+/// Everything a request needs, shared by all connections.
+struct Gateway {
+    /// `None` in forward-auth mode.
+    upstream: Option<Upstream>,
+    client: Client<HttpConnector, LimitedBody>,
+    layer: RequirePopLayer,
+    public: PublicPaths,
+    proxies: TrustedProxies,
+    forward_authorization: bool,
+    max_body: u64,
+    timeout: Duration,
+    /// How clients reach the gateway: `http` or `https`.
+    proto: &'static str,
+    /// The scheme and normalized authority of --public-url (forward-auth host checks).
+    public_scheme: String,
+    public_authority: String,
+}
+
+/// Where accepted requests go: `http://authority` and a base path ("" or "/base").
+struct Upstream {
+    authority: String,
+    base: String,
+}
+
+impl Upstream {
+    fn parse(url: &str) -> Result<Self, String> {
+        let uri: Uri = url.parse().map_err(|e| format!("--upstream {url}: {e}"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(format!(
+                "--upstream {url}: an http:// URL (run the gateway next to the service; https upstreams are not supported)"
+            ));
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("--upstream {url}: no host"))?
+            .to_string();
+        if uri.query().is_some() || authority.contains('@') {
+            return Err(format!("--upstream {url}: no query or user info"));
+        }
+        let base = uri.path().trim_end_matches('/').to_owned();
+        Ok(Self { authority, base })
+    }
+
+    fn target(&self, request: &Uri) -> Option<Uri> {
+        let path = request.path_and_query()?.as_str();
+        if !path.starts_with('/') {
+            return None;
+        }
+        format!("http://{}{}{path}", self.authority, self.base)
+            .parse()
+            .ok()
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    init_logging();
+    let args = GatewayArgs::from_env();
+    let listener = match tokio::net::TcpListener::bind(args.common.listen).await {
+        Ok(l) => l,
+        Err(e) => fail(&format!("cannot listen on {}: {e}", args.common.listen)),
+    };
+    let bound = listener.local_addr().unwrap_or(args.common.listen);
+    let tls = args.common.tls().unwrap_or_else(|e| fail(&e));
+    let config = args.common.config(bound).await.unwrap_or_else(|e| fail(&e));
+    let verifier = Arc::new(Verifier::new(config));
+    let gateway = build(&args, Arc::clone(&verifier)).unwrap_or_else(|e| fail(&e));
+    let gateway = Arc::new(gateway);
+    let app = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .merge(metadata_router(&verifier))
+        .fallback(handle)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&gateway),
+            sub_requests_first,
+        ))
+        .with_state(gateway);
+
+    println!("listening on {}://{bound}", args.common.scheme());
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let served = match tls {
+        Some(tls) => serve_tls_with_graceful_shutdown(listener, tls, app, shutdown).await,
+        None => {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
+    if let Err(e) = served {
+        fail(&format!("server error: {e}"));
+    }
+}
+
+fn build(args: &GatewayArgs, verifier: Arc<Verifier>) -> Result<Gateway, String> {
+    let upstream = args.upstream.as_deref().map(Upstream::parse).transpose()?;
+    let proxies = TrustedProxies::new(&args.common.trusted_proxy)
+        .map_err(|e| format!("--trusted-proxy: {e}"))?;
+    if args.forward_auth && proxies.is_empty() {
+        return Err(
+            "--forward-auth needs --trusted-proxy: the proxies whose sub-requests are answered"
+                .to_owned(),
+        );
+    }
+    let public = PublicPaths::new(&args.public_path)?;
+    let origin: Uri = verifier
+        .config()
+        .public_origin()
+        .parse()
+        .map_err(|e| format!("--public-url: {e}"))?;
+    let public_scheme = origin.scheme_str().unwrap_or("https").to_owned();
+    let public_authority = normalized_authority(
+        &public_scheme,
+        origin.authority().map_or("", |a| a.as_str()),
+    );
+    let timeout = Duration::from_secs(args.upstream_timeout_secs);
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(timeout));
+    connector.set_keepalive(Some(Duration::from_secs(60)));
+    let client = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        // Bounded: idle connections kept per upstream.
+        .pool_max_idle_per_host(256)
+        .http2_only(args.upstream_http2)
+        .build(connector);
+    let layer = RequirePopLayer::new(verifier).policy(args.common.whoami_policy());
+    Ok(Gateway {
+        upstream,
+        client,
+        layer,
+        public,
+        proxies,
+        forward_authorization: args.forward_authorization,
+        max_body: args.max_body_bytes,
+        timeout,
+        proto: args.common.scheme(),
+        public_scheme,
+        public_authority,
+    })
+}
+
+/// In forward-auth mode, every request from a trusted proxy is a sub-request, whatever its
+/// path: Envoy sends the original path as its own, and a sub-request for `/health` must be
+/// verified like any other, not answered by the gateway's own route.
+async fn sub_requests_first(
+    State(gateway): State<Arc<Gateway>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let trusted = peer(&request).is_some_and(|p| gateway.proxies.contains(p.ip()));
+    if gateway.upstream.is_none() && trusted {
+        return forward_auth(gateway, request).await;
+    }
+    next.run(request).await
+}
+
+/// Every request but `/health` and the metadata: a forward-auth sub-request (from a peer that
+/// is not trusted: refused), a public path, or a request to verify and proxy.
+async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    if gateway.upstream.is_none() {
+        return forward_auth(gateway, request).await;
+    }
+    if gateway.public.covers(request.uri().path()) {
+        return proxy(&gateway, request, None).await;
+    }
+    let inner = {
+        let gateway = Arc::clone(&gateway);
+        service_fn(move |request: Request| {
+            let gateway = Arc::clone(&gateway);
+            async move {
+                let verified = request.extensions().get::<Verified>().cloned();
+                Ok::<_, Infallible>(match verified {
+                    Some(verified) => proxy(&gateway, request, Some(&verified)).await,
+                    // The layer never lets an anonymous request through here; fail closed.
+                    None => fixed(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
+                })
+            }
+        })
+    };
+    match gateway.layer.layer(inner).oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+/// A small fixed answer that tells nothing about the upstream or the gateway's internals.
+fn fixed(status: StatusCode, body: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn peer(request: &Request) -> Option<SocketAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+}
+
+/// Forward `request` to the upstream with the identity of `verified` (none on a public path).
+async fn proxy(gateway: &Gateway, request: Request, verified: Option<&Verified>) -> Response {
+    let Some(upstream) = &gateway.upstream else {
+        return fixed(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
+    };
+    let Some(peer) = peer(&request) else {
+        return fixed(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > gateway.max_body) {
+        return fixed(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+    }
+    let Some(target) = upstream.target(request.uri()) else {
+        return fixed(StatusCode::BAD_REQUEST, "bad request target\n");
+    };
+    let (parts, body) = request.into_parts();
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+    let hop = Hop {
+        peer: peer.ip(),
+        peer_trusted: gateway.proxies.contains(peer.ip()),
+        proto: gateway.proto,
+        host,
+    };
+    let mut headers = upstream_request_headers(&parts.headers, &hop, gateway.forward_authorization);
+    if let Some(verified) = verified {
+        match identity_headers(verified) {
+            Ok(fields) => {
+                for (name, value) in fields {
+                    headers.insert(name, value);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(target: LOG, error = %e, "token refused");
+                return verified.claims_rejection().to_response::<Body>();
+            }
+        }
+    }
+    let (body, exceeded) = LimitedBody::new(body, gateway.max_body);
+    let mut outgoing = http::Request::new(body);
+    *outgoing.method_mut() = parts.method;
+    *outgoing.uri_mut() = target;
+    *outgoing.headers_mut() = headers;
+    let answer = tokio::time::timeout(gateway.timeout, gateway.client.request(outgoing)).await;
+    match answer {
+        Ok(Ok(response)) => {
+            let (mut parts, body) = response.into_parts();
+            remove_hop_by_hop(&mut parts.headers);
+            // The client's connection has its own version; the server writes it.
+            parts.version = http::Version::default();
+            Response::from_parts(parts, Body::new(body))
+        }
+        Ok(Err(_)) if exceeded.load(Ordering::SeqCst) => {
+            fixed(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(target: LOG, connect = e.is_connect(), error = %e, "upstream request failed");
+            fixed(StatusCode::BAD_GATEWAY, "bad gateway\n")
+        }
+        Err(_) => {
+            tracing::warn!(target: LOG, timeout_secs = gateway.timeout.as_secs(), "upstream timed out");
+            fixed(StatusCode::GATEWAY_TIMEOUT, "gateway timeout\n")
+        }
+    }
+}
+
+/// Answer an auth sub-request: verify the original request it names, 200 with the identity
+/// fields or the refusal.
+async fn forward_auth(gateway: Arc<Gateway>, request: Request) -> Response {
+    let trusted = peer(&request).is_some_and(|p| gateway.proxies.contains(p.ip()));
+    if !trusted {
+        tracing::debug!(target: LOG, peer = ?peer(&request), "sub-request from an untrusted peer refused");
+        return fixed(
+            StatusCode::FORBIDDEN,
+            "forward-auth sub-requests are answered for trusted proxies only\n",
+        );
+    }
+    let (mut parts, _body) = request.into_parts();
+    match examples_common::gateway::original_request(&parts.headers) {
+        Ok(Some((method, uri))) => {
+            parts.method = method;
+            parts.uri = uri;
+        }
+        // Envoy: the sub-request is the original method and path.
+        Ok(None) => {}
+        Err(ForwardAuthError::BadOriginal) => {
+            return fixed(StatusCode::BAD_REQUEST, "bad forward-auth fields\n");
+        }
+    }
+    if !forwarded_origin_matches(&gateway, &parts.headers) {
+        return fixed(
+            StatusCode::FORBIDDEN,
+            "the forwarded host or scheme is not this gateway's public URL\n",
+        );
+    }
+    if gateway.public.covers(parts.uri.path()) {
+        return StatusCode::OK.into_response();
+    }
+    // The layer checks `htu` against this URI (axum-pop turns `OriginalUri` into tower-pop's
+    // `OriginalTarget`), and `htm` against the method set above.
+    parts.extensions.insert(OriginalUri(parts.uri.clone()));
+    let request = Request::from_parts(parts, Body::empty());
+    let inner = service_fn(|request: Request| async move {
+        let response = match request.extensions().get::<Verified>() {
+            Some(verified) => match identity_headers(verified) {
+                Ok(fields) => {
+                    let mut response = StatusCode::OK.into_response();
+                    response.headers_mut().extend(fields);
+                    response
+                }
+                Err(e) => {
+                    tracing::debug!(target: LOG, error = %e, "token refused");
+                    verified.claims_rejection().to_response::<Body>()
+                }
+            },
+            None => fixed(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
+        };
+        Ok::<_, Infallible>(response)
+    });
+    match gateway.layer.layer(inner).oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+/// Traefik's `X-Forwarded-Host` and `X-Forwarded-Proto`, when present, must name --public-url:
+/// a proof for this gateway's URL must not authorize a request to another host.
+fn forwarded_origin_matches(gateway: &Gateway, headers: &http::HeaderMap) -> bool {
+    let one = |name: &str| -> Result<Option<&str>, ()> {
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (None, _) => Ok(None),
+            (Some(v), None) => v.to_str().map(Some).map_err(|_| ()),
+            _ => Err(()),
+        }
+    };
+    let (Ok(host), Ok(proto)) = (one("x-forwarded-host"), one("x-forwarded-proto")) else {
+        return false;
+    };
+    let proto_ok = proto.is_none_or(|p| p.eq_ignore_ascii_case(&gateway.public_scheme));
+    let host_ok = host.is_none_or(|h| {
+        normalized_authority(&gateway.public_scheme, h.trim()) == gateway.public_authority
+    });
+    proto_ok && host_ok
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1)
+}

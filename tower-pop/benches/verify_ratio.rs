@@ -1,0 +1,204 @@
+//! The verify path as a multiple of one raw signature verification, for ES256, EdDSA and
+//! PS256 proofs, measured in bracketed rounds: each round times a batch of raw verifies, the same
+//! proofs through `Verifier::verify` (fresh proof, cached token), then the raw batch again, and
+//! reports the path over the mean of its two brackets. The machines this runs on drift by tens of
+//! percent between rounds, so only ratios within a round mean anything; the median over rounds is
+//! the number to quote.
+//!
+//! The raw verify parses the key from the proof's JWK per call (base64url of the members and
+//! the key import), as every verifier must: a proof carries its own key.
+//!
+//! `cargo bench -p tower-pop --bench verify_ratio` (`-- --rounds N --batch M` to change the size)
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)] // bench binary
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::signature::{self as sig, RsaPublicKeyComponents, UnparsedPublicKey};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use tower_pop::dpop::signer::ProofSigner;
+use tower_pop::{Algorithm, ManualClock, PopConfig, PopRequest, Verifier};
+
+const NOW: u64 = 1_700_000_000;
+const URL: &str = "https://api.example.com/whoami";
+
+/// One raw verification of `proof`'s signature with the key parsed from its JWK, per call.
+fn raw_verify(alg: Algorithm, jwk: &Value, input: &[u8], signature: &[u8]) -> bool {
+    let member = |name: &str| URL_SAFE_NO_PAD.decode(jwk[name].as_str().unwrap()).unwrap();
+    match alg {
+        Algorithm::ES256 => {
+            let mut point = Vec::with_capacity(65);
+            point.push(4);
+            point.extend(member("x"));
+            point.extend(member("y"));
+            UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, point)
+                .verify(input, signature)
+                .is_ok()
+        }
+        Algorithm::EdDSA => UnparsedPublicKey::new(&sig::ED25519, member("x"))
+            .verify(input, signature)
+            .is_ok(),
+        Algorithm::PS256 => {
+            let (n, e) = (member("n"), member("e"));
+            RsaPublicKeyComponents { n: &n, e: &e }
+                .verify(&sig::RSA_PSS_2048_8192_SHA256, input, signature)
+                .is_ok()
+        }
+        _ => unreachable!("only the three FAPI 2.0 algorithms are measured"),
+    }
+}
+
+struct Setup {
+    verifier: Verifier,
+    client: ProofSigner,
+    token: String,
+    auth: String,
+    jwk: Value,
+}
+
+fn setup(alg: Algorithm) -> Setup {
+    let issuer = ProofSigner::generate(Algorithm::ES256).unwrap();
+    let client = ProofSigner::generate(alg).unwrap();
+    let mut issuer_jwk: Value = serde_json::from_str(&issuer.public_jwk()).unwrap();
+    issuer_jwk["kid"] = json!("k");
+    let verifier = Verifier::new(
+        PopConfig::builder()
+            .public_origin("https://api.example.com")
+            .issuer("https://as.example.com")
+            .audience("https://api.example.com")
+            .jwks_json(json!({"keys": [issuer_jwk]}).to_string())
+            .clock(Arc::new(ManualClock::new(NOW)))
+            .build()
+            .unwrap(),
+    );
+    let token = issuer.sign_compact(
+        &json!({"typ": "at+jwt", "alg": "ES256", "kid": "k"}),
+        &json!({"iss": "https://as.example.com", "aud": "https://api.example.com", "sub": "alice",
+                "client_id": "c", "jti": "t", "exp": NOW + 3600, "iat": NOW,
+                "cnf": {"jkt": client.thumbprint()}}),
+    );
+    let auth = format!("DPoP {token}");
+    let jwk = serde_json::from_str(&client.public_jwk()).unwrap();
+    Setup {
+        verifier,
+        client,
+        token,
+        auth,
+        jwk,
+    }
+}
+
+fn time_raw(alg: Algorithm, jwk: &Value, proofs: &[(String, Vec<u8>, String)]) -> Duration {
+    let start = Instant::now();
+    for (input, signature, _) in proofs {
+        assert!(raw_verify(
+            alg,
+            black_box(jwk),
+            black_box(input.as_bytes()),
+            black_box(signature)
+        ));
+    }
+    start.elapsed()
+}
+
+fn time_path(
+    runtime: &tokio::runtime::Runtime,
+    s: &Setup,
+    proofs: &[(String, Vec<u8>, String)],
+) -> Duration {
+    // One `block_on` for the batch, as a server runs the verifier inside its runtime.
+    runtime.block_on(async {
+        let start = Instant::now();
+        for (_, _, proof) in proofs {
+            let req = PopRequest::new("GET", "/whoami")
+                .authorization(s.auth.as_bytes())
+                .dpop(proof.as_bytes());
+            s.verifier.verify(black_box(&req)).await.unwrap();
+        }
+        start.elapsed()
+    })
+}
+
+fn arg(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing we use: run tiny.
+    let quick = !args.iter().any(|a| a == "--bench");
+    let rounds = arg(&args, "--rounds", if quick { 1 } else { 15 });
+    let batch = arg(&args, "--batch", if quick { 4 } else { 400 });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    if args.iter().any(|a| a == "--profile") {
+        // For `perf record -D`: mint first, then only the path, for a clean profile.
+        let s = setup(Algorithm::ES256);
+        let proofs: Vec<(String, Vec<u8>, String)> = (0..batch)
+            .map(|_| {
+                let proof = s.client.proof_at("GET", URL, Some(&s.token), None, NOW);
+                (String::new(), Vec::new(), proof)
+            })
+            .collect();
+        println!("minted");
+        std::thread::sleep(Duration::from_secs(1));
+        let path = time_path(&runtime, &s, &proofs);
+        println!("path {:.1} µs", path.as_secs_f64() * 1e6 / batch as f64);
+        return;
+    }
+    println!("rounds of {batch} proofs: raw, path, raw; path / mean(raw) per round");
+    println!(
+        "{:<6} {:>12} {:>12} {:>8} {:>8} {:>8}",
+        "alg", "raw µs", "path µs", "median", "min", "max"
+    );
+    for alg in [Algorithm::ES256, Algorithm::EdDSA, Algorithm::PS256] {
+        let s = setup(alg);
+        // Warm the token cache, as in steady state.
+        let warm = s.client.proof_at("GET", URL, Some(&s.token), None, NOW);
+        let req = PopRequest::new("GET", "/whoami")
+            .authorization(s.auth.as_bytes())
+            .dpop(warm.as_bytes());
+        runtime.block_on(s.verifier.verify(&req)).unwrap();
+        let mut ratios = Vec::with_capacity(rounds);
+        let (mut raw_total, mut path_total) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..rounds {
+            // Fresh proofs (unique jti) every round, minted outside the timed sections.
+            let proofs: Vec<(String, Vec<u8>, String)> = (0..batch)
+                .map(|_| {
+                    let proof = s.client.proof_at("GET", URL, Some(&s.token), None, NOW);
+                    let (input, signature) = proof.rsplit_once('.').unwrap();
+                    let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+                    (input.to_owned(), signature, proof)
+                })
+                .collect();
+            let before = time_raw(alg, &s.jwk, &proofs);
+            let path = time_path(&runtime, &s, &proofs);
+            let after = time_raw(alg, &s.jwk, &proofs);
+            let raw = (before + after) / 2;
+            ratios.push(path.as_secs_f64() / raw.as_secs_f64());
+            raw_total += raw;
+            path_total += path;
+        }
+        ratios.sort_by(f64::total_cmp);
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / (rounds * batch) as f64;
+        println!(
+            "{:<6} {:>12.1} {:>12.1} {:>7.3}x {:>7.3}x {:>7.3}x",
+            format!("{alg:?}"),
+            per(raw_total),
+            per(path_total),
+            ratios[ratios.len() / 2],
+            ratios[0],
+            ratios[ratios.len() - 1]
+        );
+    }
+}
