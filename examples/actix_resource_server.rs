@@ -17,7 +17,7 @@ use actix_pop::tls::listen_tls;
 use actix_pop::{PopAuth, RequirePop, Verifier, metadata_service};
 use actix_web::middleware::Condition;
 use actix_web::{App, HttpResponse, HttpServer, web};
-use examples_common::{Args, init_logging, whoami};
+use examples_common::{Args, init_logging, serve_metrics, whoami};
 
 async fn whoami_handler(auth: PopAuth) -> HttpResponse {
     HttpResponse::Ok().json(whoami(&auth))
@@ -37,6 +37,10 @@ async fn main() {
     let listener = std::net::TcpListener::bind(args.listen)
         .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", args.listen)));
     let bound = listener.local_addr().unwrap_or(args.listen);
+    // Before the verifier, which describes its metrics to the recorder.
+    let metrics = args
+        .metrics_listen
+        .map(|addr| serve_metrics(addr).unwrap_or_else(|e| fail(&e)));
     let tls = args.tls().unwrap_or_else(|e| fail(&e));
     let config = args.config(bound).await.unwrap_or_else(|e| fail(&e));
     let verifier = Arc::new(Verifier::new(config));
@@ -76,6 +80,9 @@ async fn main() {
     .unwrap_or_else(|e| fail(&format!("cannot serve: {e}")));
 
     println!("listening on {}://{bound}", args.scheme());
+    if let Some(addr) = metrics {
+        println!("metrics on http://{addr}/metrics");
+    }
     if let Err(e) = server.run().await {
         fail(&format!("server error: {e}"));
     }

@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use axum_pop::cors::dpop_cors;
 use axum_pop::tls::serve_tls_with_graceful_shutdown;
 use axum_pop::{PopAuth, RequirePopLayer, Verifier, metadata_router};
-use examples_common::{Args, init_logging, whoami};
+use examples_common::{Args, init_logging, serve_metrics, whoami};
 
 #[tokio::main]
 async fn main() {
@@ -31,6 +31,10 @@ async fn main() {
         Err(e) => fail(&format!("cannot listen on {}: {e}", args.listen)),
     };
     let bound = listener.local_addr().unwrap_or(args.listen);
+    // Before the verifier, which describes its metrics to the recorder.
+    let metrics = args
+        .metrics_listen
+        .map(|addr| serve_metrics(addr).unwrap_or_else(|e| fail(&e)));
     let tls = args.tls().unwrap_or_else(|e| fail(&e));
     let config = args.config(bound).await.unwrap_or_else(|e| fail(&e));
     let verifier = Arc::new(Verifier::new(config));
@@ -50,6 +54,9 @@ async fn main() {
     };
 
     println!("listening on {}://{bound}", args.scheme());
+    if let Some(addr) = metrics {
+        println!("metrics on http://{addr}/metrics");
+    }
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

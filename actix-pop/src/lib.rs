@@ -48,6 +48,9 @@
 //! # });
 //! ```
 
+// docs.rs (nightly rustdoc, `--cfg docsrs`): a badge on every item a feature gates.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 use std::fmt;
 use std::future::{Future, Ready, ready};
 use std::ops::{Deref, DerefMut};
@@ -421,3 +424,8 @@ mod tests {
         );
     }
 }
+
+/// The README's example, compiled and run as a doc-test so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

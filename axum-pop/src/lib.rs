@@ -52,6 +52,9 @@
 //! # }
 //! ```
 
+// docs.rs (nightly rustdoc, `--cfg docsrs`): a badge on every item a feature gates.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -393,3 +396,8 @@ mod tests {
         assert_eq!(status(app, bad).await, StatusCode::UNAUTHORIZED);
     }
 }
+
+/// The README's example, compiled and run as a doc-test so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

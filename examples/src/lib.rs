@@ -170,6 +170,10 @@ pub struct Args {
         value_delimiter = ' '
     )]
     pub cors_origin: Vec<String>,
+    /// Serve Prometheus metrics at `/metrics` on this address (accepted requests by binding,
+    /// refusals by kind, verify time); the bound address is printed as a second line.
+    #[arg(long, env = "TOWER_POP_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Args {
@@ -370,6 +374,67 @@ pub fn whoami(auth: &Auth) -> Value {
         body["x5t#S256"] = json!(x5t);
     }
     body
+}
+
+/// Install the Prometheus recorder (tower-pop's `metrics` feature) and serve its text at
+/// `GET /metrics` on `addr` (--metrics-listen), on a thread and runtime of its own so that both
+/// servers serve it alike. Call it before building the verifier. Returns the bound address.
+///
+/// # Errors
+/// A message when the address cannot be bound or a recorder is already installed.
+pub fn serve_metrics(addr: SocketAddr) -> Result<SocketAddr, String> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    // Real histogram buckets (Prometheus `_bucket`), 100 us to 1 s: verification is tens of
+    // microseconds, a discovery or introspection round trip milliseconds.
+    let buckets = [
+        0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    ];
+    let listener = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| format!("--metrics-listen {addr}: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full("tower_pop_verify_seconds".into()), &buckets)
+        .and_then(PrometheusBuilder::install_recorder)
+        .map_err(|e| format!("--metrics-listen: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            // The recorder's upkeep drains histogram samples between scrapes.
+            let upkeep = handle.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+                loop {
+                    every.tick().await;
+                    upkeep.run_upkeep();
+                }
+            });
+            let app = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let text = handle.render();
+                    async move {
+                        (
+                            [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                            text,
+                        )
+                    }
+                }),
+            );
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        tracing::error!("metrics endpoint failed: {e}");
+                    }
+                }
+                Err(e) => tracing::error!("metrics endpoint failed: {e}"),
+            }
+        });
+    });
+    Ok(bound)
 }
 
 /// Log to stderr; `RUST_LOG` overrides the default `info`.

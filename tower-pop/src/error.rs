@@ -81,6 +81,50 @@ pub enum PopErrorKind {
 }
 
 impl PopErrorKind {
+    /// A stable `snake_case` name of the kind, for logs and metric labels (the
+    /// `kind` field of `tower_pop::verify` events and the `kind` label of
+    /// `tower_pop_requests_refused_total`): the variant's name in `snake_case`, e.g.
+    /// `token_invalid`, `bad_signature`, `replayed`. It never changes for an existing kind; a new
+    /// kind gets a new name. Not the RFC 6750 `error` code (several kinds share `invalid_token`).
+    ///
+    /// ```
+    /// use tower_pop::PopErrorKind;
+    /// assert_eq!(PopErrorKind::TokenInvalid.as_str(), "token_invalid");
+    /// assert_eq!(PopErrorKind::IatOutOfWindow.as_str(), "iat_out_of_window");
+    /// ```
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingCredentials => "missing_credentials",
+            Self::InvalidRequest => "invalid_request",
+            Self::TokenInvalid => "token_invalid",
+            Self::BoundTokenAsBearer => "bound_token_as_bearer",
+            Self::BearerNotAllowed => "bearer_not_allowed",
+            Self::TokenNotDpopBound => "token_not_dpop_bound",
+            Self::UnsupportedBinding => "unsupported_binding",
+            Self::KeyBindingMismatch => "key_binding_mismatch",
+            Self::CertBindingMismatch => "cert_binding_mismatch",
+            Self::MissingProof => "missing_proof",
+            Self::MultipleProofs => "multiple_proofs",
+            Self::MalformedProof => "malformed_proof",
+            Self::UnsupportedAlgorithm => "unsupported_algorithm",
+            Self::InvalidProofKey => "invalid_proof_key",
+            Self::BadSignature => "bad_signature",
+            Self::HtmMismatch => "htm_mismatch",
+            Self::HtuMismatch => "htu_mismatch",
+            Self::IatOutOfWindow => "iat_out_of_window",
+            Self::AthMismatch => "ath_mismatch",
+            Self::Replayed => "replayed",
+            Self::ReplayStoreUnavailable => "replay_store_unavailable",
+            Self::NonceRequired => "nonce_required",
+            Self::InvalidNonce => "invalid_nonce",
+            Self::KeySetUnavailable => "key_set_unavailable",
+            Self::IntrospectionUnavailable => "introspection_unavailable",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::ReplayStoreFull => "replay_store_full",
+        }
+    }
+
     /// A short, fixed description of the kind; safe to log and to send as `error_description`.
     #[must_use]
     pub fn description(self) -> &'static str {
@@ -375,3 +419,88 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::PopErrorKind::{self, *};
+
+    /// Every kind with its label, as documented (metric label values are a public interface).
+    const LABELS: [(PopErrorKind, &str); 27] = [
+        (MissingCredentials, "missing_credentials"),
+        (InvalidRequest, "invalid_request"),
+        (TokenInvalid, "token_invalid"),
+        (BoundTokenAsBearer, "bound_token_as_bearer"),
+        (BearerNotAllowed, "bearer_not_allowed"),
+        (TokenNotDpopBound, "token_not_dpop_bound"),
+        (UnsupportedBinding, "unsupported_binding"),
+        (KeyBindingMismatch, "key_binding_mismatch"),
+        (CertBindingMismatch, "cert_binding_mismatch"),
+        (MissingProof, "missing_proof"),
+        (MultipleProofs, "multiple_proofs"),
+        (MalformedProof, "malformed_proof"),
+        (UnsupportedAlgorithm, "unsupported_algorithm"),
+        (InvalidProofKey, "invalid_proof_key"),
+        (BadSignature, "bad_signature"),
+        (HtmMismatch, "htm_mismatch"),
+        (HtuMismatch, "htu_mismatch"),
+        (IatOutOfWindow, "iat_out_of_window"),
+        (AthMismatch, "ath_mismatch"),
+        (Replayed, "replayed"),
+        (ReplayStoreUnavailable, "replay_store_unavailable"),
+        (NonceRequired, "nonce_required"),
+        (InvalidNonce, "invalid_nonce"),
+        (KeySetUnavailable, "key_set_unavailable"),
+        (IntrospectionUnavailable, "introspection_unavailable"),
+        (InsufficientScope, "insufficient_scope"),
+        (ReplayStoreFull, "replay_store_full"),
+    ];
+
+    /// Fails to compile when a kind is added, so `LABELS` cannot silently miss it.
+    fn position(kind: PopErrorKind) -> usize {
+        match kind {
+            MissingCredentials => 0,
+            InvalidRequest => 1,
+            TokenInvalid => 2,
+            BoundTokenAsBearer => 3,
+            BearerNotAllowed => 4,
+            TokenNotDpopBound => 5,
+            UnsupportedBinding => 6,
+            KeyBindingMismatch => 7,
+            CertBindingMismatch => 8,
+            MissingProof => 9,
+            MultipleProofs => 10,
+            MalformedProof => 11,
+            UnsupportedAlgorithm => 12,
+            InvalidProofKey => 13,
+            BadSignature => 14,
+            HtmMismatch => 15,
+            HtuMismatch => 16,
+            IatOutOfWindow => 17,
+            AthMismatch => 18,
+            Replayed => 19,
+            ReplayStoreUnavailable => 20,
+            NonceRequired => 21,
+            InvalidNonce => 22,
+            KeySetUnavailable => 23,
+            IntrospectionUnavailable => 24,
+            InsufficientScope => 25,
+            ReplayStoreFull => 26,
+        }
+    }
+
+    #[test]
+    fn every_kind_has_a_stable_distinct_snake_case_label() {
+        let mut seen = std::collections::HashSet::new();
+        for (i, (kind, label)) in LABELS.iter().enumerate() {
+            assert_eq!(position(*kind), i, "{kind:?} listed out of place or twice");
+            assert_eq!(kind.as_str(), *label, "{kind:?}");
+            assert!(
+                label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    && !label.starts_with('_')
+                    && !label.ends_with('_'),
+                "{label} is not snake_case"
+            );
+            assert!(seen.insert(*label), "{label} used twice");
+        }
+    }
+}

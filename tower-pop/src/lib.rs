@@ -73,6 +73,7 @@
 //! | `redis` | `replay::RedisReplayCache`: one replay store shared by every instance, on Redis (`redis://`, `rediss://` over rustls with aws-lc-rs) |
 //! | `discovery` | `discovery::IssuerKeys`: the issuer's keys from its RFC 8414 / OpenID Connect metadata over HTTPS, cached, refreshed, single-flight refetch on an unknown `kid` |
 //! | `introspection` | `introspection::Introspector`: RFC 7662 introspection of opaque (non-JWT) access tokens, results cached briefly |
+//! | `metrics` | counters and a histogram of decisions through the `metrics` facade ([Metrics](#metrics)) |
 //!
 //! ## Deployment
 //!
@@ -89,8 +90,52 @@
 //! - `discovery`, `introspection` and `redis` run on tokio and need a runtime with timers
 //!   (axum's and actix-web's have them).
 //! - Nothing here logs a token, proof or key; refusals are logged at `debug` by kind only, and
-//!   server-side failures at `warn`/`error`.
+//!   server-side failures at `warn`/`error` (see [Observability](#observability)).
+//!
+//! ## Observability
+//!
+//! ### Logs
+//!
+//! Events go through [`tracing`](https://docs.rs/tracing) under these targets, which are stable
+//! (filter on them, e.g. `RUST_LOG=tower_pop::verify=debug`). Fields carry fixed names only: a
+//! refusal's kind ([`PopErrorKind::as_str`]), the scheme ([`AuthScheme::as_str`]), the binding
+//! ([`Binding::as_str`]); never a token, proof, key, nonce, claim value or a URL with
+//! credentials. [`Verifier::decide`] runs inside a `debug` span `verify` (target
+//! `tower_pop::verify`), so the store and key events of a request nest under it.
+//!
+//! | target | level | event | fields |
+//! |---|---|---|---|
+//! | `tower_pop::verify` | `trace` | request accepted | `binding`, `scheme` (`binding = "anonymous"` without credentials where allowed) |
+//! | `tower_pop::verify` | `debug` | request refused (the client's fault) | `kind`, `scheme` (absent when no scheme was recognised) |
+//! | `tower_pop::verify` | `warn` | request refused: server-side failure (503) | `kind`, `scheme` |
+//! | `tower_pop::replay` | `error` | replay store full (in memory; at most once every 10 s) | `capacity` |
+//! | `tower_pop::replay` | `warn` / `error` / `info` | Redis store not reachable at start-up / failing (at most once every 10 s) / recovered | `store` (URL without password), `error`, `cause`, `failed_calls`, `down_ms` |
+//! | `tower_pop::mtls` | `debug` | a forwarded client certificate is not trustworthy | `reason` |
+//! | `tower_pop::discovery` | `debug` / `warn` | issuer key set fetched / fetch failed (cached keys stay in use) | `issuer`, `keys`, `refresh_after`, `error` |
+//! | `tower_pop::discovery` | `debug` | no key for a request's token (the refusal is `key_set_unavailable`) | `error` |
+//! | `tower_pop::introspection` | `warn` / `error` | introspection failed / our client credentials refused | `endpoint`, `client_id`, `status` |
+//! | `tower_pop::client` | `warn` / `debug` | request sent without a proof (URI not absolute) / `use_dpop_nonce` retry | none |
+//!
+//! Nonce refusals are `tower_pop::verify` events with `kind` `nonce_required` or
+//! `invalid_nonce`; nonces themselves are never logged.
+//!
+//! ### Metrics
+//!
+//! With the `metrics` feature, [`Verifier::decide`] records each decision through the
+//! [`metrics`](https://docs.rs/metrics) facade, in that one place; install any recorder (e.g.
+//! `metrics-exporter-prometheus`) to collect them. Without the feature nothing is compiled in;
+//! with it and no recorder, each record is a no-op call.
+//!
+//! | name | type | labels | what |
+//! |---|---|---|---|
+//! | `tower_pop_requests_accepted_total` | counter | `binding`: `dpop`, `mtls`, `dpop+mtls`, `bearer`, `anonymous` | requests let through to the service |
+//! | `tower_pop_requests_refused_total` | counter | `kind`: [`PopErrorKind::as_str`], e.g. `token_invalid`, `replayed`, `nonce_required` | requests refused |
+//! | `tower_pop_verify_seconds` | histogram | none | time [`Verifier::decide`] took, refusals included |
+//!
+//! Label values come from fixed sets, so the number of series is bounded.
 
+// docs.rs (nightly rustdoc, `--cfg docsrs`): a badge on every item a feature gates.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 mod binding;
@@ -116,6 +161,7 @@ mod layer;
 pub mod metadata;
 pub mod mtls;
 pub mod nonce;
+mod observe;
 pub mod replay;
 mod request;
 #[cfg(feature = "test-util")]
@@ -153,3 +199,8 @@ pub use mtls::proxy::{
     ClientCertHeader, ForwardedCert, ForwardedCertConfig, ProxyConfigError, TrustedProxies,
     UntrustworthyReason,
 };
+
+/// The README's example, compiled and run as a doc-test so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

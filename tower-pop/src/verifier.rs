@@ -5,8 +5,8 @@
 //! certificate-bound tokens) on a [`PopRequest`] and returns the verified result or one error;
 //! which proof a token needs is decided by the binding table of RFC 9449 §7.1-7.2 and RFC 8705
 //! §3 (documented on [`Binding`]). [`Verifier::decide`] wraps that into an [`Outcome`] (verified,
-//! anonymous, or refused with its challenge) and logs each refusal once, under the target
-//! `tower_pop::rejection`, by kind only.
+//! anonymous, or refused with its challenge) and logs and counts each decision once, under the
+//! target `tower_pop::verify`, by kind, scheme and binding only.
 //!
 //! The proof's `jti` is recorded only after every other check has passed, so an attacker
 //! without a valid token and key cannot fill the replay store.
@@ -38,6 +38,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
+use tracing::Instrument as _;
 
 use crate::binding::{self, Requirement};
 use crate::challenge::{Challenge, ChallengeParams, ResponseHeaders};
@@ -51,6 +52,7 @@ use crate::extension::{Anonymous, Binding, Verified};
 use crate::jose::b64url;
 use crate::metadata::ResourceDocument;
 use crate::mtls::{ClientCertificate, check_certificate_binding};
+use crate::observe;
 use crate::replay::{ReplayEntry, ReplayOutcome};
 use crate::request::{FieldValues, PopRequest};
 use crate::token::TokenInfo;
@@ -113,6 +115,7 @@ impl Verifier {
             // The configuration refused duplicates already.
             let _ = tokens.insert(issuer.clone(), validator);
         }
+        observe::describe();
         Self {
             config,
             tokens,
@@ -151,12 +154,17 @@ impl Verifier {
     /// credentials were sent, an [`Anonymous`] marker), or answer with the [`Refusal`]. A
     /// verified request whose token lacks a scope the policy requires is refused with 403
     /// `insufficient_scope` (authentication first: a bad token or proof is still a 401). Every
-    /// refusal is logged here, once: client faults at `debug`, our own failures at `warn`, with
-    /// target `tower_pop::rejection` and the error kind only (never a token, proof or key).
+    /// decision is logged and counted here, once (targets, fields and metrics in the crate
+    /// docs): refusals under `tower_pop::verify` with their kind and scheme only (never a token,
+    /// proof or key), client faults at `debug`, our own failures at `warn`.
     pub async fn decide(&self, request: &PopRequest<'_>, policy: &RoutePolicy) -> Outcome {
-        let (result, header_consulted) = self.verify_noting_forwarded(request).await;
+        let started = observe::Started::now();
+        // Events of the stores and key sets consulted on the way nest under this span.
+        let span = tracing::debug_span!(target: observe::VERIFY, "verify");
+        let (result, header_consulted) =
+            self.verify_noting_forwarded(request).instrument(span).await;
         let result = result.and_then(|verified| policy.check_scopes(verified));
-        match result {
+        let outcome = match result {
             Ok(verified) => Outcome::Verified(verified),
             Err(error)
                 if policy.allow_anonymous && error.kind() == PopErrorKind::MissingCredentials =>
@@ -166,11 +174,6 @@ impl Verifier {
                 })
             }
             Err(error) => {
-                if error.kind().is_server_fault() {
-                    tracing::warn!(target: "tower_pop::rejection", kind = ?error.kind(), "request refused: server-side failure");
-                } else {
-                    tracing::debug!(target: "tower_pop::rejection", kind = ?error.kind(), scheme = ?error.scheme(), "request refused");
-                }
                 let challenge = self.challenge(&error);
                 let headers = challenge.headers().clone().with_no_store(header_consulted);
                 Outcome::Refused(Refusal {
@@ -178,7 +181,9 @@ impl Verifier {
                     error,
                 })
             }
-        }
+        };
+        observe::decided(&outcome, started);
+        outcome
     }
 
     /// The outcome for a request that `verified` already belongs to, when it came from this
@@ -389,17 +394,10 @@ impl Verifier {
         match config.replay.insert_if_absent(entry).await {
             Ok(ReplayOutcome::Fresh) => Ok((jkt, x5t)),
             Ok(ReplayOutcome::Replayed) => Err(PopErrorKind::Replayed),
-            Err(e) if e.is_full() => {
-                tracing::error!(
-                    "DPoP replay store is full; refusing requests until entries expire"
-                );
-                Err(PopErrorKind::ReplayStoreFull)
-            }
-            Err(e) => {
-                // By kind only: a store's error text may quote its URL, password included.
-                tracing::error!(error = %e, "DPoP replay store unavailable");
-                Err(PopErrorKind::ReplayStoreUnavailable)
-            }
+            // Logged once per request as a refusal by kind; the stores log their cause
+            // themselves, rate-limited, under `tower_pop::replay`.
+            Err(e) if e.is_full() => Err(PopErrorKind::ReplayStoreFull),
+            Err(_) => Err(PopErrorKind::ReplayStoreUnavailable),
         }
     }
 }

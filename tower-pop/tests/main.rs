@@ -14,6 +14,8 @@ mod discovery;
 mod garbage;
 #[cfg(feature = "introspection")]
 mod introspection;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod nonces;
 mod proofs;
 mod properties;

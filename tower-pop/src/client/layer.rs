@@ -145,7 +145,7 @@ where
         let future = async move {
             let Some(target) = Target::from_uri(req.uri()) else {
                 tracing::warn!(
-                    target: "tower_pop::client",
+                    target: crate::observe::CLIENT,
                     "request URI is not absolute: sent without a DPoP proof"
                 );
                 return inner.call(req).await.map(|r| r.map(ResponseBody::passed));
@@ -157,7 +157,7 @@ where
             let Some(mut again) = spare.filter(|_| asks) else {
                 return Ok(response);
             };
-            tracing::debug!(target: "tower_pop::client", "use_dpop_nonce: retrying once");
+            tracing::debug!(target: crate::observe::CLIENT, "use_dpop_nonce: retrying once");
             shared.sign(&again.method().clone(), &target, again.headers_mut());
             poll_fn(|cx| inner.poll_ready(cx)).await?;
             let response = inner.call(again).await?;

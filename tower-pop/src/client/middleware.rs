@@ -105,7 +105,7 @@ impl Middleware for DpopMiddleware {
         let Some(mut again) = spare.filter(|_| asks) else {
             return Ok(response);
         };
-        tracing::debug!(target: "tower_pop::client", "use_dpop_nonce: retrying once");
+        tracing::debug!(target: crate::observe::CLIENT, "use_dpop_nonce: retrying once");
         self.shared
             .sign(&again.method().clone(), &target, again.headers_mut());
         let response = next.run(again, extensions).await?;

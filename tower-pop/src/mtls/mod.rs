@@ -75,7 +75,7 @@ impl<'r> ClientCertificate<'r> {
             ForwardedCert::Certificate(der) => Some(Cow::Owned(der)),
             ForwardedCert::Absent => None,
             ForwardedCert::Untrustworthy(reason) => {
-                tracing::debug!(?reason, "forwarded client certificate is not trustworthy");
+                tracing::debug!(target: crate::observe::MTLS, ?reason, "forwarded client certificate is not trustworthy");
                 None
             }
         }

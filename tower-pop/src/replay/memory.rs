@@ -613,6 +613,7 @@ impl MemoryReplayCache {
                 .is_ok()
         {
             tracing::error!(
+                target: crate::observe::REPLAY,
                 capacity = self.capacity,
                 "in-memory DPoP replay store full: new proofs get 503 until entries expire \
                  (capacity is MemoryReplayCache::new's argument)"

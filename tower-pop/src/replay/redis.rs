@@ -206,6 +206,7 @@ impl RedisReplayCacheBuilder {
                 .map_or(true, |r| r.is_err())
             {
                 tracing::warn!(
+                    target: crate::observe::REPLAY,
                     store = %warm_target,
                     "redis replay store not reachable yet; DPoP requests are refused until it answers"
                 );
@@ -457,6 +458,7 @@ impl RedisReplayCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let down_for = state.since.map(|t| t.elapsed()).unwrap_or_default();
         tracing::info!(
+            target: crate::observe::REPLAY,
             store = %self.redacted_url,
             down_ms = u64::try_from(down_for.as_millis()).unwrap_or(u64::MAX),
             failed_calls = state.failures,
@@ -486,6 +488,7 @@ impl RedisReplayCache {
             // A redis-rs error names its kind and the server's or the OS's message, never the
             // connection's URL or password.
             tracing::error!(
+                target: crate::observe::REPLAY,
                 store = %self.redacted_url,
                 error = %failure,
                 cause = error.map(tracing::field::display),

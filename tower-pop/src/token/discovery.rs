@@ -308,6 +308,22 @@ impl fmt::Display for DiscoveryError {
 
 impl std::error::Error for DiscoveryError {}
 
+/// `uri` without its user name and password: the error is logged, and a metadata document may
+/// carry credentials in its `jwks_uri`. Text that is not a URL is not quoted at all.
+fn without_userinfo(uri: &str) -> String {
+    match Url::parse(uri) {
+        Ok(mut url) => {
+            if !url.username().is_empty() || url.password().is_some() {
+                // Both fail only for URLs without a host, which carry no user info anyway.
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+            }
+            url.to_string()
+        }
+        Err(_) => "(not an absolute URL)".to_owned(),
+    }
+}
+
 fn truncated(s: &str) -> String {
     s.chars().take(200).collect()
 }
@@ -686,7 +702,7 @@ impl Inner {
         match result {
             Ok((keys, refresh_after)) => {
                 tracing::debug!(
-                    target: "tower_pop::discovery",
+                    target: crate::observe::DISCOVERY,
                     issuer = %self.issuer,
                     keys = keys.keys.len(),
                     refresh_after,
@@ -701,7 +717,7 @@ impl Inner {
             }
             Err(error) => {
                 tracing::warn!(
-                    target: "tower_pop::discovery",
+                    target: crate::observe::DISCOVERY,
                     issuer = %self.issuer,
                     %error,
                     "issuer key set fetch failed; cached keys stay in use"
@@ -801,7 +817,7 @@ impl Inner {
         };
         check_url(&jwks_uri, self.client.allows_http_on_loopback(), true).map_err(|reason| {
             DiscoveryError::InvalidJwksUri {
-                uri: truncated(&jwks_uri),
+                uri: truncated(&without_userinfo(&jwks_uri)),
                 reason,
             }
         })
@@ -811,6 +827,22 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_jwks_uri_is_quoted_without_credentials() {
+        assert_eq!(
+            without_userinfo("https://user:secret@as.example/jwks"),
+            "https://as.example/jwks"
+        );
+        assert_eq!(
+            without_userinfo("http://as.example/jwks"),
+            "http://as.example/jwks"
+        );
+        assert_eq!(
+            without_userinfo("//user:secret@x/jwks"),
+            "(not an absolute URL)"
+        );
+    }
 
     #[test]
     fn metadata_urls_insert_before_the_path_rfc8414_3_1() {

@@ -593,7 +593,7 @@ impl Introspector {
     async fn call(&self, token: &str) -> Result<Claims, IntrospectionError> {
         let unavailable = |what: &dyn fmt::Display| {
             tracing::warn!(
-                target: "tower_pop::introspection",
+                target: crate::observe::INTROSPECTION,
                 endpoint = %self.endpoint,
                 "introspection failed: {what}"
             );
@@ -622,7 +622,7 @@ impl Introspector {
             StatusCode::OK => {}
             status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
                 tracing::error!(
-                    target: "tower_pop::introspection",
+                    target: crate::observe::INTROSPECTION,
                     endpoint = %self.endpoint,
                     client_id = %self.client_id,
                     status = status.as_u16(),

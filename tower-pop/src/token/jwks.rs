@@ -204,7 +204,7 @@ impl KeySource {
             Self::Discovered(keys) => match keys.keys_for(kid, alg).await {
                 Ok(snapshot) => Ok(std::sync::Arc::clone(snapshot.key_set())),
                 Err(e) => {
-                    tracing::warn!(target: "tower_pop::discovery", error = %e, "issuer keys unavailable");
+                    tracing::debug!(target: crate::observe::DISCOVERY, error = %e, "issuer keys unavailable");
                     Err(crate::error::PopErrorKind::KeySetUnavailable)
                 }
             },

@@ -1,0 +1,103 @@
+//! Logs and metrics: the stable `tracing` targets and metric names (tabled in the crate docs),
+//! and the one place a decision of [`Verifier::decide`](crate::Verifier::decide) is observed.
+//!
+//! Fields and labels carry only fixed names (a refusal's kind, the scheme, the binding): never a
+//! token, proof, key, claim value, or URL with credentials. Metrics go through the `metrics`
+//! facade with the `metrics` feature; without it they are compiled out, and with it but no
+//! recorder installed they cost a no-op call each.
+
+use crate::error::AuthScheme;
+use crate::verifier::Outcome;
+
+/// Each decision: accepted at `trace`, refused at `debug` (the client's fault) or `warn` (ours).
+pub(crate) const VERIFY: &str = "tower_pop::verify";
+/// The replay stores: full, unreachable, recovered.
+pub(crate) const REPLAY: &str = "tower_pop::replay";
+/// A forwarded client certificate that cannot be trusted (RFC 9440).
+pub(crate) const MTLS: &str = "tower_pop::mtls";
+/// The issuer's keys (RFC 8414 discovery): fetched, fetch failed, unavailable for a request.
+#[cfg(feature = "discovery")]
+pub(crate) const DISCOVERY: &str = "tower_pop::discovery";
+/// Token introspection (RFC 7662) failures.
+#[cfg(feature = "introspection")]
+pub(crate) const INTROSPECTION: &str = "tower_pop::introspection";
+/// The client side: requests sent without a proof, nonce retries.
+#[cfg(feature = "client")]
+pub(crate) const CLIENT: &str = "tower_pop::client";
+
+/// Counter of verified (and allowed anonymous) requests, label `binding`.
+#[cfg(feature = "metrics")]
+pub(crate) const ACCEPTED_TOTAL: &str = "tower_pop_requests_accepted_total";
+/// Counter of refused requests, label `kind` ([`PopErrorKind::as_str`](crate::PopErrorKind::as_str)).
+#[cfg(feature = "metrics")]
+pub(crate) const REFUSED_TOTAL: &str = "tower_pop_requests_refused_total";
+/// Histogram of the time `decide` took, in seconds.
+#[cfg(feature = "metrics")]
+pub(crate) const VERIFY_SECONDS: &str = "tower_pop_verify_seconds";
+
+/// The `binding` label of a request let through without credentials (anonymous allowed).
+const ANONYMOUS: &str = "anonymous";
+
+/// When a decision started: measured only with the `metrics` feature.
+pub(crate) struct Started {
+    #[cfg(feature = "metrics")]
+    at: std::time::Instant,
+}
+
+impl Started {
+    pub(crate) fn now() -> Self {
+        Self {
+            #[cfg(feature = "metrics")]
+            at: std::time::Instant::now(),
+        }
+    }
+}
+
+/// Describe the metrics to the installed recorder (Prometheus `# HELP` lines). Idempotent.
+pub(crate) fn describe() {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::describe_counter!(
+            ACCEPTED_TOTAL,
+            "Requests verified (or let through anonymously), by binding proven"
+        );
+        metrics::describe_counter!(REFUSED_TOTAL, "Requests refused, by error kind");
+        metrics::describe_histogram!(
+            VERIFY_SECONDS,
+            metrics::Unit::Seconds,
+            "Time to verify a request and decide"
+        );
+    }
+}
+
+/// Log and count one decision. Called once per [`Verifier::decide`](crate::Verifier::decide).
+pub(crate) fn decided(outcome: &Outcome, started: Started) {
+    let _ = &started;
+    match outcome {
+        Outcome::Verified(verified) => {
+            let binding = verified.binding().as_str();
+            tracing::trace!(target: VERIFY, binding, scheme = verified.scheme().as_str(), "request accepted");
+            #[cfg(feature = "metrics")]
+            metrics::counter!(ACCEPTED_TOTAL, "binding" => binding).increment(1);
+        }
+        Outcome::Anonymous(_) => {
+            tracing::trace!(target: VERIFY, binding = ANONYMOUS, "request accepted without credentials");
+            #[cfg(feature = "metrics")]
+            metrics::counter!(ACCEPTED_TOTAL, "binding" => ANONYMOUS).increment(1);
+        }
+        Outcome::Refused(refusal) => {
+            let error = refusal.error();
+            let kind = error.kind().as_str();
+            let scheme = error.scheme().map(AuthScheme::as_str);
+            if error.kind().is_server_fault() {
+                tracing::warn!(target: VERIFY, kind, scheme, "request refused: server-side failure");
+            } else {
+                tracing::debug!(target: VERIFY, kind, scheme, "request refused");
+            }
+            #[cfg(feature = "metrics")]
+            metrics::counter!(REFUSED_TOTAL, "kind" => kind).increment(1);
+        }
+    }
+    #[cfg(feature = "metrics")]
+    metrics::histogram!(VERIFY_SECONDS).record(started.at.elapsed());
+}
