@@ -37,8 +37,14 @@ pub const DEFAULT_TOKEN_ALGORITHMS: [Algorithm; 4] = [
 ];
 /// Clock leeway for a token's `exp` and `nbf`: 30 s ("tens of seconds, never minutes").
 pub const DEFAULT_TOKEN_LEEWAY: Duration = Duration::from_secs(30);
-/// Verified tokens kept in the cache.
+/// Verified tokens kept in the cache: 10,000.
 pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 10_000;
+/// Bytes the token cache may hold, by an estimate of each entry's heap size: 16 MiB, room for
+/// the default 10,000 entries at about 1.6 KiB each (a typical RFC 9068 token's claims).
+pub const DEFAULT_TOKEN_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+/// Longest time a verified token is served from the cache: 5 minutes, so a change of the
+/// issuer's keys (a key withdrawn after a compromise) reaches cached tokens within that time.
+pub const DEFAULT_TOKEN_CACHE_MAX_AGE: Duration = Duration::from_secs(300);
 
 const MAX_PROOF_WINDOW: Duration = Duration::from_secs(3600);
 const MAX_TOKEN_LEEWAY: Duration = Duration::from_secs(300);
@@ -55,7 +61,7 @@ pub struct PopConfig {
     pub(crate) audience: String,
     pub(crate) token_algorithms: Vec<Algorithm>,
     pub(crate) token_leeway: u64,
-    pub(crate) token_cache_capacity: usize,
+    pub(crate) token_cache: crate::token::cache::CacheLimits,
     pub(crate) token_profile: TokenProfile,
     /// Every trusted issuer and where its keys come from; the first is the primary.
     pub(crate) issuers: Vec<(String, KeySource)>,
@@ -111,6 +117,7 @@ impl fmt::Debug for PopConfig {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("token_algorithms", &self.token_algorithms)
+            .field("token_cache", &self.token_cache)
             .field("requires_nonce", &self.nonces.is_some())
             .field("forwarded_certificates", &self.forwarded)
             .finish_non_exhaustive()
@@ -153,6 +160,8 @@ pub struct PopConfigBuilder {
     token_algorithms: Vec<Algorithm>,
     token_leeway: Duration,
     token_cache_capacity: usize,
+    token_cache_bytes: u64,
+    token_cache_max_age: Duration,
     token_profile: TokenProfile,
     jwks: Option<Result<String, ConfigError>>,
     extra_issuers: Vec<String>,
@@ -182,6 +191,8 @@ impl Default for PopConfigBuilder {
             token_algorithms: DEFAULT_TOKEN_ALGORITHMS.to_vec(),
             token_leeway: DEFAULT_TOKEN_LEEWAY,
             token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
+            token_cache_bytes: DEFAULT_TOKEN_CACHE_BYTES,
+            token_cache_max_age: DEFAULT_TOKEN_CACHE_MAX_AGE,
             token_profile: TokenProfile::Rfc9068,
             jwks: None,
             extra_issuers: Vec::new(),
@@ -295,9 +306,32 @@ impl PopConfigBuilder {
 
     /// How many verified tokens to cache. Default: [`DEFAULT_TOKEN_CACHE_CAPACITY`]; 0 disables
     /// the cache.
+    ///
+    /// The cache is keyed by the token's SHA-256 and evicts when full (S3-FIFO: a token seen
+    /// once is evicted before one that is reused, so one client presenting many fresh tokens
+    /// does not push out the tokens other clients reuse). It holds the verified token only: the
+    /// proof, its binding and its `jti` are checked on every request.
     #[must_use]
     pub fn token_cache_capacity(mut self, capacity: usize) -> Self {
         self.token_cache_capacity = capacity;
+        self
+    }
+
+    /// How many bytes the token cache may hold, by an estimate of each entry's heap size (its
+    /// claims' JSON, strings, binding, bookkeeping); large tokens leave room for fewer entries.
+    /// Default: [`DEFAULT_TOKEN_CACHE_BYTES`]; 0 disables the cache.
+    #[must_use]
+    pub fn token_cache_bytes(mut self, bytes: u64) -> Self {
+        self.token_cache_bytes = bytes;
+        self
+    }
+
+    /// How long a verified token is served from the cache at most, whatever its `exp`; never
+    /// past its `exp` (plus leeway) either. Bounds how long a withdrawn issuer key keeps
+    /// cached tokens valid. Default: [`DEFAULT_TOKEN_CACHE_MAX_AGE`]; 0 disables the cache.
+    #[must_use]
+    pub fn token_cache_max_age(mut self, max_age: Duration) -> Self {
+        self.token_cache_max_age = max_age;
         self
     }
 
@@ -560,7 +594,11 @@ impl PopConfigBuilder {
             audience,
             token_algorithms: self.token_algorithms,
             token_leeway: self.token_leeway.as_secs(),
-            token_cache_capacity: self.token_cache_capacity,
+            token_cache: crate::token::cache::CacheLimits {
+                entries: self.token_cache_capacity,
+                bytes: self.token_cache_bytes,
+                max_age: self.token_cache_max_age.as_secs(),
+            },
             token_profile: self.token_profile,
             issuers,
             #[cfg(feature = "introspection")]

@@ -108,7 +108,7 @@ impl Verifier {
                 config.token_leeway,
                 keys.clone(),
                 config.token_profile,
-                config.token_cache_capacity,
+                config.token_cache,
             );
             // The configuration refused duplicates already.
             let _ = tokens.insert(issuer.clone(), validator);

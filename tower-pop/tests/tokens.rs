@@ -252,6 +252,39 @@ async fn cached_token_still_expires() {
     );
 }
 
+/// A cached DPoP-bound token is the verified token only: every request still needs its own
+/// proof, signed by the bound key, never replayed (RFC 9449 §4.3, §7.1, §11.1).
+#[tokio::test]
+async fn cached_dpop_token_still_needs_a_fresh_bound_proof() {
+    let f = Fixture::new();
+    let token = f.token();
+    let first = f.proof(&token);
+    assert_ok(&f.dpop(&token, &first).await, "dpop");
+    // The token is cached now; the proof of another key is still refused ...
+    let thief = ProofSigner::generate(Algorithm::ES256).unwrap();
+    let stolen = thief.proof_at("GET", URL, Some(&token), None, NOW);
+    assert_refused(
+        &f.dpop(&token, &stolen).await,
+        401,
+        Some("DPoP"),
+        INVALID_TOKEN,
+    );
+    // ... the same proof again is a replay ...
+    assert_refused(
+        &f.dpop(&token, &first).await,
+        401,
+        Some("DPoP"),
+        "invalid_dpop_proof",
+    );
+    // ... and none at all is a missing proof.
+    let response = f
+        .send(req("GET", PATH, &[&format!("DPoP {token}")], &[]))
+        .await;
+    assert_eq!(response.status(), 401);
+    // A fresh proof of the bound key passes.
+    assert_ok(&f.dpop(&token, &f.proof(&token)).await, "dpop");
+}
+
 #[tokio::test]
 async fn claims_are_typed_jwtat_06() {
     let f = Fixture::new();

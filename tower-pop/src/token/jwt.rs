@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::cache::{CacheLimits, TokenCache};
 use super::jwks::{KeySet, KeySource};
 use super::{TokenInfo, confirmation};
 use crate::credentials::MAX_TOKEN_LEN;
 use crate::error::PopErrorKind;
-use crate::expiring::ExpiringMap;
 use crate::jose::{Algorithm, CompactJws, b64url_decode, numeric_date, parse_json_object};
 
 /// Most keys tried for one token (keys sharing a `kid`, or a token without `kid`): bounds the
@@ -32,7 +32,7 @@ pub(crate) struct JwtValidator {
     pub(crate) leeway: u64,
     pub(crate) keys: KeySource,
     pub(crate) profile: TokenProfile,
-    cache: ExpiringMap<Arc<TokenInfo>>,
+    pub(crate) cache: TokenCache,
 }
 
 fn to_jsonwebtoken(alg: Algorithm) -> Option<jsonwebtoken::Algorithm> {
@@ -196,7 +196,7 @@ impl JwtValidator {
         leeway: u64,
         keys: KeySource,
         profile: TokenProfile,
-        cache_capacity: usize,
+        cache: CacheLimits,
     ) -> Self {
         Self {
             issuer,
@@ -205,7 +205,7 @@ impl JwtValidator {
             leeway,
             keys,
             profile,
-            cache: ExpiringMap::new(cache_capacity),
+            cache: TokenCache::new(cache),
         }
     }
 
@@ -217,16 +217,15 @@ impl JwtValidator {
         token_hash: &[u8; 32],
         now: u64,
     ) -> Result<Arc<TokenInfo>, PopErrorKind> {
-        let cache_key = *token_hash;
-        if let Some(info) = self.cache.get(&cache_key, now) {
+        // The cache serves an entry only before the token's `exp` (plus leeway) and its own
+        // maximum age; `nbf` is checked here on every hit.
+        if let Some(info) = self.cache.get(token_hash, now) {
             check(now >= info.not_before)?;
             return Ok(info);
         }
         let info = Arc::new(self.verify_uncached(token, now).await?);
-        // A full cache only means this token is verified again next time.
-        let _ = self
-            .cache
-            .insert(cache_key, info.valid_until, Arc::clone(&info), now);
+        self.cache
+            .insert(*token_hash, Arc::clone(&info), info.valid_until, now);
         Ok(info)
     }
 
@@ -289,4 +288,107 @@ fn check_signature(
             .is_ok_and(|v| v.verify(signing_input, &signature).is_ok())
     });
     check(verified)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PopConfig;
+    use crate::test_util::TestIssuer;
+    use serde_json::json;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn validator(issuer: &TestIssuer, cache: CacheLimits) -> JwtValidator {
+        let config = PopConfig::builder()
+            .public_origin("https://api.example.com")
+            .issuer(issuer.issuer())
+            .audience(issuer.audience())
+            .jwks_json(issuer.jwks_json())
+            .build()
+            .expect("valid configuration");
+        let keys = config.issuers[0].1.clone();
+        JwtValidator::new(
+            issuer.issuer().to_owned(),
+            issuer.audience().to_owned(),
+            config.token_algorithms,
+            0,
+            keys,
+            TokenProfile::Rfc9068,
+            cache,
+        )
+    }
+
+    async fn verify(
+        v: &JwtValidator,
+        token: &str,
+        now: u64,
+    ) -> Result<Arc<TokenInfo>, PopErrorKind> {
+        v.verify(token, &crate::digest::sha256(token.as_bytes()), now)
+            .await
+    }
+
+    /// Through the real validator (signatures checked on every miss): 50 clients each reuse
+    /// their token while one client presents 2,000 freshly minted valid tokens, 200 of them
+    /// before any honest request, at a capacity of 200. Counted, not timed.
+    #[tokio::test]
+    async fn honest_clients_keep_their_hits_while_one_client_mints_tokens() {
+        let issuer = TestIssuer::new("https://as.example.com", "https://api.example.com");
+        let v = validator(
+            &issuer,
+            CacheLimits {
+                entries: 200,
+                bytes: 1 << 30,
+                max_age: 300,
+            },
+        );
+        let honest: Vec<String> = (0..50)
+            .map(|i| issuer.token(NOW, json!({ "sub": format!("client-{i}") })))
+            .collect();
+        let mut minted = (0..2_000).map(|_| issuer.token(NOW, json!({"sub": "mallory"})));
+        for token in minted.by_ref().take(200) {
+            verify(&v, &token, NOW).await.expect("valid");
+        }
+        let mut honest_hits = 0;
+        for round in 0..36 {
+            for token in &honest {
+                let before = v.cache.hits();
+                verify(&v, token, NOW).await.expect("valid");
+                honest_hits += v.cache.hits() - before;
+                if round * 50 < 1_800 {
+                    let token = minted.next().expect("2,000 tokens");
+                    verify(&v, &token, NOW).await.expect("valid");
+                }
+            }
+        }
+        assert!(minted.next().is_none(), "all 2,000 presented");
+        // 1,800 honest requests: each client misses once or twice, then hits.
+        assert!(honest_hits >= 1_650, "honest hits: {honest_hits} of 1800");
+    }
+
+    #[tokio::test]
+    async fn cached_token_is_verified_again_after_the_maximum_age() {
+        let issuer = TestIssuer::new("https://as.example.com", "https://api.example.com");
+        let v = validator(
+            &issuer,
+            CacheLimits {
+                entries: 10,
+                bytes: 1 << 20,
+                max_age: 60,
+            },
+        );
+        let token = issuer.token(NOW, json!({}));
+        verify(&v, &token, NOW).await.expect("valid");
+        verify(&v, &token, NOW + 59).await.expect("valid");
+        assert_eq!(v.cache.hits(), 1);
+        verify(&v, &token, NOW + 60).await.expect("valid");
+        assert_eq!(v.cache.hits(), 1, "past the maximum age: a miss");
+        // Past `exp` (600 s, no leeway here) the cached entry is never served.
+        verify(&v, &token, NOW + 100).await.expect("valid");
+        assert_eq!(v.cache.hits(), 2);
+        assert_eq!(
+            verify(&v, &token, NOW + 600).await.unwrap_err(),
+            PopErrorKind::TokenInvalid
+        );
+    }
 }
