@@ -57,6 +57,8 @@ pub struct Answer {
     pub dpop_nonce: Option<String>,
     /// `Cache-Control`, if any.
     pub cache_control: Option<String>,
+    /// `Retry-After`, if any.
+    pub retry_after: Option<String>,
 }
 
 /// What a case must get: the status, and the `error` code in the challenge of a scheme.
@@ -147,6 +149,73 @@ impl Fixture {
                 .build()
                 .expect("valid configuration"),
         ))
+    }
+
+    /// The per-key proof quota of [`quota_verifier`](Self::quota_verifier).
+    pub const QUOTA: u64 = 2;
+
+    /// A fresh verifier like [`verifier`](Self::verifier) with a per-key proof quota of
+    /// [`QUOTA`](Self::QUOTA).
+    ///
+    /// # Panics
+    /// If the configuration is refused.
+    #[must_use]
+    pub fn quota_verifier(&self) -> Arc<Verifier> {
+        Arc::new(Verifier::new(
+            PopConfig::builder()
+                .public_origin(ORIGIN)
+                .issuer(ISSUER)
+                .audience(ORIGIN)
+                .jwks_json(self.issuer.jwks_json())
+                .proof_key_quota(Self::QUOTA)
+                .clock(Arc::new(ManualClock::new(NOW)))
+                .build()
+                .expect("valid configuration"),
+        ))
+    }
+
+    /// Cases for the per-key proof quota (RFC 9449 §11.1 store sizing), run with
+    /// [`quota_verifier`](Self::quota_verifier): one key past its quota gets 429 with
+    /// `Retry-After` and no challenge, while another key still gets 200.
+    #[must_use]
+    pub fn quota_cases(&self) -> Vec<Case> {
+        let t = self.token(json!({}));
+        let other = ProofSigner::generate(Algorithm::ES256).expect("other client key");
+        let t2 = self.token(json!({"jti": "at-2", "cnf": {"jkt": other.thumbprint()}}));
+        let a = || {
+            Self::get(vec![
+                ("authorization", format!("DPoP {t}")),
+                ("dpop", self.proof(&t, json!({}), json!({}))),
+            ])
+        };
+        let b = || {
+            Self::get(vec![
+                ("authorization", format!("DPoP {t2}")),
+                ("dpop", other.proof_at("GET", URL, Some(&t2), None, NOW)),
+            ])
+        };
+        let case = |name, requests, status| Case {
+            name,
+            requests,
+            expect: Expect {
+                status,
+                error: None,
+            },
+        };
+        vec![
+            case("one key at its proof quota", vec![a(), a()], 200),
+            case("one key over its proof quota", vec![a(), a(), a()], 429),
+            case(
+                "one key over its proof quota, then another key",
+                vec![a(), a(), a(), b()],
+                200,
+            ),
+            case(
+                "one key over its proof quota stays refused",
+                vec![a(), a(), a(), b(), a()],
+                429,
+            ),
+        ]
     }
 
     /// Cases for a server that requires nonces (RFC 9449 §9), run with
@@ -472,6 +541,15 @@ pub fn check(answer: &Answer, expect: Expect) -> Result<(), String> {
     }
     if expect.status == 200 {
         return Ok(());
+    }
+    // RFC 6585 §4: a rate refusal, no authentication challenge, and when to come back.
+    if expect.status == 429 {
+        return match (&answer.www_authenticate, &answer.retry_after) {
+            (None, Some(_)) => Ok(()),
+            _ => Err(format!(
+                "429 needs Retry-After and no challenge: {answer:?}"
+            )),
+        };
     }
     let value = answer
         .www_authenticate

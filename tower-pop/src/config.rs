@@ -46,6 +46,10 @@ pub const DEFAULT_TOKEN_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// issuer's keys (a key withdrawn after a compromise) reaches cached tokens within that time.
 pub const DEFAULT_TOKEN_CACHE_MAX_AGE: Duration = Duration::from_secs(300);
 
+/// Proofs a second one proof key may sustain under the default quota
+/// ([`PopConfigBuilder::proof_key_quota`]): 5,000, above what one honest client sends.
+pub const DEFAULT_PROOF_KEY_RATE: u64 = 5_000;
+
 const MAX_PROOF_WINDOW: Duration = Duration::from_secs(3600);
 const MAX_TOKEN_LEEWAY: Duration = Duration::from_secs(300);
 
@@ -68,6 +72,8 @@ pub struct PopConfig {
     #[cfg(feature = "introspection")]
     pub(crate) introspector: Option<crate::introspection::Introspector>,
     pub(crate) replay: Arc<dyn ReplayCache>,
+    /// Most proofs of one key recorded within the proof lifetime.
+    pub(crate) proof_key_quota: u64,
     pub(crate) nonces: Option<Nonces>,
     pub(crate) forwarded: Option<ForwardedCertConfig>,
     pub(crate) resource: Option<ResourceDocument>,
@@ -118,6 +124,7 @@ impl fmt::Debug for PopConfig {
             .field("audience", &self.audience)
             .field("token_algorithms", &self.token_algorithms)
             .field("token_cache", &self.token_cache)
+            .field("proof_key_quota", &self.proof_key_quota)
             .field("requires_nonce", &self.nonces.is_some())
             .field("forwarded_certificates", &self.forwarded)
             .finish_non_exhaustive()
@@ -170,6 +177,7 @@ pub struct PopConfigBuilder {
     #[cfg(feature = "introspection")]
     introspection: Option<crate::introspection::IntrospectionOptions>,
     replay: Option<Arc<dyn ReplayCache>>,
+    proof_key_quota: Option<u64>,
     nonces: Option<Nonces>,
     forwarded: Option<ForwardedCertConfig>,
     resource: Option<ResourceMetadata>,
@@ -201,6 +209,7 @@ impl Default for PopConfigBuilder {
             #[cfg(feature = "introspection")]
             introspection: None,
             replay: None,
+            proof_key_quota: None,
             nonces: None,
             forwarded: None,
             resource: None,
@@ -406,6 +415,26 @@ impl PopConfigBuilder {
         self
     }
 
+    /// Most proofs of one proof key (by its RFC 7638 thumbprint) recorded for single use
+    /// within the proof lifetime; a key past it is refused with 429 and `Retry-After`
+    /// ([`PopErrorKind::ProofKeyOverQuota`](crate::PopErrorKind::ProofKeyOverQuota)) and
+    /// nothing is recorded for it, while every other key goes on. So one authenticated client
+    /// cannot fill the replay store and make it refuse everyone (RFC 9449 §11.1).
+    ///
+    /// Default: [`DEFAULT_PROOF_KEY_RATE`] (5,000 proofs a second) times the counted window,
+    /// which is the proof lifetime (`proof_max_age + proof_future_skew + 1 s`) rounded up to
+    /// nine slices of `ceil(lifetime / 8)` seconds: with the default 71 s lifetime, 9 × 9 s =
+    /// 81 s, so 405,000 proofs. A client sending up to 5,000 proofs a second, steadily, is never
+    /// refused; a burst above that is refused until older slices leave the window. The quota
+    /// is counted in this verifier's memory (576 KiB, fixed), whatever the replay store: with
+    /// several instances sharing one store, a key can hold up to (instances × quota) entries of
+    /// it. Size the store well above (expected clients × quota) or lower the quota. At least 1.
+    #[must_use]
+    pub fn proof_key_quota(mut self, proofs: u64) -> Self {
+        self.proof_key_quota = Some(proofs);
+        self
+    }
+
     /// Require server-provided nonces in DPoP proofs (RFC 9449 §9), minted and checked by
     /// `nonces`. Off by default. Once set, a proof without a `nonce`, or with one that is stale,
     /// forged or from another secret, is refused with 401 `use_dpop_nonce` and a fresh
@@ -491,6 +520,9 @@ impl PopConfigBuilder {
             return Err(ConfigError::TokenLeewayTooLarge {
                 leeway: self.token_leeway,
             });
+        }
+        if self.proof_key_quota == Some(0) {
+            return Err(ConfigError::InvalidProofKeyQuota);
         }
         let bad_realm_char = |b: u8| b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b);
         if let Some(realm) = self
@@ -606,6 +638,12 @@ impl PopConfigBuilder {
             replay: self
                 .replay
                 .unwrap_or_else(|| Arc::new(MemoryReplayCache::default())),
+            proof_key_quota: self.proof_key_quota.unwrap_or_else(|| {
+                let lifetime = (self.proof_max_age + self.proof_future_skew).as_secs() + 1;
+                DEFAULT_PROOF_KEY_RATE.saturating_mul(
+                    crate::replay::quota::KeyQuota::counted_window_secs(lifetime),
+                )
+            }),
             nonces: self.nonces,
             forwarded: self.forwarded,
             resource,
@@ -724,6 +762,8 @@ mod tests {
         );
         assert!(ok().token_leeway(Duration::from_secs(600)).build().is_err());
         assert!(ok().realm("a\"b").build().is_err());
+        assert!(ok().proof_key_quota(0).build().is_err());
+        assert_eq!(ok().build().expect("ok").proof_key_quota, 405_000);
         assert!(ok().jwks_file("/nonexistent/jwks.json").build().is_err());
         assert!(ok().jwks_json("not json").build().is_err());
         assert!(

@@ -78,6 +78,10 @@ pub enum PopErrorKind {
     /// The in-memory replay store is full of live entries: 503, the request is refused rather
     /// than risking an accepted replay.
     ReplayStoreFull,
+    /// The proof is valid, but its key already holds its quota of proofs recorded within the
+    /// proof window ([`PopConfigBuilder::proof_key_quota`](crate::PopConfigBuilder::proof_key_quota)):
+    /// 429 with `Retry-After` (RFC 6585 §4), nothing recorded. Other keys are unaffected.
+    ProofKeyOverQuota,
 }
 
 impl PopErrorKind {
@@ -112,6 +116,7 @@ impl PopErrorKind {
             Self::IntrospectionUnavailable => "introspection unavailable",
             Self::ReplayStoreUnavailable => "replay store unavailable",
             Self::ReplayStoreFull => "replay store full",
+            Self::ProofKeyOverQuota => "too many DPoP proofs for this key",
         }
     }
 
@@ -271,6 +276,8 @@ pub enum ConfigError {
         /// The leeway asked for.
         leeway: std::time::Duration,
     },
+    /// The per-key proof quota is zero (it must let at least one proof through).
+    InvalidProofKeyQuota,
     /// The realm has characters a challenge cannot carry (`"`, `\`, controls, non-ASCII).
     InvalidRealm {
         /// The realm as given.
@@ -340,6 +347,7 @@ impl fmt::Display for ConfigError {
                 "token_leeway of {} s exceeds 5 minutes",
                 leeway.as_secs()
             ),
+            Self::InvalidProofKeyQuota => f.write_str("proof_key_quota must be at least 1"),
             Self::InvalidRealm { realm } => {
                 write!(f, "realm {realm:?} has characters a challenge cannot carry")
             }

@@ -51,7 +51,8 @@ use crate::extension::{Anonymous, Binding, Verified};
 use crate::jose::b64url;
 use crate::metadata::ResourceDocument;
 use crate::mtls::{ClientCertificate, check_certificate_binding};
-use crate::replay::{ReplayEntry, ReplayOutcome};
+use crate::replay::quota::KeyQuota;
+use crate::replay::{FailureLog, ReplayEntry, ReplayOutcome};
 use crate::request::{FieldValues, PopRequest};
 use crate::token::TokenInfo;
 use crate::token::issuers::TrustedIssuers;
@@ -62,6 +63,8 @@ pub struct Verifier {
     config: PopConfig,
     tokens: TrustedIssuers<JwtValidator>,
     challenge: Arc<ChallengeParams>,
+    key_quota: KeyQuota,
+    store_failures: FailureLog,
 }
 
 impl fmt::Debug for Verifier {
@@ -113,7 +116,13 @@ impl Verifier {
             // The configuration refused duplicates already.
             let _ = tokens.insert(issuer.clone(), validator);
         }
+        let lifetime = config
+            .proof_max_age
+            .saturating_add(config.proof_future_skew)
+            .saturating_add(1);
         Self {
+            key_quota: KeyQuota::new(config.proof_key_quota, lifetime),
+            store_failures: FailureLog::default(),
             config,
             tokens,
             challenge,
@@ -386,20 +395,58 @@ impl Verifier {
             .saturating_add(1);
         let entry = ReplayEntry::new(replay_key(&jkt, &proof.jti), now, expires_at);
         drop(proof);
-        match config.replay.insert_if_absent(entry).await {
-            Ok(ReplayOutcome::Fresh) => Ok((jkt, x5t)),
-            Ok(ReplayOutcome::Replayed) => Err(PopErrorKind::Replayed),
-            Err(e) if e.is_full() => {
-                tracing::error!(
-                    "DPoP replay store is full; refusing requests until entries expire"
-                );
-                Err(PopErrorKind::ReplayStoreFull)
+        // One key's share of the store is bounded before anything is recorded for it.
+        let counted = self
+            .key_quota
+            .admit(&jkt, now)
+            .ok_or(PopErrorKind::ProofKeyOverQuota)?;
+        let outcome = config.replay.insert_if_absent(entry).await;
+        if !matches!(outcome, Ok(ReplayOutcome::Fresh)) {
+            self.key_quota.release(counted);
+        }
+        match outcome {
+            Ok(ReplayOutcome::Fresh) => {
+                self.store_succeeded();
+                Ok((jkt, x5t))
+            }
+            Ok(ReplayOutcome::Replayed) => {
+                self.store_succeeded();
+                Err(PopErrorKind::Replayed)
             }
             Err(e) => {
-                // By kind only: a store's error text may quote its URL, password included.
-                tracing::error!(error = %e, "DPoP replay store unavailable");
-                Err(PopErrorKind::ReplayStoreUnavailable)
+                let kind = if e.is_full() {
+                    PopErrorKind::ReplayStoreFull
+                } else {
+                    PopErrorKind::ReplayStoreUnavailable
+                };
+                self.store_failed(kind, now);
+                Err(kind)
             }
+        }
+    }
+}
+
+impl Verifier {
+    /// Log a replay-store failure: by kind only, never the store error's text (it may quote a
+    /// connection URL, password included), once per burst and then at most every 10 s.
+    fn store_failed(&self, kind: PopErrorKind, now: u64) {
+        if let Some(failures) = self.store_failures.failed(now) {
+            tracing::error!(
+                target: "tower_pop::replay",
+                kind = ?kind,
+                failures,
+                "DPoP replay store failing; refusing DPoP requests"
+            );
+        }
+    }
+
+    fn store_succeeded(&self) {
+        if let Some(unlogged) = self.store_failures.succeeded() {
+            tracing::info!(
+                target: "tower_pop::replay",
+                unlogged_failures = unlogged,
+                "DPoP replay store answering again"
+            );
         }
     }
 }
