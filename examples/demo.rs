@@ -101,10 +101,10 @@ async fn token(
         &json!({"typ": "at+jwt", "alg": "ES256", "kid": "demo-as-1"}),
         &json!({
             "iss": auth.issuer, "aud": AUDIENCE, "sub": CLIENT_ID, "client_id": CLIENT_ID,
-            "iat": now(), "exp": now() + 300, "jti": auth.key.random_jti(), "scope": "read",
+            "iat": now(), "exp": now() + 300, "jti": auth.key.random_jti().expect("signing"), "scope": "read",
             "cnf": { "jkt": jkt },
         }),
-    );
+    ).expect("signing");
     Json(json!({"access_token": access_token, "token_type": "DPoP", "expires_in": 300}))
         .into_response()
 }

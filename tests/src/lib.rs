@@ -191,7 +191,12 @@ impl Fixture {
         let b = || {
             Self::get(vec![
                 ("authorization", format!("DPoP {t2}")),
-                ("dpop", other.proof_at("GET", URL, Some(&t2), None, NOW)),
+                (
+                    "dpop",
+                    other
+                        .proof_at("GET", URL, Some(&t2), None, NOW)
+                        .expect("signing"),
+                ),
             ])
         };
         let case = |name, requests, status| Case {
@@ -229,7 +234,9 @@ impl Fixture {
                 ("authorization", auth.clone()),
                 (
                     "dpop",
-                    self.client.proof_at("GET", URL, Some(&t), nonce, NOW),
+                    self.client
+                        .proof_at("GET", URL, Some(&t), nonce, NOW)
+                        .expect("signing"),
                 ),
             ])
         };
@@ -268,7 +275,8 @@ impl Fixture {
                         "dpop",
                         ProofSigner::generate(Algorithm::ES256)
                             .expect("key")
-                            .proof_at("GET", URL, Some(&t), Some(&live), NOW),
+                            .proof_at("GET", URL, Some(&t), Some(&live), NOW)
+                            .expect("signing"),
                     ),
                 ]),
                 401,
@@ -289,13 +297,15 @@ impl Fixture {
 
     fn proof(&self, token: &str, header: Value, changes: Value) -> String {
         let claims = json!({
-            "jti": self.client.random_jti(), "htm": "GET", "htu": URL, "iat": NOW,
+            "jti": self.client.random_jti().expect("signing"), "htm": "GET", "htu": URL, "iat": NOW,
             "ath": tower_pop::thumbprint::ath(token),
         });
-        self.client.sign_compact(
-            &patch(self.client.proof_header(), header),
-            &patch(claims, changes),
-        )
+        self.client
+            .sign_compact(
+                &patch(self.client.proof_header(), header),
+                &patch(claims, changes),
+            )
+            .expect("signing")
     }
 
     fn get(headers: Vec<(&'static str, String)>) -> Req {
@@ -456,7 +466,7 @@ impl Fixture {
             bad_proof("alg outside allow-list", {
                 let mut h = rsa.proof_header();
                 h["alg"] = json!("RS256");
-                rsa.sign_compact(&h, &json!({"jti": "r", "htm": "GET", "htu": URL, "iat": NOW, "ath": tower_pop::thumbprint::ath(&t)}))
+                rsa.sign_compact(&h, &json!({"jti": "r", "htm": "GET", "htu": URL, "iat": NOW, "ath": tower_pop::thumbprint::ath(&t)})).expect("signing")
             }),
             bad_proof("alg does not fit the key", self.proof(&t, json!({"alg": "ES384"}), json!({}))),
             bad_proof("private key in jwk", self.proof(&t, json!({"jwk": patch(self.client.proof_header()["jwk"].clone(), json!({"d": "AAAA"}))}), json!({}))),
@@ -467,7 +477,7 @@ impl Fixture {
             bad_proof("iat too old", self.proof(&t, json!({}), json!({"iat": NOW - 600}))),
             bad_proof("iat in the future", self.proof(&t, json!({}), json!({"iat": NOW + 600}))),
             bad_proof("ath of another token", self.proof(&t, json!({}), json!({"ath": tower_pop::thumbprint::ath("other")}))),
-            case("stolen token, thief's key", dpop(thief.proof_at("GET", URL, Some(&t), None, NOW)), 401, Some(("DPoP", "invalid_token"))),
+            case("stolen token, thief's key", dpop(thief.proof_at("GET", URL, Some(&t), None, NOW).expect("signing")), 401, Some(("DPoP", "invalid_token"))),
             case(
                 "DPoP scheme, unbound token",
                 Self::get(vec![("authorization", format!("DPoP {unbound}")), ("dpop", self.proof(&unbound, json!({}), json!({})))]),

@@ -150,7 +150,10 @@ async fn full_store_refuses_with_503_and_never_accepts_a_replay() {
     assert_eq!(store.len(), 2);
     // Once the window has passed, room is made again.
     f.clock.advance(61);
-    let later = f.client.proof_at("GET", URL, Some(&token), None, NOW + 61);
+    let later = f
+        .client
+        .proof_at("GET", URL, Some(&token), None, NOW + 61)
+        .unwrap();
     assert_ok(&f.dpop(&token, &later).await, "dpop");
     assert_eq!(store.len(), 1);
 }
@@ -290,11 +293,16 @@ async fn one_key_over_its_quota_gets_429_while_another_key_gets_200() {
         tower_pop::dpop::signer::ProofSigner::generate(tower_pop::Algorithm::ES256).unwrap();
     let other_token = f.token_patched(json!({"cnf": {"jkt": other.thumbprint()}}));
     for _ in 0..3 {
-        let proof = other.proof_at("GET", URL, Some(&other_token), None, NOW);
+        let proof = other
+            .proof_at("GET", URL, Some(&other_token), None, NOW)
+            .unwrap();
         assert_ok(&f.dpop(&other_token, &proof).await, "dpop");
     }
     // Once the proof window has passed, the first key is served again.
     f.clock.advance(120);
-    let later = f.client.proof_at("GET", URL, Some(&token), None, NOW + 120);
+    let later = f
+        .client
+        .proof_at("GET", URL, Some(&token), None, NOW + 120)
+        .unwrap();
     assert_ok(&f.dpop(&token, &later).await, "dpop");
 }
