@@ -94,6 +94,15 @@ fn replay_key(jkt: &str, jti: &str) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// SHA-256 of the proof key's thumbprint: the owner of its replay entries, for stores that
+/// count a per-key quota themselves (the thumbprint itself never goes to the store).
+fn owner_key(jkt: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"tower-pop/dpop-jkt/v1\0");
+    h.update(jkt.as_bytes());
+    h.finalize().into()
+}
+
 impl Verifier {
     /// A verifier for `config`.
     #[must_use]
@@ -393,7 +402,8 @@ impl Verifier {
             .iat
             .saturating_add(config.proof_max_age)
             .saturating_add(1);
-        let entry = ReplayEntry::new(replay_key(&jkt, &proof.jti), now, expires_at);
+        let entry = ReplayEntry::new(replay_key(&jkt, &proof.jti), now, expires_at)
+            .with_owner(owner_key(&jkt));
         drop(proof);
         // One key's share of the store is bounded before anything is recorded for it.
         let counted = self
@@ -412,6 +422,10 @@ impl Verifier {
             Ok(ReplayOutcome::Replayed) => {
                 self.store_succeeded();
                 Err(PopErrorKind::Replayed)
+            }
+            Ok(ReplayOutcome::OverQuota) => {
+                self.store_succeeded();
+                Err(PopErrorKind::ProofKeyOverQuota)
             }
             Err(e) => {
                 let kind = if e.is_full() {

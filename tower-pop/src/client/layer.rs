@@ -493,7 +493,9 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            error.downcast_ref::<crate::dpop::signer::SignerError>().is_some(),
+            error
+                .downcast_ref::<crate::dpop::signer::SignerError>()
+                .is_some(),
             "{error}"
         );
         assert!(seen.lock().unwrap().is_empty(), "nothing sent");

@@ -15,7 +15,11 @@
 //! verifier's memory, whatever the store): a key holding more than its share of proofs within
 //! the proof window is refused with 429 and `Retry-After`, so one authenticated client cannot
 //! fill the store and make it refuse everyone. With several instances each counts its own
-//! requests, so one key can hold up to (instances × quota) entries of a shared store.
+//! requests, so one key can hold up to (instances × quota) entries of a shared store, unless
+//! the store counts a quota shared by all of them: every entry names its
+//! [`owner`](ReplayEntry::owner) (a hash of the key's thumbprint), and the Redis store counts
+//! it in the same round trip as the insert when configured to (`key_quota`, feature `redis`),
+//! answering [`ReplayOutcome::OverQuota`].
 //!
 //! Store failures are logged by the verifier at `error`, by kind only (a store's error text may
 //! quote its URL, password included), once per burst of failures and then at most every 10 s.
@@ -45,6 +49,7 @@ pub struct ReplayEntry {
     pub(crate) key: [u8; 32],
     pub(crate) now: u64,
     pub(crate) expires_at: u64,
+    pub(crate) owner: Option<[u8; 32]>,
 }
 
 impl ReplayEntry {
@@ -55,7 +60,23 @@ impl ReplayEntry {
             key,
             now,
             expires_at,
+            owner: None,
         }
+    }
+
+    /// The same entry, owned by the proof key hashed to `owner`: a store with a per-key quota
+    /// of its own (`RedisReplayCacheBuilder::key_quota`, feature `redis`) counts the entry
+    /// against it. The verifier sets it on every entry.
+    #[must_use]
+    pub fn with_owner(mut self, owner: [u8; 32]) -> Self {
+        self.owner = Some(owner);
+        self
+    }
+
+    /// SHA-256 of the proof key's thumbprint (domain-separated), when set: whose entry this is.
+    #[must_use]
+    pub fn owner(&self) -> Option<&[u8; 32]> {
+        self.owner.as_ref()
     }
 
     /// SHA-256 of the proof-key thumbprint and the `jti`: the raw `jti` is never stored (RFC 9449 §11.1).
@@ -90,6 +111,9 @@ pub enum ReplayOutcome {
     Fresh,
     /// Seen before within its window.
     Replayed,
+    /// Not recorded: the entry's [`owner`](ReplayEntry::owner) already holds its quota in a
+    /// store that counts one (the verifier answers 429).
+    OverQuota,
 }
 
 /// The store could not answer; the request is refused (fail closed).
