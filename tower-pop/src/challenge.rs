@@ -379,6 +379,18 @@ mod tests {
     }
 
     #[test]
+    fn key_over_quota_is_429_with_retry_after_and_no_challenge() {
+        assert_eq!(
+            www(PopErrorKind::ProofKeyOverQuota, Some(AuthScheme::Dpop)),
+            (429, None)
+        );
+        let p = ChallengeParams::new(&[Algorithm::ES256], None);
+        let c = Challenge::for_error(&PopError::new(PopErrorKind::ProofKeyOverQuota), &p);
+        assert_eq!(c.headers().retry_after(), Some(2));
+        assert!(!PopErrorKind::ProofKeyOverQuota.is_server_fault());
+    }
+
+    #[test]
     fn realm_in_both_challenges_brr_02() {
         let p = ChallengeParams::new(&[Algorithm::ES256], Some("example"));
         let c = Challenge::for_error(&PopError::new(PopErrorKind::MissingCredentials), &p);
