@@ -95,8 +95,13 @@ impl KeyQuota {
         for (row, bucket) in buckets.iter().enumerate() {
             let counter = &self.counters[self.index(slice, row, *bucket)];
             let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                // The count stays within its 32 bits (it never carries into the slice number).
                 Some(if v >> 32 == tag {
-                    v.saturating_add(1)
+                    if v & 0xffff_ffff == 0xffff_ffff {
+                        v
+                    } else {
+                        v + 1
+                    }
                 } else {
                     (tag << 32) | 1
                 })
