@@ -328,42 +328,75 @@ mod tests {
             .await
     }
 
+    /// An Ed25519 issuer key from a fixed seed (PKCS#8 v1), so tokens, and the cache's
+    /// decisions on them, are the same in every run (Ed25519 signatures are deterministic).
+    fn fixed_issuer_key() -> crate::dpop::signer::ProofSigner {
+        let mut der = vec![
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        der.extend_from_slice(&[7; 32]);
+        crate::dpop::signer::ProofSigner::from_pkcs8(Algorithm::EdDSA, &der)
+            .expect("a fixed Ed25519 key")
+    }
+
     /// Through the real validator (signatures checked on every miss): 50 clients each reuse
     /// their token while one client presents 2,000 freshly minted valid tokens, 200 of them
-    /// before any honest request, at a capacity of 200. Counted, not timed.
+    /// before any honest request, at a capacity of 200. Deterministic: fixed key and claims,
+    /// fixed cache hashing, hits counted (not timed). The map of 0.1.0 scores 0 here (the
+    /// first 200 minted tokens fill it for the tokens' lifetime).
     #[tokio::test]
     async fn honest_clients_keep_their_hits_while_one_client_mints_tokens() {
-        let issuer = TestIssuer::new("https://as.example.com", "https://api.example.com");
-        let v = validator(
-            &issuer,
+        let key = fixed_issuer_key();
+        let (iss, aud) = ("https://as.example.com", "https://api.example.com");
+        let keys = KeySource::Static(Arc::new(
+            KeySet::from_json(&crate::test_util::jwks_for(&key, "as-1")).expect("JWK Set"),
+        ));
+        let mut v = JwtValidator::new(
+            iss.to_owned(),
+            aud.to_owned(),
+            vec![Algorithm::EdDSA],
+            0,
+            keys,
+            TokenProfile::Rfc9068,
             CacheLimits {
-                entries: 200,
-                bytes: 1 << 30,
-                max_age: 300,
+                entries: 0,
+                bytes: 0,
+                max_age: 0,
             },
         );
-        let honest: Vec<String> = (0..50)
-            .map(|i| issuer.token(NOW, json!({ "sub": format!("client-{i}") })))
-            .collect();
-        let mut minted = (0..2_000).map(|_| issuer.token(NOW, json!({"sub": "mallory"})));
+        v.cache = TokenCache::deterministic(CacheLimits {
+            entries: 200,
+            bytes: 1 << 30,
+            max_age: 300,
+        });
+        let token = |sub: String| {
+            let header = json!({"typ": "at+jwt", "alg": "EdDSA", "kid": "as-1"});
+            let claims = json!({
+                "iss": iss, "aud": aud, "sub": sub, "client_id": "c1", "iat": NOW,
+                "exp": NOW + 3_600, "jti": "at-1",
+            });
+            key.sign_compact(&header, &claims).expect("signing")
+        };
+        let honest: Vec<String> = (0..50).map(|i| token(format!("client-{i}"))).collect();
+        let mut minted = (0..2_000).map(|i| token(format!("mallory-{i}")));
         for token in minted.by_ref().take(200) {
             verify(&v, &token, NOW).await.expect("valid");
         }
         let mut honest_hits = 0;
-        for round in 0..36 {
+        for _round in 0..36 {
             for token in &honest {
                 let before = v.cache.hits();
                 verify(&v, token, NOW).await.expect("valid");
                 honest_hits += v.cache.hits() - before;
-                if round * 50 < 1_800 {
-                    let token = minted.next().expect("2,000 tokens");
-                    verify(&v, &token, NOW).await.expect("valid");
-                }
+                let token = minted.next().expect("2,000 tokens");
+                verify(&v, &token, NOW).await.expect("valid");
             }
         }
         assert!(minted.next().is_none(), "all 2,000 presented");
-        // 1,800 honest requests: each client misses once or twice, then hits.
-        assert!(honest_hits >= 1_650, "honest hits: {honest_hits} of 1800");
+        // 1,800 honest requests; 1,687 hits in this fixed sequence (each client misses once
+        // or twice, then hits), with a margin for changes of quick_cache's internals.
+        assert!(honest_hits >= 1_600, "honest hits: {honest_hits} of 1800");
     }
 
     #[tokio::test]
