@@ -340,7 +340,9 @@ fn mint(
             current = Some((key, token));
         }
         if let Some((key, token)) = &current {
-            let proof = key.proof_at("GET", &url, Some(token), nonce.as_deref(), now);
+            let proof = key
+                .proof_at("GET", &url, Some(token), nonce.as_deref(), now)
+                .expect("signing");
             let _ = writeln!(out, "{token} {proof}");
         }
     }

@@ -47,6 +47,7 @@ fn answer_of<B>(response: &Response<B>) -> Answer {
         www_authenticate: header("www-authenticate"),
         dpop_nonce: header("dpop-nonce"),
         cache_control: header("cache-control"),
+        retry_after: header("retry-after"),
     }
 }
 
@@ -115,6 +116,7 @@ async fn run_actix(verifier: Arc<Verifier>, case: &Case) -> Vec<Answer> {
             www_authenticate: header("www-authenticate"),
             dpop_nonce: header("dpop-nonce"),
             cache_control: header("cache-control"),
+            retry_after: header("retry-after"),
         });
     }
     answers
@@ -190,6 +192,14 @@ async fn mtls_cases_answer_identically() {
     let fixture = Fixture::new();
     let cases = fixture.mtls_cases();
     let failures = run_table(&cases, || fixture.proxy_verifier()).await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[actix_web::test]
+async fn proof_key_quota_cases_answer_identically() {
+    let fixture = Fixture::new();
+    let cases = fixture.quota_cases();
+    let failures = run_table(&cases, || fixture.quota_verifier()).await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

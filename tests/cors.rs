@@ -95,7 +95,8 @@ impl Setup {
         let token = self.issuer.dpop_token(NOW, self.client.thumbprint());
         let proof = self
             .client
-            .proof_at("GET", &format!("{API}/whoami"), Some(&token), None, NOW);
+            .proof_at("GET", &format!("{API}/whoami"), Some(&token), None, NOW)
+            .unwrap();
         let preflight = |origin: &str, headers: &str| {
             vec![
                 ("origin", origin.to_owned()),

@@ -327,7 +327,9 @@ mod tests {
             .route_layer(RequirePopLayer::new(verifier));
         let app = Router::new().nest("/api", inner);
         let send = |htu: &str| {
-            let proof = client.proof_at("GET", htu, Some(&token), None, now);
+            let proof = client
+                .proof_at("GET", htu, Some(&token), None, now)
+                .unwrap();
             Request::get("/api/x")
                 .header("authorization", format!("DPoP {token}"))
                 .header("dpop", proof)

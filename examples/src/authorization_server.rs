@@ -136,14 +136,21 @@ async fn token(
     let Ok(Ok(jkt)) = checked else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_dpop_proof");
     };
-    let access_token = auth.key.sign_compact(
-        &json!({"typ": "at+jwt", "alg": "ES256", "kid": KID}),
-        &json!({
-            "iss": auth.issuer, "aud": AUDIENCE, "sub": CLIENT_ID, "client_id": CLIENT_ID,
-            "iat": now(), "exp": now() + 300, "jti": auth.key.random_jti(), "scope": "read",
-            "cnf": { "jkt": jkt },
-        }),
-    );
+    // A token we cannot sign (no randomness, a failed signature) is a server error, never a
+    // token with a guessable `jti` or no signature.
+    let signed = auth.key.random_jti().and_then(|jti| {
+        auth.key.sign_compact(
+            &json!({"typ": "at+jwt", "alg": "ES256", "kid": KID}),
+            &json!({
+                "iss": auth.issuer, "aud": AUDIENCE, "sub": CLIENT_ID, "client_id": CLIENT_ID,
+                "iat": now(), "exp": now() + 300, "jti": jti, "scope": "read",
+                "cnf": { "jkt": jkt },
+            }),
+        )
+    });
+    let Ok(access_token) = signed else {
+        return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error");
+    };
     (
         // RFC 6749 §5.1: token responses are not cached.
         [(axum::http::header::CACHE_CONTROL, "no-store")],

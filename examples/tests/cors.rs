@@ -96,7 +96,7 @@ async fn cors_flow(name: &str, issuer: Arc<TestIssuer>) -> Vec<Seen> {
     let token = s.token(Some(client.thumbprint()));
     let auth = format!("DPoP {token}");
     let url = s.url("/whoami");
-    let proof = client.proof("GET", &url, Some(&token), None);
+    let proof = client.proof("GET", &url, Some(&token), None).unwrap();
     let headers = [("Origin", APP), ("Authorization", &auth), ("DPoP", &proof)];
     let r = send(s.addr, "GET", "/whoami", &headers).await;
     assert_eq!(r.status, 401, "{name}: {r:?}");
@@ -109,7 +109,9 @@ async fn cors_flow(name: &str, issuer: Arc<TestIssuer>) -> Vec<Seen> {
     assert_eq!(list(&r, "access-control-expose-headers"), exposed);
     let nonce = r.header("dpop-nonce").expect("a nonce").to_owned();
     answers.push(seen(&r));
-    let proof = client.proof("GET", &url, Some(&token), Some(&nonce));
+    let proof = client
+        .proof("GET", &url, Some(&token), Some(&nonce))
+        .unwrap();
     let headers = [("Origin", APP), ("Authorization", &auth), ("DPoP", &proof)];
     let r = send(s.addr, "GET", "/whoami", &headers).await;
     assert_eq!(r.status, 200, "{name}: {r:?}");

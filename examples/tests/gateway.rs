@@ -243,7 +243,7 @@ fn dpop_fields(
     method: &str,
     path: &str,
 ) -> [(String, String); 2] {
-    let proof = key.proof(method, &gw.url(path), Some(token), None);
+    let proof = key.proof(method, &gw.url(path), Some(token), None).unwrap();
     [
         ("Authorization".to_owned(), format!("DPoP {token}")),
         ("DPoP".to_owned(), proof),
@@ -627,7 +627,9 @@ async fn nonces_are_asked_for_and_refreshed_through_the_gateway() {
     .await;
     assert_challenge(&r, 401, Some("use_dpop_nonce"));
     let nonce = r.header("dpop-nonce").expect("a DPoP-Nonce").to_owned();
-    let proof = key.proof("GET", &gw.url("/x"), Some(&token), Some(&nonce));
+    let proof = key
+        .proof("GET", &gw.url("/x"), Some(&token), Some(&nonce))
+        .unwrap();
     let auth = format!("DPoP {token}");
     let r = send(
         gw.addr,
@@ -831,7 +833,7 @@ async fn forward_auth_through_a_real_nginx() {
     let r = send(front, "GET", "/api/items?x=1", &[]).await;
     assert_challenge(&r, 401, None);
     // A proof without a nonce: the challenge and the nonce, copied by nginx.
-    let proof = key.proof("GET", &url, Some(&token), None);
+    let proof = key.proof("GET", &url, Some(&token), None).unwrap();
     let r = send(
         front,
         "GET",
@@ -847,7 +849,7 @@ async fn forward_auth_through_a_real_nginx() {
     assert_eq!(r.header("cache-control"), Some("no-store"));
 
     // With the nonce: the upstream gets the identity, not the proof nor a forged identity.
-    let proof = key.proof("GET", &url, Some(&token), Some(&nonce));
+    let proof = key.proof("GET", &url, Some(&token), Some(&nonce)).unwrap();
     let fields = [
         ("Authorization", auth.as_str()),
         ("DPoP", proof.as_str()),
@@ -869,7 +871,9 @@ async fn forward_auth_through_a_real_nginx() {
     let r = send(front, "GET", "/api/items?x=1", &fields).await;
     assert_challenge(&r, 401, Some("invalid_dpop_proof"));
     let thief = ProofSigner::generate(Algorithm::ES256).unwrap();
-    let proof = thief.proof("GET", &url, Some(&token), Some(&nonce));
+    let proof = thief
+        .proof("GET", &url, Some(&token), Some(&nonce))
+        .unwrap();
     let r = send(
         front,
         "GET",
@@ -878,12 +882,14 @@ async fn forward_auth_through_a_real_nginx() {
     )
     .await;
     assert_eq!(r.status, 401, "{r:?}");
-    let proof = key.proof(
-        "GET",
-        &format!("{public}/other"),
-        Some(&token),
-        Some(&nonce),
-    );
+    let proof = key
+        .proof(
+            "GET",
+            &format!("{public}/other"),
+            Some(&token),
+            Some(&nonce),
+        )
+        .unwrap();
     let r = send(
         front,
         "GET",
@@ -896,7 +902,9 @@ async fn forward_auth_through_a_real_nginx() {
         now(),
         json!({"cnf": {"jkt": key.thumbprint()}, "scope": "other"}),
     );
-    let proof = key.proof("GET", &url, Some(&unscoped), Some(&nonce));
+    let proof = key
+        .proof("GET", &url, Some(&unscoped), Some(&nonce))
+        .unwrap();
     let unscoped_auth = format!("DPoP {unscoped}");
     let r = send(
         front,
@@ -909,7 +917,7 @@ async fn forward_auth_through_a_real_nginx() {
     assert_eq!(up.count(), 1);
 
     // Straight to the gateway from a peer that is not a trusted proxy: refused, fail closed.
-    let proof = key.proof("GET", &url, Some(&token), Some(&nonce));
+    let proof = key.proof("GET", &url, Some(&token), Some(&nonce)).unwrap();
     let forged = [
         ("Authorization", auth.as_str()),
         ("DPoP", proof.as_str()),
@@ -942,7 +950,7 @@ async fn forward_auth_through_a_real_nginx() {
     let r = Reply::read(
         ask(
             format!("127.0.0.1:{port}"),
-            key.proof("GET", &url, Some(&token), Some(&nonce)),
+            key.proof("GET", &url, Some(&token), Some(&nonce)).unwrap(),
         )
         .await
         .unwrap(),
@@ -955,7 +963,7 @@ async fn forward_auth_through_a_real_nginx() {
     let r = Reply::read(
         ask(
             "other.example".to_owned(),
-            key.proof("GET", &url, Some(&token), Some(&nonce)),
+            key.proof("GET", &url, Some(&token), Some(&nonce)).unwrap(),
         )
         .await
         .unwrap(),

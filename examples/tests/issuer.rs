@@ -73,11 +73,12 @@ impl AuthServer {
         let keys = self.state.keys.lock().unwrap();
         let key = &keys.iter().find(|(k, _)| k == kid).expect("a key").1;
         let base = json!({"iss": self.issuer, "aud": AUDIENCE, "sub": "alice", "client_id": "c1",
-            "iat": now(), "exp": now() + 300, "jti": key.random_jti(), "scope": "read"});
+            "iat": now(), "exp": now() + 300, "jti": key.random_jti().unwrap(), "scope": "read"});
         key.sign_compact(
             &json!({"typ": "at+jwt", "alg": "ES256", "kid": kid}),
             &tower_pop::test_util::patch(base, claims),
         )
+        .unwrap()
     }
 
     fn rotate_to(&self, kid: &str) {
@@ -268,7 +269,9 @@ async fn introspection_and_metadata(name: &str) {
         .unwrap()
         .insert("opaque-string".into(), string_true);
     let call = |token: &'static str| {
-        let proof = key.proof("GET", &s.url("/whoami"), Some(token), None);
+        let proof = key
+            .proof("GET", &s.url("/whoami"), Some(token), None)
+            .unwrap();
         let auth = format!("DPoP {token}");
         async move {
             send(

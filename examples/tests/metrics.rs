@@ -97,7 +97,7 @@ async fn both_servers_count_accepted_and_refused_requests_for_prometheus() {
             serde_json::json!({"cnf": {"jkt": client.thumbprint()}}),
         );
         let auth = format!("DPoP {token}");
-        let proof = client.proof("GET", &url, Some(&token), None);
+        let proof = client.proof("GET", &url, Some(&token), None).unwrap();
         let ok = send(
             s.addr,
             "GET",
@@ -113,7 +113,7 @@ async fn both_servers_count_accepted_and_refused_requests_for_prometheus() {
             serde_json::json!({"cnf": {"jkt": client.thumbprint()}}),
         );
         let auth = format!("DPoP {forged}");
-        let proof = client.proof("GET", &url, Some(&forged), None);
+        let proof = client.proof("GET", &url, Some(&forged), None).unwrap();
         let refused = send(
             s.addr,
             "GET",

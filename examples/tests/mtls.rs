@@ -139,7 +139,7 @@ async fn mtls_over_tls(name: &str) {
     let dpop_token = s.token(Some(key.thumbprint()));
     let dpop_auth = format!("DPoP {dpop_token}");
     for client in [&without, &with_a] {
-        let proof = key.proof("GET", &url, Some(&dpop_token), None);
+        let proof = key.proof("GET", &url, Some(&dpop_token), None).unwrap();
         let r = get(
             client,
             &url,
@@ -157,7 +157,7 @@ async fn mtls_over_tls(name: &str) {
         json!({"cnf": {"jkt": key.thumbprint(), "x5t#S256": pki.client_a.x5t()}}),
     );
     let both_auth = format!("DPoP {both}");
-    let proof = key.proof("GET", &url, Some(&both), None);
+    let proof = key.proof("GET", &url, Some(&both), None).unwrap();
     let r = get(
         &with_a,
         &url,
@@ -167,7 +167,7 @@ async fn mtls_over_tls(name: &str) {
     .unwrap();
     assert_eq!(r.status, 200, "{name}: {r:?}");
     assert_eq!(r.json()["binding"], "dpop+mtls");
-    let proof = key.proof("GET", &url, Some(&both), None);
+    let proof = key.proof("GET", &url, Some(&both), None).unwrap();
     let r = get(
         &with_b,
         &url,
@@ -337,7 +337,7 @@ async fn forwarded_from_proxies(name: &str, format: &str) {
     // A spoofed header from an untrusted peer does not break DPoP.
     let key = ProofSigner::generate(Algorithm::ES256).unwrap();
     let dpop_token = s.token(Some(key.thumbprint()));
-    let proof = key.proof("GET", &url, Some(&dpop_token), None);
+    let proof = key.proof("GET", &url, Some(&dpop_token), None).unwrap();
     let r = get(
         &client_from(UNTRUSTED),
         &url,

@@ -164,7 +164,9 @@ async fn accepts_a_bound_request_and_refuses_the_rest(name: &str) {
 
     // A valid DPoP request, any method.
     for method in ["GET", "POST"] {
-        let proof = client.proof(method, &s.url("/whoami"), Some(&token), None);
+        let proof = client
+            .proof(method, &s.url("/whoami"), Some(&token), None)
+            .unwrap();
         let r = send(
             s.addr,
             method,
@@ -189,7 +191,9 @@ async fn accepts_a_bound_request_and_refuses_the_rest(name: &str) {
     );
 
     // The same proof twice: replay.
-    let proof = client.proof("GET", &s.url("/whoami"), Some(&token), None);
+    let proof = client
+        .proof("GET", &s.url("/whoami"), Some(&token), None)
+        .unwrap();
     let headers = [("Authorization", auth.as_str()), ("DPoP", proof.as_str())];
     assert_eq!(send(s.addr, "GET", "/whoami", &headers).await.status, 200);
     let r = send(s.addr, "GET", "/whoami", &headers).await;
@@ -197,7 +201,9 @@ async fn accepts_a_bound_request_and_refuses_the_rest(name: &str) {
 
     // Stolen token without the key: the thief's proof does not match cnf.jkt.
     let thief = ProofSigner::generate(Algorithm::ES256).unwrap();
-    let proof = thief.proof("GET", &s.url("/whoami"), Some(&token), None);
+    let proof = thief
+        .proof("GET", &s.url("/whoami"), Some(&token), None)
+        .unwrap();
     let r = send(
         s.addr,
         "GET",
@@ -218,7 +224,9 @@ async fn accepts_a_bound_request_and_refuses_the_rest(name: &str) {
     assert_refused(&r, 401, "Bearer", "invalid_token");
 
     // Proof for another URL, another method, and a client-chosen Host do not help (HTU-07).
-    let proof = client.proof("GET", "http://evil.example/whoami", Some(&token), None);
+    let proof = client
+        .proof("GET", "http://evil.example/whoami", Some(&token), None)
+        .unwrap();
     let r = send(
         s.addr,
         "GET",
@@ -235,7 +243,9 @@ async fn accepts_a_bound_request_and_refuses_the_rest(name: &str) {
         "DPoP",
         "invalid_dpop_proof"
     ));
-    let proof = client.proof("PUT", &s.url("/whoami"), Some(&token), None);
+    let proof = client
+        .proof("PUT", &s.url("/whoami"), Some(&token), None)
+        .unwrap();
     let r = send(
         s.addr,
         "GET",
@@ -246,7 +256,9 @@ async fn accepts_a_bound_request_and_refuses_the_rest(name: &str) {
     assert_eq!(r.status, 401);
 
     // Two Authorization fields: 400 invalid_request.
-    let proof = client.proof("GET", &s.url("/whoami"), Some(&token), None);
+    let proof = client
+        .proof("GET", &s.url("/whoami"), Some(&token), None)
+        .unwrap();
     let r = send(
         s.addr,
         "GET",
@@ -305,7 +317,9 @@ on_both_servers!(
 async fn concurrent_replays(name: &str) {
     let (s, client, token) = bound_setup(name).await;
     let auth = format!("DPoP {token}");
-    let proof = client.proof("GET", &s.url("/whoami"), Some(&token), None);
+    let proof = client
+        .proof("GET", &s.url("/whoami"), Some(&token), None)
+        .unwrap();
     assert_exactly_one_200(&[s.addr], &auth, &proof).await;
 }
 
@@ -464,14 +478,16 @@ async fn axum_and_actix_servers_answer_alike() {
         let s = Server::start(name, &[]).await;
         let token = s.token(Some(client.thumbprint()));
         let auth = format!("DPoP {token}");
-        let good = client.proof("GET", &s.url("/whoami"), Some(&token), None);
-        let thief = ProofSigner::generate(Algorithm::ES256).unwrap().proof(
-            "GET",
-            &s.url("/whoami"),
-            Some(&token),
-            None,
-        );
-        let other_url = client.proof("GET", &s.url("/other"), Some(&token), None);
+        let good = client
+            .proof("GET", &s.url("/whoami"), Some(&token), None)
+            .unwrap();
+        let thief = ProofSigner::generate(Algorithm::ES256)
+            .unwrap()
+            .proof("GET", &s.url("/whoami"), Some(&token), None)
+            .unwrap();
+        let other_url = client
+            .proof("GET", &s.url("/other"), Some(&token), None)
+            .unwrap();
         let cases: Vec<Case<'_>> = vec![
             (
                 "GET",
@@ -560,7 +576,9 @@ async fn dpop_algs_flag(name: &str) {
     );
     let rsa = ProofSigner::generate(Algorithm::PS256).unwrap();
     let token = s.token(Some(rsa.thumbprint()));
-    let proof = rsa.proof("GET", &s.url("/whoami"), Some(&token), None);
+    let proof = rsa
+        .proof("GET", &s.url("/whoami"), Some(&token), None)
+        .unwrap();
     let auth = format!("DPoP {token}");
     let r = send(
         s.addr,

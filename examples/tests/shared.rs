@@ -60,8 +60,17 @@ async fn two_instances_share_one_redis_and_one_nonce_secret() {
     let url = format!("{PUBLIC}/whoami");
 
     // A asks for a nonce; B accepts A's nonce.
-    let nonce = nonce_of(&call(&a, &token, &client.proof("GET", &url, Some(&token), None)).await);
-    let proof = client.proof("GET", &url, Some(&token), Some(&nonce));
+    let nonce = nonce_of(
+        &call(
+            &a,
+            &token,
+            &client.proof("GET", &url, Some(&token), None).unwrap(),
+        )
+        .await,
+    );
+    let proof = client
+        .proof("GET", &url, Some(&token), Some(&nonce))
+        .unwrap();
     let ok = call(&b, &token, &proof).await;
     assert_eq!(ok.status, 200, "{ok:?}");
     // The proof B accepted is a replay at A.
@@ -75,7 +84,9 @@ async fn two_instances_share_one_redis_and_one_nonce_secret() {
     );
 
     // 20 copies of one proof spread over both instances at once: exactly one 200.
-    let proof = client.proof("GET", &url, Some(&token), Some(&nonce));
+    let proof = client
+        .proof("GET", &url, Some(&token), Some(&nonce))
+        .unwrap();
     assert_exactly_one_200(&[a.addr, b.addr], &format!("DPoP {token}"), &proof).await;
 
     // Redis gone: fresh proofs get 503 on both, never 200.
@@ -84,7 +95,9 @@ async fn two_instances_share_one_redis_and_one_nonce_secret() {
         let r = call(
             s,
             &token,
-            &client.proof("GET", &url, Some(&token), Some(&nonce)),
+            &client
+                .proof("GET", &url, Some(&token), Some(&nonce))
+                .unwrap(),
         )
         .await;
         assert_eq!(r.status, 503, "{r:?}");
@@ -101,7 +114,9 @@ async fn two_instances_share_one_redis_and_one_nonce_secret() {
             let r = call(
                 s,
                 &token,
-                &client.proof("GET", &url, Some(&token), Some(&nonce)),
+                &client
+                    .proof("GET", &url, Some(&token), Some(&nonce))
+                    .unwrap(),
             )
             .await;
             if r.status == 200 {
@@ -124,11 +139,20 @@ async fn without_a_shared_secret_each_instance_accepts_only_its_own_nonces() {
     let client = ProofSigner::generate(Algorithm::ES256).unwrap();
     let token = a.token(Some(client.thumbprint()));
     let url = format!("{PUBLIC}/whoami");
-    let nonce_a = nonce_of(&call(&a, &token, &client.proof("GET", &url, Some(&token), None)).await);
+    let nonce_a = nonce_of(
+        &call(
+            &a,
+            &token,
+            &client.proof("GET", &url, Some(&token), None).unwrap(),
+        )
+        .await,
+    );
     let from_b = call(
         &b,
         &token,
-        &client.proof("GET", &url, Some(&token), Some(&nonce_a)),
+        &client
+            .proof("GET", &url, Some(&token), Some(&nonce_a))
+            .unwrap(),
     )
     .await;
     let nonce_b = nonce_of(&from_b);
@@ -136,7 +160,9 @@ async fn without_a_shared_secret_each_instance_accepts_only_its_own_nonces() {
     let ok = call(
         &b,
         &token,
-        &client.proof("GET", &url, Some(&token), Some(&nonce_b)),
+        &client
+            .proof("GET", &url, Some(&token), Some(&nonce_b))
+            .unwrap(),
     )
     .await;
     assert_eq!(ok.status, 200, "{ok:?}");

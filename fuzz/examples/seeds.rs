@@ -93,13 +93,13 @@ impl Issuer {
     fn token(&self, cnf: Option<Value>) -> String {
         let mut claims = json!({
             "iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "client_id": "c1",
-            "iat": NOW, "exp": NOW + 600, "jti": self.0.random_jti(), "scope": "read",
+            "iat": NOW, "exp": NOW + 600, "jti": self.0.random_jti().unwrap(), "scope": "read",
         });
         if let Some(cnf) = cnf {
             claims["cnf"] = cnf;
         }
         let header = json!({"typ": "at+jwt", "alg": "ES256", "kid": ISSUER_KID});
-        self.0.sign_compact(&header, &claims)
+        self.0.sign_compact(&header, &claims).unwrap()
     }
 }
 
@@ -136,7 +136,7 @@ fn main() {
     ] {
         let client = ProofSigner::generate(alg).unwrap();
         let token = issuer.token(Some(json!({"jkt": client.thumbprint()})));
-        let proof = client.proof_at("GET", &url, Some(&token), None, NOW);
+        let proof = client.proof_at("GET", &url, Some(&token), None, NOW).unwrap();
         let auth = format!("DPoP {token}");
         let name = format!("dpop-{}", alg.as_str().to_ascii_lowercase());
         verify.put(
@@ -151,7 +151,7 @@ fn main() {
     let jkt = client.thumbprint().to_owned();
     let dpop_token = issuer.token(Some(json!({"jkt": jkt})));
     let dpop_auth = format!("DPoP {dpop_token}");
-    let proof = client.proof_at("GET", &url, Some(&dpop_token), None, NOW);
+    let proof = client.proof_at("GET", &url, Some(&dpop_token), None, NOW).unwrap();
     verify.put(
         "dpop-query-lowercase",
         request(
@@ -175,7 +175,7 @@ fn main() {
     );
     let both_token = issuer.token(Some(json!({"jkt": jkt, "x5t#S256": x5t})));
     let both_auth = format!("DPoP {both_token}");
-    let both_proof = client.proof_at("GET", &url, Some(&both_token), None, NOW);
+    let both_proof = client.proof_at("GET", &url, Some(&both_token), None, NOW).unwrap();
     verify.put(
         "dpop-and-mtls-rfc9440",
         request(
@@ -212,7 +212,7 @@ fn main() {
         ),
     );
     let post_url = format!("{ORIGIN}/orders");
-    let nonce_proof = client.proof_at("POST", &post_url, Some(&both_token), Some(&nonce), NOW);
+    let nonce_proof = client.proof_at("POST", &post_url, Some(&both_token), Some(&nonce), NOW).unwrap();
     verify.put(
         "nonce-dpop-and-mtls-xfcc",
         request(
@@ -225,7 +225,7 @@ fn main() {
             ],
         ),
     );
-    let no_nonce = client.proof_at("GET", &url, Some(&dpop_token), None, NOW);
+    let no_nonce = client.proof_at("GET", &url, Some(&dpop_token), None, NOW).unwrap();
     verify.put(
         "nonce-missing",
         request(
@@ -347,7 +347,7 @@ fn main() {
         Algorithm::RS256,
     ] {
         let client = ProofSigner::generate(alg).unwrap();
-        let proof = client.proof_at("GET", &url, Some(AT0), Some(&nonce), 1_562_262_618);
+        let proof = client.proof_at("GET", &url, Some(AT0), Some(&nonce), 1_562_262_618).unwrap();
         proofs.put(&alg.as_str().to_ascii_lowercase(), proof);
     }
 

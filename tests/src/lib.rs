@@ -57,6 +57,8 @@ pub struct Answer {
     pub dpop_nonce: Option<String>,
     /// `Cache-Control`, if any.
     pub cache_control: Option<String>,
+    /// `Retry-After`, if any.
+    pub retry_after: Option<String>,
 }
 
 /// What a case must get: the status, and the `error` code in the challenge of a scheme.
@@ -149,6 +151,78 @@ impl Fixture {
         ))
     }
 
+    /// The per-key proof quota of [`quota_verifier`](Self::quota_verifier).
+    pub const QUOTA: u64 = 2;
+
+    /// A fresh verifier like [`verifier`](Self::verifier) with a per-key proof quota of
+    /// [`QUOTA`](Self::QUOTA).
+    ///
+    /// # Panics
+    /// If the configuration is refused.
+    #[must_use]
+    pub fn quota_verifier(&self) -> Arc<Verifier> {
+        Arc::new(Verifier::new(
+            PopConfig::builder()
+                .public_origin(ORIGIN)
+                .issuer(ISSUER)
+                .audience(ORIGIN)
+                .jwks_json(self.issuer.jwks_json())
+                .proof_key_quota(Self::QUOTA)
+                .clock(Arc::new(ManualClock::new(NOW)))
+                .build()
+                .expect("valid configuration"),
+        ))
+    }
+
+    /// Cases for the per-key proof quota (RFC 9449 §11.1 store sizing), run with
+    /// [`quota_verifier`](Self::quota_verifier): one key past its quota gets 429 with
+    /// `Retry-After` and no challenge, while another key still gets 200.
+    #[must_use]
+    pub fn quota_cases(&self) -> Vec<Case> {
+        let t = self.token(json!({}));
+        let other = ProofSigner::generate(Algorithm::ES256).expect("other client key");
+        let t2 = self.token(json!({"jti": "at-2", "cnf": {"jkt": other.thumbprint()}}));
+        let a = || {
+            Self::get(vec![
+                ("authorization", format!("DPoP {t}")),
+                ("dpop", self.proof(&t, json!({}), json!({}))),
+            ])
+        };
+        let b = || {
+            Self::get(vec![
+                ("authorization", format!("DPoP {t2}")),
+                (
+                    "dpop",
+                    other
+                        .proof_at("GET", URL, Some(&t2), None, NOW)
+                        .expect("signing"),
+                ),
+            ])
+        };
+        let case = |name, requests, status| Case {
+            name,
+            requests,
+            expect: Expect {
+                status,
+                error: None,
+            },
+        };
+        vec![
+            case("one key at its proof quota", vec![a(), a()], 200),
+            case("one key over its proof quota", vec![a(), a(), a()], 429),
+            case(
+                "one key over its proof quota, then another key",
+                vec![a(), a(), a(), b()],
+                200,
+            ),
+            case(
+                "one key over its proof quota stays refused",
+                vec![a(), a(), a(), b(), a()],
+                429,
+            ),
+        ]
+    }
+
     /// Cases for a server that requires nonces (RFC 9449 §9), run with
     /// [`nonce_verifier`](Self::nonce_verifier).
     #[must_use]
@@ -160,7 +234,9 @@ impl Fixture {
                 ("authorization", auth.clone()),
                 (
                     "dpop",
-                    self.client.proof_at("GET", URL, Some(&t), nonce, NOW),
+                    self.client
+                        .proof_at("GET", URL, Some(&t), nonce, NOW)
+                        .expect("signing"),
                 ),
             ])
         };
@@ -199,7 +275,8 @@ impl Fixture {
                         "dpop",
                         ProofSigner::generate(Algorithm::ES256)
                             .expect("key")
-                            .proof_at("GET", URL, Some(&t), Some(&live), NOW),
+                            .proof_at("GET", URL, Some(&t), Some(&live), NOW)
+                            .expect("signing"),
                     ),
                 ]),
                 401,
@@ -220,13 +297,15 @@ impl Fixture {
 
     fn proof(&self, token: &str, header: Value, changes: Value) -> String {
         let claims = json!({
-            "jti": self.client.random_jti(), "htm": "GET", "htu": URL, "iat": NOW,
+            "jti": self.client.random_jti().expect("signing"), "htm": "GET", "htu": URL, "iat": NOW,
             "ath": tower_pop::thumbprint::ath(token),
         });
-        self.client.sign_compact(
-            &patch(self.client.proof_header(), header),
-            &patch(claims, changes),
-        )
+        self.client
+            .sign_compact(
+                &patch(self.client.proof_header(), header),
+                &patch(claims, changes),
+            )
+            .expect("signing")
     }
 
     fn get(headers: Vec<(&'static str, String)>) -> Req {
@@ -387,7 +466,7 @@ impl Fixture {
             bad_proof("alg outside allow-list", {
                 let mut h = rsa.proof_header();
                 h["alg"] = json!("RS256");
-                rsa.sign_compact(&h, &json!({"jti": "r", "htm": "GET", "htu": URL, "iat": NOW, "ath": tower_pop::thumbprint::ath(&t)}))
+                rsa.sign_compact(&h, &json!({"jti": "r", "htm": "GET", "htu": URL, "iat": NOW, "ath": tower_pop::thumbprint::ath(&t)})).expect("signing")
             }),
             bad_proof("alg does not fit the key", self.proof(&t, json!({"alg": "ES384"}), json!({}))),
             bad_proof("private key in jwk", self.proof(&t, json!({"jwk": patch(self.client.proof_header()["jwk"].clone(), json!({"d": "AAAA"}))}), json!({}))),
@@ -398,7 +477,7 @@ impl Fixture {
             bad_proof("iat too old", self.proof(&t, json!({}), json!({"iat": NOW - 600}))),
             bad_proof("iat in the future", self.proof(&t, json!({}), json!({"iat": NOW + 600}))),
             bad_proof("ath of another token", self.proof(&t, json!({}), json!({"ath": tower_pop::thumbprint::ath("other")}))),
-            case("stolen token, thief's key", dpop(thief.proof_at("GET", URL, Some(&t), None, NOW)), 401, Some(("DPoP", "invalid_token"))),
+            case("stolen token, thief's key", dpop(thief.proof_at("GET", URL, Some(&t), None, NOW).expect("signing")), 401, Some(("DPoP", "invalid_token"))),
             case(
                 "DPoP scheme, unbound token",
                 Self::get(vec![("authorization", format!("DPoP {unbound}")), ("dpop", self.proof(&unbound, json!({}), json!({})))]),
@@ -472,6 +551,15 @@ pub fn check(answer: &Answer, expect: Expect) -> Result<(), String> {
     }
     if expect.status == 200 {
         return Ok(());
+    }
+    // RFC 6585 §4: a rate refusal, no authentication challenge, and when to come back.
+    if expect.status == 429 {
+        return match (&answer.www_authenticate, &answer.retry_after) {
+            (None, Some(_)) => Ok(()),
+            _ => Err(format!(
+                "429 needs Retry-After and no challenge: {answer:?}"
+            )),
+        };
     }
     let value = answer
         .www_authenticate

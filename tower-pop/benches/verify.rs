@@ -40,7 +40,7 @@ fn bench(c: &mut Criterion) {
         &json!({"typ": "at+jwt", "alg": "ES256", "kid": "k"}),
         &json!({"iss": "https://as.example.com", "aud": "https://api.example.com", "sub": "alice",
                 "client_id": "c", "jti": "t", "exp": NOW + 3600, "iat": NOW, "cnf": {"jkt": client.thumbprint()}}),
-    );
+    ).unwrap();
     let auth = format!("DPoP {token}");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -48,7 +48,9 @@ fn bench(c: &mut Criterion) {
         .unwrap();
 
     // One raw ES256 verification of a proof-sized message: the floor of any DPoP verifier.
-    let proof = client.proof_at("GET", URL, Some(&token), None, NOW);
+    let proof = client
+        .proof_at("GET", URL, Some(&token), None, NOW)
+        .unwrap();
     let (input, sig) = proof.rsplit_once('.').unwrap();
     let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
     let jwk: serde_json::Value = serde_json::from_str(&client.public_jwk()).unwrap();
@@ -58,7 +60,9 @@ fn bench(c: &mut Criterion) {
     let key = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point);
 
     // Warm the token cache, as in steady state.
-    let warm = client.proof_at("GET", URL, Some(&token), None, NOW);
+    let warm = client
+        .proof_at("GET", URL, Some(&token), None, NOW)
+        .unwrap();
     let req = PopRequest::new("GET", "/whoami")
         .authorization(auth.as_bytes())
         .dpop(warm.as_bytes());
@@ -73,7 +77,11 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("full_path_fresh_proof_cached_token", |b| {
         b.iter_batched(
-            || client.proof_at("GET", URL, Some(&token), None, NOW),
+            || {
+                client
+                    .proof_at("GET", URL, Some(&token), None, NOW)
+                    .unwrap()
+            },
             |proof| {
                 let req = PopRequest::new("GET", "/whoami")
                     .authorization(auth.as_bytes())
@@ -90,7 +98,7 @@ fn bench(c: &mut Criterion) {
         &json!({"iss": "https://as.example.com", "aud": "https://api.example.com", "sub": "alice",
                 "client_id": "c", "jti": "t", "exp": NOW + 3600, "iat": NOW,
                 "cnf": {"x5t#S256": tower_pop::thumbprint::x5t_s256(&cert)}}),
-    );
+    ).unwrap();
     let mtls_auth = format!("Bearer {mtls_token}");
     let mtls_req = PopRequest::new("GET", "/whoami")
         .authorization(mtls_auth.as_bytes())
@@ -141,7 +149,7 @@ fn bench(c: &mut Criterion) {
             &json!({"typ": "at+jwt", "alg": "ES256", "kid": "k"}),
             &json!({"iss": iss, "aud": "https://api.example.com", "sub": "alice", "client_id": "c",
                     "jti": "t", "exp": NOW + 3600, "iat": NOW, "cnf": {"jkt": client.thumbprint()}}),
-        )
+        ).unwrap()
     };
     for (name, verifier, token) in [
         (
@@ -156,14 +164,20 @@ fn bench(c: &mut Criterion) {
         ),
     ] {
         let auth = format!("DPoP {token}");
-        let warm = client.proof_at("GET", URL, Some(&token), None, NOW);
+        let warm = client
+            .proof_at("GET", URL, Some(&token), None, NOW)
+            .unwrap();
         let req = PopRequest::new("GET", "/whoami")
             .authorization(auth.as_bytes())
             .dpop(warm.as_bytes());
         runtime.block_on(verifier.verify(&req)).unwrap();
         group.bench_function(name, |b| {
             b.iter_batched(
-                || client.proof_at("GET", URL, Some(&token), None, NOW),
+                || {
+                    client
+                        .proof_at("GET", URL, Some(&token), None, NOW)
+                        .unwrap()
+                },
                 |proof| {
                     let req = PopRequest::new("GET", "/whoami")
                         .authorization(auth.as_bytes())

@@ -80,7 +80,7 @@ fn setup(alg: Algorithm) -> Setup {
         &json!({"iss": "https://as.example.com", "aud": "https://api.example.com", "sub": "alice",
                 "client_id": "c", "jti": "t", "exp": NOW + 3600, "iat": NOW,
                 "cnf": {"jkt": client.thumbprint()}}),
-    );
+    ).unwrap();
     let auth = format!("DPoP {token}");
     let jwk = serde_json::from_str(&client.public_jwk()).unwrap();
     Setup {
@@ -146,7 +146,10 @@ fn main() {
         let s = setup(Algorithm::ES256);
         let proofs: Vec<(String, Vec<u8>, String)> = (0..batch)
             .map(|_| {
-                let proof = s.client.proof_at("GET", URL, Some(&s.token), None, NOW);
+                let proof = s
+                    .client
+                    .proof_at("GET", URL, Some(&s.token), None, NOW)
+                    .unwrap();
                 (String::new(), Vec::new(), proof)
             })
             .collect();
@@ -164,7 +167,10 @@ fn main() {
     for alg in [Algorithm::ES256, Algorithm::EdDSA, Algorithm::PS256] {
         let s = setup(alg);
         // Warm the token cache, as in steady state.
-        let warm = s.client.proof_at("GET", URL, Some(&s.token), None, NOW);
+        let warm = s
+            .client
+            .proof_at("GET", URL, Some(&s.token), None, NOW)
+            .unwrap();
         let req = PopRequest::new("GET", "/whoami")
             .authorization(s.auth.as_bytes())
             .dpop(warm.as_bytes());
@@ -175,7 +181,10 @@ fn main() {
             // Fresh proofs (unique jti) every round, minted outside the timed sections.
             let proofs: Vec<(String, Vec<u8>, String)> = (0..batch)
                 .map(|_| {
-                    let proof = s.client.proof_at("GET", URL, Some(&s.token), None, NOW);
+                    let proof = s
+                        .client
+                        .proof_at("GET", URL, Some(&s.token), None, NOW)
+                        .unwrap();
                     let (input, signature) = proof.rsplit_once('.').unwrap();
                     let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
                     (input.to_owned(), signature, proof)

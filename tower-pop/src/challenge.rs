@@ -7,7 +7,8 @@
 //! `Authorization` fields) it goes into both (RFC 9449 Fig. 19). A request without credentials
 //! gets challenges without `error` (RFC 6750 §3.1). `error_description` is a fixed text
 //! per error kind: never input-derived, so it never carries a token, a proof, `"` or `\`
-//! (RFC 6750 §3, RFC 9449 §7.1). Failures of our own dependencies are 503 without a challenge.
+//! (RFC 6750 §3, RFC 9449 §7.1). Failures of our own dependencies are 503 without a challenge, and
+//! a proof key over its quota is 429 (RFC 6585 §4) without one; both carry `Retry-After`.
 //!
 //! The result is plain data, so every adapter (tower, actix) writes the same response.
 //!
@@ -69,7 +70,8 @@ impl ResponseHeaders {
         self
     }
 
-    /// `Retry-After` in seconds, on 503 answers: when our own dependency failed.
+    /// `Retry-After` in seconds, on 503 answers (our own dependency failed) and 429 answers (a
+    /// proof key over its quota).
     #[must_use]
     pub fn retry_after(&self) -> Option<u32> {
         self.retry_after.then_some(RETRY_AFTER_SECS)
@@ -92,7 +94,7 @@ impl ResponseHeaders {
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
         let nonce = self.dpop_nonce.as_deref().map(|n| ("dpop-nonce", n));
         let no_store = self.no_store.then_some(("cache-control", "no-store"));
-        // A retry after a short pause is the right move for every 503 we send.
+        // A retry after a short pause is the right move for every 503 and 429 we send.
         let retry = self.retry_after.then_some(("retry-after", RETRY_AFTER));
         nonce.into_iter().chain(no_store).chain(retry)
     }
@@ -180,7 +182,7 @@ impl Challenge {
         let Some(code) = error.error_code() else {
             let www_authenticate = (status == 401).then(|| params.render(None, kind, None));
             let headers = ResponseHeaders {
-                retry_after: status == 503,
+                retry_after: status == 503 || status == 429,
                 ..ResponseHeaders::default()
             };
             return Self {
@@ -202,12 +204,17 @@ impl Challenge {
 }
 
 impl PopError {
-    /// The HTTP status for this error: 400, 401, 403 or 503.
+    /// The HTTP status for this error: 400, 401, 403, 429 or 503.
+    ///
+    /// A proof key over its quota is 429 (RFC 6585 §4) with `Retry-After`, not 401
+    /// `invalid_dpop_proof`: the proof is valid, and a 401 would tell the client to sign a new
+    /// proof and retry at once, which is the load being refused; 429 tells it to wait.
     #[must_use]
     pub fn status(&self) -> u16 {
         match self.kind() {
             PopErrorKind::InvalidRequest => 400,
             PopErrorKind::InsufficientScope => 403,
+            PopErrorKind::ProofKeyOverQuota => 429,
             k if k.is_server_fault() => 503,
             _ => 401,
         }
@@ -222,6 +229,7 @@ impl PopError {
             MissingCredentials
             | ReplayStoreUnavailable
             | ReplayStoreFull
+            | ProofKeyOverQuota
             | KeySetUnavailable
             | IntrospectionUnavailable => None,
             InvalidRequest => Some("invalid_request"),
@@ -368,6 +376,18 @@ mod tests {
             www(PopErrorKind::ReplayStoreFull, Some(AuthScheme::Dpop)),
             (503, None)
         );
+    }
+
+    #[test]
+    fn key_over_quota_is_429_with_retry_after_and_no_challenge() {
+        assert_eq!(
+            www(PopErrorKind::ProofKeyOverQuota, Some(AuthScheme::Dpop)),
+            (429, None)
+        );
+        let p = ChallengeParams::new(&[Algorithm::ES256], None);
+        let c = Challenge::for_error(&PopError::new(PopErrorKind::ProofKeyOverQuota), &p);
+        assert_eq!(c.headers().retry_after(), Some(2));
+        assert!(!PopErrorKind::ProofKeyOverQuota.is_server_fault());
     }
 
     #[test]

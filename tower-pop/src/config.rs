@@ -37,8 +37,18 @@ pub const DEFAULT_TOKEN_ALGORITHMS: [Algorithm; 4] = [
 ];
 /// Clock leeway for a token's `exp` and `nbf`: 30 s ("tens of seconds, never minutes").
 pub const DEFAULT_TOKEN_LEEWAY: Duration = Duration::from_secs(30);
-/// Verified tokens kept in the cache.
+/// Verified tokens kept in the cache: 10,000.
 pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 10_000;
+/// Bytes the token cache may hold, by an estimate of each entry's heap size: 16 MiB, room for
+/// the default 10,000 entries at about 1.6 KiB each (a typical RFC 9068 token's claims).
+pub const DEFAULT_TOKEN_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+/// Longest time a verified token is served from the cache: 5 minutes, so a change of the
+/// issuer's keys (a key withdrawn after a compromise) reaches cached tokens within that time.
+pub const DEFAULT_TOKEN_CACHE_MAX_AGE: Duration = Duration::from_secs(300);
+
+/// Proofs a second one proof key may sustain under the default quota
+/// ([`PopConfigBuilder::proof_key_quota`]): 5,000, above what one honest client sends.
+pub const DEFAULT_PROOF_KEY_RATE: u64 = 5_000;
 
 const MAX_PROOF_WINDOW: Duration = Duration::from_secs(3600);
 const MAX_TOKEN_LEEWAY: Duration = Duration::from_secs(300);
@@ -55,13 +65,15 @@ pub struct PopConfig {
     pub(crate) audience: String,
     pub(crate) token_algorithms: Vec<Algorithm>,
     pub(crate) token_leeway: u64,
-    pub(crate) token_cache_capacity: usize,
+    pub(crate) token_cache: crate::token::cache::CacheLimits,
     pub(crate) token_profile: TokenProfile,
     /// Every trusted issuer and where its keys come from; the first is the primary.
     pub(crate) issuers: Vec<(String, KeySource)>,
     #[cfg(feature = "introspection")]
     pub(crate) introspector: Option<crate::introspection::Introspector>,
     pub(crate) replay: Arc<dyn ReplayCache>,
+    /// Most proofs of one key recorded within the proof lifetime.
+    pub(crate) proof_key_quota: u64,
     pub(crate) nonces: Option<Nonces>,
     pub(crate) forwarded: Option<ForwardedCertConfig>,
     pub(crate) resource: Option<ResourceDocument>,
@@ -111,6 +123,8 @@ impl fmt::Debug for PopConfig {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("token_algorithms", &self.token_algorithms)
+            .field("token_cache", &self.token_cache)
+            .field("proof_key_quota", &self.proof_key_quota)
             .field("requires_nonce", &self.nonces.is_some())
             .field("forwarded_certificates", &self.forwarded)
             .finish_non_exhaustive()
@@ -153,6 +167,8 @@ pub struct PopConfigBuilder {
     token_algorithms: Vec<Algorithm>,
     token_leeway: Duration,
     token_cache_capacity: usize,
+    token_cache_bytes: u64,
+    token_cache_max_age: Duration,
     token_profile: TokenProfile,
     jwks: Option<Result<String, ConfigError>>,
     extra_issuers: Vec<String>,
@@ -161,6 +177,7 @@ pub struct PopConfigBuilder {
     #[cfg(feature = "introspection")]
     introspection: Option<crate::introspection::IntrospectionOptions>,
     replay: Option<Arc<dyn ReplayCache>>,
+    proof_key_quota: Option<u64>,
     nonces: Option<Nonces>,
     forwarded: Option<ForwardedCertConfig>,
     resource: Option<ResourceMetadata>,
@@ -182,6 +199,8 @@ impl Default for PopConfigBuilder {
             token_algorithms: DEFAULT_TOKEN_ALGORITHMS.to_vec(),
             token_leeway: DEFAULT_TOKEN_LEEWAY,
             token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
+            token_cache_bytes: DEFAULT_TOKEN_CACHE_BYTES,
+            token_cache_max_age: DEFAULT_TOKEN_CACHE_MAX_AGE,
             token_profile: TokenProfile::Rfc9068,
             jwks: None,
             extra_issuers: Vec::new(),
@@ -190,6 +209,7 @@ impl Default for PopConfigBuilder {
             #[cfg(feature = "introspection")]
             introspection: None,
             replay: None,
+            proof_key_quota: None,
             nonces: None,
             forwarded: None,
             resource: None,
@@ -295,9 +315,32 @@ impl PopConfigBuilder {
 
     /// How many verified tokens to cache. Default: [`DEFAULT_TOKEN_CACHE_CAPACITY`]; 0 disables
     /// the cache.
+    ///
+    /// The cache is keyed by the token's SHA-256 and evicts when full (S3-FIFO: a token seen
+    /// once is evicted before one that is reused, so one client presenting many fresh tokens
+    /// does not push out the tokens other clients reuse). It holds the verified token only: the
+    /// proof, its binding and its `jti` are checked on every request.
     #[must_use]
     pub fn token_cache_capacity(mut self, capacity: usize) -> Self {
         self.token_cache_capacity = capacity;
+        self
+    }
+
+    /// How many bytes the token cache may hold, by an estimate of each entry's heap size (its
+    /// claims' JSON, strings, binding, bookkeeping); large tokens leave room for fewer entries.
+    /// Default: [`DEFAULT_TOKEN_CACHE_BYTES`]; 0 disables the cache.
+    #[must_use]
+    pub fn token_cache_bytes(mut self, bytes: u64) -> Self {
+        self.token_cache_bytes = bytes;
+        self
+    }
+
+    /// How long a verified token is served from the cache at most, whatever its `exp`; never
+    /// past its `exp` (plus leeway) either. Bounds how long a withdrawn issuer key keeps
+    /// cached tokens valid. Default: [`DEFAULT_TOKEN_CACHE_MAX_AGE`]; 0 disables the cache.
+    #[must_use]
+    pub fn token_cache_max_age(mut self, max_age: Duration) -> Self {
+        self.token_cache_max_age = max_age;
         self
     }
 
@@ -369,6 +412,26 @@ impl PopConfigBuilder {
     #[must_use]
     pub fn replay_cache(mut self, cache: Arc<dyn ReplayCache>) -> Self {
         self.replay = Some(cache);
+        self
+    }
+
+    /// Most proofs of one proof key (by its RFC 7638 thumbprint) recorded for single use
+    /// within the proof lifetime; a key past it is refused with 429 and `Retry-After`
+    /// ([`PopErrorKind::ProofKeyOverQuota`](crate::PopErrorKind::ProofKeyOverQuota)) and
+    /// nothing is recorded for it, while every other key goes on. So one authenticated client
+    /// cannot fill the replay store and make it refuse everyone (RFC 9449 §11.1).
+    ///
+    /// Default: [`DEFAULT_PROOF_KEY_RATE`] (5,000 proofs a second) times the counted window,
+    /// which is the proof lifetime (`proof_max_age + proof_future_skew + 1 s`) rounded up to
+    /// nine slices of `ceil(lifetime / 8)` seconds: with the default 71 s lifetime, 9 × 9 s =
+    /// 81 s, so 405,000 proofs. A client sending up to 5,000 proofs a second, steadily, is never
+    /// refused; a burst above that is refused until older slices leave the window. The quota
+    /// is counted in this verifier's memory (576 KiB, fixed), whatever the replay store: with
+    /// several instances sharing one store, a key can hold up to (instances × quota) entries of
+    /// it. Size the store well above (expected clients × quota) or lower the quota. At least 1.
+    #[must_use]
+    pub fn proof_key_quota(mut self, proofs: u64) -> Self {
+        self.proof_key_quota = Some(proofs);
         self
     }
 
@@ -457,6 +520,9 @@ impl PopConfigBuilder {
             return Err(ConfigError::TokenLeewayTooLarge {
                 leeway: self.token_leeway,
             });
+        }
+        if self.proof_key_quota == Some(0) {
+            return Err(ConfigError::InvalidProofKeyQuota);
         }
         let bad_realm_char = |b: u8| b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b);
         if let Some(realm) = self
@@ -560,7 +626,11 @@ impl PopConfigBuilder {
             audience,
             token_algorithms: self.token_algorithms,
             token_leeway: self.token_leeway.as_secs(),
-            token_cache_capacity: self.token_cache_capacity,
+            token_cache: crate::token::cache::CacheLimits {
+                entries: self.token_cache_capacity,
+                bytes: self.token_cache_bytes,
+                max_age: self.token_cache_max_age.as_secs(),
+            },
             token_profile: self.token_profile,
             issuers,
             #[cfg(feature = "introspection")]
@@ -568,6 +638,12 @@ impl PopConfigBuilder {
             replay: self
                 .replay
                 .unwrap_or_else(|| Arc::new(MemoryReplayCache::default())),
+            proof_key_quota: self.proof_key_quota.unwrap_or_else(|| {
+                let lifetime = (self.proof_max_age + self.proof_future_skew).as_secs() + 1;
+                DEFAULT_PROOF_KEY_RATE.saturating_mul(
+                    crate::replay::quota::KeyQuota::counted_window_secs(lifetime),
+                )
+            }),
             nonces: self.nonces,
             forwarded: self.forwarded,
             resource,
@@ -686,6 +762,8 @@ mod tests {
         );
         assert!(ok().token_leeway(Duration::from_secs(600)).build().is_err());
         assert!(ok().realm("a\"b").build().is_err());
+        assert!(ok().proof_key_quota(0).build().is_err());
+        assert_eq!(ok().build().expect("ok").proof_key_quota, 405_000);
         assert!(ok().jwks_file("/nonexistent/jwks.json").build().is_err());
         assert!(ok().jwks_json("not json").build().is_err());
         assert!(

@@ -78,6 +78,10 @@ pub enum PopErrorKind {
     /// The in-memory replay store is full of live entries: 503, the request is refused rather
     /// than risking an accepted replay.
     ReplayStoreFull,
+    /// The proof is valid, but its key already holds its quota of proofs recorded within the
+    /// proof window ([`PopConfigBuilder::proof_key_quota`](crate::PopConfigBuilder::proof_key_quota)):
+    /// 429 with `Retry-After` (RFC 6585 §4), nothing recorded. Other keys are unaffected.
+    ProofKeyOverQuota,
 }
 
 impl PopErrorKind {
@@ -122,6 +126,7 @@ impl PopErrorKind {
             Self::IntrospectionUnavailable => "introspection_unavailable",
             Self::InsufficientScope => "insufficient_scope",
             Self::ReplayStoreFull => "replay_store_full",
+            Self::ProofKeyOverQuota => "proof_key_over_quota",
         }
     }
 
@@ -156,6 +161,7 @@ impl PopErrorKind {
             Self::IntrospectionUnavailable => "introspection unavailable",
             Self::ReplayStoreUnavailable => "replay store unavailable",
             Self::ReplayStoreFull => "replay store full",
+            Self::ProofKeyOverQuota => "too many DPoP proofs for this key",
         }
     }
 
@@ -315,6 +321,8 @@ pub enum ConfigError {
         /// The leeway asked for.
         leeway: std::time::Duration,
     },
+    /// The per-key proof quota is zero (it must let at least one proof through).
+    InvalidProofKeyQuota,
     /// The realm has characters a challenge cannot carry (`"`, `\`, controls, non-ASCII).
     InvalidRealm {
         /// The realm as given.
@@ -392,6 +400,7 @@ impl fmt::Display for ConfigError {
                 "token_leeway of {} s exceeds 5 minutes",
                 leeway.as_secs()
             ),
+            Self::InvalidProofKeyQuota => f.write_str("proof_key_quota must be at least 1"),
             Self::InvalidRealm { realm } => {
                 write!(f, "realm {realm:?} has characters a challenge cannot carry")
             }
@@ -425,7 +434,7 @@ mod tests {
     use super::PopErrorKind::{self, *};
 
     /// Every kind with its label, as documented (metric label values are a public interface).
-    const LABELS: [(PopErrorKind, &str); 27] = [
+    const LABELS: [(PopErrorKind, &str); 28] = [
         (MissingCredentials, "missing_credentials"),
         (InvalidRequest, "invalid_request"),
         (TokenInvalid, "token_invalid"),
@@ -453,6 +462,7 @@ mod tests {
         (IntrospectionUnavailable, "introspection_unavailable"),
         (InsufficientScope, "insufficient_scope"),
         (ReplayStoreFull, "replay_store_full"),
+        (ProofKeyOverQuota, "proof_key_over_quota"),
     ];
 
     /// Fails to compile when a kind is added, so `LABELS` cannot silently miss it.
@@ -485,6 +495,7 @@ mod tests {
             IntrospectionUnavailable => 24,
             InsufficientScope => 25,
             ReplayStoreFull => 26,
+            ProofKeyOverQuota => 27,
         }
     }
 

@@ -116,3 +116,67 @@ pub fn htu_normalize(uri: &str) -> Option<String> {
 pub fn htu_is_normal_path(path: &str) -> bool {
     htu::is_normal_path(path)
 }
+
+/// The verified-token cache (`token::cache::TokenCache`) used the way the JWT validator uses
+/// it, for the cache benchmark: look a token hash up, and on a miss cache a verified token
+/// (typical RFC 9068 claims) as the validator does after checking its signature.
+#[derive(Debug)]
+pub struct TokenCache {
+    cache: crate::token::cache::TokenCache,
+    info: std::sync::Arc<crate::token::TokenInfo>,
+}
+
+impl TokenCache {
+    /// A cache of at most `entries` entries and `bytes` bytes, each served `max_age` seconds at
+    /// most.
+    #[must_use]
+    pub fn new(entries: usize, bytes: u64, max_age: u64) -> Self {
+        let claims = serde_json::json!({
+            "iss": "https://as.example.com", "aud": "https://api.example.com",
+            "sub": "someone@example.com", "client_id": "s6BhdRkqt3", "iat": 1_700_000_000,
+            "exp": 1_700_003_600, "jti": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2Hg", "scope": "read write",
+            "cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},
+        });
+        let serde_json::Value::Object(claims) = claims else {
+            unreachable!("an object literal")
+        };
+        let confirmation = crate::token::confirmation(&claims).unwrap_or_default();
+        Self {
+            cache: crate::token::cache::TokenCache::new(crate::token::cache::CacheLimits {
+                entries,
+                bytes,
+                max_age,
+            }),
+            info: std::sync::Arc::new(crate::token::TokenInfo {
+                claims: std::sync::Arc::new(claims),
+                confirmation,
+                valid_until: u64::MAX,
+                not_before: 0,
+            }),
+        }
+    }
+
+    /// Present the token hashed to `hash` at `now`: `true` on a cache hit; on a miss the token
+    /// is cached until `valid_until` and `false` returned.
+    #[must_use]
+    pub fn present(&self, hash: &[u8; 32], valid_until: u64, now: u64) -> bool {
+        if self.cache.get(hash, now).is_some() {
+            return true;
+        }
+        self.cache
+            .insert(*hash, std::sync::Arc::clone(&self.info), valid_until, now);
+        false
+    }
+
+    /// Entries held.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Whether the cache is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -59,7 +59,8 @@
 //! | proof `iat` window | 60 s past, 10 s future | RFC 9449 §11.1 "seconds or minutes"; FAPI 2.0 future rule |
 //! | token `exp`/`nbf` leeway | 30 s | small clock skew, never minutes |
 //! | replay store | in memory, sized from the machine (cores × 80 s / 10 us: 8 million proofs a core, about 24 bytes each), refuses when full | never accept a replay, never grow without bound; every entry cost a signature check, so honest load cannot fill it |
-//! | token cache | 10,000 verified tokens, each until its `exp` | a reused token costs one signature check |
+//! | per-key proof quota | 5,000 proofs a second per proof key, counted over the proof window (405,000 proofs), then 429 with `Retry-After` | one authenticated client cannot fill the replay store and make it refuse everyone; far above one honest client's rate |
+//! | token cache | 10,000 verified tokens and 16 MiB, each until its `exp` and for 5 minutes at most, evicting (S3-FIFO) | a reused token costs one signature check; one client's many fresh tokens evict each other before anyone's reused token; a cached result is never served past its `exp` |
 //! | public origin | required, `https` | `htu` is never derived from client-controlled headers |
 //!
 //! ## Features
@@ -149,7 +150,6 @@ mod credentials;
 mod digest;
 pub mod dpop;
 mod error;
-mod expiring;
 mod extension;
 // Not a public API: wrappers over internal parsers for the cargo-fuzz targets in `fuzz/`.
 #[cfg(feature = "fuzzing")]
@@ -175,7 +175,8 @@ mod verifier;
 pub use challenge::{Challenge, ResponseHeaders};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    DEFAULT_DPOP_ALGORITHMS, DEFAULT_TOKEN_ALGORITHMS, DEFAULT_TOKEN_CACHE_CAPACITY,
+    DEFAULT_DPOP_ALGORITHMS, DEFAULT_PROOF_KEY_RATE, DEFAULT_TOKEN_ALGORITHMS,
+    DEFAULT_TOKEN_CACHE_BYTES, DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_AGE,
     DEFAULT_TOKEN_LEEWAY, PopConfig, PopConfigBuilder,
 };
 pub use dpop::{DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_MAX_AGE};

@@ -53,7 +53,8 @@ use crate::jose::b64url;
 use crate::metadata::ResourceDocument;
 use crate::mtls::{ClientCertificate, check_certificate_binding};
 use crate::observe;
-use crate::replay::{ReplayEntry, ReplayOutcome};
+use crate::replay::quota::KeyQuota;
+use crate::replay::{FailureLog, ReplayEntry, ReplayOutcome};
 use crate::request::{FieldValues, PopRequest};
 use crate::token::TokenInfo;
 use crate::token::issuers::TrustedIssuers;
@@ -64,6 +65,8 @@ pub struct Verifier {
     config: PopConfig,
     tokens: TrustedIssuers<JwtValidator>,
     challenge: Arc<ChallengeParams>,
+    key_quota: KeyQuota,
+    store_failures: FailureLog,
 }
 
 impl fmt::Debug for Verifier {
@@ -93,6 +96,15 @@ fn replay_key(jkt: &str, jti: &str) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// SHA-256 of the proof key's thumbprint: the owner of its replay entries, for stores that
+/// count a per-key quota themselves (the thumbprint itself never goes to the store).
+fn owner_key(jkt: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"tower-pop/dpop-jkt/v1\0");
+    h.update(jkt.as_bytes());
+    h.finalize().into()
+}
+
 impl Verifier {
     /// A verifier for `config`.
     #[must_use]
@@ -110,13 +122,19 @@ impl Verifier {
                 config.token_leeway,
                 keys.clone(),
                 config.token_profile,
-                config.token_cache_capacity,
+                config.token_cache,
             );
             // The configuration refused duplicates already.
             let _ = tokens.insert(issuer.clone(), validator);
         }
         observe::describe();
+        let lifetime = config
+            .proof_max_age
+            .saturating_add(config.proof_future_skew)
+            .saturating_add(1);
         Self {
+            key_quota: KeyQuota::new(config.proof_key_quota, lifetime),
+            store_failures: FailureLog::default(),
             config,
             tokens,
             challenge,
@@ -389,15 +407,65 @@ impl Verifier {
             .iat
             .saturating_add(config.proof_max_age)
             .saturating_add(1);
-        let entry = ReplayEntry::new(replay_key(&jkt, &proof.jti), now, expires_at);
+        let entry = ReplayEntry::new(replay_key(&jkt, &proof.jti), now, expires_at)
+            .with_owner(owner_key(&jkt));
         drop(proof);
-        match config.replay.insert_if_absent(entry).await {
-            Ok(ReplayOutcome::Fresh) => Ok((jkt, x5t)),
-            Ok(ReplayOutcome::Replayed) => Err(PopErrorKind::Replayed),
-            // Logged once per request as a refusal by kind; the stores log their cause
-            // themselves, rate-limited, under `tower_pop::replay`.
-            Err(e) if e.is_full() => Err(PopErrorKind::ReplayStoreFull),
-            Err(_) => Err(PopErrorKind::ReplayStoreUnavailable),
+        // One key's share of the store is bounded before anything is recorded for it.
+        let counted = self
+            .key_quota
+            .admit(&jkt, now)
+            .ok_or(PopErrorKind::ProofKeyOverQuota)?;
+        let outcome = config.replay.insert_if_absent(entry).await;
+        if !matches!(outcome, Ok(ReplayOutcome::Fresh)) {
+            self.key_quota.release(counted);
+        }
+        match outcome {
+            Ok(ReplayOutcome::Fresh) => {
+                self.store_succeeded();
+                Ok((jkt, x5t))
+            }
+            Ok(ReplayOutcome::Replayed) => {
+                self.store_succeeded();
+                Err(PopErrorKind::Replayed)
+            }
+            Ok(ReplayOutcome::OverQuota) => {
+                self.store_succeeded();
+                Err(PopErrorKind::ProofKeyOverQuota)
+            }
+            Err(e) => {
+                let kind = if e.is_full() {
+                    PopErrorKind::ReplayStoreFull
+                } else {
+                    PopErrorKind::ReplayStoreUnavailable
+                };
+                self.store_failed(kind, now);
+                Err(kind)
+            }
+        }
+    }
+}
+
+impl Verifier {
+    /// Log a replay-store failure: by kind only, never the store error's text (it may quote a
+    /// connection URL, password included), once per burst and then at most every 10 s.
+    fn store_failed(&self, kind: PopErrorKind, now: u64) {
+        if let Some(failures) = self.store_failures.failed(now) {
+            tracing::error!(
+                target: "tower_pop::replay",
+                kind = ?kind,
+                failures,
+                "DPoP replay store failing; refusing DPoP requests"
+            );
+        }
+    }
+
+    fn store_succeeded(&self) {
+        if let Some(unlogged) = self.store_failures.succeeded() {
+            tracing::info!(
+                target: "tower_pop::replay",
+                unlogged_failures = unlogged,
+                "DPoP replay store answering again"
+            );
         }
     }
 }

@@ -320,16 +320,22 @@ async fn inactive_answers_are_not_cached() {
 }
 
 #[tokio::test]
-async fn bounded_cache_stops_caching_when_full() {
+async fn bounded_cache_evicts_when_full() {
     let s = setup_with(Reply::json(&active()), |o| o.cache_capacity(2)).await;
-    for token in ["t1", "t2", "t3"] {
+    let tokens: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
+    for token in &tokens {
         s.introspect(token).await.unwrap();
     }
-    assert_eq!(s.hits(), 3);
-    // t1 and t2 are cached; t3 found the cache full and is asked about again.
-    s.introspect("t1").await.unwrap();
-    s.introspect("t2").await.unwrap();
-    assert_eq!(s.hits(), 3);
-    s.introspect("t3").await.unwrap();
-    assert_eq!(s.hits(), 4);
+    assert_eq!(s.hits(), 10);
+    // A full cache evicts instead of refusing: the newest answer got in.
+    s.introspect("t9").await.unwrap();
+    assert_eq!(s.hits(), 10);
+    // A token used again is answered from the cache from then on, whatever else was cached.
+    s.introspect("t0").await.unwrap();
+    let asked = s.hits();
+    assert!(asked <= 11, "{asked}");
+    for _ in 0..3 {
+        s.introspect("t0").await.unwrap();
+    }
+    assert_eq!(s.hits(), asked);
 }

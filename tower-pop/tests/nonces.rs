@@ -27,13 +27,16 @@ fn assert_use_dpop_nonce(response: &Response<String>) -> String {
 }
 
 async fn send_with_nonce(f: &Fixture, token: &str, nonce: Option<&str>) -> Response<String> {
-    let proof = f.client.proof_at(
-        "GET",
-        URL,
-        Some(token),
-        nonce,
-        tower_pop::Clock::now_unix(&f.clock),
-    );
+    let proof = f
+        .client
+        .proof_at(
+            "GET",
+            URL,
+            Some(token),
+            nonce,
+            tower_pop::Clock::now_unix(&f.clock),
+        )
+        .unwrap();
     f.dpop(token, &proof).await
 }
 
@@ -83,13 +86,16 @@ async fn a_valid_nonce_skips_no_other_check() {
     let token = f.token();
     let nonce = assert_use_dpop_nonce(&send_with_nonce(&f, &token, None).await);
     // Wrong htu, with a valid nonce: still invalid_dpop_proof.
-    let proof = f.client.proof_at(
-        "GET",
-        "https://resource.example.org/other",
-        Some(&token),
-        Some(&nonce),
-        tower_pop::Clock::now_unix(&f.clock),
-    );
+    let proof = f
+        .client
+        .proof_at(
+            "GET",
+            "https://resource.example.org/other",
+            Some(&token),
+            Some(&nonce),
+            tower_pop::Clock::now_unix(&f.clock),
+        )
+        .unwrap();
     assert_refused(
         &f.dpop(&token, &proof).await,
         401,
@@ -99,13 +105,15 @@ async fn a_valid_nonce_skips_no_other_check() {
     // A thief's key with a valid nonce: invalid_token (key binding).
     let thief =
         tower_pop::dpop::signer::ProofSigner::generate(tower_pop::Algorithm::ES256).unwrap();
-    let proof = thief.proof_at(
-        "GET",
-        URL,
-        Some(&token),
-        Some(&nonce),
-        tower_pop::Clock::now_unix(&f.clock),
-    );
+    let proof = thief
+        .proof_at(
+            "GET",
+            URL,
+            Some(&token),
+            Some(&nonce),
+            tower_pop::Clock::now_unix(&f.clock),
+        )
+        .unwrap();
     assert_refused(
         &f.dpop(&token, &proof).await,
         401,
@@ -113,13 +121,16 @@ async fn a_valid_nonce_skips_no_other_check() {
         "invalid_token",
     );
     // The same proof twice: the second is a replay.
-    let proof = f.client.proof_at(
-        "GET",
-        URL,
-        Some(&token),
-        Some(&nonce),
-        tower_pop::Clock::now_unix(&f.clock),
-    );
+    let proof = f
+        .client
+        .proof_at(
+            "GET",
+            URL,
+            Some(&token),
+            Some(&nonce),
+            tower_pop::Clock::now_unix(&f.clock),
+        )
+        .unwrap();
     assert_eq!(f.dpop(&token, &proof).await.status(), 200);
     assert_refused(
         &f.dpop(&token, &proof).await,

@@ -389,7 +389,11 @@ async fn forwarded_host_headers_are_never_trusted_htu_07() {
 async fn iat_window_dpop_14_fapi_07() {
     let f = Fixture::new();
     let token = f.token();
-    let at = |iat: u64| f.client.proof_at("GET", URL, Some(&token), None, iat);
+    let at = |iat: u64| {
+        f.client
+            .proof_at("GET", URL, Some(&token), None, iat)
+            .unwrap()
+    };
     assert_ok(&f.dpop(&token, &at(NOW - 60)).await, "dpop");
     assert_ok(&f.dpop(&token, &at(NOW + 9)).await, "dpop");
     assert_ok(&f.dpop(&token, &at(NOW + 10)).await, "dpop");
@@ -431,7 +435,7 @@ async fn proof_key_must_match_cnf_jkt_dpop_16() {
     let f = Fixture::new();
     let token = f.token();
     let thief = ProofSigner::generate(Algorithm::ES256).unwrap();
-    let proof = thief.proof_at("GET", URL, Some(&token), None, NOW);
+    let proof = thief.proof_at("GET", URL, Some(&token), None, NOW).unwrap();
     let response = f.dpop(&token, &proof).await;
     // RFC 9449 Figure 16 answers a binding failure with invalid_token (ambiguity A1).
     assert_refused(&response, 401, Some("DPoP"), "invalid_token");
@@ -480,7 +484,8 @@ async fn jose_hygiene_crit_b64_duplicates_jose_10_to_12() {
     let claims = json!({"jti": "dup", "htm": "GET", "htu": URL, "iat": NOW, "ath": tower_pop::thumbprint::ath(&token)});
     let proof = f
         .client
-        .sign_compact_raw(raw_header.as_bytes(), claims.to_string().as_bytes());
+        .sign_compact_raw(raw_header.as_bytes(), claims.to_string().as_bytes())
+        .unwrap();
     assert_refused(
         &f.dpop(&token, &proof).await,
         401,

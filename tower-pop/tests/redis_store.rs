@@ -385,3 +385,89 @@ async fn rediss_with_the_servers_ca_works_and_an_untrusted_certificate_fails_clo
         .unwrap_err();
     assert!(matches!(garbage, RedisConfigError::InvalidTlsCa));
 }
+
+async fn quota_store(server: &RedisServer, proofs: u64) -> RedisReplayCache {
+    let store = RedisReplayCache::builder(server.url())
+        .key_quota(proofs, Duration::from_secs(60))
+        .connect()
+        .await
+        .unwrap();
+    store.ping().await.unwrap();
+    store
+}
+
+#[tokio::test]
+async fn key_quota_is_shared_by_instances_and_counts_only_recorded_entries() {
+    let server = RedisServer::start();
+    let a = quota_store(&server, 3).await;
+    let b = quota_store(&server, 3).await;
+    let owned = |key: u8, owner: u8| entry(key).with_owner([owner; 32]);
+    assert_eq!(
+        a.insert_if_absent(owned(1, 7)).await.unwrap(),
+        ReplayOutcome::Fresh
+    );
+    // A replay, on the other instance: refused as one, not counted.
+    assert_eq!(
+        b.insert_if_absent(owned(1, 7)).await.unwrap(),
+        ReplayOutcome::Replayed
+    );
+    assert_eq!(
+        b.insert_if_absent(owned(2, 7)).await.unwrap(),
+        ReplayOutcome::Fresh
+    );
+    assert_eq!(
+        a.insert_if_absent(owned(3, 7)).await.unwrap(),
+        ReplayOutcome::Fresh
+    );
+    // The quota of 3 holds across both instances; nothing is written past it.
+    assert_eq!(
+        b.insert_if_absent(owned(4, 7)).await.unwrap(),
+        ReplayOutcome::OverQuota
+    );
+    assert_eq!(
+        a.insert_if_absent(owned(4, 7)).await.unwrap(),
+        ReplayOutcome::OverQuota
+    );
+    // Another key is unaffected, and an entry without an owner is not counted.
+    assert_eq!(
+        a.insert_if_absent(owned(4, 8)).await.unwrap(),
+        ReplayOutcome::Fresh
+    );
+    assert_eq!(
+        a.insert_if_absent(entry(5)).await.unwrap(),
+        ReplayOutcome::Fresh
+    );
+    let keys = server.cli(&["KEYS", "*"]).unwrap();
+    assert_eq!(keys.lines().count(), 5 + 2, "5 entries, 2 counters: {keys}");
+    assert!(
+        RedisReplayCache::builder(server.url())
+            .key_quota(0, Duration::from_secs(60))
+            .connect()
+            .await
+            .is_err()
+    );
+}
+
+/// Through the verifier: the shared quota refuses one key with 429 while another key, on the
+/// other instance, gets 200.
+#[tokio::test]
+async fn key_quota_through_two_verifiers_refuses_one_key_with_429() {
+    let server = RedisServer::start();
+    let f = Fixture::new();
+    let a = verifier_with(&f, Arc::new(quota_store(&server, 2).await));
+    let b = verifier_with(&f, Arc::new(quota_store(&server, 2).await));
+    let token = f.token();
+    assert_ok(&dpop_via(&a, &token, &f.proof(&token)).await, "dpop");
+    assert_ok(&dpop_via(&b, &token, &f.proof(&token)).await, "dpop");
+    let response = dpop_via(&a, &token, &f.proof(&token)).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "2");
+    assert!(response.headers().get("www-authenticate").is_none());
+    let other =
+        tower_pop::dpop::signer::ProofSigner::generate(tower_pop::Algorithm::ES256).unwrap();
+    let other_token = f.token_patched(serde_json::json!({"cnf": {"jkt": other.thumbprint()}}));
+    let proof = other
+        .proof_at("GET", URL, Some(&other_token), None, NOW)
+        .unwrap();
+    assert_ok(&dpop_via(&b, &other_token, &proof).await, "dpop");
+}

@@ -150,7 +150,10 @@ async fn full_store_refuses_with_503_and_never_accepts_a_replay() {
     assert_eq!(store.len(), 2);
     // Once the window has passed, room is made again.
     f.clock.advance(61);
-    let later = f.client.proof_at("GET", URL, Some(&token), None, NOW + 61);
+    let later = f
+        .client
+        .proof_at("GET", URL, Some(&token), None, NOW + 61)
+        .unwrap();
     assert_ok(&f.dpop(&token, &later).await, "dpop");
     assert_eq!(store.len(), 1);
 }
@@ -247,4 +250,59 @@ async fn a_503_carries_retry_after() {
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "2");
     assert!(response.headers().get("www-authenticate").is_none());
+}
+
+/// One authenticated client cannot fill the store: past its quota its key is refused with 429
+/// and `Retry-After` (nothing recorded), while another key, with a store that still has room,
+/// is served; replays and refusals do not count against the quota.
+#[tokio::test]
+async fn one_key_over_its_quota_gets_429_while_another_key_gets_200() {
+    let store = Arc::new(MemoryReplayCache::new(100));
+    let store_for_config: Arc<dyn ReplayCache> = store.clone();
+    let f = Fixture::with(|b| b.proof_key_quota(3).replay_cache(store_for_config));
+    let token = f.token();
+    let replayed = f.proof(&token);
+    assert_ok(&f.dpop(&token, &replayed).await, "dpop");
+    // A replay is refused as one and is not counted.
+    assert_refused(
+        &f.dpop(&token, &replayed).await,
+        401,
+        Some("DPoP"),
+        "invalid_dpop_proof",
+    );
+    for _ in 0..2 {
+        assert_ok(&f.dpop(&token, &f.proof(&token)).await, "dpop");
+    }
+    for _ in 0..3 {
+        let response = f.dpop(&token, &f.proof(&token)).await;
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()["retry-after"], "2");
+        assert!(response.headers().get("www-authenticate").is_none());
+        assert_eq!(
+            response
+                .extensions()
+                .get::<tower_pop::PopError>()
+                .unwrap()
+                .kind(),
+            tower_pop::PopErrorKind::ProofKeyOverQuota
+        );
+    }
+    assert_eq!(store.len(), 3, "nothing recorded past the quota");
+    // Another client, with its own key and token, on the same verifier.
+    let other =
+        tower_pop::dpop::signer::ProofSigner::generate(tower_pop::Algorithm::ES256).unwrap();
+    let other_token = f.token_patched(json!({"cnf": {"jkt": other.thumbprint()}}));
+    for _ in 0..3 {
+        let proof = other
+            .proof_at("GET", URL, Some(&other_token), None, NOW)
+            .unwrap();
+        assert_ok(&f.dpop(&other_token, &proof).await, "dpop");
+    }
+    // Once the proof window has passed, the first key is served again.
+    f.clock.advance(120);
+    let later = f
+        .client
+        .proof_at("GET", URL, Some(&token), None, NOW + 120)
+        .unwrap();
+    assert_ok(&f.dpop(&token, &later).await, "dpop");
 }

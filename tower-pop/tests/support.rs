@@ -73,7 +73,7 @@ impl Fixture {
     }
 
     pub fn token_with(&self, header: Value, claims: Value) -> String {
-        self.issuer_key.sign_compact(&header, &claims)
+        self.issuer_key.sign_compact(&header, &claims).unwrap()
     }
 
     pub fn at_header() -> Value {
@@ -95,19 +95,23 @@ impl Fixture {
 
     /// A valid proof for GET on the resource, bound to `token`.
     pub fn proof(&self, token: &str) -> String {
-        self.client.proof_at("GET", URL, Some(token), None, NOW)
+        self.client
+            .proof_at("GET", URL, Some(token), None, NOW)
+            .unwrap()
     }
 
     /// A proof with `claims` patched into the defaults and `header` as given.
     pub fn proof_custom(&self, header: Value, changes: Value, token: &str) -> String {
         let claims = json!({
-            "jti": self.client.random_jti(),
+            "jti": self.client.random_jti().unwrap(),
             "htm": "GET",
             "htu": URL,
             "iat": NOW,
             "ath": tower_pop::thumbprint::ath(token),
         });
-        self.client.sign_compact(&header, &patch(claims, changes))
+        self.client
+            .sign_compact(&header, &patch(claims, changes))
+            .unwrap()
     }
 
     pub async fn send(&self, request: Request<String>) -> Response<String> {

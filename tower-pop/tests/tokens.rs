@@ -80,7 +80,10 @@ async fn signature_and_keys_come_only_from_the_issuer_jwtat_04_jose_07_08() {
     let mut header = Fixture::at_header();
     header["jwk"] = serde_json::from_str(&f.client.public_jwk()).unwrap();
     header["jku"] = json!("https://attacker.example/jwks");
-    let forged = f.client.sign_compact(&header, &f.claims(json!({})));
+    let forged = f
+        .client
+        .sign_compact(&header, &f.claims(json!({})))
+        .unwrap();
     assert_refused(
         &dpop_with_token(&f, &forged).await,
         401,
@@ -243,13 +246,49 @@ async fn cached_token_still_expires() {
     let token = f.token_patched(json!({"exp": NOW + 5}));
     assert_ok(&dpop_with_token(&f, &token).await, "dpop");
     f.clock.advance(5 + 30 + 1);
-    let proof = f.client.proof_at("GET", URL, Some(&token), None, NOW + 36);
+    let proof = f
+        .client
+        .proof_at("GET", URL, Some(&token), None, NOW + 36)
+        .unwrap();
     assert_refused(
         &f.dpop(&token, &proof).await,
         401,
         Some("DPoP"),
         INVALID_TOKEN,
     );
+}
+
+/// A cached DPoP-bound token is the verified token only: every request still needs its own
+/// proof, signed by the bound key, never replayed (RFC 9449 §4.3, §7.1, §11.1).
+#[tokio::test]
+async fn cached_dpop_token_still_needs_a_fresh_bound_proof() {
+    let f = Fixture::new();
+    let token = f.token();
+    let first = f.proof(&token);
+    assert_ok(&f.dpop(&token, &first).await, "dpop");
+    // The token is cached now; the proof of another key is still refused ...
+    let thief = ProofSigner::generate(Algorithm::ES256).unwrap();
+    let stolen = thief.proof_at("GET", URL, Some(&token), None, NOW).unwrap();
+    assert_refused(
+        &f.dpop(&token, &stolen).await,
+        401,
+        Some("DPoP"),
+        INVALID_TOKEN,
+    );
+    // ... the same proof again is a replay ...
+    assert_refused(
+        &f.dpop(&token, &first).await,
+        401,
+        Some("DPoP"),
+        "invalid_dpop_proof",
+    );
+    // ... and none at all is a missing proof.
+    let response = f
+        .send(req("GET", PATH, &[&format!("DPoP {token}")], &[]))
+        .await;
+    assert_eq!(response.status(), 401);
+    // A fresh proof of the bound key passes.
+    assert_ok(&f.dpop(&token, &f.proof(&token)).await, "dpop");
 }
 
 #[tokio::test]
@@ -331,7 +370,7 @@ async fn duplicate_kid_chooses_key_by_type_fapi_08() {
     ));
     for signer in [&ec, &rsa] {
         let header = json!({"typ": "at+jwt", "alg": signer.algorithm().as_str(), "kid": "k1"});
-        let token = signer.sign_compact(&header, &f.claims(json!({})));
+        let token = signer.sign_compact(&header, &f.claims(json!({}))).unwrap();
         assert_ok(&dpop_with_token(&f, &token).await, "dpop");
     }
 }

@@ -13,7 +13,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::wire::{self, NonceAsk, Target};
-use super::{NonceStore, ResponseBody, Shared};
+use super::{BoxError, NonceStore, ResponseBody, Shared};
 use crate::clock::Clock;
 use crate::dpop::signer::ProofSigner;
 
@@ -124,17 +124,19 @@ impl<S, B, ResBody> Service<Request<B>> for SignDpop<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
-    S::Error: Send,
+    S::Error: Into<BoxError> + Send,
     B: ReplayBody + Send + 'static,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Send,
 {
     type Response = Response<ResponseBody<ResBody>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<ResBody, S::Error>;
+    /// The inner service's error, or a [`SignerError`](crate::dpop::signer::SignerError) when
+    /// no proof could be made (the request is then not sent).
+    type Error = BoxError;
+    type Future = ResponseFuture<ResBody, BoxError>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
@@ -148,19 +150,26 @@ where
                     target: crate::observe::CLIENT,
                     "request URI is not absolute: sent without a DPoP proof"
                 );
-                return inner.call(req).await.map(|r| r.map(ResponseBody::passed));
+                return inner
+                    .call(req)
+                    .await
+                    .map(|r| r.map(ResponseBody::passed))
+                    .map_err(Into::into);
             };
             let spare = replay(&req);
-            shared.sign(&req.method().clone(), &target, req.headers_mut());
-            let response = inner.call(req).await?;
+            // No proof, no request: a signing failure is the call's error.
+            shared.sign(&req.method().clone(), &target, req.headers_mut())?;
+            let response = inner.call(req).await.map_err(Into::into)?;
             let (response, asks) = inspect(&shared, &target, response).await;
             let Some(mut again) = spare.filter(|_| asks) else {
                 return Ok(response);
             };
             tracing::debug!(target: crate::observe::CLIENT, "use_dpop_nonce: retrying once");
-            shared.sign(&again.method().clone(), &target, again.headers_mut());
-            poll_fn(|cx| inner.poll_ready(cx)).await?;
-            let response = inner.call(again).await?;
+            shared.sign(&again.method().clone(), &target, again.headers_mut())?;
+            poll_fn(|cx| inner.poll_ready(cx))
+                .await
+                .map_err(Into::into)?;
+            let response = inner.call(again).await.map_err(Into::into)?;
             shared.remember(&target, response.headers());
             Ok(response.map(ResponseBody::passed))
         };
@@ -470,5 +479,25 @@ mod tests {
         let debug = format!("{layer:?}");
         assert!(debug.contains(layer.signer().thumbprint()), "{debug}");
         assert!(!debug.contains("\"d\"") && !debug.to_lowercase().contains("private"));
+    }
+
+    /// A proof that cannot be made fails the call with the signer's error, and the request is
+    /// never sent (neither without a proof nor with a weak one).
+    #[tokio::test]
+    async fn signing_failure_is_the_call_error_and_nothing_is_sent() {
+        let (inner, seen) = server(vec![(200, vec![], "ok")]);
+        let layer = SignDpopLayer::new(ProofSigner::failing_for_tests());
+        let error = layer
+            .layer(inner)
+            .oneshot(get("https://api.example.com/a", "body"))
+            .await
+            .unwrap_err();
+        assert!(
+            error
+                .downcast_ref::<crate::dpop::signer::SignerError>()
+                .is_some(),
+            "{error}"
+        );
+        assert!(seen.lock().unwrap().is_empty(), "nothing sent");
     }
 }

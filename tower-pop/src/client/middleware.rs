@@ -98,8 +98,10 @@ impl Middleware for DpopMiddleware {
         };
         // Before signing: the copy gets a proof of its own (RFC 9449 §7.3, one use per proof).
         let spare = req.try_clone();
+        // No proof, no request: a signing failure is the request's error.
         self.shared
-            .sign(&req.method().clone(), &target, req.headers_mut());
+            .sign(&req.method().clone(), &target, req.headers_mut())
+            .map_err(reqwest_middleware::Error::middleware)?;
         let response = next.clone().run(req, extensions).await?;
         let (response, asks) = self.inspect(&target, response).await;
         let Some(mut again) = spare.filter(|_| asks) else {
@@ -107,7 +109,8 @@ impl Middleware for DpopMiddleware {
         };
         tracing::debug!(target: crate::observe::CLIENT, "use_dpop_nonce: retrying once");
         self.shared
-            .sign(&again.method().clone(), &target, again.headers_mut());
+            .sign(&again.method().clone(), &target, again.headers_mut())
+            .map_err(reqwest_middleware::Error::middleware)?;
         let response = next.run(again, extensions).await?;
         self.shared.remember(&target, response.headers());
         Ok(response)
@@ -130,6 +133,30 @@ mod tests {
         assert!(
             !debug.contains("the-nonce") && !debug.contains("\"d\""),
             "{debug}"
+        );
+    }
+
+    /// A proof that cannot be made is the request's error (`Error::Middleware`), before any
+    /// connection is attempted.
+    #[tokio::test]
+    async fn signing_failure_is_the_request_error() {
+        let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(DpopMiddleware::new(ProofSigner::failing_for_tests()))
+            .build();
+        // Port 9 on loopback: nothing is listening there, and nothing is sent anyway.
+        let error = client
+            .get("http://127.0.0.1:9/whoami")
+            .send()
+            .await
+            .unwrap_err();
+        let reqwest_middleware::Error::Middleware(error) = error else {
+            panic!("a middleware error, not a transport one: {error}")
+        };
+        assert!(
+            error
+                .downcast_ref::<crate::dpop::signer::SignerError>()
+                .is_some(),
+            "{error}"
         );
     }
 }

@@ -116,8 +116,12 @@ pub use nonces::{DEFAULT_NONCE_ORIGINS, NonceStore};
 pub use token::{AccessToken, TokenError, TokenRequest};
 
 use crate::clock::{Clock, SystemClock};
-use crate::dpop::signer::ProofSigner;
+use crate::dpop::signer::{ProofSigner, SignerError};
 use wire::{DPOP, Target};
+
+/// The error of a [`SignDpop`] call: the inner service's error, or a [`SignerError`] when no
+/// proof could be made (downcast to tell them apart).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What the middleware and the layer share: the key, the nonces, the clock.
 #[derive(Clone)]
@@ -138,7 +142,15 @@ impl Shared {
 
     /// Put a fresh proof for `method` to `target` into `headers`, with the origin's latest
     /// nonce and the `ath` of an `Authorization: DPoP` token already in `headers`.
-    fn sign(&self, method: &http::Method, target: &Target, headers: &mut HeaderMap) {
+    ///
+    /// A proof that cannot be made (random generator or signature failed) is an error of the
+    /// request: it is not sent, neither without a proof nor with a weak one.
+    fn sign(
+        &self,
+        method: &http::Method,
+        target: &Target,
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignerError> {
         let nonce = self.nonces.get(&target.origin);
         let proof = self.signer.proof_at(
             method.as_str(),
@@ -146,13 +158,14 @@ impl Shared {
             wire::dpop_token(headers),
             nonce.as_deref(),
             self.clock.now_unix(),
-        );
+        )?;
         headers.remove(&DPOP);
         // A compact JWS is base64url and dots: always a valid field value.
         if let Ok(mut value) = HeaderValue::try_from(proof) {
             value.set_sensitive(true);
             headers.insert(&DPOP, value);
         }
+        Ok(())
     }
 
     /// Remember the `DPoP-Nonce` of a response from `target`.

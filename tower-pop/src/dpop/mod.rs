@@ -34,7 +34,7 @@ pub const DEFAULT_PROOF_FUTURE_SKEW: Duration = Duration::from_secs(10);
 /// use tower_pop::dpop::{signer::ProofSigner, verify_token_request_proof};
 ///
 /// let client = ProofSigner::generate(Algorithm::ES256).unwrap();
-/// let proof = client.proof_at("POST", "https://as.example.com/token", None, None, 1_700_000_000);
+/// let proof = client.proof_at("POST", "https://as.example.com/token", None, None, 1_700_000_000).unwrap();
 /// let jkt = verify_token_request_proof(&proof, "POST", "https://as.example.com/token", 1_700_000_000, &[Algorithm::ES256]);
 /// assert_eq!(jkt.as_deref(), Ok(client.thumbprint()));
 /// # }

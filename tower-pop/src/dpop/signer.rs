@@ -6,15 +6,20 @@
 //! when the server supplied one. Make a fresh proof for every request, retries included
 //! (RFC 9449 §7.3): the server refuses a proof it has seen.
 //!
+//! Signing fails closed: when the system's random generator or the signature fails, the proof
+//! is an error ([`SignerError`]), never a proof with a guessable `jti` or an empty signature.
+//!
 //! ```
 //! use tower_pop::Algorithm;
 //! use tower_pop::dpop::signer::ProofSigner;
 //!
-//! let signer = ProofSigner::generate(Algorithm::ES256).expect("key generation");
-//! let proof = signer.proof("GET", "https://api.example.com/whoami?x=1", Some("the-access-token"), None);
+//! # fn main() -> Result<(), tower_pop::dpop::signer::SignerError> {
+//! let signer = ProofSigner::generate(Algorithm::ES256)?;
+//! let proof = signer.proof("GET", "https://api.example.com/whoami?x=1", Some("the-access-token"), None)?;
 //! assert_eq!(proof.split('.').count(), 3);
 //! // The authorization server binds the token to this thumbprint (`cnf.jkt`).
 //! assert_eq!(signer.thumbprint().len(), 43);
+//! # Ok(()) }
 //! ```
 
 use std::fmt;
@@ -29,9 +34,16 @@ use crate::digest::sha256_b64url;
 use crate::jose::{Algorithm, b64url};
 use crate::thumbprint::ath;
 
-/// The key could not be generated or loaded, or the algorithm is not supported for signing.
+/// The key could not be generated or loaded, the algorithm is not supported for signing, or a
+/// signature could not be made (the system's random generator or the signing failed). The text
+/// is fixed: it never quotes a key, a path or a payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignerError(&'static str);
+
+impl SignerError {
+    const RANDOM: Self = Self("system random generator failed");
+    const SIGNING: Self = Self("signing failed");
+}
 
 impl fmt::Display for SignerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -211,6 +223,17 @@ impl ProofSigner {
         }
     }
 
+    /// A signer that cannot sign (an RSA key declared for ES256): every proof fails, for tests
+    /// of how signing failures propagate.
+    #[cfg(test)]
+    pub(crate) fn failing_for_tests() -> Self {
+        let rsa = Self::generate(Algorithm::PS256).expect("RSA key generation");
+        Self {
+            alg: Algorithm::ES256,
+            ..rsa
+        }
+    }
+
     /// The signing algorithm.
     #[must_use]
     pub fn algorithm(&self) -> Algorithm {
@@ -230,19 +253,23 @@ impl ProofSigner {
     }
 
     /// A proof for one request, with `iat` now and a fresh random `jti`.
-    #[must_use]
+    ///
+    /// # Errors
+    /// When the random generator or the signature fails: no proof rather than a weak one.
     pub fn proof(
         &self,
         method: &str,
         url: &str,
         access_token: Option<&str>,
         nonce: Option<&str>,
-    ) -> String {
+    ) -> Result<String, SignerError> {
         self.proof_at(method, url, access_token, nonce, now_unix())
     }
 
     /// A proof with an explicit `iat` (seconds since the Unix epoch).
-    #[must_use]
+    ///
+    /// # Errors
+    /// As [`proof`](Self::proof).
     pub fn proof_at(
         &self,
         method: &str,
@@ -250,10 +277,10 @@ impl ProofSigner {
         access_token: Option<&str>,
         nonce: Option<&str>,
         iat: u64,
-    ) -> String {
+    ) -> Result<String, SignerError> {
         let htu = url.split(['?', '#']).next().unwrap_or_default();
         let mut claims = json!({
-            "jti": self.random_jti(),
+            "jti": self.random_jti()?,
             "htm": method,
             "htu": htu,
             "iat": iat,
@@ -274,25 +301,23 @@ impl ProofSigner {
     }
 
     /// A fresh `jti`: 128 random bits, base64url.
-    #[must_use]
-    pub fn random_jti(&self) -> String {
+    ///
+    /// # Errors
+    /// When the system's random generator fails (never a time-based fallback: a guessable
+    /// `jti` would let a proof be pre-empted or collide).
+    pub fn random_jti(&self) -> Result<String, SignerError> {
         let mut bytes = [0u8; 16];
-        // SystemRandom only fails if the OS has no randomness source at all.
-        if self.rng.fill(&mut bytes).is_err() {
-            bytes = now_unix()
-                .to_le_bytes()
-                .repeat(2)
-                .try_into()
-                .unwrap_or([0; 16]);
-        }
-        b64url(&bytes)
+        self.rng.fill(&mut bytes).map_err(|_| SignerError::RANDOM)?;
+        Ok(b64url(&bytes))
     }
 
     /// Sign any header and payload as a compact JWS with this key and algorithm. Useful for
     /// tests (malformed proofs) and demos (an authorization server signing access tokens); the
     /// header is used as given.
-    #[must_use]
-    pub fn sign_compact(&self, header: &Value, payload: &Value) -> String {
+    ///
+    /// # Errors
+    /// When the signature fails (never an empty signature).
+    pub fn sign_compact(&self, header: &Value, payload: &Value) -> Result<String, SignerError> {
         self.sign_compact_raw(
             header.to_string().as_bytes(),
             payload.to_string().as_bytes(),
@@ -300,26 +325,28 @@ impl ProofSigner {
     }
 
     /// Sign raw header and payload bytes (they need not be valid JSON).
-    #[must_use]
-    pub fn sign_compact_raw(&self, header: &[u8], payload: &[u8]) -> String {
+    ///
+    /// # Errors
+    /// As [`sign_compact`](Self::sign_compact).
+    pub fn sign_compact_raw(&self, header: &[u8], payload: &[u8]) -> Result<String, SignerError> {
         let input = format!("{}.{}", b64url(header), b64url(payload));
-        let signature = self.sign_bytes(input.as_bytes());
-        format!("{input}.{}", b64url(&signature))
+        let signature = self.sign_bytes(input.as_bytes())?;
+        Ok(format!("{input}.{}", b64url(&signature)))
     }
 
-    fn sign_bytes(&self, message: &[u8]) -> Vec<u8> {
+    fn sign_bytes(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
         match &self.key {
             SigningKey::Ecdsa(k) => k
                 .sign(&self.rng, message)
                 .map(|s| s.as_ref().to_vec())
-                .unwrap_or_default(),
-            SigningKey::Ed25519(k) => k.sign(message).as_ref().to_vec(),
+                .map_err(|_| SignerError::SIGNING),
+            SigningKey::Ed25519(k) => Ok(k.sign(message).as_ref().to_vec()),
             SigningKey::Rsa(k) => {
+                let encoding = rsa_encoding(self.alg).ok_or(SignerError::SIGNING)?;
                 let mut out = vec![0; k.public_modulus_len()];
-                match rsa_encoding(self.alg) {
-                    Some(encoding) if k.sign(encoding, &self.rng, message, &mut out).is_ok() => out,
-                    _ => Vec::new(),
-                }
+                k.sign(encoding, &self.rng, message, &mut out)
+                    .map_err(|_| SignerError::SIGNING)?;
+                Ok(out)
             }
         }
     }
@@ -369,6 +396,35 @@ mod tests {
             std::fs::remove_file(&path).unwrap();
             assert_eq!(loaded.thumbprint(), from_der.thumbprint(), "{name}");
         }
+    }
+
+    #[test]
+    fn proofs_and_jtis_are_results_with_real_signatures() {
+        for alg in [Algorithm::ES256, Algorithm::EdDSA, Algorithm::PS256] {
+            let signer = ProofSigner::generate(alg).unwrap();
+            let proof = signer
+                .proof("GET", "https://api.example.com/", None, None)
+                .unwrap();
+            let signature = proof.rsplit('.').next().unwrap();
+            assert!(!signature.is_empty(), "{alg:?}");
+            assert_ne!(signer.random_jti().unwrap(), signer.random_jti().unwrap());
+        }
+    }
+
+    /// An RSA key loaded for an algorithm that is not RSA has no signature to make: an error,
+    /// never an empty signature.
+    #[test]
+    fn a_signature_that_cannot_be_made_is_an_error() {
+        let mismatched = ProofSigner::failing_for_tests();
+        assert_eq!(
+            mismatched.sign_compact(&json!({}), &json!({})),
+            Err(SignerError::SIGNING)
+        );
+        assert!(
+            mismatched
+                .proof("GET", "https://api.example.com/", None, None)
+                .is_err()
+        );
     }
 
     #[test]

@@ -10,8 +10,22 @@
 //! by a shared store when several instances serve one API (RFC 9449 §11.1); [`MemoryReplayCache`] is the
 //! default for a single instance. A store that fails makes the verifier refuse the request with
 //! 503 (RFC 9449 §7.1): a proof is never accepted unrecorded.
+//!
+//! Before a proof is recorded, its key is counted against a per-key quota (`quota`, in the
+//! verifier's memory, whatever the store): a key holding more than its share of proofs within
+//! the proof window is refused with 429 and `Retry-After`, so one authenticated client cannot
+//! fill the store and make it refuse everyone. With several instances each counts its own
+//! requests, so one key can hold up to (instances × quota) entries of a shared store, unless
+//! the store counts a quota shared by all of them: every entry names its
+//! [`owner`](ReplayEntry::owner) (a hash of the key's thumbprint), and the Redis store counts
+//! it in the same round trip as the insert when configured to (`key_quota`, feature `redis`),
+//! answering [`ReplayOutcome::OverQuota`].
+//!
+//! Store failures are logged by the verifier at `error`, by kind only (a store's error text may
+//! quote its URL, password included), once per burst of failures and then at most every 10 s.
 
 mod memory;
+pub(crate) mod quota;
 #[cfg(feature = "redis")]
 mod redis;
 
@@ -35,6 +49,7 @@ pub struct ReplayEntry {
     pub(crate) key: [u8; 32],
     pub(crate) now: u64,
     pub(crate) expires_at: u64,
+    pub(crate) owner: Option<[u8; 32]>,
 }
 
 impl ReplayEntry {
@@ -45,7 +60,23 @@ impl ReplayEntry {
             key,
             now,
             expires_at,
+            owner: None,
         }
+    }
+
+    /// The same entry, owned by the proof key hashed to `owner`: a store with a per-key quota
+    /// of its own (`RedisReplayCacheBuilder::key_quota`, feature `redis`) counts the entry
+    /// against it. The verifier sets it on every entry.
+    #[must_use]
+    pub fn with_owner(mut self, owner: [u8; 32]) -> Self {
+        self.owner = Some(owner);
+        self
+    }
+
+    /// SHA-256 of the proof key's thumbprint (domain-separated), when set: whose entry this is.
+    #[must_use]
+    pub fn owner(&self) -> Option<&[u8; 32]> {
+        self.owner.as_ref()
     }
 
     /// SHA-256 of the proof-key thumbprint and the `jti`: the raw `jti` is never stored (RFC 9449 §11.1).
@@ -80,6 +111,9 @@ pub enum ReplayOutcome {
     Fresh,
     /// Seen before within its window.
     Replayed,
+    /// Not recorded: the entry's [`owner`](ReplayEntry::owner) already holds its quota in a
+    /// store that counts one (the verifier answers 429).
+    OverQuota,
 }
 
 /// The store could not answer; the request is refused (fail closed).
@@ -130,6 +164,50 @@ impl std::error::Error for ReplayError {
     }
 }
 
+/// Throttles the verifier's log of store failures: the first failure of a burst is logged,
+/// then at most one line per [`FailureLog::EVERY_SECS`] with the number of failures since the
+/// last line; the first success after a burst is logged once.
+#[derive(Debug, Default)]
+pub(crate) struct FailureLog {
+    failing: std::sync::atomic::AtomicBool,
+    last_logged: std::sync::atomic::AtomicU64,
+    unlogged: std::sync::atomic::AtomicU64,
+}
+
+impl FailureLog {
+    /// Seconds between two log lines of one burst.
+    pub(crate) const EVERY_SECS: u64 = 10;
+
+    /// Record a failure at `now`: `Some(failures since the last line)` when a line is due.
+    pub(crate) fn failed(&self, now: u64) -> Option<u64> {
+        use std::sync::atomic::Ordering;
+        self.unlogged.fetch_add(1, Ordering::AcqRel);
+        let first = !self.failing.swap(true, Ordering::AcqRel);
+        let last = self.last_logged.load(Ordering::Acquire);
+        let due = first
+            || (now >= last.saturating_add(Self::EVERY_SECS)
+                && self
+                    .last_logged
+                    .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok());
+        if !due {
+            return None;
+        }
+        if first {
+            self.last_logged.store(now, Ordering::Release);
+        }
+        Some(self.unlogged.swap(0, Ordering::AcqRel).max(1))
+    }
+
+    /// Record a success: once, when it ends a burst of failures, `Some(failures not yet
+    /// logged)`.
+    pub(crate) fn succeeded(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering;
+        (self.failing.load(Ordering::Relaxed) && self.failing.swap(false, Ordering::AcqRel))
+            .then(|| self.unlogged.swap(0, Ordering::AcqRel))
+    }
+}
+
 /// A store of recently used proofs.
 ///
 /// Implementations must make [`insert_if_absent`](Self::insert_if_absent) atomic: of many
@@ -140,4 +218,26 @@ pub trait ReplayCache: Send + Sync + fmt::Debug + 'static {
         &self,
         entry: ReplayEntry,
     ) -> BoxFuture<'_, Result<ReplayOutcome, ReplayError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FailureLog;
+
+    #[test]
+    fn store_failures_are_logged_once_per_burst_then_every_ten_seconds() {
+        let log = FailureLog::default();
+        assert_eq!(log.succeeded(), None, "no burst yet");
+        assert_eq!(log.failed(100), Some(1));
+        for now in 100..110 {
+            assert_eq!(log.failed(now), None, "at {now}");
+        }
+        // 10 s later: one line counting the 10 quiet failures and this one.
+        assert_eq!(log.failed(110), Some(11));
+        assert_eq!(log.failed(111), None);
+        assert_eq!(log.succeeded(), Some(1));
+        assert_eq!(log.succeeded(), None, "the recovery is logged once");
+        // A new burst is logged at once.
+        assert_eq!(log.failed(112), Some(1));
+    }
 }

@@ -72,6 +72,8 @@ pub enum RedisConfigError {
     ZeroTimeout,
     /// `connect` was called outside a Tokio runtime.
     NoRuntime,
+    /// The per-key quota or its window is zero (under one second).
+    ZeroKeyQuota,
 }
 
 impl fmt::Display for RedisConfigError {
@@ -88,6 +90,9 @@ impl fmt::Display for RedisConfigError {
             Self::InvalidTlsCa => f.write_str("redis TLS CA is not a PEM certificate"),
             Self::ZeroTimeout => f.write_str("redis timeout must not be zero"),
             Self::NoRuntime => f.write_str("redis replay store needs a Tokio runtime"),
+            Self::ZeroKeyQuota => {
+                f.write_str("redis key quota and its window must be at least 1 (second)")
+            }
         }
     }
 }
@@ -103,6 +108,7 @@ pub struct RedisReplayCacheBuilder {
     timeout: Duration,
     skew_margin: Duration,
     tls_ca_pem: Option<Vec<u8>>,
+    key_quota: Option<(u64, Duration)>,
 }
 
 impl fmt::Debug for RedisReplayCacheBuilder {
@@ -113,11 +119,32 @@ impl fmt::Debug for RedisReplayCacheBuilder {
             .field("timeout", &self.timeout)
             .field("skew_margin", &self.skew_margin)
             .field("tls_ca_pem", &self.tls_ca_pem.as_ref().map(|_| "set"))
+            .field("key_quota", &self.key_quota)
             .finish()
     }
 }
 
 impl RedisReplayCacheBuilder {
+    /// A per-proof-key quota shared by every instance: at most `proofs` entries of one key
+    /// (its [`owner`](ReplayEntry::owner)) recorded within the current and the previous
+    /// `window`; past it the entry is not recorded and the verifier answers 429
+    /// ([`ReplayOutcome::OverQuota`]). Counted in the same round trip as the `SET NX` (one Lua
+    /// script: `GET` of two counters, `SET NX PX`, `INCR` + `PEXPIRE` of the current one), so
+    /// concurrent requests on several instances cannot overshoot it, and replays are not
+    /// counted. The counters live under `<key_prefix>q:<owner>:<window number>`, one or two
+    /// per active key.
+    ///
+    /// Default: off: each verifier still counts its own quota in memory
+    /// ([`PopConfigBuilder::proof_key_quota`](crate::PopConfigBuilder::proof_key_quota)), so
+    /// one key holds at most (instances × that quota) entries here. A client sending `rate`
+    /// proofs a second steadily holds up to `2 × rate × window` of this count: set `proofs`
+    /// to at least that for the fastest honest client (e.g. 5,000/s, a 71 s window: 710,000).
+    /// Both values at least 1 (`connect` refuses zero).
+    pub fn key_quota(mut self, proofs: u64, window: Duration) -> Self {
+        self.key_quota = Some((proofs, window));
+        self
+    }
+
     /// Prefix of every key. Default [`DEFAULT_KEY_PREFIX`], `tower-pop:dpop:`: keeps the
     /// entries apart from other data in the same Redis. All instances of one API must use the
     /// same prefix; two APIs whose proofs must not be shared use different ones.
@@ -162,6 +189,12 @@ impl RedisReplayCacheBuilder {
         let redacted = redact(&self.url);
         if self.timeout.is_zero() {
             return Err(RedisConfigError::ZeroTimeout);
+        }
+        if self
+            .key_quota
+            .is_some_and(|(proofs, window)| proofs == 0 || window.as_secs() == 0)
+        {
+            return Err(RedisConfigError::ZeroKeyQuota);
         }
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(RedisConfigError::NoRuntime);
@@ -217,6 +250,9 @@ impl RedisReplayCacheBuilder {
             config,
             manager: ArcSwap::from_pointee(manager),
             key_prefix: self.key_prefix,
+            key_quota: self
+                .key_quota
+                .map(|(proofs, window)| (proofs, window.as_secs())),
             timeout: self.timeout,
             skew_margin_ms: u64::try_from(self.skew_margin.as_millis()).unwrap_or(u64::MAX),
             redacted_url: redacted,
@@ -240,6 +276,19 @@ fn with_ca(client: &Client, pem: Vec<u8>) -> Result<Client, RedisConfigError> {
     Client::build_with_tls(client.get_connection_info().clone(), certificates)
         .map_err(|_| RedisConfigError::InvalidTlsCa)
 }
+
+/// `SET NX PX` counted against the owner's quota, atomically (Redis runs a script alone).
+/// KEYS: the entry, the owner's counter of this window, of the previous one; ARGV: the entry's
+/// time to live (ms), the quota, the counter's time to live (ms). Returns 1 fresh, 0 replayed,
+/// 2 over quota (nothing written).
+const QUOTA_SCRIPT: &str = r"
+local held = tonumber(redis.call('GET', KEYS[2]) or '0') + tonumber(redis.call('GET', KEYS[3]) or '0')
+if held >= tonumber(ARGV[2]) then return 2 end
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1
+";
 
 /// Failure bookkeeping, for throttled logs and replacing a stuck connection.
 #[derive(Debug, Default)]
@@ -355,6 +404,8 @@ pub struct RedisReplayCache {
     config: ConnectionManagerConfig,
     manager: ArcSwap<ConnectionManager>,
     key_prefix: String,
+    /// Proofs per key, window in seconds.
+    key_quota: Option<(u64, u64)>,
     timeout: Duration,
     skew_margin_ms: u64,
     redacted_url: String,
@@ -383,6 +434,7 @@ impl RedisReplayCache {
             timeout: DEFAULT_TIMEOUT,
             skew_margin: DEFAULT_SKEW_MARGIN,
             tls_ca_pem: None,
+            key_quota: None,
         }
     }
 
@@ -419,6 +471,9 @@ impl RedisReplayCache {
     }
 
     async fn insert(&self, entry: ReplayEntry) -> Result<ReplayOutcome, ReplayError> {
+        if let (Some((proofs, window)), Some(owner)) = (self.key_quota, entry.owner()) {
+            return self.insert_counted(&entry, owner, proofs, window).await;
+        }
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.redis_key(&entry))
             .arg(1)
@@ -429,6 +484,47 @@ impl RedisReplayCache {
             Value::Okay => ReplayOutcome::Fresh,
             Value::SimpleString(s) if s == "OK" => ReplayOutcome::Fresh,
             Value::Nil => ReplayOutcome::Replayed,
+            _ => return Err(self.failed(Failure::UnexpectedReply, None)),
+        };
+        self.succeeded();
+        Ok(outcome)
+    }
+
+    /// `SET NX` and the owner's quota in one atomic script (see
+    /// [`key_quota`](RedisReplayCacheBuilder::key_quota)).
+    async fn insert_counted(
+        &self,
+        entry: &ReplayEntry,
+        owner: &[u8; 32],
+        proofs: u64,
+        window: u64,
+    ) -> Result<ReplayOutcome, ReplayError> {
+        let slice = entry.now() / window;
+        let counter = |slice: u64| {
+            let mut key = format!("{}q:", self.key_prefix);
+            URL_SAFE_NO_PAD.encode_string(owner, &mut key);
+            key.push(':');
+            key.push_str(&slice.to_string());
+            key
+        };
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(QUOTA_SCRIPT)
+            .arg(3)
+            .arg(self.redis_key(entry))
+            .arg(counter(slice))
+            .arg(counter(slice.saturating_sub(1)))
+            .arg(self.ttl_millis(entry))
+            .arg(proofs)
+            // The current counter is read during the next window too.
+            .arg(
+                window
+                    .saturating_mul(2_000)
+                    .saturating_add(self.skew_margin_ms),
+            );
+        let outcome = match self.call(cmd).await? {
+            Value::Int(1) => ReplayOutcome::Fresh,
+            Value::Int(0) => ReplayOutcome::Replayed,
+            Value::Int(2) => ReplayOutcome::OverQuota,
             _ => return Err(self.failed(Failure::UnexpectedReply, None)),
         };
         self.succeeded();

@@ -121,11 +121,14 @@ impl TestIssuer {
 
     /// RFC 9068 claims issued at `now`, valid 10 minutes, unbound (patch in a `cnf` to bind),
     /// with `changes` patched in.
+    ///
+    /// # Panics
+    /// If the system's random generator fails (for the `jti`).
     #[must_use]
     pub fn claims(&self, now: u64, changes: Value) -> Value {
         let claims = json!({
             "iss": self.issuer, "aud": self.audience, "sub": "alice", "client_id": "c1",
-            "iat": now, "exp": now + 600, "jti": self.key.random_jti(), "scope": "read",
+            "iat": now, "exp": now + 600, "jti": self.key.random_jti().expect("system random generator"), "scope": "read",
         });
         patch(claims, changes)
     }
@@ -143,8 +146,13 @@ impl TestIssuer {
     }
 
     /// Sign any header and claims with the issuer key.
+    ///
+    /// # Panics
+    /// If signing fails (the system's random generator failed).
     #[must_use]
     pub fn sign(&self, header: &Value, claims: &Value) -> String {
-        self.key.sign_compact(header, claims)
+        self.key
+            .sign_compact(header, claims)
+            .expect("signing with the test issuer key")
     }
 }

@@ -27,8 +27,9 @@
 //!   [`IntrospectionError::Unavailable`], which the verifier answers with 503, never 401 and
 //!   never 200.
 //! - **Cache** (RFC 7662 §4 trades revocation latency for load): active results are cached
-//!   under the SHA-256 of the token, bounded in size ([`IntrospectionOptions::cache_capacity`],
-//!   default 10,000; when full, results are simply not cached), and each entry lives at most
+//!   under the SHA-256 of the token, bounded by count ([`IntrospectionOptions::cache_capacity`],
+//!   default 10,000) and bytes ([`IntrospectionOptions::cache_bytes`], default 16 MiB), evicting
+//!   (S3-FIFO: results read once are evicted before reused ones), and each entry lives at most
 //!   [`IntrospectionOptions::cache_ttl`] (default 60 s) and never past the token's `exp`. So a
 //!   revoked token keeps working for at most the TTL. **Inactive results are not cached**: a
 //!   token does not become active again, but negative entries would compete with the active
@@ -66,6 +67,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use reqwest::Url;
 use serde_json::{Map, Value};
 
+use super::cache::{CacheLimits, TokenCache};
 use super::remote::{HttpClient, HttpSettings, check_url};
 use super::{Confirmation, TokenInfo, confirmation};
 use crate::clock::{Clock, SystemClock};
@@ -73,7 +75,6 @@ use crate::config::DEFAULT_TOKEN_LEEWAY;
 use crate::credentials::MAX_TOKEN_LEN;
 use crate::digest::sha256;
 use crate::error::PopErrorKind;
-use crate::expiring::ExpiringMap;
 use crate::jose::{b64url_decode, numeric_date, parse_json_object};
 
 pub use super::remote::RemoteConfigError;
@@ -150,6 +151,7 @@ pub struct IntrospectionOptions {
     leeway: Duration,
     cache_ttl: Duration,
     cache_capacity: usize,
+    cache_bytes: u64,
     max_concurrent: usize,
     http: HttpSettings,
     clock: Arc<dyn Clock>,
@@ -172,6 +174,7 @@ impl IntrospectionOptions {
             leeway: DEFAULT_TOKEN_LEEWAY,
             cache_ttl: DEFAULT_CACHE_TTL,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
+            cache_bytes: crate::config::DEFAULT_TOKEN_CACHE_BYTES,
             max_concurrent: DEFAULT_MAX_CONCURRENT,
             http: HttpSettings::default(),
             clock: Arc::new(SystemClock),
@@ -211,9 +214,17 @@ impl IntrospectionOptions {
         self
     }
 
-    /// Most cached results (default 10,000).
+    /// Most cached results (default 10,000; zero disables the cache). A full cache evicts,
+    /// results read only once first.
     pub fn cache_capacity(mut self, capacity: usize) -> Self {
         self.cache_capacity = capacity;
+        self
+    }
+
+    /// Most bytes of cached results, by an estimate of their heap size (default 16 MiB,
+    /// [`DEFAULT_TOKEN_CACHE_BYTES`](crate::DEFAULT_TOKEN_CACHE_BYTES); zero disables the cache).
+    pub fn cache_bytes(mut self, bytes: u64) -> Self {
+        self.cache_bytes = bytes;
         self
     }
 
@@ -331,7 +342,7 @@ pub struct Introspector {
     audience: Option<String>,
     leeway: u64,
     cache_ttl: u64,
-    cache: ExpiringMap<Arc<TokenInfo>>,
+    cache: TokenCache,
     calls: tokio::sync::Semaphore,
     timeout: Duration,
     client: HttpClient,
@@ -517,7 +528,11 @@ impl Introspector {
             audience: options.audience,
             leeway: options.leeway.as_secs(),
             cache_ttl: options.cache_ttl.as_secs(),
-            cache: ExpiringMap::new(options.cache_capacity),
+            cache: TokenCache::new(CacheLimits {
+                entries: options.cache_capacity,
+                bytes: options.cache_bytes,
+                max_age: options.cache_ttl.as_secs(),
+            }),
             calls: tokio::sync::Semaphore::new(options.max_concurrent),
             timeout: options
                 .http
@@ -549,6 +564,7 @@ impl Introspector {
             return Err(IntrospectionError::TokenInvalid);
         }
         let cache_key = sha256(token.as_bytes());
+        // Served only before the entry's expiry (`exp`, the TTL); the window rechecked too.
         if let Some(info) = self.cache.get(&cache_key, now) {
             check(now >= info.not_before && now < info.valid_until)?;
             return Ok(info);
@@ -556,18 +572,13 @@ impl Introspector {
         let claims = self.call(token).await?;
         let info = Arc::new(self.evaluate(claims, now)?);
         if self.cache_ttl > 0 {
-            // Never past `exp` itself, whatever the leeway; a full cache only means the next
-            // request asks again.
+            // Never past `exp` itself, whatever the leeway, nor past the TTL (the cache's
+            // maximum age); a full cache evicts.
             let exp = numeric(&info.claims, "exp")
                 .ok()
                 .flatten()
                 .unwrap_or(u64::MAX);
-            let expires_at = now.saturating_add(self.cache_ttl).min(exp);
-            if expires_at > now {
-                let _ = self
-                    .cache
-                    .insert(cache_key, expires_at, Arc::clone(&info), now);
-            }
+            self.cache.insert(cache_key, Arc::clone(&info), exp, now);
         }
         Ok(info)
     }

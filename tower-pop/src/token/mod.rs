@@ -2,10 +2,12 @@
 //! bounded cache of verified tokens.
 //!
 //! Only JWT access tokens signed by the configured issuer's keys are accepted; an opaque token
-//! gets `invalid_token` (introspection, RFC 7662, is a later addition). A verified token is
-//! cached under its SHA-256 until its `exp` (plus leeway), so a token reused on many requests
+//! gets `invalid_token` unless introspection (RFC 7662) is configured. A verified token is
+//! cached under its SHA-256 until its `exp` (plus leeway) or a maximum age, whichever is first,
+//! in an evicting cache bounded by count and bytes (`cache`), so a token reused on many requests
 //! costs one signature verification; the DPoP proof is still verified on every request.
 
+pub(crate) mod cache;
 #[cfg(feature = "discovery")]
 pub mod discovery;
 #[cfg(feature = "introspection")]
