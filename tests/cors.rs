@@ -96,7 +96,7 @@ impl Setup {
         let proof = self
             .client
             .proof_at("GET", &format!("{API}/whoami"), Some(&token), None, NOW)
-            .unwrap();
+            .expect("signing");
         let preflight = |origin: &str, headers: &str| {
             vec![
                 ("origin", origin.to_owned()),
