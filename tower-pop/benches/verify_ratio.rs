@@ -143,7 +143,12 @@ fn main() {
         .unwrap();
     if args.iter().any(|a| a == "--profile") {
         // For `perf record -D`: mint first, then only the path, for a clean profile.
-        let s = setup(Algorithm::ES256);
+        let alg = args
+            .iter()
+            .position(|a| a == "--alg")
+            .and_then(|i| args.get(i + 1))
+            .map_or(Algorithm::ES256, |a| a.parse().unwrap());
+        let s = setup(alg);
         let proofs: Vec<(String, Vec<u8>, String)> = (0..batch)
             .map(|_| {
                 let proof = s
