@@ -4,11 +4,10 @@
 //! `examples/gateway/nginx-forward-auth.conf`. Needs `node` and `nginx` on PATH.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_lc_rs::digest::{SHA256, digest};
 use axum::Router;
@@ -23,6 +22,7 @@ use tower_pop::Algorithm;
 use tower_pop::dpop::signer::ProofSigner;
 use tower_pop::test_util::{Identity, TestIssuer, free_port, pki};
 
+use crate::nginx::Nginx;
 use crate::server::{AUDIENCE, ISSUER, Server, now};
 use examples_common::http::{Reply, client, send, send_raw, send_with_body};
 
@@ -740,63 +740,24 @@ fn https_client(identity: Option<&Identity>) -> reqwest::Client {
 // ---------------------------------------------------------------------------------------------
 // Forward-auth mode behind a real nginx
 
-/// nginx running `examples/gateway/nginx-forward-auth.conf`, stopped by its pid on drop.
-struct Nginx {
-    child: std::process::Child,
-    dir: PathBuf,
-}
-
-impl Nginx {
-    fn start(port: u16, gateway: SocketAddr, upstream: SocketAddr) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "tower-pop-gateway-nginx-{}-{port}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(dir.join("tmp")).unwrap();
-        let template = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("gateway")
-            .join("nginx-forward-auth.conf");
-        let conf = std::fs::read_to_string(template)
-            .unwrap()
-            .replace("@PREFIX@", &dir.display().to_string())
-            .replace("@LISTEN@", &format!("127.0.0.1:{port}"))
-            .replace("@GATEWAY@", &gateway.to_string())
-            .replace("@BIND@", "127.0.0.2")
-            .replace("@UPSTREAM@", &upstream.to_string());
-        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let child = std::process::Command::new("nginx")
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .args(["-e", "stderr"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx on PATH (apt-get install nginx-light)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not start: {}",
-                nginx_log(&dir)
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, dir }
-    }
-}
-
-fn nginx_log(dir: &std::path::Path) -> String {
-    std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// nginx running `examples/gateway/nginx-forward-auth.conf`.
+fn start_nginx(port: u16, gateway: SocketAddr, upstream: SocketAddr) -> Nginx {
+    let dir = std::env::temp_dir().join(format!(
+        "tower-pop-gateway-nginx-{}-{port}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    let template = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("gateway")
+        .join("nginx-forward-auth.conf");
+    let conf = std::fs::read_to_string(template)
+        .unwrap()
+        .replace("@PREFIX@", &dir.display().to_string())
+        .replace("@LISTEN@", &format!("127.0.0.1:{port}"))
+        .replace("@GATEWAY@", &gateway.to_string())
+        .replace("@BIND@", "127.0.0.2")
+        .replace("@UPSTREAM@", &upstream.to_string());
+    Nginx::run(dir, &conf, port)
 }
 
 #[tokio::test]
@@ -822,7 +783,7 @@ async fn forward_auth_through_a_real_nginx() {
         issuer,
     )
     .await;
-    let nginx = Nginx::start(port, gw.addr, up.addr);
+    let nginx = start_nginx(port, gw.addr, up.addr);
     let front = SocketAddr::from(([127, 0, 0, 1], port));
     let key = ProofSigner::generate(Algorithm::ES256).unwrap();
     let token = gw.token(Some(key.thumbprint()));
@@ -844,7 +805,7 @@ async fn forward_auth_through_a_real_nginx() {
     assert_challenge(&r, 401, Some("use_dpop_nonce"));
     let nonce = r
         .header("dpop-nonce")
-        .unwrap_or_else(|| panic!("nginx copies DPoP-Nonce: {r:?} {}", nginx_log(&nginx.dir)))
+        .unwrap_or_else(|| panic!("nginx copies DPoP-Nonce: {r:?} {}", nginx.log()))
         .to_owned();
     assert_eq!(r.header("cache-control"), Some("no-store"));
 
@@ -856,7 +817,7 @@ async fn forward_auth_through_a_real_nginx() {
         ("X-Pop-Sub", "admin"),
     ];
     let r = send(front, "GET", "/api/items?x=1", &fields).await;
-    assert_eq!(r.status, 200, "{r:?} {}", nginx_log(&nginx.dir));
+    assert_eq!(r.status, 200, "{r:?} {}", nginx.log());
     let seen = r.json();
     assert_eq!(seen["uri"], "/api/items?x=1");
     let h = &seen["headers"];

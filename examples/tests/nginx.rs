@@ -15,14 +15,45 @@ use tower_pop::test_util::{Identity, TestIssuer, free_port, pki};
 use crate::mtls::{get, https_client};
 use crate::server::{AUDIENCE, ISSUER, SERVERS, Server, now};
 
-/// nginx as a child process in its own directory, stopped by its pid on drop.
-struct Nginx {
+/// nginx as a child process in its own directory (removed on drop), stopped by its pid on drop.
+pub(crate) struct Nginx {
     child: Child,
     port: u16,
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 impl Nginx {
+    /// nginx with configuration `conf` in `dir` (which holds its `tmp/`), serving on loopback
+    /// `port`: returns once the port accepts connections.
+    pub(crate) fn run(dir: PathBuf, conf: &str, port: u16) -> Self {
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .args(["-e", "stderr"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx on PATH (apt-get install nginx-light)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not start: {}",
+                log(&dir)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port, dir }
+    }
+
+    /// nginx's error log so far, for failure messages.
+    pub(crate) fn log(&self) -> String {
+        log(&self.dir)
+    }
+
     fn start(backend: std::net::SocketAddr) -> Self {
         let pki = pki();
         let dir = std::env::temp_dir().join(format!(
@@ -60,27 +91,7 @@ http {{
 }}
 "
         );
-        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let child = Command::new("nginx")
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .args(["-e", "stderr"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx on PATH (apt-get install nginx-light)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not start: {}",
-                log(&dir)
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, port, dir }
+        Self::run(dir, &conf, port)
     }
 
     fn url(&self, path: &str) -> String {
