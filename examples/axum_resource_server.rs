@@ -11,15 +11,13 @@
 //!
 //! Flags, routes and answers are a stable interface, identical to `actix_resource_server`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use axum_pop::cors::dpop_cors;
-use axum_pop::tls::serve_tls_with_graceful_shutdown;
 use axum_pop::{PopAuth, RequirePopLayer, Verifier, metadata_router};
-use examples_common::{Args, init_logging, serve_metrics, whoami};
+use examples_common::{Args, init_logging, serve_axum, serve_metrics, whoami};
 
 #[tokio::main]
 async fn main() {
@@ -57,18 +55,7 @@ async fn main() {
     if let Some(addr) = metrics {
         println!("metrics on http://{addr}/metrics");
     }
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let served = match tls {
-        Some(tls) => serve_tls_with_graceful_shutdown(listener, tls, app, shutdown).await,
-        None => {
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    };
+    let served = serve_axum(listener, tls, app).await;
     if let Err(e) = served {
         fail(&format!("server error: {e}"));
     }

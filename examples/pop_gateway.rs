@@ -63,13 +63,13 @@ use axum::extract::{ConnectInfo, OriginalUri, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum_pop::tls::serve_tls_with_graceful_shutdown;
+use axum_pop::cors::dpop_cors;
 use axum_pop::{RequirePopLayer, Verifier, metadata_router};
 use examples_common::gateway::{
     ForwardAuthError, GatewayArgs, Hop, LimitedBody, PublicPaths, identity_headers,
     normalized_authority, remove_hop_by_hop, upstream_request_headers,
 };
-use examples_common::init_logging;
+use examples_common::{init_logging, serve_axum, serve_metrics};
 use http::{StatusCode, Uri, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -144,6 +144,12 @@ async fn main() {
         Err(e) => fail(&format!("cannot listen on {}: {e}", args.common.listen)),
     };
     let bound = listener.local_addr().unwrap_or(args.common.listen);
+    let cors = args.common.cors_origins().unwrap_or_else(|e| fail(&e));
+    // Before the verifier, which describes its metrics to the recorder.
+    let metrics = args
+        .common
+        .metrics_listen
+        .map(|addr| serve_metrics(addr).unwrap_or_else(|e| fail(&e)));
     let tls = args.common.tls().unwrap_or_else(|e| fail(&e));
     let config = args.common.config(bound).await.unwrap_or_else(|e| fail(&e));
     let verifier = Arc::new(Verifier::new(config));
@@ -159,19 +165,17 @@ async fn main() {
         ))
         .with_state(gateway);
 
+    // Outside everything (added last): preflights never reach the verifier, refusals get CORS
+    // headers.
+    let app = match cors {
+        Some(origins) => app.layer(dpop_cors(origins).unwrap_or_else(|e| fail(&e.to_string()))),
+        None => app,
+    };
     println!("listening on {}://{bound}", args.common.scheme());
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let served = match tls {
-        Some(tls) => serve_tls_with_graceful_shutdown(listener, tls, app, shutdown).await,
-        None => {
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    };
+    if let Some(addr) = metrics {
+        println!("metrics on http://{addr}/metrics");
+    }
+    let served = serve_axum(listener, tls, app).await;
     if let Err(e) = served {
         fail(&format!("server error: {e}"));
     }

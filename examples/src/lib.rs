@@ -447,6 +447,33 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// Serve `app` on `listener` until Ctrl-C: HTTPS when `tls` is given (each connection's client
+/// certificate captured for RFC 8705 binding), plain HTTP otherwise, with the peer address
+/// (`ConnectInfo`) that `--trusted-proxy` decisions need.
+///
+/// # Errors
+/// When serving fails.
+pub async fn serve_axum(
+    listener: tokio::net::TcpListener,
+    tls: Option<TlsConfig>,
+    app: axum::Router,
+) -> std::io::Result<()> {
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match tls {
+        Some(tls) => {
+            axum_pop::tls::serve_tls_with_graceful_shutdown(listener, tls, app, shutdown).await
+        }
+        None => {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

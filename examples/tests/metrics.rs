@@ -198,3 +198,50 @@ async fn a_nonce_retry_shows_as_one_refusal_and_one_acceptance() {
         );
     }
 }
+
+/// `pop_gateway` takes every example-server flag, so it honours these two as well: metrics on
+/// their own address, and the CORS preset outside the verifier (a preflight passes without a
+/// token; a refusal carries the CORS fields).
+#[tokio::test]
+async fn the_gateway_serves_metrics_and_the_cors_preset_too() {
+    let origin = "https://app.example";
+    // Nothing here reaches the upstream: port 9 (discard) on loopback is never dialled.
+    let s = MetricsServer::start(
+        "pop_gateway",
+        &["--upstream", "http://127.0.0.1:9", "--cors-origin", origin],
+    )
+    .await;
+    let preflight = send(
+        s.addr,
+        "OPTIONS",
+        "/api",
+        &[
+            ("Origin", origin),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "authorization, dpop"),
+        ],
+    )
+    .await;
+    assert_eq!(preflight.status, 200, "{preflight:?}");
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some(origin)
+    );
+    let refused = send(s.addr, "GET", "/api", &[("Origin", origin)]).await;
+    assert_eq!(refused.status, 401, "{refused:?}");
+    assert_eq!(refused.header("access-control-allow-origin"), Some(origin));
+    let exposed = refused
+        .header("access-control-expose-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("www-authenticate") && exposed.contains("dpop-nonce"),
+        "{refused:?}"
+    );
+    let text = send(s.metrics, "GET", "/metrics", &[]).await.body;
+    let missing = sample(
+        &text,
+        r#"tower_pop_requests_refused_total{kind="missing_credentials"}"#,
+    );
+    assert_eq!(missing, Some(1.0), "{text}");
+}
