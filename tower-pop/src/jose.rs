@@ -113,6 +113,11 @@ pub(crate) fn b64url_decode(input: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(input).ok()
 }
 
+/// [`b64url_decode`], appending to `out` (no allocation when it has room).
+pub(crate) fn b64url_decode_into(input: &str, out: &mut Vec<u8>) -> Option<()> {
+    URL_SAFE_NO_PAD.decode_vec(input, out).ok()
+}
+
 /// Encode base64url without padding.
 pub(crate) fn b64url(input: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(input)
@@ -183,7 +188,7 @@ impl<'de, const N: usize> Visitor<'de> for MembersVisitor<'_, N> {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
         let mut out: Self::Value = std::array::from_fn(|_| None);
         // Every name seen, for the duplicate check; at most MAX_JSON_WIDTH of them.
-        let mut seen: Vec<Cow<'de, str>> = Vec::new();
+        let mut seen: Vec<Cow<'de, str>> = Vec::with_capacity(8);
         while let Some(JsonStr(key)) = access.next_key::<JsonStr<'de>>()? {
             if seen.len() >= MAX_JSON_WIDTH {
                 return Err(de::Error::custom("too wide"));
@@ -297,7 +302,7 @@ impl<'de> Visitor<'de> for MemberSeed {
         if self.depth >= MAX_JSON_DEPTH {
             return Err(de::Error::custom("too deep"));
         }
-        let mut members: Vec<(Cow<'de, str>, Member<'de>)> = Vec::new();
+        let mut members: Vec<(Cow<'de, str>, Member<'de>)> = Vec::with_capacity(4);
         while let Some(JsonStr(key)) = access.next_key::<JsonStr<'de>>()? {
             if members.len() >= MAX_JSON_WIDTH {
                 return Err(de::Error::custom("too wide"));

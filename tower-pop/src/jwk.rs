@@ -10,8 +10,9 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use crate::digest::sha256_b64url;
-use crate::jose::{Algorithm, Member, b64url_decode};
+use sha2::{Digest, Sha256};
+
+use crate::jose::{Algorithm, Member, b64url, b64url_decode, b64url_decode_into};
 
 /// Members that only a private (or symmetric) key has.
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
@@ -131,14 +132,17 @@ impl PublicJwk {
                     _ => return None,
                 };
                 let (x, y) = (jwk.string("x")?, jwk.string("y")?);
-                let (xb, yb) = (b64url_decode(x)?, b64url_decode(y)?);
-                if xb.len() != curve.coordinate_len() || yb.len() != curve.coordinate_len() {
-                    return None;
-                }
-                let mut point = Vec::with_capacity(1 + xb.len() + yb.len());
+                // `04 || x || y`, each coordinate decoded in place and of the curve's length.
+                let len = curve.coordinate_len();
+                let mut point = Vec::with_capacity(1 + 2 * len + 3);
                 point.push(0x04);
-                point.extend_from_slice(&xb);
-                point.extend_from_slice(&yb);
+                for coordinate in [x, y] {
+                    let before = point.len();
+                    b64url_decode_into(coordinate, &mut point)?;
+                    if point.len() - before != len {
+                        return None;
+                    }
+                }
                 // Refuse points that are not on the curve now, not at signature time (JKT-06);
                 // the imported key is kept, so the signature check does not import it again.
                 let key = ParsedPublicKey::new(curve_verifier(curve), &point).ok()?;
@@ -260,16 +264,35 @@ impl PublicJwk {
     /// RFC 7638 SHA-256 thumbprint, base64url without padding.
     pub(crate) fn thumbprint(&self) -> String {
         // Every value is base64url or a fixed name, so no JSON escaping is ever needed and the
-        // canonical form can be written directly (RFC 7638 §3.3).
-        let canonical = match self {
-            Self::Ec { curve, x, y, .. } => format!(
-                r#"{{"crv":"{}","kty":"EC","x":"{x}","y":"{y}"}}"#,
-                curve.name()
-            ),
-            Self::Rsa { n, e, .. } => format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#),
-            Self::Ed25519 { x, .. } => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#),
+        // canonical form (RFC 7638 §3.3) can be hashed piece by piece, without building it.
+        let pieces: [&str; 7] = match self {
+            Self::Ec { curve, x, y, .. } => [
+                r#"{"crv":""#,
+                curve.name(),
+                r#"","kty":"EC","x":""#,
+                x,
+                r#"","y":""#,
+                y,
+                r#""}"#,
+            ],
+            Self::Rsa { n, e, .. } => {
+                [r#"{"e":""#, e, r#"","kty":"RSA","n":""#, n, r#""}"#, "", ""]
+            }
+            Self::Ed25519 { x, .. } => [
+                r#"{"crv":"Ed25519","kty":"OKP","x":""#,
+                x,
+                r#""}"#,
+                "",
+                "",
+                "",
+                "",
+            ],
         };
-        sha256_b64url(canonical.as_bytes())
+        let mut hash = Sha256::new();
+        for piece in pieces {
+            hash.update(piece.as_bytes());
+        }
+        b64url(&hash.finalize())
     }
 }
 
