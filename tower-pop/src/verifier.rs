@@ -411,13 +411,14 @@ impl Verifier {
             .with_owner(owner_key(&jkt));
         drop(proof);
         // One key's share of the store is bounded before anything is recorded for it.
-        let counted = self
+        // Given back unless the proof is recorded, also when this future is dropped mid-call.
+        let admission = self
             .key_quota
-            .admit(&jkt, now)
+            .admission(&jkt, now)
             .ok_or(PopErrorKind::ProofKeyOverQuota)?;
         let outcome = config.replay.insert_if_absent(entry).await;
-        if !matches!(outcome, Ok(ReplayOutcome::Fresh)) {
-            self.key_quota.release(counted);
+        if matches!(outcome, Ok(ReplayOutcome::Fresh)) {
+            admission.keep();
         }
         match outcome {
             Ok(ReplayOutcome::Fresh) => {

@@ -58,6 +58,29 @@ pub(crate) struct Counted {
     buckets: [usize; ROWS],
 }
 
+/// An admitted proof's count, given back when dropped unless [`kept`](Self::keep): a request
+/// that is refused after admission, or cancelled while the store is asked (client gone, a timeout
+/// layer), does not use up its key's quota.
+pub(crate) struct Admission<'a> {
+    quota: &'a KeyQuota,
+    counted: Option<Counted>,
+}
+
+impl Admission<'_> {
+    /// The proof was recorded: its count stays.
+    pub(crate) fn keep(mut self) {
+        self.counted = None;
+    }
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        if let Some(counted) = self.counted.take() {
+            self.quota.release(counted);
+        }
+    }
+}
+
 impl KeyQuota {
     /// At most `quota` proofs of one key recorded within `lifetime_secs` (the proof window).
     pub(crate) fn new(quota: u64, lifetime_secs: u64) -> Self {
@@ -117,6 +140,14 @@ impl KeyQuota {
     }
 
     /// Take back a proof counted by [`admit`](Self::admit) and not recorded.
+    /// [`admit`](Self::admit), with the count given back on drop unless kept.
+    pub(crate) fn admission(&self, jkt: &str, now: u64) -> Option<Admission<'_>> {
+        self.admit(jkt, now).map(|counted| Admission {
+            quota: self,
+            counted: Some(counted),
+        })
+    }
+
     pub(crate) fn release(&self, counted: Counted) {
         let tag = counted.slice & 0xffff_ffff;
         for (row, bucket) in counted.buckets.iter().enumerate() {
@@ -179,6 +210,19 @@ mod tests {
         assert!(q.admit("k", T0).is_some());
         assert!(q.admit("k", T0).is_some());
         assert!(q.admit("k", T0).is_none());
+    }
+
+    #[test]
+    fn an_admission_is_given_back_when_dropped_and_kept_only_when_asked() {
+        let q = KeyQuota::new(1, 71);
+        // Dropped (a refused or cancelled request): the quota is whole again.
+        drop(q.admission("k", T0).expect("within quota"));
+        let kept = q
+            .admission("k", T0)
+            .expect("the dropped one was given back");
+        assert!(q.admission("k", T0).is_none(), "one at a time");
+        kept.keep();
+        assert!(q.admission("k", T0).is_none(), "a kept admission counts");
     }
 
     #[test]
