@@ -107,8 +107,9 @@
 //! | target | level | event | fields |
 //! |---|---|---|---|
 //! | `tower_pop::verify` | `trace` | request accepted | `binding`, `scheme` (`binding = "anonymous"` without credentials where allowed) |
-//! | `tower_pop::verify` | `debug` | request refused (the client's fault) | `kind`, `scheme` (absent when no scheme was recognised) |
-//! | `tower_pop::verify` | `warn` | request refused: server-side failure (503) | `kind`, `scheme` |
+//! | `tower_pop::verify` | `debug` | request refused (the client's fault, or the replay store failing: logged on `tower_pop::replay` once per burst) | `kind`, `scheme` (absent when no scheme was recognised) |
+//! | `tower_pop::verify` | `warn` | request refused: another server-side failure (503) | `kind`, `scheme` |
+//! | `tower_pop::replay` | `error` | replay store failing, by kind (first failure of a burst, then at most once every 10 s) | `kind`, `failures` |
 //! | `tower_pop::replay` | `error` | replay store full (in memory; at most once every 10 s) | `capacity` |
 //! | `tower_pop::replay` | `warn` / `error` / `info` | Redis store not reachable at start-up / failing (at most once every 10 s) / recovered | `store` (URL without password), `error`, `cause`, `failed_calls`, `down_ms` |
 //! | `tower_pop::mtls` | `debug` | a forwarded client certificate is not trustworthy | `reason` |

@@ -6,10 +6,11 @@
 //! facade with the `metrics` feature; without it they are compiled out, and with it but no
 //! recorder installed they cost a no-op call each.
 
-use crate::error::AuthScheme;
+use crate::error::{AuthScheme, PopErrorKind};
 use crate::verifier::Outcome;
 
-/// Each decision: accepted at `trace`, refused at `debug` (the client's fault) or `warn` (ours).
+/// Each decision: accepted at `trace`, refused at `debug` (the client's fault, and replay-store
+/// failures, which the verifier logs once per burst) or `warn` (our other failures).
 pub(crate) const VERIFY: &str = "tower_pop::verify";
 /// The replay stores: full, unreachable, recovered.
 pub(crate) const REPLAY: &str = "tower_pop::replay";
@@ -89,7 +90,13 @@ pub(crate) fn decided(outcome: &Outcome, started: Started) {
             let error = refusal.error();
             let kind = error.kind().as_str();
             let scheme = error.scheme().map(AuthScheme::as_str);
-            if error.kind().is_server_fault() {
+            let store_failure = matches!(
+                error.kind(),
+                PopErrorKind::ReplayStoreUnavailable | PopErrorKind::ReplayStoreFull
+            );
+            // A failing replay store is logged by the verifier once per burst (target
+            // `tower_pop::replay`); one warning per refused request would flood the log.
+            if error.kind().is_server_fault() && !store_failure {
                 tracing::warn!(target: VERIFY, kind, scheme, "request refused: server-side failure");
             } else {
                 tracing::debug!(target: VERIFY, kind, scheme, "request refused");
