@@ -16,7 +16,8 @@
 //! - The method, path, query and body as the client sent them (the body streamed, at most
 //!   `--max-body-bytes`: more is a 413), over a pooled keep-alive HTTP/1.1 client (HTTP/2 with
 //!   `--upstream-http2`); `Host` is the upstream's own.
-//! - Removed: the hop-by-hop fields (RFC 9110 §7.6.1: `Connection` and every field it names,
+//! - Removed: every field whose name has an `_` (as nginx does by default: upstreams that read
+//!   `X_Pop_Sub` as `X-Pop-Sub` would see a forged identity), the hop-by-hop fields (RFC 9110 §7.6.1: `Connection` and every field it names,
 //!   `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE` except
 //!   `TE: trailers`, `Trailer`, `Transfer-Encoding`, `Upgrade`), `Expect`, the proof (`DPoP`),
 //!   the certificate fields (`Client-Cert`, `Client-Cert-Chain`, `X-Forwarded-Client-Cert`,

@@ -91,6 +91,10 @@ impl GatewayArgs {
             .mut_arg("scope", |a| {
                 a.help("Every request that needs a token requires this scope (403 insufficient_scope without it)")
             })
+            // CORS answers every OPTIONS itself: in forward-auth mode that would authorise any
+            // OPTIONS sub-request (Envoy sends the original method). CORS belongs to the front
+            // proxy or the upstream there.
+            .mut_arg("cors_origin", |a| a.conflicts_with("forward_auth"))
     }
 
     /// Parse these arguments (the first is the program name).
@@ -220,9 +224,12 @@ pub fn upstream_request_headers(
     if !forward_authorization {
         headers.remove(header::AUTHORIZATION);
     }
+    // Besides the gateway's own `X-Pop-*`: every name with an `_`, as nginx does by default
+    // (`underscores_in_headers off`). CGI, WSGI, PHP and Rack read `X_Pop_Sub` as `X-Pop-Sub`
+    // (and `X_Forwarded_For` as `X-Forwarded-For`), so it would forge what the gateway owns.
     let forged: Vec<HeaderName> = headers
         .keys()
-        .filter(|n| n.as_str().starts_with(IDENTITY_PREFIX))
+        .filter(|n| n.as_str().starts_with(IDENTITY_PREFIX) || n.as_str().contains('_'))
         .cloned()
         .collect();
     for name in forged {
@@ -621,6 +628,8 @@ mod tests {
             ("ssl-client-cert", "pem"),
             ("x-pop-sub", "admin"),
             ("X-Pop-Anything", "x"),
+            ("X_Pop_Sub", "admin"),
+            ("x_forwarded_for", "203.0.113.9"),
             ("host", "api.example.com:8443"),
             ("accept", "application/json"),
             ("x-forwarded-for", "203.0.113.9"),
@@ -642,6 +651,8 @@ mod tests {
             "ssl-client-cert",
             "x-pop-sub",
             "x-pop-anything",
+            "x_pop_sub",
+            "x_forwarded_for",
             "host",
         ] {
             assert!(!out.contains_key(gone), "{gone} kept");
@@ -794,6 +805,35 @@ mod tests {
             "api.example.com"
         );
         assert_eq!(normalized_authority("http", "h:8080"), "h:8080");
+    }
+
+    #[test]
+    fn cors_is_refused_in_forward_auth_mode() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec![
+                "pop_gateway",
+                "--issuer",
+                "https://as.example",
+                "--audience",
+                "a",
+            ];
+            args.extend_from_slice(extra);
+            GatewayArgs::try_parse_args(args)
+        };
+        let both = parse(&["--forward-auth", "--cors-origin", "https://app.example"]);
+        assert_eq!(
+            both.err().map(|e| e.kind()),
+            Some(clap::error::ErrorKind::ArgumentConflict)
+        );
+        assert!(
+            parse(&[
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--cors-origin",
+                "https://app.example"
+            ])
+            .is_ok()
+        );
     }
 
     #[test]
