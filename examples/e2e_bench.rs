@@ -61,6 +61,10 @@ struct Args {
     /// Only these rows (comma-separated names), e.g. `floor,axum,actix`.
     #[arg(long)]
     only: Option<String>,
+    /// Run every row this many times, in turn; each round's ratios are against that round's
+    /// floor, and the medians over rounds are printed last (the machine drifts between rows).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    rounds: u32,
 }
 
 fn main() {
@@ -288,34 +292,80 @@ fn run(args: &Args) -> Result<(), String> {
         ),
     ];
     let nonces = Nonces::new(NonceSecret::new(SECRET.to_vec()).map_err(|e| e.to_string())?);
-    let mut results = Vec::new();
-    for (name, command, with_nonce) in rows {
-        if !wanted(name) {
-            continue;
-        }
-        let pairs = work.join(format!("{name}.pairs"));
-        mint(&issuer, &pairs, args, with_nonce.then_some(&nonces))?;
-        let row = match (command.is_empty(), &trivial) {
-            // The trivial upstream alone, with the same requests (it reads none of the fields).
-            (true, Some(trivial)) => load(name, trivial, &pairs, &work, args)?,
-            (true, None) => continue,
-            (false, _) => {
-                let mut server = Server::start(&dir, &command)?;
-                let row = load(name, &server, &pairs, &work, args)?;
-                server.stop();
-                row
+    let mut rounds = Vec::new();
+    for round in 1..=args.rounds {
+        let mut results = Vec::new();
+        for (name, command, with_nonce) in &rows {
+            let (name, with_nonce) = (*name, *with_nonce);
+            if !wanted(name) {
+                continue;
             }
-        };
-        let _ = std::fs::remove_file(&pairs);
-        results.push(row);
+            let pairs = work.join(format!("{name}.pairs"));
+            mint(&issuer, &pairs, args, with_nonce.then_some(&nonces))?;
+            let row = match (command.is_empty(), &trivial) {
+                // The trivial upstream alone, with the same requests (it reads none of the fields).
+                (true, Some(trivial)) => load(name, trivial, &pairs, &work, args)?,
+                (true, None) => continue,
+                (false, _) => {
+                    let mut server = Server::start(&dir, command)?;
+                    let row = load(name, &server, &pairs, &work, args)?;
+                    server.stop();
+                    row
+                }
+            };
+            let _ = std::fs::remove_file(&pairs);
+            results.push(row);
+        }
+        if args.rounds > 1 {
+            println!("round {round} of {}", args.rounds);
+            print_rows(&results);
+        }
+        rounds.push(results);
     }
     if let Some(mut trivial) = trivial {
         trivial.stop();
     }
     drop(redis);
     let _ = std::fs::remove_dir_all(&work);
-    print_table(&results);
+    match rounds.as_slice() {
+        [one] => print_table(one),
+        many => print_medians(many),
+    }
     Ok(())
+}
+
+/// Per row, the median over rounds of its ratios to the floor of the same round.
+fn print_medians(rounds: &[Vec<Row>]) {
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    println!(
+        "medians over {} rounds, each round against its own floor",
+        rounds.len()
+    );
+    println!(
+        "{:<14} {:>10} {:>10} {:>12}",
+        "server", "vs floor", "CPU/floor", "non-200"
+    );
+    for row in rounds.first().into_iter().flatten() {
+        let (mut rps, mut cpu, mut not_200) = (Vec::new(), Vec::new(), 0);
+        for round in rounds {
+            let find = |name: &str| round.iter().find(|r| r.name == name);
+            if let (Some(r), Some(floor)) = (find(row.name), find("floor")) {
+                rps.push(r.rps / floor.rps);
+                cpu.push(r.cpu_us / floor.cpu_us);
+                not_200 += r.not_200;
+            }
+        }
+        println!(
+            "{:<14} {:>9.2}x {:>9.2}x {:>12}",
+            row.name,
+            median(rps),
+            median(cpu),
+            not_200
+        );
+    }
 }
 
 /// Unique (token, proof) pairs, one per line, enough for the whole run; tokens are shared by
