@@ -128,39 +128,25 @@ impl Upstream {
 }
 
 /// A Node server: `GET /__count` answers how many other requests it got; any other request is
-/// counted and answered with `{"method", "url", "headers", "len"}`.
+/// counted and answered with `{"method", "url", "version", "headers", "len"}`.
 struct NodeUpstream {
     addr: SocketAddr,
     _child: tokio::process::Child,
 }
 
+/// The Node server's script; its arguments are the module (`http`, or `http2` for HTTP/2 without
+/// TLS, prior knowledge: h2c) and the `x-upstream` value it answers with.
 const NODE_UPSTREAM: &str = r#"
+const [module, tag] = process.argv.slice(1);
 let n = 0;
-const server = require("http").createServer((q, r) => {
+const server = require(module).createServer((q, r) => {
   if (q.url === "/__count") { r.end(String(n)); return; }
   n++;
   let len = 0;
   q.on("data", (c) => { len += c.length; });
   q.on("end", () => {
     r.setHeader("content-type", "application/json");
-    r.setHeader("x-upstream", "node");
-    r.end(JSON.stringify({ method: q.method, url: q.url, headers: q.headers, len }));
-  });
-});
-server.listen(0, "127.0.0.1", () => console.log(server.address().port));
-"#;
-
-/// The same over HTTP/2 without TLS (prior knowledge, h2c): Node's `http2` module.
-const NODE_H2C_UPSTREAM: &str = r#"
-let n = 0;
-const server = require("http2").createServer((q, r) => {
-  if (q.url === "/__count") { r.end(String(n)); return; }
-  n++;
-  let len = 0;
-  q.on("data", (c) => { len += c.length; });
-  q.on("end", () => {
-    r.setHeader("content-type", "application/json");
-    r.setHeader("x-upstream", "node-h2c");
+    r.setHeader("x-upstream", tag);
     r.end(JSON.stringify({ method: q.method, url: q.url, version: q.httpVersion, headers: q.headers, len }));
   });
 });
@@ -168,9 +154,10 @@ server.listen(0, "127.0.0.1", () => console.log(server.address().port));
 "#;
 
 impl NodeUpstream {
-    async fn start(script: &str) -> Self {
+    /// `module` `http` (HTTP/1.1) or `http2` (h2c), answering with `x-upstream: tag`.
+    async fn start(module: &str, tag: &str) -> Self {
         let mut child = tokio::process::Command::new("node")
-            .args(["-e", script])
+            .args(["-e", NODE_UPSTREAM, module, tag])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -416,7 +403,7 @@ async fn refused_requests_never_reach_the_upstream() {
 
 #[tokio::test]
 async fn a_node_upstream_gets_the_identity_and_authorization_only_by_flag() {
-    let node = NodeUpstream::start(NODE_UPSTREAM).await;
+    let node = NodeUpstream::start("http", "node").await;
     let url = format!("http://{}", node.addr);
     let gw = gateway(&url, &["--forward-authorization"]).await;
     let (key, token) = bound(&gw);
@@ -656,7 +643,7 @@ async fn certificate_bound_tokens_over_tls_and_http2_both_sides() {
     let cert = write("server.pem", &pki.server.cert_pem);
     let key = write("server.key", &pki.server.key_pem);
     let ca = write("ca.pem", &pki.ca_pem);
-    let node = NodeUpstream::start(NODE_H2C_UPSTREAM).await;
+    let node = NodeUpstream::start("http2", "node-h2c").await;
     let gw = gateway(
         &format!("http://{}", node.addr),
         &[
