@@ -2,6 +2,7 @@
 //! §2), the form of RFC 7638 thumbprints, RFC 8705 `x5t#S256` and RFC 9449 `ath`.
 
 use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq as _};
 
 use crate::jose::b64url;
 
@@ -11,4 +12,39 @@ pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
 
 pub(crate) fn sha256_b64url(bytes: &[u8]) -> String {
     b64url(&sha256(bytes))
+}
+
+/// Whether `a` equals `b`, in time that depends only on their lengths (lengths are public: a
+/// thumbprint, an `ath` or a tag has a fixed one). Eight bytes per `subtle` compare, so a 43-byte
+/// thumbprint costs six word compares instead of 43 byte ones.
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (a_words, a_rest) = a.as_chunks::<8>();
+    let (b_words, b_rest) = b.as_chunks::<8>();
+    let mut equal = Choice::from(1);
+    for (x, y) in a_words.iter().zip(b_words) {
+        equal &= u64::from_ne_bytes(*x).ct_eq(&u64::from_ne_bytes(*y));
+    }
+    equal &= a_rest.ct_eq(b_rest);
+    equal.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ct_eq_compares_every_byte_and_the_length() {
+        let a: Vec<u8> = (0..43).collect();
+        assert!(ct_eq(&a, &a.clone()));
+        for i in 0..a.len() {
+            let mut b = a.clone();
+            b[i] ^= 0x80;
+            assert!(!ct_eq(&a, &b), "byte {i}");
+        }
+        assert!(!ct_eq(&a, &a[..42]));
+        assert!(ct_eq(b"", b""));
+    }
 }

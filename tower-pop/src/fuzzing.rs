@@ -4,7 +4,7 @@
 //! an internal one, and does nothing but call the internal code the way the verifier does.
 
 use crate::dpop::htu;
-use crate::dpop::proof::Proof;
+use crate::dpop::proof::{Proof, ProofBytes};
 use crate::error::{AuthScheme, PopErrorKind};
 use crate::jose::{self, Algorithm, CompactJws};
 use crate::jwk::PublicJwk;
@@ -62,11 +62,15 @@ pub fn proof(
     cnf_jkt: &str,
     nonces: Option<&Nonces>,
 ) -> Option<(bool, String)> {
-    let proof = Proof::parse(value, &Algorithm::ALL).ok()?;
+    let mut bytes = ProofBytes::default();
+    let proof = Proof::parse(value, &Algorithm::ALL, &mut bytes).ok()?;
     let _ = proof.check_htm(method);
     let _ = proof.check_htu(target);
     let _ = proof.check_iat(now, 60, 10);
-    let _ = proof.check_ath(ath);
+    let token_hash = jose::b64url_decode(ath)
+        .and_then(|hash| <[u8; 32]>::try_from(hash).ok())
+        .unwrap_or_default();
+    let _ = proof.check_ath(&token_hash);
     if let Some(nonces) = nonces {
         let _ = proof.check_nonce(nonces, now);
     }
@@ -93,10 +97,10 @@ pub fn jwk(bytes: &[u8]) -> Option<(String, Vec<Algorithm>)> {
         _ => None,
     };
     let from_map = jose::parse_json_object(&wrapped)
-        .and_then(|doc| PublicJwk::from_json(doc.get("jwk")?.as_object()?))
-        .map(|k| k.thumbprint());
+        .and_then(|doc| Some(PublicJwk::from_json(doc.get("jwk")?.as_object()?)?.thumbprint()));
     assert_eq!(from_members, from_map, "both readers read the same key");
-    let key = PublicJwk::from_json(&jose::parse_json_object(bytes)?)?;
+    let doc = jose::parse_json_object(bytes)?;
+    let key = PublicJwk::from_json(&doc)?;
     let _ = key.decoding_key();
     let fits = Algorithm::ALL
         .into_iter()

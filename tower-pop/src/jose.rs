@@ -113,9 +113,17 @@ pub(crate) fn b64url_decode(input: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(input).ok()
 }
 
-/// [`b64url_decode`], appending to `out` (no allocation when it has room).
-pub(crate) fn b64url_decode_into(input: &str, out: &mut Vec<u8>) -> Option<()> {
-    URL_SAFE_NO_PAD.decode_vec(input, out).ok()
+/// [`b64url_decode`] into `out`, which has room for at least [`b64url_decoded_room`] bytes;
+/// the decoded bytes, borrowed from `out`.
+pub(crate) fn b64url_decode_slice<'o>(input: &str, out: &'o mut [u8]) -> Option<&'o [u8]> {
+    let len = URL_SAFE_NO_PAD.decode_slice(input, &mut *out).ok()?;
+    let out: &'o [u8] = out;
+    out.get(..len)
+}
+
+/// The room [`b64url_decode_slice`] needs for `encoded_len` characters.
+pub(crate) fn b64url_decoded_room(encoded_len: usize) -> usize {
+    base64::decoded_len_estimate(encoded_len)
 }
 
 /// Encode base64url without padding.
@@ -187,22 +195,28 @@ impl<'de, const N: usize> Visitor<'de> for MembersVisitor<'_, N> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
         let mut out: Self::Value = std::array::from_fn(|_| None);
-        // Every name seen, for the duplicate check; at most MAX_JSON_WIDTH of them.
-        let mut seen: Vec<Cow<'de, str>> = Vec::with_capacity(8);
+        // For the duplicate check: a wanted name is seen when its slot is filled; the others
+        // are listed, so a proof with only the members it needs costs no allocation here.
+        let mut others: Vec<Cow<'de, str>> = Vec::new();
+        let mut width = 0;
         while let Some(JsonStr(key)) = access.next_key::<JsonStr<'de>>()? {
-            if seen.len() >= MAX_JSON_WIDTH {
+            if width >= MAX_JSON_WIDTH {
                 return Err(de::Error::custom("too wide"));
             }
-            if seen.contains(&key) {
-                return Err(de::Error::custom("duplicate member name"));
-            }
+            width += 1;
             match self.names.iter().position(|n| *n == key) {
+                Some(i) if out[i].is_some() => {
+                    return Err(de::Error::custom("duplicate member name"));
+                }
                 Some(i) => out[i] = Some(access.next_value_seed(MemberSeed { depth: 1 })?),
+                None if others.contains(&key) => {
+                    return Err(de::Error::custom("duplicate member name"));
+                }
                 None => {
                     access.next_value_seed(StrictSeed { depth: 1 })?;
+                    others.push(key);
                 }
             }
-            seen.push(key);
         }
         Ok(out)
     }

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use sha2::{Digest, Sha256};
 
-use crate::jose::{Algorithm, Member, b64url, b64url_decode, b64url_decode_into};
+use crate::jose::{Algorithm, Member, b64url, b64url_decode, b64url_decode_slice};
 
 /// Members that only a private (or symmetric) key has.
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
@@ -52,31 +52,32 @@ impl Curve {
     }
 }
 
-/// A validated public key.
+/// A validated public key. Its base64url members borrow from where it was read (a proof's
+/// decoded header) or are owned ([`PublicJwk::into_owned`], a JWK Set's keys).
 #[derive(Clone)]
-pub(crate) enum PublicJwk {
+pub(crate) enum PublicJwk<'a> {
     Ec {
         curve: Curve,
-        x: String,
-        y: String,
+        x: Cow<'a, str>,
+        y: Cow<'a, str>,
         /// The key, imported (and checked on the curve) once, at parse time.
         key: ParsedPublicKey,
     },
     Rsa {
-        n: String,
-        e: String,
+        n: Cow<'a, str>,
+        e: Cow<'a, str>,
         n_bytes: Vec<u8>,
         e_bytes: Vec<u8>,
     },
     Ed25519 {
-        x: String,
+        x: Cow<'a, str>,
         /// The key, imported once, at parse time.
         key: ParsedPublicKey,
     },
 }
 
 // Key material stays out of logs even though it is public: Debug names only the type.
-impl std::fmt::Debug for PublicJwk {
+impl std::fmt::Debug for PublicJwk<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match self {
             Self::Ec { curve, .. } => curve.name(),
@@ -89,43 +90,48 @@ impl std::fmt::Debug for PublicJwk {
 
 /// A JSON object a key is read from: a parsed map (JWK Sets) or the members of a proof's `jwk`
 /// as read without a map ([`crate::jose::parse_json_members`]); one reading rule for both.
-pub(crate) trait JwkMembers {
+pub(crate) trait JwkMembers<'a> {
     /// Whether the member is present, whatever its value.
     fn has(&self, name: &str) -> bool;
-    /// The member's value when it is a string.
-    fn string(&self, name: &str) -> Option<&str>;
+    /// The member's value when it is a string, borrowed for `'a` where the reader allows.
+    fn string(&self, name: &str) -> Option<Cow<'a, str>>;
 }
 
-impl JwkMembers for Map<String, Value> {
+impl<'a> JwkMembers<'a> for &'a Map<String, Value> {
     fn has(&self, name: &str) -> bool {
         self.contains_key(name)
     }
 
-    fn string(&self, name: &str) -> Option<&str> {
-        self.get(name)?.as_str()
+    fn string(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.get(name)?.as_str().map(Cow::Borrowed)
     }
 }
 
-impl JwkMembers for [(Cow<'_, str>, Member<'_>)] {
+impl<'a> JwkMembers<'a> for &[(Cow<'a, str>, Member<'a>)] {
     fn has(&self, name: &str) -> bool {
         self.iter().any(|(k, _)| k == name)
     }
 
-    fn string(&self, name: &str) -> Option<&str> {
-        self.iter().find(|(k, _)| k == name)?.1.as_str()
+    fn string(&self, name: &str) -> Option<Cow<'a, str>> {
+        match &self.iter().find(|(k, _)| k == name)?.1 {
+            Member::Str(Cow::Borrowed(s)) => Some(Cow::Borrowed(s)),
+            // A member spelled with escapes: rare, copied.
+            Member::Str(Cow::Owned(s)) => Some(Cow::Owned(s.clone())),
+            Member::Object(_) | Member::Other(_) => None,
+        }
     }
 }
 
-impl PublicJwk {
+impl<'a> PublicJwk<'a> {
     /// Parse a JWK object as a public key; `None` if it is private, symmetric, unknown, or
     /// not canonically encoded.
-    pub(crate) fn from_json<M: JwkMembers + ?Sized>(jwk: &M) -> Option<Self> {
+    pub(crate) fn from_json(jwk: impl JwkMembers<'a>) -> Option<Self> {
         if PRIVATE_MEMBERS.iter().any(|m| jwk.has(m)) {
             return None;
         }
-        match jwk.string("kty")? {
+        match &*jwk.string("kty")? {
             "EC" => {
-                let curve = match jwk.string("crv")? {
+                let curve = match &*jwk.string("crv")? {
                     "P-256" => Curve::P256,
                     "P-384" => Curve::P384,
                     "P-521" => Curve::P521,
@@ -134,28 +140,23 @@ impl PublicJwk {
                 let (x, y) = (jwk.string("x")?, jwk.string("y")?);
                 // `04 || x || y`, each coordinate decoded in place and of the curve's length.
                 let len = curve.coordinate_len();
-                let mut point = Vec::with_capacity(1 + 2 * len + 3);
-                point.push(0x04);
-                for coordinate in [x, y] {
-                    let before = point.len();
-                    b64url_decode_into(coordinate, &mut point)?;
-                    if point.len() - before != len {
+                let mut point = [0u8; 1 + 2 * 66 + 3];
+                point[0] = 0x04;
+                for (i, coordinate) in [&x, &y].into_iter().enumerate() {
+                    let at = 1 + i * len;
+                    if b64url_decode_slice(coordinate, &mut point[at..])?.len() != len {
                         return None;
                     }
                 }
                 // Refuse points that are not on the curve now, not at signature time (JKT-06);
                 // the imported key is kept, so the signature check does not import it again.
-                let key = ParsedPublicKey::new(curve_verifier(curve), &point).ok()?;
-                Some(Self::Ec {
-                    curve,
-                    x: x.to_owned(),
-                    y: y.to_owned(),
-                    key,
-                })
+                let key =
+                    ParsedPublicKey::new(curve_verifier(curve), &point[..1 + 2 * len]).ok()?;
+                Some(Self::Ec { curve, x, y, key })
             }
             "RSA" => {
                 let (n, e) = (jwk.string("n")?, jwk.string("e")?);
-                let (n_bytes, e_bytes) = (b64url_decode(n)?, b64url_decode(e)?);
+                let (n_bytes, e_bytes) = (b64url_decode(&n)?, b64url_decode(&e)?);
                 let first = *n_bytes.first()?;
                 if first == 0 || *e_bytes.first()? == 0 || e_bytes.len() > 8 {
                     return None;
@@ -165,8 +166,8 @@ impl PublicJwk {
                     return None;
                 }
                 Some(Self::Rsa {
-                    n: n.to_owned(),
-                    e: e.to_owned(),
+                    n,
+                    e,
                     n_bytes,
                     e_bytes,
                 })
@@ -176,15 +177,12 @@ impl PublicJwk {
                     return None;
                 }
                 let x = jwk.string("x")?;
-                let bytes = b64url_decode(x)?;
-                if bytes.len() != 32 {
+                let mut bytes = [0u8; 33];
+                if b64url_decode_slice(&x, &mut bytes)?.len() != 32 {
                     return None;
                 }
-                let key = ParsedPublicKey::new(&sig::ED25519, &bytes).ok()?;
-                Some(Self::Ed25519 {
-                    x: x.to_owned(),
-                    key,
-                })
+                let key = ParsedPublicKey::new(&sig::ED25519, &bytes[..32]).ok()?;
+                Some(Self::Ed25519 { x, key })
             }
             _ => None,
         }
@@ -261,8 +259,38 @@ impl PublicJwk {
         }
     }
 
+    /// The same key, owning its members.
+    pub(crate) fn into_owned(self) -> PublicJwk<'static> {
+        let own = |s: Cow<'_, str>| Cow::Owned(s.into_owned());
+        match self {
+            Self::Ec { curve, x, y, key } => PublicJwk::Ec {
+                curve,
+                x: own(x),
+                y: own(y),
+                key,
+            },
+            Self::Rsa {
+                n,
+                e,
+                n_bytes,
+                e_bytes,
+            } => PublicJwk::Rsa {
+                n: own(n),
+                e: own(e),
+                n_bytes,
+                e_bytes,
+            },
+            Self::Ed25519 { x, key } => PublicJwk::Ed25519 { x: own(x), key },
+        }
+    }
+
     /// RFC 7638 SHA-256 thumbprint, base64url without padding.
     pub(crate) fn thumbprint(&self) -> String {
+        b64url(&self.thumbprint_digest())
+    }
+
+    /// RFC 7638 SHA-256 thumbprint, as the digest.
+    pub(crate) fn thumbprint_digest(&self) -> [u8; 32] {
         // Every value is base64url or a fixed name, so no JSON escaping is ever needed and the
         // canonical form (RFC 7638 §3.3) can be hashed piece by piece, without building it.
         let pieces: [&str; 7] = match self {
@@ -270,17 +298,23 @@ impl PublicJwk {
                 r#"{"crv":""#,
                 curve.name(),
                 r#"","kty":"EC","x":""#,
-                x,
+                x.as_ref(),
                 r#"","y":""#,
-                y,
+                y.as_ref(),
                 r#""}"#,
             ],
-            Self::Rsa { n, e, .. } => {
-                [r#"{"e":""#, e, r#"","kty":"RSA","n":""#, n, r#""}"#, "", ""]
-            }
+            Self::Rsa { n, e, .. } => [
+                r#"{"e":""#,
+                e.as_ref(),
+                r#"","kty":"RSA","n":""#,
+                n.as_ref(),
+                r#""}"#,
+                "",
+                "",
+            ],
             Self::Ed25519 { x, .. } => [
                 r#"{"crv":"Ed25519","kty":"OKP","x":""#,
-                x,
+                x.as_ref(),
                 r#""}"#,
                 "",
                 "",
@@ -292,7 +326,7 @@ impl PublicJwk {
         for piece in pieces {
             hash.update(piece.as_bytes());
         }
-        b64url(&hash.finalize())
+        hash.finalize().into()
     }
 }
 
@@ -323,8 +357,8 @@ mod tests {
 
     const RFC9449_JWK: &str = r#"{"kty":"EC","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs","y":"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA","crv":"P-256"}"#;
 
-    fn key(json: &str) -> Option<PublicJwk> {
-        PublicJwk::from_json(&parse_json_object(json.as_bytes())?)
+    fn key(json: &str) -> Option<PublicJwk<'static>> {
+        Some(PublicJwk::from_json(&parse_json_object(json.as_bytes())?)?.into_owned())
     }
 
     #[test]

@@ -79,11 +79,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::digest::ct_eq;
 use arc_swap::ArcSwapOption;
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use subtle::ConstantTimeEq;
 
 /// Default nonce lifetime: 5 minutes (RFC 9449 §11.1 asks for a limited window).
 pub const DEFAULT_NONCE_LIFETIME: Duration = Duration::from_secs(300);
@@ -518,7 +518,7 @@ impl Nonces {
             std::iter::once((true, &self.current)).chain(self.previous.iter().map(|k| (false, k)));
         for (is_current, key) in keys.filter(|(_, k)| k.id == raw[1]) {
             known = true;
-            if bool::from(key.tag(signed).ct_eq(tag)) {
+            if ct_eq(&key.tag(signed), tag) {
                 valid = true;
                 current_key |= is_current;
             }

@@ -46,10 +46,10 @@ use crate::config::PopConfig;
 use crate::credentials::{self, Credentials};
 use crate::digest::sha256;
 use crate::dpop::htu;
-use crate::dpop::proof::Proof;
+use crate::dpop::proof::{Proof, ProofBytes};
 use crate::error::{AuthScheme, PopError, PopErrorKind};
 use crate::extension::{Anonymous, Binding, Verified};
-use crate::jose::b64url;
+use crate::jose::Algorithm;
 use crate::metadata::ResourceDocument;
 use crate::mtls::{ClientCertificate, check_certificate_binding};
 use crate::observe;
@@ -77,13 +77,35 @@ impl fmt::Debug for Verifier {
     }
 }
 
-/// Exactly one `DPoP` field without a comma (RFC 9449 §4.3 step 1, RFC 9449 §7.1), as UTF-8.
-fn single_proof(values: FieldValues<'_>) -> Result<&str, PopErrorKind> {
+/// Exactly one `DPoP` field (RFC 9449 §4.3 step 1, RFC 9449 §7.1), as UTF-8. A comma, which
+/// would join several, is looked for by [`parse_single_proof`] only when parsing fails: no
+/// proof that parses can hold one.
+fn single_proof(values: FieldValues<'_>) -> Result<&[u8], PopErrorKind> {
     let value = values.first.ok_or(PopErrorKind::MissingProof)?;
-    if values.count > 1 || value.contains(&b',') {
+    if values.count > 1 {
         return Err(PopErrorKind::MultipleProofs);
     }
-    std::str::from_utf8(value).map_err(|_| PopErrorKind::MalformedProof)
+    Ok(value)
+}
+
+/// Checks 1-7 of RFC 9449 §4.3 on the request's `DPoP` fields, decoding into `bytes`.
+fn parse_single_proof<'a>(
+    values: FieldValues<'a>,
+    allowed: &[Algorithm],
+    bytes: &'a mut ProofBytes,
+) -> Result<Proof<'a>, PopErrorKind> {
+    let value = single_proof(values)?;
+    let parsed = std::str::from_utf8(value)
+        .map_err(|_| PopErrorKind::MalformedProof)
+        .and_then(|value| Proof::parse(value, allowed, bytes));
+    // Base64url has no comma, so a value with one fails above; its error is the comma's.
+    parsed.map_err(|kind| {
+        if value.contains(&b',') {
+            PopErrorKind::MultipleProofs
+        } else {
+            kind
+        }
+    })
 }
 
 /// SHA-256 over (thumbprint, `jti`); the thumbprint has a fixed length, so no ambiguity.
@@ -268,10 +290,12 @@ impl Verifier {
     ) -> Result<Granted, PopErrorKind> {
         let config = &self.config;
         // Cheap structural checks of the proof come before any signature work.
+        let mut proof_bytes = ProofBytes::default();
         let proof = match credentials.scheme {
-            AuthScheme::Dpop => Some(Proof::parse(
-                single_proof(request.dpop)?,
+            AuthScheme::Dpop => Some(parse_single_proof(
+                request.dpop,
                 &config.dpop_algorithms,
+                &mut proof_bytes,
             )?),
             AuthScheme::Bearer => None,
         };
@@ -395,10 +419,12 @@ impl Verifier {
         }
         proof.check_iat(now, config.proof_max_age, config.proof_future_skew)?;
         // RFC 9449 §4.2: `ath` is the base64url SHA-256 of the token, already hashed once.
-        proof.check_ath(&b64url(token_hash))?;
+        proof.check_ath(token_hash)?;
         // A hash compare before the signature: a thief's key costs no signature check.
-        let jkt = proof.check_key_binding(cnf_jkt)?;
+        proof.check_key_binding(cnf_jkt)?;
         proof.check_signature()?;
+        // The proven key's thumbprint is `cnf.jkt`, byte for byte (just compared).
+        let jkt = cnf_jkt.to_owned();
         let x5t = certificate
             .map(|(x5t_s256, cert)| check_certificate_binding(x5t_s256, cert.der()))
             .transpose()?;

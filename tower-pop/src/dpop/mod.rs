@@ -49,7 +49,8 @@ pub fn verify_token_request_proof(
     now_unix: u64,
     algorithms: &[Algorithm],
 ) -> Result<String, PopErrorKind> {
-    let proof = proof::Proof::parse(proof, algorithms)?;
+    let mut bytes = proof::ProofBytes::default();
+    let proof = proof::Proof::parse(proof, algorithms, &mut bytes)?;
     proof.check_htm(method)?;
     proof.check_htu(&htu::normalize(url).ok_or(PopErrorKind::HtuMismatch)?)?;
     proof.check_iat(

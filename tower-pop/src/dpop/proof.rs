@@ -5,10 +5,14 @@
 //! the request-bound checks (8-12: `htm`, `htu`, `iat`, `ath`, signature, key binding) run in
 //! [`crate::verifier`], which knows the request and the token.
 
-use subtle::ConstantTimeEq;
+use std::borrow::Cow;
 
+use crate::digest::ct_eq;
 use crate::error::PopErrorKind;
-use crate::jose::{Algorithm, CompactJws, Member, b64url_decode, numeric_date, parse_json_members};
+use crate::jose::{
+    Algorithm, CompactJws, Member, b64url_decode_slice, b64url_decoded_room, numeric_date,
+    parse_json_members,
+};
 use crate::jwk::PublicJwk;
 use crate::nonce::{NonceInfo, Nonces};
 
@@ -18,33 +22,38 @@ pub(crate) const MAX_PROOF_LEN: usize = 8 * 1024;
 pub(crate) const MAX_JTI_LEN: usize = 256;
 
 /// A structurally valid proof whose signature is not yet checked. No `Debug`: it holds the
-/// proof's bytes.
+/// proof's bytes. Its claims and key members borrow from the proof and its [`ProofBytes`].
 pub(crate) struct Proof<'a> {
     pub(crate) alg: Algorithm,
-    pub(crate) key: PublicJwk,
-    pub(crate) jti: String,
-    pub(crate) htm: String,
-    pub(crate) htu: String,
+    pub(crate) key: PublicJwk<'a>,
+    pub(crate) jti: Cow<'a, str>,
+    pub(crate) htm: Cow<'a, str>,
+    pub(crate) htu: Cow<'a, str>,
     pub(crate) iat: u64,
-    pub(crate) ath: Option<String>,
-    pub(crate) nonce: Option<String>,
+    pub(crate) ath: Option<Cow<'a, str>>,
+    pub(crate) nonce: Option<Cow<'a, str>>,
     signing_input: &'a str,
-    signature: Vec<u8>,
+    signature: &'a [u8],
 }
 
+/// Where a proof's three parts are decoded: one allocation per proof rather than one per part,
+/// kept by the caller so the parsed [`Proof`] can borrow from it.
+#[derive(Default)]
+pub(crate) struct ProofBytes(Vec<u8>);
+
 /// A required string claim.
-fn string_claim(member: Option<Member<'_>>) -> Result<String, PopErrorKind> {
+fn string_claim(member: Option<Member<'_>>) -> Result<Cow<'_, str>, PopErrorKind> {
     match member {
-        Some(Member::Str(s)) => Ok(s.into_owned()),
+        Some(Member::Str(s)) => Ok(s),
         _ => Err(PopErrorKind::MalformedProof),
     }
 }
 
 /// An optional claim that is a string when present.
-fn optional_string_claim(member: Option<Member<'_>>) -> Result<Option<String>, PopErrorKind> {
+fn optional_string_claim(member: Option<Member<'_>>) -> Result<Option<Cow<'_, str>>, PopErrorKind> {
     match member {
         None => Ok(None),
-        Some(Member::Str(s)) => Ok(Some(s.into_owned())),
+        Some(Member::Str(s)) => Ok(Some(s)),
         Some(Member::Object(_) | Member::Other(_)) => Err(PopErrorKind::MalformedProof),
     }
 }
@@ -76,7 +85,7 @@ fn check_alg(alg: Option<&Member<'_>>, allowed: &[Algorithm]) -> Result<Algorith
 /// Checks 5 and 7: `jwk` is a public key of the type and curve `alg` needs (RFC 9449 §4.3 step 5,
 /// §4.2), and cheap to verify (RSA: 2048-4096 bits, exponent below 2^32).
 /// The key comes only from `jwk`; `kid`, `jku`, `x5u`, `x5c` are never used (RFC 9449 §4.2).
-fn check_jwk(jwk: Option<&Member<'_>>, alg: Algorithm) -> Result<PublicJwk, PopErrorKind> {
+fn check_jwk<'a>(jwk: Option<&Member<'a>>, alg: Algorithm) -> Result<PublicJwk<'a>, PopErrorKind> {
     let Some(Member::Object(jwk)) = jwk else {
         return Err(PopErrorKind::MalformedProof);
     };
@@ -104,29 +113,41 @@ const HEADER: [&str; 5] = ["typ", "alg", "jwk", "crit", "b64"];
 const CLAIMS: [&str; 6] = ["jti", "htm", "htu", "iat", "ath", "nonce"];
 
 impl<'a> Proof<'a> {
-    /// Checks 2-7 of RFC 9449 §4.3 on one `DPoP` header value.
-    pub(crate) fn parse(value: &'a str, allowed: &[Algorithm]) -> Result<Self, PopErrorKind> {
+    /// Checks 2-7 of RFC 9449 §4.3 on one `DPoP` header value, decoding into `bytes`.
+    pub(crate) fn parse(
+        value: &'a str,
+        allowed: &[Algorithm],
+        bytes: &'a mut ProofBytes,
+    ) -> Result<Self, PopErrorKind> {
         if value.len() > MAX_PROOF_LEN {
             return Err(PopErrorKind::MalformedProof);
         }
         let jws = CompactJws::split(value).ok_or(PopErrorKind::MalformedProof)?;
-        let header = b64url_decode(jws.header).ok_or(PopErrorKind::MalformedProof)?;
+        let room =
+            [jws.header, jws.payload, jws.signature].map(|part| b64url_decoded_room(part.len()));
+        bytes.0.clear();
+        bytes.0.resize(room.iter().sum(), 0);
+        let (header, rest) = bytes.0.split_at_mut(room[0]);
+        let (payload, signature) = rest.split_at_mut(room[1]);
+        let header = b64url_decode_slice(jws.header, header).ok_or(PopErrorKind::MalformedProof)?;
         let [typ, alg, jwk, crit, b64] =
-            parse_json_members(&header, &HEADER).ok_or(PopErrorKind::MalformedProof)?;
+            parse_json_members(header, &HEADER).ok_or(PopErrorKind::MalformedProof)?;
         check_typ(typ.as_ref())?;
         if crit.is_some() || b64.is_some() {
             return Err(PopErrorKind::MalformedProof);
         }
         let alg = check_alg(alg.as_ref(), allowed)?;
         let key = check_jwk(jwk.as_ref(), alg)?;
-        let payload = b64url_decode(jws.payload).ok_or(PopErrorKind::MalformedProof)?;
+        let payload =
+            b64url_decode_slice(jws.payload, payload).ok_or(PopErrorKind::MalformedProof)?;
         let [jti, htm, htu, iat, ath, nonce] =
-            parse_json_members(&payload, &CLAIMS).ok_or(PopErrorKind::MalformedProof)?;
+            parse_json_members(payload, &CLAIMS).ok_or(PopErrorKind::MalformedProof)?;
         let jti = string_claim(jti)?;
         if jti.is_empty() || jti.len() > MAX_JTI_LEN {
             return Err(PopErrorKind::MalformedProof);
         }
-        let signature = b64url_decode(jws.signature).ok_or(PopErrorKind::MalformedProof)?;
+        let signature =
+            b64url_decode_slice(jws.signature, signature).ok_or(PopErrorKind::MalformedProof)?;
         Ok(Self {
             alg,
             key,
@@ -182,10 +203,17 @@ impl<'a> Proof<'a> {
     }
 
     /// Check 12, first bullet: `ath` is the hash of the presented token, present and exact
-    /// (RFC 9449 §4.2). Compared in constant time although neither side is secret, as a habit.
-    pub(crate) fn check_ath(&self, expected_ath: &str) -> Result<(), PopErrorKind> {
-        match &self.ath {
-            Some(ath) if bool::from(ath.as_bytes().ct_eq(expected_ath.as_bytes())) => Ok(()),
+    /// (RFC 9449 §4.2). Decoded and compared with `token_hash`: strict base64url has one
+    /// spelling per value, so this is the string compare without building the string.
+    /// Constant time although neither side is secret, as a habit.
+    pub(crate) fn check_ath(&self, token_hash: &[u8; 32]) -> Result<(), PopErrorKind> {
+        let mut decoded = [0u8; 33];
+        match self
+            .ath
+            .as_deref()
+            .map(|ath| b64url_decode_slice(ath, &mut decoded))
+        {
+            Some(Some(ath)) if ct_eq(ath, token_hash) => Ok(()),
             _ => Err(PopErrorKind::AthMismatch),
         }
     }
@@ -194,7 +222,7 @@ impl<'a> Proof<'a> {
     pub(crate) fn check_signature(&self) -> Result<(), PopErrorKind> {
         if self
             .key
-            .verify(self.alg, self.signing_input.as_bytes(), &self.signature)
+            .verify(self.alg, self.signing_input.as_bytes(), self.signature)
         {
             Ok(())
         } else {
@@ -208,13 +236,13 @@ impl<'a> Proof<'a> {
     }
 
     /// Check 12, second bullet: the proof key's thumbprint equals `cnf.jkt`, compared in
-    /// constant time (RFC 9449 §4.3 step 12 second bullet, RFC 9449 §6.1). Returns the thumbprint.
-    pub(crate) fn check_key_binding(&self, cnf_jkt: &str) -> Result<String, PopErrorKind> {
-        let jkt = self.key.thumbprint();
-        if bool::from(jkt.as_bytes().ct_eq(cnf_jkt.as_bytes())) {
-            Ok(jkt)
-        } else {
-            Err(PopErrorKind::KeyBindingMismatch)
+    /// constant time (RFC 9449 §4.3 step 12 second bullet, RFC 9449 §6.1), as digests: `cnf.jkt`
+    /// is strict base64url, so one spelling per digest.
+    pub(crate) fn check_key_binding(&self, cnf_jkt: &str) -> Result<(), PopErrorKind> {
+        let mut expected = [0u8; 33];
+        match b64url_decode_slice(cnf_jkt, &mut expected) {
+            Some(expected) if ct_eq(&self.key.thumbprint_digest(), expected) => Ok(()),
+            _ => Err(PopErrorKind::KeyBindingMismatch),
         }
     }
 }
@@ -228,24 +256,35 @@ mod tests {
 
     #[test]
     fn rfc9449_figure_13_parses_and_verifies() {
-        let p = Proof::parse(P13, &[Algorithm::ES256]).expect("P13 parses");
+        let mut bytes = ProofBytes::default();
+        let p = Proof::parse(P13, &[Algorithm::ES256], &mut bytes).expect("P13 parses");
         assert_eq!(p.htm, "GET");
         assert_eq!(p.iat, 1_562_262_618);
         assert_eq!(p.jti, "e1j3V_bKic8-LAEB");
         p.check_signature().expect("P13 signature");
-        p.check_ath("fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo")
-            .expect("ath");
+        // The token of RFC 9449 Figure 13; its hash is the proof's `ath` (TV-4).
+        let token_hash = crate::digest::sha256(b"Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU");
+        p.check_ath(&token_hash).expect("ath");
+        let mut other = token_hash;
+        other[31] ^= 1;
+        assert_eq!(p.check_ath(&other), Err(PopErrorKind::AthMismatch));
+        p.check_key_binding("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+            .expect("jkt");
         assert_eq!(
-            p.check_key_binding("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
-                .as_deref(),
-            Ok("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+            p.check_key_binding("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4J"),
+            Err(PopErrorKind::KeyBindingMismatch),
+            "a non-canonical spelling of the same digest is refused"
+        );
+        assert_eq!(
+            p.check_key_binding("1ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"),
+            Err(PopErrorKind::KeyBindingMismatch)
         );
     }
 
     #[test]
     fn alg_outside_allow_list_is_refused_dpop_06() {
         assert_eq!(
-            Proof::parse(P13, &[Algorithm::PS256]).err(),
+            Proof::parse(P13, &[Algorithm::PS256], &mut ProofBytes::default()).err(),
             Some(PopErrorKind::UnsupportedAlgorithm)
         );
     }
@@ -256,13 +295,15 @@ mod tests {
         bad.pop();
         bad.push('B');
         // Last char change may break canonical base64 (trailing bits) or the signature; both refuse.
-        let r = Proof::parse(&bad, &[Algorithm::ES256]).and_then(|p| p.check_signature());
+        let r = Proof::parse(&bad, &[Algorithm::ES256], &mut ProofBytes::default())
+            .and_then(|p| p.check_signature());
         assert!(r.is_err());
     }
 
     #[test]
     fn iat_window_dpop_14() {
-        let p = Proof::parse(P13, &[Algorithm::ES256]).expect("parses");
+        let mut bytes = ProofBytes::default();
+        let p = Proof::parse(P13, &[Algorithm::ES256], &mut bytes).expect("parses");
         let iat = 1_562_262_618;
         assert!(p.check_iat(iat, 60, 10).is_ok());
         assert!(p.check_iat(iat + 60, 60, 10).is_ok());
@@ -285,7 +326,7 @@ mod tests {
     fn oversized_proof_is_malformed_rpl_03() {
         let huge = "a".repeat(MAX_PROOF_LEN + 1);
         assert_eq!(
-            Proof::parse(&huge, &Algorithm::ALL).err(),
+            Proof::parse(&huge, &Algorithm::ALL, &mut ProofBytes::default()).err(),
             Some(PopErrorKind::MalformedProof)
         );
     }

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use subtle::ConstantTimeEq;
+use crate::digest::ct_eq;
 
 use crate::error::PopErrorKind;
 use crate::request::PopRequest;
@@ -89,7 +89,7 @@ pub(crate) fn check_certificate_binding(
 ) -> Result<String, PopErrorKind> {
     let der = peer_certificate.ok_or(PopErrorKind::CertBindingMismatch)?;
     let thumbprint = x5t_s256(der);
-    if bool::from(thumbprint.as_bytes().ct_eq(cnf_x5t_s256.as_bytes())) {
+    if ct_eq(thumbprint.as_bytes(), cnf_x5t_s256.as_bytes()) {
         Ok(thumbprint)
     } else {
         Err(PopErrorKind::CertBindingMismatch)

@@ -85,10 +85,9 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use ipnet::{IpNet, Ipv4Net};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::{PemObject as _, SectionKind};
-use subtle::ConstantTimeEq as _;
 
 use crate::PeerCertificate;
-use crate::digest::sha256;
+use crate::digest::{ct_eq, sha256};
 
 /// The longest header value accepted, in bytes (16 KiB), checked before any decoding.
 ///
@@ -557,7 +556,7 @@ fn decode_xfcc(value: &[u8]) -> Decoded {
     let der = decode_escaped_pem(&cert.ok_or(UntrustworthyReason::MissingCert)?)?;
     if let Some(hash) = hash {
         let expected = decode_hex_sha256(&hash).ok_or(UntrustworthyReason::Malformed)?;
-        if !bool::from(expected.ct_eq(&sha256(&der))) {
+        if !ct_eq(&expected, &sha256(&der)) {
             return Err(UntrustworthyReason::HashMismatch);
         }
     }

@@ -33,7 +33,6 @@ use foldhash::quality::SeedableRandomState;
 use quick_cache::sync::{Cache, DefaultLifecycle};
 use quick_cache::{OptionsBuilder, Weighter};
 use serde_json::{Map, Value};
-use subtle::ConstantTimeEq;
 
 use super::TokenInfo;
 
@@ -54,7 +53,7 @@ struct Key([u8; 32]);
 
 impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        crate::digest::ct_eq(&self.0, &other.0)
     }
 }
 

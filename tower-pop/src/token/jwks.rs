@@ -24,7 +24,7 @@ pub(crate) struct IssuerKey {
     pub(crate) kid: Option<String>,
     /// The `alg` the key is restricted to, if its JWK names one.
     pub(crate) alg: Option<Algorithm>,
-    pub(crate) public: PublicJwk,
+    pub(crate) public: PublicJwk<'static>,
     pub(crate) decoding: DecodingKey,
 }
 
@@ -75,7 +75,7 @@ impl KeySet {
             if !usable_use || !usable_ops {
                 return None;
             }
-            let public = PublicJwk::from_json(jwk)?;
+            let public = PublicJwk::from_json(jwk)?.into_owned();
             let alg = match jwk.get("alg") {
                 None => None,
                 Some(a) => {
