@@ -2,7 +2,7 @@
 //! §2), the form of RFC 7638 thumbprints, RFC 8705 `x5t#S256` and RFC 9449 `ath`.
 
 use sha2::{Digest, Sha256};
-use subtle::{Choice, ConstantTimeEq as _};
+use subtle::ConstantTimeEq as _;
 
 use crate::jose::b64url;
 
@@ -15,20 +15,23 @@ pub(crate) fn sha256_b64url(bytes: &[u8]) -> String {
 }
 
 /// Whether `a` equals `b`, in time that depends only on their lengths (lengths are public: a
-/// thumbprint, an `ath` or a tag has a fixed one). Eight bytes per `subtle` compare, so a 43-byte
-/// thumbprint costs six word compares instead of 43 byte ones.
+/// thumbprint, an `ath` or a tag has a fixed one). The differences are OR-ed together eight
+/// bytes at a time, without a branch, and the result goes through one `subtle` compare, so a
+/// 43-byte thumbprint costs six word operations instead of 43 byte compares.
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
     let (a_words, a_rest) = a.as_chunks::<8>();
     let (b_words, b_rest) = b.as_chunks::<8>();
-    let mut equal = Choice::from(1);
+    let mut difference = 0u64;
     for (x, y) in a_words.iter().zip(b_words) {
-        equal &= u64::from_ne_bytes(*x).ct_eq(&u64::from_ne_bytes(*y));
+        difference |= u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y);
     }
-    equal &= a_rest.ct_eq(b_rest);
-    equal.into()
+    for (x, y) in a_rest.iter().zip(b_rest) {
+        difference |= u64::from(x ^ y);
+    }
+    difference.ct_eq(&0).into()
 }
 
 #[cfg(test)]

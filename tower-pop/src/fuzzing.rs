@@ -28,13 +28,26 @@ pub fn json_object(bytes: &[u8]) -> Option<String> {
     jose::parse_json_object(bytes).map(|map| serde_json::Value::Object(map).to_string())
 }
 
-/// `jose::parse_json_members`, the map-free reader of proofs, asked for `names`: whether it
-/// accepted, and each wanted member's string value (`Some` only for strings), for comparison
-/// with [`json_object`].
+/// `jose::parse_json_members`, the map-free reader of proofs (its serde-free fast path first),
+/// asked for `names`: whether it accepted, and each wanted member as JSON, for comparison with
+/// [`json_object`].
 #[must_use]
-pub fn json_members(bytes: &[u8], names: &[&str; 3]) -> Option<[Option<Option<String>>; 3]> {
+pub fn json_members(bytes: &[u8], names: &[&str; 3]) -> Option<[Option<serde_json::Value>; 3]> {
     let members = jose::parse_json_members(bytes, names)?;
-    Some(members.map(|m| m.map(|m| m.as_str().map(str::to_owned))))
+    Some(members.map(|m| m.map(member_value)))
+}
+
+fn member_value(member: jose::Member<'_>) -> serde_json::Value {
+    match member {
+        jose::Member::Str(s) => serde_json::Value::String(s.into_owned()),
+        jose::Member::Object(members) => serde_json::Value::Object(
+            members
+                .into_iter()
+                .map(|(k, v)| (k.into_owned(), member_value(v)))
+                .collect(),
+        ),
+        jose::Member::Other(value) => value,
+    }
 }
 
 /// `jose::CompactJws::split`, then the decoding every reader does: the length of the signing

@@ -176,10 +176,144 @@ pub(crate) fn parse_json_members<'de, const N: usize>(
     bytes: &'de [u8],
     names: &[&str; N],
 ) -> Option<[Option<Member<'de>>; N]> {
+    if let Some(members) = simple_members(bytes, names) {
+        return Some(members);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let members = de::Deserializer::deserialize_map(&mut de, MembersVisitor { names }).ok()?;
     de.end().ok()?;
     Some(members)
+}
+
+/// The shape nearly every proof has, read without serde: an object whose values are printable
+/// ASCII strings without escapes, unsigned integers, or objects of those (two levels at most),
+/// with JSON whitespace anywhere between tokens. `None` means "not this shape, or refused": the
+/// caller then asks the full reader, which decides. So this reader never refuses on its own,
+/// and what it accepts the full reader reads the same way (the `json` fuzz target checks both).
+fn simple_members<'de, const N: usize>(
+    bytes: &'de [u8],
+    names: &[&str; N],
+) -> Option<[Option<Member<'de>>; N]> {
+    let mut scan = Scan { bytes, at: 0 };
+    let mut out: [Option<Member<'de>>; N] = std::array::from_fn(|_| None);
+    let mut others: Vec<&'de str> = Vec::new();
+    scan.members(1, |key, value| {
+        match names.iter().position(|n| *n == key) {
+            Some(i) if out[i].is_none() => out[i] = Some(value),
+            None if !others.contains(&key) => others.push(key),
+            _ => return None,
+        }
+        Some(())
+    })?;
+    scan.skip_whitespace();
+    (scan.at == bytes.len()).then_some(out)
+}
+
+/// Deepest object [`simple_members`] reads itself; deeper ones go to the full reader.
+const SIMPLE_DEPTH: usize = 2;
+
+/// A cursor over JSON text for [`simple_members`].
+struct Scan<'de> {
+    bytes: &'de [u8],
+    at: usize,
+}
+
+impl<'de> Scan<'de> {
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    /// The next byte after whitespace, not consumed.
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_whitespace();
+        self.bytes.get(self.at).copied()
+    }
+
+    /// Consume `byte` after whitespace.
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    /// A string of printable ASCII without escapes.
+    fn string(&mut self) -> Option<&'de str> {
+        self.eat(b'"')?;
+        let rest = self.bytes.get(self.at..)?;
+        let len = memchr::memchr2(b'"', b'\\', rest)?;
+        let text = rest.get(..len)?;
+        // An escape is the full reader's; a control character (JSON forbids them raw) or a
+        // non-ASCII byte too. No short-circuit, so the check vectorises.
+        let printable = text.iter().fold(true, |ok, b| ok & (b.wrapping_sub(0x20) < 0x5f));
+        if rest[len] != b'"' || !printable {
+            return None;
+        }
+        self.at += len + 1;
+        std::str::from_utf8(text).ok()
+    }
+
+    /// An unsigned integer of at most 19 digits (so it fits a `u64`), without a fraction or
+    /// an exponent.
+    fn integer(&mut self) -> Option<u64> {
+        let rest = self.bytes.get(self.at..)?;
+        let len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if len == 0 || len > 19 || (len > 1 && rest[0] == b'0') {
+            return None;
+        }
+        if let Some(b'.' | b'e' | b'E') = rest.get(len) {
+            return None;
+        }
+        let value = std::str::from_utf8(rest.get(..len)?).ok()?.parse().ok()?;
+        self.at += len;
+        Some(value)
+    }
+
+    /// A member value at `depth` (the top-level object's values are at depth 1).
+    fn value(&mut self, depth: usize) -> Option<Member<'de>> {
+        match self.peek()? {
+            b'"' => self.string().map(|s| Member::Str(Cow::Borrowed(s))),
+            b'0'..=b'9' => self.integer().map(|n| Member::Other(Value::from(n))),
+            b'{' if depth < SIMPLE_DEPTH => {
+                let mut members: Vec<(Cow<'de, str>, Member<'de>)> = Vec::with_capacity(4);
+                self.members(depth + 1, |key, value| {
+                    if members.iter().any(|(k, _)| k == key) {
+                        return None;
+                    }
+                    members.push((Cow::Borrowed(key), value));
+                    Some(())
+                })?;
+                Some(Member::Object(members))
+            }
+            _ => None,
+        }
+    }
+
+    /// An object, each member handed to `each` (values read at `depth`).
+    fn members(
+        &mut self,
+        depth: usize,
+        mut each: impl FnMut(&'de str, Member<'de>) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'{')?;
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(());
+        }
+        for _ in 0..MAX_JSON_WIDTH {
+            let key = self.string()?;
+            self.eat(b':')?;
+            each(key, self.value(depth)?)?;
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
 }
 
 struct MembersVisitor<'n, const N: usize> {
@@ -520,6 +654,54 @@ mod tests {
         assert!(parse_json_members(deep.as_bytes(), &names).is_none());
         let wide: Vec<String> = (0..200).map(|i| format!("\"k{i}\":1")).collect();
         let wide = format!("{{{}}}", wide.join(","));
+        assert!(parse_json_members(wide.as_bytes(), &names).is_none());
+    }
+
+    #[test]
+    fn fast_member_reader_reads_the_common_shape_and_leaves_the_rest_jose_11() {
+        let names = ["alg", "jwk", "iat"];
+        let header = br#" { "typ" : "dpop+jwt", "alg":"ES256","jwk":{"kty":"EC","crv":"P-256","x":"a","y":"b"} ,
+            "iat": 1700000000 } "#;
+        let [alg, jwk, iat] = simple_members(header, &names).expect("the common shape");
+        assert_eq!(alg.as_ref().and_then(Member::as_str), Some("ES256"));
+        assert!(
+            matches!(jwk, Some(Member::Object(ref m)) if m.len() == 4 && m[3].1.as_str() == Some("b"))
+        );
+        assert!(matches!(iat, Some(Member::Other(ref v)) if v.as_u64() == Some(1_700_000_000)));
+        // Outside the shape, or refused: left to the full reader, which decides.
+        for other in [
+            &br#"{"alg":"E\u0053256"}"#[..],
+            b"{\"alg\":\"\xc3\xa9\"}",
+            br#"{"iat":1.5}"#,
+            br#"{"iat":1e3}"#,
+            br#"{"iat":-1}"#,
+            br#"{"iat":01}"#,
+            br#"{"iat":18446744073709551616}"#,
+            br#"{"x":true}"#,
+            br#"{"x":null}"#,
+            br#"{"x":[1]}"#,
+            br#"{"x":{"y":{"z":1}}}"#,
+            br#"{"alg":"a","alg":"b"}"#,
+            br#"{"x":1,"x":2}"#,
+            br#"{"jwk":{"k":1,"k":2}}"#,
+            br#"{"alg":"a",}"#,
+            br#"{"alg":"a"} x"#,
+            b"{\"alg\":\"a\tb\"}",
+            br#"{"alg" "a"}"#,
+            br#"{"alg":"a""#,
+        ] {
+            assert!(simple_members(other, &names).is_none(), "{other:?}");
+            // The full route gives the same answer as the full parser.
+            assert_eq!(
+                parse_json_members(other, &names).is_some(),
+                parse_json_object(other).is_some(),
+                "{other:?}"
+            );
+        }
+        assert!(simple_members(b"{}", &names).is_some_and(|m| m.iter().all(Option::is_none)));
+        let wide: Vec<String> = (0..129).map(|i| format!("\"k{i}\":1")).collect();
+        let wide = format!("{{{}}}", wide.join(","));
+        assert!(simple_members(wide.as_bytes(), &names).is_none());
         assert!(parse_json_members(wide.as_bytes(), &names).is_none());
     }
 
