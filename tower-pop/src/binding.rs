@@ -59,6 +59,7 @@ mod tests {
         Confirmation {
             jkt: jkt.then(|| JKT.to_owned()),
             x5t_s256: x5t.then(|| X5T.to_owned()),
+            jkt_owner: [0; 32],
         }
     }
 

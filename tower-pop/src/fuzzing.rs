@@ -169,19 +169,20 @@ impl TokenCache {
                 confirmation,
                 valid_until: u64::MAX,
                 not_before: 0,
+                token_hash: [0; 32],
             }),
         }
     }
 
-    /// Present the token hashed to `hash` at `now`: `true` on a cache hit; on a miss the token
-    /// is cached until `valid_until` and `false` returned.
+    /// Present `token` at `now`: `true` on a cache hit; on a miss the token is cached until
+    /// `valid_until` and `false` returned.
     #[must_use]
-    pub fn present(&self, hash: &[u8; 32], valid_until: u64, now: u64) -> bool {
-        if self.cache.get(hash, now).is_some() {
+    pub fn present(&self, token: &[u8], valid_until: u64, now: u64) -> bool {
+        if self.cache.get(token, now).is_some() {
             return true;
         }
         self.cache
-            .insert(*hash, std::sync::Arc::clone(&self.info), valid_until, now);
+            .insert(token, std::sync::Arc::clone(&self.info), valid_until, now);
         false
     }
 

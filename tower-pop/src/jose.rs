@@ -244,7 +244,9 @@ impl<'de> Scan<'de> {
         let text = rest.get(..len)?;
         // An escape is the full reader's; a control character (JSON forbids them raw) or a
         // non-ASCII byte too. No short-circuit, so the check vectorises.
-        let printable = text.iter().fold(true, |ok, b| ok & (b.wrapping_sub(0x20) < 0x5f));
+        let printable = text
+            .iter()
+            .fold(true, |ok, b| ok & (b.wrapping_sub(0x20) < 0x5f));
         if rest[len] != b'"' || !printable {
             return None;
         }

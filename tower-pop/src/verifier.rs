@@ -44,7 +44,6 @@ use crate::binding::{self, Requirement};
 use crate::challenge::{Challenge, ChallengeParams, ResponseHeaders};
 use crate::config::PopConfig;
 use crate::credentials::{self, Credentials};
-use crate::digest::sha256;
 use crate::dpop::htu;
 use crate::dpop::proof::{Proof, ProofBytes};
 use crate::error::{AuthScheme, PopError, PopErrorKind};
@@ -115,15 +114,6 @@ fn replay_key(jkt: &str, jti: &str) -> [u8; 32] {
     h.update(jkt.as_bytes());
     h.update(b"\0");
     h.update(jti.as_bytes());
-    h.finalize().into()
-}
-
-/// SHA-256 of the proof key's thumbprint: the owner of its replay entries, for stores that
-/// count a per-key quota themselves (the thumbprint itself never goes to the store).
-fn owner_key(jkt: &str) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(b"tower-pop/dpop-jkt/v1\0");
-    h.update(jkt.as_bytes());
     h.finalize().into()
 }
 
@@ -304,8 +294,7 @@ impl Verifier {
             (Some(proof), Some(nonces)) => Some(proof.check_nonce(nonces, now)?),
             _ => None,
         };
-        let token_hash = sha256(credentials.token.as_bytes());
-        let token = self.token(credentials.token, &token_hash, now).await?;
+        let token = self.token(credentials.token, now).await?;
         let requirement =
             binding::requirement(credentials.scheme, &token.confirmation, config.allow_bearer)?;
         // RFC 9449 §7.2: a DPoP proof with a token that is not DPoP-bound is refused, even where
@@ -331,7 +320,13 @@ impl Verifier {
             ) => {
                 let cert_bound = x5t.map(|x5t_s256| (x5t_s256, certificate));
                 let (jkt, x5t) = self
-                    .check_proof(request, &token_hash, proof, (jkt, cert_bound), now)
+                    .check_proof(
+                        request,
+                        &token.token_hash,
+                        proof,
+                        (jkt, &token.confirmation.jkt_owner, cert_bound),
+                        now,
+                    )
                     .await?;
                 let binding = if x5t.is_some() {
                     Binding::DpopAndMtls
@@ -361,12 +356,7 @@ impl Verifier {
     /// The access token's verified content: a JWT checked with the keys of the issuer it names
     /// (RFC 9068, RFC 8725 §3.8), or, with introspection configured, any other token asked
     /// about (RFC 7662).
-    async fn token(
-        &self,
-        token: &str,
-        token_hash: &[u8; 32],
-        now: u64,
-    ) -> Result<Arc<TokenInfo>, PopErrorKind> {
+    async fn token(&self, token: &str, now: u64) -> Result<Arc<TokenInfo>, PopErrorKind> {
         #[cfg(feature = "introspection")]
         if let Some(introspector) = &self.config.introspector
             && !crate::introspection::looks_like_jwt(token)
@@ -389,7 +379,7 @@ impl Verifier {
         };
         validator
             .ok_or(PopErrorKind::TokenInvalid)?
-            .verify(token, token_hash, now)
+            .verify(token, now)
             .await
     }
 
@@ -401,7 +391,7 @@ impl Verifier {
         request: &PopRequest<'_>,
         token_hash: &[u8; 32],
         proof: Proof<'_>,
-        (cnf_jkt, certificate): (&str, Option<(&str, &ClientCertificate<'_>)>),
+        (cnf_jkt, owner, certificate): (&str, &[u8; 32], Option<(&str, &ClientCertificate<'_>)>),
         now: u64,
     ) -> Result<(String, Option<String>), PopErrorKind> {
         let config = &self.config;
@@ -433,8 +423,8 @@ impl Verifier {
             .iat
             .saturating_add(config.proof_max_age)
             .saturating_add(1);
-        let entry = ReplayEntry::new(replay_key(&jkt, &proof.jti), now, expires_at)
-            .with_owner(owner_key(&jkt));
+        let entry =
+            ReplayEntry::new(replay_key(&jkt, &proof.jti), now, expires_at).with_owner(*owner);
         drop(proof);
         // One key's share of the store is bounded before anything is recorded for it.
         // Given back unless the proof is recorded, also when this future is dropped mid-call.

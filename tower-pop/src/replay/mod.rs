@@ -40,6 +40,16 @@ pub use self::redis::{
 };
 pub use memory::MemoryReplayCache;
 
+/// SHA-256 of a proof key's thumbprint (domain-separated): the owner of its replay entries, for
+/// stores that count a per-key quota themselves (the thumbprint itself never goes to the store).
+pub(crate) fn owner_key(jkt: &str) -> [u8; 32] {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"tower-pop/dpop-jkt/v1\0");
+    h.update(jkt.as_bytes());
+    h.finalize().into()
+}
+
 /// A boxed, sendable future, as returned by [`ReplayCache::insert_if_absent`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -1,8 +1,9 @@
 //! The cache of verified access tokens (JWTs, RFC 9068 §4; introspection answers, RFC 7662 §4),
 //! bounded by count and by bytes, evicting.
 //!
-//! - **Key:** the token's SHA-256, computed once per request; keys are compared in full, in
-//!   constant time.
+//! - **Key:** the token itself, hashed with a randomly seeded keyed hash (foldhash) and compared
+//!   in full, in constant time. No SHA-256 per request: the entry carries the token's SHA-256
+//!   (its `ath`, RFC 9449 §4.2), computed once when the token was verified.
 //! - **Freshness, on every read (fail closed):** an entry is returned only while `now` is before
 //!   its own expiry, which is never later than the token's `exp` (plus leeway) nor than its
 //!   insertion plus the configured maximum age; an entry at or past either is removed and the
@@ -47,9 +48,9 @@ pub(crate) struct CacheLimits {
     pub(crate) max_age: u64,
 }
 
-/// The cache key: a token's SHA-256, compared in constant time.
-#[derive(Clone, Copy)]
-struct Key([u8; 32]);
+/// The cache key: a token, compared in constant time (for its length).
+#[derive(Clone)]
+struct Key(Box<[u8]>);
 
 impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
@@ -61,7 +62,22 @@ impl Eq for Key {}
 
 impl Hash for Key {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write(&self.0);
+        Lookup(&self.0).hash(state);
+    }
+}
+
+/// A token looked up without copying it into a [`Key`]; hashes as the key does.
+struct Lookup<'a>(&'a [u8]);
+
+impl Hash for Lookup<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(self.0);
+    }
+}
+
+impl quick_cache::Equivalent<Key> for Lookup<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        crate::digest::ct_eq(self.0, &key.0)
     }
 }
 
@@ -150,11 +166,11 @@ impl TokenCache {
         Self::with_hasher(limits, SeedableRandomState::fixed())
     }
 
-    /// The token hashed to `key`, while it is fresh at `now`; an entry at or past its expiry
+    /// `token`, verified, while its entry is fresh at `now`; an entry at or past its expiry
     /// is removed.
-    pub(crate) fn get(&self, key: &[u8; 32], now: u64) -> Option<Arc<TokenInfo>> {
+    pub(crate) fn get(&self, token: &[u8], now: u64) -> Option<Arc<TokenInfo>> {
         let inner = self.inner.as_ref()?;
-        let key = Key(*key);
+        let key = Lookup(token);
         let found = match inner.get(&key) {
             Some(entry) if now < entry.expires_at => Some(entry.info),
             Some(_) => {
@@ -172,9 +188,9 @@ impl TokenCache {
         found
     }
 
-    /// Cache `info` under `key` until `expires_at` (exclusive), or for the maximum age from
+    /// Cache `info` for `token` until `expires_at` (exclusive), or for the maximum age from
     /// `now` if that ends sooner; evicts other entries when full.
-    pub(crate) fn insert(&self, key: [u8; 32], info: Arc<TokenInfo>, expires_at: u64, now: u64) {
+    pub(crate) fn insert(&self, token: &[u8], info: Arc<TokenInfo>, expires_at: u64, now: u64) {
         let Some(inner) = &self.inner else {
             return;
         };
@@ -182,9 +198,11 @@ impl TokenCache {
         if expires_at <= now {
             return;
         }
-        let weight = estimate_entry_bytes(&info).max(self.min_weight);
+        let weight =
+            (estimate_entry_bytes(&info) + token.len() as u64 + ALLOCATION_OVERHEAD as u64)
+                .max(self.min_weight);
         inner.insert(
-            Key(key),
+            Key(token.into()),
             Entry {
                 info,
                 expires_at,
@@ -211,8 +229,9 @@ const ENTRY_OVERHEAD: usize = size_of::<Key>() + size_of::<Entry>() + 64;
 /// A heap block's header and rounding, per allocation.
 const ALLOCATION_OVERHEAD: usize = 16;
 
-/// An estimate of the heap an entry holds: the `TokenInfo` and claims allocations, every JSON
-/// node and string in the claims, the `cnf` thumbprints, and the cache's own bookkeeping.
+/// An estimate of the heap an entry holds besides its key (the token, counted by the caller):
+/// the `TokenInfo` and claims allocations, every JSON node and string in the claims, the `cnf`
+/// thumbprints, and the cache's own bookkeeping.
 fn estimate_entry_bytes(info: &TokenInfo) -> u64 {
     let strings = [&info.confirmation.jkt, &info.confirmation.x5t_s256]
         .into_iter()
@@ -274,6 +293,7 @@ mod tests {
             confirmation: Confirmation::default(),
             valid_until,
             not_before: 0,
+            token_hash: [0; 32],
         })
     }
 
@@ -285,14 +305,14 @@ mod tests {
         }
     }
 
-    fn key(i: u64) -> [u8; 32] {
-        crate::digest::sha256(&i.to_le_bytes())
+    fn key(i: u64) -> Vec<u8> {
+        format!("token-{i}").into_bytes()
     }
 
     #[test]
     fn entry_is_never_served_at_or_past_its_expiry() {
         let cache = TokenCache::deterministic(limits(100));
-        cache.insert(key(1), info(json!({}), 100), 100, 50);
+        cache.insert(&key(1), info(json!({}), 100), 100, 50);
         assert!(cache.get(&key(1), 99).is_some());
         assert!(cache.get(&key(1), 100).is_none());
         // Removed on that read: an earlier clock does not bring it back.
@@ -303,11 +323,11 @@ mod tests {
     #[test]
     fn entry_is_never_served_past_the_maximum_age() {
         let cache = TokenCache::deterministic(limits(100));
-        cache.insert(key(1), info(json!({}), 10_000), 10_000, 1_000);
+        cache.insert(&key(1), info(json!({}), 10_000), 10_000, 1_000);
         assert!(cache.get(&key(1), 1_299).is_some());
         assert!(cache.get(&key(1), 1_300).is_none());
         // Already expired at insertion: not cached.
-        cache.insert(key(2), info(json!({}), 10_000), 500, 500);
+        cache.insert(&key(2), info(json!({}), 10_000), 500, 500);
         assert!(cache.get(&key(2), 500).is_none());
     }
 
@@ -315,10 +335,17 @@ mod tests {
     fn keys_compare_in_full() {
         let cache = TokenCache::deterministic(limits(100));
         let k = key(1);
-        cache.insert(k, info(json!({}), 100), 100, 0);
-        let mut other = k;
-        other[31] ^= 1;
-        assert!(cache.get(&other, 1).is_none());
+        cache.insert(&k, info(json!({}), 100), 100, 0);
+        for i in 0..k.len() {
+            let mut other = k.clone();
+            other[i] ^= 1;
+            assert!(cache.get(&other, 1).is_none(), "byte {i}");
+        }
+        assert!(cache.get(&k[..k.len() - 1], 1).is_none(), "a prefix");
+        assert!(
+            cache.get(&[k.as_slice(), b"x"].concat(), 1).is_none(),
+            "an extension"
+        );
         assert!(cache.get(&k, 1).is_some());
     }
 
@@ -326,7 +353,7 @@ mod tests {
     fn full_cache_evicts_instead_of_refusing() {
         let cache = TokenCache::deterministic(limits(64));
         for i in 0..1_000 {
-            cache.insert(key(i), info(json!({}), 10_000), 10_000, 0);
+            cache.insert(&key(i), info(json!({}), 10_000), 10_000, 0);
         }
         assert!(cache.len() <= 64, "{}", cache.len());
         // The newest entry got in although the cache was full.
@@ -345,7 +372,7 @@ mod tests {
         let weight = estimate_entry_bytes(&big);
         assert!(weight > 4_000, "{weight}");
         for i in 0..1_000 {
-            cache.insert(key(i), Arc::clone(&big), 10_000, 0);
+            cache.insert(&key(i), Arc::clone(&big), 10_000, 0);
         }
         let held = cache.inner.as_ref().map_or(0, Inner::weight);
         assert!(held <= bytes, "{held}");
@@ -365,7 +392,7 @@ mod tests {
     #[test]
     fn zero_capacity_disables() {
         let cache = TokenCache::deterministic(limits(0));
-        cache.insert(key(1), info(json!({}), 100), 100, 0);
+        cache.insert(&key(1), info(json!({}), 100), 100, 0);
         assert!(cache.get(&key(1), 1).is_none());
         assert_eq!(cache.len(), 0);
     }
@@ -373,7 +400,7 @@ mod tests {
     #[test]
     fn debug_prints_sizes_only() {
         let cache = TokenCache::deterministic(limits(10));
-        cache.insert(key(1), info(json!({"sub": "secret-subject"}), 100), 100, 0);
+        cache.insert(&key(1), info(json!({"sub": "secret-subject"}), 100), 100, 0);
         let debug = format!("{cache:?}");
         assert!(debug.contains("entries: 1"), "{debug}");
         assert!(!debug.contains("secret-subject"), "{debug}");
@@ -392,9 +419,9 @@ mod tests {
         });
         let entry = info(json!({"sub": "alice"}), 10_000);
         let mut attacker = 1_000_000u64;
-        let present = |k: [u8; 32]| {
+        let present = |k: Vec<u8>| {
             if cache.get(&k, 1).is_none() {
-                cache.insert(k, Arc::clone(&entry), 10_000, 1);
+                cache.insert(&k, Arc::clone(&entry), 10_000, 1);
                 false
             } else {
                 true

@@ -563,14 +563,13 @@ impl Introspector {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(IntrospectionError::TokenInvalid);
         }
-        let cache_key = sha256(token.as_bytes());
         // Served only before the entry's expiry (`exp`, the TTL); the window rechecked too.
-        if let Some(info) = self.cache.get(&cache_key, now) {
+        if let Some(info) = self.cache.get(token.as_bytes(), now) {
             check(now >= info.not_before && now < info.valid_until)?;
             return Ok(info);
         }
         let claims = self.call(token).await?;
-        let info = Arc::new(self.evaluate(claims, now)?);
+        let info = Arc::new(self.evaluate(claims, sha256(token.as_bytes()), now)?);
         if self.cache_ttl > 0 {
             // Never past `exp` itself, whatever the leeway, nor past the TTL (the cache's
             // maximum age); a full cache evicts.
@@ -578,13 +577,19 @@ impl Introspector {
                 .ok()
                 .flatten()
                 .unwrap_or(u64::MAX);
-            self.cache.insert(cache_key, Arc::clone(&info), exp, now);
+            self.cache
+                .insert(token.as_bytes(), Arc::clone(&info), exp, now);
         }
         Ok(info)
     }
 
     /// The checks of an active answer, in order.
-    fn evaluate(&self, claims: Claims, now: u64) -> Result<TokenInfo, IntrospectionError> {
+    fn evaluate(
+        &self,
+        claims: Claims,
+        token_hash: [u8; 32],
+        now: u64,
+    ) -> Result<TokenInfo, IntrospectionError> {
         check_active(&claims)?;
         check_iss(&claims, self.issuer.as_deref())?;
         check_aud(&claims, self.audience.as_deref())?;
@@ -597,6 +602,7 @@ impl Introspector {
             confirmation,
             valid_until,
             not_before,
+            token_hash,
         })
     }
 
@@ -669,7 +675,7 @@ mod tests {
         let Value::Object(claims) = answer else {
             panic!("object")
         };
-        introspector().evaluate(claims, NOW)
+        introspector().evaluate(claims, [0; 32], NOW)
     }
 
     /// RFC 9449 Figure 11, with our audience.

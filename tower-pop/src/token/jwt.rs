@@ -17,6 +17,7 @@ use super::cache::{CacheLimits, TokenCache};
 use super::jwks::{KeySet, KeySource};
 use super::{TokenInfo, confirmation};
 use crate::credentials::MAX_TOKEN_LEN;
+use crate::digest::sha256;
 use crate::error::PopErrorKind;
 use crate::jose::{Algorithm, CompactJws, b64url_decode, numeric_date, parse_json_object};
 
@@ -209,23 +210,21 @@ impl JwtValidator {
         }
     }
 
-    /// Verify `token` at `now`, from the cache when it was verified before; `token_hash` is its
-    /// SHA-256 (the cache key, and the `ath` the proof must carry), computed once per request.
+    /// Verify `token` at `now`, from the cache when it was verified before.
     pub(crate) async fn verify(
         &self,
         token: &str,
-        token_hash: &[u8; 32],
         now: u64,
     ) -> Result<Arc<TokenInfo>, PopErrorKind> {
         // The cache serves an entry only before the token's `exp` (plus leeway) and its own
         // maximum age; `nbf` is checked here on every hit.
-        if let Some(info) = self.cache.get(token_hash, now) {
+        if let Some(info) = self.cache.get(token.as_bytes(), now) {
             check(now >= info.not_before)?;
             return Ok(info);
         }
         let info = Arc::new(self.verify_uncached(token, now).await?);
         self.cache
-            .insert(*token_hash, Arc::clone(&info), info.valid_until, now);
+            .insert(token.as_bytes(), Arc::clone(&info), info.valid_until, now);
         Ok(info)
     }
 
@@ -261,6 +260,7 @@ impl JwtValidator {
             confirmation,
             valid_until,
             not_before,
+            token_hash: sha256(token.as_bytes()),
         })
     }
 }
@@ -324,8 +324,7 @@ mod tests {
         token: &str,
         now: u64,
     ) -> Result<Arc<TokenInfo>, PopErrorKind> {
-        v.verify(token, &crate::digest::sha256(token.as_bytes()), now)
-            .await
+        v.verify(token, now).await
     }
 
     /// An Ed25519 issuer key from a fixed seed (PKCS#8 v1), so tokens, and the cache's

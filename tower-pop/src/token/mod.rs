@@ -32,6 +32,9 @@ pub(crate) struct Confirmation {
     pub(crate) jkt: Option<String>,
     /// `cnf["x5t#S256"]` (RFC 8705 §3.1).
     pub(crate) x5t_s256: Option<String>,
+    /// The owner of the replay entries of proofs by the `jkt` key ([`crate::replay::owner_key`]),
+    /// computed once per token rather than once per proof; zero without a `jkt`.
+    pub(crate) jkt_owner: [u8; 32],
 }
 
 impl Confirmation {
@@ -85,8 +88,10 @@ pub(crate) fn confirmation(claims: &Map<String, Value>) -> Result<Confirmation, 
     if UNVERIFIABLE_METHODS.iter().any(|m| cnf.contains_key(*m)) {
         return Err(PopErrorKind::UnsupportedBinding);
     }
+    let jkt = thumbprint_member(cnf, "jkt")?;
     let confirmation = Confirmation {
-        jkt: thumbprint_member(cnf, "jkt")?,
+        jkt_owner: jkt.as_deref().map_or([0; 32], crate::replay::owner_key),
+        jkt,
         x5t_s256: thumbprint_member(cnf, "x5t#S256")?,
     };
     if confirmation.is_bound() {
@@ -105,6 +110,9 @@ pub(crate) struct TokenInfo {
     pub(crate) valid_until: u64,
     /// ... and while `now >= not_before` (its `nbf` minus leeway).
     pub(crate) not_before: u64,
+    /// The token's SHA-256: the `ath` its proofs carry (RFC 9449 §4.2), computed once, when
+    /// the token was verified, and cached with it.
+    pub(crate) token_hash: [u8; 32],
 }
 
 // Claims may be personal data: Debug shows only the validity window and the binding kinds.
