@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use axum::response::IntoResponse as _;
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use axum_pop::cors::dpop_cors;
@@ -40,7 +41,7 @@ async fn main() {
     let app = Router::new()
         .route(
             "/whoami",
-            any(|auth: PopAuth| async move { Json(whoami(&auth)) }),
+            any(|auth: PopAuth| async move { Json(whoami(&auth)).into_response() }),
         )
         .route_layer(RequirePopLayer::new(Arc::clone(&verifier)).policy(args.whoami_policy()))
         .route("/health", get(|| async { "ok" }))

@@ -141,7 +141,7 @@ async fn run(args: Args) -> Result<(), String> {
     let api = Router::new()
         .route(
             "/whoami",
-            any(|auth: PopAuth| async move { Json(whoami(&auth)) }),
+            any(|auth: PopAuth| async move { Json(whoami(&auth)).into_response() }),
         )
         .route_layer(RequirePopLayer::new(Verifier::new(config)));
     // The one line that lets the page call the API: outside the verifier.

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Parser;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tower_pop::discovery::DiscoveryOptions;
 use tower_pop::introspection::IntrospectionOptions;
 use tower_pop::metadata::ResourceMetadata;
@@ -369,19 +369,28 @@ impl Args {
 
 /// The `/whoami` body: the verified claims, their `sub`, and the binding proven.
 #[must_use]
-pub fn whoami(auth: &Auth) -> Value {
-    let mut body = json!({
-        "sub": auth.claims.get("sub"),
-        "binding": auth.binding.as_str(),
-        "claims": auth.claims,
-    });
-    if let Some(jkt) = &auth.jkt {
-        body["jkt"] = json!(jkt);
+pub fn whoami(auth: &Auth) -> WhoAmI<'_> {
+    WhoAmI {
+        binding: auth.binding.as_str(),
+        claims: &auth.claims,
+        jkt: auth.jkt.as_deref(),
+        sub: auth.claims.get("sub"),
+        x5t_s256: auth.certificate_thumbprint.as_deref(),
     }
-    if let Some(x5t) = &auth.certificate_thumbprint {
-        body["x5t#S256"] = json!(x5t);
-    }
-    body
+}
+
+/// The `/whoami` body, serialised from the request's claims without copying them. Its members
+/// are in the order a JSON object of them would have (sorted): `binding`, `claims`, `jkt` (DPoP
+/// only), `sub` (`null` when absent), `x5t#S256` (certificate-bound only).
+#[derive(Debug, serde::Serialize)]
+pub struct WhoAmI<'a> {
+    binding: &'static str,
+    claims: &'a serde_json::Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jkt: Option<&'a str>,
+    sub: Option<&'a Value>,
+    #[serde(rename = "x5t#S256", skip_serializing_if = "Option::is_none")]
+    x5t_s256: Option<&'a str>,
 }
 
 /// Install the Prometheus recorder (tower-pop's `metrics` feature) and serve its text at
