@@ -60,6 +60,7 @@ mod tests {
             jkt: jkt.then(|| JKT.to_owned()),
             x5t_s256: x5t.then(|| X5T.to_owned()),
             jkt_owner: [0; 32],
+            jkt_key: crate::jwk::KnownKey::default(),
         }
     }
 

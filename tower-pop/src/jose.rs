@@ -109,16 +109,28 @@ impl FromStr for Algorithm {
 }
 
 /// Decode strict base64url without padding; `None` for any other spelling (RFC 7515 §2).
-pub(crate) fn b64url_decode(input: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(input).ok()
+///
+/// Decoding is vectorised (`base64-simd`); it refuses exactly what the `base64` crate's strict
+/// engine refuses (padding, `+` and `/`, a length of 1 mod 4, non-zero trailing bits): a unit
+/// property and the `jws` fuzz target compare the two.
+pub(crate) fn b64url_decode(input: impl AsRef<[u8]>) -> Option<Vec<u8>> {
+    base64_simd::URL_SAFE_NO_PAD.decode_to_vec(input).ok()
 }
 
 /// [`b64url_decode`] into `out`, which has room for at least [`b64url_decoded_room`] bytes;
 /// the decoded bytes, borrowed from `out`.
-pub(crate) fn b64url_decode_slice<'o>(input: &str, out: &'o mut [u8]) -> Option<&'o [u8]> {
-    let len = URL_SAFE_NO_PAD.decode_slice(input, &mut *out).ok()?;
-    let out: &'o [u8] = out;
-    out.get(..len)
+pub(crate) fn b64url_decode_slice<'o>(
+    input: impl AsRef<[u8]>,
+    out: &'o mut [u8],
+) -> Option<&'o [u8]> {
+    let (engine, input) = (base64_simd::URL_SAFE_NO_PAD, input.as_ref());
+    // The exact length first: the decoder panics on a short output, we refuse.
+    let len = engine.decoded_length(input).ok()?;
+    let out = out.get_mut(..len)?;
+    let decoded = engine
+        .decode(input, base64_simd::Out::from_slice(out))
+        .ok()?;
+    Some(decoded)
 }
 
 /// The room [`b64url_decode_slice`] needs for `encoded_len` characters.
@@ -185,16 +197,24 @@ pub(crate) fn parse_json_members<'de, const N: usize>(
     Some(members)
 }
 
-/// The shape nearly every proof has, read without serde: an object whose values are printable
-/// ASCII strings without escapes, unsigned integers, or objects of those (two levels at most),
-/// with JSON whitespace anywhere between tokens. `None` means "not this shape, or refused": the
+/// The shape nearly every proof has, read without serde: printable ASCII throughout (spaces
+/// between tokens), an object whose values are strings without escapes, unsigned integers, or
+/// objects of those (two levels at most). `None` means "not this shape, or refused": the
 /// caller then asks the full reader, which decides. So this reader never refuses on its own,
 /// and what it accepts the full reader reads the same way (the `json` fuzz target checks both).
 fn simple_members<'de, const N: usize>(
     bytes: &'de [u8],
     names: &[&str; N],
 ) -> Option<[Option<Member<'de>>; N]> {
-    let mut scan = Scan { bytes, at: 0 };
+    // One vectorised pass over the whole text, so strings need no check of their own.
+    let printable = bytes
+        .iter()
+        .fold(true, |ok, b| ok & (b.wrapping_sub(0x20) < 0x5f));
+    if !printable {
+        return None;
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut scan = Scan { text, bytes, at: 0 };
     let mut out: [Option<Member<'de>>; N] = std::array::from_fn(|_| None);
     let mut others: Vec<&'de str> = Vec::new();
     scan.members(1, |key, value| {
@@ -214,6 +234,8 @@ const SIMPLE_DEPTH: usize = 2;
 
 /// A cursor over JSON text for [`simple_members`].
 struct Scan<'de> {
+    /// The text, all printable ASCII.
+    text: &'de str,
     bytes: &'de [u8],
     at: usize,
 }
@@ -239,19 +261,14 @@ impl<'de> Scan<'de> {
     /// A string of printable ASCII without escapes.
     fn string(&mut self) -> Option<&'de str> {
         self.eat(b'"')?;
-        let rest = self.bytes.get(self.at..)?;
-        let len = memchr::memchr2(b'"', b'\\', rest)?;
-        let text = rest.get(..len)?;
-        // An escape is the full reader's; a control character (JSON forbids them raw) or a
-        // non-ASCII byte too. No short-circuit, so the check vectorises.
-        let printable = text
-            .iter()
-            .fold(true, |ok, b| ok & (b.wrapping_sub(0x20) < 0x5f));
-        if rest[len] != b'"' || !printable {
+        let start = self.at;
+        let len = memchr::memchr2(b'"', b'\\', self.bytes.get(start..)?)?;
+        // An escape is the full reader's.
+        if self.bytes[start + len] != b'"' {
             return None;
         }
         self.at += len + 1;
-        std::str::from_utf8(text).ok()
+        self.text.get(start..start + len)
     }
 
     /// An unsigned integer of at most 19 digits (so it fits a `u64`), without a fraction or
@@ -567,27 +584,34 @@ impl<'de> Visitor<'de> for StrictSeed {
 }
 
 /// A compact JWS cut at its dots (RFC 7515 §7.1), each part still base64url, so a reader decodes
-/// each part only when the checks before it have passed.
+/// each part only when the checks before it have passed. Bytes, not text: every part is
+/// decoded as base64url, which refuses anything else, so no UTF-8 check is needed first.
 pub(crate) struct CompactJws<'a> {
-    pub(crate) signing_input: &'a str,
-    pub(crate) header: &'a str,
-    pub(crate) payload: &'a str,
-    pub(crate) signature: &'a str,
+    pub(crate) signing_input: &'a [u8],
+    pub(crate) header: &'a [u8],
+    pub(crate) payload: &'a [u8],
+    pub(crate) signature: &'a [u8],
 }
 
 impl<'a> CompactJws<'a> {
     /// Exactly three non-empty parts.
-    pub(crate) fn split(input: &'a str) -> Option<Self> {
-        let mut parts = input.split('.');
-        let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || h.is_empty() || p.is_empty() || s.is_empty() {
+    pub(crate) fn split(input: &'a [u8]) -> Option<Self> {
+        let first = memchr::memchr(b'.', input)?;
+        let (header, rest) = (input.get(..first)?, input.get(first + 1..)?);
+        let second = memchr::memchr(b'.', rest)?;
+        let (payload, signature) = (rest.get(..second)?, rest.get(second + 1..)?);
+        if memchr::memchr(b'.', signature).is_some()
+            || header.is_empty()
+            || payload.is_empty()
+            || signature.is_empty()
+        {
             return None;
         }
         Some(Self {
-            signing_input: &input[..h.len() + 1 + p.len()],
-            header: h,
-            payload: p,
-            signature: s,
+            signing_input: input.get(..first + 1 + second)?,
+            header,
+            payload,
+            signature,
         })
     }
 }
@@ -662,8 +686,7 @@ mod tests {
     #[test]
     fn fast_member_reader_reads_the_common_shape_and_leaves_the_rest_jose_11() {
         let names = ["alg", "jwk", "iat"];
-        let header = br#" { "typ" : "dpop+jwt", "alg":"ES256","jwk":{"kty":"EC","crv":"P-256","x":"a","y":"b"} ,
-            "iat": 1700000000 } "#;
+        let header = br#" { "typ" : "dpop+jwt", "alg":"ES256","jwk":{"kty":"EC","crv":"P-256","x":"a","y":"b"} ,  "iat": 1700000000 } "#;
         let [alg, jwk, iat] = simple_members(header, &names).expect("the common shape");
         assert_eq!(alg.as_ref().and_then(Member::as_str), Some("ES256"));
         assert!(
@@ -689,6 +712,8 @@ mod tests {
             br#"{"alg":"a",}"#,
             br#"{"alg":"a"} x"#,
             b"{\"alg\":\"a\tb\"}",
+            b"{\"alg\":\"a\"\n}",
+            b"{\"alg\":\"a\x7f\"}",
             br#"{"alg" "a"}"#,
             br#"{"alg":"a""#,
         ] {
@@ -705,6 +730,35 @@ mod tests {
         let wide = format!("{{{}}}", wide.join(","));
         assert!(simple_members(wide.as_bytes(), &names).is_none());
         assert!(parse_json_members(wide.as_bytes(), &names).is_none());
+    }
+
+    proptest::proptest! {
+        /// The vectorised decoder accepts and refuses exactly as the `base64` crate's strict
+        /// engine, and decodes to the same bytes (JKT-05: the one strict spelling).
+        #[test]
+        fn vectorised_base64url_matches_the_strict_engine(
+            input in "[A-Za-z0-9_=+/.-]{0,130}",
+        ) {
+            let reference = URL_SAFE_NO_PAD.decode(&input).ok();
+            proptest::prop_assert_eq!(b64url_decode(&input), reference.clone());
+            let mut room = vec![0; b64url_decoded_room(input.len())];
+            proptest::prop_assert_eq!(
+                b64url_decode_slice(&input, &mut room).map(<[u8]>::to_vec),
+                reference
+            );
+        }
+
+        /// Canonical inputs (any bytes, encoded) decode back; the same with a flipped last
+        /// character, which only the canonical spelling survives.
+        #[test]
+        fn vectorised_base64url_round_trips(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let encoded = b64url(&bytes);
+            proptest::prop_assert_eq!(b64url_decode(&encoded), Some(bytes));
+            if let Some(last) = encoded.chars().last() {
+                let flipped = format!("{}{}", &encoded[..encoded.len() - 1], if last == 'A' { 'B' } else { 'A' });
+                proptest::prop_assert_eq!(b64url_decode(&flipped), URL_SAFE_NO_PAD.decode(&flipped).ok());
+            }
+        }
     }
 
     #[test]
@@ -725,10 +779,23 @@ mod tests {
 
     #[test]
     fn compact_jws_needs_exactly_three_parts() {
-        assert!(CompactJws::split("a.b").is_none());
-        assert!(CompactJws::split("").is_none());
-        assert!(CompactJws::split("e30.e30.AA.AA.AA").is_none());
-        assert!(CompactJws::split("e30.e30.AA").is_some());
-        assert!(CompactJws::split("e30.e30.").is_none());
+        for bad in [
+            "a.b",
+            "",
+            "e30.e30.AA.AA.AA",
+            "e30.e30.AA.",
+            "e30.e30.",
+            ".e30.AA",
+            "e30..AA",
+            "..",
+            "...",
+        ] {
+            assert!(CompactJws::split(bad.as_bytes()).is_none(), "{bad}");
+        }
+        let jws = CompactJws::split(b"e30.e31.AA").expect("three parts");
+        assert_eq!(
+            (jws.signing_input, jws.header, jws.payload, jws.signature),
+            (&b"e30.e31"[..], &b"e30"[..], &b"e31"[..], &b"AA"[..])
+        );
     }
 }

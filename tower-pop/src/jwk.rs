@@ -7,11 +7,13 @@
 
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaParameters, RsaPublicKeyComponents};
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
 use sha2::{Digest, Sha256};
 
+use crate::digest::ct_eq;
 use crate::jose::{Algorithm, Member, b64url, b64url_decode, b64url_decode_slice};
 
 /// Members that only a private (or symmetric) key has.
@@ -144,7 +146,7 @@ impl<'a> PublicJwk<'a> {
                 point[0] = 0x04;
                 for (i, coordinate) in [&x, &y].into_iter().enumerate() {
                     let at = 1 + i * len;
-                    if b64url_decode_slice(coordinate, &mut point[at..])?.len() != len {
+                    if b64url_decode_slice(coordinate.as_bytes(), &mut point[at..])?.len() != len {
                         return None;
                     }
                 }
@@ -156,7 +158,8 @@ impl<'a> PublicJwk<'a> {
             }
             "RSA" => {
                 let (n, e) = (jwk.string("n")?, jwk.string("e")?);
-                let (n_bytes, e_bytes) = (b64url_decode(&n)?, b64url_decode(&e)?);
+                let (n_bytes, e_bytes) =
+                    (b64url_decode(n.as_bytes())?, b64url_decode(e.as_bytes())?);
                 let first = *n_bytes.first()?;
                 if first == 0 || *e_bytes.first()? == 0 || e_bytes.len() > 8 {
                     return None;
@@ -178,7 +181,7 @@ impl<'a> PublicJwk<'a> {
                 }
                 let x = jwk.string("x")?;
                 let mut bytes = [0u8; 33];
-                if b64url_decode_slice(&x, &mut bytes)?.len() != 32 {
+                if b64url_decode_slice(x.as_bytes(), &mut bytes)?.len() != 32 {
                     return None;
                 }
                 let key = ParsedPublicKey::new(&sig::ED25519, &bytes[..32]).ok()?;
@@ -291,9 +294,43 @@ impl<'a> PublicJwk<'a> {
 
     /// RFC 7638 SHA-256 thumbprint, as the digest.
     pub(crate) fn thumbprint_digest(&self) -> [u8; 32] {
-        // Every value is base64url or a fixed name, so no JSON escaping is ever needed and the
-        // canonical form (RFC 7638 §3.3) can be hashed piece by piece, without building it.
-        let pieces: [&str; 7] = match self {
+        let mut hash = Sha256::new();
+        for piece in self.canonical_pieces() {
+            hash.update(piece.as_bytes());
+        }
+        hash.finalize().into()
+    }
+
+    /// Whether this key's canonical form (RFC 7638 §3.3) is `known`, byte for byte (so its
+    /// thumbprint is that of `known`), compared piece by piece in constant time.
+    pub(crate) fn has_canonical_form(&self, known: &[u8]) -> bool {
+        let mut rest = known;
+        let mut equal = true;
+        for piece in self.canonical_pieces() {
+            match rest.split_at_checked(piece.len()) {
+                Some((head, tail)) => {
+                    equal &= ct_eq(head, piece.as_bytes());
+                    rest = tail;
+                }
+                None => return false,
+            }
+        }
+        equal && rest.is_empty()
+    }
+
+    /// The canonical form (RFC 7638 §3.3), built.
+    pub(crate) fn canonical_form(&self) -> Box<[u8]> {
+        self.canonical_pieces()
+            .concat()
+            .into_bytes()
+            .into_boxed_slice()
+    }
+
+    /// The canonical form (RFC 7638 §3.3) in pieces. Every value is base64url or a fixed name,
+    /// so no JSON escaping is ever needed and the form can be hashed or compared piece by
+    /// piece, without building it.
+    fn canonical_pieces(&self) -> [&str; 7] {
+        match self {
             Self::Ec { curve, x, y, .. } => [
                 r#"{"crv":""#,
                 curve.name(),
@@ -321,12 +358,47 @@ impl<'a> PublicJwk<'a> {
                 "",
                 "",
             ],
-        };
-        let mut hash = Sha256::new();
-        for piece in pieces {
-            hash.update(piece.as_bytes());
         }
-        hash.finalize().into()
+    }
+}
+
+/// The canonical form (RFC 7638 §3.3) of the one key a token's `cnf.jkt` names, once a proof
+/// has shown it. Later proofs with the same token are matched against it byte for byte (which
+/// implies the same thumbprint) instead of hashing their key again; any other key is hashed
+/// and compared with `cnf.jkt` as before. Set at most once, and only with a key whose
+/// thumbprint equals `cnf.jkt`, so it can never admit a key the thumbprint would refuse.
+#[derive(Default, Clone, PartialEq, Eq)]
+pub(crate) struct KnownKey(OnceLock<Box<[u8]>>);
+
+/// Longest canonical form remembered: an RSA-4096 key's (a proof key's largest) is about 720
+/// bytes. Counted in each cached DPoP-bound token's weight.
+pub(crate) const KNOWN_KEY_MAX_BYTES: usize = 768;
+
+impl KnownKey {
+    /// Whether `key` is the remembered key.
+    pub(crate) fn is(&self, key: &PublicJwk<'_>) -> bool {
+        self.0
+            .get()
+            .is_some_and(|known| key.has_canonical_form(known))
+    }
+
+    /// Remember `key`, whose thumbprint the caller has just found equal to `cnf.jkt`.
+    pub(crate) fn remember(&self, key: &PublicJwk<'_>) {
+        if self.0.get().is_none() {
+            let form = key.canonical_form();
+            if form.len() <= KNOWN_KEY_MAX_BYTES {
+                let _ = self.0.set(form);
+            }
+        }
+    }
+}
+
+// Key material stays out of logs even though it is public.
+impl std::fmt::Debug for KnownKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KnownKey")
+            .field("known", &self.0.get().is_some())
+            .finish()
     }
 }
 

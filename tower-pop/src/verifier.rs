@@ -55,9 +55,9 @@ use crate::observe;
 use crate::replay::quota::KeyQuota;
 use crate::replay::{FailureLog, ReplayEntry, ReplayOutcome};
 use crate::request::{FieldValues, PopRequest};
-use crate::token::TokenInfo;
 use crate::token::issuers::TrustedIssuers;
 use crate::token::jwt::JwtValidator;
+use crate::token::{Confirmation, TokenInfo};
 
 /// Verifies sender-constrained access tokens. Cheap to share: wrap it in an `Arc`.
 pub struct Verifier {
@@ -76,9 +76,9 @@ impl fmt::Debug for Verifier {
     }
 }
 
-/// Exactly one `DPoP` field (RFC 9449 §4.3 step 1, RFC 9449 §7.1), as UTF-8. A comma, which
-/// would join several, is looked for by [`parse_single_proof`] only when parsing fails: no
-/// proof that parses can hold one.
+/// Exactly one `DPoP` field (RFC 9449 §4.3 step 1, RFC 9449 §7.1). A comma, which would join
+/// several, is looked for by [`parse_single_proof`] only when parsing fails: no proof that
+/// parses can hold one.
 fn single_proof(values: FieldValues<'_>) -> Result<&[u8], PopErrorKind> {
     let value = values.first.ok_or(PopErrorKind::MissingProof)?;
     if values.count > 1 {
@@ -94,11 +94,8 @@ fn parse_single_proof<'a>(
     bytes: &'a mut ProofBytes,
 ) -> Result<Proof<'a>, PopErrorKind> {
     let value = single_proof(values)?;
-    let parsed = std::str::from_utf8(value)
-        .map_err(|_| PopErrorKind::MalformedProof)
-        .and_then(|value| Proof::parse(value, allowed, bytes));
-    // Base64url has no comma, so a value with one fails above; its error is the comma's.
-    parsed.map_err(|kind| {
+    // Base64url has no comma, so a value with one fails here; its error is the comma's.
+    Proof::parse(value, allowed, bytes).map_err(|kind| {
         if value.contains(&b',') {
             PopErrorKind::MultipleProofs
         } else {
@@ -324,7 +321,7 @@ impl Verifier {
                         request,
                         &token.token_hash,
                         proof,
-                        (jkt, &token.confirmation.jkt_owner, cert_bound),
+                        (jkt, &token.confirmation, cert_bound),
                         now,
                     )
                     .await?;
@@ -391,7 +388,7 @@ impl Verifier {
         request: &PopRequest<'_>,
         token_hash: &[u8; 32],
         proof: Proof<'_>,
-        (cnf_jkt, owner, certificate): (&str, &[u8; 32], Option<(&str, &ClientCertificate<'_>)>),
+        (cnf_jkt, cnf, certificate): (&str, &Confirmation, Option<(&str, &ClientCertificate<'_>)>),
         now: u64,
     ) -> Result<(String, Option<String>), PopErrorKind> {
         let config = &self.config;
@@ -411,7 +408,7 @@ impl Verifier {
         // RFC 9449 §4.2: `ath` is the base64url SHA-256 of the token, already hashed once.
         proof.check_ath(token_hash)?;
         // A hash compare before the signature: a thief's key costs no signature check.
-        proof.check_key_binding(cnf_jkt)?;
+        proof.check_key_binding(cnf_jkt, &cnf.jkt_key)?;
         proof.check_signature()?;
         // The proven key's thumbprint is `cnf.jkt`, byte for byte (just compared).
         let jkt = cnf_jkt.to_owned();
@@ -423,8 +420,8 @@ impl Verifier {
             .iat
             .saturating_add(config.proof_max_age)
             .saturating_add(1);
-        let entry =
-            ReplayEntry::new(replay_key(&jkt, &proof.jti), now, expires_at).with_owner(*owner);
+        let entry = ReplayEntry::new(replay_key(&jkt, &proof.jti), now, expires_at)
+            .with_owner(cnf.jkt_owner);
         drop(proof);
         // One key's share of the store is bounded before anything is recorded for it.
         // Given back unless the proof is recorded, also when this future is dropped mid-call.

@@ -13,7 +13,7 @@ use crate::jose::{
     Algorithm, CompactJws, Member, b64url_decode_slice, b64url_decoded_room, numeric_date,
     parse_json_members,
 };
-use crate::jwk::PublicJwk;
+use crate::jwk::{KnownKey, PublicJwk};
 use crate::nonce::{NonceInfo, Nonces};
 
 /// Longest `DPoP` header value accepted (RFC 9449 §11.1): enough for an RSA-8192 key, bounded.
@@ -32,7 +32,7 @@ pub(crate) struct Proof<'a> {
     pub(crate) iat: u64,
     pub(crate) ath: Option<Cow<'a, str>>,
     pub(crate) nonce: Option<Cow<'a, str>>,
-    signing_input: &'a str,
+    signing_input: &'a [u8],
     signature: &'a [u8],
 }
 
@@ -115,7 +115,7 @@ const CLAIMS: [&str; 6] = ["jti", "htm", "htu", "iat", "ath", "nonce"];
 impl<'a> Proof<'a> {
     /// Checks 2-7 of RFC 9449 §4.3 on one `DPoP` header value, decoding into `bytes`.
     pub(crate) fn parse(
-        value: &'a str,
+        value: &'a [u8],
         allowed: &[Algorithm],
         bytes: &'a mut ProofBytes,
     ) -> Result<Self, PopErrorKind> {
@@ -222,7 +222,7 @@ impl<'a> Proof<'a> {
     pub(crate) fn check_signature(&self) -> Result<(), PopErrorKind> {
         if self
             .key
-            .verify(self.alg, self.signing_input.as_bytes(), self.signature)
+            .verify(self.alg, self.signing_input, self.signature)
         {
             Ok(())
         } else {
@@ -237,11 +237,22 @@ impl<'a> Proof<'a> {
 
     /// Check 12, second bullet: the proof key's thumbprint equals `cnf.jkt`, compared in
     /// constant time (RFC 9449 §4.3 step 12 second bullet, RFC 9449 §6.1), as digests: `cnf.jkt`
-    /// is strict base64url, so one spelling per digest.
-    pub(crate) fn check_key_binding(&self, cnf_jkt: &str) -> Result<(), PopErrorKind> {
+    /// is strict base64url, so one spelling per digest. A key equal to the token's `known` key
+    /// (one that matched before) passes without hashing; a key that matches is remembered.
+    pub(crate) fn check_key_binding(
+        &self,
+        cnf_jkt: &str,
+        known: &KnownKey,
+    ) -> Result<(), PopErrorKind> {
+        if known.is(&self.key) {
+            return Ok(());
+        }
         let mut expected = [0u8; 33];
         match b64url_decode_slice(cnf_jkt, &mut expected) {
-            Some(expected) if ct_eq(&self.key.thumbprint_digest(), expected) => Ok(()),
+            Some(expected) if ct_eq(&self.key.thumbprint_digest(), expected) => {
+                known.remember(&self.key);
+                Ok(())
+            }
             _ => Err(PopErrorKind::KeyBindingMismatch),
         }
     }
@@ -257,7 +268,7 @@ mod tests {
     #[test]
     fn rfc9449_figure_13_parses_and_verifies() {
         let mut bytes = ProofBytes::default();
-        let p = Proof::parse(P13, &[Algorithm::ES256], &mut bytes).expect("P13 parses");
+        let p = Proof::parse(P13.as_bytes(), &[Algorithm::ES256], &mut bytes).expect("P13 parses");
         assert_eq!(p.htm, "GET");
         assert_eq!(p.iat, 1_562_262_618);
         assert_eq!(p.jti, "e1j3V_bKic8-LAEB");
@@ -268,23 +279,60 @@ mod tests {
         let mut other = token_hash;
         other[31] ^= 1;
         assert_eq!(p.check_ath(&other), Err(PopErrorKind::AthMismatch));
-        p.check_key_binding("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
-            .expect("jkt");
+        let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+        let fresh = KnownKey::default;
+        p.check_key_binding(jkt, &fresh()).expect("jkt");
         assert_eq!(
-            p.check_key_binding("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4J"),
+            p.check_key_binding("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4J", &fresh()),
             Err(PopErrorKind::KeyBindingMismatch),
             "a non-canonical spelling of the same digest is refused"
         );
         assert_eq!(
-            p.check_key_binding("1ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"),
+            p.check_key_binding("1ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", &fresh()),
             Err(PopErrorKind::KeyBindingMismatch)
+        );
+        // DPOP-16: a key that matched is remembered; it passes again, any other key is hashed.
+        let known = fresh();
+        assert_eq!(
+            p.check_key_binding("1ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", &known),
+            Err(PopErrorKind::KeyBindingMismatch)
+        );
+        assert!(
+            !known.is(&p.key),
+            "a key that did not match is not remembered"
+        );
+        p.check_key_binding(jkt, &known).expect("jkt");
+        assert!(known.is(&p.key));
+        p.check_key_binding(jkt, &known)
+            .expect("the remembered key");
+        let other = crate::dpop::signer::ProofSigner::generate(Algorithm::ES256).expect("key");
+        let other_proof = other
+            .proof_at("GET", "https://a.example/", None, None, 1)
+            .expect("proof");
+        let mut other_bytes = ProofBytes::default();
+        let q = Proof::parse(
+            other_proof.as_bytes(),
+            &[Algorithm::ES256],
+            &mut other_bytes,
+        )
+        .expect("parses");
+        assert!(!known.is(&q.key));
+        assert_eq!(
+            q.check_key_binding(jkt, &known),
+            Err(PopErrorKind::KeyBindingMismatch),
+            "another key with the remembered key's token"
         );
     }
 
     #[test]
     fn alg_outside_allow_list_is_refused_dpop_06() {
         assert_eq!(
-            Proof::parse(P13, &[Algorithm::PS256], &mut ProofBytes::default()).err(),
+            Proof::parse(
+                P13.as_bytes(),
+                &[Algorithm::PS256],
+                &mut ProofBytes::default()
+            )
+            .err(),
             Some(PopErrorKind::UnsupportedAlgorithm)
         );
     }
@@ -295,15 +343,19 @@ mod tests {
         bad.pop();
         bad.push('B');
         // Last char change may break canonical base64 (trailing bits) or the signature; both refuse.
-        let r = Proof::parse(&bad, &[Algorithm::ES256], &mut ProofBytes::default())
-            .and_then(|p| p.check_signature());
+        let r = Proof::parse(
+            bad.as_bytes(),
+            &[Algorithm::ES256],
+            &mut ProofBytes::default(),
+        )
+        .and_then(|p| p.check_signature());
         assert!(r.is_err());
     }
 
     #[test]
     fn iat_window_dpop_14() {
         let mut bytes = ProofBytes::default();
-        let p = Proof::parse(P13, &[Algorithm::ES256], &mut bytes).expect("parses");
+        let p = Proof::parse(P13.as_bytes(), &[Algorithm::ES256], &mut bytes).expect("parses");
         let iat = 1_562_262_618;
         assert!(p.check_iat(iat, 60, 10).is_ok());
         assert!(p.check_iat(iat + 60, 60, 10).is_ok());
@@ -326,7 +378,7 @@ mod tests {
     fn oversized_proof_is_malformed_rpl_03() {
         let huge = "a".repeat(MAX_PROOF_LEN + 1);
         assert_eq!(
-            Proof::parse(&huge, &Algorithm::ALL, &mut ProofBytes::default()).err(),
+            Proof::parse(huge.as_bytes(), &Algorithm::ALL, &mut ProofBytes::default()).err(),
             Some(PopErrorKind::MalformedProof)
         );
     }

@@ -20,9 +20,11 @@
 //!   once, churns the small queue only: tokens that honest clients reuse stay cached (measured
 //!   by `benches/token_cache.rs`).
 //!
-//! What is cached is the verified token only (claims, validity window, `cnf`): the proof, its
-//! binding to the token's key or certificate, and single use of its `jti` are checked on every
-//! request, cache hit or not.
+//! What is cached is the verified token only (claims, validity window, `cnf`, the token's
+//! SHA-256, and the `cnf.jkt` key once a proof has shown it): the proof, its binding to the
+//! token's key or certificate, and single use of its `jti` are checked on every request, cache
+//! hit or not. The binding of a proof to a remembered key is checked by comparing the proof's
+//! key with it byte for byte (RFC 7638 canonical form), which implies the same thumbprint.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -238,7 +240,14 @@ fn estimate_entry_bytes(info: &TokenInfo) -> u64 {
         .flatten()
         .map(|s| s.capacity() + ALLOCATION_OVERHEAD)
         .sum::<usize>();
+    // Room for the `jkt` key, remembered after insertion by the first proof that shows it.
+    let known_key = if info.confirmation.jkt.is_some() {
+        crate::jwk::KNOWN_KEY_MAX_BYTES + ALLOCATION_OVERHEAD
+    } else {
+        0
+    };
     let total = ENTRY_OVERHEAD
+        + known_key
         + size_of::<TokenInfo>()
         + ALLOCATION_OVERHEAD
         + size_of::<Map<String, Value>>()

@@ -231,7 +231,7 @@ impl JwtValidator {
     async fn verify_uncached(&self, token: &str, now: u64) -> Result<TokenInfo, PopErrorKind> {
         check_size(token)?;
         // Only the header is decoded before the signature check; the payload after it.
-        let jws = CompactJws::split(token).ok_or(PopErrorKind::TokenInvalid)?;
+        let jws = CompactJws::split(token.as_bytes()).ok_or(PopErrorKind::TokenInvalid)?;
         let header = b64url_decode(jws.header)
             .and_then(|h| parse_json_object(&h))
             .ok_or(PopErrorKind::TokenInvalid)?;
@@ -245,7 +245,7 @@ impl JwtValidator {
         // Only a well-formed token with an acceptable header may make us look keys up (and,
         // with discovery, fetch them).
         let keys = self.keys.keys_for(kid, alg).await?;
-        check_signature(&keys, jws.signature, jws.signing_input.as_bytes(), kid, alg)?;
+        check_signature(&keys, jws.signature, jws.signing_input, kid, alg)?;
         let claims = b64url_decode(jws.payload)
             .and_then(|p| parse_json_object(&p))
             .ok_or(PopErrorKind::TokenInvalid)?;
@@ -271,7 +271,7 @@ impl JwtValidator {
 /// installed or needed.
 fn check_signature(
     keys: &KeySet,
-    signature: &str,
+    signature: &[u8],
     signing_input: &[u8],
     kid: Option<&str>,
     alg: Algorithm,

@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 
 use crate::error::PopErrorKind;
 use crate::jose::b64url_decode;
+use crate::jwk::KnownKey;
 
 /// What a token's `cnf` claim (RFC 7800 §3.1) binds it to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,6 +36,8 @@ pub(crate) struct Confirmation {
     /// The owner of the replay entries of proofs by the `jkt` key ([`crate::replay::owner_key`]),
     /// computed once per token rather than once per proof; zero without a `jkt`.
     pub(crate) jkt_owner: [u8; 32],
+    /// The `jkt` key itself, once a proof has shown it.
+    pub(crate) jkt_key: KnownKey,
 }
 
 impl Confirmation {
@@ -91,6 +94,7 @@ pub(crate) fn confirmation(claims: &Map<String, Value>) -> Result<Confirmation, 
     let jkt = thumbprint_member(cnf, "jkt")?;
     let confirmation = Confirmation {
         jkt_owner: jkt.as_deref().map_or([0; 32], crate::replay::owner_key),
+        jkt_key: KnownKey::default(),
         jkt,
         x5t_s256: thumbprint_member(cnf, "x5t#S256")?,
     };
