@@ -1,7 +1,8 @@
 //! End-to-end load on loopback, in one run: both example servers (in-memory replay store,
-//! Redis replay store, nonces required) next to a bare floor server that only checks each
-//! proof's ES256 signature with aws-lc-rs. Every request carries a unique, pre-minted
-//! (token, proof) pair, so every 200 is a real verification.
+//! Redis replay store, nonces required) next to bare floor servers of the same frameworks
+//! (`floor`: axum, `floor-actix`: actix-web) that only check each proof's ES256 signature with
+//! aws-lc-rs; each server is compared with the floor of its framework. Every request carries a
+//! unique, pre-minted (token, proof) pair, so every 200 is a real verification.
 //!
 //! ```text
 //! cargo build --release --examples
@@ -55,10 +56,13 @@ struct Args {
     /// Run as the floor server on this address (used by the bench itself).
     #[arg(long, hide = true)]
     floor: Option<SocketAddr>,
+    /// Run as the actix floor server on this address (used by the bench itself).
+    #[arg(long, hide = true)]
+    floor_actix: Option<SocketAddr>,
     /// Run as the trivial upstream behind `pop_gateway` on this address (used by the bench).
     #[arg(long, hide = true)]
     trivial: Option<SocketAddr>,
-    /// Only these rows (comma-separated names), e.g. `floor,axum,actix`.
+    /// Only these rows (comma-separated names), e.g. `floor,floor-actix,axum,actix`.
     #[arg(long)]
     only: Option<String>,
     /// Run every row this many times, in turn; each round's ratios are against that round's
@@ -71,6 +75,10 @@ fn main() {
     let args = Args::parse();
     if let Some(addr) = args.floor {
         floor_server(addr);
+        return;
+    }
+    if let Some(addr) = args.floor_actix {
+        floor_actix_server(addr);
         return;
     }
     if let Some(addr) = args.trivial {
@@ -110,6 +118,42 @@ fn floor_server(addr: SocketAddr) {
         let app = Router::new().route("/whoami", any(check));
         axum::serve(listener, app).await.expect("serve");
     });
+}
+
+/// The actix floor (`floor-actix`, the floor of the actix rows): actix-web with the example
+/// server's two workers, the same handler as [`floor_server`].
+fn floor_actix_server(addr: SocketAddr) {
+    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+    async fn check(request: HttpRequest) -> HttpResponse {
+        let ok = request
+            .headers()
+            .get("dpop")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(verify_es256_proof);
+        if ok {
+            HttpResponse::Ok().finish()
+        } else {
+            HttpResponse::Unauthorized().finish()
+        }
+    }
+    actix_web::rt::System::new().block_on(async move {
+        let server = HttpServer::new(|| App::new().route("/whoami", web::to(check)))
+            .workers(2)
+            .bind(addr)
+            .expect("bind");
+        println!("listening on http://{}", server.addrs()[0]);
+        server.run().await.expect("serve");
+    });
+}
+
+/// The floor a row is compared with: `floor-actix` for the actix rows when it ran, else `floor`.
+fn floor_of<'r>(rows: &'r [Row], name: &str) -> Option<&'r Row> {
+    let find = |floor: &str| rows.iter().find(|r| r.name == floor);
+    if name.starts_with("actix") || name == "floor-actix" {
+        find("floor-actix").or_else(|| find("floor"))
+    } else {
+        find("floor")
+    }
 }
 
 /// The upstream of the gateway rows: axum answering `ok` to anything, checking nothing.
@@ -242,6 +286,15 @@ fn run(args: &Args) -> Result<(), String> {
             vec!["e2e_bench".into(), "--floor".into(), "127.0.0.1:0".into()],
             false,
         ),
+        (
+            "floor-actix",
+            vec![
+                "e2e_bench".into(),
+                "--floor-actix".into(),
+                "127.0.0.1:0".into(),
+            ],
+            false,
+        ),
         ("upstream", Vec::new(), false),
         (
             "gateway",
@@ -341,7 +394,7 @@ fn print_medians(rounds: &[Vec<Row>]) {
         v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
     println!(
-        "medians over {} rounds, each round against its own floor",
+        "medians over {} rounds, each round against its own floor (actix rows: floor-actix)",
         rounds.len()
     );
     println!(
@@ -351,8 +404,8 @@ fn print_medians(rounds: &[Vec<Row>]) {
     for row in rounds.first().into_iter().flatten() {
         let (mut rps, mut cpu, mut not_200) = (Vec::new(), Vec::new(), 0);
         for round in rounds {
-            let find = |name: &str| round.iter().find(|r| r.name == name);
-            if let (Some(r), Some(floor)) = (find(row.name), find("floor")) {
+            let r = round.iter().find(|r| r.name == row.name);
+            if let (Some(r), Some(floor)) = (r, floor_of(round, row.name)) {
                 rps.push(r.rps / floor.rps);
                 cpu.push(r.cpu_us / floor.cpu_us);
                 not_200 += r.not_200;
@@ -575,7 +628,6 @@ fn print_table(rows: &[Row]) {
 }
 
 fn print_rows(rows: &[Row]) {
-    let floor = rows.iter().find(|r| r.name == "floor");
     let baseline = |name: &str| {
         let base = name.split('+').next().unwrap_or(name);
         rows.iter().find(|r| r.name == base)
@@ -593,6 +645,7 @@ fn print_rows(rows: &[Row]) {
         "vs in-memory"
     );
     for r in rows {
+        let floor = floor_of(rows, r.name);
         let vs_floor = floor.map_or(String::new(), |f| format!("{:.2}x", r.rps / f.rps));
         let cpu_floor = floor.map_or(String::new(), |f| format!("{:.2}x", r.cpu_us / f.cpu_us));
         let vs_base = baseline(r.name)

@@ -226,12 +226,27 @@ impl<'a> From<&'a http::request::Parts> for PopRequest<'a> {
             .extensions
             .get::<OriginalTarget>()
             .map_or(parts.uri.path(), |t| t.0.path());
-        let mut request = Self::new(parts.method.as_str(), path);
-        for name in Self::HEADERS {
+        // Names parsed once, at compile time, not per request and field.
+        static AUTHORIZATION: http::HeaderName = http::header::AUTHORIZATION;
+        static DPOP: http::HeaderName = http::HeaderName::from_static("dpop");
+        static CLIENT_CERT: http::HeaderName = http::HeaderName::from_static("client-cert");
+        static XFCC: http::HeaderName = http::HeaderName::from_static("x-forwarded-client-cert");
+        static SSL_CLIENT_CERT: http::HeaderName = http::HeaderName::from_static("ssl-client-cert");
+        let field = |name: &http::HeaderName| {
+            let mut values = FieldValues::default();
             for value in parts.headers.get_all(name) {
-                request = request.header(name, value.as_bytes());
+                values.add(value.as_bytes());
             }
-        }
+            values
+        };
+        let mut request = Self::new(parts.method.as_str(), path);
+        request.authorization = field(&AUTHORIZATION);
+        request.dpop = field(&DPOP);
+        request.forwarded = ForwardedFields {
+            client_cert: field(&CLIENT_CERT),
+            xfcc: field(&XFCC),
+            ssl_client_cert: field(&SSL_CLIENT_CERT),
+        };
         if let Some(cert) = parts.extensions.get::<PeerCertificate>() {
             request = request.peer_certificate(cert.der());
         }
@@ -239,5 +254,47 @@ impl<'a> From<&'a http::request::Parts> for PopRequest<'a> {
             request = request.peer_ip(addr.ip());
         }
         request
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_give_every_value_of_the_fields_read_and_no_other() {
+        let request = http::Request::builder()
+            .uri("https://api.example/whoami?x=1")
+            .header("Authorization", "DPoP t")
+            .header("DPoP", "a.b.c")
+            .header("dpop", "d.e.f")
+            .header("DPoP", "g.h.i")
+            .header("Client-Cert", ":AA==:")
+            .header("X-Forwarded-Client-Cert", "Hash=00")
+            .header("SSL-Client-Cert", "pem")
+            .header("X-Other", "ignored")
+            .body(())
+            .expect("request");
+        let (parts, ()) = request.into_parts();
+        let view = PopRequest::from(&parts);
+        let mut built = PopRequest::new("GET", "/whoami");
+        for (name, value) in &parts.headers {
+            built = built.header(name.as_str(), value.as_bytes());
+        }
+        for (from_parts, by_header) in [
+            (view.authorization, built.authorization),
+            (view.dpop, built.dpop),
+            (view.forwarded.client_cert, built.forwarded.client_cert),
+            (view.forwarded.xfcc, built.forwarded.xfcc),
+            (view.forwarded.ssl_client_cert, built.forwarded.ssl_client_cert),
+        ] {
+            assert_eq!(from_parts.count, by_header.count);
+            assert!(from_parts.iter().eq(by_header.iter()));
+        }
+        assert_eq!(view.dpop.count, 3);
+        assert_eq!(view.dpop.first, Some(&b"a.b.c"[..]));
+        assert_eq!(view.dpop.second, Some(&b"d.e.f"[..]));
+        assert_eq!(view.path(), "/whoami");
+        assert_eq!(view.method(), "GET");
     }
 }
