@@ -286,7 +286,10 @@ mod tests {
             (view.dpop, built.dpop),
             (view.forwarded.client_cert, built.forwarded.client_cert),
             (view.forwarded.xfcc, built.forwarded.xfcc),
-            (view.forwarded.ssl_client_cert, built.forwarded.ssl_client_cert),
+            (
+                view.forwarded.ssl_client_cert,
+                built.forwarded.ssl_client_cert,
+            ),
         ] {
             assert_eq!(from_parts.count, by_header.count);
             assert!(from_parts.iter().eq(by_header.iter()));
