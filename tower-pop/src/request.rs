@@ -73,7 +73,7 @@ impl std::fmt::Debug for FieldValues<'_> {
 }
 
 impl<'a> FieldValues<'a> {
-    fn add(&mut self, value: &'a [u8]) {
+    pub(crate) fn add(&mut self, value: &'a [u8]) {
         match self.count {
             0 => self.first = Some(value),
             1 => self.second = Some(value),

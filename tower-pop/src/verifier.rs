@@ -94,10 +94,14 @@ fn parse_single_proof<'a>(
     bytes: &'a mut ProofBytes,
 ) -> Result<Proof<'a>, PopErrorKind> {
     let value = single_proof(values)?;
-    // Base64url has no comma, so a value with one fails here; its error is the comma's.
+    // A proof that parses is all base64url and dots: ASCII, no comma. So a value with a comma
+    // or with bytes that are not UTF-8 fails here, and only then are they looked for: its error
+    // is the comma's (several proofs), else the encoding's (malformed), as if checked first.
     Proof::parse(value, allowed, bytes).map_err(|kind| {
         if value.contains(&b',') {
             PopErrorKind::MultipleProofs
+        } else if std::str::from_utf8(value).is_err() {
+            PopErrorKind::MalformedProof
         } else {
             kind
         }
@@ -613,5 +617,42 @@ impl Refusal {
     #[must_use]
     pub fn into_error(self) -> PopError {
         self.error
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(value: &[u8]) -> FieldValues<'_> {
+        let mut values = FieldValues::default();
+        values.add(value);
+        values
+    }
+
+    /// DPOP-01, DPOP-02: a comma or a byte that is not UTF-8 decides the error even when the
+    /// proof fails for another reason first (here an algorithm outside the allow-list).
+    #[test]
+    fn comma_and_encoding_errors_win_however_parsing_fails() {
+        let signer = crate::dpop::signer::ProofSigner::generate(Algorithm::ES256).expect("key");
+        let proof = signer
+            .proof_at("GET", "https://a.example/", None, None, 1)
+            .expect("proof");
+        let parse = |value: &[u8]| {
+            let mut bytes = ProofBytes::default();
+            parse_single_proof(fields(value), &[Algorithm::PS256], &mut bytes).err()
+        };
+        assert_eq!(
+            parse(proof.as_bytes()),
+            Some(PopErrorKind::UnsupportedAlgorithm)
+        );
+        let not_utf8 = [proof.as_bytes(), b"\xff"].concat();
+        assert_eq!(parse(&not_utf8), Some(PopErrorKind::MalformedProof));
+        let joined = format!("{proof}, {proof}");
+        assert_eq!(parse(joined.as_bytes()), Some(PopErrorKind::MultipleProofs));
+        let mut bytes = ProofBytes::default();
+        assert!(
+            parse_single_proof(fields(proof.as_bytes()), &[Algorithm::ES256], &mut bytes).is_ok()
+        );
     }
 }
