@@ -366,9 +366,20 @@ impl<'a> PublicJwk<'a> {
 /// has shown it. Later proofs with the same token are matched against it byte for byte (which
 /// implies the same thumbprint) instead of hashing their key again; any other key is hashed
 /// and compared with `cnf.jkt` as before. Set at most once, and only with a key whose
-/// thumbprint equals `cnf.jkt`, so it can never admit a key the thumbprint would refuse.
-#[derive(Default, Clone, PartialEq, Eq)]
+/// thumbprint equals `cnf.jkt` and whose proof's signature verified, so it can never admit a
+/// key the thumbprint would refuse.
+#[derive(Default, Clone)]
 pub(crate) struct KnownKey(OnceLock<Box<[u8]>>);
+
+// A memo, not part of what a confirmation says: two confirmations of the same `cnf` are equal
+// whether or not a proof has shown the key yet.
+impl PartialEq for KnownKey {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for KnownKey {}
 
 /// Longest canonical form remembered: an RSA-4096 key's (a proof key's largest) is about 720
 /// bytes. Counted in each cached DPoP-bound token's weight.
@@ -382,7 +393,8 @@ impl KnownKey {
             .is_some_and(|known| key.has_canonical_form(known))
     }
 
-    /// Remember `key`, whose thumbprint the caller has just found equal to `cnf.jkt`.
+    /// Remember `key`, whose thumbprint the caller has found equal to `cnf.jkt` and whose
+    /// proof's signature verified.
     pub(crate) fn remember(&self, key: &PublicJwk<'_>) {
         if self.0.get().is_none() {
             let form = key.canonical_form();

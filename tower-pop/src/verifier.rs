@@ -414,6 +414,8 @@ impl Verifier {
         // A hash compare before the signature: a thief's key costs no signature check.
         proof.check_key_binding(cnf_jkt, &cnf.jkt_key)?;
         proof.check_signature()?;
+        // The key matched `cnf.jkt` and signed: later proofs by it skip the hash.
+        cnf.jkt_key.remember(&proof.key);
         // The proven key's thumbprint is `cnf.jkt`, byte for byte (just compared).
         let jkt = cnf_jkt.to_owned();
         let x5t = certificate

@@ -238,7 +238,8 @@ impl<'a> Proof<'a> {
     /// Check 12, second bullet: the proof key's thumbprint equals `cnf.jkt`, compared in
     /// constant time (RFC 9449 §4.3 step 12 second bullet, RFC 9449 §6.1), as digests: `cnf.jkt`
     /// is strict base64url, so one spelling per digest. A key equal to the token's `known` key
-    /// (one that matched before) passes without hashing; a key that matches is remembered.
+    /// (one that matched before) passes without hashing; the verifier remembers a key after
+    /// its proof's signature verified.
     pub(crate) fn check_key_binding(
         &self,
         cnf_jkt: &str,
@@ -249,10 +250,7 @@ impl<'a> Proof<'a> {
         }
         let mut expected = [0u8; 33];
         match b64url_decode_slice(cnf_jkt, &mut expected) {
-            Some(expected) if ct_eq(&self.key.thumbprint_digest(), expected) => {
-                known.remember(&self.key);
-                Ok(())
-            }
+            Some(expected) if ct_eq(&self.key.thumbprint_digest(), expected) => Ok(()),
             _ => Err(PopErrorKind::KeyBindingMismatch),
         }
     }
@@ -291,7 +289,8 @@ mod tests {
             p.check_key_binding("1ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", &fresh()),
             Err(PopErrorKind::KeyBindingMismatch)
         );
-        // DPOP-16: a key that matched is remembered; it passes again, any other key is hashed.
+        // DPOP-16: a key that matched and signed is remembered; it passes again, any other key
+        // is hashed.
         let known = fresh();
         assert_eq!(
             p.check_key_binding("1ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", &known),
@@ -302,6 +301,12 @@ mod tests {
             "a key that did not match is not remembered"
         );
         p.check_key_binding(jkt, &known).expect("jkt");
+        assert!(
+            !known.is(&p.key),
+            "remembered by the verifier, after the signature"
+        );
+        p.check_signature().expect("P13 signature");
+        known.remember(&p.key);
         assert!(known.is(&p.key));
         p.check_key_binding(jkt, &known)
             .expect("the remembered key");

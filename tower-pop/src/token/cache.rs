@@ -4,9 +4,10 @@
 //! - **Key:** the token itself, hashed with a randomly seeded keyed hash (foldhash) and compared
 //!   in full, in constant time. No SHA-256 per request: the entry carries the token's SHA-256
 //!   (its `ath`, RFC 9449 §4.2), computed once when the token was verified. So the process's
-//!   memory holds the cached tokens for up to the maximum age (5 min by default): a bound token
-//!   is useless without its key or certificate, but a plain bearer token (`allow_bearer`) is
-//!   not; guard core dumps and heap snapshots of the process as you guard its secrets.
+//!   memory holds the cached tokens for up to the maximum age (5 min by default; each is wiped
+//!   when it leaves the cache): a bound token is useless without its key or certificate, but a
+//!   plain bearer token (`allow_bearer`) is not; guard core dumps and heap snapshots of the
+//!   process as you guard its secrets.
 //! - **Freshness, on every read (fail closed):** an entry is returned only while `now` is before
 //!   its own expiry, which is never later than the token's `exp` (plus leeway) nor than its
 //!   insertion plus the configured maximum age; an entry at or past either is removed and the
@@ -64,6 +65,13 @@ impl PartialEq for Key {
 }
 
 impl Eq for Key {}
+
+// A token leaving the cache (evicted, expired, replaced) is wiped, not left in freed memory.
+impl Drop for Key {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut *self.0);
+    }
+}
 
 impl Hash for Key {
     fn hash<H: Hasher>(&self, state: &mut H) {
