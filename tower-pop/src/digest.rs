@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 
-use crate::jose::b64url;
+use crate::jose::{b64url, b64url_decode_slice};
 
 pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
@@ -12,6 +12,14 @@ pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
 
 pub(crate) fn sha256_b64url(bytes: &[u8]) -> String {
     b64url(&sha256(bytes))
+}
+
+/// Whether `encoded` is the strict base64url spelling of `digest` (as `ath`, `cnf.jkt` and
+/// `x5t#S256` are), compared in constant time. Strict base64url has one spelling per value, so
+/// this is the string compare without building the string.
+pub(crate) fn is_b64url_of(encoded: &str, digest: &[u8; 32]) -> bool {
+    let mut decoded = [0u8; 33];
+    b64url_decode_slice(encoded, &mut decoded).is_some_and(|decoded| ct_eq(decoded, digest))
 }
 
 /// Whether `a` equals `b`, in time that depends only on their lengths (lengths are public: a

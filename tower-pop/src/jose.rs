@@ -132,7 +132,7 @@ pub(crate) fn b64url_decode_slice(input: impl AsRef<[u8]>, out: &mut [u8]) -> Op
 
 /// The room [`b64url_decode_slice`] needs for `encoded_len` characters.
 pub(crate) fn b64url_decoded_room(encoded_len: usize) -> usize {
-    base64::decoded_len_estimate(encoded_len)
+    base64_simd::URL_SAFE_NO_PAD.estimated_decoded_length(encoded_len)
 }
 
 /// Encode base64url without padding.
@@ -211,7 +211,7 @@ fn simple_members<'de, const N: usize>(
         return None;
     }
     let text = std::str::from_utf8(bytes).ok()?;
-    let mut scan = Scan { text, bytes, at: 0 };
+    let mut scan = Scan { text, at: 0 };
     let mut out: [Option<Member<'de>>; N] = std::array::from_fn(|_| None);
     let mut others: Vec<&'de str> = Vec::new();
     scan.members(1, |key, value| {
@@ -222,7 +222,7 @@ fn simple_members<'de, const N: usize>(
         }
         Some(())
     })?;
-    scan.skip_whitespace();
+    scan.skip_spaces();
     (scan.at == bytes.len()).then_some(out)
 }
 
@@ -231,26 +231,29 @@ const SIMPLE_DEPTH: usize = 2;
 
 /// A cursor over JSON text for [`simple_members`].
 struct Scan<'de> {
-    /// The text, all printable ASCII.
+    /// The text, all printable ASCII: a space is the only whitespace it can hold.
     text: &'de str,
-    bytes: &'de [u8],
     at: usize,
 }
 
 impl<'de> Scan<'de> {
-    fn skip_whitespace(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
+    fn bytes(&self) -> &'de [u8] {
+        self.text.as_bytes()
+    }
+
+    fn skip_spaces(&mut self) {
+        while self.bytes().get(self.at) == Some(&b' ') {
             self.at += 1;
         }
     }
 
-    /// The next byte after whitespace, not consumed.
+    /// The next byte after spaces, not consumed.
     fn peek(&mut self) -> Option<u8> {
-        self.skip_whitespace();
-        self.bytes.get(self.at).copied()
+        self.skip_spaces();
+        self.bytes().get(self.at).copied()
     }
 
-    /// Consume `byte` after whitespace.
+    /// Consume `byte` after spaces.
     fn eat(&mut self, byte: u8) -> Option<()> {
         (self.peek()? == byte).then(|| self.at += 1)
     }
@@ -259,9 +262,9 @@ impl<'de> Scan<'de> {
     fn string(&mut self) -> Option<&'de str> {
         self.eat(b'"')?;
         let start = self.at;
-        let len = memchr::memchr2(b'"', b'\\', self.bytes.get(start..)?)?;
+        let len = memchr::memchr2(b'"', b'\\', self.bytes().get(start..)?)?;
         // An escape is the full reader's.
-        if self.bytes[start + len] != b'"' {
+        if self.bytes()[start + len] != b'"' {
             return None;
         }
         self.at += len + 1;
@@ -271,7 +274,7 @@ impl<'de> Scan<'de> {
     /// An unsigned integer of at most 19 digits (so it fits a `u64`), without a fraction or
     /// an exponent.
     fn integer(&mut self) -> Option<u64> {
-        let rest = self.bytes.get(self.at..)?;
+        let rest = self.bytes().get(self.at..)?;
         let len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
         if len == 0 || len > 19 || (len > 1 && rest[0] == b'0') {
             return None;

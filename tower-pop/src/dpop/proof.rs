@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use crate::digest::ct_eq;
+use crate::digest::is_b64url_of;
 use crate::error::PopErrorKind;
 use crate::jose::{
     Algorithm, CompactJws, Member, b64url_decode_slice, b64url_decoded_room, numeric_date,
@@ -207,13 +207,8 @@ impl<'a> Proof<'a> {
     /// spelling per value, so this is the string compare without building the string.
     /// Constant time although neither side is secret, as a habit.
     pub(crate) fn check_ath(&self, token_hash: &[u8; 32]) -> Result<(), PopErrorKind> {
-        let mut decoded = [0u8; 33];
-        match self
-            .ath
-            .as_deref()
-            .map(|ath| b64url_decode_slice(ath, &mut decoded))
-        {
-            Some(Some(ath)) if ct_eq(ath, token_hash) => Ok(()),
+        match &self.ath {
+            Some(ath) if is_b64url_of(ath, token_hash) => Ok(()),
             _ => Err(PopErrorKind::AthMismatch),
         }
     }
@@ -248,10 +243,10 @@ impl<'a> Proof<'a> {
         if known.is(&self.key) {
             return Ok(());
         }
-        let mut expected = [0u8; 33];
-        match b64url_decode_slice(cnf_jkt, &mut expected) {
-            Some(expected) if ct_eq(&self.key.thumbprint_digest(), expected) => Ok(()),
-            _ => Err(PopErrorKind::KeyBindingMismatch),
+        if is_b64url_of(cnf_jkt, &self.key.thumbprint_digest()) {
+            Ok(())
+        } else {
+            Err(PopErrorKind::KeyBindingMismatch)
         }
     }
 }
