@@ -20,29 +20,28 @@ pub(crate) struct Credentials<'a> {
     pub(crate) token: &'a str,
 }
 
-fn is_token68(token: &str) -> bool {
-    let body = token.trim_end_matches('=');
-    // A table lookup per byte, folded without early exit: the whole token is scanned on every
-    // request, and this lets the compiler vectorise it.
-    !body.is_empty()
-        && body
-            .bytes()
-            .fold(true, |ok, b| ok & TOKEN68[usize::from(b)])
+fn is_token68(token: &[u8]) -> bool {
+    let padding = token.iter().rev().take_while(|&&b| b == b'=').count();
+    let body = token.get(..token.len() - padding).unwrap_or_default();
+    // Branch-free ranges folded without early exit: the whole token is scanned on every
+    // request, and this form the compiler vectorises (a table lookup per byte it cannot).
+    !body.is_empty() && body.iter().fold(true, |ok, &b| ok & is_token68_char(b))
 }
 
-/// The token68 characters of RFC 9110 §11.2 (before the trailing `=`s).
-static TOKEN68: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        #[allow(clippy::cast_possible_truncation)] // b < 256
-        let c = b as u8;
-        table[b] =
-            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
-        b += 1;
-    }
-    table
-};
+/// The token68 characters of RFC 9110 §11.2 (before the trailing `=`s): ALPHA, DIGIT and
+/// `-._~+/`.
+fn is_token68_char(b: u8) -> bool {
+    let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+    let digit = b.wrapping_sub(b'0') < 10;
+    letter
+        | digit
+        | (b == b'-')
+        | (b == b'.')
+        | (b == b'_')
+        | (b == b'~')
+        | (b == b'+')
+        | (b == b'/')
+}
 
 /// Whether one comma-separated piece of a folded field starts with `Bearer ` or `DPoP `.
 fn names_our_scheme(piece: &str) -> bool {
@@ -51,6 +50,39 @@ fn names_our_scheme(piece: &str) -> bool {
 }
 
 pub(crate) fn parse<'a>(values: FieldValues<'a>) -> Result<Credentials<'a>, PopError> {
+    if let (Some(value), 1) = (values.first, values.count)
+        && let Some(credentials) = well_formed(value)
+    {
+        return Ok(credentials);
+    }
+    parse_fully(values)
+}
+
+/// The value nearly every request sends: `Bearer` or `DPoP`, spaces, a token68 within bounds.
+/// Such a value is ASCII without a comma, so [`parse_fully`] reads it the same way; its other
+/// passes (UTF-8, commas, folded schemes) only name what is wrong with any other value.
+/// `None` means "not this shape", never a refusal.
+fn well_formed(value: &[u8]) -> Option<Credentials<'_>> {
+    let space = value.iter().position(|&b| b == b' ')?;
+    let (scheme, rest) = value.split_at(space);
+    let scheme = if scheme.eq_ignore_ascii_case(b"bearer") {
+        AuthScheme::Bearer
+    } else if scheme.eq_ignore_ascii_case(b"dpop") {
+        AuthScheme::Dpop
+    } else {
+        return None;
+    };
+    let spaces = rest.iter().take_while(|&&b| b == b' ').count();
+    let token = rest.get(spaces..)?;
+    if token.len() > MAX_TOKEN_LEN || !is_token68(token) {
+        return None;
+    }
+    let token = std::str::from_utf8(token).ok()?;
+    Some(Credentials { scheme, token })
+}
+
+/// Every rule, with the precise error for each way a value can be wrong.
+fn parse_fully(values: FieldValues<'_>) -> Result<Credentials<'_>, PopError> {
     let Some(value) = values.first else {
         return Err(PopErrorKind::MissingCredentials.into());
     };
@@ -78,10 +110,28 @@ pub(crate) fn parse<'a>(values: FieldValues<'a>) -> Result<Credentials<'a>, PopE
     if token.is_empty() {
         return Err(PopError::with_scheme(PopErrorKind::InvalidRequest, scheme));
     }
-    if token.len() > MAX_TOKEN_LEN || !is_token68(token) {
+    if token.len() > MAX_TOKEN_LEN || !is_token68(token.as_bytes()) {
         return Err(PopError::with_scheme(PopErrorKind::TokenInvalid, scheme));
     }
     Ok(Credentials { scheme, token })
+}
+
+/// [`parse`], checked against [`parse_fully`] whenever the shortcut answered: the fuzz target's
+/// oracle (`fuzzing::credentials`).
+///
+/// # Panics
+/// When the two disagree.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn parse_checked(values: FieldValues<'_>) -> Result<Credentials<'_>, PopError> {
+    let parsed = parse(values);
+    if let Ok(short) = &parsed {
+        let full = parse_fully(values).expect("the shortcut accepted what the full parse refuses");
+        assert!(
+            short.scheme == full.scheme && short.token == full.token,
+            "the shortcut and the full parse read different credentials"
+        );
+    }
+    parsed
 }
 
 #[cfg(test)]
@@ -100,6 +150,57 @@ mod tests {
     }
 
     const AT0: &str = "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU";
+
+    #[test]
+    fn token68_characters_are_rfc_9110s() {
+        for b in 0..=255u8 {
+            let expected =
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+            assert_eq!(is_token68_char(b), expected, "byte {b}");
+            assert_eq!(is_token68(&[b, b'=']), expected, "byte {b} then padding");
+        }
+        assert!(is_token68(b"a=="));
+        assert!(!is_token68(b"=="));
+        assert!(!is_token68(b"a=b"));
+        assert!(!is_token68(b""));
+    }
+
+    #[test]
+    fn shortcut_reads_what_the_full_parse_reads() {
+        let long = "a".repeat(MAX_TOKEN_LEN + 1);
+        let cases = [
+            format!("DPoP {AT0}"),
+            format!("bearer   {AT0}"),
+            format!("DPOP {AT0}=="),
+            format!("DPoP {AT0},x"),
+            format!("DPoP {AT0} "),
+            format!("Basic {AT0}"),
+            format!("DPoP\t{AT0}"),
+            format!("DPoP {long}"),
+            "DPoP ".to_owned(),
+            "Bearer =".to_owned(),
+            "Bearer a\u{e9}".to_owned(),
+        ];
+        for case in &cases {
+            let values = FieldValues {
+                first: Some(case.as_bytes()),
+                count: 1,
+                ..FieldValues::default()
+            };
+            let full = parse_fully(values)
+                .map(|c| (c.scheme, c.token))
+                .map_err(|e| e.kind());
+            let short = parse_checked(values)
+                .map(|c| (c.scheme, c.token))
+                .map_err(|e| e.kind());
+            assert_eq!(short, full, "{case:?}");
+            if let Some(c) = well_formed(case.as_bytes()) {
+                assert_eq!(Ok((c.scheme, c.token)), full, "{case:?}");
+            }
+        }
+        assert!(well_formed(format!("DPoP {AT0}").as_bytes()).is_some());
+        assert!(well_formed(format!("DPoP {AT0},x").as_bytes()).is_none());
+    }
 
     #[test]
     fn schemes_are_case_insensitive_auth_01() {

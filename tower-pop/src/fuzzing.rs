@@ -15,8 +15,11 @@ use crate::request::PopRequest;
 ///
 /// # Errors
 /// The kind the verifier would refuse the request with.
+///
+/// # Panics
+/// When the parse's shortcut for the common shape reads credentials the full parse would not.
 pub fn credentials<'a>(request: &PopRequest<'a>) -> Result<(AuthScheme, &'a str), PopErrorKind> {
-    crate::credentials::parse(request.authorization)
+    crate::credentials::parse_checked(request.authorization)
         .map(|c| (c.scheme, c.token))
         .map_err(|e| e.kind())
 }
