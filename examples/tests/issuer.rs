@@ -144,7 +144,7 @@ fn base64_std(text: &str) -> String {
 }
 
 fn ca_file() -> String {
-    let path = std::env::temp_dir().join(format!("tower-pop-issuer-ca-{}.pem", std::process::id()));
+    let path = crate::scratch::file("issuer-ca.pem");
     std::fs::write(&path, &pki().ca_pem).unwrap();
     path.to_string_lossy().into_owned()
 }
@@ -225,7 +225,7 @@ async fn introspection_metadata_and_scopes() {
 
 async fn introspection_and_metadata(name: &str) {
     let a = AuthServer::start().await;
-    let secret = std::env::temp_dir().join(format!("tower-pop-rs-secret-{}", std::process::id()));
+    let secret = crate::scratch::file("rs-secret");
     std::fs::write(&secret, "rs-secret\n").unwrap();
     let secret = secret.to_string_lossy().into_owned();
     let introspect = format!("{}/introspect", a.issuer);

@@ -10,5 +10,6 @@ mod issuer;
 mod metrics;
 mod mtls;
 mod nginx;
+mod scratch;
 mod server;
 mod shared;

@@ -20,10 +20,8 @@ use examples_common::http::Reply;
 /// The PKI as files, for the servers' flags.
 fn pki_files() -> (PathBuf, PathBuf, PathBuf) {
     let pki = pki();
-    let dir = std::env::temp_dir().join(format!("tower-pop-mtls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let write = |name: &str, pem: &str| {
-        let path = dir.join(name);
+        let path = crate::scratch::file(&format!("mtls-{name}"));
         std::fs::write(&path, pem).unwrap();
         path
     };

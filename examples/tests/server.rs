@@ -55,9 +55,8 @@ impl Server {
 
     /// A server trusting `issuer`'s keys: several servers can share one issuer.
     pub(crate) async fn start_with(name: &str, extra: &[&str], issuer: Arc<TestIssuer>) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "tower-pop-jwks-{}-{}.json",
-            std::process::id(),
+        let path = crate::scratch::file(&format!(
+            "jwks-{}.json",
             FILES.fetch_add(1, Ordering::SeqCst)
         ));
         std::fs::write(&path, issuer.jwks_json()).unwrap();
@@ -597,8 +596,7 @@ on_both_servers!(
 
 async fn plain_http_only_for_loopback(name: &str) {
     let issuer = TestIssuer::new(ISSUER, AUDIENCE);
-    let jwks =
-        std::env::temp_dir().join(format!("tower-pop-http-{}-{name}.json", std::process::id()));
+    let jwks = crate::scratch::file(&format!("http-{name}.json"));
     std::fs::write(&jwks, issuer.jwks_json()).unwrap();
     let run = |extra: &'static [&'static str]| {
         let jwks = jwks.clone();
