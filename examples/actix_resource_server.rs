@@ -72,7 +72,9 @@ async fn main() {
                 .route(web::head().to(health)),
         )
     })
-    .workers(2);
+    // One worker per core, as the axum server's tokio runtime has (actix-web's default counts
+    // physical cores only).
+    .workers(examples_common::workers());
     let server = match &tls {
         Some(tls) => listen_tls(server, listener, tls),
         None => server.listen(listener),

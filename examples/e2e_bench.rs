@@ -126,7 +126,7 @@ fn floor_server(addr: SocketAddr) {
 }
 
 /// The actix floor (`floor-actix`, the floor of the actix rows): actix-web with the example
-/// server's two workers, the same handler as [`floor_server`].
+/// server's workers (one per core), the same handler as [`floor_server`].
 fn floor_actix_server(addr: SocketAddr) {
     use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
     async fn check(request: HttpRequest) -> HttpResponse {
@@ -143,7 +143,7 @@ fn floor_actix_server(addr: SocketAddr) {
     }
     actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(|| App::new().route("/whoami", web::to(check)))
-            .workers(2)
+            .workers(examples_common::workers())
             .bind(addr)
             .expect("bind");
         println!("listening on http://{}", server.addrs()[0]);

@@ -454,6 +454,13 @@ pub fn serve_metrics(addr: SocketAddr) -> Result<SocketAddr, String> {
     Ok(bound)
 }
 
+/// Worker threads for the actix-web servers: one per core the process may use, as tokio's
+/// multi-threaded runtime (the axum servers) has.
+#[must_use]
+pub fn workers() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 /// Log to stderr; `RUST_LOG` overrides the default `info`.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
