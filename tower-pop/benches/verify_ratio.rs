@@ -8,6 +8,10 @@
 //! The raw verify parses the key from the proof's JWK per call (base64url of the members and
 //! the key import), as every verifier must: a proof carries its own key.
 //!
+//! The replay store starts empty, or holding `--live N` entries of other clients: with a million
+//! (`--live 1000000`), as a loaded server's store does, each insert pays the cache and TLB misses
+//! of a table larger than the caches.
+//!
 //! `cargo bench -p tower-pop --bench verify_ratio` (`-- --rounds N --batch M` to change the size)
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)] // bench binary
@@ -21,6 +25,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use tower_pop::dpop::signer::ProofSigner;
+use tower_pop::replay::{MemoryReplayCache, ReplayEntry, ReplayOutcome};
 use tower_pop::{Algorithm, ManualClock, PopConfig, PopRequest, Verifier};
 
 const NOW: u64 = 1_700_000_000;
@@ -60,7 +65,30 @@ struct Setup {
     jwk: Value,
 }
 
-fn setup(alg: Algorithm) -> Setup {
+/// The default in-memory replay store, holding `live` proofs of other clients (`--live N`): with
+/// a million or so, as a loaded server's store does, the measured inserts pay the cache and TLB
+/// misses of a table that does not fit the caches, and none of the growth of a store filling
+/// from empty.
+fn replay_store(live: u64) -> Arc<MemoryReplayCache> {
+    let store = MemoryReplayCache::default();
+    for i in 0..live {
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&i.to_le_bytes());
+        key[8..16].copy_from_slice(
+            &(i ^ 0x9e37_79b9_7f4a_7c15)
+                .wrapping_mul(0xbf58_476d_1ce4_e5b9)
+                .to_le_bytes(),
+        );
+        let entry = ReplayEntry::new(key, NOW, NOW + 61);
+        assert_eq!(
+            store.insert_if_absent_sync(entry).unwrap(),
+            ReplayOutcome::Fresh
+        );
+    }
+    Arc::new(store)
+}
+
+fn setup(alg: Algorithm, live: u64) -> Setup {
     let issuer = ProofSigner::generate(Algorithm::ES256).unwrap();
     let client = ProofSigner::generate(alg).unwrap();
     let mut issuer_jwk: Value = serde_json::from_str(&issuer.public_jwk()).unwrap();
@@ -72,6 +100,7 @@ fn setup(alg: Algorithm) -> Setup {
             .audience("https://api.example.com")
             .jwks_json(json!({"keys": [issuer_jwk]}).to_string())
             .clock(Arc::new(ManualClock::new(NOW)))
+            .replay_cache(replay_store(live))
             .build()
             .unwrap(),
     );
@@ -166,6 +195,7 @@ fn main() {
     let quick = !args.iter().any(|a| a == "--bench");
     let rounds = arg(&args, "--rounds", if quick { 1 } else { 15 });
     let batch = arg(&args, "--batch", if quick { 4 } else { 400 });
+    let live = arg(&args, "--live", 0) as u64;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -177,7 +207,7 @@ fn main() {
             .position(|a| a == "--alg")
             .and_then(|i| args.get(i + 1))
             .map_or(Algorithm::ES256, |a| a.parse().unwrap());
-        let s = setup(alg);
+        let s = setup(alg, live);
         let proofs: Vec<(String, Vec<u8>, String)> = (0..batch)
             .map(|_| {
                 let proof = s
@@ -194,14 +224,15 @@ fn main() {
         return;
     }
     println!(
-        "rounds of {batch} proofs, raw and path interleaved {SLICE} at a time; path / raw per round"
+        "rounds of {batch} proofs, raw and path interleaved {SLICE} at a time; path / raw per round; \
+         {live} live entries of other clients in the replay store"
     );
     println!(
         "{:<6} {:>12} {:>12} {:>8} {:>8} {:>8}",
         "alg", "raw µs", "path µs", "median", "min", "max"
     );
     for alg in [Algorithm::ES256, Algorithm::EdDSA, Algorithm::PS256] {
-        let s = setup(alg);
+        let s = setup(alg, live);
         // Warm the token cache, as in steady state.
         let warm = s
             .client
