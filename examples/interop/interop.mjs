@@ -9,7 +9,7 @@
 // if every check passed. Bounded: each request times out after 10 s, the whole run after 60 s.
 
 import { spawn } from 'node:child_process';
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -31,6 +31,8 @@ const AUDIENCE = 'https://api.interop.test';
 const as = await jose.generateKeyPair('ES256', { extractable: true });
 const asJwk = { ...(await jose.exportJWK(as.publicKey)), kid: 'as-1', alg: 'ES256', use: 'sig' };
 const dir = mkdtempSync(join(tmpdir(), 'tower-pop-interop-'));
+// Removed however the run ends (exit handlers run on process.exit too).
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 const jwksPath = join(dir, 'jwks.json');
 writeFileSync(jwksPath, JSON.stringify({ keys: [asJwk] }));
 
