@@ -162,21 +162,25 @@ impl<'a> PopRequest<'a> {
     /// are ignored. Call once per field line.
     #[must_use]
     pub fn header(mut self, name: &str, value: &'a [u8]) -> Self {
-        let values = if name.eq_ignore_ascii_case("authorization") {
-            &mut self.authorization
-        } else if name.eq_ignore_ascii_case("dpop") {
-            &mut self.dpop
-        } else if name.eq_ignore_ascii_case("client-cert") {
-            &mut self.forwarded.client_cert
-        } else if name.eq_ignore_ascii_case("x-forwarded-client-cert") {
-            &mut self.forwarded.xfcc
-        } else if name.eq_ignore_ascii_case("ssl-client-cert") {
-            &mut self.forwarded.ssl_client_cert
-        } else {
-            return self;
-        };
-        values.add(value);
+        let field = Self::HEADERS
+            .iter()
+            .position(|known| name.eq_ignore_ascii_case(known));
+        if let Some(values) = field.and_then(|i| self.field_mut(i)) {
+            values.add(value);
+        }
         self
+    }
+
+    /// The values of the field `HEADERS[i]`: the one mapping from names to fields.
+    fn field_mut(&mut self, i: usize) -> Option<&mut FieldValues<'a>> {
+        match i {
+            0 => Some(&mut self.authorization),
+            1 => Some(&mut self.dpop),
+            2 => Some(&mut self.forwarded.client_cert),
+            3 => Some(&mut self.forwarded.xfcc),
+            4 => Some(&mut self.forwarded.ssl_client_cert),
+            _ => None,
+        }
     }
 
     /// The IP address of the TCP peer (the client, or the proxy in front of us).
@@ -226,27 +230,23 @@ impl<'a> From<&'a http::request::Parts> for PopRequest<'a> {
             .extensions
             .get::<OriginalTarget>()
             .map_or(parts.uri.path(), |t| t.0.path());
-        // Names parsed once, at compile time, not per request and field.
-        static AUTHORIZATION: http::HeaderName = http::header::AUTHORIZATION;
-        static DPOP: http::HeaderName = http::HeaderName::from_static("dpop");
-        static CLIENT_CERT: http::HeaderName = http::HeaderName::from_static("client-cert");
-        static XFCC: http::HeaderName = http::HeaderName::from_static("x-forwarded-client-cert");
-        static SSL_CLIENT_CERT: http::HeaderName = http::HeaderName::from_static("ssl-client-cert");
-        let field = |name: &http::HeaderName| {
-            let mut values = FieldValues::default();
-            for value in parts.headers.get_all(name) {
-                values.add(value.as_bytes());
-            }
-            values
-        };
+        // [`PopRequest::HEADERS`], in its order, parsed once at compile time rather than per
+        // request and field.
+        static NAMES: [http::HeaderName; 5] = [
+            http::header::AUTHORIZATION,
+            http::HeaderName::from_static("dpop"),
+            http::HeaderName::from_static("client-cert"),
+            http::HeaderName::from_static("x-forwarded-client-cert"),
+            http::HeaderName::from_static("ssl-client-cert"),
+        ];
         let mut request = Self::new(parts.method.as_str(), path);
-        request.authorization = field(&AUTHORIZATION);
-        request.dpop = field(&DPOP);
-        request.forwarded = ForwardedFields {
-            client_cert: field(&CLIENT_CERT),
-            xfcc: field(&XFCC),
-            ssl_client_cert: field(&SSL_CLIENT_CERT),
-        };
+        for (i, name) in NAMES.iter().enumerate() {
+            if let Some(values) = request.field_mut(i) {
+                for value in parts.headers.get_all(name) {
+                    values.add(value.as_bytes());
+                }
+            }
+        }
         if let Some(cert) = parts.extensions.get::<PeerCertificate>() {
             request = request.peer_certificate(cert.der());
         }
@@ -293,6 +293,12 @@ mod tests {
         ] {
             assert_eq!(from_parts.count, by_header.count);
             assert!(from_parts.iter().eq(by_header.iter()));
+        }
+        for (i, name) in PopRequest::HEADERS.iter().enumerate() {
+            let mut one = PopRequest::new("GET", "/");
+            one = one.header(name, b"v");
+            let set = one.field_mut(i).expect("a field per name");
+            assert_eq!((set.count, set.first), (1, Some(&b"v"[..])), "{name}");
         }
         assert_eq!(view.dpop.count, 3);
         assert_eq!(view.dpop.first, Some(&b"a.b.c"[..]));
