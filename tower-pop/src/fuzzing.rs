@@ -55,11 +55,11 @@ fn member_value(member: jose::Member<'_>) -> serde_json::Value {
 
 /// `jose::CompactJws::split`, then the decoding every reader does: the length of the signing
 /// input and of the decoded signature, `None` when a part does not decode or parse.
-#[must_use]
 ///
 /// # Panics
 /// When the vectorised base64url decoder and the `base64` crate's strict engine disagree on
 /// the input or any of its parts.
+#[must_use]
 pub fn compact_jws(input: &str) -> Option<(usize, usize)> {
     use base64::Engine as _;
     for part in std::iter::once(input).chain(input.split('.')) {
