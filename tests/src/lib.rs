@@ -525,6 +525,14 @@ impl Fixture {
                     Some(("DPoP", "invalid_token")),
                 )
             },
+            bad_proof("proof key off the curve (JKT-06)", {
+                let mut jwk = self.client.proof_header()["jwk"].clone();
+                let y = jwk["y"].as_str().unwrap_or_default().to_owned();
+                // Another first character keeps y canonical but moves the point off P-256.
+                let other = if y.starts_with('A') { "B" } else { "A" };
+                jwk["y"] = json!(format!("{other}{}", &y[1..]));
+                self.proof(&t, json!({"jwk": jwk}), json!({}))
+            }),
             bad_proof("RSA proof key above 4096 bits", {
                 let n = b64(&[0xc5; 1024]);
                 self.proof(&t, json!({"alg": "PS256", "jwk": {"kty": "RSA", "n": n, "e": "AQAB"}}), json!({}))

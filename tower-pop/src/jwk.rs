@@ -7,7 +7,8 @@
 
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaParameters, RsaPublicKeyComponents};
 use std::borrow::Cow;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
@@ -45,6 +46,15 @@ impl Curve {
         }
     }
 
+    /// The ECDSA algorithm of this curve (RFC 7518 §3.4).
+    fn algorithm(self) -> Algorithm {
+        match self {
+            Self::P256 => Algorithm::ES256,
+            Self::P384 => Algorithm::ES384,
+            Self::P521 => Algorithm::ES512,
+        }
+    }
+
     fn coordinate_len(self) -> usize {
         match self {
             Self::P256 => 32,
@@ -62,8 +72,8 @@ pub(crate) enum PublicJwk<'a> {
         curve: Curve,
         x: Cow<'a, str>,
         y: Cow<'a, str>,
-        /// The key, imported (and checked on the curve) once, at parse time.
-        key: ParsedPublicKey,
+        /// `04 || x || y`, decoded.
+        point: EcPoint,
     },
     Rsa {
         n: Cow<'a, str>,
@@ -73,9 +83,22 @@ pub(crate) enum PublicJwk<'a> {
     },
     Ed25519 {
         x: Cow<'a, str>,
-        /// The key, imported once, at parse time.
-        key: ParsedPublicKey,
+        /// `x`, decoded.
+        bytes: [u8; 32],
     },
+}
+
+/// An uncompressed EC point, `04 || x || y`, of up to P-521's size.
+#[derive(Clone, Copy)]
+pub(crate) struct EcPoint {
+    bytes: [u8; 1 + 2 * 66],
+    len: usize,
+}
+
+impl EcPoint {
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 // Key material stays out of logs even though it is public: Debug names only the type.
@@ -125,9 +148,23 @@ impl<'a> JwkMembers<'a> for &[(Cow<'a, str>, Member<'a>)] {
 }
 
 impl<'a> PublicJwk<'a> {
-    /// Parse a JWK object as a public key; `None` if it is private, symmetric, unknown, or
-    /// not canonically encoded.
+    /// Parse a JWK object as a public key; `None` if it is private, symmetric, unknown, not
+    /// canonically encoded, or an EC point not on its curve (JKT-06).
     pub(crate) fn from_json(jwk: impl JwkMembers<'a>) -> Option<Self> {
+        let key = Self::from_proof_json(jwk)?;
+        let imports = match &key {
+            Self::Ec { curve, .. } => key.import(curve.algorithm()).is_some(),
+            Self::Ed25519 { .. } => key.import(Algorithm::EdDSA).is_some(),
+            Self::Rsa { .. } => true,
+        };
+        imports.then_some(key)
+    }
+
+    /// [`from_json`](Self::from_json) for a proof's key, without importing it: an EC point is
+    /// checked on its curve when [`import`](Self::import)ed, which the proof's signature check
+    /// does first (a token's remembered key was checked when it was remembered, so a proof
+    /// showing it again is not imported at all).
+    pub(crate) fn from_proof_json(jwk: impl JwkMembers<'a>) -> Option<Self> {
         if PRIVATE_MEMBERS.iter().any(|m| jwk.has(m)) {
             return None;
         }
@@ -142,19 +179,22 @@ impl<'a> PublicJwk<'a> {
                 let (x, y) = (jwk.string("x")?, jwk.string("y")?);
                 // `04 || x || y`, each coordinate decoded in place and of the curve's length.
                 let len = curve.coordinate_len();
-                let mut point = [0u8; 1 + 2 * 66 + 3];
-                point[0] = 0x04;
+                // Three bytes of room past the end: base64url decodes in groups of three.
+                let mut room = [0u8; 1 + 2 * 66 + 3];
+                room[0] = 0x04;
                 for (i, coordinate) in [&x, &y].into_iter().enumerate() {
                     let at = 1 + i * len;
-                    if b64url_decode_slice(coordinate.as_bytes(), &mut point[at..])?.len() != len {
+                    if b64url_decode_slice(coordinate.as_bytes(), &mut room[at..])?.len() != len {
                         return None;
                     }
                 }
-                // Refuse points that are not on the curve now, not at signature time (JKT-06);
-                // the imported key is kept, so the signature check does not import it again.
-                let key =
-                    ParsedPublicKey::new(curve_verifier(curve), &point[..1 + 2 * len]).ok()?;
-                Some(Self::Ec { curve, x, y, key })
+                let mut point = [0u8; 1 + 2 * 66];
+                point.copy_from_slice(&room[..1 + 2 * 66]);
+                let point = EcPoint {
+                    bytes: point,
+                    len: 1 + 2 * len,
+                };
+                Some(Self::Ec { curve, x, y, point })
             }
             "RSA" => {
                 let (n, e) = (jwk.string("n")?, jwk.string("e")?);
@@ -180,12 +220,10 @@ impl<'a> PublicJwk<'a> {
                     return None;
                 }
                 let x = jwk.string("x")?;
-                let mut bytes = [0u8; 33];
-                if b64url_decode_slice(x.as_bytes(), &mut bytes)?.len() != 32 {
-                    return None;
-                }
-                let key = ParsedPublicKey::new(&sig::ED25519, &bytes[..32]).ok()?;
-                Some(Self::Ed25519 { x, key })
+                let mut room = [0u8; 33];
+                let bytes = b64url_decode_slice(x.as_bytes(), &mut room)?;
+                let bytes = <[u8; 32]>::try_from(bytes).ok()?;
+                Some(Self::Ed25519 { x, bytes })
             }
             _ => None,
         }
@@ -204,30 +242,53 @@ impl<'a> PublicJwk<'a> {
         }
     }
 
-    /// Verify `signature` over `message` with `alg`. ECDSA signatures must be the fixed
-    /// `R || S` form of RFC 7518 §3.4; a DER signature or `r = s = 0` fails (RFC 9449 §4.3 step 6).
-    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
-        if !self.fits(alg) {
-            return false;
-        }
+    /// The key imported into aws-lc for `alg` (which it must [`fit`](Self::fits)); `None`
+    /// when aws-lc refuses it, as it does an EC point that is not on its curve (RFC 8725 §3.4).
+    /// This is the work of a key import per proof that a remembered key saves (about 1.4 us for
+    /// P-256, measured; an RSA key's Montgomery context is computed at its first verification
+    /// and kept with it).
+    pub(crate) fn import(&self, alg: Algorithm) -> Option<ParsedPublicKey> {
         match self {
-            Self::Ec { curve, key, .. } => {
-                signature.len() == 2 * curve.coordinate_len()
-                    && key.verify_sig(message, signature).is_ok()
+            Self::Ec { curve, point, .. } => {
+                ParsedPublicKey::new(curve_verifier(*curve), point.as_slice()).ok()
             }
             Self::Rsa {
                 n_bytes, e_bytes, ..
-            } => {
-                let components = RsaPublicKeyComponents {
-                    n: n_bytes.as_slice(),
-                    e: e_bytes.as_slice(),
-                };
-                components
-                    .verify(rsa_params(alg), message, signature)
-                    .is_ok()
+            } => RsaPublicKeyComponents {
+                n: n_bytes.as_slice(),
+                e: e_bytes.as_slice(),
             }
-            Self::Ed25519 { key, .. } => key.verify_sig(message, signature).is_ok(),
+            .to_parsed_public_key(rsa_params(alg))
+            .ok(),
+            Self::Ed25519 { bytes, .. } => ParsedPublicKey::new(&sig::ED25519, bytes).ok(),
         }
+    }
+
+    /// Verify `signature` over `message` with `alg` by `imported`, this key as imported for
+    /// `alg`. ECDSA signatures must be the fixed `R || S` form of RFC 7518 §3.4; a DER signature
+    /// or `r = s = 0` fails (RFC 9449 §4.3 step 6).
+    pub(crate) fn verify_imported(
+        &self,
+        imported: &ParsedPublicKey,
+        alg: Algorithm,
+        message: &[u8],
+        signature: &[u8],
+    ) -> bool {
+        let length_fits = match self {
+            Self::Ec { curve, .. } => signature.len() == 2 * curve.coordinate_len(),
+            Self::Rsa { .. } | Self::Ed25519 { .. } => true,
+        };
+        self.fits(alg) && length_fits && imported.verify_sig(message, signature).is_ok()
+    }
+
+    /// Import and verify: [`import`](Self::import), then
+    /// [`verify_imported`](Self::verify_imported); `false` when the key does not import.
+    #[cfg(test)]
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        self.fits(alg)
+            && self
+                .import(alg)
+                .is_some_and(|key| self.verify_imported(&key, alg, message, signature))
     }
 
     /// The same key for `jsonwebtoken`, which verifies access tokens; `None` for P-521, which
@@ -266,11 +327,11 @@ impl<'a> PublicJwk<'a> {
     pub(crate) fn into_owned(self) -> PublicJwk<'static> {
         let own = |s: Cow<'_, str>| Cow::Owned(s.into_owned());
         match self {
-            Self::Ec { curve, x, y, key } => PublicJwk::Ec {
+            Self::Ec { curve, x, y, point } => PublicJwk::Ec {
                 curve,
                 x: own(x),
                 y: own(y),
-                key,
+                point,
             },
             Self::Rsa {
                 n,
@@ -283,7 +344,7 @@ impl<'a> PublicJwk<'a> {
                 n_bytes,
                 e_bytes,
             },
-            Self::Ed25519 { x, key } => PublicJwk::Ed25519 { x: own(x), key },
+            Self::Ed25519 { x, bytes } => PublicJwk::Ed25519 { x: own(x), bytes },
         }
     }
 
@@ -362,14 +423,15 @@ impl<'a> PublicJwk<'a> {
     }
 }
 
-/// The canonical form (RFC 7638 §3.3) of the one key a token's `cnf.jkt` names, once a proof
-/// has shown it. Later proofs with the same token are matched against it byte for byte (which
-/// implies the same thumbprint) instead of hashing their key again; any other key is hashed
-/// and compared with `cnf.jkt` as before. Set at most once, and only with a key whose
-/// thumbprint equals `cnf.jkt` and whose proof's signature verified, so it can never admit a
-/// key the thumbprint would refuse.
+/// The one key a token's `cnf.jkt` names, once a proof has shown it: its canonical form
+/// (RFC 7638 §3.3) and, within [`IMPORTS`]' budget, the key as imported. Later proofs with the
+/// same token are matched against the form byte for byte (which implies the same thumbprint)
+/// instead of hashing their key again, and verified with the imported key instead of importing
+/// theirs; any other key is hashed and compared with `cnf.jkt` as before. Set at most once, and
+/// only with a key whose thumbprint equals `cnf.jkt` and whose proof's signature verified, so it
+/// can never admit a key the thumbprint would refuse.
 #[derive(Default, Clone)]
-pub(crate) struct KnownKey(OnceLock<Box<[u8]>>);
+pub(crate) struct KnownKey(OnceLock<Arc<RememberedKey>>);
 
 // A memo, not part of what a confirmation says: two confirmations of the same `cnf` are equal
 // whether or not a proof has shown the key yet.
@@ -385,21 +447,128 @@ impl Eq for KnownKey {}
 /// bytes. Counted in each cached DPoP-bound token's weight.
 pub(crate) const KNOWN_KEY_MAX_BYTES: usize = 768;
 
+/// Heap that imported remembered keys may hold in the whole process: 8 MiB, about 10,000 EC
+/// keys or 4,000 RSA-2048 keys. It lies outside the token cache's byte bound (the import is
+/// made after the token is cached), so this bounds it instead. Past it, proofs are verified
+/// with their key imported per proof, as a first proof is.
+const IMPORTS_MAX_BYTES: usize = 8 << 20;
+
+/// The process's budget for imported remembered keys.
+static IMPORTS: ImportBudget = ImportBudget::new(IMPORTS_MAX_BYTES);
+
+/// Bytes of imported keys held, against a maximum.
+pub(crate) struct ImportBudget {
+    held: AtomicUsize,
+    max: usize,
+}
+
+impl ImportBudget {
+    const fn new(max: usize) -> Self {
+        Self {
+            held: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// `key`, imported for `alg`, kept if `bytes` more fit the budget; they are given back when
+    /// it is dropped.
+    fn keep(
+        &'static self,
+        alg: Algorithm,
+        key: ParsedPublicKey,
+        bytes: usize,
+    ) -> Option<ImportedKey> {
+        self.held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                held.checked_add(bytes).filter(|total| *total <= self.max)
+            })
+            .ok()?;
+        Some(ImportedKey {
+            alg,
+            key,
+            bytes,
+            budget: self,
+        })
+    }
+}
+
+/// A remembered key as imported, counted in its budget while it lives.
+struct ImportedKey {
+    alg: Algorithm,
+    key: ParsedPublicKey,
+    bytes: usize,
+    budget: &'static ImportBudget,
+}
+
+impl Drop for ImportedKey {
+    fn drop(&mut self) {
+        self.budget.held.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// An estimate of the heap an imported `key` holds: aws-lc's key objects (for RSA the modulus
+/// three times: itself and the Montgomery context's two numbers) and the encoded copy that
+/// aws-lc-rs keeps, with allocator overhead.
+fn import_bytes(key: &PublicJwk<'_>) -> usize {
+    match key {
+        PublicJwk::Ec { .. } => 768,
+        PublicJwk::Ed25519 { .. } => 256,
+        PublicJwk::Rsa { n_bytes, .. } => 1024 + 4 * n_bytes.len(),
+    }
+}
+
+/// A remembered key: see [`KnownKey`].
+pub(crate) struct RememberedKey {
+    form: Box<[u8]>,
+    imported: Option<ImportedKey>,
+}
+
+impl RememberedKey {
+    /// The key as imported for `alg`, when it was kept (a key imported for another algorithm,
+    /// possible only for RSA, is not).
+    pub(crate) fn imported_for(&self, alg: Algorithm) -> Option<&ParsedPublicKey> {
+        self.imported
+            .as_ref()
+            .filter(|imported| imported.alg == alg)
+            .map(|imported| &imported.key)
+    }
+}
+
 impl KnownKey {
-    /// Whether `key` is the remembered key.
-    pub(crate) fn is(&self, key: &PublicJwk<'_>) -> bool {
+    /// The remembered key, when `key` is it.
+    pub(crate) fn matching(&self, key: &PublicJwk<'_>) -> Option<&RememberedKey> {
         self.0
             .get()
-            .is_some_and(|known| key.has_canonical_form(known))
+            .filter(|known| key.has_canonical_form(&known.form))
+            .map(|known| &**known)
+    }
+
+    /// Whether `key` is the remembered key.
+    #[cfg(test)]
+    pub(crate) fn is(&self, key: &PublicJwk<'_>) -> bool {
+        self.matching(key).is_some()
     }
 
     /// Remember `key`, whose thumbprint the caller has found equal to `cnf.jkt` and whose
-    /// proof's signature verified.
-    pub(crate) fn remember(&self, key: &PublicJwk<'_>) {
+    /// proof's signature under `alg` verified with `imported`, this key imported for `alg`.
+    pub(crate) fn remember(&self, key: &PublicJwk<'_>, alg: Algorithm, imported: ParsedPublicKey) {
+        self.remember_within(&IMPORTS, key, alg, imported);
+    }
+
+    fn remember_within(
+        &self,
+        budget: &'static ImportBudget,
+        key: &PublicJwk<'_>,
+        alg: Algorithm,
+        imported: ParsedPublicKey,
+    ) {
         if self.0.get().is_none() {
             let form = key.canonical_form();
             if form.len() <= KNOWN_KEY_MAX_BYTES {
-                let _ = self.0.set(form);
+                let imported = budget.keep(alg, imported, import_bytes(key));
+                // Another thread may have set it first; then this one is dropped, and its
+                // bytes given back.
+                let _ = self.0.set(Arc::new(RememberedKey { form, imported }));
             }
         }
     }
@@ -505,8 +674,11 @@ mod tests {
                 .is_none()
         );
         assert!(key(&RFC9449_JWK.replace("P-256", "secp256k1")).is_none());
-        // Flip the last y character: (x, y') is not on P-256.
-        assert!(key(&RFC9449_JWK.replace("GRDA", "GRDB")).is_none());
+        // Change the first y character: canonical still, but (x, y') is not on P-256.
+        let off_curve = RFC9449_JWK.replace("9VE4", "8VE4");
+        let map = parse_json_object(off_curve.as_bytes()).expect("JSON");
+        assert!(PublicJwk::from_proof_json(&map).is_some(), "well formed");
+        assert!(key(&off_curve).is_none());
         assert!(key(r#"{"kty":"EC","crv":"P-256","x":1,"y":2}"#).is_none());
     }
 
@@ -518,5 +690,64 @@ mod tests {
         assert!(key(&format!(r#"{{"kty":"RSA","n":"{n2048}","e":"AQAB"}}"#)).is_some());
         let padded = crate::jose::b64url(&[&[0u8][..], &[0xC5; 256]].concat());
         assert!(key(&format!(r#"{{"kty":"RSA","n":"{padded}","e":"AQAB"}}"#)).is_none());
+    }
+
+    /// A proof's key is read without importing it; the import, which the signature check does
+    /// first, refuses a point off the curve (JKT-06).
+    #[test]
+    fn proof_keys_are_imported_at_the_signature_check_jkt_06() {
+        let off_curve = RFC9449_JWK.replace("9VE4", "8VE4");
+        let map = parse_json_object(off_curve.as_bytes()).expect("JSON");
+        let key = PublicJwk::from_proof_json(&map).expect("read, not imported");
+        assert!(key.import(Algorithm::ES256).is_none());
+        let map = parse_json_object(RFC9449_JWK.as_bytes()).expect("JSON");
+        let key = PublicJwk::from_proof_json(&map).expect("read");
+        assert!(key.import(Algorithm::ES256).is_some());
+    }
+
+    #[test]
+    fn remembered_imports_verify_and_stay_within_their_budget() {
+        use crate::dpop::signer::ProofSigner;
+        use serde_json::json;
+        // Room for one RSA-2048 import, not two.
+        static BUDGET: ImportBudget = ImportBudget::new(3000);
+        let held = || BUDGET.held.load(Ordering::Relaxed);
+        let signer = ProofSigner::generate(Algorithm::PS256).expect("key");
+        let key = key(&signer.public_jwk()).expect("RSA key");
+        let cost = import_bytes(&key);
+        assert!(cost <= 3000 && 2 * cost > 3000, "{cost}");
+        let import = || key.import(Algorithm::PS256).expect("imports");
+        let (first, second) = (KnownKey::default(), KnownKey::default());
+        first.remember_within(&BUDGET, &key, Algorithm::PS256, import());
+        second.remember_within(&BUDGET, &key, Algorithm::PS256, import());
+        assert_eq!(held(), cost);
+        let remembered = first.matching(&key).expect("remembered");
+        let imported = remembered.imported_for(Algorithm::PS256).expect("kept");
+        assert!(remembered.imported_for(Algorithm::RS256).is_none());
+        let over = second
+            .matching(&key)
+            .expect("the form is remembered anyway");
+        assert!(over.imported_for(Algorithm::PS256).is_none(), "over budget");
+
+        let jws = signer
+            .sign_compact(
+                &json!({"typ": "dpop+jwt", "alg": "PS256"}),
+                &json!({"n": 1}),
+            )
+            .expect("signs");
+        let (input, signature) = jws.rsplit_once('.').expect("compact");
+        let mut signature = b64url_decode(signature).expect("b64");
+        let input = input.as_bytes();
+        assert!(key.verify_imported(imported, Algorithm::PS256, input, &signature));
+        assert!(!key.verify_imported(imported, Algorithm::ES256, input, &signature));
+        signature[7] ^= 1;
+        assert!(!key.verify_imported(imported, Algorithm::PS256, input, &signature));
+
+        drop(first);
+        assert_eq!(held(), 0, "given back with the token's entry");
+        let third = KnownKey::default();
+        third.remember_within(&BUDGET, &key, Algorithm::PS256, import());
+        let third = third.matching(&key).expect("remembered");
+        assert!(third.imported_for(Algorithm::PS256).is_some(), "room again");
     }
 }

@@ -412,10 +412,15 @@ impl Verifier {
         // RFC 9449 §4.2: `ath` is the base64url SHA-256 of the token, already hashed once.
         proof.check_ath(token_hash)?;
         // A hash compare before the signature: a thief's key costs no signature check.
-        proof.check_key_binding(cnf_jkt, &cnf.jkt_key)?;
-        proof.check_signature()?;
-        // The key matched `cnf.jkt` and signed: later proofs by it skip the hash.
-        cnf.jkt_key.remember(&proof.key);
+        match proof.check_key_binding(cnf_jkt, &cnf.jkt_key)? {
+            Some(known) => proof.check_signature_by(known)?,
+            None => {
+                let imported = proof.check_signature()?;
+                // The key matched `cnf.jkt` and signed: later proofs by it skip the hash and
+                // the key import.
+                cnf.jkt_key.remember(&proof.key, proof.alg, imported);
+            }
+        }
         // The proven key's thumbprint is `cnf.jkt`, byte for byte (just compared).
         let jkt = cnf_jkt.to_owned();
         let x5t = certificate

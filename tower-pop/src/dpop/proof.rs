@@ -7,13 +7,15 @@
 
 use std::borrow::Cow;
 
+use aws_lc_rs::signature::ParsedPublicKey;
+
 use crate::digest::is_b64url_of;
 use crate::error::PopErrorKind;
 use crate::jose::{
     Algorithm, CompactJws, Member, b64url_decode_slice, b64url_decoded_room, numeric_date,
     parse_json_members,
 };
-use crate::jwk::{KnownKey, PublicJwk};
+use crate::jwk::{KnownKey, PublicJwk, RememberedKey};
 use crate::nonce::{NonceInfo, Nonces};
 
 /// Longest `DPoP` header value accepted (RFC 9449 §11.1): enough for an RSA-8192 key, bounded.
@@ -89,7 +91,7 @@ fn check_jwk<'a>(jwk: Option<&Member<'a>>, alg: Algorithm) -> Result<PublicJwk<'
     let Some(Member::Object(jwk)) = jwk else {
         return Err(PopErrorKind::MalformedProof);
     };
-    let key = PublicJwk::from_json(jwk.as_slice()).ok_or(PopErrorKind::InvalidProofKey)?;
+    let key = PublicJwk::from_proof_json(jwk.as_slice()).ok_or(PopErrorKind::InvalidProofKey)?;
     if key.fits(alg) && key.fits_proof_bounds() {
         Ok(key)
     } else {
@@ -213,11 +215,32 @@ impl<'a> Proof<'a> {
         }
     }
 
-    /// Check 6: the signature verifies with `jwk` under `alg` (RFC 9449 §4.3 step 6).
-    pub(crate) fn check_signature(&self) -> Result<(), PopErrorKind> {
+    /// Check 6: the signature verifies with `jwk` under `alg` (RFC 9449 §4.3 step 6). The key is
+    /// imported first, which refuses an EC point that is not on its curve (RFC 8725 §3.4,
+    /// JKT-06); the imported key is returned, for the token to remember.
+    pub(crate) fn check_signature(&self) -> Result<ParsedPublicKey, PopErrorKind> {
+        let imported = self
+            .key
+            .import(self.alg)
+            .ok_or(PopErrorKind::InvalidProofKey)?;
+        self.check_signature_with(&imported)?;
+        Ok(imported)
+    }
+
+    /// Check 6 for a proof whose key [`check_key_binding`](Self::check_key_binding) found to be
+    /// the token's remembered `known` key: with the key as imported before, when one was kept
+    /// for this `alg` (the same key, so the same answer, without importing it again).
+    pub(crate) fn check_signature_by(&self, known: &RememberedKey) -> Result<(), PopErrorKind> {
+        match known.imported_for(self.alg) {
+            Some(imported) => self.check_signature_with(imported),
+            None => self.check_signature().map(drop),
+        }
+    }
+
+    fn check_signature_with(&self, imported: &ParsedPublicKey) -> Result<(), PopErrorKind> {
         if self
             .key
-            .verify(self.alg, self.signing_input, self.signature)
+            .verify_imported(imported, self.alg, self.signing_input, self.signature)
         {
             Ok(())
         } else {
@@ -235,16 +258,22 @@ impl<'a> Proof<'a> {
     /// is strict base64url, so one spelling per digest. A key equal to the token's `known` key
     /// (one that matched before) passes without hashing; the verifier remembers a key after
     /// its proof's signature verified.
-    pub(crate) fn check_key_binding(
+    /// The remembered key is returned when it is the proof's key, for
+    /// [`check_signature_by`](Self::check_signature_by).
+    pub(crate) fn check_key_binding<'k>(
         &self,
         cnf_jkt: &str,
-        known: &KnownKey,
-    ) -> Result<(), PopErrorKind> {
-        if known.is(&self.key) {
-            return Ok(());
+        known: &'k KnownKey,
+    ) -> Result<Option<&'k RememberedKey>, PopErrorKind> {
+        if let Some(known) = known.matching(&self.key) {
+            return Ok(Some(known));
         }
         if is_b64url_of(cnf_jkt, &self.key.thumbprint_digest()) {
-            Ok(())
+            Ok(None)
+        } else if self.key.import(self.alg).is_none() {
+            // A key that is no key (an EC point off its curve) is the proof's fault whatever
+            // the token says, as when keys were imported at parse time (JKT-06).
+            Err(PopErrorKind::InvalidProofKey)
         } else {
             Err(PopErrorKind::KeyBindingMismatch)
         }
@@ -274,22 +303,28 @@ mod tests {
         assert_eq!(p.check_ath(&other), Err(PopErrorKind::AthMismatch));
         let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
         let fresh = KnownKey::default;
-        p.check_key_binding(jkt, &fresh()).expect("jkt");
+        assert!(
+            p.check_key_binding(jkt, &fresh()).expect("jkt").is_none(),
+            "hashed: no key is remembered yet"
+        );
         assert_eq!(
-            p.check_key_binding("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4J", &fresh()),
-            Err(PopErrorKind::KeyBindingMismatch),
+            p.check_key_binding("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4J", &fresh())
+                .err(),
+            Some(PopErrorKind::KeyBindingMismatch),
             "a non-canonical spelling of the same digest is refused"
         );
         assert_eq!(
-            p.check_key_binding("1ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", &fresh()),
-            Err(PopErrorKind::KeyBindingMismatch)
+            p.check_key_binding("1ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", &fresh())
+                .err(),
+            Some(PopErrorKind::KeyBindingMismatch)
         );
         // DPOP-16: a key that matched and signed is remembered; it passes again, any other key
         // is hashed.
         let known = fresh();
         assert_eq!(
-            p.check_key_binding("1ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", &known),
-            Err(PopErrorKind::KeyBindingMismatch)
+            p.check_key_binding("1ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", &known)
+                .err(),
+            Some(PopErrorKind::KeyBindingMismatch)
         );
         assert!(
             !known.is(&p.key),
@@ -300,11 +335,31 @@ mod tests {
             !known.is(&p.key),
             "remembered by the verifier, after the signature"
         );
-        p.check_signature().expect("P13 signature");
-        known.remember(&p.key);
+        let imported = p.check_signature().expect("P13 signature");
+        known.remember(&p.key, p.alg, imported);
         assert!(known.is(&p.key));
-        p.check_key_binding(jkt, &known)
-            .expect("the remembered key");
+        let remembered = p
+            .check_key_binding(jkt, &known)
+            .expect("the remembered key")
+            .expect("matched as the remembered key");
+        p.check_signature_by(remembered)
+            .expect("verified with the key as imported before");
+        // The remembered key's import still checks every signature.
+        let (input, signature) = P13.rsplit_once('.').expect("compact");
+        let mut signature = crate::jose::b64url_decode(signature).expect("b64");
+        signature[5] ^= 1;
+        let forged = format!("{input}.{}", crate::jose::b64url(&signature));
+        let mut forged_bytes = ProofBytes::default();
+        let f = Proof::parse(forged.as_bytes(), &[Algorithm::ES256], &mut forged_bytes)
+            .expect("parses");
+        let remembered = f
+            .check_key_binding(jkt, &known)
+            .expect("the same key")
+            .expect("remembered");
+        assert_eq!(
+            f.check_signature_by(remembered),
+            Err(PopErrorKind::BadSignature)
+        );
         let other = crate::dpop::signer::ProofSigner::generate(Algorithm::ES256).expect("key");
         let other_proof = other
             .proof_at("GET", "https://a.example/", None, None, 1)
@@ -318,9 +373,35 @@ mod tests {
         .expect("parses");
         assert!(!known.is(&q.key));
         assert_eq!(
-            q.check_key_binding(jkt, &known),
-            Err(PopErrorKind::KeyBindingMismatch),
+            q.check_key_binding(jkt, &known).err(),
+            Some(PopErrorKind::KeyBindingMismatch),
             "another key with the remembered key's token"
+        );
+    }
+
+    /// JKT-06: a key that is not on its curve is read (the import waits for the signature
+    /// check), and refused as the proof's key whether or not the token names it.
+    #[test]
+    fn off_curve_keys_are_refused_at_binding_or_signature_jkt_06() {
+        let signer = crate::dpop::signer::ProofSigner::generate(Algorithm::ES256).expect("key");
+        let mut header = signer.proof_header();
+        let y = header["jwk"]["y"].as_str().expect("y").to_owned();
+        let other = if y.starts_with('A') { "B" } else { "A" };
+        header["jwk"]["y"] = format!("{other}{}", &y[1..]).into();
+        let claims =
+            serde_json::json!({"jti": "j", "htm": "GET", "htu": "https://a.example/", "iat": 1});
+        let proof = signer.sign_compact(&header, &claims).expect("signs");
+        let mut bytes = ProofBytes::default();
+        let p = Proof::parse(proof.as_bytes(), &[Algorithm::ES256], &mut bytes).expect("read");
+        assert_eq!(
+            p.check_signature().err(),
+            Some(PopErrorKind::InvalidProofKey)
+        );
+        assert_eq!(
+            p.check_key_binding(signer.thumbprint(), &KnownKey::default())
+                .err(),
+            Some(PopErrorKind::InvalidProofKey),
+            "bound to another key"
         );
     }
 

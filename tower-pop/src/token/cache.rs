@@ -28,7 +28,11 @@
 //! SHA-256, and the `cnf.jkt` key once a proof has shown it): the proof, its binding to the
 //! token's key or certificate, and single use of its `jti` are checked on every request, cache
 //! hit or not. The binding of a proof to a remembered key is checked by comparing the proof's
-//! key with it byte for byte (RFC 7638 canonical form), which implies the same thumbprint.
+//! key with it byte for byte (RFC 7638 canonical form), which implies the same thumbprint; the
+//! signature of such a proof is then checked with the key as imported for the first proof
+//! (while the process holds less than 8 MiB of such imports; else imported again per proof).
+//! The canonical form is counted in the entry's weight; the import, made after insertion, is
+//! bounded by that process-wide budget instead.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
