@@ -12,6 +12,12 @@
 //! (`--live 1000000`), as a loaded server's store does, each insert pays the cache and TLB misses
 //! of a table larger than the caches.
 //!
+//! With `--first-proofs`, every proof measured is the first one presented with its token (each
+//! its own, cached beforehand by a proof refused for its `htm`): the path then also hashes the
+//! key for its thumbprint, imports it, and remembers it for the token. Without it, as in steady
+//! state, every proof's key is the one its token already remembers, compared byte for byte and
+//! verified with the key as imported for the first proof (the raw verify imports it every time).
+//!
 //! `cargo bench -p tower-pop --bench verify_ratio` (`-- --rounds N --batch M` to change the size)
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)] // bench binary
@@ -59,10 +65,32 @@ fn raw_verify(alg: Algorithm, jwk: &Value, input: &[u8], signature: &[u8]) -> bo
 
 struct Setup {
     verifier: Verifier,
+    issuer: ProofSigner,
     client: ProofSigner,
     token: String,
     auth: String,
     jwk: Value,
+}
+
+/// One proof to time: the raw verify's signing input and signature, and the request's proof
+/// and `Authorization` value.
+struct Minted {
+    input: String,
+    signature: Vec<u8>,
+    proof: String,
+    auth: String,
+}
+
+/// An access token from `issuer` bound to `client`'s key, with its own `jti`.
+fn token(issuer: &ProofSigner, client: &ProofSigner, jti: &str) -> String {
+    issuer
+        .sign_compact(
+            &json!({"typ": "at+jwt", "alg": "ES256", "kid": "k"}),
+            &json!({"iss": "https://as.example.com", "aud": "https://api.example.com",
+                    "sub": "alice", "client_id": "c", "jti": jti, "exp": NOW + 3600, "iat": NOW,
+                    "cnf": {"jkt": client.thumbprint()}}),
+        )
+        .unwrap()
 }
 
 /// The default in-memory replay store, holding `live` proofs of other clients (`--live N`): with
@@ -101,19 +129,18 @@ fn setup(alg: Algorithm, live: u64) -> Setup {
             .jwks_json(json!({"keys": [issuer_jwk]}).to_string())
             .clock(Arc::new(ManualClock::new(NOW)))
             .replay_cache(replay_store(live))
+            // Room for every round's tokens with `--first-proofs`.
+            .token_cache_capacity(100_000)
+            .token_cache_bytes(1 << 30)
             .build()
             .unwrap(),
     );
-    let token = issuer.sign_compact(
-        &json!({"typ": "at+jwt", "alg": "ES256", "kid": "k"}),
-        &json!({"iss": "https://as.example.com", "aud": "https://api.example.com", "sub": "alice",
-                "client_id": "c", "jti": "t", "exp": NOW + 3600, "iat": NOW,
-                "cnf": {"jkt": client.thumbprint()}}),
-    ).unwrap();
+    let token = token(&issuer, &client, "t");
     let auth = format!("DPoP {token}");
     let jwk = serde_json::from_str(&client.public_jwk()).unwrap();
     Setup {
         verifier,
+        issuer,
         client,
         token,
         auth,
@@ -121,35 +148,67 @@ fn setup(alg: Algorithm, live: u64) -> Setup {
     }
 }
 
-fn time_raw(alg: Algorithm, jwk: &Value, proofs: &[(String, Vec<u8>, String)]) -> Duration {
+fn time_raw(alg: Algorithm, jwk: &Value, proofs: &[Minted]) -> Duration {
     let start = Instant::now();
-    for (input, signature, _) in proofs {
+    for m in proofs {
         assert!(raw_verify(
             alg,
             black_box(jwk),
-            black_box(input.as_bytes()),
-            black_box(signature)
+            black_box(m.input.as_bytes()),
+            black_box(&m.signature)
         ));
     }
     start.elapsed()
 }
 
-async fn time_path_async(s: &Setup, proofs: &[(String, Vec<u8>, String)]) -> Duration {
+async fn time_path_async(s: &Setup, proofs: &[Minted]) -> Duration {
     let start = Instant::now();
-    for (_, _, proof) in proofs {
+    for m in proofs {
         let req = PopRequest::new("GET", "/whoami")
-            .authorization(s.auth.as_bytes())
-            .dpop(proof.as_bytes());
+            .authorization(m.auth.as_bytes())
+            .dpop(m.proof.as_bytes());
         s.verifier.verify(black_box(&req)).await.unwrap();
     }
     start.elapsed()
 }
 
-fn time_path(
-    runtime: &tokio::runtime::Runtime,
-    s: &Setup,
-    proofs: &[(String, Vec<u8>, String)],
-) -> Duration {
+/// `batch` fresh proofs (unique `jti`), minted outside the timed sections: with the setup's
+/// token, or with `first_proofs` each with a token of its own, cached by a refused proof first
+/// (so the token is verified, but no key is remembered for it).
+async fn mint(s: &Setup, batch: usize, round: usize, first_proofs: bool) -> Vec<Minted> {
+    let mut minted = Vec::with_capacity(batch);
+    for i in 0..batch {
+        let (token, auth) = if first_proofs {
+            let token = token(&s.issuer, &s.client, &format!("t-{round}-{i}"));
+            let auth = format!("DPoP {token}");
+            let refused = s
+                .client
+                .proof_at("POST", URL, Some(&token), None, NOW)
+                .unwrap();
+            let req = PopRequest::new("GET", "/whoami")
+                .authorization(auth.as_bytes())
+                .dpop(refused.as_bytes());
+            assert!(s.verifier.verify(&req).await.is_err(), "htm differs");
+            (token, auth)
+        } else {
+            (s.token.clone(), s.auth.clone())
+        };
+        let proof = s
+            .client
+            .proof_at("GET", URL, Some(&token), None, NOW)
+            .unwrap();
+        let (input, signature) = proof.rsplit_once('.').unwrap();
+        minted.push(Minted {
+            input: input.to_owned(),
+            signature: URL_SAFE_NO_PAD.decode(signature).unwrap(),
+            auth,
+            proof,
+        });
+    }
+    minted
+}
+
+fn time_path(runtime: &tokio::runtime::Runtime, s: &Setup, proofs: &[Minted]) -> Duration {
     // One `block_on` for the batch, as a server runs the verifier inside its runtime.
     runtime.block_on(time_path_async(s, proofs))
 }
@@ -164,7 +223,7 @@ fn time_round(
     runtime: &tokio::runtime::Runtime,
     alg: Algorithm,
     s: &Setup,
-    proofs: &[(String, Vec<u8>, String)],
+    proofs: &[Minted],
 ) -> (Duration, Duration) {
     runtime.block_on(async {
         let (mut raw, mut path) = (Duration::ZERO, Duration::ZERO);
@@ -196,6 +255,7 @@ fn main() {
     let rounds = arg(&args, "--rounds", if quick { 1 } else { 15 });
     let batch = arg(&args, "--batch", if quick { 4 } else { 400 });
     let live = arg(&args, "--live", 0) as u64;
+    let first_proofs = args.iter().any(|a| a == "--first-proofs");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -208,24 +268,21 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .map_or(Algorithm::ES256, |a| a.parse().unwrap());
         let s = setup(alg, live);
-        let proofs: Vec<(String, Vec<u8>, String)> = (0..batch)
-            .map(|_| {
-                let proof = s
-                    .client
-                    .proof_at("GET", URL, Some(&s.token), None, NOW)
-                    .unwrap();
-                (String::new(), Vec::new(), proof)
-            })
-            .collect();
+        let proofs = runtime.block_on(mint(&s, batch, 0, first_proofs));
         println!("minted");
         std::thread::sleep(Duration::from_secs(1));
         let path = time_path(&runtime, &s, &proofs);
         println!("path {:.1} µs", path.as_secs_f64() * 1e6 / batch as f64);
         return;
     }
+    let proofs_are = if first_proofs {
+        "each the first proof with its token"
+    } else {
+        "with one token, whose key is remembered"
+    };
     println!(
-        "rounds of {batch} proofs, raw and path interleaved {SLICE} at a time; path / raw per round; \
-         {live} live entries of other clients in the replay store"
+        "rounds of {batch} proofs ({proofs_are}), raw and path interleaved {SLICE} at a time; \
+         path / raw per round; {live} live entries of other clients in the replay store"
     );
     println!(
         "{:<6} {:>12} {:>12} {:>8} {:>8} {:>8}",
@@ -244,19 +301,8 @@ fn main() {
         runtime.block_on(s.verifier.verify(&req)).unwrap();
         let mut ratios = Vec::with_capacity(rounds);
         let (mut raw_total, mut path_total) = (Duration::ZERO, Duration::ZERO);
-        for _ in 0..rounds {
-            // Fresh proofs (unique jti) every round, minted outside the timed sections.
-            let proofs: Vec<(String, Vec<u8>, String)> = (0..batch)
-                .map(|_| {
-                    let proof = s
-                        .client
-                        .proof_at("GET", URL, Some(&s.token), None, NOW)
-                        .unwrap();
-                    let (input, signature) = proof.rsplit_once('.').unwrap();
-                    let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
-                    (input.to_owned(), signature, proof)
-                })
-                .collect();
+        for round in 0..rounds {
+            let proofs = runtime.block_on(mint(&s, batch, round + 1, first_proofs));
             let (raw, path) = time_round(&runtime, alg, &s, &proofs);
             ratios.push(path.as_secs_f64() / raw.as_secs_f64());
             raw_total += raw;
