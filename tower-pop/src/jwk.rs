@@ -424,12 +424,12 @@ impl<'a> PublicJwk<'a> {
 }
 
 /// The one key a token's `cnf.jkt` names, once a proof has shown it: its canonical form
-/// (RFC 7638 §3.3) and, within [`IMPORTS`]' budget, the key as imported. Later proofs with the
-/// same token are matched against the form byte for byte (which implies the same thumbprint)
-/// instead of hashing their key again, and verified with the imported key instead of importing
-/// theirs; any other key is hashed and compared with `cnf.jkt` as before. Set at most once, and
-/// only with a key whose thumbprint equals `cnf.jkt` and whose proof's signature verified, so it
-/// can never admit a key the thumbprint would refuse.
+/// (RFC 7638 §3.3) and, within [`SHOWN`]'s budget, what its proof showed ([`Shown`]). Later
+/// proofs with the same token are matched against the form byte for byte (which implies the
+/// same thumbprint) instead of hashing their key again, and, when their header is the one
+/// shown, neither read nor imported again; any other key is hashed and compared with `cnf.jkt`
+/// as before. Set at most once, and only with a key whose thumbprint equals `cnf.jkt` and whose
+/// proof's signature verified, so it can never admit a key the thumbprint would refuse.
 #[derive(Default, Clone)]
 pub(crate) struct KnownKey(OnceLock<Arc<RememberedKey>>);
 
@@ -447,22 +447,24 @@ impl Eq for KnownKey {}
 /// bytes. Counted in each cached DPoP-bound token's weight.
 pub(crate) const KNOWN_KEY_MAX_BYTES: usize = 768;
 
-/// Heap that imported remembered keys may hold in the whole process: 8 MiB, about 10,000 EC
-/// keys or 4,000 RSA-2048 keys. It lies outside the token cache's byte bound (the import is
-/// made after the token is cached), so this bounds it instead. Past it, proofs are verified
-/// with their key imported per proof, as a first proof is.
-const IMPORTS_MAX_BYTES: usize = 8 << 20;
+/// Heap that what first proofs showed (their encoded header, their key read from it, and the
+/// key as imported: see [`Shown`]) may hold in the whole process: 16 MiB, as much as the default
+/// token cache, about 10,000 EC keys or 5,000 RSA-2048 keys. It lies outside the token cache's
+/// byte bound (it is kept after the token is cached), so this bounds it instead. Past it, a
+/// token remembers its key's canonical form only, and its proofs are read and their key imported
+/// per proof, as a first proof is.
+const SHOWN_MAX_BYTES: usize = 16 << 20;
 
-/// The process's budget for imported remembered keys.
-static IMPORTS: ImportBudget = ImportBudget::new(IMPORTS_MAX_BYTES);
+/// The process's budget for [`Shown`].
+static SHOWN: ShownBudget = ShownBudget::new(SHOWN_MAX_BYTES);
 
-/// Bytes of imported keys held, against a maximum.
-pub(crate) struct ImportBudget {
+/// Bytes of [`Shown`] held, against a maximum.
+pub(crate) struct ShownBudget {
     held: AtomicUsize,
     max: usize,
 }
 
-impl ImportBudget {
+impl ShownBudget {
     const fn new(max: usize) -> Self {
         Self {
             held: AtomicUsize::new(0),
@@ -470,67 +472,88 @@ impl ImportBudget {
         }
     }
 
-    /// `key`, imported for `alg`, kept if `bytes` more fit the budget; they are given back when
-    /// it is dropped.
-    fn keep(
-        &'static self,
-        alg: Algorithm,
-        key: ParsedPublicKey,
-        bytes: usize,
-    ) -> Option<ImportedKey> {
+    /// Count `bytes` more, if they fit.
+    fn take(&'static self, bytes: usize) -> Option<Held> {
         self.held
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
                 held.checked_add(bytes).filter(|total| *total <= self.max)
             })
             .ok()?;
-        Some(ImportedKey {
-            alg,
-            key,
+        Some(Held {
             bytes,
             budget: self,
         })
     }
 }
 
-/// A remembered key as imported, counted in its budget while it lives.
-struct ImportedKey {
-    alg: Algorithm,
-    key: ParsedPublicKey,
+/// Bytes counted in a budget, given back when dropped.
+struct Held {
     bytes: usize,
-    budget: &'static ImportBudget,
+    budget: &'static ShownBudget,
 }
 
-impl Drop for ImportedKey {
+impl Drop for Held {
     fn drop(&mut self) {
         self.budget.held.fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
 
-/// An estimate of the heap an imported `key` holds: aws-lc's key objects (for RSA the modulus
-/// three times: itself and the Montgomery context's two numbers) and the encoded copy that
-/// aws-lc-rs keeps, with allocator overhead.
-fn import_bytes(key: &PublicJwk<'_>) -> usize {
-    match key {
+/// What the first proof by a token's key showed, kept within [`SHOWN`]: a later proof whose
+/// encoded protected header is these very bytes has the same `typ`, `alg` and `jwk` (a header is
+/// read the same way every time), so it is not read again; its signature is checked with the key
+/// as imported, which gives the same answer as importing it again.
+struct Shown {
+    alg: Algorithm,
+    header: Box<[u8]>,
+    key: PublicJwk<'static>,
+    imported: ParsedPublicKey,
+    _held: Held,
+}
+
+/// An estimate of the heap a [`Shown`] holds: the header, the key's members, and aws-lc's key
+/// objects (for RSA the modulus three times: itself and the Montgomery context's two numbers)
+/// with the encoded copy that aws-lc-rs keeps, with allocator overhead.
+fn shown_bytes(header: &[u8], key: &PublicJwk<'_>) -> usize {
+    let members = key
+        .canonical_pieces()
+        .iter()
+        .map(|p| p.len())
+        .sum::<usize>();
+    let imported = match key {
         PublicJwk::Ec { .. } => 768,
         PublicJwk::Ed25519 { .. } => 256,
-        PublicJwk::Rsa { n_bytes, .. } => 1024 + 4 * n_bytes.len(),
-    }
+        PublicJwk::Rsa { n_bytes, .. } => 1024 + 5 * n_bytes.len(),
+    };
+    header.len() + members + imported + 128
 }
 
 /// A remembered key: see [`KnownKey`].
 pub(crate) struct RememberedKey {
     form: Box<[u8]>,
-    imported: Option<ImportedKey>,
+    shown: Option<Shown>,
 }
 
 impl RememberedKey {
     /// The key as imported for `alg`, when it was kept (a key imported for another algorithm,
     /// possible only for RSA, is not).
     pub(crate) fn imported_for(&self, alg: Algorithm) -> Option<&ParsedPublicKey> {
-        self.imported
+        self.shown
             .as_ref()
-            .filter(|imported| imported.alg == alg)
-            .map(|imported| &imported.key)
+            .filter(|shown| shown.alg == alg)
+            .map(|shown| &shown.imported)
+    }
+
+    /// The `alg` and key of a proof whose encoded protected header is `header`, when it is the
+    /// header kept from the first proof, and its `alg` is in `allowed`.
+    pub(crate) fn header(
+        &self,
+        header: &[u8],
+        allowed: &[Algorithm],
+    ) -> Option<(Algorithm, &PublicJwk<'static>)> {
+        self.shown
+            .as_ref()
+            .filter(|shown| *shown.header == *header && allowed.contains(&shown.alg))
+            .map(|shown| (shown.alg, &shown.key))
     }
 }
 
@@ -543,6 +566,17 @@ impl KnownKey {
             .map(|known| &**known)
     }
 
+    /// The remembered key, when there is one.
+    pub(crate) fn remembered(&self) -> Option<&RememberedKey> {
+        self.0.get().map(|known| &**known)
+    }
+
+    /// Whether `remembered` is this token's remembered key (the very one, not an equal one).
+    pub(crate) fn holds(&self, remembered: &RememberedKey) -> bool {
+        self.remembered()
+            .is_some_and(|known| std::ptr::eq(known, remembered))
+    }
+
     /// Whether `key` is the remembered key.
     #[cfg(test)]
     pub(crate) fn is(&self, key: &PublicJwk<'_>) -> bool {
@@ -550,25 +584,39 @@ impl KnownKey {
     }
 
     /// Remember `key`, whose thumbprint the caller has found equal to `cnf.jkt` and whose
-    /// proof's signature under `alg` verified with `imported`, this key imported for `alg`.
-    pub(crate) fn remember(&self, key: &PublicJwk<'_>, alg: Algorithm, imported: ParsedPublicKey) {
-        self.remember_within(&IMPORTS, key, alg, imported);
+    /// proof, with the encoded protected `header`, verified under `alg` with `imported`, this
+    /// key imported for `alg`.
+    pub(crate) fn remember(
+        &self,
+        key: &PublicJwk<'_>,
+        alg: Algorithm,
+        header: &[u8],
+        imported: ParsedPublicKey,
+    ) {
+        self.remember_within(&SHOWN, key, alg, header, imported);
     }
 
     fn remember_within(
         &self,
-        budget: &'static ImportBudget,
+        budget: &'static ShownBudget,
         key: &PublicJwk<'_>,
         alg: Algorithm,
+        header: &[u8],
         imported: ParsedPublicKey,
     ) {
         if self.0.get().is_none() {
             let form = key.canonical_form();
             if form.len() <= KNOWN_KEY_MAX_BYTES {
-                let imported = budget.keep(alg, imported, import_bytes(key));
+                let shown = budget.take(shown_bytes(header, key)).map(|held| Shown {
+                    alg,
+                    header: header.into(),
+                    key: key.clone().into_owned(),
+                    imported,
+                    _held: held,
+                });
                 // Another thread may have set it first; then this one is dropped, and its
                 // bytes given back.
-                let _ = self.0.set(Arc::new(RememberedKey { form, imported }));
+                let _ = self.0.set(Arc::new(RememberedKey { form, shown }));
             }
         }
     }
@@ -706,28 +754,47 @@ mod tests {
     }
 
     #[test]
-    fn remembered_imports_verify_and_stay_within_their_budget() {
+    fn what_a_first_proof_showed_verifies_and_stays_within_its_budget() {
         use crate::dpop::signer::ProofSigner;
         use serde_json::json;
-        // Room for one RSA-2048 import, not two.
-        static BUDGET: ImportBudget = ImportBudget::new(3000);
-        let held = || BUDGET.held.load(Ordering::Relaxed);
         let signer = ProofSigner::generate(Algorithm::PS256).expect("key");
         let key = key(&signer.public_jwk()).expect("RSA key");
-        let cost = import_bytes(&key);
-        assert!(cost <= 3000 && 2 * cost > 3000, "{cost}");
+        let header = crate::jose::b64url(signer.proof_header().to_string().as_bytes());
+        let header = header.as_bytes();
+        let cost = shown_bytes(header, &key);
+        // Room for one, not two.
+        let budget: &'static ShownBudget = Box::leak(Box::new(ShownBudget::new(cost + cost / 2)));
+        let held = || budget.held.load(Ordering::Relaxed);
         let import = || key.import(Algorithm::PS256).expect("imports");
         let (first, second) = (KnownKey::default(), KnownKey::default());
-        first.remember_within(&BUDGET, &key, Algorithm::PS256, import());
-        second.remember_within(&BUDGET, &key, Algorithm::PS256, import());
+        first.remember_within(budget, &key, Algorithm::PS256, header, import());
+        second.remember_within(budget, &key, Algorithm::PS256, header, import());
         assert_eq!(held(), cost);
         let remembered = first.matching(&key).expect("remembered");
+        assert!(first.holds(remembered) && !second.holds(remembered));
         let imported = remembered.imported_for(Algorithm::PS256).expect("kept");
         assert!(remembered.imported_for(Algorithm::RS256).is_none());
+        let (alg, shown) = remembered
+            .header(header, &[Algorithm::PS256])
+            .expect("the header shown");
+        assert!(alg == Algorithm::PS256 && shown.has_canonical_form(&key.canonical_form()));
+        assert!(
+            remembered.header(header, &[Algorithm::ES256]).is_none(),
+            "alg not allowed"
+        );
+        assert!(
+            remembered
+                .header(&header[1..], &[Algorithm::PS256])
+                .is_none()
+        );
         let over = second
             .matching(&key)
             .expect("the form is remembered anyway");
         assert!(over.imported_for(Algorithm::PS256).is_none(), "over budget");
+        assert!(
+            over.header(header, &[Algorithm::PS256]).is_none(),
+            "over budget"
+        );
 
         let jws = signer
             .sign_compact(
@@ -746,7 +813,7 @@ mod tests {
         drop(first);
         assert_eq!(held(), 0, "given back with the token's entry");
         let third = KnownKey::default();
-        third.remember_within(&BUDGET, &key, Algorithm::PS256, import());
+        third.remember_within(budget, &key, Algorithm::PS256, header, import());
         let third = third.matching(&key).expect("remembered");
         assert!(third.imported_for(Algorithm::PS256).is_some(), "room again");
     }

@@ -49,6 +49,7 @@ use crate::dpop::proof::{Proof, ProofBytes};
 use crate::error::{AuthScheme, PopError, PopErrorKind};
 use crate::extension::{Anonymous, Binding, Verified};
 use crate::jose::Algorithm;
+use crate::jwk::RememberedKey;
 use crate::metadata::ResourceDocument;
 use crate::mtls::{ClientCertificate, check_certificate_binding};
 use crate::observe;
@@ -87,17 +88,19 @@ fn single_proof(values: FieldValues<'_>) -> Result<&[u8], PopErrorKind> {
     Ok(value)
 }
 
-/// Checks 1-7 of RFC 9449 §4.3 on the request's `DPoP` fields, decoding into `bytes`.
+/// Checks 1-7 of RFC 9449 §4.3 on the request's `DPoP` fields, decoding into `bytes`, for a
+/// token that remembers the key `known` if it does ([`Proof::parse_knowing`]).
 fn parse_single_proof<'a>(
     values: FieldValues<'a>,
     allowed: &[Algorithm],
     bytes: &'a mut ProofBytes,
+    known: Option<&'a RememberedKey>,
 ) -> Result<Proof<'a>, PopErrorKind> {
     let value = single_proof(values)?;
     // A proof that parses is all base64url and dots: ASCII, no comma. So a value with a comma
     // or with bytes that are not UTF-8 fails here, and only then are they looked for: its error
     // is the comma's (several proofs), else the encoding's (malformed), as if checked first.
-    Proof::parse(value, allowed, bytes).map_err(|kind| {
+    Proof::parse_knowing(value, allowed, bytes, known).map_err(|kind| {
         if value.contains(&b',') {
             PopErrorKind::MultipleProofs
         } else if std::str::from_utf8(value).is_err() {
@@ -280,6 +283,16 @@ impl Verifier {
         now: u64,
     ) -> Result<Granted, PopErrorKind> {
         let config = &self.config;
+        // A token already verified and cached may remember its proof key and the header its
+        // first proof showed: a proof with that header then needs only its claims read. Only a
+        // lookup: no signature work before the proof's structure is checked.
+        let cached = match credentials.scheme {
+            AuthScheme::Dpop => self.cached_token(credentials.token, now),
+            AuthScheme::Bearer => None,
+        };
+        let known = cached
+            .as_deref()
+            .and_then(|token| token.confirmation.jkt_key.remembered());
         // Cheap structural checks of the proof come before any signature work.
         let mut proof_bytes = ProofBytes::default();
         let proof = match credentials.scheme {
@@ -287,6 +300,7 @@ impl Verifier {
                 request.dpop,
                 &config.dpop_algorithms,
                 &mut proof_bytes,
+                known,
             )?),
             AuthScheme::Bearer => None,
         };
@@ -295,7 +309,10 @@ impl Verifier {
             (Some(proof), Some(nonces)) => Some(proof.check_nonce(nonces, now)?),
             _ => None,
         };
-        let token = self.token(credentials.token, now).await?;
+        let token = match &cached {
+            Some(token) => Arc::clone(token),
+            None => self.token(credentials.token, now).await?,
+        };
         let requirement =
             binding::requirement(credentials.scheme, &token.confirmation, config.allow_bearer)?;
         // RFC 9449 §7.2: a DPoP proof with a token that is not DPoP-bound is refused, even where
@@ -352,6 +369,20 @@ impl Verifier {
             x5t_s256: x5t,
             response_headers,
         })
+    }
+
+    /// [`token`](Self::token)'s answer when it is a JWT cached by the only trusted issuer's
+    /// validator and valid at `now`, found without verifying anything; `None` otherwise (then
+    /// `token` answers as usual).
+    fn cached_token(&self, token: &str, now: u64) -> Option<Arc<TokenInfo>> {
+        #[cfg(feature = "introspection")]
+        if self.config.introspector.is_some() && !crate::introspection::looks_like_jwt(token) {
+            return None;
+        }
+        if self.tokens.len() != 1 {
+            return None;
+        }
+        self.tokens.first()?.cached(token, now)?.ok()
     }
 
     /// The access token's verified content: a JWT checked with the keys of the issuer it names
@@ -418,7 +449,8 @@ impl Verifier {
                 let imported = proof.check_signature()?;
                 // The key matched `cnf.jkt` and signed: later proofs by it skip the hash and
                 // the key import.
-                cnf.jkt_key.remember(&proof.key, proof.alg, imported);
+                cnf.jkt_key
+                    .remember(&proof.key, proof.alg, proof.header, imported);
             }
         }
         // The proven key's thumbprint is `cnf.jkt`, byte for byte (just compared).
@@ -647,7 +679,7 @@ mod tests {
             .expect("proof");
         let parse = |value: &[u8]| {
             let mut bytes = ProofBytes::default();
-            parse_single_proof(fields(value), &[Algorithm::PS256], &mut bytes).err()
+            parse_single_proof(fields(value), &[Algorithm::PS256], &mut bytes, None).err()
         };
         assert_eq!(
             parse(proof.as_bytes()),
@@ -659,7 +691,13 @@ mod tests {
         assert_eq!(parse(joined.as_bytes()), Some(PopErrorKind::MultipleProofs));
         let mut bytes = ProofBytes::default();
         assert!(
-            parse_single_proof(fields(proof.as_bytes()), &[Algorithm::ES256], &mut bytes).is_ok()
+            parse_single_proof(
+                fields(proof.as_bytes()),
+                &[Algorithm::ES256],
+                &mut bytes,
+                None
+            )
+            .is_ok()
         );
     }
 }

@@ -27,7 +27,12 @@ pub(crate) const MAX_JTI_LEN: usize = 256;
 /// proof's bytes. Its claims and key members borrow from the proof and its [`ProofBytes`].
 pub(crate) struct Proof<'a> {
     pub(crate) alg: Algorithm,
-    pub(crate) key: PublicJwk<'a>,
+    /// Read from the header, or the key a token remembered when the header is the one it kept.
+    pub(crate) key: Cow<'a, PublicJwk<'a>>,
+    /// The encoded protected header, as sent.
+    pub(crate) header: &'a [u8],
+    /// The token's remembered key whose kept header this proof's is, if it is.
+    shown: Option<&'a RememberedKey>,
     pub(crate) jti: Cow<'a, str>,
     pub(crate) htm: Cow<'a, str>,
     pub(crate) htu: Cow<'a, str>,
@@ -114,6 +119,25 @@ const HEADER: [&str; 5] = ["typ", "alg", "jwk", "crit", "b64"];
 /// The claims a proof may carry (RFC 9449 §4.2); others are checked as JSON and ignored.
 const CLAIMS: [&str; 6] = ["jti", "htm", "htu", "iat", "ath", "nonce"];
 
+/// Checks 2-5 and 7 on the encoded protected header, decoded into `room`: `typ`, no `crit` or
+/// `b64`, an allowed `alg`, and a `jwk` that fits it.
+fn read_header<'a>(
+    encoded: &[u8],
+    room: &'a mut [u8],
+    allowed: &[Algorithm],
+) -> Result<(Algorithm, PublicJwk<'a>), PopErrorKind> {
+    let header = b64url_decode_slice(encoded, room).ok_or(PopErrorKind::MalformedProof)?;
+    let [typ, alg, jwk, crit, b64] =
+        parse_json_members(header, &HEADER).ok_or(PopErrorKind::MalformedProof)?;
+    check_typ(typ.as_ref())?;
+    if crit.is_some() || b64.is_some() {
+        return Err(PopErrorKind::MalformedProof);
+    }
+    let alg = check_alg(alg.as_ref(), allowed)?;
+    let key = check_jwk(jwk.as_ref(), alg)?;
+    Ok((alg, key))
+}
+
 impl<'a> Proof<'a> {
     /// Checks 2-7 of RFC 9449 §4.3 on one `DPoP` header value, decoding into `bytes`.
     pub(crate) fn parse(
@@ -121,25 +145,44 @@ impl<'a> Proof<'a> {
         allowed: &[Algorithm],
         bytes: &'a mut ProofBytes,
     ) -> Result<Self, PopErrorKind> {
+        Self::parse_knowing(value, allowed, bytes, None)
+    }
+
+    /// [`parse`](Self::parse), for a proof sent with a token that remembers the key `known`:
+    /// when the proof's encoded protected header is the one `known` kept, byte for byte, the
+    /// header is not decoded or read again (the same bytes read the same way: same `typ`, `alg`
+    /// and `jwk`, all checked when they were kept), and [`check_key_binding`] and
+    /// [`check_signature_by`] use the remembered key.
+    ///
+    /// [`check_key_binding`]: Self::check_key_binding
+    /// [`check_signature_by`]: Self::check_signature_by
+    pub(crate) fn parse_knowing(
+        value: &'a [u8],
+        allowed: &[Algorithm],
+        bytes: &'a mut ProofBytes,
+        known: Option<&'a RememberedKey>,
+    ) -> Result<Self, PopErrorKind> {
         if value.len() > MAX_PROOF_LEN {
             return Err(PopErrorKind::MalformedProof);
         }
         let jws = CompactJws::split(value).ok_or(PopErrorKind::MalformedProof)?;
-        let room =
-            [jws.header, jws.payload, jws.signature].map(|part| b64url_decoded_room(part.len()));
+        let shown = known.and_then(|known| Some((known, known.header(jws.header, allowed)?)));
+        let header_room = match shown {
+            Some(_) => 0,
+            None => b64url_decoded_room(jws.header.len()),
+        };
+        let room = [jws.payload, jws.signature].map(|part| b64url_decoded_room(part.len()));
         bytes.0.clear();
-        bytes.0.resize(room.iter().sum(), 0);
-        let (header, rest) = bytes.0.split_at_mut(room[0]);
-        let (payload, signature) = rest.split_at_mut(room[1]);
-        let header = b64url_decode_slice(jws.header, header).ok_or(PopErrorKind::MalformedProof)?;
-        let [typ, alg, jwk, crit, b64] =
-            parse_json_members(header, &HEADER).ok_or(PopErrorKind::MalformedProof)?;
-        check_typ(typ.as_ref())?;
-        if crit.is_some() || b64.is_some() {
-            return Err(PopErrorKind::MalformedProof);
-        }
-        let alg = check_alg(alg.as_ref(), allowed)?;
-        let key = check_jwk(jwk.as_ref(), alg)?;
+        bytes.0.resize(header_room + room.iter().sum::<usize>(), 0);
+        let (header, rest) = bytes.0.split_at_mut(header_room);
+        let (payload, signature) = rest.split_at_mut(room[0]);
+        let (alg, key) = match shown {
+            Some((_, (alg, key))) => (alg, Cow::Borrowed(key)),
+            None => {
+                let (alg, key) = read_header(jws.header, header, allowed)?;
+                (alg, Cow::Owned(key))
+            }
+        };
         let payload =
             b64url_decode_slice(jws.payload, payload).ok_or(PopErrorKind::MalformedProof)?;
         let [jti, htm, htu, iat, ath, nonce] =
@@ -153,6 +196,8 @@ impl<'a> Proof<'a> {
         Ok(Self {
             alg,
             key,
+            header: jws.header,
+            shown: shown.map(|(known, _)| known),
             jti,
             htm: string_claim(htm)?,
             htu: string_claim(htu)?,
@@ -265,6 +310,13 @@ impl<'a> Proof<'a> {
         cnf_jkt: &str,
         known: &'k KnownKey,
     ) -> Result<Option<&'k RememberedKey>, PopErrorKind> {
+        // A header `known` kept is this very key's.
+        if let Some(shown) = self.shown
+            && known.holds(shown)
+            && let Some(remembered) = known.remembered()
+        {
+            return Ok(Some(remembered));
+        }
         if let Some(known) = known.matching(&self.key) {
             return Ok(Some(known));
         }
@@ -336,7 +388,7 @@ mod tests {
             "remembered by the verifier, after the signature"
         );
         let imported = p.check_signature().expect("P13 signature");
-        known.remember(&p.key, p.alg, imported);
+        known.remember(&p.key, p.alg, p.header, imported);
         assert!(known.is(&p.key));
         let remembered = p
             .check_key_binding(jkt, &known)
@@ -360,6 +412,34 @@ mod tests {
             f.check_signature_by(remembered),
             Err(PopErrorKind::BadSignature)
         );
+        // The header kept: a proof with the same one is not read again, binds to the
+        // remembered key and is verified with its import; its signature still counts.
+        let kept = known.remembered();
+        for (proof, verifies) in [(P13.to_owned(), true), (forged, false)] {
+            let mut bytes = ProofBytes::default();
+            let k = Proof::parse_knowing(proof.as_bytes(), &[Algorithm::ES256], &mut bytes, kept)
+                .expect("parses");
+            assert!(k.shown.is_some(), "the kept header");
+            assert_eq!(k.jti, "e1j3V_bKic8-LAEB", "its claims read");
+            let remembered = k
+                .check_key_binding("not the jkt: not consulted", &known)
+                .expect("the kept header's key")
+                .expect("remembered");
+            assert_eq!(k.check_signature_by(remembered).is_ok(), verifies);
+            // Not with another token's memory of the same key.
+            let elsewhere = KnownKey::default();
+            assert_eq!(
+                k.check_key_binding("1ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", &elsewhere)
+                    .err(),
+                Some(PopErrorKind::KeyBindingMismatch)
+            );
+            // Nor when its algorithm is no longer allowed: then the header is read, and refused.
+            let mut bytes = ProofBytes::default();
+            assert_eq!(
+                Proof::parse_knowing(proof.as_bytes(), &[Algorithm::EdDSA], &mut bytes, kept).err(),
+                Some(PopErrorKind::UnsupportedAlgorithm)
+            );
+        }
         let other = crate::dpop::signer::ProofSigner::generate(Algorithm::ES256).expect("key");
         let other_proof = other
             .proof_at("GET", "https://a.example/", None, None, 1)

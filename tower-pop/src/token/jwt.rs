@@ -216,16 +216,25 @@ impl JwtValidator {
         token: &str,
         now: u64,
     ) -> Result<Arc<TokenInfo>, PopErrorKind> {
-        // The cache serves an entry only before the token's `exp` (plus leeway) and its own
-        // maximum age; `nbf` is checked here on every hit.
-        if let Some(info) = self.cache.get(token.as_bytes(), now) {
-            check(now >= info.not_before)?;
-            return Ok(info);
+        if let Some(cached) = self.cached(token, now) {
+            return cached;
         }
         let info = Arc::new(self.verify_uncached(token, now).await?);
         self.cache
             .insert(token.as_bytes(), Arc::clone(&info), info.valid_until, now);
         Ok(info)
+    }
+
+    /// [`verify`](Self::verify)'s answer when `token` is cached, without verifying anything;
+    /// `None` when it is not. The cache serves an entry only before the token's `exp` (plus
+    /// leeway) and its own maximum age; `nbf` is checked here on every hit.
+    pub(crate) fn cached(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Option<Result<Arc<TokenInfo>, PopErrorKind>> {
+        let info = self.cache.get(token.as_bytes(), now)?;
+        Some(check(now >= info.not_before).map(|()| info))
     }
 
     async fn verify_uncached(&self, token: &str, now: u64) -> Result<TokenInfo, PopErrorKind> {
