@@ -286,12 +286,13 @@ impl Verifier {
         // A token already verified and cached may remember its proof key and the header its
         // first proof showed: a proof with that header then needs only its claims read. Only a
         // lookup: no signature work before the proof's structure is checked.
-        let cached = match credentials.scheme {
-            AuthScheme::Dpop => self.cached_token(credentials.token, now),
-            AuthScheme::Bearer => None,
-        };
+        let looked_up = credentials.scheme == AuthScheme::Dpop;
+        let cached = looked_up
+            .then(|| self.cached_token(credentials.token, now))
+            .flatten();
         let known = cached
-            .as_deref()
+            .as_ref()
+            .and_then(|token| token.as_deref().ok())
             .and_then(|token| token.confirmation.jkt_key.remembered());
         // Cheap structural checks of the proof come before any signature work.
         let mut proof_bytes = ProofBytes::default();
@@ -310,8 +311,9 @@ impl Verifier {
             _ => None,
         };
         let token = match &cached {
-            Some(token) => Arc::clone(token),
-            None => self.token(credentials.token, now).await?,
+            Some(Ok(token)) => Arc::clone(token),
+            Some(Err(kind)) => return Err(*kind),
+            None => self.token(credentials.token, now, looked_up).await?,
         };
         let requirement =
             binding::requirement(credentials.scheme, &token.confirmation, config.allow_bearer)?;
@@ -372,9 +374,8 @@ impl Verifier {
     }
 
     /// [`token`](Self::token)'s answer when it is a JWT cached by the only trusted issuer's
-    /// validator and valid at `now`, found without verifying anything; `None` otherwise (then
-    /// `token` answers as usual).
-    fn cached_token(&self, token: &str, now: u64) -> Option<Arc<TokenInfo>> {
+    /// validator, found without verifying anything; `None` otherwise (then `token` answers).
+    fn cached_token(&self, token: &str, now: u64) -> Option<Result<Arc<TokenInfo>, PopErrorKind>> {
         #[cfg(feature = "introspection")]
         if self.config.introspector.is_some() && !crate::introspection::looks_like_jwt(token) {
             return None;
@@ -382,13 +383,18 @@ impl Verifier {
         if self.tokens.len() != 1 {
             return None;
         }
-        self.tokens.first()?.cached(token, now)?.ok()
+        self.tokens.first()?.cached(token, now)
     }
 
     /// The access token's verified content: a JWT checked with the keys of the issuer it names
     /// (RFC 9068, RFC 8725 §3.8), or, with introspection configured, any other token asked
-    /// about (RFC 7662).
-    async fn token(&self, token: &str, now: u64) -> Result<Arc<TokenInfo>, PopErrorKind> {
+    /// about (RFC 7662). `looked_up`: [`cached_token`](Self::cached_token) did not find it.
+    async fn token(
+        &self,
+        token: &str,
+        now: u64,
+        looked_up: bool,
+    ) -> Result<Arc<TokenInfo>, PopErrorKind> {
         #[cfg(feature = "introspection")]
         if let Some(introspector) = &self.config.introspector
             && !crate::introspection::looks_like_jwt(token)
@@ -409,10 +415,13 @@ impl Verifier {
         } else {
             self.tokens.route(token)
         };
-        validator
-            .ok_or(PopErrorKind::TokenInvalid)?
-            .verify(token, now)
-            .await
+        let validator = validator.ok_or(PopErrorKind::TokenInvalid)?;
+        // `cached_token` looks only the only issuer's cache up.
+        if looked_up && self.tokens.len() == 1 {
+            validator.verify_missed(token, now).await
+        } else {
+            validator.verify(token, now).await
+        }
     }
 
     /// RFC 9449 §4.3 steps 5-12 and §7.1 on a parsed proof, then single use of its `jti`
@@ -698,6 +707,120 @@ mod tests {
                 None
             )
             .is_ok()
+        );
+    }
+
+    async fn outcome(verifier: &Verifier, auth: &str, proof: &str) -> Result<(), PopErrorKind> {
+        let request = PopRequest::new("GET", "/whoami")
+            .authorization(auth.as_bytes())
+            .dpop(proof.as_bytes());
+        verifier
+            .verify(&request)
+            .await
+            .map(drop)
+            .map_err(|e| e.kind())
+    }
+
+    /// DPOP-16: a token remembers its first proof's header and key; a later proof with those
+    /// header bytes is not read again, and every request-bound check still runs on it.
+    #[tokio::test]
+    async fn proofs_showing_the_remembered_header_are_checked_in_full() {
+        use crate::dpop::signer::ProofSigner;
+        use serde_json::json;
+        const NOW: u64 = 1_700_000_000;
+        const URL: &str = "https://api.example.com/whoami";
+        let issuer = ProofSigner::generate(Algorithm::ES256).expect("key");
+        let client = ProofSigner::generate(Algorithm::EdDSA).expect("key");
+        let mut jwk: serde_json::Value = serde_json::from_str(&issuer.public_jwk()).expect("JWK");
+        jwk["kid"] = json!("k");
+        let verifier = Verifier::new(
+            PopConfig::builder()
+                .public_origin("https://api.example.com")
+                .issuer("https://as.example.com")
+                .audience("https://api.example.com")
+                .jwks_json(json!({"keys": [jwk]}).to_string())
+                .clock(Arc::new(crate::ManualClock::new(NOW)))
+                .build()
+                .expect("configuration"),
+        );
+        let token = issuer
+            .sign_compact(
+                &json!({"typ": "at+jwt", "alg": "ES256", "kid": "k"}),
+                &json!({"iss": "https://as.example.com", "aud": "https://api.example.com",
+                        "sub": "alice", "client_id": "c", "jti": "t", "exp": NOW + 600,
+                        "iat": NOW, "cnf": {"jkt": client.thumbprint()}}),
+            )
+            .expect("token");
+        let auth = format!("DPoP {token}");
+        let proof = |method: &str, token: &str, iat: u64| {
+            client
+                .proof_at(method, URL, Some(token), None, iat)
+                .expect("proof")
+        };
+        let first = proof("GET", &token, NOW);
+        assert_eq!(outcome(&verifier, &auth, &first).await, Ok(()));
+        let header = first.split('.').next().expect("header");
+        let cached = verifier
+            .cached_token(&token, NOW)
+            .expect("cached")
+            .expect("valid");
+        let remembered = cached
+            .confirmation
+            .jkt_key
+            .remembered()
+            .expect("the key, remembered");
+        assert!(
+            remembered
+                .header(header.as_bytes(), &[Algorithm::EdDSA])
+                .is_some(),
+            "and the header its proof showed"
+        );
+
+        let second = proof("GET", &token, NOW);
+        assert!(second.starts_with(header), "the same header");
+        assert_eq!(outcome(&verifier, &auth, &second).await, Ok(()));
+        assert_eq!(
+            outcome(&verifier, &auth, &second).await,
+            Err(PopErrorKind::Replayed)
+        );
+        let (input, signature) = proof("GET", &token, NOW)
+            .rsplit_once('.')
+            .map(|(i, s)| (i.to_owned(), s.to_owned()))
+            .expect("compact");
+        let mut signature = crate::jose::b64url_decode(signature).expect("b64");
+        signature[9] ^= 1;
+        let forged = format!("{input}.{}", crate::jose::b64url(&signature));
+        assert_eq!(
+            outcome(&verifier, &auth, &forged).await,
+            Err(PopErrorKind::BadSignature)
+        );
+        assert_eq!(
+            outcome(&verifier, &auth, &proof("POST", &token, NOW)).await,
+            Err(PopErrorKind::HtmMismatch)
+        );
+        assert_eq!(
+            outcome(&verifier, &auth, &proof("GET", &token, NOW - 600)).await,
+            Err(PopErrorKind::IatOutOfWindow)
+        );
+        assert_eq!(
+            outcome(&verifier, &auth, &proof("GET", "another token", NOW)).await,
+            Err(PopErrorKind::AthMismatch)
+        );
+        // The same key under another spelling of the header: read, bound by its form.
+        let mut other_header = client.proof_header();
+        other_header["typ"] = json!("application/dpop+jwt");
+        let claims = json!({"jti": "other-header", "htm": "GET", "htu": URL, "iat": NOW,
+                            "ath": crate::thumbprint::ath(&token)});
+        let respelled = client.sign_compact(&other_header, &claims).expect("proof");
+        assert_eq!(outcome(&verifier, &auth, &respelled).await, Ok(()));
+        // Another key with the token: refused, as ever.
+        let thief = ProofSigner::generate(Algorithm::EdDSA).expect("key");
+        let stolen = thief
+            .proof_at("GET", URL, Some(&token), None, NOW)
+            .expect("proof");
+        assert_eq!(
+            outcome(&verifier, &auth, &stolen).await,
+            Err(PopErrorKind::KeyBindingMismatch)
         );
     }
 }

@@ -219,6 +219,16 @@ impl JwtValidator {
         if let Some(cached) = self.cached(token, now) {
             return cached;
         }
+        self.verify_missed(token, now).await
+    }
+
+    /// [`verify`](Self::verify) for a token that [`cached`](Self::cached) just did not find:
+    /// verified and cached, without looking it up again.
+    pub(crate) async fn verify_missed(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<Arc<TokenInfo>, PopErrorKind> {
         let info = Arc::new(self.verify_uncached(token, now).await?);
         self.cache
             .insert(token.as_bytes(), Arc::clone(&info), info.valid_until, now);
