@@ -3,6 +3,8 @@
 //! release. Each wrapper returns plain data (`bool`, `Option`, `String`) or public types, never
 //! an internal one, and does nothing but call the internal code the way the verifier does.
 
+use aws_lc_rs::signature::ParsedPublicKey;
+
 use crate::dpop::htu;
 use crate::dpop::proof::{Proof, ProofBytes};
 use crate::error::{AuthScheme, PopErrorKind};
@@ -82,7 +84,11 @@ pub fn compact_jws(input: &str) -> Option<(usize, usize)> {
 /// `dpop::proof::Proof::parse` with every algorithm allowed, then each request-bound check the
 /// verifier makes (against `method`, the normalised `target`, `now`, `ath`, `cnf_jkt`, and
 /// `nonces` when given). `None` when the proof does not parse; otherwise whether its signature
-/// verifies, and the proof key's thumbprint.
+/// verifies, and the proof key's thumbprint. A proof that verifies is read again as a token
+/// that remembers its key and header would read it.
+///
+/// # Panics
+/// When that second reading differs from the first.
 #[must_use]
 pub fn proof(
     value: &str,
@@ -94,7 +100,7 @@ pub fn proof(
     nonces: Option<&Nonces>,
 ) -> Option<(bool, String)> {
     let mut bytes = ProofBytes::default();
-    let proof = Proof::parse(value.as_bytes(), &Algorithm::ALL, &mut bytes).ok()?;
+    let mut proof = Proof::parse(value.as_bytes(), &Algorithm::ALL, &mut bytes).ok()?;
     let _ = proof.check_htm(method);
     let _ = proof.check_htu(target);
     let _ = proof.check_iat(now, 60, 10);
@@ -106,8 +112,55 @@ pub fn proof(
         let _ = proof.check_nonce(nonces, now);
     }
     let _ = proof.check_key_binding(cnf_jkt, &crate::jwk::KnownKey::default());
-    let signed = proof.check_signature().is_ok();
-    Some((signed, proof.thumbprint()))
+    let signed = proof.check_signature();
+    if let Ok(imported) = &signed {
+        read_again_knowing_its_header(value, &proof, imported.clone());
+    }
+    Some((signed.is_ok(), proof.thumbprint()))
+}
+
+/// A token remembers `proof`'s key and header, as the verifier does after its signature
+/// verified; reading the same proof again knowing that header must give the same proof, bind
+/// to the remembered key, and verify with the kept import; with its `alg` no longer allowed it
+/// must be refused as before.
+///
+/// # Panics
+/// When the second reading differs.
+fn read_again_knowing_its_header(value: &str, proof: &Proof<'_>, imported: ParsedPublicKey) {
+    let known = crate::jwk::KnownKey::default();
+    known.remember(&proof.key, proof.alg, proof.header, imported);
+    let remembered = known.remembered();
+    let mut bytes = ProofBytes::default();
+    let mut again = Proof::parse_knowing(value.as_bytes(), &Algorithm::ALL, &mut bytes, remembered)
+        .expect("a proof that parsed parses again knowing its header");
+    assert!(
+        again.alg == proof.alg
+            && again.jti == proof.jti
+            && again.htm == proof.htm
+            && again.htu == proof.htu
+            && again.iat == proof.iat
+            && again.ath == proof.ath
+            && again.nonce == proof.nonce
+            && again.thumbprint() == proof.thumbprint(),
+        "the kept header reads as the header did"
+    );
+    let bound = again
+        .check_key_binding(&proof.thumbprint(), &known)
+        .expect("the remembered key")
+        .expect("remembered");
+    again
+        .check_signature_by(bound)
+        .expect("verified with the kept import");
+    let others: Vec<Algorithm> = Algorithm::ALL
+        .into_iter()
+        .filter(|a| *a != proof.alg)
+        .collect();
+    let mut bytes = ProofBytes::default();
+    assert_eq!(
+        Proof::parse_knowing(value.as_bytes(), &others, &mut bytes, remembered).err(),
+        Some(PopErrorKind::UnsupportedAlgorithm),
+        "a kept header whose alg is no longer allowed"
+    );
 }
 
 /// `jwk::PublicJwk::from_json` on a strictly parsed JSON object: the key's RFC 7638 thumbprint
@@ -117,7 +170,8 @@ pub fn proof(
 ///
 /// # Panics
 /// When the proof's map-free reading of the same object (`jose::parse_json_members`) disagrees:
-/// a different key, or one accepted where the other refuses.
+/// a different key, or one accepted where the other refuses; or when reading it as a proof's
+/// key and importing it accepts other keys than `from_json` does.
 pub fn jwk(bytes: &[u8]) -> Option<(String, Vec<Algorithm>)> {
     // The same document through both readers: the proof's map-free one and the full parser.
     let wrapped = [b"{\"jwk\":".as_slice(), bytes, b"}"].concat();
@@ -131,6 +185,20 @@ pub fn jwk(bytes: &[u8]) -> Option<(String, Vec<Algorithm>)> {
         .and_then(|doc| Some(PublicJwk::from_json(doc.get("jwk")?.as_object()?)?.thumbprint()));
     assert_eq!(from_members, from_map, "both readers read the same key");
     let doc = jose::parse_json_object(bytes)?;
+    // A proof's key is read without import, then imported for its alg: the same keys pass.
+    let read = PublicJwk::from_proof_json(&doc);
+    let imports = read.as_ref().is_some_and(|k| match k {
+        PublicJwk::Rsa { .. } => true,
+        PublicJwk::Ec { .. } | PublicJwk::Ed25519 { .. } => Algorithm::ALL
+            .into_iter()
+            .filter(|a| k.fits(*a))
+            .all(|a| k.import(a).is_some()),
+    });
+    assert_eq!(
+        PublicJwk::from_json(&doc).is_some(),
+        imports,
+        "read and imported as a proof's key"
+    );
     let key = PublicJwk::from_json(&doc)?;
     let _ = key.decoding_key();
     let fits = Algorithm::ALL

@@ -160,10 +160,9 @@ impl<'a> PublicJwk<'a> {
         imports.then_some(key)
     }
 
-    /// [`from_json`](Self::from_json) for a proof's key, without importing it: an EC point is
-    /// checked on its curve when [`import`](Self::import)ed, which the proof's signature check
-    /// does first (a token's remembered key was checked when it was remembered, so a proof
-    /// showing it again is not imported at all).
+    /// [`from_json`](Self::from_json) without importing the key: an EC point is checked on its
+    /// curve when [`import`](Self::import)ed, which a proof's parse does right after (and the
+    /// import is then used for its signature).
     pub(crate) fn from_proof_json(jwk: impl JwkMembers<'a>) -> Option<Self> {
         if PRIVATE_MEMBERS.iter().any(|m| jwk.has(m)) {
             return None;
@@ -449,7 +448,7 @@ pub(crate) const KNOWN_KEY_MAX_BYTES: usize = 768;
 
 /// Heap that what first proofs showed (their encoded header, their key read from it, and the
 /// key as imported: see [`Shown`]) may hold in the whole process: 16 MiB, as much as the default
-/// token cache, about 10,000 EC keys or 5,000 RSA-2048 keys. It lies outside the token cache's
+/// token cache, about 10,000 EC keys or 4,500 RSA-2048 keys. It lies outside the token cache's
 /// byte bound (it is kept after the token is cached), so this bounds it instead. Past it, a
 /// token remembers its key's canonical form only, and its proofs are read and their key imported
 /// per proof, as a first proof is.
@@ -510,8 +509,13 @@ struct Shown {
     _held: Held,
 }
 
-/// An estimate of the heap a [`Shown`] holds: the header, the key's members, and aws-lc's key
-/// objects (for RSA the modulus three times: itself and the Montgomery context's two numbers)
+/// Longest encoded header kept: an RSA-4096 key's proof header is about 1,100 bytes. A longer
+/// one (padded with members we ignore) is read every time, so one client cannot spend the
+/// budget faster than honest headers do.
+const SHOWN_HEADER_MAX_BYTES: usize = 1536;
+
+/// An estimate of the heap a [`Shown`] holds: itself, the header, the key's members, and aws-lc's
+/// key objects (for RSA the modulus three times: itself and the Montgomery context's two numbers)
 /// with the encoded copy that aws-lc-rs keeps, with allocator overhead.
 fn shown_bytes(header: &[u8], key: &PublicJwk<'_>) -> usize {
     let members = key
@@ -524,36 +528,84 @@ fn shown_bytes(header: &[u8], key: &PublicJwk<'_>) -> usize {
         PublicJwk::Ed25519 { .. } => 256,
         PublicJwk::Rsa { n_bytes, .. } => 1024 + 5 * n_bytes.len(),
     };
-    header.len() + members + imported + 128
+    size_of::<Shown>() + header.len() + members + imported + 128
 }
 
 /// A remembered key: see [`KnownKey`].
 pub(crate) struct RememberedKey {
     form: Box<[u8]>,
-    shown: Option<Shown>,
+    /// Set by the first proof that finds room in the budget.
+    shown: OnceLock<Box<Shown>>,
 }
+
+/// Heap a [`RememberedKey`] holds besides its form (counted with the form in a cached token's
+/// weight): itself in its `Arc`, with allocator overhead.
+pub(crate) const REMEMBERED_KEY_BYTES: usize = size_of::<RememberedKey>() + 16 + 16;
 
 impl RememberedKey {
     /// The key as imported for `alg`, when it was kept (a key imported for another algorithm,
     /// possible only for RSA, is not).
     pub(crate) fn imported_for(&self, alg: Algorithm) -> Option<&ParsedPublicKey> {
         self.shown
-            .as_ref()
+            .get()
             .filter(|shown| shown.alg == alg)
             .map(|shown| &shown.imported)
     }
 
     /// The `alg` and key of a proof whose encoded protected header is `header`, when it is the
-    /// header kept from the first proof, and its `alg` is in `allowed`.
+    /// header kept (public bytes: compared as such), and its `alg` is in `allowed`.
     pub(crate) fn header(
         &self,
         header: &[u8],
         allowed: &[Algorithm],
     ) -> Option<(Algorithm, &PublicJwk<'static>)> {
         self.shown
-            .as_ref()
+            .get()
             .filter(|shown| *shown.header == *header && allowed.contains(&shown.alg))
             .map(|shown| (shown.alg, &shown.key))
+    }
+
+    /// Keep what a proof by this key showed (its encoded `header`, under `alg`, verified with
+    /// `imported`), unless something is kept already, the header is longer than any honest
+    /// one, or `budget` has no room; a later proof may offer again.
+    pub(crate) fn offer(
+        &self,
+        key: &PublicJwk<'_>,
+        alg: Algorithm,
+        header: &[u8],
+        imported: ParsedPublicKey,
+    ) {
+        self.offer_within(&SHOWN, key, alg, header, imported);
+    }
+
+    fn offer_within(
+        &self,
+        budget: &'static ShownBudget,
+        key: &PublicJwk<'_>,
+        alg: Algorithm,
+        header: &[u8],
+        imported: ParsedPublicKey,
+    ) {
+        if self.shown.get().is_some() || header.len() > SHOWN_HEADER_MAX_BYTES {
+            return;
+        }
+        if let Some(held) = budget.take(shown_bytes(header, key)) {
+            // Another thread may have kept one first; then this one is dropped, and its bytes
+            // given back.
+            let _ = self.shown.set(Box::new(Shown {
+                alg,
+                header: header.into(),
+                key: key.clone().into_owned(),
+                imported,
+                _held: held,
+            }));
+        }
+    }
+}
+
+impl RememberedKey {
+    fn form_is(&self, key: &PublicJwk<'_>) -> bool {
+        key.has_canonical_form(&self.form)
     }
 }
 
@@ -562,7 +614,7 @@ impl KnownKey {
     pub(crate) fn matching(&self, key: &PublicJwk<'_>) -> Option<&RememberedKey> {
         self.0
             .get()
-            .filter(|known| key.has_canonical_form(&known.form))
+            .filter(|known| known.form_is(key))
             .map(|known| &**known)
     }
 
@@ -607,17 +659,17 @@ impl KnownKey {
         if self.0.get().is_none() {
             let form = key.canonical_form();
             if form.len() <= KNOWN_KEY_MAX_BYTES {
-                let shown = budget.take(shown_bytes(header, key)).map(|held| Shown {
-                    alg,
-                    header: header.into(),
-                    key: key.clone().into_owned(),
-                    imported,
-                    _held: held,
-                });
-                // Another thread may have set it first; then this one is dropped, and its
-                // bytes given back.
-                let _ = self.0.set(Arc::new(RememberedKey { form, shown }));
+                // Another thread may have set it first; then this one is dropped.
+                let _ = self.0.set(Arc::new(RememberedKey {
+                    form,
+                    shown: OnceLock::new(),
+                }));
             }
+        }
+        if let Some(remembered) = self.remembered()
+            && remembered.form_is(key)
+        {
+            remembered.offer_within(budget, key, alg, header, imported);
         }
     }
 }
@@ -740,8 +792,9 @@ mod tests {
         assert!(key(&format!(r#"{{"kty":"RSA","n":"{padded}","e":"AQAB"}}"#)).is_none());
     }
 
-    /// A proof's key is read without importing it; the import, which the signature check does
-    /// first, refuses a point off the curve (JKT-06).
+    /// `from_proof_json` reads a key without importing it; the import (which the proof's parse
+    /// makes right after, unless the header is one a token kept) refuses a point off the curve
+    /// (JKT-06).
     #[test]
     fn proof_keys_are_imported_at_the_signature_check_jkt_06() {
         let off_curve = RFC9449_JWK.replace("9VE4", "8VE4");
@@ -812,9 +865,56 @@ mod tests {
 
         drop(first);
         assert_eq!(held(), 0, "given back with the token's entry");
+        // A later proof by the second token's key offers again, and now finds room.
+        let over = second.remembered().expect("remembered");
+        over.offer_within(budget, &key, Algorithm::PS256, header, import());
+        assert!(over.imported_for(Algorithm::PS256).is_some(), "room again");
+        assert_eq!(held(), cost);
+        // Kept once: another offer (say RS256 by the same key) changes nothing.
+        let rs256 = key.import(Algorithm::RS256).expect("imports");
+        over.offer_within(budget, &key, Algorithm::RS256, header, rs256);
+        assert!(over.imported_for(Algorithm::RS256).is_none());
+        assert_eq!(held(), cost);
+        // A header longer than any honest one is never kept.
+        let padded = vec![b'A'; SHOWN_HEADER_MAX_BYTES + 1];
         let third = KnownKey::default();
-        third.remember_within(budget, &key, Algorithm::PS256, header, import());
-        let third = third.matching(&key).expect("remembered");
-        assert!(third.imported_for(Algorithm::PS256).is_some(), "room again");
+        third.remember_within(budget, &key, Algorithm::PS256, &padded, import());
+        let third = third.remembered().expect("the form");
+        assert!(third.header(&padded, &[Algorithm::PS256]).is_none());
+        drop(second);
+        assert_eq!(held(), 0);
+    }
+
+    /// Of proofs racing to remember a key for one token, one is kept and the others' bytes are
+    /// given back.
+    #[test]
+    fn racing_first_proofs_keep_one_and_count_one() {
+        let signer = crate::dpop::signer::ProofSigner::generate(Algorithm::ES256).expect("key");
+        let key = key(&signer.public_jwk()).expect("EC key");
+        let header = crate::jose::b64url(signer.proof_header().to_string().as_bytes());
+        let cost = shown_bytes(header.as_bytes(), &key);
+        let budget: &'static ShownBudget = Box::leak(Box::new(ShownBudget::new(100 * cost)));
+        let known = KnownKey::default();
+        let start = std::sync::Barrier::new(8);
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    let imported = key.import(Algorithm::ES256).expect("imports");
+                    start.wait();
+                    known.remember_within(
+                        budget,
+                        &key,
+                        Algorithm::ES256,
+                        header.as_bytes(),
+                        imported,
+                    );
+                });
+            }
+        });
+        assert_eq!(budget.held.load(Ordering::Relaxed), cost);
+        let remembered = known.remembered().expect("remembered");
+        assert!(remembered.imported_for(Algorithm::ES256).is_some());
+        drop(known);
+        assert_eq!(budget.held.load(Ordering::Relaxed), 0);
     }
 }

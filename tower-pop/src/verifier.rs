@@ -286,7 +286,8 @@ impl Verifier {
         // A token already verified and cached may remember its proof key and the header its
         // first proof showed: a proof with that header then needs only its claims read. Only a
         // lookup: no signature work before the proof's structure is checked.
-        let looked_up = credentials.scheme == AuthScheme::Dpop;
+        // Not for a request without exactly one proof: it is refused before any token work.
+        let looked_up = credentials.scheme == AuthScheme::Dpop && request.dpop.count == 1;
         let cached = looked_up
             .then(|| self.cached_token(credentials.token, now))
             .flatten();
@@ -431,7 +432,7 @@ impl Verifier {
         &self,
         request: &PopRequest<'_>,
         token_hash: &[u8; 32],
-        proof: Proof<'_>,
+        mut proof: Proof<'_>,
         (cnf_jkt, cnf, certificate): (&str, &Confirmation, Option<(&str, &ClientCertificate<'_>)>),
         now: u64,
     ) -> Result<(String, Option<String>), PopErrorKind> {
@@ -453,7 +454,12 @@ impl Verifier {
         proof.check_ath(token_hash)?;
         // A hash compare before the signature: a thief's key costs no signature check.
         match proof.check_key_binding(cnf_jkt, &cnf.jkt_key)? {
-            Some(known) => proof.check_signature_by(known)?,
+            Some(known) => {
+                if let Some(imported) = proof.check_signature_by(known)? {
+                    // Nothing kept for this `alg` yet (the budget was full): offer this proof's.
+                    known.offer(&proof.key, proof.alg, proof.header, imported);
+                }
+            }
             None => {
                 let imported = proof.check_signature()?;
                 // The key matched `cnf.jkt` and signed: later proofs by it skip the hash and
@@ -778,6 +784,15 @@ mod tests {
 
         let second = proof("GET", &token, NOW);
         assert!(second.starts_with(header), "the same header");
+        let mut bytes = ProofBytes::default();
+        let read = Proof::parse_knowing(
+            second.as_bytes(),
+            &verifier.config.dpop_algorithms,
+            &mut bytes,
+            Some(remembered),
+        )
+        .expect("parses");
+        assert!(read.header_was_kept(), "is not read again");
         assert_eq!(outcome(&verifier, &auth, &second).await, Ok(()));
         assert_eq!(
             outcome(&verifier, &auth, &second).await,

@@ -50,7 +50,7 @@ pub fn verify_token_request_proof(
     algorithms: &[Algorithm],
 ) -> Result<String, PopErrorKind> {
     let mut bytes = proof::ProofBytes::default();
-    let proof = proof::Proof::parse(proof.as_bytes(), algorithms, &mut bytes)?;
+    let mut proof = proof::Proof::parse(proof.as_bytes(), algorithms, &mut bytes)?;
     proof.check_htm(method)?;
     proof.check_htu(&htu::normalize(url).ok_or(PopErrorKind::HtuMismatch)?)?;
     proof.check_iat(

@@ -33,6 +33,8 @@ pub(crate) struct Proof<'a> {
     pub(crate) header: &'a [u8],
     /// The token's remembered key whose kept header this proof's is, if it is.
     shown: Option<&'a RememberedKey>,
+    /// The key as imported when the header was read (not when it was the kept one).
+    imported: Option<ParsedPublicKey>,
     pub(crate) jti: Cow<'a, str>,
     pub(crate) htm: Cow<'a, str>,
     pub(crate) htu: Cow<'a, str>,
@@ -90,18 +92,22 @@ fn check_alg(alg: Option<&Member<'_>>, allowed: &[Algorithm]) -> Result<Algorith
 }
 
 /// Checks 5 and 7: `jwk` is a public key of the type and curve `alg` needs (RFC 9449 §4.3 step 5,
-/// §4.2), and cheap to verify (RSA: 2048-4096 bits, exponent below 2^32).
+/// §4.2), cheap to verify (RSA: 2048-4096 bits, exponent below 2^32), and one aws-lc imports (an
+/// EC point on its curve, RFC 8725 §3.4); the key and its import for `alg`.
 /// The key comes only from `jwk`; `kid`, `jku`, `x5u`, `x5c` are never used (RFC 9449 §4.2).
-fn check_jwk<'a>(jwk: Option<&Member<'a>>, alg: Algorithm) -> Result<PublicJwk<'a>, PopErrorKind> {
+fn check_jwk<'a>(
+    jwk: Option<&Member<'a>>,
+    alg: Algorithm,
+) -> Result<(PublicJwk<'a>, ParsedPublicKey), PopErrorKind> {
     let Some(Member::Object(jwk)) = jwk else {
         return Err(PopErrorKind::MalformedProof);
     };
     let key = PublicJwk::from_proof_json(jwk.as_slice()).ok_or(PopErrorKind::InvalidProofKey)?;
-    if key.fits(alg) && key.fits_proof_bounds() {
-        Ok(key)
-    } else {
-        Err(PopErrorKind::InvalidProofKey)
+    if !(key.fits(alg) && key.fits_proof_bounds()) {
+        return Err(PopErrorKind::InvalidProofKey);
     }
+    let imported = key.import(alg).ok_or(PopErrorKind::InvalidProofKey)?;
+    Ok((key, imported))
 }
 
 /// `iat` is a JSON number (RFC 9449 §4.2).
@@ -120,12 +126,12 @@ const HEADER: [&str; 5] = ["typ", "alg", "jwk", "crit", "b64"];
 const CLAIMS: [&str; 6] = ["jti", "htm", "htu", "iat", "ath", "nonce"];
 
 /// Checks 2-5 and 7 on the encoded protected header, decoded into `room`: `typ`, no `crit` or
-/// `b64`, an allowed `alg`, and a `jwk` that fits it.
+/// `b64`, an allowed `alg`, and a `jwk` that fits it, with its import.
 fn read_header<'a>(
     encoded: &[u8],
     room: &'a mut [u8],
     allowed: &[Algorithm],
-) -> Result<(Algorithm, PublicJwk<'a>), PopErrorKind> {
+) -> Result<(Algorithm, PublicJwk<'a>, ParsedPublicKey), PopErrorKind> {
     let header = b64url_decode_slice(encoded, room).ok_or(PopErrorKind::MalformedProof)?;
     let [typ, alg, jwk, crit, b64] =
         parse_json_members(header, &HEADER).ok_or(PopErrorKind::MalformedProof)?;
@@ -134,8 +140,8 @@ fn read_header<'a>(
         return Err(PopErrorKind::MalformedProof);
     }
     let alg = check_alg(alg.as_ref(), allowed)?;
-    let key = check_jwk(jwk.as_ref(), alg)?;
-    Ok((alg, key))
+    let (key, imported) = check_jwk(jwk.as_ref(), alg)?;
+    Ok((alg, key, imported))
 }
 
 impl<'a> Proof<'a> {
@@ -176,11 +182,11 @@ impl<'a> Proof<'a> {
         bytes.0.resize(header_room + room.iter().sum::<usize>(), 0);
         let (header, rest) = bytes.0.split_at_mut(header_room);
         let (payload, signature) = rest.split_at_mut(room[0]);
-        let (alg, key) = match shown {
-            Some((_, (alg, key))) => (alg, Cow::Borrowed(key)),
+        let (alg, key, imported) = match shown {
+            Some((_, (alg, key))) => (alg, Cow::Borrowed(key), None),
             None => {
-                let (alg, key) = read_header(jws.header, header, allowed)?;
-                (alg, Cow::Owned(key))
+                let (alg, key, imported) = read_header(jws.header, header, allowed)?;
+                (alg, Cow::Owned(key), Some(imported))
             }
         };
         let payload =
@@ -198,6 +204,7 @@ impl<'a> Proof<'a> {
             key,
             header: jws.header,
             shown: shown.map(|(known, _)| known),
+            imported,
             jti,
             htm: string_claim(htm)?,
             htu: string_claim(htu)?,
@@ -207,6 +214,12 @@ impl<'a> Proof<'a> {
             signing_input: jws.signing_input,
             signature,
         })
+    }
+
+    /// Whether the header was the kept one, so it was not read.
+    #[cfg(test)]
+    pub(crate) fn header_was_kept(&self) -> bool {
+        self.shown.is_some()
     }
 
     /// Check 8: `htm` equals the request method, case-sensitively (RFC 9449 §4.3 step 8).
@@ -260,25 +273,33 @@ impl<'a> Proof<'a> {
         }
     }
 
-    /// Check 6: the signature verifies with `jwk` under `alg` (RFC 9449 §4.3 step 6). The key is
-    /// imported first, which refuses an EC point that is not on its curve (RFC 8725 §3.4,
-    /// JKT-06); the imported key is returned, for the token to remember.
-    pub(crate) fn check_signature(&self) -> Result<ParsedPublicKey, PopErrorKind> {
-        let imported = self
-            .key
-            .import(self.alg)
-            .ok_or(PopErrorKind::InvalidProofKey)?;
+    /// Check 6: the signature verifies with `jwk` under `alg` (RFC 9449 §4.3 step 6), by the key
+    /// as imported when the header was read; the import is handed back, for the token to
+    /// remember.
+    pub(crate) fn check_signature(&mut self) -> Result<ParsedPublicKey, PopErrorKind> {
+        let imported = match self.imported.take() {
+            Some(imported) => imported,
+            // The header was a kept one: import the key it names.
+            None => self
+                .key
+                .import(self.alg)
+                .ok_or(PopErrorKind::InvalidProofKey)?,
+        };
         self.check_signature_with(&imported)?;
         Ok(imported)
     }
 
     /// Check 6 for a proof whose key [`check_key_binding`](Self::check_key_binding) found to be
     /// the token's remembered `known` key: with the key as imported before, when one was kept
-    /// for this `alg` (the same key, so the same answer, without importing it again).
-    pub(crate) fn check_signature_by(&self, known: &RememberedKey) -> Result<(), PopErrorKind> {
+    /// for this `alg` (the same key, so the same answer, without importing it again). Otherwise
+    /// as [`check_signature`](Self::check_signature), whose import is handed back.
+    pub(crate) fn check_signature_by(
+        &mut self,
+        known: &RememberedKey,
+    ) -> Result<Option<ParsedPublicKey>, PopErrorKind> {
         match known.imported_for(self.alg) {
-            Some(imported) => self.check_signature_with(imported),
-            None => self.check_signature().map(drop),
+            Some(imported) => self.check_signature_with(imported).map(|()| None),
+            None => self.check_signature().map(Some),
         }
     }
 
@@ -322,10 +343,6 @@ impl<'a> Proof<'a> {
         }
         if is_b64url_of(cnf_jkt, &self.key.thumbprint_digest()) {
             Ok(None)
-        } else if self.key.import(self.alg).is_none() {
-            // A key that is no key (an EC point off its curve) is the proof's fault whatever
-            // the token says, as when keys were imported at parse time (JKT-06).
-            Err(PopErrorKind::InvalidProofKey)
         } else {
             Err(PopErrorKind::KeyBindingMismatch)
         }
@@ -342,7 +359,8 @@ mod tests {
     #[test]
     fn rfc9449_figure_13_parses_and_verifies() {
         let mut bytes = ProofBytes::default();
-        let p = Proof::parse(P13.as_bytes(), &[Algorithm::ES256], &mut bytes).expect("P13 parses");
+        let mut p =
+            Proof::parse(P13.as_bytes(), &[Algorithm::ES256], &mut bytes).expect("P13 parses");
         assert_eq!(p.htm, "GET");
         assert_eq!(p.iat, 1_562_262_618);
         assert_eq!(p.jti, "e1j3V_bKic8-LAEB");
@@ -402,23 +420,24 @@ mod tests {
         signature[5] ^= 1;
         let forged = format!("{input}.{}", crate::jose::b64url(&signature));
         let mut forged_bytes = ProofBytes::default();
-        let f = Proof::parse(forged.as_bytes(), &[Algorithm::ES256], &mut forged_bytes)
+        let mut f = Proof::parse(forged.as_bytes(), &[Algorithm::ES256], &mut forged_bytes)
             .expect("parses");
         let remembered = f
             .check_key_binding(jkt, &known)
             .expect("the same key")
             .expect("remembered");
         assert_eq!(
-            f.check_signature_by(remembered),
-            Err(PopErrorKind::BadSignature)
+            f.check_signature_by(remembered).err(),
+            Some(PopErrorKind::BadSignature)
         );
         // The header kept: a proof with the same one is not read again, binds to the
         // remembered key and is verified with its import; its signature still counts.
         let kept = known.remembered();
         for (proof, verifies) in [(P13.to_owned(), true), (forged, false)] {
             let mut bytes = ProofBytes::default();
-            let k = Proof::parse_knowing(proof.as_bytes(), &[Algorithm::ES256], &mut bytes, kept)
-                .expect("parses");
+            let mut k =
+                Proof::parse_knowing(proof.as_bytes(), &[Algorithm::ES256], &mut bytes, kept)
+                    .expect("parses");
             assert!(k.shown.is_some(), "the kept header");
             assert_eq!(k.jti, "e1j3V_bKic8-LAEB", "its claims read");
             let remembered = k
@@ -459,10 +478,10 @@ mod tests {
         );
     }
 
-    /// JKT-06: a key that is not on its curve is read (the import waits for the signature
-    /// check), and refused as the proof's key whether or not the token names it.
+    /// JKT-06: a key that is not on its curve is refused when the header is read, before any
+    /// token work (the key is imported there).
     #[test]
-    fn off_curve_keys_are_refused_at_binding_or_signature_jkt_06() {
+    fn off_curve_keys_are_refused_when_read_jkt_06() {
         let signer = crate::dpop::signer::ProofSigner::generate(Algorithm::ES256).expect("key");
         let mut header = signer.proof_header();
         let y = header["jwk"]["y"].as_str().expect("y").to_owned();
@@ -472,16 +491,9 @@ mod tests {
             serde_json::json!({"jti": "j", "htm": "GET", "htu": "https://a.example/", "iat": 1});
         let proof = signer.sign_compact(&header, &claims).expect("signs");
         let mut bytes = ProofBytes::default();
-        let p = Proof::parse(proof.as_bytes(), &[Algorithm::ES256], &mut bytes).expect("read");
         assert_eq!(
-            p.check_signature().err(),
+            Proof::parse(proof.as_bytes(), &[Algorithm::ES256], &mut bytes).err(),
             Some(PopErrorKind::InvalidProofKey)
-        );
-        assert_eq!(
-            p.check_key_binding(signer.thumbprint(), &KnownKey::default())
-                .err(),
-            Some(PopErrorKind::InvalidProofKey),
-            "bound to another key"
         );
     }
 
@@ -509,7 +521,7 @@ mod tests {
             &[Algorithm::ES256],
             &mut ProofBytes::default(),
         )
-        .and_then(|p| p.check_signature());
+        .and_then(|mut p| p.check_signature());
         assert!(r.is_err());
     }
 

@@ -28,11 +28,12 @@
 //! SHA-256, and the `cnf.jkt` key once a proof has shown it): the proof, its binding to the
 //! token's key or certificate, and single use of its `jti` are checked on every request, cache
 //! hit or not. The binding of a proof to a remembered key is checked by comparing the proof's
-//! key with it byte for byte (RFC 7638 canonical form), which implies the same thumbprint; the
-//! signature of such a proof is then checked with the key as imported for the first proof
-//! (while the process holds less than 8 MiB of such imports; else imported again per proof).
-//! The canonical form is counted in the entry's weight; the import, made after insertion, is
-//! bounded by that process-wide budget instead.
+//! key with it byte for byte (RFC 7638 canonical form), which implies the same thumbprint. The
+//! entry also keeps what that proof showed (its encoded header, the key read from it, and the
+//! key as imported), within a process-wide 16 MiB budget: a later proof with the same header
+//! is not read again, and its signature is checked with the kept import. The canonical form is
+//! counted in the entry's weight; what was shown, kept after insertion, is bounded by that
+//! budget instead.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -257,7 +258,7 @@ fn estimate_entry_bytes(info: &TokenInfo) -> u64 {
         .sum::<usize>();
     // Room for the `jkt` key, remembered after insertion by the first proof that shows it.
     let known_key = if info.confirmation.jkt.is_some() {
-        crate::jwk::KNOWN_KEY_MAX_BYTES + ALLOCATION_OVERHEAD
+        crate::jwk::KNOWN_KEY_MAX_BYTES + ALLOCATION_OVERHEAD + crate::jwk::REMEMBERED_KEY_BYTES
     } else {
         0
     };
