@@ -14,12 +14,12 @@ use std::sync::Arc;
 
 use actix_pop::cors::{Cors, dpop_cors};
 use actix_pop::tls::listen_tls;
-use actix_pop::{PopAuth, RequirePop, Verifier, metadata_service};
+use actix_pop::{PopAuth, RequirePop, SharedClaims, Verifier, metadata_service};
 use actix_web::middleware::Condition;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use examples_common::{Args, init_logging, serve_metrics, whoami};
 
-async fn whoami_handler(auth: PopAuth) -> HttpResponse {
+async fn whoami_handler(auth: PopAuth<SharedClaims>) -> HttpResponse {
     HttpResponse::Ok().json(whoami(&auth))
 }
 

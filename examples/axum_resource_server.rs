@@ -17,7 +17,7 @@ use axum::response::IntoResponse as _;
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use axum_pop::cors::dpop_cors;
-use axum_pop::{PopAuth, RequirePopLayer, Verifier, metadata_router};
+use axum_pop::{PopAuth, RequirePopLayer, SharedClaims, Verifier, metadata_router};
 use examples_common::{Args, init_logging, serve_axum, serve_metrics, whoami};
 
 #[tokio::main]
@@ -41,7 +41,7 @@ async fn main() {
     let app = Router::new()
         .route(
             "/whoami",
-            any(|auth: PopAuth| async move { Json(whoami(&auth)).into_response() }),
+            any(|auth: PopAuth<SharedClaims>| async move { Json(whoami(&auth)).into_response() }),
         )
         .route_layer(RequirePopLayer::new(Arc::clone(&verifier)).policy(args.whoami_policy()))
         .route("/health", get(|| async { "ok" }))

@@ -34,7 +34,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{any, get};
 use axum_pop::cors::dpop_cors;
-use axum_pop::{PopAuth, RequirePopLayer};
+use axum_pop::{PopAuth, RequirePopLayer, SharedClaims};
 use clap::Parser;
 use examples_common::authorization_server::{
     AUDIENCE, AuthorizationServer, CLIENT_ID, CLIENT_SECRET,
@@ -141,7 +141,7 @@ async fn run(args: Args) -> Result<(), String> {
     let api = Router::new()
         .route(
             "/whoami",
-            any(|auth: PopAuth| async move { Json(whoami(&auth)).into_response() }),
+            any(|auth: PopAuth<SharedClaims>| async move { Json(whoami(&auth)).into_response() }),
         )
         .route_layer(RequirePopLayer::new(Verifier::new(config)));
     // The one line that lets the page call the API: outside the verifier.

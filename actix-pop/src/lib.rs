@@ -69,7 +69,7 @@ use tower_pop::{Auth, AuthRejection, Outcome, PopRequest, ResponseHeaders};
 pub use tower_pop;
 pub use tower_pop::{
     Algorithm, Binding, Challenge, Claims, ConfigError, PeerCertificate, PopConfig,
-    PopConfigBuilder, PopError, PopErrorKind, Refusal, RoutePolicy, Verifier,
+    PopConfigBuilder, PopError, PopErrorKind, Refusal, RoutePolicy, SharedClaims, Verifier,
 };
 
 #[cfg(feature = "cors")]
@@ -325,7 +325,7 @@ impl ResponseError for PopAuthRejection {
     }
 }
 
-impl<C: DeserializeOwned> FromRequest for PopAuth<C> {
+impl<C: DeserializeOwned + 'static> FromRequest for PopAuth<C> {
     type Error = PopAuthRejection;
     type Future = Ready<Result<Self, Self::Error>>;
 
@@ -339,7 +339,7 @@ impl<C: DeserializeOwned> FromRequest for PopAuth<C> {
     }
 }
 
-impl<C: DeserializeOwned> FromRequest for MaybePopAuth<C> {
+impl<C: DeserializeOwned + 'static> FromRequest for MaybePopAuth<C> {
     type Error = PopAuthRejection;
     type Future = Ready<Result<Self, Self::Error>>;
 

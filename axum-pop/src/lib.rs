@@ -72,7 +72,7 @@ use tower_pop::{
 pub use tower_pop;
 pub use tower_pop::{
     Algorithm, Binding, Challenge, Claims, ConfigError, PeerCertificate, PopConfig,
-    PopConfigBuilder, PopError, PopErrorKind, Refusal, RoutePolicy, Verifier,
+    PopConfigBuilder, PopError, PopErrorKind, Refusal, RoutePolicy, SharedClaims, Verifier,
 };
 
 #[cfg(feature = "cors")]
@@ -237,7 +237,7 @@ fn markers(parts: &Parts) -> (Option<&Verified>, Option<&Anonymous>) {
     (parts.extensions.get(), parts.extensions.get())
 }
 
-impl<S: Send + Sync, C: DeserializeOwned + Send> FromRequestParts<S> for PopAuth<C> {
+impl<S: Send + Sync, C: DeserializeOwned + Send + 'static> FromRequestParts<S> for PopAuth<C> {
     type Rejection = PopAuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
@@ -248,7 +248,7 @@ impl<S: Send + Sync, C: DeserializeOwned + Send> FromRequestParts<S> for PopAuth
     }
 }
 
-impl<S: Send + Sync, C: DeserializeOwned + Send> FromRequestParts<S> for MaybePopAuth<C> {
+impl<S: Send + Sync, C: DeserializeOwned + Send + 'static> FromRequestParts<S> for MaybePopAuth<C> {
     type Rejection = PopAuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
@@ -259,7 +259,9 @@ impl<S: Send + Sync, C: DeserializeOwned + Send> FromRequestParts<S> for MaybePo
     }
 }
 
-impl<S: Send + Sync, C: DeserializeOwned + Send> OptionalFromRequestParts<S> for PopAuth<C> {
+impl<S: Send + Sync, C: DeserializeOwned + Send + 'static> OptionalFromRequestParts<S>
+    for PopAuth<C>
+{
     type Rejection = PopAuthRejection;
 
     async fn from_request_parts(

@@ -31,7 +31,7 @@ use tower_pop::mtls::proxy::{ClientCertHeader, ForwardedCertConfig, TrustedProxi
 use tower_pop::nonce::{NonceSecret, Nonces};
 use tower_pop::replay::RedisReplayCache;
 use tower_pop::tls::TlsConfig;
-use tower_pop::{Auth, PopConfig, RoutePolicy};
+use tower_pop::{Auth, PopConfig, RoutePolicy, SharedClaims};
 
 /// The command line of the example servers (the contract in EXAMPLE-SERVERS.md). Every flag
 /// can also come from a `TOWER_POP_*` environment variable; a flag wins over its variable.
@@ -367,9 +367,10 @@ impl Args {
     }
 }
 
-/// The `/whoami` body: the verified claims, their `sub`, and the binding proven.
+/// The `/whoami` body: the verified claims, their `sub`, and the binding proven. The claims are
+/// shared with the verifier's cache (`PopAuth<SharedClaims>`), not copied per request.
 #[must_use]
-pub fn whoami(auth: &Auth) -> WhoAmI<'_> {
+pub fn whoami(auth: &Auth<SharedClaims>) -> WhoAmI<'_> {
     WhoAmI {
         binding: auth.binding.as_str(),
         claims: &auth.claims,

@@ -162,8 +162,65 @@ impl fmt::Debug for Verified {
     }
 }
 
-/// The token's claims as a JSON object: the default claims type of [`Auth`].
+/// The token's claims as a JSON object: the default claims type of [`Auth`], a copy of the
+/// claims made for each request ([`SharedClaims`] shares them instead).
 pub type Claims = Map<String, Value>;
+
+/// The token's claims as a JSON object, shared with the verifier's token cache rather than
+/// copied: `Auth<SharedClaims>` (`PopAuth<SharedClaims>` in the adapters) costs a reference
+/// count per request where [`Claims`] costs a copy of every claim (about a microsecond for a
+/// typical token). Read-only: it dereferences to the object. Serialises as the object;
+/// deserialising one builds a new object.
+///
+/// ```
+/// use tower_pop::{Auth, SharedClaims};
+///
+/// // With no verified request the extraction fails as for any claims type.
+/// assert!(Auth::<SharedClaims>::extract(None, None).is_err());
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct SharedClaims(Arc<Map<String, Value>>);
+
+impl std::ops::Deref for SharedClaims {
+    type Target = Map<String, Value>;
+
+    fn deref(&self) -> &Map<String, Value> {
+        &self.0
+    }
+}
+
+// As `Claims` (the object itself) prints: the handler chose to hold them.
+impl fmt::Debug for SharedClaims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl serde::Serialize for SharedClaims {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SharedClaims {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Map::deserialize(deserializer).map(|map| Self(Arc::new(map)))
+    }
+}
+
+impl Verified {
+    /// The claims as `T`: shared when `T` is [`SharedClaims`], else deserialised
+    /// ([`claims_as`](Self::claims_as)).
+    fn claims_for<T: DeserializeOwned + 'static>(&self) -> Result<T, ClaimsError> {
+        // `T` is known only as a type here: the shared case is told apart by its type id, and
+        // the value moved out through `Any`, without copying the claims.
+        let shared: Box<dyn std::any::Any> = Box::new(SharedClaims(Arc::clone(&self.claims)));
+        match shared.downcast::<T>() {
+            Ok(shared) => Ok(*shared),
+            Err(_) => self.claims_as(),
+        }
+    }
+}
 
 /// A verified request as a handler sees it: the token's claims as `C`, the binding proven, and
 /// the thumbprints. The adapters' `PopAuth<C>` extractors dereference to it.
@@ -227,7 +284,7 @@ impl fmt::Display for AuthRejection {
 
 impl std::error::Error for AuthRejection {}
 
-impl<C: DeserializeOwned> Auth<C> {
+impl<C: DeserializeOwned + 'static> Auth<C> {
     /// What an extractor hands the handler, from what the layer left in the request extensions:
     /// `Ok(Some(auth))` for a verified request, `Ok(None)` for an allowed anonymous one, and a
     /// rejection when the claims do not fit `C` or no layer ran (neither marker present).
@@ -250,7 +307,7 @@ impl<C: DeserializeOwned> Auth<C> {
         match (verified, anonymous) {
             (Some(verified), _) => {
                 let claims = verified
-                    .claims_as()
+                    .claims_for()
                     .map_err(|_| AuthRejection::ClaimsMismatch(verified.claims_rejection()))?;
                 Ok(Some(Self {
                     claims,
@@ -278,5 +335,69 @@ impl<C: DeserializeOwned> Auth<C> {
             // `extract` answers `None` only for the case above; fail closed all the same.
             _ => Self::extract(verified, anonymous)?.ok_or(AuthRejection::MissingLayer),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verified(claims: serde_json::Value) -> Verified {
+        let serde_json::Value::Object(claims) = claims else {
+            panic!("an object")
+        };
+        Verified {
+            claims: Arc::new(claims),
+            binding: Binding::Dpop,
+            jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into()),
+            x5t_s256: None,
+            scheme: AuthScheme::Dpop,
+            challenge: Arc::new(ChallengeParams::new(&[crate::Algorithm::ES256], None)),
+            response_headers: ResponseHeaders::default(),
+        }
+    }
+
+    #[test]
+    fn shared_claims_are_the_verifiers_and_claims_a_copy() {
+        let verified = verified(serde_json::json!({"sub": "alice", "scope": "read"}));
+        let shared = Auth::<SharedClaims>::extract(Some(&verified), None)
+            .expect("extracts")
+            .expect("verified");
+        assert!(
+            Arc::ptr_eq(&shared.claims.0, &verified.claims),
+            "not copied"
+        );
+        assert_eq!(shared.claims.get("sub"), Some(&serde_json::json!("alice")));
+        assert_eq!(shared.jkt.as_deref(), verified.jkt());
+        let copied = Auth::<Claims>::extract(Some(&verified), None)
+            .expect("extracts")
+            .expect("verified");
+        assert_eq!(copied.claims, *verified.claims);
+        // Both serialise as the object itself.
+        assert_eq!(
+            serde_json::to_value(&shared.claims).expect("serialises"),
+            serde_json::to_value(&copied.claims).expect("serialises")
+        );
+        // Deserialising one, as any claims type can be, builds a new object.
+        let built: SharedClaims = serde_json::from_str(r#"{"sub": "bob"}"#).expect("deserialises");
+        assert_eq!(built.get("sub"), Some(&serde_json::json!("bob")));
+        // Another type still gets the claims deserialised, and a mismatch is refused.
+        #[derive(serde::Deserialize)]
+        struct Sub {
+            sub: String,
+        }
+        let typed = Auth::<Sub>::extract(Some(&verified), None)
+            .expect("fits")
+            .expect("verified");
+        assert_eq!(typed.claims.sub, "alice");
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Missing {
+            tenant: String,
+        }
+        assert!(matches!(
+            Auth::<Missing>::extract(Some(&verified), None),
+            Err(AuthRejection::ClaimsMismatch(_))
+        ));
     }
 }

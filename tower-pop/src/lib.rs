@@ -183,7 +183,9 @@ pub use config::{
 };
 pub use dpop::{DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_MAX_AGE};
 pub use error::{AuthScheme, ConfigError, PopError, PopErrorKind};
-pub use extension::{Anonymous, Auth, AuthRejection, Binding, Claims, ClaimsError, Verified};
+pub use extension::{
+    Anonymous, Auth, AuthRejection, Binding, Claims, ClaimsError, SharedClaims, Verified,
+};
 pub use jose::{Algorithm, UnknownAlgorithm};
 pub use layer::{DefaultRejection, RejectionResponse, RequirePop, RequirePopLayer, ResponseFuture};
 pub use replay::{MemoryReplayCache, ReplayCache};
