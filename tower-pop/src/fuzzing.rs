@@ -128,7 +128,7 @@ pub fn proof(
 /// When the second reading differs.
 fn read_again_knowing_its_header(value: &str, proof: &Proof<'_>, imported: ParsedPublicKey) {
     let known = crate::jwk::KnownKey::default();
-    known.remember(&proof.key, proof.alg, proof.header, imported);
+    known.remember(proof.showing(imported));
     let remembered = known.remembered();
     let mut bytes = ProofBytes::default();
     let mut again = Proof::parse_knowing(value.as_bytes(), &Algorithm::ALL, &mut bytes, remembered)

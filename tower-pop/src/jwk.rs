@@ -531,6 +531,15 @@ fn shown_bytes(header: &[u8], key: &PublicJwk<'_>) -> usize {
     size_of::<Shown>() + header.len() + members + imported + 128
 }
 
+/// What a proof whose signature verified shows of its key: the key, the proof's `alg`, its
+/// encoded protected header, and the key as imported for `alg` (which verified it).
+pub(crate) struct Showing<'k> {
+    pub(crate) key: &'k PublicJwk<'k>,
+    pub(crate) alg: Algorithm,
+    pub(crate) header: &'k [u8],
+    pub(crate) imported: ParsedPublicKey,
+}
+
 /// A remembered key: see [`KnownKey`].
 pub(crate) struct RememberedKey {
     form: Box<[u8]>,
@@ -565,27 +574,19 @@ impl RememberedKey {
             .map(|shown| (shown.alg, &shown.key))
     }
 
-    /// Keep what a proof by this key showed (its encoded `header`, under `alg`, verified with
-    /// `imported`), unless something is kept already, the header is longer than any honest
-    /// one, or `budget` has no room; a later proof may offer again.
-    pub(crate) fn offer(
-        &self,
-        key: &PublicJwk<'_>,
-        alg: Algorithm,
-        header: &[u8],
-        imported: ParsedPublicKey,
-    ) {
-        self.offer_within(&SHOWN, key, alg, header, imported);
+    /// Keep what a proof by this key `showed`, unless something is kept already, its header is
+    /// longer than any honest one, or the budget has no room; a later proof may offer again.
+    pub(crate) fn offer(&self, showed: Showing<'_>) {
+        self.offer_within(&SHOWN, showed);
     }
 
-    fn offer_within(
-        &self,
-        budget: &'static ShownBudget,
-        key: &PublicJwk<'_>,
-        alg: Algorithm,
-        header: &[u8],
-        imported: ParsedPublicKey,
-    ) {
+    fn offer_within(&self, budget: &'static ShownBudget, showed: Showing<'_>) {
+        let Showing {
+            key,
+            alg,
+            header,
+            imported,
+        } = showed;
         if self.shown.get().is_some() || header.len() > SHOWN_HEADER_MAX_BYTES {
             return;
         }
@@ -635,27 +636,14 @@ impl KnownKey {
         self.matching(key).is_some()
     }
 
-    /// Remember `key`, whose thumbprint the caller has found equal to `cnf.jkt` and whose
-    /// proof, with the encoded protected `header`, verified under `alg` with `imported`, this
-    /// key imported for `alg`.
-    pub(crate) fn remember(
-        &self,
-        key: &PublicJwk<'_>,
-        alg: Algorithm,
-        header: &[u8],
-        imported: ParsedPublicKey,
-    ) {
-        self.remember_within(&SHOWN, key, alg, header, imported);
+    /// Remember the key a proof `showed`, whose thumbprint the caller has found equal to
+    /// `cnf.jkt` and whose signature verified.
+    pub(crate) fn remember(&self, showed: Showing<'_>) {
+        self.remember_within(&SHOWN, showed);
     }
 
-    fn remember_within(
-        &self,
-        budget: &'static ShownBudget,
-        key: &PublicJwk<'_>,
-        alg: Algorithm,
-        header: &[u8],
-        imported: ParsedPublicKey,
-    ) {
+    fn remember_within(&self, budget: &'static ShownBudget, showed: Showing<'_>) {
+        let key = showed.key;
         if self.0.get().is_none() {
             let form = key.canonical_form();
             if form.len() <= KNOWN_KEY_MAX_BYTES {
@@ -669,7 +657,7 @@ impl KnownKey {
         if let Some(remembered) = self.remembered()
             && remembered.form_is(key)
         {
-            remembered.offer_within(budget, key, alg, header, imported);
+            remembered.offer_within(budget, showed);
         }
     }
 }
@@ -709,6 +697,20 @@ mod tests {
     use crate::jose::parse_json_object;
 
     const RFC9449_JWK: &str = r#"{"kty":"EC","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs","y":"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA","crv":"P-256"}"#;
+
+    fn showing<'k>(
+        key: &'k PublicJwk<'k>,
+        alg: Algorithm,
+        header: &'k [u8],
+        imported: ParsedPublicKey,
+    ) -> Showing<'k> {
+        Showing {
+            key,
+            alg,
+            header,
+            imported,
+        }
+    }
 
     fn key(json: &str) -> Option<PublicJwk<'static>> {
         Some(PublicJwk::from_json(&parse_json_object(json.as_bytes())?)?.into_owned())
@@ -820,8 +822,8 @@ mod tests {
         let held = || budget.held.load(Ordering::Relaxed);
         let import = || key.import(Algorithm::PS256).expect("imports");
         let (first, second) = (KnownKey::default(), KnownKey::default());
-        first.remember_within(budget, &key, Algorithm::PS256, header, import());
-        second.remember_within(budget, &key, Algorithm::PS256, header, import());
+        first.remember_within(budget, showing(&key, Algorithm::PS256, header, import()));
+        second.remember_within(budget, showing(&key, Algorithm::PS256, header, import()));
         assert_eq!(held(), cost);
         let remembered = first.matching(&key).expect("remembered");
         assert!(first.holds(remembered) && !second.holds(remembered));
@@ -867,18 +869,18 @@ mod tests {
         assert_eq!(held(), 0, "given back with the token's entry");
         // A later proof by the second token's key offers again, and now finds room.
         let over = second.remembered().expect("remembered");
-        over.offer_within(budget, &key, Algorithm::PS256, header, import());
+        over.offer_within(budget, showing(&key, Algorithm::PS256, header, import()));
         assert!(over.imported_for(Algorithm::PS256).is_some(), "room again");
         assert_eq!(held(), cost);
         // Kept once: another offer (say RS256 by the same key) changes nothing.
         let rs256 = key.import(Algorithm::RS256).expect("imports");
-        over.offer_within(budget, &key, Algorithm::RS256, header, rs256);
+        over.offer_within(budget, showing(&key, Algorithm::RS256, header, rs256));
         assert!(over.imported_for(Algorithm::RS256).is_none());
         assert_eq!(held(), cost);
         // A header longer than any honest one is never kept.
         let padded = vec![b'A'; SHOWN_HEADER_MAX_BYTES + 1];
         let third = KnownKey::default();
-        third.remember_within(budget, &key, Algorithm::PS256, &padded, import());
+        third.remember_within(budget, showing(&key, Algorithm::PS256, &padded, import()));
         let third = third.remembered().expect("the form");
         assert!(third.header(&padded, &[Algorithm::PS256]).is_none());
         drop(second);
@@ -903,10 +905,7 @@ mod tests {
                     start.wait();
                     known.remember_within(
                         budget,
-                        &key,
-                        Algorithm::ES256,
-                        header.as_bytes(),
-                        imported,
+                        showing(&key, Algorithm::ES256, header.as_bytes(), imported),
                     );
                 });
             }

@@ -457,15 +457,14 @@ impl Verifier {
             Some(known) => {
                 if let Some(imported) = proof.check_signature_by(known)? {
                     // Nothing kept for this `alg` yet (the budget was full): offer this proof's.
-                    known.offer(&proof.key, proof.alg, proof.header, imported);
+                    known.offer(proof.showing(imported));
                 }
             }
             None => {
                 let imported = proof.check_signature()?;
                 // The key matched `cnf.jkt` and signed: later proofs by it skip the hash and
                 // the key import.
-                cnf.jkt_key
-                    .remember(&proof.key, proof.alg, proof.header, imported);
+                cnf.jkt_key.remember(proof.showing(imported));
             }
         }
         // The proven key's thumbprint is `cnf.jkt`, byte for byte (just compared).

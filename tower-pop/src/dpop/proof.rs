@@ -15,7 +15,7 @@ use crate::jose::{
     Algorithm, CompactJws, Member, b64url_decode_slice, b64url_decoded_room, numeric_date,
     parse_json_members,
 };
-use crate::jwk::{KnownKey, PublicJwk, RememberedKey};
+use crate::jwk::{KnownKey, PublicJwk, RememberedKey, Showing};
 use crate::nonce::{NonceInfo, Nonces};
 
 /// Longest `DPoP` header value accepted (RFC 9449 §11.1): enough for an RSA-8192 key, bounded.
@@ -216,6 +216,17 @@ impl<'a> Proof<'a> {
         })
     }
 
+    /// What this proof shows of its key, once its signature verified with `imported`, for the
+    /// token to remember.
+    pub(crate) fn showing(&self, imported: ParsedPublicKey) -> Showing<'_> {
+        Showing {
+            key: &self.key,
+            alg: self.alg,
+            header: self.header,
+            imported,
+        }
+    }
+
     /// Whether the header was the kept one, so it was not read.
     #[cfg(test)]
     pub(crate) fn header_was_kept(&self) -> bool {
@@ -406,7 +417,7 @@ mod tests {
             "remembered by the verifier, after the signature"
         );
         let imported = p.check_signature().expect("P13 signature");
-        known.remember(&p.key, p.alg, p.header, imported);
+        known.remember(p.showing(imported));
         assert!(known.is(&p.key));
         let remembered = p
             .check_key_binding(jkt, &known)
