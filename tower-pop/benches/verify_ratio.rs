@@ -29,9 +29,10 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::signature::{self as sig, RsaPublicKeyComponents, UnparsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tower_pop::dpop::signer::ProofSigner;
 use tower_pop::replay::{MemoryReplayCache, ReplayEntry, ReplayOutcome};
+use tower_pop::test_util::TestIssuer;
 use tower_pop::{Algorithm, ManualClock, PopConfig, PopRequest, Verifier};
 
 const NOW: u64 = 1_700_000_000;
@@ -65,7 +66,7 @@ fn raw_verify(alg: Algorithm, jwk: &Value, input: &[u8], signature: &[u8]) -> bo
 
 struct Setup {
     verifier: Verifier,
-    issuer: ProofSigner,
+    issuer: TestIssuer,
     client: ProofSigner,
     token: String,
     auth: String,
@@ -79,18 +80,6 @@ struct Minted {
     signature: Vec<u8>,
     proof: String,
     auth: String,
-}
-
-/// An access token from `issuer` bound to `client`'s key, with its own `jti`.
-fn token(issuer: &ProofSigner, client: &ProofSigner, jti: &str) -> String {
-    issuer
-        .sign_compact(
-            &json!({"typ": "at+jwt", "alg": "ES256", "kid": "k"}),
-            &json!({"iss": "https://as.example.com", "aud": "https://api.example.com",
-                    "sub": "alice", "client_id": "c", "jti": jti, "exp": NOW + 3600, "iat": NOW,
-                    "cnf": {"jkt": client.thumbprint()}}),
-        )
-        .unwrap()
 }
 
 /// The default in-memory replay store, holding `live` proofs of other clients (`--live N`): with
@@ -117,16 +106,14 @@ fn replay_store(live: u64) -> Arc<MemoryReplayCache> {
 }
 
 fn setup(alg: Algorithm, live: u64) -> Setup {
-    let issuer = ProofSigner::generate(Algorithm::ES256).unwrap();
+    let issuer = TestIssuer::new("https://as.example.com", "https://api.example.com");
     let client = ProofSigner::generate(alg).unwrap();
-    let mut issuer_jwk: Value = serde_json::from_str(&issuer.public_jwk()).unwrap();
-    issuer_jwk["kid"] = json!("k");
     let verifier = Verifier::new(
         PopConfig::builder()
             .public_origin("https://api.example.com")
-            .issuer("https://as.example.com")
-            .audience("https://api.example.com")
-            .jwks_json(json!({"keys": [issuer_jwk]}).to_string())
+            .issuer(issuer.issuer())
+            .audience(issuer.audience())
+            .jwks_json(issuer.jwks_json())
             .clock(Arc::new(ManualClock::new(NOW)))
             .replay_cache(replay_store(live))
             // Room for every round's tokens with `--first-proofs`.
@@ -135,7 +122,7 @@ fn setup(alg: Algorithm, live: u64) -> Setup {
             .build()
             .unwrap(),
     );
-    let token = token(&issuer, &client, "t");
+    let token = issuer.dpop_token(NOW, client.thumbprint());
     let auth = format!("DPoP {token}");
     let jwk = serde_json::from_str(&client.public_jwk()).unwrap();
     Setup {
@@ -175,11 +162,12 @@ async fn time_path_async(s: &Setup, proofs: &[Minted]) -> Duration {
 /// `batch` fresh proofs (unique `jti`), minted outside the timed sections: with the setup's
 /// token, or with `first_proofs` each with a token of its own, cached by a refused proof first
 /// (so the token is verified, but no key is remembered for it).
-async fn mint(s: &Setup, batch: usize, round: usize, first_proofs: bool) -> Vec<Minted> {
+async fn mint(s: &Setup, batch: usize, first_proofs: bool) -> Vec<Minted> {
     let mut minted = Vec::with_capacity(batch);
-    for i in 0..batch {
+    for _ in 0..batch {
         let (token, auth) = if first_proofs {
-            let token = token(&s.issuer, &s.client, &format!("t-{round}-{i}"));
+            // A random `jti` each: a token of its own.
+            let token = s.issuer.dpop_token(NOW, s.client.thumbprint());
             let auth = format!("DPoP {token}");
             let refused = s
                 .client
@@ -268,7 +256,7 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .map_or(Algorithm::ES256, |a| a.parse().unwrap());
         let s = setup(alg, live);
-        let proofs = runtime.block_on(mint(&s, batch, 0, first_proofs));
+        let proofs = runtime.block_on(mint(&s, batch, first_proofs));
         println!("minted");
         std::thread::sleep(Duration::from_secs(1));
         let path = time_path(&runtime, &s, &proofs);
@@ -301,8 +289,8 @@ fn main() {
         runtime.block_on(s.verifier.verify(&req)).unwrap();
         let mut ratios = Vec::with_capacity(rounds);
         let (mut raw_total, mut path_total) = (Duration::ZERO, Duration::ZERO);
-        for round in 0..rounds {
-            let proofs = runtime.block_on(mint(&s, batch, round + 1, first_proofs));
+        for _ in 0..rounds {
+            let proofs = runtime.block_on(mint(&s, batch, first_proofs));
             let (raw, path) = time_round(&runtime, alg, &s, &proofs);
             ratios.push(path.as_secs_f64() / raw.as_secs_f64());
             raw_total += raw;

@@ -213,12 +213,16 @@ impl Verified {
     /// ([`claims_as`](Self::claims_as)).
     fn claims_for<T: DeserializeOwned + 'static>(&self) -> Result<T, ClaimsError> {
         // `T` is known only as a type here: the shared case is told apart by its type id, and
-        // the value moved out through `Any`, without copying the claims.
-        let shared: Box<dyn std::any::Any> = Box::new(SharedClaims(Arc::clone(&self.claims)));
-        match shared.downcast::<T>() {
-            Ok(shared) => Ok(*shared),
-            Err(_) => self.claims_as(),
+        // the value moved out through `Any`, without copying the claims (nor, for any other
+        // `T`, touching them).
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<SharedClaims>() {
+            let mut shared = Some(SharedClaims(Arc::clone(&self.claims)));
+            let any: &mut dyn std::any::Any = &mut shared;
+            if let Some(shared) = any.downcast_mut::<Option<T>>().and_then(Option::take) {
+                return Ok(shared);
+            }
         }
+        self.claims_as()
     }
 }
 

@@ -604,18 +604,12 @@ impl RememberedKey {
     }
 }
 
-impl RememberedKey {
-    fn form_is(&self, key: &PublicJwk<'_>) -> bool {
-        key.has_canonical_form(&self.form)
-    }
-}
-
 impl KnownKey {
     /// The remembered key, when `key` is it.
     pub(crate) fn matching(&self, key: &PublicJwk<'_>) -> Option<&RememberedKey> {
         self.0
             .get()
-            .filter(|known| known.form_is(key))
+            .filter(|known| key.has_canonical_form(&known.form))
             .map(|known| &**known)
     }
 
@@ -624,10 +618,10 @@ impl KnownKey {
         self.0.get().map(|known| &**known)
     }
 
-    /// Whether `remembered` is this token's remembered key (the very one, not an equal one).
-    pub(crate) fn holds(&self, remembered: &RememberedKey) -> bool {
+    /// This token's remembered key, when `remembered` is it (the very one, not an equal one).
+    pub(crate) fn own(&self, remembered: &RememberedKey) -> Option<&RememberedKey> {
         self.remembered()
-            .is_some_and(|known| std::ptr::eq(known, remembered))
+            .filter(|known| std::ptr::eq(*known, remembered))
     }
 
     /// Whether `key` is the remembered key.
@@ -654,9 +648,7 @@ impl KnownKey {
                 }));
             }
         }
-        if let Some(remembered) = self.remembered()
-            && remembered.form_is(key)
-        {
+        if let Some(remembered) = self.matching(key) {
             remembered.offer_within(budget, showed);
         }
     }
@@ -826,7 +818,7 @@ mod tests {
         second.remember_within(budget, showing(&key, Algorithm::PS256, header, import()));
         assert_eq!(held(), cost);
         let remembered = first.matching(&key).expect("remembered");
-        assert!(first.holds(remembered) && !second.holds(remembered));
+        assert!(first.own(remembered).is_some() && second.own(remembered).is_none());
         let imported = remembered.imported_for(Algorithm::PS256).expect("kept");
         assert!(remembered.imported_for(Algorithm::RS256).is_none());
         let (alg, shown) = remembered

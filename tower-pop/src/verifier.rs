@@ -287,13 +287,13 @@ impl Verifier {
         // first proof showed: a proof with that header then needs only its claims read. Only a
         // lookup: no signature work before the proof's structure is checked.
         // Not for a request without exactly one proof: it is refused before any token work.
-        let looked_up = credentials.scheme == AuthScheme::Dpop && request.dpop.count == 1;
-        let cached = looked_up
-            .then(|| self.cached_token(credentials.token, now))
-            .flatten();
-        let known = cached
+        let lookup = (credentials.scheme == AuthScheme::Dpop && request.dpop.count == 1)
+            .then(|| self.only_jwt_validator(credentials.token))
+            .flatten()
+            .map(|validator| (validator, validator.cached(credentials.token, now)));
+        let known = lookup
             .as_ref()
-            .and_then(|token| token.as_deref().ok())
+            .and_then(|(_, cached)| cached.as_ref()?.as_deref().ok())
             .and_then(|token| token.confirmation.jkt_key.remembered());
         // Cheap structural checks of the proof come before any signature work.
         let mut proof_bytes = ProofBytes::default();
@@ -311,10 +311,12 @@ impl Verifier {
             (Some(proof), Some(nonces)) => Some(proof.check_nonce(nonces, now)?),
             _ => None,
         };
-        let token = match &cached {
-            Some(Ok(token)) => Arc::clone(token),
-            Some(Err(kind)) => return Err(*kind),
-            None => self.token(credentials.token, now, looked_up).await?,
+        let token = match &lookup {
+            Some((_, Some(Ok(token)))) => Arc::clone(token),
+            Some((_, Some(Err(kind)))) => return Err(*kind),
+            // Looked up and not found: verified without looking it up again.
+            Some((validator, None)) => validator.verify_missed(credentials.token, now).await?,
+            None => self.token(credentials.token, now).await?,
         };
         let requirement =
             binding::requirement(credentials.scheme, &token.confirmation, config.allow_bearer)?;
@@ -374,28 +376,26 @@ impl Verifier {
         })
     }
 
-    /// [`token`](Self::token)'s answer when it is a JWT cached by the only trusted issuer's
-    /// validator, found without verifying anything; `None` otherwise (then `token` answers).
-    fn cached_token(&self, token: &str, now: u64) -> Option<Result<Arc<TokenInfo>, PopErrorKind>> {
+    /// The validator [`token`](Self::token) asks about `token` without reading it, when there
+    /// is one: the only trusted issuer's, unless introspection answers for `token`.
+    fn only_jwt_validator(&self, token: &str) -> Option<&JwtValidator> {
         #[cfg(feature = "introspection")]
         if self.config.introspector.is_some() && !crate::introspection::looks_like_jwt(token) {
             return None;
         }
-        if self.tokens.len() != 1 {
-            return None;
+        #[cfg(not(feature = "introspection"))]
+        let _ = token;
+        if self.tokens.len() == 1 {
+            self.tokens.first()
+        } else {
+            None
         }
-        self.tokens.first()?.cached(token, now)
     }
 
     /// The access token's verified content: a JWT checked with the keys of the issuer it names
     /// (RFC 9068, RFC 8725 §3.8), or, with introspection configured, any other token asked
-    /// about (RFC 7662). `looked_up`: [`cached_token`](Self::cached_token) did not find it.
-    async fn token(
-        &self,
-        token: &str,
-        now: u64,
-        looked_up: bool,
-    ) -> Result<Arc<TokenInfo>, PopErrorKind> {
+    /// about (RFC 7662).
+    async fn token(&self, token: &str, now: u64) -> Result<Arc<TokenInfo>, PopErrorKind> {
         #[cfg(feature = "introspection")]
         if let Some(introspector) = &self.config.introspector
             && !crate::introspection::looks_like_jwt(token)
@@ -416,13 +416,10 @@ impl Verifier {
         } else {
             self.tokens.route(token)
         };
-        let validator = validator.ok_or(PopErrorKind::TokenInvalid)?;
-        // `cached_token` looks only the only issuer's cache up.
-        if looked_up && self.tokens.len() == 1 {
-            validator.verify_missed(token, now).await
-        } else {
-            validator.verify(token, now).await
-        }
+        validator
+            .ok_or(PopErrorKind::TokenInvalid)?
+            .verify(token, now)
+            .await
     }
 
     /// RFC 9449 §4.3 steps 5-12 and §7.1 on a parsed proof, then single use of its `jti`
@@ -734,28 +731,20 @@ mod tests {
         use serde_json::json;
         const NOW: u64 = 1_700_000_000;
         const URL: &str = "https://api.example.com/whoami";
-        let issuer = ProofSigner::generate(Algorithm::ES256).expect("key");
+        let issuer =
+            crate::test_util::TestIssuer::new("https://as.example.com", "https://api.example.com");
         let client = ProofSigner::generate(Algorithm::EdDSA).expect("key");
-        let mut jwk: serde_json::Value = serde_json::from_str(&issuer.public_jwk()).expect("JWK");
-        jwk["kid"] = json!("k");
         let verifier = Verifier::new(
             PopConfig::builder()
                 .public_origin("https://api.example.com")
-                .issuer("https://as.example.com")
-                .audience("https://api.example.com")
-                .jwks_json(json!({"keys": [jwk]}).to_string())
+                .issuer(issuer.issuer())
+                .audience(issuer.audience())
+                .jwks_json(issuer.jwks_json())
                 .clock(Arc::new(crate::ManualClock::new(NOW)))
                 .build()
                 .expect("configuration"),
         );
-        let token = issuer
-            .sign_compact(
-                &json!({"typ": "at+jwt", "alg": "ES256", "kid": "k"}),
-                &json!({"iss": "https://as.example.com", "aud": "https://api.example.com",
-                        "sub": "alice", "client_id": "c", "jti": "t", "exp": NOW + 600,
-                        "iat": NOW, "cnf": {"jkt": client.thumbprint()}}),
-            )
-            .expect("token");
+        let token = issuer.dpop_token(NOW, client.thumbprint());
         let auth = format!("DPoP {token}");
         let proof = |method: &str, token: &str, iat: u64| {
             client
@@ -766,7 +755,8 @@ mod tests {
         assert_eq!(outcome(&verifier, &auth, &first).await, Ok(()));
         let header = first.split('.').next().expect("header");
         let cached = verifier
-            .cached_token(&token, NOW)
+            .only_jwt_validator(&token)
+            .and_then(|validator| validator.cached(&token, NOW))
             .expect("cached")
             .expect("valid");
         let remembered = cached

@@ -343,10 +343,7 @@ impl<'a> Proof<'a> {
         known: &'k KnownKey,
     ) -> Result<Option<&'k RememberedKey>, PopErrorKind> {
         // A header `known` kept is this very key's.
-        if let Some(shown) = self.shown
-            && known.holds(shown)
-            && let Some(remembered) = known.remembered()
-        {
+        if let Some(remembered) = self.shown.and_then(|shown| known.own(shown)) {
             return Ok(Some(remembered));
         }
         if let Some(known) = known.matching(&self.key) {
