@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use actix_pop::cors::{Cors, dpop_cors};
 use actix_pop::tls::listen_tls;
-use actix_pop::{PopAuth, RequirePop, SharedClaims, Verifier, metadata_service};
+use actix_pop::{PolicyBuilder as _, PopAuth, RequirePop, SharedClaims, Verifier, metadata_route};
 use actix_web::middleware::Condition;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use examples_common::{Args, init_logging, serve_metrics, whoami};
@@ -57,7 +57,7 @@ async fn main() {
             None => Condition::new(false, Cors::default()),
         };
         let app = App::new().wrap(cors);
-        let app = match metadata_service(&verifier) {
+        let app = match metadata_route(&verifier) {
             Some(metadata) => app.service(metadata),
             None => app,
         };

@@ -17,7 +17,9 @@ use axum::response::IntoResponse as _;
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use axum_pop::cors::dpop_cors;
-use axum_pop::{PopAuth, RequirePopLayer, SharedClaims, Verifier, metadata_router};
+use axum_pop::{
+    PolicyBuilder as _, PopAuth, RequirePopLayer, SharedClaims, Verifier, metadata_route,
+};
 use examples_common::{Args, init_logging, serve_axum, serve_metrics, whoami};
 
 #[tokio::main]
@@ -45,7 +47,7 @@ async fn main() {
         )
         .route_layer(RequirePopLayer::new(Arc::clone(&verifier)).policy(args.whoami_policy()))
         .route("/health", get(|| async { "ok" }))
-        .merge(metadata_router(&verifier));
+        .merge(metadata_route(&verifier).unwrap_or_default());
     // Outside the verifier (added last): preflights never reach it, refusals get CORS headers.
     let app = match cors {
         Some(origins) => app.layer(dpop_cors(origins).unwrap_or_else(|e| fail(&e.to_string()))),

@@ -37,7 +37,8 @@ use serde_json::Value;
 use tower_pop::Algorithm;
 use tower_pop::dpop::signer::ProofSigner;
 use tower_pop::nonce::{NonceSecret, Nonces};
-use tower_pop::test_util::{RedisServer, TestIssuer};
+use tower_pop::test_util::TestIssuer;
+use tower_pop_test_support::RedisServer;
 
 const ISSUER: &str = "https://as.bench.test";
 const PUBLIC: &str = "https://api.bench.test";

@@ -65,7 +65,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum_pop::cors::dpop_cors;
-use axum_pop::{RequirePopLayer, Verifier, metadata_router};
+use axum_pop::{PolicyBuilder as _, RequirePopLayer, Verifier, metadata_route};
 use examples_common::gateway::{
     ForwardAuthError, GatewayArgs, Hop, LimitedBody, PublicPaths, identity_headers,
     normalized_authority, remove_hop_by_hop, upstream_request_headers,
@@ -158,7 +158,7 @@ async fn main() {
     let gateway = Arc::new(gateway);
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
-        .merge(metadata_router(&verifier))
+        .merge(metadata_route(&verifier).unwrap_or_default())
         .fallback(handle)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&gateway),

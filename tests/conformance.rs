@@ -12,7 +12,8 @@ use axum::extract::ConnectInfo;
 use axum::routing::any;
 use http::{Request, Response};
 use tower::ServiceExt;
-use tower_pop::{PeerAddr, PeerCertificate, RequirePopLayer, Verifier};
+use tower_pop::request::PeerAddr;
+use tower_pop::{PeerCertificate, PolicyBuilder as _, RequirePopLayer, Verifier};
 use tower_pop_conformance::{Answer, Case, Fixture, check};
 
 mod cors;

@@ -63,12 +63,13 @@ use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transfor
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
-use serde::de::DeserializeOwned;
-use tower_pop::{Auth, AuthRejection, Outcome, PopRequest, ResponseHeaders};
+use tower_pop::challenge::ResponseHeaders;
+use tower_pop::extension::{AuthRejection, FromClaims};
+use tower_pop::{Auth, Outcome, PopRequest, Verified};
 
 pub use tower_pop;
 pub use tower_pop::{
-    Algorithm, Binding, Challenge, Claims, ConfigError, PeerCertificate, PopConfig,
+    Algorithm, Binding, Challenge, Claims, ConfigError, PeerCertificate, PolicyBuilder, PopConfig,
     PopConfigBuilder, PopError, PopErrorKind, Refusal, RoutePolicy, SharedClaims, Verifier,
 };
 
@@ -96,18 +97,61 @@ fn pop_request<'a>(req: &'a HttpRequest, cert: Option<&'a PeerCertificate>) -> P
     pop
 }
 
+/// Set the status, `WWW-Authenticate` and other headers of `challenge` on `response`, replacing
+/// any of the same names: whatever body a custom rejection builds, the protocol headers stay
+/// right (as [`Challenge::apply`] does for the tower layer).
+fn apply_challenge(response: &mut HttpResponse, challenge: &Challenge) {
+    *response.status_mut() =
+        StatusCode::from_u16(challenge.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+    let headers = response.headers_mut();
+    headers.remove(actix_web::http::header::WWW_AUTHENTICATE);
+    if let Some(value) = challenge
+        .www_authenticate()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
+        headers.insert(actix_web::http::header::WWW_AUTHENTICATE, value);
+    }
+    for (name, value) in challenge.headers().iter() {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+}
+
 /// Write a [`Challenge`] as an actix response: its status, `WWW-Authenticate` and other
 /// headers, empty body.
 fn challenge_response(challenge: &Challenge) -> HttpResponse {
-    let status = StatusCode::from_u16(challenge.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-    let mut response = HttpResponse::build(status);
-    if let Some(value) = challenge.www_authenticate() {
-        response.insert_header(("www-authenticate", value));
+    let mut response = HttpResponse::new(StatusCode::UNAUTHORIZED);
+    apply_challenge(&mut response, challenge);
+    response
+}
+
+/// How a refusal's response is built before the middleware sets its status and challenge
+/// headers: the same shape as `axum_pop::RejectionResponse`
+/// ([`tower_pop::layer::RejectionResponse`]), for actix-web's response type. Implemented by
+/// [`DefaultRejection`] (an empty body) and by closures `Fn(&Refusal) -> HttpResponse`.
+pub trait RejectionResponse {
+    /// The response for `refusal`; its status and challenge headers are replaced afterwards.
+    fn response(&self, refusal: &Refusal) -> HttpResponse;
+}
+
+/// Refusals with an empty body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultRejection;
+
+impl RejectionResponse for DefaultRejection {
+    fn response(&self, refusal: &Refusal) -> HttpResponse {
+        challenge_response(refusal.challenge())
     }
-    for header in challenge.headers().iter() {
-        response.insert_header(header);
+}
+
+impl<F> RejectionResponse for F
+where
+    F: Fn(&Refusal) -> HttpResponse,
+{
+    fn response(&self, refusal: &Refusal) -> HttpResponse {
+        self(refusal)
     }
-    response.finish()
 }
 
 /// Set `headers` on a response, replacing any of the same names.
@@ -123,14 +167,27 @@ fn apply_headers<B>(response: &mut ServiceResponse<B>, headers: &ResponseHeaders
 
 /// Middleware that verifies every request with a [`Verifier`]: `.wrap(RequirePop::new(v))`.
 ///
-/// On success the request reaches the service with a [`Verified`](tower_pop::Verified) in its extensions; on failure
-/// the service is not called and the response is the challenge, with the [`PopError`] in the
-/// response extensions.
-#[derive(Debug, Clone)]
+/// On success the request reaches the service with a [`Verified`](tower_pop::Verified) in its
+/// extensions; on failure the service is not called and the response is the challenge (its body
+/// built by [`with_rejection_response`](Self::with_rejection_response) when set), with the
+/// [`PopError`] in the response extensions.
+#[derive(Debug)]
 #[must_use]
-pub struct RequirePop {
+pub struct RequirePop<R = DefaultRejection> {
     verifier: Arc<Verifier>,
     policy: Arc<RoutePolicy>,
+    rejection: Rc<R>,
+}
+
+// By hand: a closure rejection is not `Clone`, its `Rc` is.
+impl<R> Clone for RequirePop<R> {
+    fn clone(&self) -> Self {
+        Self {
+            verifier: Arc::clone(&self.verifier),
+            policy: Arc::clone(&self.policy),
+            rejection: Rc::clone(&self.rejection),
+        }
+    }
 }
 
 impl RequirePop {
@@ -139,38 +196,40 @@ impl RequirePop {
         Self {
             verifier: verifier.into(),
             policy: Arc::new(RoutePolicy::new()),
+            rejection: Rc::new(DefaultRejection),
         }
     }
+}
 
-    /// Let requests without any credentials through with an [`Anonymous`](tower_pop::Anonymous) marker (optional
-    /// authentication, with [`MaybePopAuth`]); requests with credentials are still verified.
-    pub fn allow_anonymous(self) -> Self {
-        self.with_policy(RoutePolicy::allow_anonymous)
+impl<R> PolicyBuilder for RequirePop<R> {
+    fn route_policy(&self) -> &RoutePolicy {
+        &self.policy
     }
 
-    /// Require `scope` in the token: 403 `insufficient_scope` without it (see
-    /// [`RoutePolicy::require_scope`], which panics on an invalid scope-token).
-    pub fn require_scope(self, scope: &str) -> Self {
-        self.with_policy(|p| p.require_scope(scope))
-    }
-
-    /// Apply `policy` to every request.
-    pub fn policy(mut self, policy: RoutePolicy) -> Self {
-        self.policy = Arc::new(policy);
-        self
-    }
-
-    fn with_policy(mut self, change: impl FnOnce(RoutePolicy) -> RoutePolicy) -> Self {
+    fn map_policy(mut self, change: impl FnOnce(RoutePolicy) -> RoutePolicy) -> Self {
         self.policy = Arc::new(change((*self.policy).clone()));
         self
     }
 }
 
+impl<R> RequirePop<R> {
+    /// Build refusals with `rejection` (a closure `Fn(&Refusal) -> HttpResponse` or a
+    /// [`RejectionResponse`]) instead of an empty body. The status, `WWW-Authenticate` and the
+    /// [`PopError`] extension are set by the middleware afterwards.
+    pub fn with_rejection_response<R2>(self, rejection: R2) -> RequirePop<R2> {
+        RequirePop {
+            verifier: self.verifier,
+            policy: self.policy,
+            rejection: Rc::new(rejection),
+        }
+    }
+}
+
 /// The RFC 9728 protected resource metadata resource, unauthenticated, when the verifier has a
-/// document ([`PopConfigBuilder::resource_metadata`]): `App::new().service(metadata_service(&v))`
-/// (mount it only when `Some`).
+/// document ([`PopConfigBuilder::resource_metadata`]): mount it when `Some`
+/// (`App::new().service(resource)`). The same shape as `axum_pop::metadata_route`.
 #[must_use]
-pub fn metadata_service(verifier: &Verifier) -> Option<actix_web::Resource> {
+pub fn metadata_route(verifier: &Verifier) -> Option<actix_web::Resource> {
     let doc = verifier.resource_document()?;
     let body = doc.json().to_owned();
     Some(
@@ -185,14 +244,22 @@ pub fn metadata_service(verifier: &Verifier) -> Option<actix_web::Resource> {
     )
 }
 
-impl<S, B> Transform<S, ServiceRequest> for RequirePop
+/// [`metadata_route`] (the 0.1 name).
+#[doc(hidden)]
+#[must_use]
+pub fn metadata_service(verifier: &Verifier) -> Option<actix_web::Resource> {
+    metadata_route(verifier)
+}
+
+impl<S, B, R> Transform<S, ServiceRequest> for RequirePop<R>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
     B: MessageBody + 'static,
+    R: RejectionResponse + 'static,
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
-    type Transform = RequirePopMiddleware<S>;
+    type Transform = RequirePopMiddleware<S, R>;
     type InitError = ();
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
@@ -205,12 +272,12 @@ where
 }
 
 /// The service made by [`RequirePop`].
-pub struct RequirePopMiddleware<S> {
+pub struct RequirePopMiddleware<S, R = DefaultRejection> {
     service: Rc<S>,
-    config: RequirePop,
+    config: RequirePop<R>,
 }
 
-impl<S> fmt::Debug for RequirePopMiddleware<S> {
+impl<S, R: fmt::Debug> fmt::Debug for RequirePopMiddleware<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequirePopMiddleware")
             .field("config", &self.config)
@@ -220,10 +287,11 @@ impl<S> fmt::Debug for RequirePopMiddleware<S> {
 
 type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
-impl<S, B> Service<ServiceRequest> for RequirePopMiddleware<S>
+impl<S, B, R> Service<ServiceRequest> for RequirePopMiddleware<S, R>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
     B: MessageBody + 'static,
+    R: RejectionResponse + 'static,
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
@@ -233,7 +301,11 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let service = Rc::clone(&self.service);
-        let RequirePop { verifier, policy } = self.config.clone();
+        let RequirePop {
+            verifier,
+            policy,
+            rejection,
+        } = self.config.clone();
         Box::pin(async move {
             let cert = req
                 .request()
@@ -242,7 +314,7 @@ where
                 .or_else(|| req.extensions().get::<PeerCertificate>().cloned());
             let reused = req
                 .extensions()
-                .get::<tower_pop::Verified>()
+                .get::<Verified>()
                 .and_then(|v| verifier.reuse(v, &policy));
             let outcome = match reused {
                 Some(outcome) => outcome,
@@ -263,7 +335,8 @@ where
                     ResponseHeaders::default()
                 }
                 Outcome::Refused(refusal) => {
-                    let mut response = challenge_response(refusal.challenge());
+                    let mut response = rejection.response(&refusal);
+                    apply_challenge(&mut response, refusal.challenge());
                     response.extensions_mut().insert(refusal.into_error());
                     return Ok(req.into_response(response).map_into_right_body());
                 }
@@ -325,7 +398,7 @@ impl ResponseError for PopAuthRejection {
     }
 }
 
-impl<C: DeserializeOwned + 'static> FromRequest for PopAuth<C> {
+impl<C: FromClaims + 'static> FromRequest for PopAuth<C> {
     type Error = PopAuthRejection;
     type Future = Ready<Result<Self, Self::Error>>;
 
@@ -339,7 +412,7 @@ impl<C: DeserializeOwned + 'static> FromRequest for PopAuth<C> {
     }
 }
 
-impl<C: DeserializeOwned + 'static> FromRequest for MaybePopAuth<C> {
+impl<C: FromClaims + 'static> FromRequest for MaybePopAuth<C> {
     type Error = PopAuthRejection;
     type Future = Ready<Result<Self, Self::Error>>;
 

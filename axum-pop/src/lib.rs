@@ -64,14 +64,14 @@ use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts, Ori
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
-use serde::de::DeserializeOwned;
-use tower_pop::{
-    Anonymous, Auth, AuthRejection, DefaultRejection, OriginalTarget, PeerAddr, Verified,
-};
+use tower_pop::extension::{Anonymous, AuthRejection, FromClaims};
+pub use tower_pop::layer::{DefaultRejection, RejectionResponse};
+use tower_pop::request::{OriginalTarget, PeerAddr};
+use tower_pop::{Auth, Verified};
 
 pub use tower_pop;
 pub use tower_pop::{
-    Algorithm, Binding, Challenge, Claims, ConfigError, PeerCertificate, PopConfig,
+    Algorithm, Binding, Challenge, Claims, ConfigError, PeerCertificate, PolicyBuilder, PopConfig,
     PopConfigBuilder, PopError, PopErrorKind, Refusal, RoutePolicy, SharedClaims, Verifier,
 };
 
@@ -93,24 +93,17 @@ impl RequirePopLayer {
     }
 }
 
+impl<R> PolicyBuilder for RequirePopLayer<R> {
+    fn route_policy(&self) -> &RoutePolicy {
+        self.0.route_policy()
+    }
+
+    fn map_policy(self, change: impl FnOnce(RoutePolicy) -> RoutePolicy) -> Self {
+        Self(self.0.map_policy(change))
+    }
+}
+
 impl<R> RequirePopLayer<R> {
-    /// Let requests without any credentials through (see
-    /// [`tower_pop::RequirePopLayer::allow_anonymous`]); use with [`MaybePopAuth`].
-    pub fn allow_anonymous(self) -> Self {
-        Self(self.0.allow_anonymous())
-    }
-
-    /// Require `scope` in the token: 403 `insufficient_scope` without it (see
-    /// [`tower_pop::RoutePolicy::require_scope`], which panics on an invalid scope-token).
-    pub fn require_scope(self, scope: &str) -> Self {
-        Self(self.0.require_scope(scope))
-    }
-
-    /// Apply `policy` to every request.
-    pub fn policy(self, policy: RoutePolicy) -> Self {
-        Self(self.0.policy(policy))
-    }
-
     /// Build refusals with `rejection` (see
     /// [`tower_pop::RequirePopLayer::with_rejection_response`]); the status and challenge
     /// headers stay the layer's.
@@ -175,20 +168,27 @@ where
 }
 
 /// The RFC 9728 protected resource metadata route, unauthenticated, when the verifier has a
-/// document ([`PopConfigBuilder::resource_metadata`]); an empty router otherwise. Merge it
-/// next to the protected routes: `app.merge(metadata_router(&verifier))`.
-pub fn metadata_router<S: Clone + Send + Sync + 'static>(verifier: &Verifier) -> axum::Router<S> {
-    let Some(doc) = verifier.resource_document() else {
-        return axum::Router::new();
-    };
+/// document ([`PopConfigBuilder::resource_metadata`]). Merge it next to the protected routes:
+/// `app.merge(metadata_route(&verifier).unwrap_or_default())`. The same shape as
+/// `actix_pop::metadata_route`.
+pub fn metadata_route<S: Clone + Send + Sync + 'static>(
+    verifier: &Verifier,
+) -> Option<axum::Router<S>> {
+    let doc = verifier.resource_document()?;
     let body = doc.json().to_owned();
-    axum::Router::new().route(
+    Some(axum::Router::new().route(
         doc.path(),
         axum::routing::get(move || {
             let body = body.clone();
             async move { ([(http::header::CONTENT_TYPE, "application/json")], body) }
         }),
-    )
+    ))
+}
+
+/// [`metadata_route`], or an empty router without a document (the 0.1 shape).
+#[doc(hidden)]
+pub fn metadata_router<S: Clone + Send + Sync + 'static>(verifier: &Verifier) -> axum::Router<S> {
+    metadata_route(verifier).unwrap_or_default()
 }
 
 /// A verified request: dereferences to [`tower_pop::Auth`] (`claims` as `C`, `binding`, `jkt`,
@@ -220,6 +220,14 @@ impl<C> DerefMut for PopAuth<C> {
 #[derive(Debug)]
 pub struct PopAuthRejection(pub AuthRejection);
 
+impl std::fmt::Display for PopAuthRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for PopAuthRejection {}
+
 impl IntoResponse for PopAuthRejection {
     fn into_response(self) -> Response {
         match self.0.challenge() {
@@ -237,7 +245,7 @@ fn markers(parts: &Parts) -> (Option<&Verified>, Option<&Anonymous>) {
     (parts.extensions.get(), parts.extensions.get())
 }
 
-impl<S: Send + Sync, C: DeserializeOwned + Send + 'static> FromRequestParts<S> for PopAuth<C> {
+impl<S: Send + Sync, C: FromClaims + Send> FromRequestParts<S> for PopAuth<C> {
     type Rejection = PopAuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
@@ -248,7 +256,7 @@ impl<S: Send + Sync, C: DeserializeOwned + Send + 'static> FromRequestParts<S> f
     }
 }
 
-impl<S: Send + Sync, C: DeserializeOwned + Send + 'static> FromRequestParts<S> for MaybePopAuth<C> {
+impl<S: Send + Sync, C: FromClaims + Send> FromRequestParts<S> for MaybePopAuth<C> {
     type Rejection = PopAuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
@@ -259,9 +267,7 @@ impl<S: Send + Sync, C: DeserializeOwned + Send + 'static> FromRequestParts<S> f
     }
 }
 
-impl<S: Send + Sync, C: DeserializeOwned + Send + 'static> OptionalFromRequestParts<S>
-    for PopAuth<C>
-{
+impl<S: Send + Sync, C: FromClaims + Send> OptionalFromRequestParts<S> for PopAuth<C> {
     type Rejection = PopAuthRejection;
 
     async fn from_request_parts(

@@ -79,7 +79,7 @@ pub async fn serve_tls(listener: TcpListener, tls: TlsConfig, router: Router) ->
 /// # use axum::{Router, routing::get};
 /// # use axum_pop::tls::{PemSource, TlsConfig, serve_tls_with_graceful_shutdown};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// # let server = &tower_pop::test_util::pki().server;
+/// # let server = &tower_pop_test_support::pki().server;
 /// let tls = TlsConfig::builder()
 ///     .cert_chain(PemSource::Inline(server.cert_pem.clone().into()))
 ///     .private_key(PemSource::Inline(server.key_pem.clone().into()))

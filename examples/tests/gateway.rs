@@ -20,7 +20,8 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tower_pop::Algorithm;
 use tower_pop::dpop::signer::ProofSigner;
-use tower_pop::test_util::{Identity, TestIssuer, free_port, pki};
+use tower_pop::test_util::TestIssuer;
+use tower_pop_test_support::{Identity, free_port, pki};
 
 use crate::nginx::Nginx;
 use crate::server::{AUDIENCE, ISSUER, Server, now};

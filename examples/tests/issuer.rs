@@ -16,8 +16,8 @@ use axum::{Form, Json, Router};
 use serde_json::{Value, json};
 use tower_pop::Algorithm;
 use tower_pop::dpop::signer::ProofSigner;
-use tower_pop::test_util::pki;
 use tower_pop::tls::{PemSource, TlsConfig};
+use tower_pop_test_support::pki;
 
 use crate::server::{AUDIENCE, SERVERS, Server, now};
 use examples_common::http::{Reply, send};

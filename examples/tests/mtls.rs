@@ -12,7 +12,8 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::json;
 use tower_pop::Algorithm;
 use tower_pop::dpop::signer::ProofSigner;
-use tower_pop::test_util::{Identity, TestIssuer, pki};
+use tower_pop::test_util::TestIssuer;
+use tower_pop_test_support::{Identity, pki};
 
 use crate::server::{AUDIENCE, ISSUER, SERVERS, Server, now};
 use examples_common::http::Reply;

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::json;
-use tower_pop::test_util::{Identity, TestIssuer, free_port, pki};
+use tower_pop::test_util::TestIssuer;
+use tower_pop_test_support::{Identity, free_port, pki};
 
 use crate::mtls::{get, https_client};
 use crate::server::{AUDIENCE, ISSUER, SERVERS, Server, now};

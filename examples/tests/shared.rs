@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use tower_pop::Algorithm;
 use tower_pop::dpop::signer::ProofSigner;
-use tower_pop::test_util::{RedisServer, TestIssuer};
+use tower_pop::test_util::TestIssuer;
+use tower_pop_test_support::RedisServer;
 
 use crate::server::{AUDIENCE, ISSUER, Server, assert_exactly_one_200};
 use examples_common::http::{Reply, send};

@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let authorization = header_values(data, "authorization");
-    match tower_pop::fuzzing::credentials(&parsed) {
+    match tower_pop::__fuzzing::credentials(&parsed) {
         Ok((scheme, token)) => {
             assert_eq!(authorization.len(), 1, "one field only");
             assert!(!token.is_empty() && token.len() <= 16 * 1024);

@@ -7,7 +7,7 @@
 #![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
-use tower_pop::fuzzing::{htu_is_normal_path, htu_normalize};
+use tower_pop::__fuzzing::{htu_is_normal_path, htu_normalize};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(uri) = std::str::from_utf8(data) else {

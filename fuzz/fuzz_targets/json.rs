@@ -12,7 +12,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use tower_pop::fuzzing::{json_members, json_object};
+use tower_pop::__fuzzing::{json_members, json_object};
 
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {

@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use tower_pop::thumbprint::jwk_thumbprint;
 
 fuzz_target!(|data: &[u8]| {
-    let parsed = tower_pop::fuzzing::jwk(data);
+    let parsed = tower_pop::__fuzzing::jwk(data);
     let public = std::str::from_utf8(data).ok().and_then(jwk_thumbprint);
     assert_eq!(parsed.as_ref().map(|(jkt, _)| jkt), public.as_ref());
     if let Some((jkt, fits)) = parsed {

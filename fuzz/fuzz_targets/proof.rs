@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(value) = std::str::from_utf8(data) else {
         return;
     };
-    let parsed = tower_pop::fuzzing::proof(
+    let parsed = tower_pop::__fuzzing::proof(
         value,
         "GET",
         "https://resource.example.org/protectedresource",

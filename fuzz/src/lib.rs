@@ -16,7 +16,8 @@ use std::thread::{self, Thread};
 
 use tower_pop::mtls::proxy::{ClientCertHeader, ForwardedCertConfig, TrustedProxies};
 use tower_pop::nonce::{NonceSecret, Nonces};
-use tower_pop::{ManualClock, PopConfig, PopRequest, Verifier};
+use tower_pop::clock::ManualClock;
+use tower_pop::{PopConfig, PopRequest, Verifier};
 
 /// The fixed time of every fixture, seconds since the Unix epoch.
 pub const NOW: u64 = 1_700_000_000;

@@ -346,7 +346,7 @@ impl Fixture {
     /// run with [`proxy_verifier`](Self::proxy_verifier).
     #[must_use]
     pub fn mtls_cases(&self) -> Vec<Case> {
-        let pki = tower_pop::test_util::pki();
+        let pki = tower_pop_test_support::pki();
         let (a, b) = (pki.client_a.der(), pki.client_b.der());
         let token = self.token(json!({"cnf": {"x5t#S256": pki.client_a.x5t()}}));
         let bearer = ("authorization", format!("Bearer {token}"));

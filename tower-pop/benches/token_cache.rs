@@ -19,7 +19,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
-use tower_pop::fuzzing::TokenCache;
+use tower_pop::__fuzzing::TokenCache;
 
 const NOW: u64 = 1_700_000_000;
 /// Tokens live an hour.

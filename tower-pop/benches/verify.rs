@@ -92,7 +92,7 @@ fn bench(c: &mut Criterion) {
         );
     });
     // mTLS: a certificate-bound token over a connection with the bound certificate.
-    let cert = tower_pop::test_util::pki().client_a.der();
+    let cert = tower_pop_test_support::pki().client_a.der();
     let mtls_token = issuer.sign_compact(
         &json!({"typ": "at+jwt", "alg": "ES256", "kid": "k"}),
         &json!({"iss": "https://as.example.com", "aud": "https://api.example.com", "sub": "alice",

@@ -8,6 +8,7 @@
 //! | `Bearer` | `jkt` | refused: `invalid_token`, a downgrade (RFC 9449 §7.2) |
 //! | `Bearer` | `x5t#S256` | the client certificate it names (RFC 8705 §3: certificate-bound tokens use `Bearer`) |
 //! | `Bearer` | none | nothing, only when bearer tokens are allowed; otherwise `invalid_token` |
+//! | `Bearer` with a `DPoP` proof | no `jkt` | refused: `invalid_token`, even where bearer tokens are allowed (RFC 9449 §7.2) |
 //!
 //! A `cnf` that is present but names no method this crate can check never gets here: reading
 //! the token refuses it (RFC 7800 §3.1), so an unusable binding never degrades to bearer.
@@ -30,11 +31,14 @@ pub(crate) enum Requirement<'a> {
     Bearer,
 }
 
-/// The requirement for a token confirmed by `cnf`, presented with `scheme`.
+/// The requirement for a token confirmed by `cnf`, presented with `scheme`; `proof_sent`
+/// says whether the request carries a `DPoP` field (it matters for the `Bearer` scheme only:
+/// the `DPoP` scheme always needs one).
 pub(crate) fn requirement(
     scheme: AuthScheme,
     cnf: &Confirmation,
     allow_bearer: bool,
+    proof_sent: bool,
 ) -> Result<Requirement<'_>, PopErrorKind> {
     let jkt = cnf.jkt.as_deref();
     let x5t_s256 = cnf.x5t_s256.as_deref();
@@ -42,9 +46,10 @@ pub(crate) fn requirement(
         (AuthScheme::Dpop, Some(jkt), certificate) => Ok(Requirement::Dpop { jkt, certificate }),
         (AuthScheme::Dpop, None, _) => Err(PopErrorKind::TokenNotDpopBound),
         (AuthScheme::Bearer, Some(_), _) => Err(PopErrorKind::BoundTokenAsBearer),
+        (AuthScheme::Bearer, None, None) if !allow_bearer => Err(PopErrorKind::BearerNotAllowed),
+        (AuthScheme::Bearer, None, _) if proof_sent => Err(PopErrorKind::TokenNotDpopBound),
         (AuthScheme::Bearer, None, Some(x5t_s256)) => Ok(Requirement::Certificate { x5t_s256 }),
-        (AuthScheme::Bearer, None, None) if allow_bearer => Ok(Requirement::Bearer),
-        (AuthScheme::Bearer, None, None) => Err(PopErrorKind::BearerNotAllowed),
+        (AuthScheme::Bearer, None, None) => Ok(Requirement::Bearer),
     }
 }
 
@@ -60,20 +65,23 @@ mod tests {
             jkt: jkt.then(|| JKT.to_owned()),
             x5t_s256: x5t.then(|| X5T.to_owned()),
             jkt_owner: [0; 32],
-            jkt_key: crate::jwk::KnownKey::default(),
+            jkt_key: crate::dpop::known_key::KnownKey::default(),
         }
     }
 
-    /// scheme, `cnf.jkt` present, `cnf["x5t#S256"]` present, `allow_bearer`, requirement.
+    /// scheme, `cnf.jkt` present, `cnf["x5t#S256"]` present, `allow_bearer`, a `DPoP` field
+    /// sent, requirement.
     type Row<'a> = (
         AuthScheme,
+        bool,
         bool,
         bool,
         bool,
         Result<Requirement<'a>, PopErrorKind>,
     );
 
-    /// Every scheme x `cnf` x `allow_bearer` combination (DPOP-18..21, CNF-04, MTLS-01, PRM-05).
+    /// Every scheme x `cnf` x `allow_bearer` x proof combination (DPOP-18..21,
+    /// CNF-04, MTLS-01, PRM-05).
     #[test]
     fn scheme_by_confirmation_table() {
         use AuthScheme::{Bearer, Dpop};
@@ -86,31 +94,40 @@ mod tests {
         };
         let cert = Ok(Requirement::Certificate { x5t_s256: X5T });
         #[rustfmt::skip]
-        let table: [Row<'_>; 16] = [
-            // scheme, jkt,  x5t,   allow_bearer, requirement
-            (Dpop,   true,  false, false, dpop(None)),
-            (Dpop,   true,  false, true,  dpop(None)),
-            (Dpop,   true,  true,  false, dpop(Some(X5T))),
-            (Dpop,   true,  true,  true,  dpop(Some(X5T))),
-            (Dpop,   false, true,  false, Err(TokenNotDpopBound)),
-            (Dpop,   false, true,  true,  Err(TokenNotDpopBound)),
-            (Dpop,   false, false, false, Err(TokenNotDpopBound)),
-            (Dpop,   false, false, true,  Err(TokenNotDpopBound)),
-            (Bearer, true,  false, false, Err(BoundTokenAsBearer)),
-            (Bearer, true,  false, true,  Err(BoundTokenAsBearer)),
-            (Bearer, true,  true,  false, Err(BoundTokenAsBearer)),
-            (Bearer, true,  true,  true,  Err(BoundTokenAsBearer)),
-            (Bearer, false, true,  false, cert),
-            (Bearer, false, true,  true,  cert),
-            (Bearer, false, false, false, Err(BearerNotAllowed)),
-            (Bearer, false, false, true,  Ok(Requirement::Bearer)),
+        let table: [Row<'_>; 24] = [
+            // scheme, jkt,  x5t,   allow_bearer, proof, requirement
+            (Dpop,   true,  false, false, true,  dpop(None)),
+            (Dpop,   true,  false, true,  true,  dpop(None)),
+            (Dpop,   true,  true,  false, true,  dpop(Some(X5T))),
+            (Dpop,   true,  true,  true,  true,  dpop(Some(X5T))),
+            (Dpop,   false, true,  false, true,  Err(TokenNotDpopBound)),
+            (Dpop,   false, true,  true,  true,  Err(TokenNotDpopBound)),
+            (Dpop,   false, false, false, true,  Err(TokenNotDpopBound)),
+            (Dpop,   false, false, true,  true,  Err(TokenNotDpopBound)),
+            (Bearer, true,  false, false, false, Err(BoundTokenAsBearer)),
+            (Bearer, true,  false, true,  false, Err(BoundTokenAsBearer)),
+            (Bearer, true,  true,  false, false, Err(BoundTokenAsBearer)),
+            (Bearer, true,  true,  true,  false, Err(BoundTokenAsBearer)),
+            (Bearer, false, true,  false, false, cert),
+            (Bearer, false, true,  true,  false, cert),
+            (Bearer, false, false, false, false, Err(BearerNotAllowed)),
+            (Bearer, false, false, true,  false, Ok(Requirement::Bearer)),
+            // RFC 9449 §7.2: a proof with a token that is not DPoP-bound, even as Bearer.
+            (Bearer, true,  false, false, true,  Err(BoundTokenAsBearer)),
+            (Bearer, true,  false, true,  true,  Err(BoundTokenAsBearer)),
+            (Bearer, true,  true,  false, true,  Err(BoundTokenAsBearer)),
+            (Bearer, true,  true,  true,  true,  Err(BoundTokenAsBearer)),
+            (Bearer, false, true,  false, true,  Err(TokenNotDpopBound)),
+            (Bearer, false, true,  true,  true,  Err(TokenNotDpopBound)),
+            (Bearer, false, false, false, true,  Err(BearerNotAllowed)),
+            (Bearer, false, false, true,  true,  Err(TokenNotDpopBound)),
         ];
-        for (scheme, jkt, x5t, allow_bearer, expected) in table {
+        for (scheme, jkt, x5t, allow_bearer, proof, expected) in table {
             let confirmation = cnf(jkt, x5t);
             assert_eq!(
-                requirement(scheme, &confirmation, allow_bearer),
+                requirement(scheme, &confirmation, allow_bearer, proof),
                 expected,
-                "{scheme:?} jkt={jkt} x5t={x5t} allow_bearer={allow_bearer}"
+                "{scheme:?} jkt={jkt} x5t={x5t} allow_bearer={allow_bearer} proof={proof}"
             );
         }
     }

@@ -34,12 +34,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::{AuthScheme, PopError, PopErrorKind};
+use crate::jose::Algorithm;
 
 /// Headers a response must carry beyond the challenge: a fresh `DPoP-Nonce` (RFC 9449 §8.2,
 /// §9) and `Cache-Control: no-store`, which goes with every nonce and with every decision made
 /// from a certificate forwarded by a proxy (so no cache serves it to another client). Both the
 /// refusals ([`Challenge::headers`]) and the verified requests
-/// ([`Verified::response_headers`](crate::Verified::response_headers)) carry one.
+/// ([`Verified::response_headers`](crate::extension::Verified::response_headers)) carry one.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct ResponseHeaders {
     dpop_nonce: Option<Arc<str>>,
@@ -256,7 +257,7 @@ pub(crate) struct ChallengeParams {
 }
 
 impl ChallengeParams {
-    pub(crate) fn new(algs: &[crate::Algorithm], realm: Option<&str>) -> Self {
+    pub(crate) fn new(algs: &[Algorithm], realm: Option<&str>) -> Self {
         let algs = algs
             .iter()
             .map(|a| a.as_str())
@@ -319,7 +320,6 @@ impl ChallengeParams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Algorithm;
 
     fn params() -> ChallengeParams {
         ChallengeParams::new(&[Algorithm::ES256, Algorithm::PS256], None)

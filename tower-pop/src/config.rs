@@ -9,46 +9,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::dpop::{DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_MAX_AGE, htu};
+use crate::defaults;
+use crate::dpop::htu;
+use crate::dpop::nonce::Nonces;
 use crate::error::ConfigError;
 use crate::jose::Algorithm;
 use crate::metadata::{ResourceDocument, ResourceMetadata};
 use crate::mtls::proxy::ForwardedCertConfig;
-use crate::nonce::Nonces;
 use crate::replay::{MemoryReplayCache, ReplayCache};
-use crate::token::jwks::{KeySet, KeySource};
+use crate::token::jwks::KeySet;
 use crate::token::jwt;
 use crate::token::jwt::TokenProfile;
-
-/// Default DPoP proof algorithms: the FAPI 2.0 set (§5.4.1), `ES256 PS256 EdDSA`, plus
-/// `Ed25519`, the RFC 9864 name for the same EdDSA-with-Ed25519 signature.
-pub const DEFAULT_DPOP_ALGORITHMS: [Algorithm; 4] = [
-    Algorithm::ES256,
-    Algorithm::PS256,
-    Algorithm::EdDSA,
-    Algorithm::Ed25519,
-];
-/// Default access-token algorithms: RS256 (required by RFC 9068 §2.1), PS256, ES256, EdDSA.
-pub const DEFAULT_TOKEN_ALGORITHMS: [Algorithm; 4] = [
-    Algorithm::RS256,
-    Algorithm::PS256,
-    Algorithm::ES256,
-    Algorithm::EdDSA,
-];
-/// Clock leeway for a token's `exp` and `nbf`: 30 s ("tens of seconds, never minutes").
-pub const DEFAULT_TOKEN_LEEWAY: Duration = Duration::from_secs(30);
-/// Verified tokens kept in the cache: 10,000.
-pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 10_000;
-/// Bytes the token cache may hold, by an estimate of each entry's heap size: 16 MiB, room for
-/// the default 10,000 entries at about 1.6 KiB each (a typical RFC 9068 token's claims).
-pub const DEFAULT_TOKEN_CACHE_BYTES: u64 = 16 * 1024 * 1024;
-/// Longest time a verified token is served from the cache: 5 minutes, so a change of the
-/// issuer's keys (a key withdrawn after a compromise) reaches cached tokens within that time.
-pub const DEFAULT_TOKEN_CACHE_MAX_AGE: Duration = Duration::from_secs(300);
-
-/// Proofs a second one proof key may sustain under the default quota
-/// ([`PopConfigBuilder::proof_key_quota`]): 5,000, above what one honest client sends.
-pub const DEFAULT_PROOF_KEY_RATE: u64 = 5_000;
+use crate::token::keys::KeySource;
 
 const MAX_PROOF_WINDOW: Duration = Duration::from_secs(3600);
 const MAX_TOKEN_LEEWAY: Duration = Duration::from_secs(300);
@@ -70,7 +42,7 @@ pub struct PopConfig {
     /// Every trusted issuer and where its keys come from; the first is the primary.
     pub(crate) issuers: Vec<(String, KeySource)>,
     #[cfg(feature = "introspection")]
-    pub(crate) introspector: Option<crate::introspection::Introspector>,
+    pub(crate) introspector: Option<crate::token::introspection::Introspector>,
     pub(crate) replay: Arc<dyn ReplayCache>,
     /// Most proofs of one key recorded within the proof lifetime.
     pub(crate) proof_key_quota: u64,
@@ -173,9 +145,9 @@ pub struct PopConfigBuilder {
     jwks: Option<Result<String, ConfigError>>,
     extra_issuers: Vec<String>,
     #[cfg(feature = "discovery")]
-    discovery: crate::discovery::DiscoveryOptions,
+    discovery: crate::token::discovery::DiscoveryOptions,
     #[cfg(feature = "introspection")]
-    introspection: Option<crate::introspection::IntrospectionOptions>,
+    introspection: Option<crate::token::introspection::IntrospectionOptions>,
     replay: Option<Arc<dyn ReplayCache>>,
     proof_key_quota: Option<u64>,
     nonces: Option<Nonces>,
@@ -189,23 +161,23 @@ impl Default for PopConfigBuilder {
         Self {
             public_origin: None,
             insecure_http: false,
-            dpop_algorithms: DEFAULT_DPOP_ALGORITHMS.to_vec(),
-            proof_max_age: DEFAULT_PROOF_MAX_AGE,
-            proof_future_skew: DEFAULT_PROOF_FUTURE_SKEW,
+            dpop_algorithms: defaults::DPOP_ALGORITHMS.to_vec(),
+            proof_max_age: defaults::PROOF_MAX_AGE,
+            proof_future_skew: defaults::PROOF_FUTURE_SKEW,
             allow_bearer: false,
             realm: None,
             issuer: None,
             audience: None,
-            token_algorithms: DEFAULT_TOKEN_ALGORITHMS.to_vec(),
-            token_leeway: DEFAULT_TOKEN_LEEWAY,
-            token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
-            token_cache_bytes: DEFAULT_TOKEN_CACHE_BYTES,
-            token_cache_max_age: DEFAULT_TOKEN_CACHE_MAX_AGE,
+            token_algorithms: defaults::TOKEN_ALGORITHMS.to_vec(),
+            token_leeway: defaults::TOKEN_LEEWAY,
+            token_cache_capacity: defaults::TOKEN_CACHE_CAPACITY,
+            token_cache_bytes: defaults::TOKEN_CACHE_BYTES,
+            token_cache_max_age: defaults::TOKEN_CACHE_MAX_AGE,
             token_profile: TokenProfile::Rfc9068,
             jwks: None,
             extra_issuers: Vec::new(),
             #[cfg(feature = "discovery")]
-            discovery: crate::discovery::DiscoveryOptions::default(),
+            discovery: crate::token::discovery::DiscoveryOptions::default(),
             #[cfg(feature = "introspection")]
             introspection: None,
             replay: None,
@@ -247,21 +219,21 @@ impl PopConfigBuilder {
     }
 
     /// The DPoP proof algorithm allow-list, advertised in the `algs` challenge parameter.
-    /// Default: [`DEFAULT_DPOP_ALGORITHMS`].
+    /// Default: [`defaults::DPOP_ALGORITHMS`].
     #[must_use]
     pub fn dpop_algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
         self.dpop_algorithms = algorithms.into_iter().collect();
         self
     }
 
-    /// How old a proof may be. Default: [`DEFAULT_PROOF_MAX_AGE`]; at most one hour.
+    /// How old a proof may be. Default: [`defaults::PROOF_MAX_AGE`]; at most one hour.
     #[must_use]
     pub fn proof_max_age(mut self, max_age: Duration) -> Self {
         self.proof_max_age = max_age;
         self
     }
 
-    /// How far in the future a proof's `iat` may be. Default: [`DEFAULT_PROOF_FUTURE_SKEW`].
+    /// How far in the future a proof's `iat` may be. Default: [`defaults::PROOF_FUTURE_SKEW`].
     #[must_use]
     pub fn proof_future_skew(mut self, skew: Duration) -> Self {
         self.proof_future_skew = skew;
@@ -298,7 +270,7 @@ impl PopConfigBuilder {
         self
     }
 
-    /// Access-token algorithm allow-list (RFC 8725 §3.1). Default: [`DEFAULT_TOKEN_ALGORITHMS`].
+    /// Access-token algorithm allow-list (RFC 8725 §3.1). Default: [`defaults::TOKEN_ALGORITHMS`].
     /// ES512 and the RFC 9864 name `Ed25519` are not available for access tokens (use `EdDSA`).
     #[must_use]
     pub fn token_algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
@@ -306,14 +278,14 @@ impl PopConfigBuilder {
         self
     }
 
-    /// Clock leeway for `exp` and `nbf`. Default: [`DEFAULT_TOKEN_LEEWAY`]; at most 5 minutes.
+    /// Clock leeway for `exp` and `nbf`. Default: [`defaults::TOKEN_LEEWAY`]; at most 5 minutes.
     #[must_use]
     pub fn token_leeway(mut self, leeway: Duration) -> Self {
         self.token_leeway = leeway;
         self
     }
 
-    /// How many verified tokens to cache. Default: [`DEFAULT_TOKEN_CACHE_CAPACITY`]; 0 disables
+    /// How many verified tokens to cache. Default: [`defaults::TOKEN_CACHE_CAPACITY`]; 0 disables
     /// the cache.
     ///
     /// The cache is keyed by the token's SHA-256 and evicts when full (S3-FIFO: a token seen
@@ -328,7 +300,7 @@ impl PopConfigBuilder {
 
     /// How many bytes the token cache may hold, by an estimate of each entry's heap size (its
     /// claims' JSON, strings, binding, bookkeeping); large tokens leave room for fewer entries.
-    /// Default: [`DEFAULT_TOKEN_CACHE_BYTES`]; 0 disables the cache.
+    /// Default: [`defaults::TOKEN_CACHE_BYTES`]; 0 disables the cache.
     #[must_use]
     pub fn token_cache_bytes(mut self, bytes: u64) -> Self {
         self.token_cache_bytes = bytes;
@@ -337,7 +309,7 @@ impl PopConfigBuilder {
 
     /// How long a verified token is served from the cache at most, whatever its `exp`; never
     /// past its `exp` (plus leeway) either. Bounds how long a withdrawn issuer key keeps
-    /// cached tokens valid. Default: [`DEFAULT_TOKEN_CACHE_MAX_AGE`]; 0 disables the cache.
+    /// cached tokens valid. Default: [`defaults::TOKEN_CACHE_MAX_AGE`]; 0 disables the cache.
     #[must_use]
     pub fn token_cache_max_age(mut self, max_age: Duration) -> Self {
         self.token_cache_max_age = max_age;
@@ -367,11 +339,11 @@ impl PopConfigBuilder {
     /// RFC 8414 metadata at `/.well-known/oauth-authorization-server` (inserted before the
     /// issuer's path), falling back to OpenID Connect's `/.well-known/openid-configuration`;
     /// the metadata's `issuer` must equal ours exactly and `jwks_uri` must be `https`. Default:
-    /// [`DiscoveryOptions::default`](crate::discovery::DiscoveryOptions). The verifier's clock
+    /// [`DiscoveryOptions::default`](crate::token::discovery::DiscoveryOptions). The verifier's clock
     /// replaces the options' clock.
     #[cfg(feature = "discovery")]
     #[must_use]
-    pub fn discovery(mut self, options: crate::discovery::DiscoveryOptions) -> Self {
+    pub fn discovery(mut self, options: crate::token::discovery::DiscoveryOptions) -> Self {
         self.discovery = options;
         self
     }
@@ -382,7 +354,10 @@ impl PopConfigBuilder {
     /// client's proof or `Authorization` header; a failing server is a 503.
     #[cfg(feature = "introspection")]
     #[must_use]
-    pub fn introspection(mut self, options: crate::introspection::IntrospectionOptions) -> Self {
+    pub fn introspection(
+        mut self,
+        options: crate::token::introspection::IntrospectionOptions,
+    ) -> Self {
         self.introspection = Some(options);
         self
     }
@@ -401,7 +376,7 @@ impl PopConfigBuilder {
         self.jwks = Some(
             std::fs::read_to_string(path).map_err(|e| ConfigError::UnreadableFile {
                 path: path.to_owned(),
-                reason: e.to_string(),
+                source: Arc::new(e),
             }),
         );
         self
@@ -417,11 +392,11 @@ impl PopConfigBuilder {
 
     /// Most proofs of one proof key (by its RFC 7638 thumbprint) recorded for single use
     /// within the proof lifetime; a key past it is refused with 429 and `Retry-After`
-    /// ([`PopErrorKind::ProofKeyOverQuota`](crate::PopErrorKind::ProofKeyOverQuota)) and
+    /// ([`PopErrorKind::ProofKeyOverQuota`](crate::error::PopErrorKind::ProofKeyOverQuota)) and
     /// nothing is recorded for it, while every other key goes on. So one authenticated client
     /// cannot fill the replay store and make it refuse everyone (RFC 9449 §11.1).
     ///
-    /// Default: [`DEFAULT_PROOF_KEY_RATE`] (5,000 proofs a second) times the counted window,
+    /// Default: [`defaults::PROOF_KEY_RATE`] (5,000 proofs a second) times the counted window,
     /// which is the proof lifetime (`proof_max_age + proof_future_skew + 1 s`) rounded up to
     /// nine slices of `ceil(lifetime / 8)` seconds: with the default 71 s lifetime, 9 × 9 s =
     /// 81 s, so 405,000 proofs. A client sending up to 5,000 proofs a second, steadily, is never
@@ -464,7 +439,7 @@ impl PopConfigBuilder {
     /// header means no certificate, so certificate-bound tokens are refused. Every response
     /// whose decision read the header carries `Cache-Control: no-store`. Off by default.
     ///
-    /// [`PeerAddr`]: crate::PeerAddr
+    /// [`PeerAddr`]: crate::request::PeerAddr
     #[must_use]
     pub fn forwarded_certificates(mut self, forwarded: ForwardedCertConfig) -> Self {
         self.forwarded = Some(forwarded);
@@ -549,7 +524,7 @@ impl PopConfigBuilder {
             if name.is_empty() || issuers.iter().any(|(i, _)| i == name) {
                 return Err(ConfigError::InvalidIssuer {
                     issuer: name.clone(),
-                    reason: "empty or given twice".to_owned(),
+                    reason: "empty or given twice",
                 });
             }
             issuers.push((name.clone(), None));
@@ -559,9 +534,7 @@ impl PopConfigBuilder {
                 drop(jwks);
                 return Err(ConfigError::InvalidIssuer {
                     issuer: issuers[1].0.clone(),
-                    reason:
-                        "a configured JWK Set belongs to one issuer; discover the keys of several"
-                            .to_owned(),
+                    reason: "a configured JWK Set belongs to one issuer; discover the keys of several",
                 });
             }
             Some(jwks) => {
@@ -586,16 +559,14 @@ impl PopConfigBuilder {
         #[cfg(feature = "introspection")]
         let introspector = match self.introspection.clone() {
             Some(options) => Some(
-                crate::introspection::Introspector::new(
+                crate::token::introspection::Introspector::new(
                     options
                         .issuer(&issuer)
                         .audience(&audience)
                         .leeway(self.token_leeway)
                         .clock(Arc::clone(&self.clock)),
                 )
-                .map_err(|e| ConfigError::InvalidIntrospection {
-                    reason: e.to_string(),
-                })?,
+                .map_err(|source| ConfigError::Introspection { source })?,
             ),
             None => None,
         };
@@ -640,7 +611,7 @@ impl PopConfigBuilder {
                 .unwrap_or_else(|| Arc::new(MemoryReplayCache::default())),
             proof_key_quota: self.proof_key_quota.unwrap_or_else(|| {
                 let lifetime = (self.proof_max_age + self.proof_future_skew).as_secs() + 1;
-                DEFAULT_PROOF_KEY_RATE.saturating_mul(
+                defaults::PROOF_KEY_RATE.saturating_mul(
                     crate::replay::quota::KeyQuota::counted_window_secs(lifetime),
                 )
             }),
@@ -656,17 +627,17 @@ impl PopConfigBuilder {
 /// configuration error.
 #[cfg(feature = "discovery")]
 fn discovered_keys(
-    options: &crate::discovery::DiscoveryOptions,
+    options: &crate::token::discovery::DiscoveryOptions,
     clock: &Arc<dyn Clock>,
     issuer: &str,
 ) -> Result<KeySource, ConfigError> {
     {
         let options = options.clone().clock(Arc::clone(clock));
-        crate::discovery::IssuerKeys::discover(issuer, options)
+        crate::token::discovery::IssuerKeys::discover(issuer, options)
             .map(KeySource::Discovered)
-            .map_err(|e| ConfigError::InvalidIssuer {
+            .map_err(|source| ConfigError::Discovery {
                 issuer: issuer.to_owned(),
-                reason: e.to_string(),
+                source,
             })
     }
 }

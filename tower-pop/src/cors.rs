@@ -33,7 +33,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use crate::ConfigError;
+use crate::error::ConfigError;
 
 /// Request headers a DPoP app sends that are not CORS-safelisted: `Authorization` (the token,
 /// RFC 9449 §7.1), `DPoP` (the proof, §4.1) and `Content-Type` (JSON bodies are not safelisted).

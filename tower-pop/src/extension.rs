@@ -54,7 +54,7 @@ impl fmt::Display for ClaimsError {
 impl std::error::Error for ClaimsError {}
 
 /// Put into the request extensions instead of [`Verified`] when the layer lets a request
-/// without any credentials through ([`crate::RequirePopLayer::allow_anonymous`]). Extractors use
+/// without any credentials through ([`crate::policy::PolicyBuilder::allow_anonymous`]). Extractors use
 /// it to tell "anonymous" from "the layer is missing" (a server bug), and a handler that does
 /// require credentials answers with its [`challenge`](Self::challenge).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,8 +169,8 @@ pub type Claims = Map<String, Value>;
 /// The token's claims as a JSON object, shared with the verifier's token cache rather than
 /// copied: `Auth<SharedClaims>` (`PopAuth<SharedClaims>` in the adapters) costs a reference
 /// count per request where [`Claims`] costs a copy of every claim (about a microsecond for a
-/// typical token). Read-only: it dereferences to the object. Serialises as the object;
-/// deserialising one builds a new object.
+/// typical token). Read-only: it dereferences to the object, and serialises as it. Made only
+/// from a verified request ([`FromClaims`]), never deserialised.
 ///
 /// ```
 /// use tower_pop::{Auth, SharedClaims};
@@ -202,27 +202,26 @@ impl serde::Serialize for SharedClaims {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for SharedClaims {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Map::deserialize(deserializer).map(|map| Self(Arc::new(map)))
+/// How a handler's claims type `C` of [`Auth<C>`] is made from a verified request: any
+/// `DeserializeOwned` type (such as [`Claims`] or your own struct) is deserialised from the
+/// claims, a copy; [`SharedClaims`] shares the verifier's claims, no copy.
+pub trait FromClaims: Sized {
+    /// The claims of `verified` as `Self`.
+    ///
+    /// # Errors
+    /// When the claims do not fit `Self`.
+    fn from_verified(verified: &Verified) -> Result<Self, ClaimsError>;
+}
+
+impl<T: DeserializeOwned> FromClaims for T {
+    fn from_verified(verified: &Verified) -> Result<Self, ClaimsError> {
+        verified.claims_as()
     }
 }
 
-impl Verified {
-    /// The claims as `T`: shared when `T` is [`SharedClaims`], else deserialised
-    /// ([`claims_as`](Self::claims_as)).
-    fn claims_for<T: DeserializeOwned + 'static>(&self) -> Result<T, ClaimsError> {
-        // `T` is known only as a type here: the shared case is told apart by its type id, and
-        // the value moved out through `Any`, without copying the claims (nor, for any other
-        // `T`, touching them).
-        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<SharedClaims>() {
-            let mut shared = Some(SharedClaims(Arc::clone(&self.claims)));
-            let any: &mut dyn std::any::Any = &mut shared;
-            if let Some(shared) = any.downcast_mut::<Option<T>>().and_then(Option::take) {
-                return Ok(shared);
-            }
-        }
-        self.claims_as()
+impl FromClaims for SharedClaims {
+    fn from_verified(verified: &Verified) -> Result<Self, ClaimsError> {
+        Ok(Self(Arc::clone(&verified.claims)))
     }
 }
 
@@ -288,7 +287,7 @@ impl fmt::Display for AuthRejection {
 
 impl std::error::Error for AuthRejection {}
 
-impl<C: DeserializeOwned + 'static> Auth<C> {
+impl<C: FromClaims> Auth<C> {
     /// What an extractor hands the handler, from what the layer left in the request extensions:
     /// `Ok(Some(auth))` for a verified request, `Ok(None)` for an allowed anonymous one, and a
     /// rejection when the claims do not fit `C` or no layer ran (neither marker present).
@@ -310,8 +309,7 @@ impl<C: DeserializeOwned + 'static> Auth<C> {
     ) -> Result<Option<Self>, AuthRejection> {
         match (verified, anonymous) {
             (Some(verified), _) => {
-                let claims = verified
-                    .claims_for()
+                let claims = C::from_verified(verified)
                     .map_err(|_| AuthRejection::ClaimsMismatch(verified.claims_rejection()))?;
                 Ok(Some(Self {
                     claims,
@@ -356,7 +354,7 @@ mod tests {
             jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into()),
             x5t_s256: None,
             scheme: AuthScheme::Dpop,
-            challenge: Arc::new(ChallengeParams::new(&[crate::Algorithm::ES256], None)),
+            challenge: Arc::new(ChallengeParams::new(&[crate::jose::Algorithm::ES256], None)),
             response_headers: ResponseHeaders::default(),
         }
     }
@@ -382,9 +380,6 @@ mod tests {
             serde_json::to_value(&shared.claims).expect("serialises"),
             serde_json::to_value(&copied.claims).expect("serialises")
         );
-        // Deserialising one, as any claims type can be, builds a new object.
-        let built: SharedClaims = serde_json::from_str(r#"{"sub": "bob"}"#).expect("deserialises");
-        assert_eq!(built.get("sub"), Some(&serde_json::json!("bob")));
         // Another type still gets the claims deserialised, and a mismatch is refused.
         #[derive(serde::Deserialize)]
         struct Sub {

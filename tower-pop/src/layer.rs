@@ -1,9 +1,9 @@
 //! The tower middleware: [`RequirePopLayer`], [`RequirePop`] and its [`ResponseFuture`].
 //!
-//! On success the request reaches the inner service with a [`Verified`](crate::Verified) in its
+//! On success the request reaches the inner service with a [`Verified`](crate::extension::Verified) in its
 //! extensions. On failure the inner service is not called: the layer answers itself, with the
-//! status and `WWW-Authenticate` of [`crate::Challenge`], an empty body (or one built by
-//! [`RequirePopLayer::with_rejection_response`]), and the [`PopError`](crate::PopError) in the
+//! status and `WWW-Authenticate` of [`crate::challenge::Challenge`], an empty body (or one built by
+//! [`RequirePopLayer::with_rejection_response`]), and the [`PopError`](crate::error::PopError) in the
 //! response extensions so outer layers can log or count it. A rejection is a response, never a
 //! service error: the inner service's error type passes through untouched.
 //!
@@ -52,8 +52,9 @@ use tower_service::Service;
 
 use crate::challenge::ResponseHeaders;
 use crate::extension::Verified;
+use crate::policy::{PolicyBuilder, RoutePolicy};
 use crate::request::PopRequest;
-use crate::verifier::{Outcome, Refusal, RoutePolicy, Verifier};
+use crate::verifier::{Outcome, Refusal, Verifier};
 
 /// Builds the response for a refused request; the layer then sets the status, the challenge
 /// headers and the error extension on it, so a custom builder cannot get the protocol wrong.
@@ -104,35 +105,21 @@ impl RequirePopLayer {
     }
 }
 
-impl<R> RequirePopLayer<R> {
-    /// Let requests that carry no credentials at all through, with an
-    /// [`Anonymous`](crate::Anonymous) marker instead of a [`Verified`](crate::Verified), for
-    /// routes where authentication is optional. Requests that do carry credentials are still
-    /// verified, and refused when they fail.
-    pub fn allow_anonymous(self) -> Self {
-        self.with_policy(|p| p.allow_anonymous())
+impl<R> PolicyBuilder for RequirePopLayer<R> {
+    fn route_policy(&self) -> &RoutePolicy {
+        &self.policy
     }
 
-    /// Require `scope` in the token (see [`RoutePolicy::require_scope`], which panics on a
-    /// scope that is not an RFC 6749 scope-token): 403 `insufficient_scope` without it.
-    pub fn require_scope(self, scope: &str) -> Self {
-        self.with_policy(|p| p.require_scope(scope))
-    }
-
-    /// Apply `policy` to every request (replacing `allow_anonymous` and `require_scope`).
-    pub fn policy(mut self, policy: RoutePolicy) -> Self {
-        self.policy = Arc::new(policy);
-        self
-    }
-
-    fn with_policy(mut self, change: impl FnOnce(RoutePolicy) -> RoutePolicy) -> Self {
+    fn map_policy(mut self, change: impl FnOnce(RoutePolicy) -> RoutePolicy) -> Self {
         self.policy = Arc::new(change((*self.policy).clone()));
         self
     }
+}
 
+impl<R> RequirePopLayer<R> {
     /// Build refusals with `rejection` (a closure `Fn(&Refusal) -> Response<B>` or a
     /// [`RejectionResponse`]) instead of an empty body. The status, `WWW-Authenticate` and the
-    /// [`PopError`](crate::PopError) extension are set by the layer afterwards.
+    /// [`PopError`](crate::error::PopError) extension are set by the layer afterwards.
     pub fn with_rejection_response<R2>(self, rejection: R2) -> RequirePopLayer<R2> {
         RequirePopLayer {
             verifier: self.verifier,

@@ -142,68 +142,89 @@
 #![deny(missing_docs)]
 
 mod binding;
-mod challenge;
+pub mod challenge;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod clock;
 mod config;
 pub mod cors;
 mod credentials;
-mod digest;
+pub mod defaults;
 pub mod dpop;
-mod error;
-mod extension;
+pub mod error;
+pub mod extension;
 // Not a public API: wrappers over internal parsers for the cargo-fuzz targets in `fuzz/`.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
-pub mod fuzzing;
-mod jose;
-mod jwk;
-mod layer;
+pub mod __fuzzing;
+pub mod jose;
+pub mod layer;
 pub mod metadata;
 pub mod mtls;
-pub mod nonce;
 mod observe;
+pub mod policy;
 pub mod replay;
-mod request;
+pub mod request;
 #[cfg(feature = "test-util")]
 pub mod test_util;
-pub mod thumbprint;
-#[cfg(feature = "rustls")]
-pub mod tls;
 mod token;
 mod verifier;
 
-pub use challenge::{Challenge, ResponseHeaders};
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{
-    DEFAULT_DPOP_ALGORITHMS, DEFAULT_PROOF_KEY_RATE, DEFAULT_TOKEN_ALGORITHMS,
-    DEFAULT_TOKEN_CACHE_BYTES, DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_AGE,
-    DEFAULT_TOKEN_LEEWAY, PopConfig, PopConfigBuilder,
-};
-pub use dpop::{DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_MAX_AGE};
-pub use error::{AuthScheme, ConfigError, PopError, PopErrorKind};
-pub use extension::{
-    Anonymous, Auth, AuthRejection, Binding, Claims, ClaimsError, SharedClaims, Verified,
-};
-pub use jose::{Algorithm, UnknownAlgorithm};
-pub use layer::{DefaultRejection, RejectionResponse, RequirePop, RequirePopLayer, ResponseFuture};
-pub use replay::{MemoryReplayCache, ReplayCache};
-pub use request::{OriginalTarget, PeerAddr, PeerCertificate, PopRequest};
+// The everyday names. Everything else lives in the module that owns it.
+pub use challenge::Challenge;
+pub use config::{PopConfig, PopConfigBuilder};
+pub use error::{ConfigError, PopError, PopErrorKind};
+pub use extension::{Auth, Binding, Claims, SharedClaims, Verified};
+pub use jose::Algorithm;
+pub use layer::{RequirePop, RequirePopLayer};
+pub use policy::{PolicyBuilder, RoutePolicy};
+pub use request::{PeerCertificate, PopRequest};
+pub use verifier::{Outcome, Refusal, Verifier};
+
 // Remote key sets and introspection, public as `tower_pop::discovery` and
-// `tower_pop::introspection` (the modules live under `token/`).
+// `tower_pop::introspection` (the modules live under `token/`); the RFC 7638 thumbprints as
+// `tower_pop::thumbprint`, the DPoP nonces as `tower_pop::nonce`, the TLS server configuration as
+// `tower_pop::tls`.
+pub use dpop::nonce;
+pub use jose::thumbprint;
+#[cfg(feature = "rustls")]
+pub use mtls::tls;
 #[cfg(feature = "discovery")]
 pub use token::discovery;
 #[cfg(feature = "introspection")]
 pub use token::introspection;
 pub use token::jwt::TokenProfile;
-pub use verifier::{Outcome, Refusal, RoutePolicy, Verifier};
 
-// Certificate sources for RFC 8705 binding (kept apart so rustfmt leaves them at the end).
+// The 0.1 paths of names that moved into their modules: kept working, out of the docs.
+#[doc(hidden)]
+pub use challenge::ResponseHeaders;
+#[doc(hidden)]
+pub use clock::{Clock, ManualClock, SystemClock};
+#[doc(hidden)]
+pub use defaults::{
+    DPOP_ALGORITHMS as DEFAULT_DPOP_ALGORITHMS, PROOF_FUTURE_SKEW as DEFAULT_PROOF_FUTURE_SKEW,
+    PROOF_KEY_RATE as DEFAULT_PROOF_KEY_RATE, PROOF_MAX_AGE as DEFAULT_PROOF_MAX_AGE,
+    TOKEN_ALGORITHMS as DEFAULT_TOKEN_ALGORITHMS, TOKEN_CACHE_BYTES as DEFAULT_TOKEN_CACHE_BYTES,
+    TOKEN_CACHE_CAPACITY as DEFAULT_TOKEN_CACHE_CAPACITY,
+    TOKEN_CACHE_MAX_AGE as DEFAULT_TOKEN_CACHE_MAX_AGE, TOKEN_LEEWAY as DEFAULT_TOKEN_LEEWAY,
+};
+#[doc(hidden)]
+pub use error::AuthScheme;
+#[doc(hidden)]
+pub use extension::{Anonymous, AuthRejection, ClaimsError};
+#[doc(hidden)]
+pub use jose::UnknownAlgorithm;
+#[doc(hidden)]
+pub use layer::{DefaultRejection, RejectionResponse, ResponseFuture};
+#[doc(hidden)]
 pub use mtls::proxy::{
     ClientCertHeader, ForwardedCert, ForwardedCertConfig, ProxyConfigError, TrustedProxies,
     UntrustworthyReason,
 };
+#[doc(hidden)]
+pub use replay::{MemoryReplayCache, ReplayCache};
+#[doc(hidden)]
+pub use request::{OriginalTarget, PeerAddr};
 
 /// The README's example, compiled and run as a doc-test so it cannot rot.
 #[cfg(doctest)]

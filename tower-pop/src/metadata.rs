@@ -1,8 +1,8 @@
 //! OAuth 2.0 Protected Resource Metadata (RFC 9728): the document that tells clients what this
 //! API requires, and where it is.
 //!
-//! Configured with [`PopConfigBuilder::resource_metadata`](crate::PopConfigBuilder::resource_metadata);
-//! the [`Verifier`](crate::Verifier) then knows the document ([`ResourceDocument`]) and puts its
+//! Configured with [`PopConfigBuilder::resource_metadata`](crate::config::PopConfigBuilder::resource_metadata);
+//! the [`Verifier`](crate::verifier::Verifier) then knows the document ([`ResourceDocument`]) and puts its
 //! URL into every challenge as `resource_metadata` (RFC 9728 §5.1). The document is derived
 //! from the same configuration the verifier enforces, so it cannot drift:
 //!

@@ -1,5 +1,5 @@
 //! Logs and metrics: the stable `tracing` targets and metric names (tabled in the crate docs),
-//! and the one place a decision of [`Verifier::decide`](crate::Verifier::decide) is observed.
+//! and the one place a decision of [`Verifier::decide`](crate::verifier::Verifier::decide) is observed.
 //!
 //! Fields and labels carry only fixed names (a refusal's kind, the scheme, the binding): never a
 //! token, proof, key, claim value, or URL with credentials. Metrics go through the `metrics`
@@ -7,7 +7,6 @@
 //! recorder installed they cost a no-op call each.
 
 use crate::error::{AuthScheme, PopErrorKind};
-use crate::verifier::Outcome;
 
 /// Each decision: accepted at `trace`, refused at `debug` (the client's fault, and replay-store
 /// failures, which the verifier logs once per burst) or `warn` (our other failures).
@@ -29,7 +28,7 @@ pub(crate) const CLIENT: &str = "tower_pop::client";
 /// Counter of verified (and allowed anonymous) requests, label `binding`.
 #[cfg(feature = "metrics")]
 pub(crate) const ACCEPTED_TOTAL: &str = "tower_pop_requests_accepted_total";
-/// Counter of refused requests, label `kind` ([`PopErrorKind::as_str`](crate::PopErrorKind::as_str)).
+/// Counter of refused requests, label `kind` ([`PopErrorKind::as_str`](crate::error::PopErrorKind::as_str)).
 #[cfg(feature = "metrics")]
 pub(crate) const REFUSED_TOTAL: &str = "tower_pop_requests_refused_total";
 /// Histogram of the time `decide` took, in seconds.
@@ -71,38 +70,54 @@ pub(crate) fn describe() {
     }
 }
 
-/// Log and count one decision. Called once per [`Verifier::decide`](crate::Verifier::decide).
-pub(crate) fn decided(outcome: &Outcome, started: Started) {
+/// One decision of [`Verifier::decide`](crate::verifier::Verifier::decide), in the plain values that logs
+/// and metrics carry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Decision {
+    /// Verified: the binding proven ([`Binding::as_str`](crate::extension::Binding::as_str)) and the scheme.
+    Verified {
+        binding: &'static str,
+        scheme: AuthScheme,
+    },
+    /// No credentials, and anonymous requests are allowed.
+    Anonymous,
+    /// Refused: why, and the scheme when one was recognised.
+    Refused {
+        kind: PopErrorKind,
+        scheme: Option<AuthScheme>,
+    },
+}
+
+/// Log and count one decision. Called once per [`Verifier::decide`](crate::verifier::Verifier::decide).
+pub(crate) fn decided(decision: Decision, started: Started) {
     let _ = &started;
-    match outcome {
-        Outcome::Verified(verified) => {
-            let binding = verified.binding().as_str();
-            tracing::trace!(target: VERIFY, binding, scheme = verified.scheme().as_str(), "request accepted");
+    match decision {
+        Decision::Verified { binding, scheme } => {
+            tracing::trace!(target: VERIFY, binding, scheme = scheme.as_str(), "request accepted");
             #[cfg(feature = "metrics")]
             metrics::counter!(ACCEPTED_TOTAL, "binding" => binding).increment(1);
         }
-        Outcome::Anonymous(_) => {
+        Decision::Anonymous => {
             tracing::trace!(target: VERIFY, binding = ANONYMOUS, "request accepted without credentials");
             #[cfg(feature = "metrics")]
             metrics::counter!(ACCEPTED_TOTAL, "binding" => ANONYMOUS).increment(1);
         }
-        Outcome::Refused(refusal) => {
-            let error = refusal.error();
-            let kind = error.kind().as_str();
-            let scheme = error.scheme().map(AuthScheme::as_str);
+        Decision::Refused { kind, scheme } => {
+            let scheme = scheme.map(AuthScheme::as_str);
             let store_failure = matches!(
-                error.kind(),
+                kind,
                 PopErrorKind::ReplayStoreUnavailable | PopErrorKind::ReplayStoreFull
             );
+            let name = kind.as_str();
             // A failing replay store is logged by the verifier once per burst (target
             // `tower_pop::replay`); one warning per refused request would flood the log.
-            if error.kind().is_server_fault() && !store_failure {
-                tracing::warn!(target: VERIFY, kind, scheme, "request refused: server-side failure");
+            if kind.is_server_fault() && !store_failure {
+                tracing::warn!(target: VERIFY, kind = name, scheme, "request refused: server-side failure");
             } else {
-                tracing::debug!(target: VERIFY, kind, scheme, "request refused");
+                tracing::debug!(target: VERIFY, kind = name, scheme, "request refused");
             }
             #[cfg(feature = "metrics")]
-            metrics::counter!(REFUSED_TOTAL, "kind" => kind).increment(1);
+            metrics::counter!(REFUSED_TOTAL, "kind" => name).increment(1);
         }
     }
     #[cfg(feature = "metrics")]

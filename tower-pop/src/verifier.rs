@@ -45,19 +45,20 @@ use crate::challenge::{Challenge, ChallengeParams, ResponseHeaders};
 use crate::config::PopConfig;
 use crate::credentials::{self, Credentials};
 use crate::dpop::htu;
+use crate::dpop::known_key::KnownKey;
 use crate::dpop::proof::{Proof, ProofBytes};
 use crate::error::{AuthScheme, PopError, PopErrorKind};
 use crate::extension::{Anonymous, Binding, Verified};
 use crate::jose::Algorithm;
-use crate::jwk::RememberedKey;
 use crate::metadata::ResourceDocument;
 use crate::mtls::{ClientCertificate, check_certificate_binding};
-use crate::observe;
+use crate::observe::{self, Decision};
+use crate::policy::RoutePolicy;
 use crate::replay::quota::KeyQuota;
 use crate::replay::{FailureLog, ReplayEntry, ReplayOutcome};
 use crate::request::{FieldValues, PopRequest};
 use crate::token::issuers::TrustedIssuers;
-use crate::token::jwt::JwtValidator;
+use crate::token::jwt::{JwtValidator, Lookup};
 use crate::token::{Confirmation, TokenInfo};
 
 /// Verifies sender-constrained access tokens. Cheap to share: wrap it in an `Arc`.
@@ -89,18 +90,19 @@ fn single_proof(values: FieldValues<'_>) -> Result<&[u8], PopErrorKind> {
 }
 
 /// Checks 1-7 of RFC 9449 §4.3 on the request's `DPoP` fields, decoding into `bytes`, for a
-/// token that remembers the key `known` if it does ([`Proof::parse_knowing`]).
+/// cached token whose remembered key is `known`, if it is ([`Proof::parse_knowing`]).
 fn parse_single_proof<'a>(
     values: FieldValues<'a>,
     allowed: &[Algorithm],
     bytes: &'a mut ProofBytes,
-    known: Option<&'a RememberedKey>,
+    known: Option<&'a KnownKey>,
 ) -> Result<Proof<'a>, PopErrorKind> {
     let value = single_proof(values)?;
     // A proof that parses is all base64url and dots: ASCII, no comma. So a value with a comma
     // or with bytes that are not UTF-8 fails here, and only then are they looked for: its error
     // is the comma's (several proofs), else the encoding's (malformed), as if checked first.
-    Proof::parse_knowing(value, allowed, bytes, known).map_err(|kind| {
+    let kept = |header: &[u8]| known?.kept_header(header, allowed);
+    Proof::parse_knowing(value, allowed, bytes, kept).map_err(|kind| {
         if value.contains(&b',') {
             PopErrorKind::MultipleProofs
         } else if std::str::from_utf8(value).is_err() {
@@ -164,7 +166,7 @@ impl Verifier {
     }
 
     /// The RFC 9728 metadata document, when configured
-    /// ([`PopConfigBuilder::resource_metadata`](crate::PopConfigBuilder::resource_metadata)).
+    /// ([`PopConfigBuilder::resource_metadata`](crate::config::PopConfigBuilder::resource_metadata)).
     #[must_use]
     pub fn resource_document(&self) -> Option<&ResourceDocument> {
         self.config.resource.as_ref()
@@ -201,7 +203,8 @@ impl Verifier {
         let outcome = match result {
             Ok(verified) => Outcome::Verified(verified),
             Err(error)
-                if policy.allow_anonymous && error.kind() == PopErrorKind::MissingCredentials =>
+                if policy.allows_anonymous()
+                    && error.kind() == PopErrorKind::MissingCredentials =>
             {
                 Outcome::Anonymous(Anonymous {
                     challenge: self.challenge(&error),
@@ -216,7 +219,7 @@ impl Verifier {
                 })
             }
         };
-        observe::decided(&outcome, started);
+        observe::decided(outcome.decision(), started);
         outcome
     }
 
@@ -290,11 +293,11 @@ impl Verifier {
         let lookup = (credentials.scheme == AuthScheme::Dpop && request.dpop.count == 1)
             .then(|| self.only_jwt_validator(credentials.token))
             .flatten()
-            .map(|validator| (validator, validator.cached(credentials.token, now)));
+            .map(|validator| validator.lookup(credentials.token, now));
         let known = lookup
             .as_ref()
-            .and_then(|(_, cached)| cached.as_ref()?.as_deref().ok())
-            .and_then(|token| token.confirmation.jkt_key.remembered());
+            .and_then(Lookup::hit)
+            .map(|token| &token.confirmation.jkt_key);
         // Cheap structural checks of the proof come before any signature work.
         let mut proof_bytes = ProofBytes::default();
         let proof = match credentials.scheme {
@@ -312,22 +315,16 @@ impl Verifier {
             _ => None,
         };
         let token = match &lookup {
-            Some((_, Some(Ok(token)))) => Arc::clone(token),
-            Some((_, Some(Err(kind)))) => return Err(*kind),
-            // Looked up and not found: verified without looking it up again.
-            Some((validator, None)) => validator.verify_missed(credentials.token, now).await?,
+            // Looked up already: a miss is verified without looking it up again.
+            Some(lookup) => lookup.resolve().await?,
             None => self.token(credentials.token, now).await?,
         };
-        let requirement =
-            binding::requirement(credentials.scheme, &token.confirmation, config.allow_bearer)?;
-        // RFC 9449 §7.2: a DPoP proof with a token that is not DPoP-bound is refused, even where
-        // plain bearer tokens are allowed.
-        if credentials.scheme == AuthScheme::Bearer
-            && request.dpop.count > 0
-            && token.confirmation.jkt.is_none()
-        {
-            return Err(PopErrorKind::TokenNotDpopBound);
-        }
+        let requirement = binding::requirement(
+            credentials.scheme,
+            &token.confirmation,
+            config.allow_bearer,
+            request.dpop.count > 0,
+        )?;
         let (binding, jkt, x5t) = match (requirement, proof) {
             (Requirement::Bearer, _) => (Binding::Bearer, None, None),
             (Requirement::Certificate { x5t_s256 }, _) => {
@@ -380,7 +377,8 @@ impl Verifier {
     /// is one: the only trusted issuer's, unless introspection answers for `token`.
     fn only_jwt_validator(&self, token: &str) -> Option<&JwtValidator> {
         #[cfg(feature = "introspection")]
-        if self.config.introspector.is_some() && !crate::introspection::looks_like_jwt(token) {
+        if self.config.introspector.is_some() && !crate::token::introspection::looks_like_jwt(token)
+        {
             return None;
         }
         #[cfg(not(feature = "introspection"))]
@@ -398,9 +396,9 @@ impl Verifier {
     async fn token(&self, token: &str, now: u64) -> Result<Arc<TokenInfo>, PopErrorKind> {
         #[cfg(feature = "introspection")]
         if let Some(introspector) = &self.config.introspector
-            && !crate::introspection::looks_like_jwt(token)
+            && !crate::token::introspection::looks_like_jwt(token)
         {
-            use crate::introspection::IntrospectionError as E;
+            use crate::token::introspection::IntrospectionError as E;
             return introspector
                 .token_info(token, now)
                 .await
@@ -418,7 +416,8 @@ impl Verifier {
         };
         validator
             .ok_or(PopErrorKind::TokenInvalid)?
-            .verify(token, now)
+            .lookup(token, now)
+            .resolve()
             .await
     }
 
@@ -449,21 +448,9 @@ impl Verifier {
         proof.check_iat(now, config.proof_max_age, config.proof_future_skew)?;
         // RFC 9449 §4.2: `ath` is the base64url SHA-256 of the token, already hashed once.
         proof.check_ath(token_hash)?;
-        // A hash compare before the signature: a thief's key costs no signature check.
-        match proof.check_key_binding(cnf_jkt, &cnf.jkt_key)? {
-            Some(known) => {
-                if let Some(imported) = proof.check_signature_by(known)? {
-                    // Nothing kept for this `alg` yet (the budget was full): offer this proof's.
-                    known.offer(proof.showing(imported));
-                }
-            }
-            None => {
-                let imported = proof.check_signature()?;
-                // The key matched `cnf.jkt` and signed: later proofs by it skip the hash and
-                // the key import.
-                cnf.jkt_key.remember(proof.showing(imported));
-            }
-        }
+        // The key binding, then the signature (a thief's key costs no signature check), through
+        // the token's remembered key.
+        cnf.jkt_key.verify(&mut proof, cnf_jkt)?;
         // The proven key's thumbprint is `cnf.jkt`, byte for byte (just compared).
         let jkt = cnf_jkt.to_owned();
         let x5t = certificate
@@ -547,88 +534,6 @@ struct Granted {
     response_headers: ResponseHeaders,
 }
 
-/// What one route requires beyond a verified request: given to the layer or middleware and
-/// applied by [`Verifier::decide`].
-///
-/// ```
-/// use tower_pop::RoutePolicy;
-/// let policy = RoutePolicy::new().require_scope("read").require_scope("write");
-/// assert_eq!(policy.required_scopes(), Some("read write"));
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RoutePolicy {
-    allow_anonymous: bool,
-    scopes: Vec<String>,
-    joined: Option<Arc<str>>,
-}
-
-impl RoutePolicy {
-    /// Verified requests only, no scope required.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Let requests without any credentials through with an [`Anonymous`] marker.
-    #[must_use]
-    pub fn allow_anonymous(mut self) -> Self {
-        self.allow_anonymous = true;
-        self
-    }
-
-    /// Require `scope` in the token's space-delimited `scope` claim (exact, case-sensitive,
-    /// RFC 6749 §3.3); a token without it gets 403 `insufficient_scope` (RFC 6750 §3.1).
-    ///
-    /// # Panics
-    /// When `scope` is not an RFC 6749 scope-token (empty, or with a space, `"` or `\`): a
-    /// programming error caught when the route is built, like an invalid axum route path.
-    #[must_use]
-    pub fn require_scope(mut self, scope: &str) -> Self {
-        assert!(
-            crate::metadata::is_scope_token(scope),
-            "required scope {scope:?} is not an RFC 6749 scope-token"
-        );
-        self.scopes.push(scope.to_owned());
-        self.joined = Some(self.scopes.join(" ").into());
-        self
-    }
-
-    /// Whether anonymous requests pass.
-    #[must_use]
-    pub fn allows_anonymous(&self) -> bool {
-        self.allow_anonymous
-    }
-
-    /// The required scopes, space-delimited, if any.
-    #[must_use]
-    pub fn required_scopes(&self) -> Option<&str> {
-        self.joined.as_deref()
-    }
-
-    fn check_scopes(&self, verified: Verified) -> Result<Verified, PopError> {
-        let Some(joined) = &self.joined else {
-            return Ok(verified);
-        };
-        let granted = verified
-            .claims()
-            .get("scope")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_default();
-        if self
-            .scopes
-            .iter()
-            .all(|s| granted.split(' ').any(|g| g == s))
-        {
-            Ok(verified)
-        } else {
-            Err(PopError::insufficient_scope(
-                verified.scheme(),
-                Arc::clone(joined),
-            ))
-        }
-    }
-}
-
 /// What an adapter does with a request, decided by [`Verifier::decide`]. Adapters only translate
 /// it into their framework's types; none of them re-decides it.
 #[derive(Debug)]
@@ -641,6 +546,23 @@ pub enum Outcome {
     Anonymous(Anonymous),
     /// Do not call the service: answer with this refusal.
     Refused(Refusal),
+}
+
+impl Outcome {
+    /// The decision in the plain values that logs and metrics carry.
+    fn decision(&self) -> Decision {
+        match self {
+            Self::Verified(verified) => Decision::Verified {
+                binding: verified.binding().as_str(),
+                scheme: verified.scheme(),
+            },
+            Self::Anonymous(_) => Decision::Anonymous,
+            Self::Refused(refusal) => Decision::Refused {
+                kind: refusal.error.kind(),
+                scheme: refusal.error.scheme(),
+            },
+        }
+    }
 }
 
 /// A refused request: the error and how it is written on the wire. Already logged.
@@ -740,7 +662,7 @@ mod tests {
                 .issuer(issuer.issuer())
                 .audience(issuer.audience())
                 .jwks_json(issuer.jwks_json())
-                .clock(Arc::new(crate::ManualClock::new(NOW)))
+                .clock(Arc::new(crate::clock::ManualClock::new(NOW)))
                 .build()
                 .expect("configuration"),
         );
@@ -754,34 +676,30 @@ mod tests {
         let first = proof("GET", &token, NOW);
         assert_eq!(outcome(&verifier, &auth, &first).await, Ok(()));
         let header = first.split('.').next().expect("header");
-        let cached = verifier
+        let lookup = verifier
             .only_jwt_validator(&token)
-            .and_then(|validator| validator.cached(&token, NOW))
-            .expect("cached")
-            .expect("valid");
-        let remembered = cached
-            .confirmation
-            .jkt_key
-            .remembered()
-            .expect("the key, remembered");
+            .expect("one issuer")
+            .lookup(&token, NOW);
+        let known = &lookup.hit().expect("cached").confirmation.jkt_key;
+        let allowed = &verifier.config.dpop_algorithms;
         assert!(
-            remembered
-                .header(header.as_bytes(), &[Algorithm::EdDSA])
+            known
+                .kept_header(header.as_bytes(), &[Algorithm::EdDSA])
                 .is_some(),
-            "and the header its proof showed"
+            "the key, remembered, and the header its proof showed"
         );
 
         let second = proof("GET", &token, NOW);
         assert!(second.starts_with(header), "the same header");
         let mut bytes = ProofBytes::default();
-        let read = Proof::parse_knowing(
-            second.as_bytes(),
-            &verifier.config.dpop_algorithms,
-            &mut bytes,
-            Some(remembered),
-        )
+        let read = Proof::parse_knowing(second.as_bytes(), allowed, &mut bytes, |h| {
+            known.kept_header(h, allowed)
+        })
         .expect("parses");
-        assert!(read.header_was_kept(), "is not read again");
+        assert!(
+            matches!(read.key, std::borrow::Cow::Borrowed(_)),
+            "is not read again"
+        );
         assert_eq!(outcome(&verifier, &auth, &second).await, Ok(()));
         assert_eq!(
             outcome(&verifier, &auth, &second).await,
@@ -814,7 +732,7 @@ mod tests {
         let mut other_header = client.proof_header();
         other_header["typ"] = json!("application/dpop+jwt");
         let claims = json!({"jti": "other-header", "htm": "GET", "htu": URL, "iat": NOW,
-                            "ath": crate::thumbprint::ath(&token)});
+                            "ath": crate::jose::thumbprint::ath(&token)});
         let respelled = client.sign_compact(&other_header, &claims).expect("proof");
         assert_eq!(outcome(&verifier, &auth, &respelled).await, Ok(()));
         // Another key with the token: refused, as ever.

@@ -2,7 +2,7 @@
 //! (SPEC-CHECKLIST DPOP-20, DPOP-21, CNF-*, MTLS-*).
 
 use serde_json::json;
-use tower_pop::PeerCertificate;
+use tower_pop::{PeerCertificate, PolicyBuilder as _};
 
 use crate::support::*;
 

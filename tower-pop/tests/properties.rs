@@ -9,9 +9,9 @@ use std::sync::LazyLock;
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde_json::{Value, json};
+use tower_pop::__fuzzing::htu_normalize;
 use tower_pop::Algorithm;
 use tower_pop::dpop::signer::ProofSigner;
-use tower_pop::fuzzing::htu_normalize;
 use tower_pop::thumbprint::{jwk_thumbprint, x5t_s256};
 
 fn config(default_cases: u32) -> ProptestConfig {

@@ -15,7 +15,7 @@ use tower_pop::replay::{
 use tower_pop::{PopConfig, Verifier};
 
 use crate::support::*;
-use tower_pop::test_util::{RedisServer, free_port};
+use tower_pop_test_support::{RedisServer, free_port};
 
 /// A TLS-only server whose certificate (for IP 127.0.0.1) a fresh test CA issued; returns
 /// the CA's PEM too.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::json;
 use tower::{Service, ServiceExt};
 use tower_pop::replay::{BoxFuture, ReplayCache, ReplayEntry, ReplayError, ReplayOutcome};
-use tower_pop::{MemoryReplayCache, PopConfig, Verifier};
+use tower_pop::{MemoryReplayCache, PolicyBuilder as _, PopConfig, Verifier};
 
 use crate::support::*;
 

@@ -23,7 +23,7 @@ pub const STEP: Duration = Duration::from_secs(10);
 
 pub type BoxError = Box<dyn Error + Send + Sync>;
 
-pub use tower_pop::test_util::{Identity, pki};
+pub use tower_pop_test_support::{Identity, pki};
 
 fn inline(pem: &str) -> PemSource {
     PemSource::Inline(pem.as_bytes().to_vec())

@@ -334,7 +334,10 @@ mod tests {
         assert_eq!(first["htu"], "https://api.example.com/a/b");
         assert_eq!(first["htm"], "POST");
         assert_eq!(first["iat"], 1_700_000_000);
-        assert_eq!(first["ath"], crate::thumbprint::ath("the.access.token"));
+        assert_eq!(
+            first["ath"],
+            crate::jose::thumbprint::ath("the.access.token")
+        );
         assert!(first.get("nonce").is_none());
         assert_eq!(second["nonce"], "n-1");
         assert_eq!(second["ath"], first["ath"]);

@@ -20,7 +20,7 @@
 //! # Nonces (RFC 9449 §8, §9)
 //!
 //! - Any response's `DPoP-Nonce` is remembered per origin (`scheme://host:port`) in a
-//!   [`NonceStore`], bounded to [`DEFAULT_NONCE_ORIGINS`] origins (the least recently updated
+//!   [`NonceStore`], bounded to [`CLIENT_NONCE_ORIGINS`](crate::defaults::CLIENT_NONCE_ORIGINS) origins (the least recently updated
 //!   is forgotten), and put into the next proof for that origin (RFC 9449 §8.2).
 //! - A resource server's 401 with `WWW-Authenticate: DPoP error="use_dpop_nonce"` (RFC 9449 §9),
 //!   or a token endpoint's 400 whose JSON body has `"error": "use_dpop_nonce"` (RFC 9449 §8),

@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-/// How many origins a [`NonceStore`] remembers by default: far more than one client talks to,
-/// few enough that a client steered to many hosts stays small.
-pub const DEFAULT_NONCE_ORIGINS: usize = 1024;
+// The 0.1 path of this default, which lives in `crate::defaults`.
+#[doc(hidden)]
+pub use crate::defaults::CLIENT_NONCE_ORIGINS as DEFAULT_NONCE_ORIGINS;
 
 /// The latest `DPoP-Nonce` each origin (`scheme://host:port`) sent, to put into the next proof
 /// for that origin (RFC 9449 §8.2: "until the server provides a new one").
@@ -40,10 +40,10 @@ struct Map {
 }
 
 impl NonceStore {
-    /// An empty store for [`DEFAULT_NONCE_ORIGINS`] origins.
+    /// An empty store for [`CLIENT_NONCE_ORIGINS`](crate::defaults::CLIENT_NONCE_ORIGINS) origins.
     #[must_use]
     pub fn new() -> Self {
-        Self::with_capacity(DEFAULT_NONCE_ORIGINS)
+        Self::with_capacity(crate::defaults::CLIENT_NONCE_ORIGINS)
     }
 
     /// An empty store for at most `capacity` origins (at least one).
@@ -143,7 +143,7 @@ mod tests {
         for i in 0..3000 {
             store.insert(&format!("https://h{i}.example:443"), &format!("n{i}"));
         }
-        assert_eq!(store.len(), DEFAULT_NONCE_ORIGINS);
+        assert_eq!(store.len(), crate::defaults::CLIENT_NONCE_ORIGINS);
         // The last 1024 origins are there, the earlier ones are gone.
         assert_eq!(
             store.get("https://h2999.example:443").as_deref(),

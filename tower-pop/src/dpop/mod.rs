@@ -1,27 +1,26 @@
 //! DPoP (RFC 9449): proof parsing and checks, `htu` normalisation, and (with the `signer`
 //! feature) a proof signer for clients.
 //!
-//! The resource-server rules live in [`crate::Verifier`], which runs the checks of RFC 9449
+//! The resource-server rules live in [`crate::verifier::Verifier`], which runs the checks of RFC 9449
 //! §4.3 and §7.1 in order; this module owns the pieces. Deployment caveat: the expected `htu` is
-//! built from the configured public origin ([`crate::PopConfigBuilder::public_origin`]), so a
+//! built from the configured public origin ([`crate::config::PopConfigBuilder::public_origin`]), so a
 //! server behind a TLS-terminating proxy must be configured with the URL clients use.
 
 pub(crate) mod htu;
+pub(crate) mod known_key;
+pub mod nonce;
 pub(crate) mod proof;
 #[cfg(feature = "signer")]
 pub mod signer;
 
-use std::time::Duration;
-
 use crate::error::PopErrorKind;
 use crate::jose::Algorithm;
 
-/// Longest accepted proof age, the past side of the `iat` window. RFC 9449 §11.1 asks for
-/// "seconds or minutes"; 60 s lets a request travel and a modestly skewed clock pass while
-/// keeping the replay store small.
-pub const DEFAULT_PROOF_MAX_AGE: Duration = Duration::from_secs(60);
-/// How far in the future `iat` may be: 10 s, the FAPI 2.0 rule (§5.3.2.1 item 13).
-pub const DEFAULT_PROOF_FUTURE_SKEW: Duration = Duration::from_secs(10);
+// 0.1 paths of the proof-window defaults, which live in `crate::defaults`.
+#[doc(hidden)]
+pub use crate::defaults::{
+    PROOF_FUTURE_SKEW as DEFAULT_PROOF_FUTURE_SKEW, PROOF_MAX_AGE as DEFAULT_PROOF_MAX_AGE,
+};
 
 /// Check a DPoP proof that comes without an access token, as an authorization server's token
 /// endpoint receives it (RFC 9449 §5): RFC 9449 §4.3 checks 2-9 and 11 with the default `iat`
@@ -55,8 +54,8 @@ pub fn verify_token_request_proof(
     proof.check_htu(&htu::normalize(url).ok_or(PopErrorKind::HtuMismatch)?)?;
     proof.check_iat(
         now_unix,
-        DEFAULT_PROOF_MAX_AGE.as_secs(),
-        DEFAULT_PROOF_FUTURE_SKEW.as_secs(),
+        crate::defaults::PROOF_MAX_AGE.as_secs(),
+        crate::defaults::PROOF_FUTURE_SKEW.as_secs(),
     )?;
     proof.check_signature()?;
     Ok(proof.thumbprint())

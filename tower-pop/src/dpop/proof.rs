@@ -3,20 +3,21 @@
 //! [`Proof::parse`] does the structural checks (1-7: one well-formed compact JWS, `typ`, an
 //! allowed asymmetric `alg`, a public `jwk` that fits it, required claims with the right types);
 //! the request-bound checks (8-12: `htm`, `htu`, `iat`, `ath`, signature, key binding) run in
-//! [`crate::verifier`], which knows the request and the token.
+//! [`crate::verifier`], which knows the request and the token. The key binding and the
+//! signature of a proof sent with a cached token go through [`super::known_key`] first, which
+//! may answer them without hashing or importing the key again.
 
 use std::borrow::Cow;
 
 use aws_lc_rs::signature::ParsedPublicKey;
 
-use crate::digest::is_b64url_of;
+use super::nonce::{NonceInfo, Nonces};
 use crate::error::PopErrorKind;
-use crate::jose::{
-    Algorithm, CompactJws, Member, b64url_decode_slice, b64url_decoded_room, numeric_date,
-    parse_json_members,
-};
-use crate::jwk::{KnownKey, PublicJwk, RememberedKey, Showing};
-use crate::nonce::{NonceInfo, Nonces};
+use crate::jose::digest::is_b64url_of;
+use crate::jose::json::{Member, parse_json_members};
+use crate::jose::jwk::PublicJwk;
+use crate::jose::jws::{CompactJws, HeaderError, HeaderRules, read_header};
+use crate::jose::{Algorithm, b64url_decode_slice, b64url_decoded_room, numeric_date};
 
 /// Longest `DPoP` header value accepted (RFC 9449 §11.1): enough for an RSA-8192 key, bounded.
 pub(crate) const MAX_PROOF_LEN: usize = 8 * 1024;
@@ -31,8 +32,6 @@ pub(crate) struct Proof<'a> {
     pub(crate) key: Cow<'a, PublicJwk<'a>>,
     /// The encoded protected header, as sent.
     pub(crate) header: &'a [u8],
-    /// The token's remembered key whose kept header this proof's is, if it is.
-    shown: Option<&'a RememberedKey>,
     /// The key as imported when the header was read (not when it was the kept one).
     imported: Option<ParsedPublicKey>,
     pub(crate) jti: Cow<'a, str>,
@@ -67,30 +66,6 @@ fn optional_string_claim(member: Option<Member<'_>>) -> Result<Option<Cow<'_, st
     }
 }
 
-/// Check 4: `typ` is `dpop+jwt`, compared case-insensitively as a media type.
-fn check_typ(typ: Option<&Member<'_>>) -> Result<(), PopErrorKind> {
-    match typ.and_then(Member::as_str) {
-        Some(t)
-            if t.eq_ignore_ascii_case("dpop+jwt")
-                || t.eq_ignore_ascii_case("application/dpop+jwt") =>
-        {
-            Ok(())
-        }
-        _ => Err(PopErrorKind::MalformedProof),
-    }
-}
-
-/// Check 5: `alg` names an asymmetric algorithm on the allow-list (RFC 9449 §4.2).
-fn check_alg(alg: Option<&Member<'_>>, allowed: &[Algorithm]) -> Result<Algorithm, PopErrorKind> {
-    let name = alg
-        .and_then(Member::as_str)
-        .ok_or(PopErrorKind::MalformedProof)?;
-    match name.parse::<Algorithm>() {
-        Ok(alg) if allowed.contains(&alg) => Ok(alg),
-        _ => Err(PopErrorKind::UnsupportedAlgorithm),
-    }
-}
-
 /// Checks 5 and 7: `jwk` is a public key of the type and curve `alg` needs (RFC 9449 §4.3 step 5,
 /// §4.2), cheap to verify (RSA: 2048-4096 bits, exponent below 2^32), and one aws-lc imports (an
 /// EC point on its curve, RFC 8725 §3.4); the key and its import for `alg`.
@@ -118,30 +93,28 @@ fn iat_claim(iat: Option<&Member<'_>>) -> Result<u64, PopErrorKind> {
     }
 }
 
-/// The header members a proof may use; `crit` and `b64` only to refuse them: we understand no
-/// critical extension, so any `crit` (even an empty one, which RFC 7515 forbids) and any `b64`
-/// make the proof unacceptable (RFC 7515 §4.1.11, RFC 7797).
-const HEADER: [&str; 5] = ["typ", "alg", "jwk", "crit", "b64"];
 /// The claims a proof may carry (RFC 9449 §4.2); others are checked as JSON and ignored.
 const CLAIMS: [&str; 6] = ["jti", "htm", "htu", "iat", "ath", "nonce"];
 
-/// Checks 2-5 and 7 on the encoded protected header, decoded into `room`: `typ`, no `crit` or
-/// `b64`, an allowed `alg`, and a `jwk` that fits it, with its import.
-fn read_header<'a>(
+/// Checks 2-5 and 7 on the encoded protected header, decoded into `room` (RFC 9449 §4.3): the
+/// JOSE header rules shared with access tokens (`typ` `dpop+jwt`, no `crit`, `b64` or `cty`, an
+/// allowed `alg`), then a `jwk` that fits `alg`, with its import.
+fn read_proof_header<'a>(
     encoded: &[u8],
     room: &'a mut [u8],
     allowed: &[Algorithm],
 ) -> Result<(Algorithm, PublicJwk<'a>, ParsedPublicKey), PopErrorKind> {
-    let header = b64url_decode_slice(encoded, room).ok_or(PopErrorKind::MalformedProof)?;
-    let [typ, alg, jwk, crit, b64] =
-        parse_json_members(header, &HEADER).ok_or(PopErrorKind::MalformedProof)?;
-    check_typ(typ.as_ref())?;
-    if crit.is_some() || b64.is_some() {
-        return Err(PopErrorKind::MalformedProof);
-    }
-    let alg = check_alg(alg.as_ref(), allowed)?;
-    let (key, imported) = check_jwk(jwk.as_ref(), alg)?;
-    Ok((alg, key, imported))
+    let json = b64url_decode_slice(encoded, room).ok_or(PopErrorKind::MalformedProof)?;
+    let rules = HeaderRules {
+        typ: Some("dpop+jwt"),
+        algorithms: allowed,
+    };
+    let header = read_header(json, &rules).map_err(|e| match e {
+        HeaderError::Malformed => PopErrorKind::MalformedProof,
+        HeaderError::UnsupportedAlgorithm => PopErrorKind::UnsupportedAlgorithm,
+    })?;
+    let (key, imported) = check_jwk(header.jwk.as_ref(), header.alg)?;
+    Ok((header.alg, key, imported))
 }
 
 impl<'a> Proof<'a> {
@@ -151,28 +124,24 @@ impl<'a> Proof<'a> {
         allowed: &[Algorithm],
         bytes: &'a mut ProofBytes,
     ) -> Result<Self, PopErrorKind> {
-        Self::parse_knowing(value, allowed, bytes, None)
+        Self::parse_knowing(value, allowed, bytes, |_| None)
     }
 
-    /// [`parse`](Self::parse), for a proof sent with a token that remembers the key `known`:
-    /// when the proof's encoded protected header is the one `known` kept, byte for byte, the
-    /// header is not decoded or read again (the same bytes read the same way: same `typ`, `alg`
-    /// and `jwk`, all checked when they were kept), and [`check_key_binding`] and
-    /// [`check_signature_by`] use the remembered key.
-    ///
-    /// [`check_key_binding`]: Self::check_key_binding
-    /// [`check_signature_by`]: Self::check_signature_by
+    /// [`parse`](Self::parse), for a proof whose header may be one already read: `kept` is asked
+    /// about the encoded protected header and, when it answers with the `alg` and key that very
+    /// header was read as before (the remembered key's room, [`super::known_key`]), the header is
+    /// not decoded or read again.
     pub(crate) fn parse_knowing(
         value: &'a [u8],
         allowed: &[Algorithm],
         bytes: &'a mut ProofBytes,
-        known: Option<&'a RememberedKey>,
+        kept: impl FnOnce(&[u8]) -> Option<(Algorithm, &'a PublicJwk<'static>)>,
     ) -> Result<Self, PopErrorKind> {
         if value.len() > MAX_PROOF_LEN {
             return Err(PopErrorKind::MalformedProof);
         }
         let jws = CompactJws::split(value).ok_or(PopErrorKind::MalformedProof)?;
-        let shown = known.and_then(|known| Some((known, known.header(jws.header, allowed)?)));
+        let shown = kept(jws.header);
         let header_room = match shown {
             Some(_) => 0,
             None => b64url_decoded_room(jws.header.len()),
@@ -183,9 +152,9 @@ impl<'a> Proof<'a> {
         let (header, rest) = bytes.0.split_at_mut(header_room);
         let (payload, signature) = rest.split_at_mut(room[0]);
         let (alg, key, imported) = match shown {
-            Some((_, (alg, key))) => (alg, Cow::Borrowed(key), None),
+            Some((alg, key)) => (alg, Cow::Borrowed(key), None),
             None => {
-                let (alg, key, imported) = read_header(jws.header, header, allowed)?;
+                let (alg, key, imported) = read_proof_header(jws.header, header, allowed)?;
                 (alg, Cow::Owned(key), Some(imported))
             }
         };
@@ -203,7 +172,6 @@ impl<'a> Proof<'a> {
             alg,
             key,
             header: jws.header,
-            shown: shown.map(|(known, _)| known),
             imported,
             jti,
             htm: string_claim(htm)?,
@@ -214,23 +182,6 @@ impl<'a> Proof<'a> {
             signing_input: jws.signing_input,
             signature,
         })
-    }
-
-    /// What this proof shows of its key, once its signature verified with `imported`, for the
-    /// token to remember.
-    pub(crate) fn showing(&self, imported: ParsedPublicKey) -> Showing<'_> {
-        Showing {
-            key: &self.key,
-            alg: self.alg,
-            header: self.header,
-            imported,
-        }
-    }
-
-    /// Whether the header was the kept one, so it was not read.
-    #[cfg(test)]
-    pub(crate) fn header_was_kept(&self) -> bool {
-        self.shown.is_some()
     }
 
     /// Check 8: `htm` equals the request method, case-sensitively (RFC 9449 §4.3 step 8).
@@ -285,12 +236,11 @@ impl<'a> Proof<'a> {
     }
 
     /// Check 6: the signature verifies with `jwk` under `alg` (RFC 9449 §4.3 step 6), by the key
-    /// as imported when the header was read; the import is handed back, for the token to
-    /// remember.
+    /// as imported when the header was read (or, for a kept header, imported now); the import is
+    /// handed back, for the token to remember.
     pub(crate) fn check_signature(&mut self) -> Result<ParsedPublicKey, PopErrorKind> {
         let imported = match self.imported.take() {
             Some(imported) => imported,
-            // The header was a kept one: import the key it names.
             None => self
                 .key
                 .import(self.alg)
@@ -300,21 +250,11 @@ impl<'a> Proof<'a> {
         Ok(imported)
     }
 
-    /// Check 6 for a proof whose key [`check_key_binding`](Self::check_key_binding) found to be
-    /// the token's remembered `known` key: with the key as imported before, when one was kept
-    /// for this `alg` (the same key, so the same answer, without importing it again). Otherwise
-    /// as [`check_signature`](Self::check_signature), whose import is handed back.
-    pub(crate) fn check_signature_by(
-        &mut self,
-        known: &RememberedKey,
-    ) -> Result<Option<ParsedPublicKey>, PopErrorKind> {
-        match known.imported_for(self.alg) {
-            Some(imported) => self.check_signature_with(imported).map(|()| None),
-            None => self.check_signature().map(Some),
-        }
-    }
-
-    fn check_signature_with(&self, imported: &ParsedPublicKey) -> Result<(), PopErrorKind> {
+    /// Check 6 with the key as imported before (the same key, so the same answer).
+    pub(crate) fn check_signature_with(
+        &self,
+        imported: &ParsedPublicKey,
+    ) -> Result<(), PopErrorKind> {
         if self
             .key
             .verify_imported(imported, self.alg, self.signing_input, self.signature)
@@ -332,25 +272,10 @@ impl<'a> Proof<'a> {
 
     /// Check 12, second bullet: the proof key's thumbprint equals `cnf.jkt`, compared in
     /// constant time (RFC 9449 §4.3 step 12 second bullet, RFC 9449 §6.1), as digests: `cnf.jkt`
-    /// is strict base64url, so one spelling per digest. A key equal to the token's `known` key
-    /// (one that matched before) passes without hashing; the verifier remembers a key after
-    /// its proof's signature verified.
-    /// The remembered key is returned when it is the proof's key, for
-    /// [`check_signature_by`](Self::check_signature_by).
-    pub(crate) fn check_key_binding<'k>(
-        &self,
-        cnf_jkt: &str,
-        known: &'k KnownKey,
-    ) -> Result<Option<&'k RememberedKey>, PopErrorKind> {
-        // A header `known` kept is this very key's.
-        if let Some(remembered) = self.shown.and_then(|shown| known.own(shown)) {
-            return Ok(Some(remembered));
-        }
-        if let Some(known) = known.matching(&self.key) {
-            return Ok(Some(known));
-        }
+    /// is strict base64url, so one spelling per digest.
+    pub(crate) fn check_key_binding(&self, cnf_jkt: &str) -> Result<(), PopErrorKind> {
         if is_b64url_of(cnf_jkt, &self.key.thumbprint_digest()) {
-            Ok(None)
+            Ok(())
         } else {
             Err(PopErrorKind::KeyBindingMismatch)
         }
@@ -374,115 +299,24 @@ mod tests {
         assert_eq!(p.jti, "e1j3V_bKic8-LAEB");
         p.check_signature().expect("P13 signature");
         // The token of RFC 9449 Figure 13; its hash is the proof's `ath` (TV-4).
-        let token_hash = crate::digest::sha256(b"Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU");
+        let token_hash =
+            crate::jose::digest::sha256(b"Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU");
         p.check_ath(&token_hash).expect("ath");
         let mut other = token_hash;
         other[31] ^= 1;
         assert_eq!(p.check_ath(&other), Err(PopErrorKind::AthMismatch));
-        let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
-        let fresh = KnownKey::default;
-        assert!(
-            p.check_key_binding(jkt, &fresh()).expect("jkt").is_none(),
-            "hashed: no key is remembered yet"
-        );
+        p.check_key_binding("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+            .expect("jkt");
         assert_eq!(
-            p.check_key_binding("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4J", &fresh())
+            p.check_key_binding("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4J")
                 .err(),
             Some(PopErrorKind::KeyBindingMismatch),
             "a non-canonical spelling of the same digest is refused"
         );
         assert_eq!(
-            p.check_key_binding("1ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", &fresh())
+            p.check_key_binding("1ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
                 .err(),
             Some(PopErrorKind::KeyBindingMismatch)
-        );
-        // DPOP-16: a key that matched and signed is remembered; it passes again, any other key
-        // is hashed.
-        let known = fresh();
-        assert_eq!(
-            p.check_key_binding("1ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", &known)
-                .err(),
-            Some(PopErrorKind::KeyBindingMismatch)
-        );
-        assert!(
-            !known.is(&p.key),
-            "a key that did not match is not remembered"
-        );
-        p.check_key_binding(jkt, &known).expect("jkt");
-        assert!(
-            !known.is(&p.key),
-            "remembered by the verifier, after the signature"
-        );
-        let imported = p.check_signature().expect("P13 signature");
-        known.remember(p.showing(imported));
-        assert!(known.is(&p.key));
-        let remembered = p
-            .check_key_binding(jkt, &known)
-            .expect("the remembered key")
-            .expect("matched as the remembered key");
-        p.check_signature_by(remembered)
-            .expect("verified with the key as imported before");
-        // The remembered key's import still checks every signature.
-        let (input, signature) = P13.rsplit_once('.').expect("compact");
-        let mut signature = crate::jose::b64url_decode(signature).expect("b64");
-        signature[5] ^= 1;
-        let forged = format!("{input}.{}", crate::jose::b64url(&signature));
-        let mut forged_bytes = ProofBytes::default();
-        let mut f = Proof::parse(forged.as_bytes(), &[Algorithm::ES256], &mut forged_bytes)
-            .expect("parses");
-        let remembered = f
-            .check_key_binding(jkt, &known)
-            .expect("the same key")
-            .expect("remembered");
-        assert_eq!(
-            f.check_signature_by(remembered).err(),
-            Some(PopErrorKind::BadSignature)
-        );
-        // The header kept: a proof with the same one is not read again, binds to the
-        // remembered key and is verified with its import; its signature still counts.
-        let kept = known.remembered();
-        for (proof, verifies) in [(P13.to_owned(), true), (forged, false)] {
-            let mut bytes = ProofBytes::default();
-            let mut k =
-                Proof::parse_knowing(proof.as_bytes(), &[Algorithm::ES256], &mut bytes, kept)
-                    .expect("parses");
-            assert!(k.shown.is_some(), "the kept header");
-            assert_eq!(k.jti, "e1j3V_bKic8-LAEB", "its claims read");
-            let remembered = k
-                .check_key_binding("not the jkt: not consulted", &known)
-                .expect("the kept header's key")
-                .expect("remembered");
-            assert_eq!(k.check_signature_by(remembered).is_ok(), verifies);
-            // Not with another token's memory of the same key.
-            let elsewhere = KnownKey::default();
-            assert_eq!(
-                k.check_key_binding("1ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", &elsewhere)
-                    .err(),
-                Some(PopErrorKind::KeyBindingMismatch)
-            );
-            // Nor when its algorithm is no longer allowed: then the header is read, and refused.
-            let mut bytes = ProofBytes::default();
-            assert_eq!(
-                Proof::parse_knowing(proof.as_bytes(), &[Algorithm::EdDSA], &mut bytes, kept).err(),
-                Some(PopErrorKind::UnsupportedAlgorithm)
-            );
-        }
-        let other = crate::dpop::signer::ProofSigner::generate(Algorithm::ES256).expect("key");
-        let other_proof = other
-            .proof_at("GET", "https://a.example/", None, None, 1)
-            .expect("proof");
-        let mut other_bytes = ProofBytes::default();
-        let q = Proof::parse(
-            other_proof.as_bytes(),
-            &[Algorithm::ES256],
-            &mut other_bytes,
-        )
-        .expect("parses");
-        assert!(!known.is(&q.key));
-        assert_eq!(
-            q.check_key_binding(jkt, &known).err(),
-            Some(PopErrorKind::KeyBindingMismatch),
-            "another key with the remembered key's token"
         );
     }
 

@@ -30,9 +30,9 @@ use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use serde_json::{Value, json};
 
-use crate::digest::sha256_b64url;
+use crate::jose::digest::sha256_b64url;
+use crate::jose::thumbprint::ath;
 use crate::jose::{Algorithm, b64url};
-use crate::thumbprint::ath;
 
 /// The key could not be generated or loaded, the algorithm is not supported for signing, or a
 /// signature could not be made (the system's random generator or the signing failed). The text

@@ -1,25 +1,28 @@
 //! Certificate-bound access tokens (RFC 8705 §3): the SHA-256 of the client certificate's DER
 //! must equal the token's `cnf["x5t#S256"]`.
 //!
-//! The certificate comes from the TLS connection ([`crate::PeerCertificate`] in the request
-//! extensions, or [`crate::PopRequest::peer_certificate`]). The binding check needs no chain
+//! The certificate comes from the TLS connection ([`crate::request::PeerCertificate`] in the request
+//! extensions, or [`crate::request::PopRequest::peer_certificate`]). The binding check needs no chain
 //! validation (RFC 8705 §6.2): the TLS layer proved the client holds the certificate's
 //! key. A bound token verified without a certificate is refused, never accepted (RFC 8705 §3).
 //! Behind a TLS-terminating proxy, the certificate must be forwarded by a trusted proxy
 //! (RFC 9440): [`proxy`] reads it from the `Client-Cert`, Envoy or nginx header, only on
-//! connections from configured proxy networks.
+//! connections from configured proxy networks. [`tls`] (feature `rustls`) is the rustls
+//! server configuration that requests client certificates, for the adapters' TLS servers.
 
 pub mod proxy;
+#[cfg(feature = "rustls")]
+pub mod tls;
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::digest::ct_eq;
+use crate::jose::digest::ct_eq;
 
 use crate::error::PopErrorKind;
+use crate::jose::thumbprint::x5t_s256;
 use crate::request::PopRequest;
-use crate::thumbprint::x5t_s256;
 use proxy::{ClientCertHeader, ForwardedCert, ForwardedCertConfig};
 
 /// The client certificate of one request, resolved at most once and only when a token is

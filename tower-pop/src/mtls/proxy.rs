@@ -86,8 +86,9 @@ use ipnet::{IpNet, Ipv4Net};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::{PemObject as _, SectionKind};
 
-use crate::PeerCertificate;
-use crate::digest::{ct_eq, sha256};
+pub use crate::error::ProxyConfigError;
+use crate::jose::digest::{ct_eq, sha256};
+use crate::request::PeerCertificate;
 
 /// The longest header value accepted, in bytes (16 KiB), checked before any decoding.
 ///
@@ -161,48 +162,6 @@ impl FromStr for ClientCertHeader {
         }
     }
 }
-
-/// A mistake in the trusted-proxy configuration; each variant quotes the offending input.
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProxyConfigError {
-    /// Not an IP network (`10.0.0.0/8`, `fd00::/8`) nor an IP address.
-    InvalidNetwork {
-        /// The string as given.
-        input: String,
-    },
-    /// A network with bits set after its prefix (`10.0.0.1/8`): probably a typo for a host
-    /// address or another prefix length, so refused rather than guessed.
-    HostBitsSet {
-        /// The string as given.
-        input: String,
-    },
-    /// Not one of `rfc9440`, `xfcc`, `nginx`.
-    UnknownHeader {
-        /// The string as given.
-        input: String,
-    },
-}
-
-impl fmt::Display for ProxyConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidNetwork { input } => {
-                write!(f, "invalid trusted proxy network {input:?}")
-            }
-            Self::HostBitsSet { input } => write!(
-                f,
-                "trusted proxy network {input:?} has host bits set after its prefix"
-            ),
-            Self::UnknownHeader { input } => write!(
-                f,
-                "unknown client certificate header format {input:?} (expected rfc9440, xfcc or nginx)"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ProxyConfigError {}
 
 /// The networks whose connections may forward a client certificate in a header.
 ///
@@ -648,7 +607,7 @@ fn check_certificate(der: Vec<u8>) -> Decoded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::thumbprint::x5t_s256;
+    use crate::jose::thumbprint::x5t_s256;
 
     /// RFC 9440 Appendix A client certificate (TV-12), base64 of its DER.
     const CERT_B64: &str = "MIIBqDCCAU6gAwIBAgIBBzAKBggqhkjOPQQDAjA6MRswGQYDVQQKDBJMZXQncyBBdXRoZW50aWNhdGUxGzAZBgNVBAMMEkxBIEludGVybWVkaWF0ZSBDQTAeFw0yMDAxMTQyMjU1MzNaFw0yMTAxMjMyMjU1MzNaMA0xCzAJBgNVBAMMAkJDMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE8YnXXfaUgmnMtOXU/IncWalRhebrXmckC8vdgJ1p5Be5F/3YC8OthxM4+k1M6aEAEFcGzkJiNy6J84y7uzo9M6NyMHAwCQYDVR0TBAIwADAfBgNVHSMEGDAWgBRm3WjLa38lbEYCuiCPct0ZaSED2DAOBgNVHQ8BAf8EBAMCBsAwEwYDVR0lBAwwCgYIKwYBBQUHAwIwHQYDVR0RAQH/BBMwEYEPYmRjQGV4YW1wbGUuY29tMAoGCCqGSM49BAMCA0gAMEUCIBHda/r1vaL6G3VliL4/Di6YK0Q6bMjeSkC3dFCOOB8TAiEAx/kHSB4urmiZ0NX5r5XarmPk0wmuydBVoU4hBVZ1yhk=";

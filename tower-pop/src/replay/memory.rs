@@ -57,15 +57,10 @@ use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
+use super::table::{SHARD_SHIFT, SHARDS, SLOTS, Table, slot};
 use super::{BoxFuture, ReplayCache, ReplayEntry, ReplayError, ReplayOutcome};
-use crate::dpop::{DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_MAX_AGE};
+use crate::defaults::{PROOF_FUTURE_SKEW, PROOF_MAX_AGE};
 
-/// Number of shards (a power of two), each with its own lock.
-const SHARDS: usize = 1024;
-/// The shard is chosen by the top `log2(SHARDS)` bits of the keyed hash.
-const SHARD_SHIFT: u32 = 64 - SHARDS.trailing_zeros();
-/// Slots per bucket: four `u128`s are one 64-byte cache line.
-const SLOTS: usize = 4;
 /// A table grows before more than 90% of its slots are counted entries, by 25% to 75%
 /// depending on the shard (so the shards do not all grow at once, and the store's memory
 /// follows its load smoothly) ...
@@ -75,8 +70,6 @@ const GROW_DEN: usize = 10;
 const SHRINK_DEN: usize = 4;
 const REFILL_NUM: usize = 3;
 const REFILL_DEN: usize = 5;
-/// Evictions tried before a cuckoo insert gives up and the table grows.
-const MAX_KICKS: usize = 256;
 /// A slice covers this fraction of the longest entry lifetime seen.
 const SLICES_PER_LIFETIME: u64 = 8;
 /// Longest slice: 1/8 of the longest proof window `PopConfig` allows (one hour).
@@ -89,8 +82,7 @@ const BASE_MARGIN_SECS: u64 = 1 << 20;
 
 /// The default proof window, in seconds: `iat` past window, future skew, and the 1 s the
 /// verifier adds so that a proof is remembered until the `iat` check refuses it.
-const DEFAULT_WINDOW_SECS: u64 =
-    DEFAULT_PROOF_MAX_AGE.as_secs() + DEFAULT_PROOF_FUTURE_SKEW.as_secs() + 1;
+const DEFAULT_WINDOW_SECS: u64 = PROOF_MAX_AGE.as_secs() + PROOF_FUTURE_SKEW.as_secs() + 1;
 
 /// The cost of the fastest signature verification a proof can have, in nanoseconds, rounded
 /// down. `cargo bench -p tower-pop --bench replay` prints each algorithm's cost with aws-lc-rs
@@ -180,129 +172,6 @@ struct Slice {
     count: usize,
 }
 
-/// One cache line of slots. A slot is `fingerprint << 32 | expiry`: 96 bits of key, then the
-/// expiry as an offset from the store's base; it is free when that expiry is not after now
-/// (`0`, never written, is free too).
-#[derive(Clone, Copy)]
-#[repr(align(64))]
-struct Bucket([u128; SLOTS]);
-
-fn expiry_of(slot: u128) -> u32 {
-    slot as u32
-}
-
-fn fingerprint_of(slot: u128) -> u128 {
-    slot >> 32
-}
-
-/// A cuckoo hash table of slots: each slot lives in one of its two candidate buckets.
-struct Table {
-    buckets: Box<[Bucket]>,
-}
-
-impl Table {
-    fn with_buckets(buckets: usize) -> Self {
-        Self {
-            buckets: vec![Bucket([0; SLOTS]); buckets.max(1)].into_boxed_slice(),
-        }
-    }
-
-    fn slots(&self) -> usize {
-        self.buckets.len() * SLOTS
-    }
-
-    fn bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.buckets)
-    }
-
-    /// The two candidate buckets of a slot, from its keyed bits (the top 64; the shard used
-    /// their top 10): bits 53.. for the first, bits 31.. for the second, so they are independent
-    /// for tables of up to 2^22 buckets (2^34 entries a shard).
-    fn candidates(&self, slot: u128) -> (usize, usize) {
-        let n = self.buckets.len() as u128;
-        let keyed = (slot >> 64) as u64;
-        // Multiply-shift maps the hash onto any table size, not just powers of two.
-        let first = ((u128::from(keyed << (64 - SHARD_SHIFT)) * n) >> 64) as usize;
-        let second = ((u128::from(keyed << 32) * n) >> 64) as usize;
-        if second == first && n > 1 {
-            (first, (first + 1) % self.buckets.len())
-        } else {
-            (first, second)
-        }
-    }
-
-    /// Whether a live slot with this slot's fingerprint is present at `now`.
-    fn contains(&self, slot: u128, now: u32) -> bool {
-        let (a, b) = self.candidates(slot);
-        let fingerprint = fingerprint_of(slot);
-        // Both buckets, without branching on what is loaded: the two cache misses overlap.
-        let live_match = |k: &u128| fingerprint_of(*k) == fingerprint && expiry_of(*k) > now;
-        let found_a = self.buckets[a]
-            .0
-            .iter()
-            .fold(false, |f, k| f | live_match(k));
-        let found_b = self.buckets[b]
-            .0
-            .iter()
-            .fold(false, |f, k| f | live_match(k));
-        found_a | found_b
-    }
-
-    /// Put `slot` in a free slot of bucket `b`, if there is one.
-    fn put_free(&mut self, b: usize, slot: u128, now: u32) -> bool {
-        match self.buckets[b].0.iter_mut().find(|k| expiry_of(**k) <= now) {
-            Some(free) => {
-                *free = slot;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Insert a slot known to be absent, evicting others to their second bucket if needed.
-    /// On failure the table is unchanged in content but one slot (returned) is homeless.
-    fn place(&mut self, slot: u128, now: u32) -> Result<(), u128> {
-        let (a, b) = self.candidates(slot);
-        if self.put_free(a, slot, now) || self.put_free(b, slot, now) {
-            return Ok(());
-        }
-        // Random walk: evict a slot of the current bucket, move it to its other bucket.
-        let mut carried = slot;
-        let mut bucket = a;
-        let mut walk = (slot >> 64) as u64 | 1;
-        for _ in 0..MAX_KICKS {
-            walk ^= walk << 13;
-            walk ^= walk >> 7;
-            walk ^= walk << 17;
-            let victim = (walk % SLOTS as u64) as usize;
-            std::mem::swap(&mut carried, &mut self.buckets[bucket].0[victim]);
-            let (x, y) = self.candidates(carried);
-            bucket = if x == bucket { y } else { x };
-            if self.put_free(bucket, carried, now) {
-                return Ok(());
-            }
-        }
-        Err(carried)
-    }
-
-    /// A table of `buckets` buckets holding every live slot of this one and `extra`.
-    fn rehashed(&self, buckets: usize, extra: Option<u128>, now: u32) -> Self {
-        let mut size = buckets;
-        'retry: loop {
-            let mut table = Self::with_buckets(size);
-            let live = self.buckets.iter().flat_map(|b| b.0.iter().copied());
-            for slot in live.chain(extra).filter(|&k| expiry_of(k) > now) {
-                if table.place(slot, now).is_err() {
-                    // Practically never at these loads; a bigger table always ends it.
-                    size = size + size / 4 + 1;
-                    continue 'retry;
-                }
-            }
-            return table;
-        }
-    }
-}
-
 impl Shard {
     fn new(index: usize) -> Self {
         Self {
@@ -360,7 +229,7 @@ impl Shard {
     /// Insert a slot known to be absent, growing the table first when it would be more than
     /// 90% counted entries (or when the cuckoo walk fails).
     fn insert(&mut self, slot: u128, now: u32) {
-        let bigger = self.table.buckets.len() * (16 + self.growth) / 16 + 1;
+        let bigger = self.table.buckets() * (16 + self.growth) / 16 + 1;
         // `counted` already includes this entry.
         if self.counted * GROW_DEN > self.table.slots() * GROW_NUM {
             self.table = self.table.rehashed(bigger, Some(slot), now);
@@ -371,7 +240,7 @@ impl Shard {
 
     /// After slices expired: shrink a table that is less than a quarter counted entries.
     fn maybe_shrink(&mut self, now: u32) {
-        let buckets = self.table.buckets.len();
+        let buckets = self.table.buckets();
         if buckets > 1 && self.counted * SHRINK_DEN < self.table.slots() {
             let target = (self.counted * REFILL_DEN / REFILL_NUM).div_ceil(SLOTS);
             self.table = self.table.rehashed(target.max(1), None, now);
@@ -511,8 +380,7 @@ impl MemoryReplayCache {
     /// Look the key up and insert it, all under its shard's lock.
     fn attempt(&self, keyed: u64, key: &[u8; 32], expiry: u64, now: u64) -> Attempt {
         let (now32, expiry32) = (self.offset(now), self.offset(expiry).max(1));
-        let tail = u32::from_le_bytes([key[0], key[1], key[2], key[3]]);
-        let slot = u128::from(keyed) << 64 | u128::from(tail) << 32 | u128::from(expiry32);
+        let slot = slot(keyed, key, expiry32);
         let mut shard = lock(&self.shards[(keyed >> SHARD_SHIFT) as usize]);
         let freed = shard.drop_expired(now);
         if freed > 0 {

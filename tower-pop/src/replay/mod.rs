@@ -28,6 +28,7 @@ mod memory;
 pub(crate) mod quota;
 #[cfg(feature = "redis")]
 mod redis;
+mod table;
 
 use std::fmt;
 use std::future::Future;

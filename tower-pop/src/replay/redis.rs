@@ -13,13 +13,14 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ConnectionAddr, RedisError, Value};
 
 use super::{BoxFuture, ReplayCache, ReplayEntry, ReplayError, ReplayOutcome};
+pub use crate::error::RedisConfigError;
 
-/// Default key prefix: `tower-pop:dpop:`.
-pub const DEFAULT_KEY_PREFIX: &str = "tower-pop:dpop:";
-/// Default time limit of one call, connection wait included: 250 ms.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
-/// Default margin added to every entry's time to live: 30 s.
-pub const DEFAULT_SKEW_MARGIN: Duration = Duration::from_secs(30);
+// 0.1 paths of the store's defaults, which live in `crate::defaults`.
+#[doc(hidden)]
+pub use crate::defaults::{
+    REDIS_KEY_PREFIX as DEFAULT_KEY_PREFIX, REDIS_SKEW_MARGIN as DEFAULT_SKEW_MARGIN,
+    REDIS_TIMEOUT as DEFAULT_TIMEOUT,
+};
 
 /// Time limit of one attempt to open a connection (TCP and TLS handshakes, `AUTH`, `SELECT`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -45,59 +46,6 @@ fn redact(url: &str) -> String {
     let query = if tail.contains('?') { "?***" } else { "" };
     format!("{scheme}://{host}{path}{query}")
 }
-
-/// Why a [`RedisReplayCache`] could not be set up. Quotes the URL only with its credentials
-/// removed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum RedisConfigError {
-    /// Not a Redis URL redis-rs accepts (`redis://`, `rediss://`, `redis+unix://`, `unix://`).
-    InvalidUrl {
-        /// The URL, credentials removed.
-        url: String,
-    },
-    /// The URL turns off TLS certificate verification (`#insecure`).
-    InsecureTls {
-        /// The URL, credentials removed.
-        url: String,
-    },
-    /// A CA was given for a URL that is not `rediss://`.
-    CaWithoutTls {
-        /// The URL, credentials removed.
-        url: String,
-    },
-    /// The CA is not one or more PEM certificates.
-    InvalidTlsCa,
-    /// The timeout is zero.
-    ZeroTimeout,
-    /// `connect` was called outside a Tokio runtime.
-    NoRuntime,
-    /// The per-key quota or its window is zero (under one second).
-    ZeroKeyQuota,
-}
-
-impl fmt::Display for RedisConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidUrl { url } => write!(f, "invalid redis url {url}"),
-            Self::InsecureTls { url } => write!(
-                f,
-                "redis url {url} disables TLS certificate verification (#insecure)"
-            ),
-            Self::CaWithoutTls { url } => {
-                write!(f, "a TLS CA was given for {url}, which does not use TLS")
-            }
-            Self::InvalidTlsCa => f.write_str("redis TLS CA is not a PEM certificate"),
-            Self::ZeroTimeout => f.write_str("redis timeout must not be zero"),
-            Self::NoRuntime => f.write_str("redis replay store needs a Tokio runtime"),
-            Self::ZeroKeyQuota => {
-                f.write_str("redis key quota and its window must be at least 1 (second)")
-            }
-        }
-    }
-}
-
-impl std::error::Error for RedisConfigError {}
 
 /// Builder of a [`RedisReplayCache`], from [`RedisReplayCache::builder`]. `Debug` redacts the
 /// URL's credentials.
@@ -135,7 +83,7 @@ impl RedisReplayCacheBuilder {
     /// per active key.
     ///
     /// Default: off: each verifier still counts its own quota in memory
-    /// ([`PopConfigBuilder::proof_key_quota`](crate::PopConfigBuilder::proof_key_quota)), so
+    /// ([`PopConfigBuilder::proof_key_quota`](crate::config::PopConfigBuilder::proof_key_quota)), so
     /// one key holds at most (instances × that quota) entries here. A client sending `rate`
     /// proofs a second steadily holds up to `2 × rate × window` of this count: set `proofs`
     /// to at least that for the fastest honest client (e.g. 5,000/s, a 71 s window: 710,000).
@@ -145,7 +93,7 @@ impl RedisReplayCacheBuilder {
         self
     }
 
-    /// Prefix of every key. Default [`DEFAULT_KEY_PREFIX`], `tower-pop:dpop:`: keeps the
+    /// Prefix of every key. Default [`REDIS_KEY_PREFIX`](crate::defaults::REDIS_KEY_PREFIX), `tower-pop:dpop:`: keeps the
     /// entries apart from other data in the same Redis. All instances of one API must use the
     /// same prefix; two APIs whose proofs must not be shared use different ones.
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -154,14 +102,14 @@ impl RedisReplayCacheBuilder {
     }
 
     /// Time limit of one call, including any wait for a connection. Default
-    /// [`DEFAULT_TIMEOUT`], 250 ms: a `SET` on a healthy Redis takes about a millisecond, and a
+    /// [`REDIS_TIMEOUT`](crate::defaults::REDIS_TIMEOUT), 250 ms: a `SET` on a healthy Redis takes about a millisecond, and a
     /// Redis that cannot answer must turn into a quick 503, not a queue of stuck requests.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// Added to every entry's time to live. Default [`DEFAULT_SKEW_MARGIN`], 30 s.
+    /// Added to every entry's time to live. Default [`REDIS_SKEW_MARGIN`](crate::defaults::REDIS_SKEW_MARGIN), 30 s.
     ///
     /// An entry must outlive the proof's acceptance window on **every** instance. The window's
     /// end ([`ReplayEntry::expires_at`]) is computed from the proof's `iat` by the clock of the
@@ -430,9 +378,9 @@ impl RedisReplayCache {
     pub fn builder(url: impl Into<String>) -> RedisReplayCacheBuilder {
         RedisReplayCacheBuilder {
             url: url.into(),
-            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
-            timeout: DEFAULT_TIMEOUT,
-            skew_margin: DEFAULT_SKEW_MARGIN,
+            key_prefix: crate::defaults::REDIS_KEY_PREFIX.to_owned(),
+            timeout: crate::defaults::REDIS_TIMEOUT,
+            skew_margin: crate::defaults::REDIS_SKEW_MARGIN,
             tls_ca_pem: None,
             key_quota: None,
         }

@@ -65,7 +65,7 @@ struct Key(Box<[u8]>);
 
 impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
-        crate::digest::ct_eq(&self.0, &other.0)
+        crate::jose::digest::ct_eq(&self.0, &other.0)
     }
 }
 
@@ -95,7 +95,7 @@ impl Hash for Lookup<'_> {
 
 impl quick_cache::Equivalent<Key> for Lookup<'_> {
     fn equivalent(&self, key: &Key) -> bool {
-        crate::digest::ct_eq(self.0, &key.0)
+        crate::jose::digest::ct_eq(self.0, &key.0)
     }
 }
 
@@ -258,7 +258,9 @@ fn estimate_entry_bytes(info: &TokenInfo) -> u64 {
         .sum::<usize>();
     // Room for the `jkt` key, remembered after insertion by the first proof that shows it.
     let known_key = if info.confirmation.jkt.is_some() {
-        crate::jwk::KNOWN_KEY_MAX_BYTES + ALLOCATION_OVERHEAD + crate::jwk::REMEMBERED_KEY_BYTES
+        crate::dpop::known_key::KNOWN_KEY_MAX_BYTES
+            + ALLOCATION_OVERHEAD
+            + crate::dpop::known_key::REMEMBERED_KEY_BYTES
     } else {
         0
     };

@@ -29,7 +29,7 @@
 //!   (`arc-swap`), so requests whose `kid` is known proceed without a lock.
 //! - **Periodic refresh**: the metadata and the JWK Set are fetched again after the JWK Set
 //!   response's `Cache-Control: max-age`, clamped to [`DiscoveryOptions::refresh_bounds`]
-//!   (default 1 min to 24 h), or after [`DEFAULT_REFRESH_INTERVAL`] (5 min) without one. The
+//!   (default 1 min to 24 h), or after [`DISCOVERY_REFRESH_INTERVAL`](crate::defaults::DISCOVERY_REFRESH_INTERVAL) (5 min) without one. The
 //!   refresh runs in a background task started by the first lookup that finds the set due;
 //!   requests meanwhile use the current set. A changed `jwks_uri` takes effect at the next
 //!   fetch, since each fetch reads the metadata again.
@@ -85,25 +85,23 @@ use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::http::{FetchError, HttpClient, HttpSettings, check_url, max_age};
 use super::jwks::{KeySet, MAX_JWKS_BYTES};
-use super::remote::{FetchError, HttpClient, HttpSettings, check_url, max_age};
 use crate::clock::{Clock, SystemClock};
 use crate::jose::Algorithm;
 
-pub use super::remote::RemoteConfigError;
+pub use crate::error::RemoteConfigError;
 
 /// Largest metadata document accepted, in bytes.
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
-/// Time between refreshes when the JWK Set response has no `max-age`.
-pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(5 * 60);
-/// Default bounds for the refresh interval, whatever `max-age` says: at least once a day, at
-/// most once a minute.
-pub const DEFAULT_REFRESH_BOUNDS: (Duration, Duration) =
-    (Duration::from_secs(60), Duration::from_secs(24 * 60 * 60));
-/// Default least time between two fetches triggered by an unknown key.
-pub const DEFAULT_MISS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
-/// Default longest time a lookup for an unknown key waits for the refetch.
-pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+// 0.1 paths of the discovery defaults, which live in `crate::defaults`.
+#[doc(hidden)]
+pub use crate::defaults::{
+    DISCOVERY_LOOKUP_TIMEOUT as DEFAULT_LOOKUP_TIMEOUT,
+    DISCOVERY_MISS_REFETCH_INTERVAL as DEFAULT_MISS_REFETCH_INTERVAL,
+    DISCOVERY_REFRESH_BOUNDS as DEFAULT_REFRESH_BOUNDS,
+    DISCOVERY_REFRESH_INTERVAL as DEFAULT_REFRESH_INTERVAL,
+};
 
 /// How [`IssuerKeys`] fetches and refreshes; every default is the documented one.
 #[derive(Clone)]
@@ -124,10 +122,10 @@ impl Default for DiscoveryOptions {
                 follow_redirects: true,
                 ..HttpSettings::default()
             },
-            default_refresh: DEFAULT_REFRESH_INTERVAL,
-            refresh_bounds: DEFAULT_REFRESH_BOUNDS,
-            miss_refetch_interval: DEFAULT_MISS_REFETCH_INTERVAL,
-            lookup_timeout: DEFAULT_LOOKUP_TIMEOUT,
+            default_refresh: crate::defaults::DISCOVERY_REFRESH_INTERVAL,
+            refresh_bounds: crate::defaults::DISCOVERY_REFRESH_BOUNDS,
+            miss_refetch_interval: crate::defaults::DISCOVERY_MISS_REFETCH_INTERVAL,
+            lookup_timeout: crate::defaults::DISCOVERY_LOOKUP_TIMEOUT,
             clock: Arc::new(SystemClock),
         }
     }

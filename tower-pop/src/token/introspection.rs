@@ -68,25 +68,26 @@ use reqwest::Url;
 use serde_json::{Map, Value};
 
 use super::cache::{CacheLimits, TokenCache};
-use super::remote::{HttpClient, HttpSettings, check_url};
+use super::http::{HttpClient, HttpSettings, check_url};
 use super::{Confirmation, TokenInfo, confirmation};
 use crate::clock::{Clock, SystemClock};
-use crate::config::DEFAULT_TOKEN_LEEWAY;
 use crate::credentials::MAX_TOKEN_LEN;
-use crate::digest::sha256;
 use crate::error::PopErrorKind;
-use crate::jose::{b64url_decode, numeric_date, parse_json_object};
+use crate::jose::digest::sha256;
+use crate::jose::json::parse_json_object;
+use crate::jose::{b64url_decode, numeric_date};
 
-pub use super::remote::RemoteConfigError;
+pub use crate::error::RemoteConfigError;
 
 /// Largest introspection response accepted, in bytes.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
-/// Default longest time an active result is cached.
-pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
-/// Default number of cached results.
-pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
-/// Default number of introspection calls in flight at once.
-pub const DEFAULT_MAX_CONCURRENT: usize = 32;
+// 0.1 paths of the introspection defaults, which live in `crate::defaults`.
+#[doc(hidden)]
+pub use crate::defaults::{
+    INTROSPECTION_CACHE_CAPACITY as DEFAULT_CACHE_CAPACITY,
+    INTROSPECTION_CACHE_TTL as DEFAULT_CACHE_TTL,
+    INTROSPECTION_MAX_CONCURRENT as DEFAULT_MAX_CONCURRENT,
+};
 const MAX_LEEWAY: Duration = Duration::from_secs(300);
 
 /// Whether `token` is a JWT to verify locally: three dot-separated base64url segments whose
@@ -171,11 +172,11 @@ impl IntrospectionOptions {
             auth_method: ClientAuthMethod::default(),
             issuer: None,
             audience: None,
-            leeway: DEFAULT_TOKEN_LEEWAY,
-            cache_ttl: DEFAULT_CACHE_TTL,
-            cache_capacity: DEFAULT_CACHE_CAPACITY,
-            cache_bytes: crate::config::DEFAULT_TOKEN_CACHE_BYTES,
-            max_concurrent: DEFAULT_MAX_CONCURRENT,
+            leeway: crate::defaults::TOKEN_LEEWAY,
+            cache_ttl: crate::defaults::INTROSPECTION_CACHE_TTL,
+            cache_capacity: crate::defaults::INTROSPECTION_CACHE_CAPACITY,
+            cache_bytes: crate::defaults::TOKEN_CACHE_BYTES,
+            max_concurrent: crate::defaults::INTROSPECTION_MAX_CONCURRENT,
             http: HttpSettings::default(),
             clock: Arc::new(SystemClock),
         }
@@ -222,7 +223,7 @@ impl IntrospectionOptions {
     }
 
     /// Most bytes of cached results, by an estimate of their heap size (default 16 MiB,
-    /// [`DEFAULT_TOKEN_CACHE_BYTES`](crate::DEFAULT_TOKEN_CACHE_BYTES); zero disables the cache).
+    /// [`TOKEN_CACHE_BYTES`](crate::defaults::TOKEN_CACHE_BYTES); zero disables the cache).
     pub fn cache_bytes(mut self, bytes: u64) -> Self {
         self.cache_bytes = bytes;
         self
@@ -537,7 +538,7 @@ impl Introspector {
             timeout: options
                 .http
                 .timeout
-                .unwrap_or(super::remote::DEFAULT_HTTP_TIMEOUT),
+                .unwrap_or(crate::defaults::HTTP_TIMEOUT),
             client,
             clock: options.clock,
         })

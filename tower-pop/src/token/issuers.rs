@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::credentials::MAX_TOKEN_LEN;
-use crate::jose::{b64url_decode, parse_json_object};
+use crate::jose::b64url_decode;
+use crate::jose::json::parse_json_object;
 
 /// The `iss` claim of a compact JWS, read **without** verifying it: only to choose whose keys
 /// to verify it with. `None` for anything that is not a JWS whose payload is a JSON object

@@ -11,8 +11,9 @@ use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 
 use crate::error::ConfigError;
-use crate::jose::{Algorithm, parse_json_object};
-use crate::jwk::PublicJwk;
+use crate::jose::Algorithm;
+use crate::jose::json::parse_json_object;
+use crate::jose::jwk::PublicJwk;
 
 /// Largest JWK Set document accepted, in bytes.
 pub(crate) const MAX_JWKS_BYTES: usize = 256 * 1024;
@@ -120,17 +121,6 @@ impl KeySet {
 
 #[cfg(test)]
 mod tests {
-    #[tokio::test]
-    async fn static_source_answers_without_io() {
-        let set = std::sync::Arc::new(KeySet::default());
-        let source = super::KeySource::Static(std::sync::Arc::clone(&set));
-        let keys = source
-            .keys_for(Some("k"), Algorithm::ES256)
-            .await
-            .expect("static");
-        assert!(std::sync::Arc::ptr_eq(&keys, &set));
-    }
-
     use super::*;
 
     const EC: &str = r#"{"kty":"EC","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs","y":"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA","crv":"P-256","kid":"k1"}"#;
@@ -168,46 +158,5 @@ mod tests {
         assert!(KeySet::from_json(r#"{"keys":1}"#).is_err());
         let many = format!(r#"{{"keys":[{}]}}"#, vec![EC; MAX_JWKS_KEYS + 1].join(","));
         assert!(KeySet::from_json(&many).is_err());
-    }
-}
-
-/// Where the keys of one issuer come from: a configured JWK Set, or (feature `discovery`) the
-/// issuer's metadata, cached and refreshed without a lock on the request path.
-#[derive(Debug, Clone)]
-pub(crate) enum KeySource {
-    /// A configured JWK Set (`jwks_json`, `jwks_file`).
-    Static(std::sync::Arc<KeySet>),
-    /// Discovered from the issuer's metadata (RFC 8414).
-    #[cfg(feature = "discovery")]
-    Discovered(super::discovery::IssuerKeys),
-}
-
-impl KeySource {
-    /// The keys that may verify a token with this `kid` and `alg`: at once for a static set; for
-    /// a discovered one, the current set, refetched (single-flight, rate-limited) when the key
-    /// is unknown.
-    ///
-    /// # Errors
-    /// Discovered keys only: the key is unknown and the authorization server cannot be asked
-    /// ([`PopErrorKind::KeySetUnavailable`], 503).
-    pub(crate) async fn keys_for(
-        &self,
-        kid: Option<&str>,
-        alg: Algorithm,
-    ) -> Result<std::sync::Arc<KeySet>, crate::error::PopErrorKind> {
-        match self {
-            Self::Static(keys) => {
-                let _ = (kid, alg);
-                Ok(std::sync::Arc::clone(keys))
-            }
-            #[cfg(feature = "discovery")]
-            Self::Discovered(keys) => match keys.keys_for(kid, alg).await {
-                Ok(snapshot) => Ok(std::sync::Arc::clone(snapshot.key_set())),
-                Err(e) => {
-                    tracing::debug!(target: crate::observe::DISCOVERY, error = %e, "issuer keys unavailable");
-                    Err(crate::error::PopErrorKind::KeySetUnavailable)
-                }
-            },
-        }
     }
 }

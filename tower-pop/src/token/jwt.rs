@@ -1,9 +1,10 @@
 //! JWT access tokens (RFC 9068 §4), verified with `jsonwebtoken` against the issuer's keys.
 //!
 //! Checks, in order, one function each: size; one compact JWS with strict JSON (RFC 8725 §3.2);
-//! `typ` is `at+jwt` or `application/at+jwt`, case-insensitively (RFC 9068 §4 step 1); no
-//! `crit`, `b64` or `cty` (RFC 7515 §4.1.11, RFC 8725 §3.11); `alg` on the access-token
-//! allow-list (RFC 8725 §3.1); the signature, with a key chosen by `kid`, key type and curve
+//! the JOSE header rules shared with DPoP proofs ([`crate::jose::jws::read_header`]): `typ` is
+//! `at+jwt` or `application/at+jwt`, case-insensitively (RFC 9068 §4 step 1), no `crit`, `b64`
+//! or `cty` (RFC 7515 §4.1.11, RFC 8725 §3.11), `alg` on the access-token allow-list (RFC 8725
+//! §3.1); a string `kid` when present (RFC 7515 §4.1.4); the signature, with a key chosen by `kid`, key type and curve
 //! from the configured set only (RFC 9068 §4 step 2); `iss` exact (step 3); `aud` contains ours
 //! (step 4); `exp` and `nbf` with leeway (step 5, RFC 7519 §4.1.4-5); `sub` present; `iat`,
 //! `client_id`, `jti`, `scope` well-typed when present (RFC 9068 §2.2); `cnf` well-formed
@@ -14,12 +15,15 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::cache::{CacheLimits, TokenCache};
-use super::jwks::{KeySet, KeySource};
+use super::jwks::KeySet;
+use super::keys::KeySource;
 use super::{TokenInfo, confirmation};
 use crate::credentials::MAX_TOKEN_LEN;
-use crate::digest::sha256;
 use crate::error::PopErrorKind;
-use crate::jose::{Algorithm, CompactJws, b64url_decode, numeric_date, parse_json_object};
+use crate::jose::digest::sha256;
+use crate::jose::json::{Member, parse_json_object};
+use crate::jose::jws::{CompactJws, HeaderRules, read_header};
+use crate::jose::{Algorithm, b64url_decode, numeric_date};
 
 /// Most keys tried for one token (keys sharing a `kid`, or a token without `kid`): bounds the
 /// signature checks one request can cost.
@@ -81,41 +85,11 @@ fn check_size(token: &str) -> Result<(), PopErrorKind> {
     check(token.len() <= MAX_TOKEN_LEN)
 }
 
-/// RFC 9068 §2.1, §4 step 1: `typ` is `at+jwt` (media types compare case-insensitively;
-/// RFC 7515 §4.1.9 allows the `application/` prefix).
-fn check_typ(header: &Claims) -> Result<(), PopErrorKind> {
-    let typ = header
-        .get("typ")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    check(typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt"))
-}
-
-/// RFC 7515 §4.1.11 and RFC 7797: no `crit` or `b64` we would have to honour; RFC 8725 §3.11:
-/// no nested content (`cty`).
-fn check_no_extensions(header: &Claims) -> Result<(), PopErrorKind> {
-    check(
-        !["crit", "b64", "cty"]
-            .iter()
-            .any(|h| header.contains_key(*h)),
-    )
-}
-
-/// RFC 8725 §3.1, RFC 9068 §4 step 2: `alg` is on the allow-list (never `none`, never HMAC).
-fn check_alg(header: &Claims, allowed: &[Algorithm]) -> Result<Algorithm, PopErrorKind> {
-    header
-        .get("alg")
-        .and_then(Value::as_str)
-        .and_then(|a| a.parse::<Algorithm>().ok())
-        .filter(|a| allowed.contains(a))
-        .ok_or(PopErrorKind::TokenInvalid)
-}
-
-/// `kid`, when present, is a string (RFC 7515 §4.1.4).
-fn header_kid(header: &Claims) -> Result<Option<&str>, PopErrorKind> {
-    match header.get("kid") {
+/// RFC 7515 §4.1.4: `kid`, when present, is a string.
+fn header_kid<'h>(kid: Option<&'h Member<'_>>) -> Result<Option<&'h str>, PopErrorKind> {
+    match kid {
         None => Ok(None),
-        Some(Value::String(k)) => Ok(Some(k.as_str())),
+        Some(Member::Str(kid)) => Ok(Some(kid)),
         Some(_) => Err(PopErrorKind::TokenInvalid),
     }
 }
@@ -210,56 +184,33 @@ impl JwtValidator {
         }
     }
 
-    /// Verify `token` at `now`, from the cache when it was verified before.
-    pub(crate) async fn verify(
-        &self,
-        token: &str,
-        now: u64,
-    ) -> Result<Arc<TokenInfo>, PopErrorKind> {
-        if let Some(cached) = self.cached(token, now) {
-            return cached;
+    /// What the cache knows of `token` at `now`, the one way in: a hit, a cached token refused
+    /// (its `nbf` not reached), or a miss that [`Lookup::resolve`] verifies and caches without
+    /// looking it up again. No signature work happens here.
+    pub(crate) fn lookup<'v, 't>(&'v self, token: &'t str, now: u64) -> Lookup<'v, 't> {
+        match self.cache.get(token.as_bytes(), now) {
+            Some(info) if now >= info.not_before => Lookup::Hit(info),
+            Some(_) => Lookup::Refused(PopErrorKind::TokenInvalid),
+            None => Lookup::Miss {
+                validator: self,
+                token,
+                now,
+            },
         }
-        self.verify_missed(token, now).await
-    }
-
-    /// [`verify`](Self::verify) for a token that [`cached`](Self::cached) just did not find:
-    /// verified and cached, without looking it up again.
-    pub(crate) async fn verify_missed(
-        &self,
-        token: &str,
-        now: u64,
-    ) -> Result<Arc<TokenInfo>, PopErrorKind> {
-        let info = Arc::new(self.verify_uncached(token, now).await?);
-        self.cache
-            .insert(token.as_bytes(), Arc::clone(&info), info.valid_until, now);
-        Ok(info)
-    }
-
-    /// [`verify`](Self::verify)'s answer when `token` is cached, without verifying anything;
-    /// `None` when it is not. The cache serves an entry only before the token's `exp` (plus
-    /// leeway) and its own maximum age; `nbf` is checked here on every hit.
-    pub(crate) fn cached(
-        &self,
-        token: &str,
-        now: u64,
-    ) -> Option<Result<Arc<TokenInfo>, PopErrorKind>> {
-        let info = self.cache.get(token.as_bytes(), now)?;
-        Some(check(now >= info.not_before).map(|()| info))
     }
 
     async fn verify_uncached(&self, token: &str, now: u64) -> Result<TokenInfo, PopErrorKind> {
         check_size(token)?;
         // Only the header is decoded before the signature check; the payload after it.
         let jws = CompactJws::split(token.as_bytes()).ok_or(PopErrorKind::TokenInvalid)?;
-        let header = b64url_decode(jws.header)
-            .and_then(|h| parse_json_object(&h))
-            .ok_or(PopErrorKind::TokenInvalid)?;
-        if self.profile == TokenProfile::Rfc9068 {
-            check_typ(&header)?;
-        }
-        check_no_extensions(&header)?;
-        let alg = check_alg(&header, &self.algorithms)?;
-        let kid = header_kid(&header)?;
+        let header = b64url_decode(jws.header).ok_or(PopErrorKind::TokenInvalid)?;
+        let rules = HeaderRules {
+            typ: (self.profile == TokenProfile::Rfc9068).then_some("at+jwt"),
+            algorithms: &self.algorithms,
+        };
+        let header = read_header(&header, &rules).map_err(|_| PopErrorKind::TokenInvalid)?;
+        let alg = header.alg;
+        let kid = header_kid(header.kid.as_ref())?;
         check(kid.is_some() || self.profile == TokenProfile::PlainJwt)?;
         // Only a well-formed token with an acceptable header may make us look keys up (and,
         // with discovery, fetch them).
@@ -281,6 +232,52 @@ impl JwtValidator {
             not_before,
             token_hash: sha256(token.as_bytes()),
         })
+    }
+}
+
+/// What [`JwtValidator::lookup`] found.
+pub(crate) enum Lookup<'v, 't> {
+    /// Cached, and valid at the time of the lookup.
+    Hit(Arc<TokenInfo>),
+    /// Cached, and refused at the time of the lookup.
+    Refused(PopErrorKind),
+    /// Not cached.
+    Miss {
+        validator: &'v JwtValidator,
+        token: &'t str,
+        now: u64,
+    },
+}
+
+impl Lookup<'_, '_> {
+    /// The verified token when it was cached.
+    pub(crate) fn hit(&self) -> Option<&TokenInfo> {
+        match self {
+            Self::Hit(info) => Some(info),
+            Self::Refused(_) | Self::Miss { .. } => None,
+        }
+    }
+
+    /// The verified token: the cached one, or (on a miss) the token verified now and cached.
+    ///
+    /// # Errors
+    /// Why the token is refused (RFC 9068 §4).
+    pub(crate) async fn resolve(&self) -> Result<Arc<TokenInfo>, PopErrorKind> {
+        match self {
+            Self::Hit(info) => Ok(Arc::clone(info)),
+            Self::Refused(kind) => Err(*kind),
+            Self::Miss {
+                validator,
+                token,
+                now,
+            } => {
+                let info = Arc::new(validator.verify_uncached(token, *now).await?);
+                validator
+                    .cache
+                    .insert(token.as_bytes(), Arc::clone(&info), info.valid_until, *now);
+                Ok(info)
+            }
+        }
     }
 }
 
@@ -343,7 +340,7 @@ mod tests {
         token: &str,
         now: u64,
     ) -> Result<Arc<TokenInfo>, PopErrorKind> {
-        v.verify(token, now).await
+        v.lookup(token, now).resolve().await
     }
 
     /// An Ed25519 issuer key from a fixed seed (PKCS#8 v1), so tokens, and the cache's

@@ -3,28 +3,29 @@
 //!
 //! Only JWT access tokens signed by the configured issuer's keys are accepted; an opaque token
 //! gets `invalid_token` unless introspection (RFC 7662) is configured. A verified token is
-//! cached under its SHA-256 until its `exp` (plus leeway) or a maximum age, whichever is first,
+//! cached, keyed by the token itself ([`cache`]), until its `exp` (plus leeway) or a maximum age, whichever is first,
 //! in an evicting cache bounded by count and bytes (`cache`), so a token reused on many requests
 //! costs one signature verification; the DPoP proof is still verified on every request.
 
 pub(crate) mod cache;
 #[cfg(feature = "discovery")]
 pub mod discovery;
+#[cfg(any(feature = "discovery", feature = "introspection"))]
+pub(crate) mod http;
 #[cfg(feature = "introspection")]
 pub mod introspection;
 pub(crate) mod issuers;
 pub(crate) mod jwks;
 pub(crate) mod jwt;
-#[cfg(any(feature = "discovery", feature = "introspection"))]
-pub(crate) mod remote;
+pub(crate) mod keys;
 
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::dpop::known_key::KnownKey;
 use crate::error::PopErrorKind;
 use crate::jose::b64url_decode;
-use crate::jwk::KnownKey;
 
 /// What a token's `cnf` claim (RFC 7800 §3.1) binds it to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -133,7 +134,7 @@ impl std::fmt::Debug for TokenInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jose::parse_json_object;
+    use crate::jose::json::parse_json_object;
 
     fn cnf(json: &str) -> Result<Confirmation, PopErrorKind> {
         confirmation(&parse_json_object(json.as_bytes()).expect("json"))

@@ -7,15 +7,14 @@
 
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaParameters, RsaPublicKeyComponents};
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
 use sha2::{Digest, Sha256};
 
-use crate::digest::ct_eq;
-use crate::jose::{Algorithm, Member, b64url, b64url_decode, b64url_decode_slice};
+use crate::jose::digest::ct_eq;
+use crate::jose::json::Member;
+use crate::jose::{Algorithm, b64url, b64url_decode, b64url_decode_slice};
 
 /// Members that only a private (or symmetric) key has.
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
@@ -389,7 +388,7 @@ impl<'a> PublicJwk<'a> {
     /// The canonical form (RFC 7638 §3.3) in pieces. Every value is base64url or a fixed name,
     /// so no JSON escaping is ever needed and the form can be hashed or compared piece by
     /// piece, without building it.
-    fn canonical_pieces(&self) -> [&str; 7] {
+    pub(crate) fn canonical_pieces(&self) -> [&str; 7] {
         match self {
             Self::Ec { curve, x, y, .. } => [
                 r#"{"crv":""#,
@@ -422,247 +421,6 @@ impl<'a> PublicJwk<'a> {
     }
 }
 
-/// The one key a token's `cnf.jkt` names, once a proof has shown it: its canonical form
-/// (RFC 7638 §3.3) and, within [`SHOWN`]'s budget, what its proof showed ([`Shown`]). Later
-/// proofs with the same token are matched against the form byte for byte (which implies the
-/// same thumbprint) instead of hashing their key again, and, when their header is the one
-/// shown, neither read nor imported again; any other key is hashed and compared with `cnf.jkt`
-/// as before. Set at most once, and only with a key whose thumbprint equals `cnf.jkt` and whose
-/// proof's signature verified, so it can never admit a key the thumbprint would refuse.
-#[derive(Default, Clone)]
-pub(crate) struct KnownKey(OnceLock<Arc<RememberedKey>>);
-
-// A memo, not part of what a confirmation says: two confirmations of the same `cnf` are equal
-// whether or not a proof has shown the key yet.
-impl PartialEq for KnownKey {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for KnownKey {}
-
-/// Longest canonical form remembered: an RSA-4096 key's (a proof key's largest) is about 720
-/// bytes. Counted in each cached DPoP-bound token's weight.
-pub(crate) const KNOWN_KEY_MAX_BYTES: usize = 768;
-
-/// Heap that what first proofs showed (their encoded header, their key read from it, and the
-/// key as imported: see [`Shown`]) may hold in the whole process: 16 MiB, as much as the default
-/// token cache, about 10,000 EC keys or 4,500 RSA-2048 keys. It lies outside the token cache's
-/// byte bound (it is kept after the token is cached), so this bounds it instead. Past it, a
-/// token remembers its key's canonical form only, and its proofs are read and their key imported
-/// per proof, as a first proof is.
-const SHOWN_MAX_BYTES: usize = 16 << 20;
-
-/// The process's budget for [`Shown`].
-static SHOWN: ShownBudget = ShownBudget::new(SHOWN_MAX_BYTES);
-
-/// Bytes of [`Shown`] held, against a maximum.
-pub(crate) struct ShownBudget {
-    held: AtomicUsize,
-    max: usize,
-}
-
-impl ShownBudget {
-    const fn new(max: usize) -> Self {
-        Self {
-            held: AtomicUsize::new(0),
-            max,
-        }
-    }
-
-    /// Count `bytes` more, if they fit.
-    fn take(&'static self, bytes: usize) -> Option<Held> {
-        self.held
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
-                held.checked_add(bytes).filter(|total| *total <= self.max)
-            })
-            .ok()?;
-        Some(Held {
-            bytes,
-            budget: self,
-        })
-    }
-}
-
-/// Bytes counted in a budget, given back when dropped.
-struct Held {
-    bytes: usize,
-    budget: &'static ShownBudget,
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.budget.held.fetch_sub(self.bytes, Ordering::Relaxed);
-    }
-}
-
-/// What the first proof by a token's key showed, kept within [`SHOWN`]: a later proof whose
-/// encoded protected header is these very bytes has the same `typ`, `alg` and `jwk` (a header is
-/// read the same way every time), so it is not read again; its signature is checked with the key
-/// as imported, which gives the same answer as importing it again.
-struct Shown {
-    alg: Algorithm,
-    header: Box<[u8]>,
-    key: PublicJwk<'static>,
-    imported: ParsedPublicKey,
-    _held: Held,
-}
-
-/// Longest encoded header kept: an RSA-4096 key's proof header is about 1,100 bytes. A longer
-/// one (padded with members we ignore) is read every time, so one client cannot spend the
-/// budget faster than honest headers do.
-const SHOWN_HEADER_MAX_BYTES: usize = 1536;
-
-/// An estimate of the heap a [`Shown`] holds: itself, the header, the key's members, and aws-lc's
-/// key objects (for RSA the modulus three times: itself and the Montgomery context's two numbers)
-/// with the encoded copy that aws-lc-rs keeps, with allocator overhead.
-fn shown_bytes(header: &[u8], key: &PublicJwk<'_>) -> usize {
-    let members = key
-        .canonical_pieces()
-        .iter()
-        .map(|p| p.len())
-        .sum::<usize>();
-    let imported = match key {
-        PublicJwk::Ec { .. } => 768,
-        PublicJwk::Ed25519 { .. } => 256,
-        PublicJwk::Rsa { n_bytes, .. } => 1024 + 5 * n_bytes.len(),
-    };
-    size_of::<Shown>() + header.len() + members + imported + 128
-}
-
-/// What a proof whose signature verified shows of its key: the key, the proof's `alg`, its
-/// encoded protected header, and the key as imported for `alg` (which verified it).
-pub(crate) struct Showing<'k> {
-    pub(crate) key: &'k PublicJwk<'k>,
-    pub(crate) alg: Algorithm,
-    pub(crate) header: &'k [u8],
-    pub(crate) imported: ParsedPublicKey,
-}
-
-/// A remembered key: see [`KnownKey`].
-pub(crate) struct RememberedKey {
-    form: Box<[u8]>,
-    /// Set by the first proof that finds room in the budget.
-    shown: OnceLock<Box<Shown>>,
-}
-
-/// Heap a [`RememberedKey`] holds besides its form (counted with the form in a cached token's
-/// weight): itself in its `Arc`, with allocator overhead.
-pub(crate) const REMEMBERED_KEY_BYTES: usize = size_of::<RememberedKey>() + 16 + 16;
-
-impl RememberedKey {
-    /// The key as imported for `alg`, when it was kept (a key imported for another algorithm,
-    /// possible only for RSA, is not).
-    pub(crate) fn imported_for(&self, alg: Algorithm) -> Option<&ParsedPublicKey> {
-        self.shown
-            .get()
-            .filter(|shown| shown.alg == alg)
-            .map(|shown| &shown.imported)
-    }
-
-    /// The `alg` and key of a proof whose encoded protected header is `header`, when it is the
-    /// header kept (public bytes: compared as such), and its `alg` is in `allowed`.
-    pub(crate) fn header(
-        &self,
-        header: &[u8],
-        allowed: &[Algorithm],
-    ) -> Option<(Algorithm, &PublicJwk<'static>)> {
-        self.shown
-            .get()
-            .filter(|shown| *shown.header == *header && allowed.contains(&shown.alg))
-            .map(|shown| (shown.alg, &shown.key))
-    }
-
-    /// Keep what a proof by this key `showed`, unless something is kept already, its header is
-    /// longer than any honest one, or the budget has no room; a later proof may offer again.
-    pub(crate) fn offer(&self, showed: Showing<'_>) {
-        self.offer_within(&SHOWN, showed);
-    }
-
-    fn offer_within(&self, budget: &'static ShownBudget, showed: Showing<'_>) {
-        let Showing {
-            key,
-            alg,
-            header,
-            imported,
-        } = showed;
-        if self.shown.get().is_some() || header.len() > SHOWN_HEADER_MAX_BYTES {
-            return;
-        }
-        if let Some(held) = budget.take(shown_bytes(header, key)) {
-            // Another thread may have kept one first; then this one is dropped, and its bytes
-            // given back.
-            let _ = self.shown.set(Box::new(Shown {
-                alg,
-                header: header.into(),
-                key: key.clone().into_owned(),
-                imported,
-                _held: held,
-            }));
-        }
-    }
-}
-
-impl KnownKey {
-    /// The remembered key, when `key` is it.
-    pub(crate) fn matching(&self, key: &PublicJwk<'_>) -> Option<&RememberedKey> {
-        self.0
-            .get()
-            .filter(|known| key.has_canonical_form(&known.form))
-            .map(|known| &**known)
-    }
-
-    /// The remembered key, when there is one.
-    pub(crate) fn remembered(&self) -> Option<&RememberedKey> {
-        self.0.get().map(|known| &**known)
-    }
-
-    /// This token's remembered key, when `remembered` is it (the very one, not an equal one).
-    pub(crate) fn own(&self, remembered: &RememberedKey) -> Option<&RememberedKey> {
-        self.remembered()
-            .filter(|known| std::ptr::eq(*known, remembered))
-    }
-
-    /// Whether `key` is the remembered key.
-    #[cfg(test)]
-    pub(crate) fn is(&self, key: &PublicJwk<'_>) -> bool {
-        self.matching(key).is_some()
-    }
-
-    /// Remember the key a proof `showed`, whose thumbprint the caller has found equal to
-    /// `cnf.jkt` and whose signature verified.
-    pub(crate) fn remember(&self, showed: Showing<'_>) {
-        self.remember_within(&SHOWN, showed);
-    }
-
-    fn remember_within(&self, budget: &'static ShownBudget, showed: Showing<'_>) {
-        let key = showed.key;
-        if self.0.get().is_none() {
-            let form = key.canonical_form();
-            if form.len() <= KNOWN_KEY_MAX_BYTES {
-                // Another thread may have set it first; then this one is dropped.
-                let _ = self.0.set(Arc::new(RememberedKey {
-                    form,
-                    shown: OnceLock::new(),
-                }));
-            }
-        }
-        if let Some(remembered) = self.matching(key) {
-            remembered.offer_within(budget, showed);
-        }
-    }
-}
-
-// Key material stays out of logs even though it is public.
-impl std::fmt::Debug for KnownKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KnownKey")
-            .field("known", &self.0.get().is_some())
-            .finish()
-    }
-}
-
 fn curve_verifier(curve: Curve) -> &'static sig::EcdsaVerificationAlgorithm {
     match curve {
         Curve::P256 => &sig::ECDSA_P256_SHA256_FIXED,
@@ -686,23 +444,9 @@ fn rsa_params(alg: Algorithm) -> &'static RsaParameters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jose::parse_json_object;
+    use crate::jose::json::parse_json_object;
 
     const RFC9449_JWK: &str = r#"{"kty":"EC","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs","y":"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA","crv":"P-256"}"#;
-
-    fn showing<'k>(
-        key: &'k PublicJwk<'k>,
-        alg: Algorithm,
-        header: &'k [u8],
-        imported: ParsedPublicKey,
-    ) -> Showing<'k> {
-        Showing {
-            key,
-            alg,
-            header,
-            imported,
-        }
-    }
 
     fn key(json: &str) -> Option<PublicJwk<'static>> {
         Some(PublicJwk::from_json(&parse_json_object(json.as_bytes())?)?.into_owned())
@@ -798,114 +542,5 @@ mod tests {
         let map = parse_json_object(RFC9449_JWK.as_bytes()).expect("JSON");
         let key = PublicJwk::from_proof_json(&map).expect("read");
         assert!(key.import(Algorithm::ES256).is_some());
-    }
-
-    #[test]
-    fn what_a_first_proof_showed_verifies_and_stays_within_its_budget() {
-        use crate::dpop::signer::ProofSigner;
-        use serde_json::json;
-        let signer = ProofSigner::generate(Algorithm::PS256).expect("key");
-        let key = key(&signer.public_jwk()).expect("RSA key");
-        let header = crate::jose::b64url(signer.proof_header().to_string().as_bytes());
-        let header = header.as_bytes();
-        let cost = shown_bytes(header, &key);
-        // Room for one, not two.
-        let budget: &'static ShownBudget = Box::leak(Box::new(ShownBudget::new(cost + cost / 2)));
-        let held = || budget.held.load(Ordering::Relaxed);
-        let import = || key.import(Algorithm::PS256).expect("imports");
-        let (first, second) = (KnownKey::default(), KnownKey::default());
-        first.remember_within(budget, showing(&key, Algorithm::PS256, header, import()));
-        second.remember_within(budget, showing(&key, Algorithm::PS256, header, import()));
-        assert_eq!(held(), cost);
-        let remembered = first.matching(&key).expect("remembered");
-        assert!(first.own(remembered).is_some() && second.own(remembered).is_none());
-        let imported = remembered.imported_for(Algorithm::PS256).expect("kept");
-        assert!(remembered.imported_for(Algorithm::RS256).is_none());
-        let (alg, shown) = remembered
-            .header(header, &[Algorithm::PS256])
-            .expect("the header shown");
-        assert!(alg == Algorithm::PS256 && shown.has_canonical_form(&key.canonical_form()));
-        assert!(
-            remembered.header(header, &[Algorithm::ES256]).is_none(),
-            "alg not allowed"
-        );
-        assert!(
-            remembered
-                .header(&header[1..], &[Algorithm::PS256])
-                .is_none()
-        );
-        let over = second
-            .matching(&key)
-            .expect("the form is remembered anyway");
-        assert!(over.imported_for(Algorithm::PS256).is_none(), "over budget");
-        assert!(
-            over.header(header, &[Algorithm::PS256]).is_none(),
-            "over budget"
-        );
-
-        let jws = signer
-            .sign_compact(
-                &json!({"typ": "dpop+jwt", "alg": "PS256"}),
-                &json!({"n": 1}),
-            )
-            .expect("signs");
-        let (input, signature) = jws.rsplit_once('.').expect("compact");
-        let mut signature = b64url_decode(signature).expect("b64");
-        let input = input.as_bytes();
-        assert!(key.verify_imported(imported, Algorithm::PS256, input, &signature));
-        assert!(!key.verify_imported(imported, Algorithm::ES256, input, &signature));
-        signature[7] ^= 1;
-        assert!(!key.verify_imported(imported, Algorithm::PS256, input, &signature));
-
-        drop(first);
-        assert_eq!(held(), 0, "given back with the token's entry");
-        // A later proof by the second token's key offers again, and now finds room.
-        let over = second.remembered().expect("remembered");
-        over.offer_within(budget, showing(&key, Algorithm::PS256, header, import()));
-        assert!(over.imported_for(Algorithm::PS256).is_some(), "room again");
-        assert_eq!(held(), cost);
-        // Kept once: another offer (say RS256 by the same key) changes nothing.
-        let rs256 = key.import(Algorithm::RS256).expect("imports");
-        over.offer_within(budget, showing(&key, Algorithm::RS256, header, rs256));
-        assert!(over.imported_for(Algorithm::RS256).is_none());
-        assert_eq!(held(), cost);
-        // A header longer than any honest one is never kept.
-        let padded = vec![b'A'; SHOWN_HEADER_MAX_BYTES + 1];
-        let third = KnownKey::default();
-        third.remember_within(budget, showing(&key, Algorithm::PS256, &padded, import()));
-        let third = third.remembered().expect("the form");
-        assert!(third.header(&padded, &[Algorithm::PS256]).is_none());
-        drop(second);
-        assert_eq!(held(), 0);
-    }
-
-    /// Of proofs racing to remember a key for one token, one is kept and the others' bytes are
-    /// given back.
-    #[test]
-    fn racing_first_proofs_keep_one_and_count_one() {
-        let signer = crate::dpop::signer::ProofSigner::generate(Algorithm::ES256).expect("key");
-        let key = key(&signer.public_jwk()).expect("EC key");
-        let header = crate::jose::b64url(signer.proof_header().to_string().as_bytes());
-        let cost = shown_bytes(header.as_bytes(), &key);
-        let budget: &'static ShownBudget = Box::leak(Box::new(ShownBudget::new(100 * cost)));
-        let known = KnownKey::default();
-        let start = std::sync::Barrier::new(8);
-        std::thread::scope(|scope| {
-            for _ in 0..8 {
-                scope.spawn(|| {
-                    let imported = key.import(Algorithm::ES256).expect("imports");
-                    start.wait();
-                    known.remember_within(
-                        budget,
-                        showing(&key, Algorithm::ES256, header.as_bytes(), imported),
-                    );
-                });
-            }
-        });
-        assert_eq!(budget.held.load(Ordering::Relaxed), cost);
-        let remembered = known.remembered().expect("remembered");
-        assert!(remembered.imported_for(Algorithm::ES256).is_some());
-        drop(known);
-        assert_eq!(budget.held.load(Ordering::Relaxed), 0);
     }
 }

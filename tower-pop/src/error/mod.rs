@@ -1,15 +1,19 @@
 //! The one error type of request verification, and the separate build-time [`ConfigError`].
 //!
 //! A [`PopError`] is opaque: callers branch on [`PopError::kind`], and the HTTP status, `error`
-//! code and challenges are derived from that kind in exactly one place, [`crate::Challenge`].
+//! code and challenges are derived from that kind in exactly one place, [`crate::challenge::Challenge`].
 //! `Display` and `Debug` never contain a token, proof, nonce or key: only the kind's fixed text.
 
+mod config;
+
 use std::fmt;
+
+pub use config::*;
 
 /// What went wrong while verifying a request.
 ///
 /// The variants are grouped by whose fault it was: the client's (a 400 or 401 with an RFC 6750 /
-/// RFC 9449 challenge) or ours (a 503 without detail). See [`crate::Challenge`] for the mapping.
+/// RFC 9449 challenge) or ours (a 503 without detail). See [`crate::challenge::Challenge`] for the mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PopErrorKind {
@@ -79,7 +83,7 @@ pub enum PopErrorKind {
     /// than risking an accepted replay.
     ReplayStoreFull,
     /// The proof is valid, but its key already holds its quota of proofs recorded within the
-    /// proof window ([`PopConfigBuilder::proof_key_quota`](crate::PopConfigBuilder::proof_key_quota)):
+    /// proof window ([`PopConfigBuilder::proof_key_quota`](crate::config::PopConfigBuilder::proof_key_quota)):
     /// 429 with `Retry-After` (RFC 6585 §4), nothing recorded. Other keys are unaffected.
     ProofKeyOverQuota,
 }
@@ -201,7 +205,7 @@ impl AuthScheme {
 /// Why a request was refused.
 ///
 /// Opaque on purpose: match on [`kind`](Self::kind); the status code and challenge come from
-/// [`crate::Verifier::challenge`].
+/// [`crate::verifier::Verifier::challenge`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct PopError {
     kind: PopErrorKind,
@@ -279,155 +283,6 @@ impl fmt::Display for PopError {
 }
 
 impl std::error::Error for PopError {}
-
-/// A configuration that cannot work, reported by a builder's `build()`. Each variant quotes the
-/// setting or the input at fault (never a secret).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A required setting was not given.
-    Missing {
-        /// The builder method that sets it.
-        setting: &'static str,
-    },
-    /// The public origin is not an absolute `https://host[:port]` origin.
-    InvalidPublicOrigin {
-        /// The origin as given.
-        origin: String,
-    },
-    /// The public origin is plain `http` without `insecure_allow_http()` (RFC 9449 §2: DPoP is
-    /// used over TLS).
-    InsecureHttpOrigin {
-        /// The origin as given.
-        origin: String,
-    },
-    /// An algorithm allow-list is empty.
-    EmptyAlgorithms {
-        /// The builder method that sets it.
-        setting: &'static str,
-    },
-    /// An access-token algorithm this crate cannot verify tokens with.
-    UnsupportedTokenAlgorithm {
-        /// The algorithm.
-        algorithm: crate::Algorithm,
-    },
-    /// The proof `iat` window (`proof_max_age` + `proof_future_skew`) exceeds one hour.
-    ProofWindowTooLarge {
-        /// The window asked for.
-        window: std::time::Duration,
-    },
-    /// The token leeway exceeds five minutes.
-    TokenLeewayTooLarge {
-        /// The leeway asked for.
-        leeway: std::time::Duration,
-    },
-    /// The per-key proof quota is zero (it must let at least one proof through).
-    InvalidProofKeyQuota,
-    /// The realm has characters a challenge cannot carry (`"`, `\`, controls, non-ASCII).
-    InvalidRealm {
-        /// The realm as given.
-        realm: String,
-    },
-    /// A file could not be read.
-    UnreadableFile {
-        /// The path.
-        path: std::path::PathBuf,
-        /// The operating system's reason.
-        reason: String,
-    },
-    /// An issuer cannot be trusted as configured (empty, repeated, a static JWK Set for
-    /// several, or its discovery settings are unusable).
-    InvalidIssuer {
-        /// The issuer as given.
-        issuer: String,
-        /// Why.
-        reason: String,
-    },
-    /// The introspection settings are unusable (endpoint URL, root CA).
-    InvalidIntrospection {
-        /// Why.
-        reason: String,
-    },
-    /// The RFC 9728 resource identifier is not an absolute `https` URL without query or
-    /// fragment, or a scope is not an RFC 6749 §3.3 scope-token.
-    InvalidResource {
-        /// The resource identifier as given.
-        resource: String,
-    },
-    /// A required scope is not an RFC 6749 §3.3 scope-token.
-    InvalidScope {
-        /// The scope as given.
-        scope: String,
-    },
-    /// The JWK Set document is unusable.
-    InvalidJwks {
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// A CORS allowed origin is not exactly what a browser sends in `Origin`
-    /// ([`crate::cors::allowed_origins`]).
-    InvalidCorsOrigin {
-        /// The origin as given.
-        origin: String,
-        /// Why.
-        reason: &'static str,
-    },
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Missing { setting } => write!(f, "{setting} is required"),
-            Self::InvalidPublicOrigin { origin } => write!(
-                f,
-                "public_origin {origin:?} is not an absolute http(s) origin such as https://api.example.com"
-            ),
-            Self::InsecureHttpOrigin { origin } => write!(
-                f,
-                "public_origin {origin:?} uses http; DPoP requires TLS (RFC 9449 §2): use https or insecure_allow_http()"
-            ),
-            Self::EmptyAlgorithms { setting } => write!(f, "{setting} must not be empty"),
-            Self::UnsupportedTokenAlgorithm { algorithm } => {
-                write!(f, "{algorithm} is not supported for access tokens")
-            }
-            Self::ProofWindowTooLarge { window } => write!(
-                f,
-                "proof iat window of {} s exceeds one hour",
-                window.as_secs()
-            ),
-            Self::TokenLeewayTooLarge { leeway } => write!(
-                f,
-                "token_leeway of {} s exceeds 5 minutes",
-                leeway.as_secs()
-            ),
-            Self::InvalidProofKeyQuota => f.write_str("proof_key_quota must be at least 1"),
-            Self::InvalidRealm { realm } => {
-                write!(f, "realm {realm:?} has characters a challenge cannot carry")
-            }
-            Self::UnreadableFile { path, reason } => {
-                write!(f, "cannot read {}: {reason}", path.display())
-            }
-            Self::InvalidJwks { reason } => write!(f, "invalid JWK Set: {reason}"),
-            Self::InvalidIssuer { issuer, reason } => write!(f, "issuer {issuer:?}: {reason}"),
-            Self::InvalidIntrospection { reason } => write!(f, "introspection: {reason}"),
-            Self::InvalidResource { resource } => write!(
-                f,
-                "resource {resource:?} is not an absolute https URL without query or fragment (or a scope is invalid)"
-            ),
-            Self::InvalidScope { scope } => {
-                write!(f, "scope {scope:?} is not an RFC 6749 scope-token")
-            }
-            Self::InvalidCorsOrigin { origin, reason } => {
-                write!(
-                    f,
-                    "CORS origin {origin:?} is not a browser origin: {reason}"
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 #[cfg(test)]
 mod tests {

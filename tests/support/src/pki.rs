@@ -35,7 +35,9 @@ impl Identity {
     /// The RFC 8705 `x5t#S256` the server should report for this certificate.
     #[must_use]
     pub fn x5t(&self) -> String {
-        crate::thumbprint::x5t_s256(&self.der())
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(self.der()))
     }
 }
 

@@ -49,7 +49,6 @@
 //! ```
 
 use std::fmt;
-use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -61,6 +60,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 
+pub use crate::error::TlsConfigError;
 pub use rustls::ServerConfig;
 
 /// PEM input: a file to read at [`build`](TlsConfigBuilder::build), or the bytes themselves.
@@ -128,75 +128,6 @@ impl ClientAuth {
             Self::Optional { .. } => "optional",
             Self::Required { .. } => "required",
             Self::InsecureAcceptAnyCertificate => "insecure-accept-any-certificate",
-        }
-    }
-}
-
-/// A problem with the TLS configuration; file problems quote the path. Never contains key
-/// material.
-#[non_exhaustive]
-#[derive(Debug)]
-pub enum TlsConfigError {
-    /// No certificate chain was given.
-    MissingCertChain,
-    /// No private key was given.
-    MissingPrivateKey,
-    /// A file could not be read.
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// PEM that does not parse, or holds no certificate where one was expected.
-    InvalidCertificates {
-        /// `certificate chain` or `client CA`.
-        what: &'static str,
-        /// The quoted path, or `inline PEM`.
-        origin: String,
-        /// Why.
-        reason: String,
-    },
-    /// The private key PEM does not hold exactly one parseable private key.
-    InvalidPrivateKey {
-        /// The quoted path, or `inline PEM`.
-        origin: String,
-    },
-    /// rustls refused the configuration (a key that does not match the certificate, an
-    /// unsupported key type, a CA certificate unusable as a trust anchor).
-    Rejected {
-        /// rustls' reason.
-        reason: String,
-    },
-}
-
-impl fmt::Display for TlsConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::MissingCertChain => f.write_str("no tls certificate chain configured"),
-            Self::MissingPrivateKey => f.write_str("no tls private key configured"),
-            Self::Read { path, source } => {
-                write!(f, "cannot read {:?}: {source}", path.display().to_string())
-            }
-            Self::InvalidCertificates {
-                what,
-                origin,
-                reason,
-            } => write!(f, "invalid {what} in {origin}: {reason}"),
-            Self::InvalidPrivateKey { origin } => write!(
-                f,
-                "{origin} does not hold exactly one PKCS#8, PKCS#1 or SEC1 private key"
-            ),
-            Self::Rejected { reason } => write!(f, "tls configuration refused: {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for TlsConfigError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Read { source, .. } => Some(source),
-            _ => None,
         }
     }
 }

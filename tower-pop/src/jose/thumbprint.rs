@@ -1,9 +1,9 @@
 //! RFC 7638 JWK thumbprints (the `jkt` of DPoP, RFC 9449 §6) and RFC 8705 §3.1 certificate
 //! thumbprints (`x5t#S256`): SHA-256, base64url without padding.
 
-use crate::digest::sha256_b64url;
-use crate::jose::parse_json_object;
-use crate::jwk::PublicJwk;
+use crate::jose::digest::sha256_b64url;
+use crate::jose::json::parse_json_object;
+use crate::jose::jwk::PublicJwk;
 
 /// The RFC 7638 SHA-256 thumbprint of a public JWK given as JSON, or `None` when the JSON is
 /// not an acceptable public key (private members, unknown type, non-canonical encoding).

@@ -75,27 +75,28 @@
 //! ```
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::digest::ct_eq;
+use crate::error::NONCE_LIFETIME_SECS;
+pub use crate::error::NonceConfigError;
+use crate::jose::digest::ct_eq;
 use arc_swap::ArcSwapOption;
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// Default nonce lifetime: 5 minutes (RFC 9449 §11.1 asks for a limited window).
-pub const DEFAULT_NONCE_LIFETIME: Duration = Duration::from_secs(300);
-/// Default tolerance for a nonce issued by an instance whose clock runs ahead: 30 seconds.
-pub const DEFAULT_NONCE_FUTURE_SKEW: Duration = Duration::from_secs(30);
+// 0.1 paths of the nonce defaults, which live in `crate::defaults`.
+#[doc(hidden)]
+pub use crate::defaults::{
+    NONCE_FUTURE_SKEW as DEFAULT_NONCE_FUTURE_SKEW, NONCE_LIFETIME as DEFAULT_NONCE_LIFETIME,
+};
 /// Shortest accepted secret: 32 bytes (256 bits, the HMAC-SHA-256 key size).
 pub const MIN_SECRET_LEN: usize = 32;
 /// Length of every nonce this module issues, in characters.
 pub const NONCE_LEN: usize = 56;
 
-const MIN_LIFETIME_SECS: u64 = 10;
-const MAX_LIFETIME_SECS: u64 = 24 * 60 * 60;
 const VERSION: u8 = 1;
 const RAW_LEN: usize = 42;
 const SALT_LEN: usize = 16;
@@ -156,77 +157,6 @@ impl NonceSecret {
 impl fmt::Debug for NonceSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("NonceSecret(<redacted>)")
-    }
-}
-
-/// A mistake in the nonce configuration. Never quotes a secret.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum NonceConfigError {
-    /// The secret is shorter than `min` bytes (an empty file reads as `len: 0`).
-    SecretTooShort {
-        /// Its length in bytes.
-        len: usize,
-        /// The minimum, [`MIN_SECRET_LEN`].
-        min: usize,
-    },
-    /// The secret file could not be read.
-    ReadSecretFile {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The lifetime is outside 10 seconds ..= 24 hours.
-    InvalidLifetime {
-        /// The configured lifetime.
-        lifetime: Duration,
-    },
-    /// The future skew is longer than the lifetime.
-    InvalidFutureSkew {
-        /// The configured skew.
-        future_skew: Duration,
-        /// The configured lifetime.
-        lifetime: Duration,
-    },
-    /// The system random number generator failed.
-    RandomUnavailable,
-}
-
-impl fmt::Display for NonceConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::SecretTooShort { len, min } => {
-                write!(
-                    f,
-                    "nonce secret is {len} bytes, at least {min} are required"
-                )
-            }
-            Self::ReadSecretFile { path, .. } => {
-                write!(f, "cannot read nonce secret file {}", path.display())
-            }
-            Self::InvalidLifetime { lifetime } => write!(
-                f,
-                "nonce lifetime {lifetime:?} is outside {MIN_LIFETIME_SECS} s ..= {MAX_LIFETIME_SECS} s"
-            ),
-            Self::InvalidFutureSkew {
-                future_skew,
-                lifetime,
-            } => write!(
-                f,
-                "nonce future skew {future_skew:?} is longer than the lifetime {lifetime:?}"
-            ),
-            Self::RandomUnavailable => f.write_str("system random number generator failed"),
-        }
-    }
-}
-
-impl std::error::Error for NonceConfigError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::ReadSecretFile { source, .. } => Some(source),
-            _ => None,
-        }
     }
 }
 
@@ -365,7 +295,7 @@ impl NoncesBuilder {
     }
 
     /// How long a nonce is accepted, in whole seconds, 10 s ..= 24 h. Default
-    /// [`DEFAULT_NONCE_LIFETIME`] (5 minutes): short, as §11.1 asks, yet long enough that a
+    /// [`NONCE_LIFETIME`](crate::defaults::NONCE_LIFETIME) (5 minutes): short, as §11.1 asks, yet long enough that a
     /// client rarely needs a retry.
     pub fn lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = lifetime;
@@ -373,7 +303,7 @@ impl NoncesBuilder {
     }
 
     /// How far ahead of this instance's clock a nonce's issue time may be, in whole seconds, at
-    /// most the lifetime. Default [`DEFAULT_NONCE_FUTURE_SKEW`] (30 s): instances' clocks differ
+    /// most the lifetime. Default [`NONCE_FUTURE_SKEW`](crate::defaults::NONCE_FUTURE_SKEW) (30 s): instances' clocks differ
     /// by seconds, not minutes.
     pub fn future_skew(mut self, future_skew: Duration) -> Self {
         self.future_skew = future_skew;
@@ -383,7 +313,7 @@ impl NoncesBuilder {
     /// Check the settings and derive the keys.
     pub fn build(self) -> Result<Nonces, NonceConfigError> {
         let lifetime = self.lifetime.as_secs();
-        if !(MIN_LIFETIME_SECS..=MAX_LIFETIME_SECS).contains(&lifetime) {
+        if !NONCE_LIFETIME_SECS.contains(&lifetime) {
             return Err(NonceConfigError::InvalidLifetime {
                 lifetime: self.lifetime,
             });

@@ -1,6 +1,7 @@
 //! Fixtures for tests of code that uses this crate (feature `test-util`): an issuer that
 //! publishes a JWK Set and mints RFC 9068 access tokens, and a JSON patch helper. Keys are
-//! generated per fixture; nothing here is fit for production.
+//! generated per fixture; nothing here is fit for production. (The workspace's own process
+//! launchers and test PKI live in its unpublished `tests/support` package.)
 //!
 //! ```
 //! use serde_json::json;
@@ -25,16 +26,10 @@
 //! # }
 //! ```
 
-mod pki;
-mod redis_server;
-
 use serde_json::{Value, json};
 
-pub use pki::{Identity, Pki, pki};
-pub use redis_server::{RedisServer, free_port};
-
-use crate::Algorithm;
 use crate::dpop::signer::ProofSigner;
+use crate::jose::Algorithm;
 
 /// `base` with the members of `changes` replacing its own; a `null` member removes one.
 #[must_use]

@@ -16,60 +16,10 @@ use std::time::Duration;
 use reqwest::redirect::{Attempt, Policy};
 use reqwest::{Client, Response, StatusCode, Url};
 
+use crate::error::RemoteConfigError;
+
 /// Most redirects followed within one origin.
 pub(crate) const MAX_REDIRECTS: usize = 3;
-
-/// Default total time for one HTTP request, connection included.
-pub(crate) const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A setting of [`crate::discovery::DiscoveryOptions`] or
-/// [`crate::introspection::IntrospectionOptions`] that cannot work. Each variant quotes the
-/// input at fault, never a secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RemoteConfigError {
-    /// A URL that is not an absolute `https` URL without credentials, query or fragment (an
-    /// issuer identifier, RFC 8414 §2), or a plain `http` URL without
-    /// `insecure_allow_http_on_loopback` or on a host that is not loopback.
-    InvalidUrl {
-        /// What the URL is for (`issuer`, `introspection endpoint`).
-        what: &'static str,
-        /// The URL as given.
-        url: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// The extra root CA is not PEM holding at least one certificate.
-    InvalidRootCa {
-        /// Why.
-        reason: String,
-    },
-    /// A setting out of its range.
-    InvalidSetting {
-        /// The setter.
-        setting: &'static str,
-        /// The rule it breaks.
-        reason: &'static str,
-    },
-    /// The HTTP client could not be built (TLS roots of the platform unusable, ...).
-    Client {
-        /// Why.
-        reason: String,
-    },
-}
-
-impl fmt::Display for RemoteConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidUrl { what, url, reason } => write!(f, "{what} {url:?}: {reason}"),
-            Self::InvalidRootCa { reason } => write!(f, "invalid root CA: {reason}"),
-            Self::InvalidSetting { setting, reason } => write!(f, "{setting}: {reason}"),
-            Self::Client { reason } => write!(f, "cannot build the HTTPS client: {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for RemoteConfigError {}
 
 /// Why one HTTP exchange failed; [`fmt::Display`] names no secret (URLs are ours or the
 /// issuer's published ones).
@@ -202,8 +152,8 @@ impl HttpClient {
             .redirect(redirect_policy(settings.follow_redirects))
             .referer(false)
             .https_only(!settings.insecure_allow_http_on_loopback)
-            .timeout(settings.timeout.unwrap_or(DEFAULT_HTTP_TIMEOUT))
-            .connect_timeout(settings.timeout.unwrap_or(DEFAULT_HTTP_TIMEOUT))
+            .timeout(settings.timeout.unwrap_or(crate::defaults::HTTP_TIMEOUT))
+            .connect_timeout(settings.timeout.unwrap_or(crate::defaults::HTTP_TIMEOUT))
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("tower-pop/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = &settings.root_ca_pem {

@@ -3,14 +3,15 @@
 //! release. Each wrapper returns plain data (`bool`, `Option`, `String`) or public types, never
 //! an internal one, and does nothing but call the internal code the way the verifier does.
 
-use aws_lc_rs::signature::ParsedPublicKey;
-
 use crate::dpop::htu;
+use crate::dpop::known_key::KnownKey;
+use crate::dpop::nonce::Nonces;
 use crate::dpop::proof::{Proof, ProofBytes};
 use crate::error::{AuthScheme, PopErrorKind};
-use crate::jose::{self, Algorithm, CompactJws};
-use crate::jwk::PublicJwk;
-use crate::nonce::Nonces;
+use crate::jose::json::{self, Member};
+use crate::jose::jwk::PublicJwk;
+use crate::jose::jws::CompactJws;
+use crate::jose::{self, Algorithm};
 use crate::request::PopRequest;
 
 /// `credentials::parse` on the request's `Authorization` fields: the scheme and the token.
@@ -26,32 +27,32 @@ pub fn credentials<'a>(request: &PopRequest<'a>) -> Result<(AuthScheme, &'a str)
         .map_err(|e| e.kind())
 }
 
-/// `jose::parse_json_object`, the strict JSON parser of JOSE headers and payloads: the parsed
+/// `json::parse_json_object`, the strict JSON parser of JOSE headers and payloads: the parsed
 /// object serialised again, or `None` when refused.
 #[must_use]
 pub fn json_object(bytes: &[u8]) -> Option<String> {
-    jose::parse_json_object(bytes).map(|map| serde_json::Value::Object(map).to_string())
+    json::parse_json_object(bytes).map(|map| serde_json::Value::Object(map).to_string())
 }
 
-/// `jose::parse_json_members`, the map-free reader of proofs (its serde-free fast path first),
+/// `json::parse_json_members`, the map-free reader of proofs (its serde-free fast path first),
 /// asked for `names`: whether it accepted, and each wanted member as JSON, for comparison with
 /// [`json_object`].
 #[must_use]
 pub fn json_members(bytes: &[u8], names: &[&str; 3]) -> Option<[Option<serde_json::Value>; 3]> {
-    let members = jose::parse_json_members(bytes, names)?;
+    let members = json::parse_json_members(bytes, names)?;
     Some(members.map(|m| m.map(member_value)))
 }
 
-fn member_value(member: jose::Member<'_>) -> serde_json::Value {
+fn member_value(member: Member<'_>) -> serde_json::Value {
     match member {
-        jose::Member::Str(s) => serde_json::Value::String(s.into_owned()),
-        jose::Member::Object(members) => serde_json::Value::Object(
+        Member::Str(s) => serde_json::Value::String(s.into_owned()),
+        Member::Object(members) => serde_json::Value::Object(
             members
                 .into_iter()
                 .map(|(k, v)| (k.into_owned(), member_value(v)))
                 .collect(),
         ),
-        jose::Member::Other(value) => value,
+        Member::Other(value) => value,
     }
 }
 
@@ -75,8 +76,8 @@ pub fn compact_jws(input: &str) -> Option<(usize, usize)> {
         );
     }
     let jws = CompactJws::split(input.as_bytes())?;
-    jose::parse_json_object(&jose::b64url_decode(jws.header)?)?;
-    jose::parse_json_object(&jose::b64url_decode(jws.payload)?)?;
+    json::parse_json_object(&jose::b64url_decode(jws.header)?)?;
+    json::parse_json_object(&jose::b64url_decode(jws.payload)?)?;
     let signature = jose::b64url_decode(jws.signature)?;
     Some((jws.signing_input.len(), signature.len()))
 }
@@ -111,28 +112,35 @@ pub fn proof(
     if let Some(nonces) = nonces {
         let _ = proof.check_nonce(nonces, now);
     }
-    let _ = proof.check_key_binding(cnf_jkt, &crate::jwk::KnownKey::default());
+    let _ = proof.check_key_binding(cnf_jkt);
     let signed = proof.check_signature();
-    if let Ok(imported) = &signed {
-        read_again_knowing_its_header(value, &proof, imported.clone());
+    if signed.is_ok() {
+        read_again_knowing_its_header(value, &proof);
     }
     Some((signed.is_ok(), proof.thumbprint()))
 }
 
-/// A token remembers `proof`'s key and header, as the verifier does after its signature
-/// verified; reading the same proof again knowing that header must give the same proof, bind
-/// to the remembered key, and verify with the kept import; with its `alg` no longer allowed it
-/// must be refused as before.
+/// A token remembers `proof`'s key and header through its remembered key's door, as the verifier
+/// does when it binds and verifies a proof; reading the same proof again knowing that header must
+/// give the same proof, bind to the remembered key, and verify with the kept import; with its
+/// `alg` no longer allowed it must be refused as before.
 ///
 /// # Panics
 /// When the second reading differs.
-fn read_again_knowing_its_header(value: &str, proof: &Proof<'_>, imported: ParsedPublicKey) {
-    let known = crate::jwk::KnownKey::default();
-    known.remember(proof.showing(imported));
-    let remembered = known.remembered();
+fn read_again_knowing_its_header(value: &str, proof: &Proof<'_>) {
+    let known = KnownKey::default();
+    let jkt = proof.thumbprint();
+    let mut first = ProofBytes::default();
+    let mut fresh = Proof::parse(value.as_bytes(), &Algorithm::ALL, &mut first)
+        .expect("a proof that parsed parses again");
+    known
+        .verify(&mut fresh, &jkt)
+        .expect("its own key, its own signature: remembered");
     let mut bytes = ProofBytes::default();
-    let mut again = Proof::parse_knowing(value.as_bytes(), &Algorithm::ALL, &mut bytes, remembered)
-        .expect("a proof that parsed parses again knowing its header");
+    let mut again = Proof::parse_knowing(value.as_bytes(), &Algorithm::ALL, &mut bytes, |h| {
+        known.kept_header(h, &Algorithm::ALL)
+    })
+    .expect("a proof that parsed parses again knowing its header");
     assert!(
         again.alg == proof.alg
             && again.jti == proof.jti
@@ -144,12 +152,8 @@ fn read_again_knowing_its_header(value: &str, proof: &Proof<'_>, imported: Parse
             && again.thumbprint() == proof.thumbprint(),
         "the kept header reads as the header did"
     );
-    let bound = again
-        .check_key_binding(&proof.thumbprint(), &known)
-        .expect("the remembered key")
-        .expect("remembered");
-    again
-        .check_signature_by(bound)
+    known
+        .verify(&mut again, "not consulted: the remembered key")
         .expect("verified with the kept import");
     let others: Vec<Algorithm> = Algorithm::ALL
         .into_iter()
@@ -157,7 +161,10 @@ fn read_again_knowing_its_header(value: &str, proof: &Proof<'_>, imported: Parse
         .collect();
     let mut bytes = ProofBytes::default();
     assert_eq!(
-        Proof::parse_knowing(value.as_bytes(), &others, &mut bytes, remembered).err(),
+        Proof::parse_knowing(value.as_bytes(), &others, &mut bytes, |h| {
+            known.kept_header(h, &others)
+        })
+        .err(),
         Some(PopErrorKind::UnsupportedAlgorithm),
         "a kept header whose alg is no longer allowed"
     );
@@ -169,22 +176,22 @@ fn read_again_knowing_its_header(value: &str, proof: &Proof<'_>, imported: Parse
 #[must_use]
 ///
 /// # Panics
-/// When the proof's map-free reading of the same object (`jose::parse_json_members`) disagrees:
+/// When the proof's map-free reading of the same object (`json::parse_json_members`) disagrees:
 /// a different key, or one accepted where the other refuses; or when reading it as a proof's
 /// key and importing it accepts other keys than `from_json` does.
 pub fn jwk(bytes: &[u8]) -> Option<(String, Vec<Algorithm>)> {
     // The same document through both readers: the proof's map-free one and the full parser.
     let wrapped = [b"{\"jwk\":".as_slice(), bytes, b"}"].concat();
-    let from_members = match jose::parse_json_members(&wrapped, &["jwk"]) {
-        Some([Some(jose::Member::Object(members))]) => {
+    let from_members = match json::parse_json_members(&wrapped, &["jwk"]) {
+        Some([Some(Member::Object(members))]) => {
             PublicJwk::from_json(members.as_slice()).map(|k| k.thumbprint())
         }
         _ => None,
     };
-    let from_map = jose::parse_json_object(&wrapped)
+    let from_map = json::parse_json_object(&wrapped)
         .and_then(|doc| Some(PublicJwk::from_json(doc.get("jwk")?.as_object()?)?.thumbprint()));
     assert_eq!(from_members, from_map, "both readers read the same key");
-    let doc = jose::parse_json_object(bytes)?;
+    let doc = json::parse_json_object(bytes)?;
     // A proof's key is read without import, then imported for its alg: the same keys pass.
     let read = PublicJwk::from_proof_json(&doc);
     let imports = read.as_ref().is_some_and(|k| match k {

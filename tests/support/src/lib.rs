@@ -1,0 +1,13 @@
+//! Test support for the workspace's tests, benches and fuzz seeds (unpublished): real processes
+//! and real keys, never mocks. A test PKI of rcgen certificates ([`pki`]), a `redis-server` on a
+//! free loopback port ([`RedisServer`]), and free ports ([`free_port`]).
+//!
+//! Tests that start a program (`redis-server`, `nginx`, `node`, `chromium`) are
+//! `#[ignore = "needs <program>: run bash tests/run.sh"]`, so `cargo test --workspace` passes with
+//! only the Rust toolchain; `bash tests/run.sh` installs what they need and runs them all.
+
+mod pki;
+mod redis_server;
+
+pub use pki::{Identity, Pki, pki};
+pub use redis_server::{RedisServer, free_port};

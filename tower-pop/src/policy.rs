@@ -1,0 +1,145 @@
+//! What one route requires beyond a verified request ([`RoutePolicy`]: anonymous access, required
+//! scopes, RFC 6750 §3.1), and the shorthands every layer that carries one offers
+//! ([`PolicyBuilder`]: written once, implemented by the tower layer and both adapters).
+
+use std::sync::Arc;
+
+use crate::error::PopError;
+use crate::extension::Verified;
+use crate::metadata::is_scope_token;
+
+/// What one route requires beyond a verified request: given to the layer or middleware and
+/// applied by [`Verifier::decide`].
+///
+/// ```
+/// use tower_pop::RoutePolicy;
+/// let policy = RoutePolicy::new().require_scope("read").require_scope("write");
+/// assert_eq!(policy.required_scopes(), Some("read write"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoutePolicy {
+    allow_anonymous: bool,
+    scopes: Vec<String>,
+    joined: Option<Arc<str>>,
+}
+
+impl RoutePolicy {
+    /// Verified requests only, no scope required.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Let requests without any credentials through with an [`Anonymous`] marker.
+    #[must_use]
+    pub fn allow_anonymous(mut self) -> Self {
+        self.allow_anonymous = true;
+        self
+    }
+
+    /// Require `scope` in the token's space-delimited `scope` claim (exact, case-sensitive,
+    /// RFC 6749 §3.3); a token without it gets 403 `insufficient_scope` (RFC 6750 §3.1).
+    ///
+    /// # Panics
+    /// When `scope` is not an RFC 6749 scope-token (empty, or with a space, `"` or `\`): a
+    /// programming error caught when the route is built, like an invalid axum route path.
+    #[must_use]
+    pub fn require_scope(mut self, scope: &str) -> Self {
+        assert!(
+            is_scope_token(scope),
+            "required scope {scope:?} is not an RFC 6749 scope-token"
+        );
+        self.scopes.push(scope.to_owned());
+        self.joined = Some(self.scopes.join(" ").into());
+        self
+    }
+
+    /// Whether anonymous requests pass.
+    #[must_use]
+    pub fn allows_anonymous(&self) -> bool {
+        self.allow_anonymous
+    }
+
+    /// The required scopes, space-delimited, if any.
+    #[must_use]
+    pub fn required_scopes(&self) -> Option<&str> {
+        self.joined.as_deref()
+    }
+
+    pub(crate) fn check_scopes(&self, verified: Verified) -> Result<Verified, PopError> {
+        let Some(joined) = &self.joined else {
+            return Ok(verified);
+        };
+        let granted = verified
+            .claims()
+            .get("scope")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        if self
+            .scopes
+            .iter()
+            .all(|s| granted.split(' ').any(|g| g == s))
+        {
+            Ok(verified)
+        } else {
+            Err(PopError::insufficient_scope(
+                verified.scheme(),
+                Arc::clone(joined),
+            ))
+        }
+    }
+}
+
+/// The route-policy shorthands of a layer or middleware that carries a [`RoutePolicy`]:
+/// [`RequirePopLayer`](crate::layer::RequirePopLayer), `axum_pop::RequirePopLayer` and
+/// `actix_pop::RequirePop` implement [`map_policy`](Self::map_policy) and get the rest.
+///
+/// ```
+/// use tower_pop::{PolicyBuilder as _, PopConfig, RequirePopLayer, Verifier};
+///
+/// let verifier = Verifier::new(
+///     PopConfig::builder()
+///         .public_origin("https://api.example.com")
+///         .issuer("https://as.example.com")
+///         .audience("https://api.example.com")
+///         .jwks_json(r#"{"keys":[]}"#)
+///         .build()
+///         .expect("valid configuration"),
+/// );
+/// let layer = RequirePopLayer::new(verifier).require_scope("read").allow_anonymous();
+/// assert_eq!(layer.route_policy().required_scopes(), Some("read"));
+/// assert!(layer.route_policy().allows_anonymous());
+/// ```
+pub trait PolicyBuilder: Sized {
+    /// The policy as it stands.
+    fn route_policy(&self) -> &RoutePolicy;
+
+    /// Replace the policy with what `change` makes of it.
+    #[must_use]
+    fn map_policy(self, change: impl FnOnce(RoutePolicy) -> RoutePolicy) -> Self;
+
+    /// Let requests that carry no credentials at all through, with an
+    /// [`Anonymous`](crate::extension::Anonymous) marker instead of a [`Verified`], for routes where
+    /// authentication is optional ([`RoutePolicy::allow_anonymous`]). Requests that do carry
+    /// credentials are still verified, and refused when they fail.
+    #[must_use]
+    fn allow_anonymous(self) -> Self {
+        self.map_policy(RoutePolicy::allow_anonymous)
+    }
+
+    /// Require `scope` in the token's `scope` claim: 403 `insufficient_scope` without it
+    /// ([`RoutePolicy::require_scope`]).
+    ///
+    /// # Panics
+    /// As [`RoutePolicy::require_scope`].
+    #[must_use]
+    fn require_scope(self, scope: &str) -> Self {
+        self.map_policy(|policy| policy.require_scope(scope))
+    }
+
+    /// Apply `policy` to every request (replacing `allow_anonymous` and `require_scope`).
+    #[must_use]
+    fn policy(self, policy: RoutePolicy) -> Self {
+        self.map_policy(|_| policy)
+    }
+}
