@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use actix_pop::cors::{Cors, dpop_cors};
 use actix_pop::tls::listen_tls;
-use actix_pop::{PolicyBuilder as _, PopAuth, RequirePop, SharedClaims, Verifier, metadata_route};
+use actix_pop::{PolicyBuilder as _, PopAuth, RequirePop, SharedClaims, metadata_route};
 use actix_web::middleware::Condition;
 use actix_web::{App, HttpResponse, HttpServer, web};
-use examples_common::{Args, init_logging, serve_metrics, whoami};
+use examples_common::{Startup, fail, whoami};
 
 async fn whoami_handler(auth: PopAuth<SharedClaims>) -> HttpResponse {
     HttpResponse::Ok().json(whoami(&auth))
@@ -31,21 +31,9 @@ async fn health() -> HttpResponse {
 
 #[actix_web::main]
 async fn main() {
-    init_logging();
-    let args = Args::from_env();
-    let cors = args.cors_origins().unwrap_or_else(|e| fail(&e));
-    let listener = std::net::TcpListener::bind(args.listen)
-        .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", args.listen)));
-    let bound = listener.local_addr().unwrap_or(args.listen);
-    // Before the verifier, which describes its metrics to the recorder.
-    let metrics = args
-        .metrics_listen
-        .map(|addr| serve_metrics(addr).unwrap_or_else(|e| fail(&e)));
-    let tls = args.tls().unwrap_or_else(|e| fail(&e));
-    let config = args.config(bound).await.unwrap_or_else(|e| fail(&e));
-    let verifier = Arc::new(Verifier::new(config));
-
-    let policy = args.whoami_policy();
+    let start = Startup::from_env().await;
+    let (verifier, cors) = (Arc::clone(&start.verifier), start.cors.clone());
+    let policy = start.args.whoami_policy();
     let server = HttpServer::new(move || {
         // On the App, outside every resource's RequirePop: preflights never reach the verifier,
         // refusals get CORS headers. (Cors is per worker: it is not Send.)
@@ -75,22 +63,13 @@ async fn main() {
     // One worker per core, as the axum server's tokio runtime has (actix-web's default counts
     // physical cores only).
     .workers(examples_common::workers());
-    let server = match &tls {
-        Some(tls) => listen_tls(server, listener, tls),
-        None => server.listen(listener),
+    let server = match &start.tls {
+        Some(tls) => listen_tls(server, start.listener(), tls),
+        None => server.listen(start.listener()),
     }
     .unwrap_or_else(|e| fail(&format!("cannot serve: {e}")));
-
-    println!("listening on {}://{bound}", args.scheme());
-    if let Some(addr) = metrics {
-        println!("metrics on http://{addr}/metrics");
-    }
+    start.announce();
     if let Err(e) = server.run().await {
         fail(&format!("server error: {e}"));
     }
-}
-
-fn fail(message: &str) -> ! {
-    eprintln!("error: {message}");
-    std::process::exit(1)
 }

@@ -17,54 +17,33 @@ use axum::response::IntoResponse as _;
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use axum_pop::cors::dpop_cors;
-use axum_pop::{
-    PolicyBuilder as _, PopAuth, RequirePopLayer, SharedClaims, Verifier, metadata_route,
-};
-use examples_common::{Args, init_logging, serve_axum, serve_metrics, whoami};
+use axum_pop::{PolicyBuilder as _, PopAuth, RequirePopLayer, SharedClaims, metadata_route};
+use examples_common::{Startup, fail, serve_axum, whoami};
 
 #[tokio::main]
 async fn main() {
-    init_logging();
-    let args = Args::from_env();
-    let cors = args.cors_origins().unwrap_or_else(|e| fail(&e));
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
-        Ok(l) => l,
-        Err(e) => fail(&format!("cannot listen on {}: {e}", args.listen)),
-    };
-    let bound = listener.local_addr().unwrap_or(args.listen);
-    // Before the verifier, which describes its metrics to the recorder.
-    let metrics = args
-        .metrics_listen
-        .map(|addr| serve_metrics(addr).unwrap_or_else(|e| fail(&e)));
-    let tls = args.tls().unwrap_or_else(|e| fail(&e));
-    let config = args.config(bound).await.unwrap_or_else(|e| fail(&e));
-    let verifier = Arc::new(Verifier::new(config));
-
+    let start = Startup::from_env().await;
+    let verifier = &start.verifier;
     let app = Router::new()
         .route(
             "/whoami",
             any(|auth: PopAuth<SharedClaims>| async move { Json(whoami(&auth)).into_response() }),
         )
-        .route_layer(RequirePopLayer::new(Arc::clone(&verifier)).policy(args.whoami_policy()))
+        .route_layer(RequirePopLayer::new(Arc::clone(verifier)).policy(start.args.whoami_policy()))
         .route("/health", get(|| async { "ok" }))
-        .merge(metadata_route(&verifier).unwrap_or_default());
+        .merge(metadata_route(verifier).unwrap_or_default());
     // Outside the verifier (added last): preflights never reach it, refusals get CORS headers.
-    let app = match cors {
+    let app = match &start.cors {
         Some(origins) => app.layer(dpop_cors(origins).unwrap_or_else(|e| fail(&e.to_string()))),
         None => app,
     };
-
-    println!("listening on {}://{bound}", args.scheme());
-    if let Some(addr) = metrics {
-        println!("metrics on http://{addr}/metrics");
-    }
-    let served = serve_axum(listener, tls, app).await;
-    if let Err(e) = served {
+    let listener = start.listener();
+    let listener = listener
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::TcpListener::from_std(listener))
+        .unwrap_or_else(|e| fail(&format!("cannot listen: {e}")));
+    start.announce();
+    if let Err(e) = serve_axum(listener, start.tls, app).await {
         fail(&format!("server error: {e}"));
     }
-}
-
-fn fail(message: &str) -> ! {
-    eprintln!("error: {message}");
-    std::process::exit(1)
 }

@@ -111,19 +111,7 @@ fn floor_server(addr: SocketAddr) {
             StatusCode::UNAUTHORIZED
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
-        println!(
-            "listening on http://{}",
-            listener.local_addr().expect("addr")
-        );
-        let app = Router::new().route("/whoami", any(check));
-        axum::serve(listener, app).await.expect("serve");
-    });
+    serve_router(addr, Router::new().route("/whoami", any(check)));
 }
 
 /// The actix floor (`floor-actix`, the floor of the actix rows): actix-web with the example
@@ -164,6 +152,11 @@ fn floor_of<'r>(rows: &'r [Row], name: &str) -> Option<&'r Row> {
 
 /// The upstream of the gateway rows: axum answering `ok` to anything, checking nothing.
 fn trivial_server(addr: SocketAddr) {
+    serve_router(addr, Router::new().fallback(|| async { "ok" }));
+}
+
+/// Serve `app` on `addr` with a multi-threaded runtime, saying where as the example servers do.
+fn serve_router(addr: SocketAddr, app: Router) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -174,7 +167,6 @@ fn trivial_server(addr: SocketAddr) {
             "listening on http://{}",
             listener.local_addr().expect("addr")
         );
-        let app = Router::new().fallback(|| async { "ok" });
         axum::serve(listener, app).await.expect("serve");
     });
 }

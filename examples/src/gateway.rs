@@ -38,7 +38,6 @@ pub struct GatewayArgs {
     /// path that is put before every request path).
     #[arg(
         long,
-        env = "TOWER_POP_UPSTREAM",
         value_name = "URL",
         required_unless_present = "forward_auth",
         conflicts_with = "forward_auth"
@@ -47,30 +46,24 @@ pub struct GatewayArgs {
     /// Do not proxy: answer the auth sub-requests of nginx `auth_request`, Traefik
     /// `ForwardAuth` or Envoy `ext_authz` (200 with the identity fields, or the refusal), from
     /// --trusted-proxy peers only.
-    #[arg(long, env = "TOWER_POP_FORWARD_AUTH")]
+    #[arg(long)]
     pub forward_auth: bool,
     /// A path prefix that passes without a token (repeatable; matched on whole path segments:
     /// `/static` covers `/static` and `/static/app.js`, not `/static-admin`).
     #[arg(long = "public-path", value_name = "PREFIX")]
     pub public_path: Vec<String>,
     /// Forward the client's `Authorization` field to the upstream [default: removed].
-    #[arg(long, env = "TOWER_POP_FORWARD_AUTHORIZATION")]
+    #[arg(long)]
     pub forward_authorization: bool,
     /// The largest request body forwarded; a larger one is refused with 413.
-    #[arg(
-        long,
-        env = "TOWER_POP_MAX_BODY_BYTES",
-        value_name = "N",
-        default_value_t = 10 * 1024 * 1024
-    )]
+    #[arg(long, value_name = "N", default_value_t = 10 * 1024 * 1024)]
     pub max_body_bytes: u64,
     /// How long the upstream may take to start answering (connect, send, response head) before
     /// the gateway answers 504.
-    #[arg(long, env = "TOWER_POP_UPSTREAM_TIMEOUT_SECS", value_name = "S", default_value_t = 30,
-        value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, value_name = "S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub upstream_timeout_secs: u64,
     /// Speak HTTP/2 to the upstream (prior knowledge, h2c) instead of HTTP/1.1.
-    #[arg(long, env = "TOWER_POP_UPSTREAM_HTTP2")]
+    #[arg(long)]
     pub upstream_http2: bool,
 }
 
@@ -106,7 +99,7 @@ impl GatewayArgs {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let matches = Self::command().try_get_matches_from(args)?;
+        let matches = crate::with_env(Self::command()).try_get_matches_from(args)?;
         Self::from_arg_matches(&matches)
     }
 

@@ -33,8 +33,26 @@ use tower_pop::replay::RedisReplayCache;
 use tower_pop::tls::TlsConfig;
 use tower_pop::{Auth, PopConfig, RoutePolicy, SharedClaims};
 
+/// The flags that no environment variable sets: repeatable ones, read as a whole only from the
+/// command line.
+const NO_ENV: [&str; 2] = ["trusted-proxy", "public-path"];
+
+/// `command` with every flag but [`NO_ENV`] also read from the environment variable
+/// `TOWER_POP_` + its name in capitals, `-` as `_` (`--tls-cert`: `TOWER_POP_TLS_CERT`); a flag
+/// wins over its variable, and `--help` lists the variables.
+#[must_use]
+pub fn with_env(command: clap::Command) -> clap::Command {
+    command.mut_args(|arg| match arg.get_long() {
+        Some(long) if !NO_ENV.contains(&long) && long != "help" && long != "version" => {
+            let name = format!("TOWER_POP_{}", long.to_uppercase().replace('-', "_"));
+            arg.env(name)
+        }
+        _ => arg,
+    })
+}
+
 /// The command line of the example servers (the contract in EXAMPLE-SERVERS.md). Every flag
-/// can also come from a `TOWER_POP_*` environment variable; a flag wins over its variable.
+/// can also come from a `TOWER_POP_*` environment variable ([`with_env`]).
 #[derive(Debug, Clone, Parser)]
 #[command(
     version,
@@ -42,122 +60,71 @@ use tower_pop::{Auth, PopConfig, RoutePolicy, SharedClaims};
 )]
 pub struct Args {
     /// Address to serve on.
-    #[arg(
-        long,
-        env = "TOWER_POP_LISTEN",
-        default_value = "127.0.0.1:8080",
-        value_name = "ADDR"
-    )]
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: SocketAddr,
     /// A trusted issuer; a token's `iss` must equal it exactly. Repeatable with discovery (no
     /// --jwks-file): several issuers, each token checked only with its own issuer's keys.
-    #[arg(
-        long,
-        env = "TOWER_POP_ISSUER",
-        value_name = "URL",
-        required = true,
-        value_delimiter = ' '
-    )]
+    #[arg(long, value_name = "URL", required = true, value_delimiter = ' ')]
     pub issuer: Vec<String>,
     /// The `aud` a token must contain.
-    #[arg(long, env = "TOWER_POP_AUDIENCE", value_name = "AUD")]
+    #[arg(long, value_name = "AUD")]
     pub audience: String,
     /// The issuer's JWK Set [default: discovered from --issuer's metadata (RFC 8414)].
-    #[arg(long, env = "TOWER_POP_JWKS_FILE", value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub jwks_file: Option<PathBuf>,
     /// An extra trusted root CA for HTTPS calls to the authorization server (PEM).
-    #[arg(long, env = "TOWER_POP_ISSUER_CA", value_name = "PEM")]
+    #[arg(long, value_name = "PEM")]
     pub issuer_ca: Option<PathBuf>,
     /// Introspect opaque (non-JWT) tokens at this endpoint (RFC 7662).
-    #[arg(long, env = "TOWER_POP_INTROSPECTION_URL", value_name = "URL", requires_all = ["client_id", "client_secret_file"])]
+    #[arg(long, value_name = "URL", requires_all = ["client_id", "client_secret_file"])]
     pub introspection_url: Option<String>,
     /// This server's client id for introspection (client_secret_basic).
-    #[arg(
-        long,
-        env = "TOWER_POP_CLIENT_ID",
-        value_name = "ID",
-        requires = "introspection_url"
-    )]
+    #[arg(long, value_name = "ID", requires = "introspection_url")]
     pub client_id: Option<String>,
     /// The file holding this server's client secret (one trailing newline ignored).
-    #[arg(
-        long,
-        env = "TOWER_POP_CLIENT_SECRET_FILE",
-        value_name = "PATH",
-        requires = "introspection_url"
-    )]
+    #[arg(long, value_name = "PATH", requires = "introspection_url")]
     pub client_secret_file: Option<PathBuf>,
     /// Serve RFC 9728 protected resource metadata for this resource identifier.
-    #[arg(long, env = "TOWER_POP_RESOURCE", value_name = "URL")]
+    #[arg(long, value_name = "URL")]
     pub resource: Option<String>,
     /// /whoami requires this scope (403 insufficient_scope without it).
-    #[arg(long, env = "TOWER_POP_SCOPE", value_name = "S")]
+    #[arg(long, value_name = "S")]
     pub scope: Option<String>,
     /// The origin used for the expected `htu` [default: http:// + the listen address, or
     /// https:// with --tls-cert].
-    #[arg(long, env = "TOWER_POP_PUBLIC_URL", value_name = "URL")]
+    #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
     /// DPoP proof algorithms to accept, comma-separated [default: ES256,PS256,EdDSA,Ed25519]; the
     /// challenge's `algs` and the metadata list exactly these.
-    #[arg(
-        long,
-        env = "TOWER_POP_DPOP_ALGS",
-        value_name = "LIST",
-        value_delimiter = ','
-    )]
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub dpop_algs: Vec<String>,
     /// Allow a plain `http://` --public-url for a host that is not loopback (DPoP needs TLS,
     /// RFC 9449 §2: for tests behind a TLS-terminating proxy only).
-    #[arg(long, env = "TOWER_POP_INSECURE_HTTP")]
+    #[arg(long)]
     pub insecure_http: bool,
     /// Also accept unbound Bearer tokens (tokens bound by `cnf` stay protected).
-    #[arg(long, env = "TOWER_POP_ALLOW_BEARER")]
+    #[arg(long)]
     pub allow_bearer: bool,
     /// Require server-provided DPoP nonces (RFC 9449 §9).
-    #[arg(long, env = "TOWER_POP_REQUIRE_NONCE")]
+    #[arg(long)]
     pub require_nonce: bool,
     /// The nonce secret (at least 32 bytes; one trailing newline ignored): instances given the
     /// same secret accept each other's nonces [default: a random secret per process].
-    #[arg(
-        long,
-        env = "TOWER_POP_NONCE_SECRET_FILE",
-        value_name = "PATH",
-        requires = "require_nonce"
-    )]
+    #[arg(long, value_name = "PATH", requires = "require_nonce")]
     pub nonce_secret_file: Option<PathBuf>,
     /// Replay cache shared by all instances using this Redis (`redis://` or `rediss://`;
     /// credentials in the URL are never printed).
-    #[arg(
-        long,
-        env = "TOWER_POP_REDIS",
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    #[arg(long, value_name = "URL", hide_env_values = true)]
     pub redis: Option<String>,
     /// Serve HTTPS with this certificate chain (PEM).
-    #[arg(
-        long,
-        env = "TOWER_POP_TLS_CERT",
-        value_name = "PEM",
-        requires = "tls_key"
-    )]
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// The private key of --tls-cert (PEM).
-    #[arg(
-        long,
-        env = "TOWER_POP_TLS_KEY",
-        value_name = "PEM",
-        requires = "tls_cert"
-    )]
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Request client certificates and verify them against this CA (RFC 8705 binding); clients
     /// without a certificate still connect (DPoP, unbound routes).
-    #[arg(
-        long,
-        env = "TOWER_POP_CLIENT_CA",
-        value_name = "PEM",
-        requires = "tls_cert"
-    )]
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub client_ca: Option<PathBuf>,
     /// A peer network allowed to forward a client certificate in a header (repeatable; IPv4 or
     /// IPv6 CIDR, or one address). From any other peer the header is ignored.
@@ -165,22 +132,16 @@ pub struct Args {
     pub trusted_proxy: Vec<String>,
     /// The header those proxies forward the certificate in: RFC 9440 `Client-Cert`, Envoy
     /// `x-forwarded-client-cert`, or nginx `ssl-client-cert` (`$ssl_client_escaped_cert`).
-    #[arg(long, env = "TOWER_POP_CLIENT_CERT_HEADER", value_name = "FORMAT",
-        value_parser = ["rfc9440", "xfcc", "nginx"], requires = "trusted_proxy")]
+    #[arg(long, value_name = "FORMAT", value_parser = ["rfc9440", "xfcc", "nginx"], requires = "trusted_proxy")]
     pub client_cert_header: Option<String>,
     /// Allow browser apps on this origin (repeatable; exactly as browsers send `Origin`, e.g.
     /// `https://app.example.com`): preflights for `Authorization` and `DPoP` pass, `DPoP-Nonce`
     /// and `WWW-Authenticate` are exposed, also on refusals.
-    #[arg(
-        long,
-        env = "TOWER_POP_CORS_ORIGIN",
-        value_name = "ORIGIN",
-        value_delimiter = ' '
-    )]
+    #[arg(long, value_name = "ORIGIN", value_delimiter = ' ')]
     pub cors_origin: Vec<String>,
     /// Serve Prometheus metrics at `/metrics` on this address (accepted requests by binding,
     /// refusals by kind, verify time); the bound address is printed as a second line.
-    #[arg(long, env = "TOWER_POP_METRICS_LISTEN", value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
 }
 
@@ -189,7 +150,10 @@ impl Args {
     /// or missing flag prints an error naming it and exits 2.
     #[must_use]
     pub fn from_env() -> Self {
-        Self::parse()
+        with_env(<Self as clap::CommandFactory>::command())
+            .try_get_matches_from(std::env::args_os())
+            .and_then(|matches| <Self as clap::FromArgMatches>::from_arg_matches(&matches))
+            .unwrap_or_else(|e| e.exit())
     }
 
     /// The verifier configuration, for a server bound to `bound` (which fills in the default
@@ -453,6 +417,76 @@ pub fn serve_metrics(addr: SocketAddr) -> Result<SocketAddr, String> {
         });
     });
     Ok(bound)
+}
+
+/// What both example servers do before they serve: read the flags (or exit 2 naming the bad
+/// one), bind the listener, start the metrics endpoint (before the verifier, which describes
+/// its metrics to the recorder), read the TLS files, and build the verifier. Any failure exits
+/// 1 with a message.
+#[derive(Debug)]
+pub struct Startup {
+    /// The flags.
+    pub args: Args,
+    /// The `--cors-origin` origins, checked.
+    pub cors: Option<Vec<String>>,
+    /// The bound listener (blocking: each framework takes it its own way, from
+    /// [`listener`](Self::listener)).
+    listener: std::net::TcpListener,
+    /// Its address.
+    pub bound: SocketAddr,
+    /// The bound metrics address, with `--metrics-listen`.
+    pub metrics: Option<SocketAddr>,
+    /// The TLS configuration, with `--tls-cert`.
+    pub tls: Option<TlsConfig>,
+    /// The verifier.
+    pub verifier: Arc<tower_pop::Verifier>,
+}
+
+impl Startup {
+    /// Start from the process's flags and environment.
+    pub async fn from_env() -> Self {
+        init_logging();
+        let args = Args::from_env();
+        let cors = args.cors_origins().unwrap_or_else(|e| fail(&e));
+        let listener = std::net::TcpListener::bind(args.listen)
+            .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", args.listen)));
+        let bound = listener.local_addr().unwrap_or(args.listen);
+        let metrics = args
+            .metrics_listen
+            .map(|addr| serve_metrics(addr).unwrap_or_else(|e| fail(&e)));
+        let tls = args.tls().unwrap_or_else(|e| fail(&e));
+        let config = args.config(bound).await.unwrap_or_else(|e| fail(&e));
+        Self {
+            verifier: Arc::new(tower_pop::Verifier::new(config)),
+            args,
+            cors,
+            listener,
+            bound,
+            metrics,
+            tls,
+        }
+    }
+
+    /// The bound listener, to serve on (a handle to the same socket).
+    pub fn listener(&self) -> std::net::TcpListener {
+        self.listener
+            .try_clone()
+            .unwrap_or_else(|e| fail(&format!("cannot listen: {e}")))
+    }
+
+    /// The stdout lines of the contract: `listening on ...`, then `metrics on ...`.
+    pub fn announce(&self) {
+        println!("listening on {}://{}", self.args.scheme(), self.bound);
+        if let Some(addr) = self.metrics {
+            println!("metrics on http://{addr}/metrics");
+        }
+    }
+}
+
+/// Print `error: <message>` to stderr and exit 1.
+pub fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1)
 }
 
 /// Worker threads for the actix-web servers: one per core the process may use, as tokio's

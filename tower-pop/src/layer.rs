@@ -52,6 +52,7 @@ use tower_service::Service;
 
 use crate::challenge::ResponseHeaders;
 use crate::extension::Verified;
+use crate::macros::inner_service_accessors;
 use crate::policy::{PolicyBuilder, RoutePolicy};
 use crate::request::PopRequest;
 use crate::verifier::{Outcome, Refusal, Verifier};
@@ -167,20 +168,7 @@ impl<S> RequirePop<S> {
 }
 
 impl<S, R> RequirePop<S, R> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service, unwrapped.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 type VerifyFuture = Pin<Box<dyn Future<Output = (Parts, Outcome)> + Send>>;

@@ -159,6 +159,7 @@ pub mod extension;
 pub mod __fuzzing;
 pub mod jose;
 pub mod layer;
+mod macros;
 pub mod metadata;
 pub mod mtls;
 mod observe;

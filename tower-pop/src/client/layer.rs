@@ -13,9 +13,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::wire::{self, NonceAsk, Target};
-use super::{BoxError, NonceStore, ResponseBody, Shared};
-use crate::clock::Clock;
+use super::{BoxError, ResponseBody, Shared, signing_builder};
 use crate::dpop::signer::ProofSigner;
+use crate::macros::inner_service_accessors;
 
 /// A request body that may be sent twice, for the one retry after `use_dpop_nonce`.
 ///
@@ -43,36 +43,7 @@ pub struct SignDpopLayer {
 }
 
 impl SignDpopLayer {
-    /// A layer signing with `signer`, with a new [`NonceStore`] of its own.
-    pub fn new(signer: impl Into<Arc<ProofSigner>>) -> Self {
-        Self {
-            shared: Shared::new(signer.into()),
-        }
-    }
-
-    /// Share `nonces` (with another layer or a [`DpopMiddleware`](super::DpopMiddleware)).
-    pub fn with_nonces(mut self, nonces: Arc<NonceStore>) -> Self {
-        self.shared.nonces = nonces;
-        self
-    }
-
-    /// Read `iat` from `clock` instead of the system clock.
-    pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        self.shared.clock = Arc::new(clock);
-        self
-    }
-
-    /// The signer.
-    #[must_use]
-    pub fn signer(&self) -> &ProofSigner {
-        &self.shared.signer
-    }
-
-    /// The nonces remembered per origin.
-    #[must_use]
-    pub fn nonces(&self) -> &Arc<NonceStore> {
-        &self.shared.nonces
-    }
+    signing_builder!();
 }
 
 impl<S> Layer<S> for SignDpopLayer {
@@ -104,20 +75,7 @@ impl<S> SignDpop<S> {
         SignDpopLayer::new(signer)
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwrap the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 impl<S, B, ResBody> Service<Request<B>> for SignDpop<S>
@@ -315,6 +273,20 @@ mod tests {
             .unwrap()
     }
 
+    /// One request with `body` to `url` through a new layer, to a [`server`] giving `answers`:
+    /// the response, and the calls the server saw.
+    #[allow(clippy::type_complexity)] // test fixture
+    async fn exchange(
+        answers: Vec<(u16, Vec<(&'static str, &'static str)>, &'static str)>,
+        url: &str,
+        body: &str,
+    ) -> (Response<ResponseBody<String>>, Vec<(String, String)>) {
+        let (inner, seen) = server(answers);
+        let response = layer().layer(inner).oneshot(get(url, body)).await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        (response, seen)
+    }
+
     #[tokio::test]
     async fn retries_once_on_use_dpop_nonce_with_a_fresh_proof_and_the_nonce() {
         let (inner, seen) = server(vec![
@@ -373,14 +345,10 @@ mod tests {
 
     #[tokio::test]
     async fn never_retries_twice() {
-        let (inner, seen) = server(vec![(401, vec![ASK, ("dpop-nonce", "n-1")], "")]);
-        let response = layer()
-            .layer(inner)
-            .oneshot(get("https://api.example.com/", ""))
-            .await
-            .unwrap();
+        let answers = vec![(401, vec![ASK, ("dpop-nonce", "n-1")], "")];
+        let (response, seen) = exchange(answers, "https://api.example.com/", "").await;
         assert_eq!(response.status(), 401);
-        assert_eq!(seen.lock().unwrap().len(), 2);
+        assert_eq!(seen.len(), 2);
     }
 
     #[tokio::test]
@@ -395,41 +363,29 @@ mod tests {
             "",
         )];
         for answers in [no_nonce, other] {
-            let (inner, seen) = server(answers);
-            let response = layer()
-                .layer(inner)
-                .oneshot(get("https://api.example.com/", ""))
-                .await
-                .unwrap();
+            let (response, seen) = exchange(answers, "https://api.example.com/", "").await;
             assert_eq!(response.status(), 401);
-            assert_eq!(seen.lock().unwrap().len(), 1);
+            assert_eq!(seen.len(), 1);
         }
     }
 
     #[tokio::test]
     async fn token_endpoint_400_is_retried_and_other_400s_come_back_whole() {
         let ask = r#"{"error":"use_dpop_nonce","error_description":"Authorization server requires nonce in DPoP proof"}"#;
-        let (inner, seen) = server(vec![
+        let answers = vec![
             (400, vec![("dpop-nonce", "as-1")], ask),
             (200, vec![], r#"{"access_token":"t"}"#),
-        ]);
-        let response = layer()
-            .layer(inner)
-            .oneshot(get("https://as.example.com/token", "grant_type=x"))
-            .await
-            .unwrap();
+        ];
+        let token = "https://as.example.com/token";
+        let (response, seen) = exchange(answers, token, "grant_type=x").await;
         assert_eq!(response.status(), 200);
-        assert_eq!(claims(&seen.lock().unwrap()[1].0)["nonce"], "as-1");
+        assert_eq!(claims(&seen[1].0)["nonce"], "as-1");
 
         let refusal = r#"{"error":"invalid_grant"}"#;
-        let (inner, seen) = server(vec![(400, vec![("dpop-nonce", "as-1")], refusal)]);
-        let response = layer()
-            .layer(inner)
-            .oneshot(get("https://as.example.com/token", "grant_type=x"))
-            .await
-            .unwrap();
+        let answers = vec![(400, vec![("dpop-nonce", "as-1")], refusal)];
+        let (response, seen) = exchange(answers, token, "grant_type=x").await;
         assert_eq!(response.status(), 400);
-        assert_eq!(seen.lock().unwrap().len(), 1);
+        assert_eq!(seen.len(), 1);
         let body = response.into_body();
         assert_eq!(body.size_hint().exact(), Some(refusal.len() as u64));
         let bytes = body.collect().await.unwrap().to_bytes();

@@ -1,59 +1,24 @@
 //! The reqwest middleware: [`DpopMiddleware`], for `reqwest_middleware::ClientWithMiddleware`.
 
-use std::sync::Arc;
-
 use http::Extensions;
 use reqwest::{Request, Response, ResponseBuilderExt};
 use reqwest_middleware::{Middleware, Next};
 
 use super::wire::{self, NonceAsk, Target};
-use super::{NonceStore, ResponseBody, Shared};
-use crate::clock::Clock;
-use crate::dpop::signer::ProofSigner;
+use super::{ResponseBody, Shared, signing_builder};
 
 /// Adds a fresh DPoP proof to every request of a `reqwest_middleware` client, and retries once
 /// when the server asks for a nonce. See [the module docs](super).
 ///
 /// Cheap to clone: clones share the signer and the nonce store.
 #[derive(Clone, Debug)]
+#[must_use]
 pub struct DpopMiddleware {
     pub(super) shared: Shared,
 }
 
 impl DpopMiddleware {
-    /// A middleware signing with `signer`, with a new [`NonceStore`] of its own.
-    #[must_use]
-    pub fn new(signer: impl Into<Arc<ProofSigner>>) -> Self {
-        Self {
-            shared: Shared::new(signer.into()),
-        }
-    }
-
-    /// Share `nonces` (with another middleware or a [`SignDpopLayer`](super::SignDpopLayer)).
-    #[must_use]
-    pub fn with_nonces(mut self, nonces: Arc<NonceStore>) -> Self {
-        self.shared.nonces = nonces;
-        self
-    }
-
-    /// Read `iat` from `clock` instead of the system clock.
-    #[must_use]
-    pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        self.shared.clock = Arc::new(clock);
-        self
-    }
-
-    /// The signer.
-    #[must_use]
-    pub fn signer(&self) -> &ProofSigner {
-        &self.shared.signer
-    }
-
-    /// The nonces remembered per origin.
-    #[must_use]
-    pub fn nonces(&self) -> &Arc<NonceStore> {
-        &self.shared.nonces
-    }
+    signing_builder!();
 
     /// Remember the response's nonce; say whether it asks for a retry with it. A token
     /// endpoint's 400 is read (up to 16 KiB) and handed back rebuilt: what was read, then the
@@ -120,6 +85,7 @@ impl Middleware for DpopMiddleware {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dpop::signer::ProofSigner;
     use crate::jose::Algorithm;
 
     #[test]

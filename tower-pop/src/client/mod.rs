@@ -123,6 +123,45 @@ use wire::{DPOP, Target};
 /// proof could be made (downcast to tell them apart).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The builder of a type whose `shared` field is a [`Shared`]: the middleware and the layer.
+macro_rules! signing_builder {
+    () => {
+        /// Sign with `signer`, with a new [`NonceStore`](super::NonceStore) of its own.
+        pub fn new(signer: impl Into<std::sync::Arc<crate::dpop::signer::ProofSigner>>) -> Self {
+            Self {
+                shared: super::Shared::new(signer.into()),
+            }
+        }
+
+        /// Share `nonces` with other layers and middleware
+        /// ([`SignDpopLayer`](super::SignDpopLayer), [`DpopMiddleware`](super::DpopMiddleware)).
+        pub fn with_nonces(mut self, nonces: std::sync::Arc<super::NonceStore>) -> Self {
+            self.shared.nonces = nonces;
+            self
+        }
+
+        /// Read `iat` from `clock` instead of the system clock.
+        pub fn with_clock(mut self, clock: impl crate::clock::Clock) -> Self {
+            self.shared.clock = std::sync::Arc::new(clock);
+            self
+        }
+
+        /// The signer.
+        #[must_use]
+        pub fn signer(&self) -> &crate::dpop::signer::ProofSigner {
+            &self.shared.signer
+        }
+
+        /// The nonces remembered per origin.
+        #[must_use]
+        pub fn nonces(&self) -> &std::sync::Arc<super::NonceStore> {
+            &self.shared.nonces
+        }
+    };
+}
+
+use signing_builder;
+
 /// What the middleware and the layer share: the key, the nonces, the clock.
 #[derive(Clone)]
 struct Shared {

@@ -85,7 +85,7 @@ use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::http::{FetchError, HttpClient, HttpSettings, check_url, max_age};
+use super::http::{FetchError, HttpClient, HttpSettings, check_url, http_setters, max_age};
 use super::jwks::{KeySet, MAX_JWKS_BYTES};
 use crate::clock::{Clock, SystemClock};
 use crate::jose::Algorithm;
@@ -144,27 +144,7 @@ impl fmt::Debug for DiscoveryOptions {
 }
 
 impl DiscoveryOptions {
-    /// Total time for one HTTP request, connecting included (default 5 s). A fetch makes up to
-    /// three requests (two metadata locations, then the JWK Set).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.http.timeout = Some(timeout);
-        self
-    }
-
-    /// An extra trusted root CA (PEM, one or more certificates) for the HTTPS calls, beside the
-    /// platform's roots: for an authorization server with a private PKI (`--issuer-ca`).
-    pub fn root_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.http.root_ca_pem = Some(pem.into());
-        self
-    }
-
-    /// Allow plain `http` issuer and `jwks_uri` URLs whose host is loopback (`127.0.0.0/8`,
-    /// `::1`, `localhost`). For tests only: keys fetched without TLS can be replaced by anyone
-    /// on the path. Other hosts are refused with `http` even so.
-    pub fn insecure_allow_http_on_loopback(mut self) -> Self {
-        self.http.insecure_allow_http_on_loopback = true;
-        self
-    }
+    http_setters!();
 
     /// Time between refreshes when the JWK Set response has no `max-age` (default 5 min);
     /// clamped to the [`refresh_bounds`](Self::refresh_bounds).

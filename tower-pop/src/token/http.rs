@@ -43,6 +43,36 @@ impl fmt::Display for FetchError {
     }
 }
 
+/// The setters of the HTTP settings, for an options type whose `http` field is an
+/// [`HttpSettings`]: discovery's and introspection's, written once.
+macro_rules! http_setters {
+    () => {
+        /// Total time for one HTTP request to the authorization server, connecting included
+        /// (default 5 s, [`HTTP_TIMEOUT`](crate::defaults::HTTP_TIMEOUT)).
+        pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.http.timeout = Some(timeout);
+            self
+        }
+
+        /// An extra trusted root CA (PEM, one or more certificates) for the HTTPS calls, beside
+        /// the platform's roots: for an authorization server with a private PKI (`--issuer-ca`).
+        pub fn root_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+            self.http.root_ca_pem = Some(pem.into());
+            self
+        }
+
+        /// Allow plain `http` URLs whose host is loopback (`127.0.0.0/8`, `::1`, `localhost`).
+        /// For tests only: what crosses plain HTTP (keys, tokens, client secrets) can be read
+        /// and replaced by anyone on the path. Other hosts are refused with `http` even so.
+        pub fn insecure_allow_http_on_loopback(mut self) -> Self {
+            self.http.insecure_allow_http_on_loopback = true;
+            self
+        }
+    };
+}
+
+pub(crate) use http_setters;
+
 /// Settings of the HTTP client.
 #[derive(Clone, Default)]
 pub(crate) struct HttpSettings {

@@ -68,7 +68,7 @@ use reqwest::Url;
 use serde_json::{Map, Value};
 
 use super::cache::{CacheLimits, TokenCache};
-use super::http::{HttpClient, HttpSettings, check_url};
+use super::http::{HttpClient, HttpSettings, check_url, http_setters};
 use super::{Confirmation, TokenInfo, confirmation};
 use crate::clock::{Clock, SystemClock};
 use crate::credentials::MAX_TOKEN_LEN;
@@ -236,24 +236,7 @@ impl IntrospectionOptions {
         self
     }
 
-    /// Total time for one call, connecting included (default 5 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.http.timeout = Some(timeout);
-        self
-    }
-
-    /// An extra trusted root CA (PEM) beside the platform's roots.
-    pub fn root_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.http.root_ca_pem = Some(pem.into());
-        self
-    }
-
-    /// Allow a plain `http` endpoint on a loopback host. For tests only: the token and the
-    /// client secret would cross the network in clear.
-    pub fn insecure_allow_http_on_loopback(mut self) -> Self {
-        self.http.insecure_allow_http_on_loopback = true;
-        self
-    }
+    http_setters!();
 
     /// The clock for `exp`/`nbf` and the cache (default the system clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
