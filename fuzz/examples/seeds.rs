@@ -136,7 +136,9 @@ fn main() {
     ] {
         let client = ProofSigner::generate(alg).unwrap();
         let token = issuer.token(Some(json!({"jkt": client.thumbprint()})));
-        let proof = client.proof_at("GET", &url, Some(&token), None, NOW).unwrap();
+        let proof = client
+            .proof_at("GET", &url, Some(&token), None, NOW)
+            .unwrap();
         let auth = format!("DPoP {token}");
         let name = format!("dpop-{}", alg.as_str().to_ascii_lowercase());
         verify.put(
@@ -151,7 +153,9 @@ fn main() {
     let jkt = client.thumbprint().to_owned();
     let dpop_token = issuer.token(Some(json!({"jkt": jkt})));
     let dpop_auth = format!("DPoP {dpop_token}");
-    let proof = client.proof_at("GET", &url, Some(&dpop_token), None, NOW).unwrap();
+    let proof = client
+        .proof_at("GET", &url, Some(&dpop_token), None, NOW)
+        .unwrap();
     verify.put(
         "dpop-query-lowercase",
         request(
@@ -175,7 +179,9 @@ fn main() {
     );
     let both_token = issuer.token(Some(json!({"jkt": jkt, "x5t#S256": x5t})));
     let both_auth = format!("DPoP {both_token}");
-    let both_proof = client.proof_at("GET", &url, Some(&both_token), None, NOW).unwrap();
+    let both_proof = client
+        .proof_at("GET", &url, Some(&both_token), None, NOW)
+        .unwrap();
     verify.put(
         "dpop-and-mtls-rfc9440",
         request(
@@ -212,7 +218,9 @@ fn main() {
         ),
     );
     let post_url = format!("{ORIGIN}/orders");
-    let nonce_proof = client.proof_at("POST", &post_url, Some(&both_token), Some(&nonce), NOW).unwrap();
+    let nonce_proof = client
+        .proof_at("POST", &post_url, Some(&both_token), Some(&nonce), NOW)
+        .unwrap();
     verify.put(
         "nonce-dpop-and-mtls-xfcc",
         request(
@@ -225,7 +233,9 @@ fn main() {
             ],
         ),
     );
-    let no_nonce = client.proof_at("GET", &url, Some(&dpop_token), None, NOW).unwrap();
+    let no_nonce = client
+        .proof_at("GET", &url, Some(&dpop_token), None, NOW)
+        .unwrap();
     verify.put(
         "nonce-missing",
         request(
@@ -347,7 +357,9 @@ fn main() {
         Algorithm::RS256,
     ] {
         let client = ProofSigner::generate(alg).unwrap();
-        let proof = client.proof_at("GET", &url, Some(AT0), Some(&nonce), 1_562_262_618).unwrap();
+        let proof = client
+            .proof_at("GET", &url, Some(AT0), Some(&nonce), 1_562_262_618)
+            .unwrap();
         proofs.put(&alg.as_str().to_ascii_lowercase(), proof);
     }
 

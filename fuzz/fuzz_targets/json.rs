@@ -37,7 +37,11 @@ fuzz_target!(|data: &[u8]| {
     let names = ["a", "alg", "jti"];
     let members = json_members(data, &names);
     let full = json_object(data);
-    assert_eq!(members.is_some(), full.is_some(), "both readers accept the same input");
+    assert_eq!(
+        members.is_some(),
+        full.is_some(),
+        "both readers accept the same input"
+    );
     if let (Some(members), Some(full)) = (&members, &full) {
         let Value::Object(map) = serde_json::from_str::<Value>(full).expect("valid JSON") else {
             panic!("an object")

@@ -14,9 +14,9 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
+use tower_pop::clock::ManualClock;
 use tower_pop::mtls::proxy::{ClientCertHeader, ForwardedCertConfig, TrustedProxies};
 use tower_pop::nonce::{NonceSecret, Nonces};
-use tower_pop::clock::ManualClock;
 use tower_pop::{PopConfig, PopRequest, Verifier};
 
 /// The fixed time of every fixture, seconds since the Unix epoch.

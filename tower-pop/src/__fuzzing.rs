@@ -18,11 +18,8 @@ use crate::request::PopRequest;
 ///
 /// # Errors
 /// The kind the verifier would refuse the request with.
-///
-/// # Panics
-/// When the parse's shortcut for the common shape reads credentials the full parse would not.
 pub fn credentials<'a>(request: &PopRequest<'a>) -> Result<(AuthScheme, &'a str), PopErrorKind> {
-    crate::credentials::parse_checked(request.authorization)
+    crate::credentials::parse(request.authorization)
         .map(|c| (c.scheme, c.token))
         .map_err(|e| e.kind())
 }
@@ -225,6 +222,67 @@ pub fn htu_normalize(uri: &str) -> Option<String> {
 #[must_use]
 pub fn htu_is_normal_path(path: &str) -> bool {
     htu::is_normal_path(path)
+}
+
+/// The fast paths next to the full readers they stand for, for `benches/fast_paths.rs`: each
+/// pair gives the same answer (the fuzz targets hold them equal); the bench times both.
+pub mod fast_paths {
+    use super::{Algorithm, KnownKey, Proof, ProofBytes, htu, json};
+
+    /// The members of a proof's JSON read by the fast path first (`parse_json_members`).
+    #[must_use]
+    pub fn json_fast(bytes: &[u8]) -> bool {
+        json::parse_json_members(bytes, &PROOF_MEMBERS).is_some()
+    }
+
+    /// The same members read by serde alone.
+    #[must_use]
+    pub fn json_full(bytes: &[u8]) -> bool {
+        json::full_members(bytes, &PROOF_MEMBERS).is_some()
+    }
+
+    const PROOF_MEMBERS: [&str; 7] = ["typ", "alg", "jwk", "jti", "htm", "htu", "iat"];
+
+    /// The `htu` check of a proof naming the origin and path exactly, without normalising.
+    #[must_use]
+    pub fn htu_fast(htu: &str, origin: &str, path: &str) -> bool {
+        htu::is_normal_path(path) && htu::names_exactly(htu, origin, path)
+    }
+
+    /// The same check, both sides normalised.
+    #[must_use]
+    pub fn htu_full(htu: &str, origin: &str, path: &str) -> bool {
+        htu::is_normal_path(path)
+            && htu::normalize(&format!("{origin}{path}"))
+                .is_some_and(|target| htu::normalize(htu) == Some(target))
+    }
+
+    /// A token's remembered proof key, for [`proof_remembered`].
+    #[derive(Debug, Default)]
+    pub struct Remembered(KnownKey);
+
+    /// A proof read knowing the header its token's key showed before, bound and verified by
+    /// the remembered key (the door of `dpop::known_key`); the first call remembers.
+    #[must_use]
+    pub fn proof_remembered(known: &Remembered, value: &str, jkt: &str) -> bool {
+        let mut bytes = ProofBytes::default();
+        let kept = |header: &[u8]| known.0.kept_header(header, &Algorithm::ALL);
+        Proof::parse_knowing(value.as_bytes(), &Algorithm::ALL, &mut bytes, kept)
+            .and_then(|mut proof| known.0.verify(&mut proof, jkt))
+            .is_ok()
+    }
+
+    /// The same proof read, hashed for its thumbprint, imported and verified from nothing.
+    #[must_use]
+    pub fn proof_full(value: &str, jkt: &str) -> bool {
+        let mut bytes = ProofBytes::default();
+        Proof::parse(value.as_bytes(), &Algorithm::ALL, &mut bytes)
+            .and_then(|mut proof| {
+                proof.check_key_binding(jkt)?;
+                proof.check_signature().map(drop)
+            })
+            .is_ok()
+    }
 }
 
 /// The verified-token cache (`token::cache::TokenCache`) used the way the JWT validator uses

@@ -49,7 +49,10 @@ pub(crate) fn is_normal_path(path: &str) -> bool {
 /// Whether `htu` is `origin` followed by `path`, byte for byte, within the length bound. With
 /// a normal `origin` and a path for which [`is_normal_path`] holds, that alone proves the
 /// `htu` check (both sides normalise to the same string), without building or normalising
-/// either: it is what every client sends, the URL it called.
+/// either: it is what every client sends, the URL it called. The door of `htu`'s fast path: it
+/// saves about 0.45 us per proof, 1.2 % of the EdDSA path and 2.2 % of the PS256 one (0.9 % of
+/// ES256's; `cargo bench -p tower-pop --bench fast_paths`); `fuzz_targets/htu.rs` holds it equal
+/// to the full comparison.
 pub(crate) fn names_exactly(htu: &str, origin: &str, path: &str) -> bool {
     htu.len() <= MAX_HTU_LEN
         && htu.len() == origin.len() + path.len()

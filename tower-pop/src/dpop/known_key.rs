@@ -14,8 +14,9 @@
 //! The signature, `jti`, `iat`, `htm`, `htu`, `ath` and nonce are checked on every proof. The
 //! door is [`KnownKey`]: [`KnownKey::kept_header`] when a proof is read,
 //! [`KnownKey::verify`] for the binding, the signature and remembering. The `proof` fuzz target
-//! holds both equal to the full reading. Worth it (`cargo bench -p tower-pop --bench
-//! verify_ratio`, with and without `--first-proofs`): see `BENCHMARKS.md`.
+//! holds both equal to the full reading. It saves 0.6 us (EdDSA) to 3.7 us (PS256) per proof,
+//! 4 % of the ES256 path and 18 % of the PS256 one (`cargo bench -p tower-pop --bench
+//! fast_paths`, `BENCHMARKS.md`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
