@@ -156,9 +156,15 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // Under `Router::nest` the URI lost its prefix: `htu` is checked against the original.
+        let nested = request
+            .extensions()
+            .get::<OriginalUri>()
+            .filter(|OriginalUri(uri)| uri.path() != request.uri().path())
+            .map(|OriginalUri(uri)| OriginalTarget(uri.clone()));
         let extensions = request.extensions_mut();
-        if let Some(OriginalUri(uri)) = extensions.get::<OriginalUri>().cloned() {
-            extensions.insert(OriginalTarget(uri));
+        if let Some(original) = nested {
+            extensions.insert(original);
         }
         if let Some(ConnectInfo(addr)) = extensions.get::<ConnectInfo<SocketAddr>>().copied() {
             extensions.insert(PeerAddr(addr));

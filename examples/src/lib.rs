@@ -18,6 +18,16 @@ pub mod http;
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
+/// The browser guide's snippets, compiled likewise.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/browsers.md")]
+pub struct BrowsersDoctests;
+
+/// The client guide's snippet, compiled likewise.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/client.md")]
+pub struct ClientDoctests;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -403,6 +403,7 @@ async fn refused_requests_never_reach_the_upstream() {
 }
 
 #[tokio::test]
+#[ignore = "needs node: run bash tests/run.sh"]
 async fn a_node_upstream_gets_the_identity_and_authorization_only_by_flag() {
     let node = NodeUpstream::start("http", "node").await;
     let url = format!("http://{}", node.addr);
@@ -632,6 +633,7 @@ async fn nonces_are_asked_for_and_refreshed_through_the_gateway() {
 }
 
 #[tokio::test]
+#[ignore = "needs node: run bash tests/run.sh"]
 async fn certificate_bound_tokens_over_tls_and_http2_both_sides() {
     let pki = pki();
     let dir = std::env::temp_dir().join(format!("tower-pop-gateway-pki-{}", std::process::id()));
@@ -749,6 +751,7 @@ fn start_nginx(port: u16, gateway: SocketAddr, upstream: SocketAddr) -> Nginx {
 }
 
 #[tokio::test]
+#[ignore = "needs nginx: run bash tests/run.sh"]
 async fn forward_auth_through_a_real_nginx() {
     let up = Upstream::start().await;
     let port = free_port();

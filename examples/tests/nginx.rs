@@ -117,6 +117,7 @@ fn escaped(identity: &Identity) -> String {
 }
 
 #[tokio::test]
+#[ignore = "needs nginx: run bash tests/run.sh"]
 async fn behind_a_real_nginx_only_the_proxy_is_believed() {
     for name in SERVERS {
         behind_nginx(name).await;

@@ -38,6 +38,7 @@ async fn call(s: &Server, token: &str, proof: &str) -> Reply {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: run bash tests/run.sh"]
 async fn two_instances_share_one_redis_and_one_nonce_secret() {
     let mut redis = RedisServer::start();
     let secret = std::env::temp_dir().join(format!("tower-pop-nonce-{}.key", std::process::id()));

@@ -59,6 +59,7 @@ fn entry(key: u8) -> ReplayEntry {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: run bash tests/run.sh"]
 async fn fresh_then_replayed_rpl_02() {
     let server = RedisServer::start();
     let store = store(&server).await;
@@ -77,6 +78,7 @@ async fn fresh_then_replayed_rpl_02() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server: run bash tests/run.sh"]
 async fn twenty_concurrent_inserts_on_two_instances_exactly_one_fresh_rpl_05() {
     let server = RedisServer::start();
     let stores = [
@@ -106,6 +108,7 @@ async fn twenty_concurrent_inserts_on_two_instances_exactly_one_fresh_rpl_05() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: run bash tests/run.sh"]
 async fn ttl_in_redis_is_entry_ttl_plus_skew_margin() {
     let server = RedisServer::start();
     let default = store(&server).await;
@@ -166,6 +169,7 @@ async fn dpop_via(verifier: &Arc<Verifier>, token: &str, proof: &str) -> http::R
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: run bash tests/run.sh"]
 async fn two_verifiers_share_one_redis_and_keys_hold_no_jti_rpl_03_rpl_05() {
     let server = RedisServer::start();
     let f = Fixture::new();
@@ -197,6 +201,7 @@ async fn two_verifiers_share_one_redis_and_keys_hold_no_jti_rpl_03_rpl_05() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: run bash tests/run.sh"]
 async fn redis_down_fails_closed_within_the_timeout_dpop_19() {
     let mut server = RedisServer::start();
     let store = store(&server).await;
@@ -220,6 +225,7 @@ async fn redis_down_fails_closed_within_the_timeout_dpop_19() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: run bash tests/run.sh"]
 async fn recovers_by_itself_after_redis_restarts() {
     let mut server = RedisServer::start();
     let store = store(&server).await;
@@ -249,6 +255,7 @@ async fn recovers_by_itself_after_redis_restarts() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: run bash tests/run.sh"]
 async fn slow_redis_times_out_and_the_refused_proof_stays_burned() {
     let server = RedisServer::start_with(&["--enable-debug-command", "yes"]);
     let store = RedisReplayCache::builder(server.url())
@@ -293,6 +300,7 @@ async fn slow_redis_times_out_and_the_refused_proof_stays_burned() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: run bash tests/run.sh"]
 async fn password_in_url_authenticates_and_is_never_printed() {
     let server = RedisServer::start_with(&["--requirepass", "hunter2-secret"]);
     let url = format!("redis://:hunter2-secret@127.0.0.1:{}/0", server.port());
@@ -317,6 +325,7 @@ async fn password_in_url_authenticates_and_is_never_printed() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: run bash tests/run.sh"]
 async fn rediss_url_is_accepted_and_fails_closed_without_a_server() {
     let port = free_port(); // nothing listens there
     let store = RedisReplayCache::builder(format!("rediss://:pw-x@127.0.0.1:{port}/0"))
@@ -349,6 +358,7 @@ async fn rediss_url_is_accepted_and_fails_closed_without_a_server() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: run bash tests/run.sh"]
 async fn rediss_with_the_servers_ca_works_and_an_untrusted_certificate_fails_closed() {
     let (server, ca) = start_tls();
     let url = format!("rediss://127.0.0.1:{}/0", server.port());
@@ -397,6 +407,7 @@ async fn quota_store(server: &RedisServer, proofs: u64) -> RedisReplayCache {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: run bash tests/run.sh"]
 async fn key_quota_is_shared_by_instances_and_counts_only_recorded_entries() {
     let server = RedisServer::start();
     let a = quota_store(&server, 3).await;
@@ -451,6 +462,7 @@ async fn key_quota_is_shared_by_instances_and_counts_only_recorded_entries() {
 /// Through the verifier: the shared quota refuses one key with 429 while another key, on the
 /// other instance, gets 200.
 #[tokio::test]
+#[ignore = "needs redis-server: run bash tests/run.sh"]
 async fn key_quota_through_two_verifiers_refuses_one_key_with_429() {
     let server = RedisServer::start();
     let f = Fixture::new();

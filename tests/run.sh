@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Every test of the workspace, in one command, on a Debian or Ubuntu machine:
+#
+#   bash tests/run.sh
+#
+# First it installs what the tests start and is missing (redis-server, nginx, Node.js with npm,
+# Chromium: apt-get, as root or through sudo) and the Node peers (`npm ci` in examples/interop).
+# Then it runs the whole workspace's tests, the ignored ones included (those need the programs
+# above; plain `cargo test --workspace` skips them visibly), the demo, an independent DPoP client
+# (panva's `dpop` and `jose`) against both example servers, and the browser demo in headless
+# Chromium. Every step is bounded by a timeout; the first failure stops the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "programs the tests start"
+need=()
+command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || need+=(redis-server)
+command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if [ "${#need[@]}" -gt 0 ]; then
+    echo "installing: ${need[*]}"
+    sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    "${sudo[@]}" apt-get update
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}"
+fi
+redis-server --version
+nginx -v 2>&1
+node --version
+chromium --version 2>/dev/null || true
+
+step "npm ci (the Node peers: panva's dpop and jose, playwright-core for the browser test)"
+(cd examples/interop && npm ci --no-audit --no-fund)
+
+step "cargo test --workspace, the ignored tests included"
+cargo test --workspace -- --include-ignored
+
+step "the demo (cargo run --example demo)"
+timeout 180 cargo run --example demo
+
+step "interop: panva's dpop client against both example servers"
+cargo build --examples
+for server in axum_resource_server actix_resource_server; do
+    echo "-- $server"
+    timeout 120 node examples/interop/interop.mjs "target/debug/examples/$server"
+    echo "-- $server --require-nonce"
+    timeout 120 node examples/interop/interop.mjs "target/debug/examples/$server" --require-nonce
+done
+
+step "browser: the browser demo in headless Chromium, with and without the CORS preset"
+timeout 180 node examples/interop/browser.mjs target/debug/examples/browser_demo
+
+step "all tests passed"
