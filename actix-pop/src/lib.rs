@@ -167,7 +167,7 @@ fn apply_headers<B>(response: &mut ServiceResponse<B>, headers: &ResponseHeaders
 
 /// Middleware that verifies every request with a [`Verifier`]: `.wrap(RequirePop::new(v))`.
 ///
-/// On success the request reaches the service with a [`Verified`](tower_pop::Verified) in its
+/// On success the request reaches the service with a [`Verified`] in its
 /// extensions; on failure the service is not called and the response is the challenge (its body
 /// built by [`with_rejection_response`](Self::with_rejection_response) when set), with the
 /// [`PopError`] in the response extensions.

@@ -47,7 +47,8 @@ use tower_pop::{Auth, PopConfig, RoutePolicy, SharedClaims};
 /// command line.
 const NO_ENV: [&str; 2] = ["trusted-proxy", "public-path"];
 
-/// `command` with every flag but [`NO_ENV`] also read from the environment variable
+/// `command` with every flag but the repeatable `--trusted-proxy` and `--public-path` also read
+/// from the environment variable
 /// `TOWER_POP_` + its name in capitals, `-` as `_` (`--tls-cert`: `TOWER_POP_TLS_CERT`); a flag
 /// wins over its variable, and `--help` lists the variables.
 #[must_use]

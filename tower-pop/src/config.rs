@@ -288,10 +288,11 @@ impl PopConfigBuilder {
     /// How many verified tokens to cache. Default: [`defaults::TOKEN_CACHE_CAPACITY`]; 0 disables
     /// the cache.
     ///
-    /// The cache is keyed by the token's SHA-256 and evicts when full (S3-FIFO: a token seen
-    /// once is evicted before one that is reused, so one client presenting many fresh tokens
-    /// does not push out the tokens other clients reuse). It holds the verified token only: the
-    /// proof, its binding and its `jti` are checked on every request.
+    /// The cache is keyed by the token itself (held in memory while cached, wiped when it
+    /// leaves: see the token cache's security note in the crate docs) and evicts when full
+    /// (S3-FIFO: a token seen once is evicted before one that is reused, so one client presenting
+    /// many fresh tokens does not push out the tokens other clients reuse). It holds the
+    /// verified token only: the proof, its binding and its `jti` are checked on every request.
     #[must_use]
     pub fn token_cache_capacity(mut self, capacity: usize) -> Self {
         self.token_cache_capacity = capacity;

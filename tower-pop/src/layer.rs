@@ -1,6 +1,6 @@
 //! The tower middleware: [`RequirePopLayer`], [`RequirePop`] and its [`ResponseFuture`].
 //!
-//! On success the request reaches the inner service with a [`Verified`](crate::extension::Verified) in its
+//! On success the request reaches the inner service with a [`Verified`] in its
 //! extensions. On failure the inner service is not called: the layer answers itself, with the
 //! status and `WWW-Authenticate` of [`crate::challenge::Challenge`], an empty body (or one built by
 //! [`RequirePopLayer::with_rejection_response`]), and the [`PopError`](crate::error::PopError) in the

@@ -93,6 +93,11 @@
 //!   (axum's and actix-web's have them).
 //! - Nothing here logs a token, proof or key; refusals are logged at `debug` by kind only, and
 //!   server-side failures at `warn`/`error` (see [Observability](#observability)).
+//! - **The token cache holds the tokens themselves.** It is keyed by the token (a keyed hash,
+//!   compared in full in constant time), so a cached token stays in the process's memory for up
+//!   to the cache's maximum age (5 minutes by default) and is wiped when it leaves. A bound
+//!   token is useless without its key or certificate, but an unbound one (`allow_bearer`) is
+//!   not: guard core dumps and heap snapshots of the process as you guard its secrets.
 //!
 //! ## Observability
 //!

@@ -9,7 +9,7 @@ use crate::extension::Verified;
 use crate::metadata::is_scope_token;
 
 /// What one route requires beyond a verified request: given to the layer or middleware and
-/// applied by [`Verifier::decide`].
+/// applied by [`Verifier::decide`](crate::verifier::Verifier::decide).
 ///
 /// ```
 /// use tower_pop::RoutePolicy;
@@ -30,7 +30,7 @@ impl RoutePolicy {
         Self::default()
     }
 
-    /// Let requests without any credentials through with an [`Anonymous`] marker.
+    /// Let requests without any credentials through with an [`Anonymous`](crate::extension::Anonymous) marker.
     #[must_use]
     pub fn allow_anonymous(mut self) -> Self {
         self.allow_anonymous = true;

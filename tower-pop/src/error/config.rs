@@ -362,7 +362,7 @@ impl std::error::Error for TlsConfigError {
 }
 
 #[cfg(feature = "redis")]
-/// Why a [`RedisReplayCache`] could not be set up. Quotes the URL only with its credentials
+/// Why a [`RedisReplayCache`](crate::replay::RedisReplayCache) could not be set up. Quotes the URL only with its credentials
 /// removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

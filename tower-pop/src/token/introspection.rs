@@ -26,8 +26,8 @@
 //!   a redirect (never followed), a body over [`MAX_RESPONSE_BYTES`] or not JSON:
 //!   [`IntrospectionError::Unavailable`], which the verifier answers with 503, never 401 and
 //!   never 200.
-//! - **Cache** (RFC 7662 §4 trades revocation latency for load): active results are cached
-//!   under the SHA-256 of the token, bounded by count ([`IntrospectionOptions::cache_capacity`],
+//! - **Cache** (RFC 7662 §4 trades revocation latency for load): active results are cached,
+//!   keyed by the token itself as the token cache is (crate docs), bounded by count ([`IntrospectionOptions::cache_capacity`],
 //!   default 10,000) and bytes ([`IntrospectionOptions::cache_bytes`], default 16 MiB), evicting
 //!   (S3-FIFO: results read once are evicted before reused ones), and each entry lives at most
 //!   [`IntrospectionOptions::cache_ttl`] (default 60 s) and never past the token's `exp`. So a
