@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use actix_pop::cors::{Cors, dpop_cors};
+use actix_pop::serve::{ServerExt as _, ServerLimits};
 use actix_pop::tls::listen_tls;
 use actix_pop::{PolicyBuilder as _, PopAuth, RequirePop, SharedClaims, metadata_route};
 use actix_web::middleware::Condition;
@@ -61,8 +62,8 @@ async fn main() {
         )
     })
     // One worker per core, as the axum server's tokio runtime has (actix-web's default counts
-    // physical cores only).
-    .workers(examples_common::workers());
+    // physical cores only), every connection within the default limits.
+    .limits(&ServerLimits::default(), examples_common::workers());
     let server = match &start.tls {
         Some(tls) => listen_tls(server, start.listener(), tls),
         None => server.listen(start.listener()),

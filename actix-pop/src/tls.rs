@@ -36,18 +36,16 @@
 //! ```
 
 use std::any::Any;
-use std::fmt;
 use std::io;
 use std::net::{TcpListener, ToSocketAddrs};
 
-use actix_http::Request;
-use actix_service::IntoServiceFactory;
 use actix_tls::accept::rustls_0_23::TlsStream;
-use actix_web::body::MessageBody;
-use actix_web::dev::{AppConfig, Extensions, Response, Service, ServiceFactory};
+use actix_web::HttpRequest;
+use actix_web::dev::Extensions;
 use actix_web::rt::net::TcpStream;
-use actix_web::{Error, HttpRequest, HttpServer};
 use tower_pop::PeerCertificate;
+
+use crate::serve::ServerExt;
 
 pub use tower_pop::tls::{ClientAuth, PemSource, TlsConfig, TlsConfigBuilder, TlsConfigError};
 
@@ -92,52 +90,27 @@ pub fn peer_certificate(req: &HttpRequest) -> Option<&PeerCertificate> {
 }
 
 /// Install [`capture_peer_certificate`] as `server`'s `on_connect` hook (replacing any other)
-/// and bind `addrs` with rustls and `tls`.
+/// and bind `addrs` with rustls and `tls` (`server` is an actix-web `HttpServer`). actix-web's own connection settings apply; bound
+/// them with [`ServerExt::limits`](crate::serve::ServerExt::limits).
 ///
 /// # Errors
 /// When binding fails.
-pub fn bind_tls<F, I, S, B>(
-    server: HttpServer<F, I, S, B>,
+pub fn bind_tls<T: ServerExt>(
+    server: T,
     addrs: impl ToSocketAddrs,
     tls: &TlsConfig,
-) -> io::Result<HttpServer<F, I, S, B>>
-where
-    F: Fn() -> I + Send + Clone + 'static,
-    I: IntoServiceFactory<S, Request>,
-    S: ServiceFactory<Request, Config = AppConfig> + 'static,
-    S::Error: Into<Error> + 'static,
-    S::InitError: fmt::Debug,
-    S::Response: Into<Response<B>> + 'static,
-    <S::Service as Service<Request>>::Future: 'static,
-    S::Service: 'static,
-    B: MessageBody + 'static,
-{
-    server
-        .on_connect(capture_peer_certificate)
-        .bind_rustls_0_23(addrs, (*tls.server_config()).clone())
+) -> io::Result<T> {
+    ServerExt::bind_tls(server, addrs, tls)
 }
 
 /// [`bind_tls`] on a listener the caller already bound (e.g. port 0 in tests).
 ///
 /// # Errors
 /// When the listener cannot be used.
-pub fn listen_tls<F, I, S, B>(
-    server: HttpServer<F, I, S, B>,
+pub fn listen_tls<T: ServerExt>(
+    server: T,
     listener: TcpListener,
     tls: &TlsConfig,
-) -> io::Result<HttpServer<F, I, S, B>>
-where
-    F: Fn() -> I + Send + Clone + 'static,
-    I: IntoServiceFactory<S, Request>,
-    S: ServiceFactory<Request, Config = AppConfig> + 'static,
-    S::Error: Into<Error> + 'static,
-    S::InitError: fmt::Debug,
-    S::Response: Into<Response<B>> + 'static,
-    <S::Service as Service<Request>>::Future: 'static,
-    S::Service: 'static,
-    B: MessageBody + 'static,
-{
-    server
-        .on_connect(capture_peer_certificate)
-        .listen_rustls_0_23(listener, (*tls.server_config()).clone())
+) -> io::Result<T> {
+    ServerExt::listen_tls(server, listener, tls)
 }

@@ -6,4 +6,5 @@
 
 mod support;
 
+mod serve;
 mod tls;

@@ -77,6 +77,8 @@ pub use tower_pop::{
 
 #[cfg(feature = "cors")]
 pub mod cors;
+#[cfg(feature = "serve")]
+pub mod serve;
 #[cfg(feature = "rustls")]
 pub mod tls;
 

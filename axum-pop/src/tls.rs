@@ -1,16 +1,17 @@
 //! Serve a [`Router`] over TLS and hand every request its connection's client certificate
 //! (RFC 8705 §3). Feature `rustls`.
 //!
-//! [`serve_tls`] accepts TCP connections, does the rustls handshake (at most
-//! [`HANDSHAKE_TIMEOUT`]; a failed or slow handshake only drops that connection, logged at
-//! `debug` under target `axum_pop::tls`), reads the client's end-entity certificate **once per
+//! [`serve_tls`] accepts TCP connections, does the rustls handshake (within the
+//! [`ServerLimits`](crate::serve::ServerLimits) of [`crate::serve`]: at most
+//! [`HANDSHAKE_TIMEOUT`] by default; a failed or slow handshake only drops that connection,
+//! logged at `debug` under target `axum_pop::serve`), reads the client's end-entity certificate **once per
 //! connection**, and serves HTTP/1.1 (keep-alive) and HTTP/2 (ALPN `h2`, `http/1.1`). Each
 //! request on the connection gets in its extensions:
 //!
-//! - [`PeerCertificate`]: the DER of the client certificate, when the client sent one. The
+//! - [`PeerCertificate`](tower_pop::PeerCertificate): the DER of the client certificate, when the client sent one. The
 //!   layer ([`crate::RequirePopLayer`]) checks certificate-bound tokens against it (RFC 8705 §3).
 //!   Without it, a bound token is refused (RFC 8705 §3).
-//! - [`ConnectInfo<SocketAddr>`](ConnectInfo): the TCP peer, as with
+//! - [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo): the TCP peer, as with
 //!   `into_make_service_with_connect_info`.
 //!
 //! What is asked of the client is decided by [`TlsConfig`]: with a client CA, certificates are
@@ -36,38 +37,29 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
-use std::pin::pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
-use http::Request;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
-use tower_pop::PeerCertificate;
-use tower_service::Service as _;
+use tokio::net::TcpListener;
+
+use crate::serve::Server;
 
 pub use tower_pop::tls::{ClientAuth, PemSource, TlsConfig, TlsConfigBuilder, TlsConfigError};
 
-/// The longest a TLS handshake may take before the connection is dropped: a client that opens
+/// The longest a TLS handshake may take before the connection is dropped, by default
+/// ([`ServerLimits::tls_handshake_timeout`](crate::serve::ServerLimits)): a client that opens
 /// connections and never finishes them holds no resources past this.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_TIMEOUT: Duration = tower_pop::defaults::SERVER_TLS_HANDSHAKE_TIMEOUT;
 
-const LOG_TARGET: &str = "axum_pop::tls";
-
-/// Serve `router` over TLS on `listener` until the process ends. See the [module](self) docs.
+/// Serve `router` over TLS on `listener` until the process ends, within the default
+/// [`ServerLimits`](crate::serve::ServerLimits). See the [module](self) docs, and
+/// [`Server`](crate::serve::Server) for other limits.
 ///
 /// # Errors
 /// None today (accept errors are logged and retried, as `axum::serve` does); the `Result`
 /// leaves room for listener failures.
 pub async fn serve_tls(listener: TcpListener, tls: TlsConfig, router: Router) -> io::Result<()> {
-    serve_tls_with_graceful_shutdown(listener, tls, router, std::future::pending()).await
+    Server::new(listener, router).tls(tls).run().await
 }
 
 /// [`serve_tls`] until `signal` completes; then stop accepting, ask every open connection to
@@ -109,88 +101,8 @@ pub async fn serve_tls_with_graceful_shutdown<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let mut config = (*tls.server_config()).clone();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-    let graceful = GracefulShutdown::new();
-    let mut signal = pin!(signal);
-    loop {
-        let (tcp, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    accept_failed(err).await;
-                    continue;
-                }
-            },
-            () = &mut signal => break,
-        };
-        // Taken before the handshake, so a shutdown waits for connections still handshaking.
-        let watcher = graceful.watcher();
-        tokio::spawn(serve_connection(
-            tcp,
-            remote,
-            acceptor.clone(),
-            router.clone(),
-            watcher,
-        ));
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
-}
-
-/// Per-connection failures (the client went away) are ignored; anything else (out of file
-/// descriptors) is logged and retried after a pause instead of spinning.
-async fn accept_failed(err: io::Error) {
-    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(
-        err.kind(),
-        ConnectionAborted | ConnectionRefused | ConnectionReset
-    ) {
-        return;
-    }
-    tracing::warn!(target: LOG_TARGET, error = %err, "accepting a connection failed; retrying in 1s");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-}
-
-async fn serve_connection(
-    tcp: TcpStream,
-    remote: SocketAddr,
-    acceptor: TlsAcceptor,
-    router: Router,
-    watcher: Watcher,
-) {
-    // Best effort: a socket that refuses it still works, only with more latency.
-    let _ = tcp.set_nodelay(true);
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(err)) => {
-            tracing::debug!(target: LOG_TARGET, %remote, error = %err, "tls handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(target: LOG_TARGET, %remote, "tls handshake timed out");
-            return;
-        }
-    };
-    let certificate = stream
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(<[_]>::first)
-        .map(|der| PeerCertificate::new(der.as_ref()));
-    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-        let extensions = request.extensions_mut();
-        if let Some(certificate) = &certificate {
-            extensions.insert(certificate.clone());
-        }
-        extensions.insert(ConnectInfo(remote));
-        router.clone().call(request)
-    });
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    if let Err(err) = watcher.watch(connection.into_owned()).await {
-        tracing::debug!(target: LOG_TARGET, %remote, error = %err, "connection ended with an error");
-    }
+    Server::new(listener, router)
+        .tls(tls)
+        .run_until(signal)
+        .await
 }

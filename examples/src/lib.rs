@@ -519,7 +519,9 @@ pub fn init_logging() {
 
 /// Serve `app` on `listener` until Ctrl-C: HTTPS when `tls` is given (each connection's client
 /// certificate captured for RFC 8705 binding), plain HTTP otherwise, with the peer address
-/// (`ConnectInfo`) that `--trusted-proxy` decisions need.
+/// (`ConnectInfo`) that `--trusted-proxy` decisions need, and every connection within the
+/// default [`ServerLimits`](axum_pop::serve::ServerLimits) (header read and idle timeouts,
+/// connections and TLS handshakes at once).
 ///
 /// # Errors
 /// When serving fails.
@@ -528,20 +530,16 @@ pub async fn serve_axum(
     tls: Option<TlsConfig>,
     app: axum::Router,
 ) -> std::io::Result<()> {
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+    let server = axum_pop::serve::Server::new(listener, app);
+    let server = match tls {
+        Some(tls) => server.tls(tls),
+        None => server,
     };
-    match tls {
-        Some(tls) => {
-            axum_pop::tls::serve_tls_with_graceful_shutdown(listener, tls, app, shutdown).await
-        }
-        None => {
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    }
+    server
+        .run_until(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
 }
 
 #[cfg(test)]

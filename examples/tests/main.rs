@@ -7,6 +7,7 @@ mod client;
 mod cors;
 mod gateway;
 mod issuer;
+mod limits;
 mod metrics;
 mod mtls;
 mod nginx;

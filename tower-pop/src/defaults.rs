@@ -101,3 +101,23 @@ pub const REDIS_SKEW_MARGIN: Duration = Duration::from_secs(30);
 /// Origins a client's nonce store remembers: 1,024, far more than one client talks to, few
 /// enough that a client steered to many hosts stays small.
 pub const CLIENT_NONCE_ORIGINS: usize = 1024;
+
+/// Longest time a server waits for a request's whole header (HTTP/1.1), also for the next
+/// request on a keep-alive connection: 10 s. A client that sends its header a byte at a time
+/// (slowloris) holds its connection no longer than this.
+pub const SERVER_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest time a connection may carry no byte in either direction before the server closes
+/// it: 60 s (an idle HTTP/2 connection, a stalled body).
+pub const SERVER_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Connections a server holds at once; past it, new ones wait in the listen backlog: 10,000.
+/// Raise the process's file-descriptor limit above it.
+pub const SERVER_MAX_CONNECTIONS: usize = 10_000;
+
+/// TLS handshakes a server runs at once, each costing a private-key operation: 128. A flood of
+/// handshakes queues instead of taking every core.
+pub const SERVER_MAX_TLS_HANDSHAKES: usize = 128;
+
+/// Longest time from accepting a connection to the end of its TLS handshake: 10 s.
+pub const SERVER_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -171,6 +171,7 @@ mod observe;
 pub mod policy;
 pub mod replay;
 pub mod request;
+pub mod server_limits;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 mod token;

@@ -8,6 +8,7 @@
 
 mod pki;
 mod redis_server;
+pub mod slow;
 
 pub use pki::{Identity, Pki, pki};
 pub use redis_server::{RedisServer, free_port};
