@@ -398,9 +398,10 @@ impl PopConfigBuilder {
     /// cannot fill the replay store and make it refuse everyone (RFC 9449 §11.1).
     ///
     /// Default: [`defaults::PROOF_KEY_RATE`] (5,000 proofs a second) times the counted window,
-    /// which is the proof lifetime (`proof_max_age + proof_future_skew + 1 s`) rounded up to
-    /// nine slices of `ceil(lifetime / 8)` seconds: with the default 71 s lifetime, 9 × 9 s =
-    /// 81 s, so 405,000 proofs. A client sending up to 5,000 proofs a second, steadily, is never
+    /// which is the proof lifetime (`proof_max_age + proof_future_skew + 1 s`, plus the 5 s
+    /// [`REPLAY_RETENTION_MARGIN`](defaults::REPLAY_RETENTION_MARGIN)) rounded up to nine
+    /// slices of `ceil(lifetime / 8)` seconds: with the default 76 s lifetime, 9 × 10 s = 90 s,
+    /// so 450,000 proofs. A client sending up to 5,000 proofs a second, steadily, is never
     /// refused; a burst above that is refused until older slices leave the window. The quota
     /// is counted in this verifier's memory (576 KiB, fixed), whatever the replay store: with
     /// several instances sharing one store, a key can hold up to (instances × quota) entries of
@@ -611,7 +612,10 @@ impl PopConfigBuilder {
                 .replay
                 .unwrap_or_else(|| Arc::new(MemoryReplayCache::default())),
             proof_key_quota: self.proof_key_quota.unwrap_or_else(|| {
-                let lifetime = (self.proof_max_age + self.proof_future_skew).as_secs() + 1;
+                let lifetime = crate::replay::proof_lifetime_secs(
+                    self.proof_max_age.as_secs(),
+                    self.proof_future_skew.as_secs(),
+                );
                 defaults::PROOF_KEY_RATE.saturating_mul(
                     crate::replay::quota::KeyQuota::counted_window_secs(lifetime),
                 )
@@ -735,7 +739,7 @@ mod tests {
         assert!(ok().token_leeway(Duration::from_secs(600)).build().is_err());
         assert!(ok().realm("a\"b").build().is_err());
         assert!(ok().proof_key_quota(0).build().is_err());
-        assert_eq!(ok().build().expect("ok").proof_key_quota, 405_000);
+        assert_eq!(ok().build().expect("ok").proof_key_quota, 450_000);
         assert!(ok().jwks_file("/nonexistent/jwks.json").build().is_err());
         assert!(ok().jwks_json("not json").build().is_err());
         assert!(

@@ -33,6 +33,12 @@ pub const PROOF_MAX_AGE: Duration = Duration::from_secs(60);
 /// How far in the future a proof's `iat` may be: 10 s, the FAPI 2.0 rule (§5.3.2.1 item 13).
 pub const PROOF_FUTURE_SKEW: Duration = Duration::from_secs(10);
 
+/// How long a replay entry is kept past the end of its proof's `iat` window: 5 s. A request
+/// whose clock reading is up to this much older than another's (read just before a store call
+/// that took a while, or on an instance whose clock runs behind) still finds the entry the
+/// other left. The verifier also reads the clock again after every token step that may wait.
+pub const REPLAY_RETENTION_MARGIN: Duration = Duration::from_secs(5);
+
 /// Clock leeway for a token's `exp` and `nbf`: 30 s ("tens of seconds, never minutes").
 pub const TOKEN_LEEWAY: Duration = Duration::from_secs(30);
 

@@ -58,8 +58,9 @@
 //! | token algorithms | `RS256 PS256 ES256 EdDSA` | RFC 9068 requires RS256 |
 //! | proof `iat` window | 60 s past, 10 s future | RFC 9449 §11.1 "seconds or minutes"; FAPI 2.0 future rule |
 //! | token `exp`/`nbf` leeway | 30 s | small clock skew, never minutes |
-//! | replay store | in memory, sized from the machine (cores × 80 s / 10 us: 8 million proofs a core, about 24 bytes each), refuses when full | never accept a replay, never grow without bound; every entry cost a signature check, so honest load cannot fill it |
-//! | per-key proof quota | 5,000 proofs a second per proof key, counted over the proof window (405,000 proofs), then 429 with `Retry-After` | one authenticated client cannot fill the replay store and make it refuse everyone; far above one honest client's rate |
+//! | replay entry | kept until the proof's `iat` window has passed, and 5 s more | a request whose clock reading is a little older than another's (a slow token step, a clock behind) still finds it; the clock is read again after the token step |
+//! | replay store | in memory, sized from the machine (cores × 86 s / 10 us: 8.6 million proofs a core, about 24 bytes each), refuses when full | never accept a replay, never grow without bound; every entry cost a signature check, so honest load cannot fill it |
+//! | per-key proof quota | 5,000 proofs a second per proof key, counted over the proof window (450,000 proofs), then 429 with `Retry-After` | one authenticated client cannot fill the replay store and make it refuse everyone; far above one honest client's rate |
 //! | token cache | 10,000 verified tokens and 16 MiB, each until its `exp` and for 5 minutes at most, evicting (S3-FIFO) | a reused token costs one signature check; one client's many fresh tokens evict each other before anyone's reused token; a cached result is never served past its `exp` |
 //! | remembered proof keys | a cached DPoP-bound token keeps its key's canonical form once a proof has shown it (in the token's weight) and, within 16 MiB for the whole process, that proof's header and the key as imported | a later proof with the same header is neither read nor imported again; its signature and claims are checked as every proof's; past the budget, proofs are read and imported each time |
 //! | public origin | required, `https` | `htu` is never derived from client-controlled headers |

@@ -44,6 +44,7 @@ use crate::binding::{self, Requirement};
 use crate::challenge::{Challenge, ChallengeParams, ResponseHeaders};
 use crate::config::PopConfig;
 use crate::credentials::{self, Credentials};
+use crate::defaults;
 use crate::dpop::htu;
 use crate::dpop::known_key::KnownKey;
 use crate::dpop::proof::{Proof, ProofBytes};
@@ -55,7 +56,7 @@ use crate::mtls::{ClientCertificate, check_certificate_binding};
 use crate::observe::{self, Decision};
 use crate::policy::RoutePolicy;
 use crate::replay::quota::KeyQuota;
-use crate::replay::{FailureLog, ReplayEntry, ReplayOutcome};
+use crate::replay::{FailureLog, ReplayEntry, ReplayOutcome, proof_lifetime_secs};
 use crate::request::{FieldValues, PopRequest};
 use crate::token::issuers::TrustedIssuers;
 use crate::token::jwt::{JwtValidator, Lookup};
@@ -146,10 +147,7 @@ impl Verifier {
             let _ = tokens.insert(issuer.clone(), validator);
         }
         observe::describe();
-        let lifetime = config
-            .proof_max_age
-            .saturating_add(config.proof_future_skew)
-            .saturating_add(1);
+        let lifetime = proof_lifetime_secs(config.proof_max_age, config.proof_future_skew);
         Self {
             key_quota: KeyQuota::new(config.proof_key_quota, lifetime),
             store_failures: FailureLog::default(),
@@ -319,6 +317,13 @@ impl Verifier {
             Some(lookup) => lookup.resolve().await?,
             None => self.token(credentials.token, now).await?,
         };
+        // The token step may have waited (introspection, discovery): the proof's window and
+        // its replay entry are judged by the clock as it is now, never by a reading from
+        // before the wait, when the entry the proof left may already have been let go.
+        let now = config.clock.now_unix().max(now);
+        if now >= token.valid_until {
+            return Err(PopErrorKind::TokenInvalid);
+        }
         let requirement = binding::requirement(
             credentials.scheme,
             &token.confirmation,
@@ -456,11 +461,13 @@ impl Verifier {
         let x5t = certificate
             .map(|(x5t_s256, cert)| check_certificate_binding(x5t_s256, cert.der()))
             .transpose()?;
-        // Kept until the iat check would refuse the proof anyway (RFC 9449 §11.1).
+        // Kept until the iat check would refuse the proof anyway (RFC 9449 §11.1), and a
+        // margin longer, for a request whose clock reading is a little older than another's.
         let expires_at = proof
             .iat
             .saturating_add(config.proof_max_age)
-            .saturating_add(1);
+            .saturating_add(1)
+            .saturating_add(defaults::REPLAY_RETENTION_MARGIN.as_secs());
         let entry = ReplayEntry::new(replay_key(&jkt, &proof.jti), now, expires_at)
             .with_owner(cnf.jkt_owner);
         drop(proof);

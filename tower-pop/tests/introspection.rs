@@ -130,10 +130,113 @@ async fn only_json_true_is_active_intro_02() {
     assert!(!err.is_server_fault());
 }
 
+/// A verifier (the shared fixture) whose introspection call takes 300 ms and is never cached,
+/// and whose replay store forgets entries as soon as any clock passes them.
+struct SlowIntrospection {
+    server: AuthServer,
+    store: Arc<crate::support::ForgetfulStore>,
+    f: crate::support::Fixture,
+}
+
+impl SlowIntrospection {
+    /// Introspection answers active for AT0, bound to the fixture's client key, until `exp`.
+    async fn new(exp: u64) -> Self {
+        let server = AuthServer::https().await;
+        let store = Arc::new(crate::support::ForgetfulStore::default());
+        let f = crate::support::Fixture::with(|b| {
+            b.introspection(
+                IntrospectionOptions::new(server.url(PATH), "rs", "secret")
+                    .root_ca_pem(pki().ca_pem.clone())
+                    .cache_ttl(Duration::ZERO)
+                    .timeout(STEP),
+            )
+            .replay_cache(store.clone())
+        });
+        let mut answer = active();
+        answer["cnf"] = json!({"jkt": f.client.thumbprint()});
+        answer["exp"] = json!(exp);
+        server.set(PATH, Reply::json(&answer).delay(Duration::from_millis(300)));
+        Self { server, store, f }
+    }
+
+    /// Send AT0 with `proof` at `start`; once its introspection call is in flight, the time
+    /// becomes `then` (and the store forgets what expired by it).
+    async fn send_across(&self, proof: String, start: u64, then: u64) -> http::Response<String> {
+        use crate::support::{PATH as RESOURCE, req, service};
+        self.f.clock.set(start);
+        let calls = self.server.hits(PATH);
+        let mut svc = service(Arc::clone(&self.f.verifier));
+        let request = tokio::spawn(async move {
+            let request = req("GET", RESOURCE, &[&format!("DPoP {AT0}")], &[&proof]);
+            tower::ServiceExt::oneshot(&mut svc, request).await.unwrap()
+        });
+        for _ in 0..200 {
+            if self.server.hits(PATH) > calls {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            self.server.hits(PATH),
+            calls + 1,
+            "waiting on introspection"
+        );
+        self.f.clock.set(then);
+        self.store.time_passes(then);
+        tokio::time::timeout(STEP, request).await.unwrap().unwrap()
+    }
+}
+
+fn refusal(response: &http::Response<String>) -> tower_pop::PopErrorKind {
+    assert_eq!(response.status(), 401, "{:?}", response.headers());
+    response
+        .extensions()
+        .get::<tower_pop::PopError>()
+        .unwrap()
+        .kind()
+}
+
+/// RFC 9449 §11.1 at the edge of the window: a replay whose token step waits (a slow
+/// introspection call) is judged by the clock after the wait. Before, the `iat` check and the
+/// replay entry used the time read before it, when the proof was still young enough, while the
+/// entry its first use left had been let go meanwhile: the replay got a 200.
+#[tokio::test]
+async fn a_replay_waiting_on_introspection_is_judged_after_the_wait_rpl_04() {
+    let s = SlowIntrospection::new(NOW + 3600).await;
+    let proof = s.f.proof(AT0);
+    let first = s.send_across(proof.clone(), NOW, NOW).await;
+    crate::support::assert_ok(&first, "dpop");
+    // In the last second of the proof's window its replay waits on introspection, while time
+    // passes and the entry of its first use is let go.
+    let replay = s.send_across(proof, NOW + 60, NOW + 61 + 5 + 1).await;
+    assert_eq!(refusal(&replay), tower_pop::PopErrorKind::IatOutOfWindow);
+}
+
+/// The same for the token: one that expires while its introspection call is in flight is
+/// refused (RFC 7519 §4.1.4), not accepted by the time read before the call.
+#[tokio::test]
+async fn a_token_expiring_during_introspection_is_refused_intro_03() {
+    // `exp` NOW + 100, with the verifier's 30 s leeway: valid until NOW + 130 (exclusive).
+    let s = SlowIntrospection::new(NOW + 100).await;
+    let at = |t| {
+        s.f.client
+            .proof_at("GET", crate::support::URL, Some(AT0), None, t)
+            .unwrap()
+    };
+    crate::support::assert_ok(
+        &s.send_across(at(NOW + 129), NOW + 129, NOW + 129).await,
+        "dpop",
+    );
+    let late = s.send_across(at(NOW + 129), NOW + 129, NOW + 130).await;
+    assert_eq!(refusal(&late), tower_pop::PopErrorKind::TokenInvalid);
+}
+
 #[tokio::test]
 async fn expired_or_foreign_answers_are_refused_intro_03() {
     for (member, value) in [
         ("exp", json!(NOW - 10)),
+        // `exp` is the first instant the token is no longer valid (leeway 0 here).
+        ("exp", json!(NOW)),
         ("nbf", json!(NOW + 600)),
         ("aud", json!("https://other.example")),
         ("iss", json!("https://other.example")),
@@ -296,18 +399,14 @@ async fn cache_never_outlives_exp() {
     s.clock.advance(19);
     s.introspect(AT0).await.unwrap();
     assert_eq!(s.hits(), 1);
-    // At `exp` the entry is gone although the TTL is 60 s: the server is asked again (the
-    // token is valid through its `exp` second, as for JWTs) ...
-    s.clock.advance(1);
-    s.introspect(AT0).await.unwrap();
-    assert_eq!(s.hits(), 2);
-    // ... and after it the same answer is expired.
+    // At `exp` the entry is gone although the TTL is 60 s: the server is asked again, and its
+    // answer is expired (`exp` is the first instant of invalidity, as for JWTs).
     s.clock.advance(1);
     assert_eq!(
         s.introspect(AT0).await.unwrap_err(),
         IntrospectionError::TokenInvalid
     );
-    assert_eq!(s.hits(), 3);
+    assert_eq!(s.hits(), 2);
 }
 
 #[tokio::test]

@@ -116,8 +116,9 @@ async fn entries_expire_with_the_iat_window_rpl_04() {
     let proof = f.proof(&token);
     assert_ok(&f.dpop(&token, &proof).await, "dpop");
     assert_eq!(store.len(), 1);
-    f.clock.advance(61);
-    store.sweep(NOW + 61);
+    // Kept for the window (61 s), the 5 s retention margin and at most one 10 s time slice.
+    f.clock.advance(61 + 5 + 10);
+    store.sweep(NOW + 61 + 5 + 10);
     assert!(store.is_empty());
     // The replay now fails on the iat check instead.
     assert_refused(
@@ -127,6 +128,27 @@ async fn entries_expire_with_the_iat_window_rpl_04() {
         "invalid_dpop_proof",
     );
     assert!(store.is_empty());
+}
+
+#[tokio::test]
+async fn a_request_a_little_behind_another_still_finds_the_entry_rpl_04() {
+    let mut f = Fixture::new();
+    let store = Arc::new(ForgetfulStore::default());
+    f.verifier = verifier_with_store(&f, store.clone());
+    let token = f.token_patched(json!({"exp": NOW + 3600}));
+    let proof = f.proof(&token);
+    assert_ok(&f.dpop(&token, &proof).await, "dpop");
+    // Another instance, whose clock runs 4 s ahead, has let go every entry expired by its
+    // clock: past the proof's window (iat + 60 s, + 1 s) but within the retention margin.
+    store.time_passes(NOW + 61 + 4);
+    // Here the proof is in the last second of its window: its replay finds the entry.
+    f.clock.set(NOW + 60);
+    assert_refused(
+        &f.dpop(&token, &proof).await,
+        401,
+        Some("DPoP"),
+        "invalid_dpop_proof",
+    );
 }
 
 #[tokio::test]
@@ -148,11 +170,11 @@ async fn full_store_refuses_with_503_and_never_accepts_a_replay() {
         "invalid_dpop_proof",
     );
     assert_eq!(store.len(), 2);
-    // Once the window has passed, room is made again.
-    f.clock.advance(61);
+    // Once the window (and the 5 s retention margin) has passed, room is made again.
+    f.clock.advance(66);
     let later = f
         .client
-        .proof_at("GET", URL, Some(&token), None, NOW + 61)
+        .proof_at("GET", URL, Some(&token), None, NOW + 66)
         .unwrap();
     assert_ok(&f.dpop(&token, &later).await, "dpop");
     assert_eq!(store.len(), 1);

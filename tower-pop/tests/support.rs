@@ -224,3 +224,43 @@ pub fn assert_ok(response: &Response<String>, binding: &str) {
     assert_eq!(body["binding"], binding);
     assert_eq!(body["sub"], "someone@example.com");
 }
+
+/// A replay store that forgets every entry as soon as any caller's clock reaches its
+/// `expires_at`, as the [`ReplayCache`](tower_pop::replay::ReplayCache) contract allows (Redis
+/// does, by its own clock): what a slow request meets when other requests, or other instances,
+/// have moved on.
+#[derive(Debug, Default)]
+pub struct ForgetfulStore {
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], u64>>,
+}
+
+impl ForgetfulStore {
+    /// Another caller's clock reads `now`: entries that expired by it are gone.
+    pub fn time_passes(&self, now: u64) {
+        self.entries
+            .lock()
+            .unwrap()
+            .retain(|_, expiry| *expiry > now);
+    }
+}
+
+impl tower_pop::replay::ReplayCache for ForgetfulStore {
+    fn insert_if_absent(
+        &self,
+        entry: tower_pop::replay::ReplayEntry,
+    ) -> tower_pop::replay::BoxFuture<
+        '_,
+        Result<tower_pop::replay::ReplayOutcome, tower_pop::replay::ReplayError>,
+    > {
+        use tower_pop::replay::ReplayOutcome;
+        self.time_passes(entry.now());
+        let mut entries = self.entries.lock().unwrap();
+        let outcome = if entries.contains_key(entry.key()) {
+            ReplayOutcome::Replayed
+        } else {
+            entries.insert(*entry.key(), entry.expires_at());
+            ReplayOutcome::Fresh
+        };
+        Box::pin(async move { Ok(outcome) })
+    }
+}

@@ -25,7 +25,7 @@
 //!   million: a pause of a few hundred microseconds for 1/1024 of the requests, none for the
 //!   others; in steady traffic tables keep their size).
 //! - **Time slices.** Each shard also counts its entries per time slice of expiry (1/8 of the
-//!   longest lifetime seen: 9 s for the default 71 s window, at most 450 s), in a short ring of
+//!   longest lifetime seen: 10 s for the default 76 s lifetime, at most 450 s), in a short ring of
 //!   counters: about nine live slices. Expiry is O(1) per slice: once the latest expiry in a
 //!   slice has passed, its count is dropped whole, on the shard's next insert. There is no
 //!   sweep over live entries and no stop-the-world pause, and memory follows the live load
@@ -80,9 +80,11 @@ const FULL_LOG_INTERVAL_SECS: u64 = 10;
 /// (room for clocks that step back), which leaves about 136 years ahead.
 const BASE_MARGIN_SECS: u64 = 1 << 20;
 
-/// The default proof window, in seconds: `iat` past window, future skew, and the 1 s the
-/// verifier adds so that a proof is remembered until the `iat` check refuses it.
-const DEFAULT_WINDOW_SECS: u64 = PROOF_MAX_AGE.as_secs() + PROOF_FUTURE_SKEW.as_secs() + 1;
+/// The default proof lifetime, in seconds: `iat` past window, future skew, the 1 s the
+/// verifier adds so that a proof is remembered until the `iat` check refuses it, and the
+/// retention margin.
+const DEFAULT_WINDOW_SECS: u64 =
+    super::proof_lifetime_secs(PROOF_MAX_AGE.as_secs(), PROOF_FUTURE_SKEW.as_secs());
 
 /// The cost of the fastest signature verification a proof can have, in nanoseconds, rounded
 /// down. `cargo bench -p tower-pop --bench replay` prints each algorithm's cost with aws-lc-rs
@@ -262,17 +264,18 @@ impl MemoryReplayCache {
     /// The capacity of [`MemoryReplayCache::default`]: as many entries as this machine can
     /// accept proofs in one default proof window, so that honest load cannot fill it.
     ///
-    /// `cores × (71 s + 9 s) / 10 us`: `cores` is [`std::thread::available_parallelism`];
-    /// 71 s the default proof window (60 s past, 10 s future, plus 1 s) and 9 s one time slice,
+    /// `cores × (76 s + 10 s) / 10 us`: `cores` is [`std::thread::available_parallelism`];
+    /// 76 s the default proof lifetime (60 s past, 10 s future, plus 1 s, plus the 5 s
+    /// retention margin) and 10 s one time slice,
     /// the longest an entry stays counted past its expiry; 10 us a rounded-down cost of the
     /// cheapest signature check a proof can have (PS256/RS256 with 2048-bit keys, about 12 us;
     /// ES256 costs about 40 us). Every recorded proof had its signature checked, so no load,
     /// honest or not, can count more entries than that on this machine.
     ///
-    /// That is 8 million entries per core. The limit only bounds memory: the tables follow
-    /// the live load at about 24 bytes an entry, so a full store costs about 190 MB per core
-    /// (16 million entries and 384 MB on 2 cores, 128 million and 3.1 GB on 16, 512 million
-    /// and 12.3 GB on 64), and only while every core does nothing but verify RSA proofs.
+    /// That is 8.6 million entries per core. The limit only bounds memory: the tables follow
+    /// the live load at about 24 bytes an entry, so a full store costs about 206 MB per core
+    /// (17.2 million entries and 413 MB on 2 cores, 137.6 million and 3.3 GB on 16, 550.4
+    /// million and 13.2 GB on 64), and only while every core does nothing but verify RSA proofs.
     ///
     /// With a longer proof window, size the store yourself with [`new`](Self::new): peak
     /// accepted proofs per second times the window plus one eighth.
@@ -823,6 +826,8 @@ mod tests {
     fn default_capacity_is_cores_times_window_over_the_fastest_verify() {
         // The 71 s window plus one 9 s slice, at 10 us a proof.
         assert_eq!(capacity_for(1, 71), 8_000_000);
+        // The default 76 s lifetime plus one 10 s slice.
+        assert_eq!(capacity_for(1, DEFAULT_WINDOW_SECS), 8_600_000);
         assert_eq!(capacity_for(2, 71), 2 * capacity_for(1, 71));
         assert_eq!(capacity_for(usize::MAX, u64::MAX), usize::MAX);
         assert!(MemoryReplayCache::default_capacity() >= capacity_for(1, 71));

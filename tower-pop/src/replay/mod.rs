@@ -2,7 +2,10 @@
 //!
 //! The verifier records every accepted proof under a hash of (proof-key thumbprint, `jti`)
 //! (scoped to the key, so one client cannot block another's `jti`s), kept until
-//! the proof's `iat` window has passed, after which the `iat` check refuses it anyway (RFC 9449 §11.1).
+//! the proof's `iat` window has passed, after which the `iat` check refuses it anyway (RFC 9449 §11.1),
+//! and a [margin](crate::defaults::REPLAY_RETENTION_MARGIN) longer. The `iat` check and the
+//! entry use the clock as read after the token step (which may wait on the authorization
+//! server), never a reading from before it.
 //! Only proofs that passed every other check are recorded, so filling the store takes valid
 //! tokens and keys, not just traffic.
 //!
@@ -49,6 +52,16 @@ pub(crate) fn owner_key(jkt: &str) -> [u8; 32] {
     h.update(b"tower-pop/dpop-jkt/v1\0");
     h.update(jkt.as_bytes());
     h.finalize().into()
+}
+
+/// The longest a verifier keeps one proof's entry, in seconds: the `iat` window (`max_age` past,
+/// `future_skew` ahead), the 1 s that keeps a proof until the `iat` check refuses it, and the
+/// [retention margin](crate::defaults::REPLAY_RETENTION_MARGIN).
+pub(crate) const fn proof_lifetime_secs(max_age: u64, future_skew: u64) -> u64 {
+    max_age
+        .saturating_add(future_skew)
+        .saturating_add(1)
+        .saturating_add(crate::defaults::REPLAY_RETENTION_MARGIN.as_secs())
 }
 
 /// A boxed, sendable future, as returned by [`ReplayCache::insert_if_absent`].

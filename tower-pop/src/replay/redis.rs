@@ -86,7 +86,7 @@ impl RedisReplayCacheBuilder {
     /// ([`PopConfigBuilder::proof_key_quota`](crate::config::PopConfigBuilder::proof_key_quota)), so
     /// one key holds at most (instances × that quota) entries here. A client sending `rate`
     /// proofs a second steadily holds up to `2 × rate × window` of this count: set `proofs`
-    /// to at least that for the fastest honest client (e.g. 5,000/s, a 71 s window: 710,000).
+    /// to at least that for the fastest honest client (e.g. 5,000/s, the default 76 s proof lifetime: 760,000).
     /// Both values at least 1 (`connect` refuses zero).
     pub fn key_quota(mut self, proofs: u64, window: Duration) -> Self {
         self.key_quota = Some((proofs, window));

@@ -407,13 +407,14 @@ fn check_aud(claims: &Claims, audience: Option<&str>) -> Result<(), Introspectio
     audience.map_or(Ok(()), |audience| check(auds.contains(&audience)))
 }
 
-/// `exp`, when present, has not passed (with leeway); returns the first instant the token is
-/// no longer valid (`u64::MAX` without `exp`).
+/// `exp`, when present, has not passed (with leeway): as for a JWT, the token is refused from
+/// `exp + leeway` on (RFC 7519 §4.1.4: "on or after which"); returns that first instant of
+/// invalidity (`u64::MAX` without `exp`).
 fn check_exp(claims: &Claims, now: u64, leeway: u64) -> Result<u64, IntrospectionError> {
     let Some(exp) = numeric(claims, "exp")? else {
         return Ok(u64::MAX);
     };
-    let valid_until = exp.saturating_add(leeway).saturating_add(1);
+    let valid_until = exp.saturating_add(leeway);
     check(now < valid_until)?;
     Ok(valid_until)
 }
@@ -681,7 +682,7 @@ mod tests {
     fn only_json_true_is_active_intro_02() {
         let info = eval(figure_11()).expect("active");
         assert_eq!(info.confirmation.jkt.as_deref(), Some(JKT));
-        assert_eq!(info.valid_until, 1_562_266_217);
+        assert_eq!(info.valid_until, 1_562_266_216);
         for active in [
             json!(false),
             Value::Null,
@@ -705,6 +706,8 @@ mod tests {
             ("aud", json!("https://other.example")),
             ("aud", json!(["https://other.example", 7])),
             ("exp", json!(NOW - 1)),
+            // `exp` itself is the first instant of invalidity, as for a JWT.
+            ("exp", json!(NOW)),
             ("exp", json!("soon")),
             ("nbf", json!(NOW + 600)),
             ("scope", json!(["read"])),
