@@ -24,22 +24,25 @@ use examples_common::http::{Reply, send};
 
 /// A small authorization server: metadata, a JWK Set whose keys the test can rotate, and an
 /// introspection endpoint answering from a table.
-struct AuthServer {
-    issuer: String,
-    state: Arc<AsState>,
+pub(crate) struct AuthServer {
+    pub(crate) issuer: String,
+    pub(crate) state: Arc<AsState>,
 }
 
-struct AsState {
+pub(crate) struct AsState {
     issuer: String,
     keys: Mutex<Vec<(String, Arc<ProofSigner>)>>,
     jwks_fetches: AtomicUsize,
-    introspections: Mutex<HashMap<String, Value>>,
+    pub(crate) introspections: Mutex<HashMap<String, Value>>,
     introspection_headers: Mutex<Vec<HeaderMap>>,
     introspection_fails: Mutex<bool>,
+    /// How long the introspection endpoint takes to answer.
+    pub(crate) introspection_delay: Mutex<Duration>,
+    pub(crate) introspection_calls: AtomicUsize,
 }
 
 impl AuthServer {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("https://{}", listener.local_addr().unwrap());
         let state = Arc::new(AsState {
@@ -52,6 +55,8 @@ impl AuthServer {
             introspections: Mutex::new(HashMap::new()),
             introspection_headers: Mutex::new(Vec::new()),
             introspection_fails: Mutex::new(false),
+            introspection_delay: Mutex::new(Duration::ZERO),
+            introspection_calls: AtomicUsize::new(0),
         });
         let app = Router::new()
             .route("/.well-known/oauth-authorization-server", get(metadata))
@@ -115,6 +120,9 @@ async fn introspect(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    s.introspection_calls.fetch_add(1, Ordering::SeqCst);
+    let delay = *s.introspection_delay.lock().unwrap();
+    tokio::time::sleep(delay).await;
     s.introspection_headers
         .lock()
         .unwrap()
@@ -149,7 +157,7 @@ fn ca_file() -> String {
     path.to_string_lossy().into_owned()
 }
 
-async fn start(name: &str, issuers: &[&str], extra: &[&str]) -> Server {
+pub(crate) async fn start(name: &str, issuers: &[&str], extra: &[&str]) -> Server {
     let ca = ca_file();
     let mut args: Vec<&str> = Vec::new();
     for issuer in issuers {

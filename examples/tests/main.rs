@@ -5,6 +5,7 @@
 
 mod client;
 mod cors;
+mod flood;
 mod gateway;
 mod issuer;
 mod limits;

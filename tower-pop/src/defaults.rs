@@ -93,6 +93,24 @@ pub const INTROSPECTION_CACHE_CAPACITY: usize = 10_000;
 /// the authorization server.
 pub const INTROSPECTION_MAX_CONCURRENT: usize = 32;
 
+/// Longest wait for a free introspection call slot: 500 ms, a tenth of the call timeout. When
+/// every slot is busy the authorization server is slow or flooded: a 503 with `Retry-After`
+/// at once serves the client better than a request held for seconds.
+pub const INTROSPECTION_PERMIT_WAIT: Duration = Duration::from_millis(500);
+
+/// The share of the introspection call slots the requests of one peer (an IPv4 address, an
+/// IPv6 /64) may hold, waiting or in flight: a quarter (8 of the default 32), so one client
+/// flooding opaque tokens leaves three quarters to everyone else.
+pub const INTROSPECTION_PEER_SHARE_DIVISOR: usize = 4;
+
+/// How long an inactive introspection answer is remembered: 30 s, so a client retrying a
+/// revoked or unknown token costs the authorization server one call per 30 s, not one per
+/// request.
+pub const INTROSPECTION_NEGATIVE_TTL: Duration = Duration::from_secs(30);
+
+/// Inactive answers remembered: 10,000 token hashes (about 1 MiB), oldest out first.
+pub const INTROSPECTION_NEGATIVE_CAPACITY: usize = 10_000;
+
 /// Key prefix of the Redis replay store: `tower-pop:dpop:`.
 pub const REDIS_KEY_PREFIX: &str = "tower-pop:dpop:";
 

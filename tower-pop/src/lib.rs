@@ -61,6 +61,7 @@
 //! | replay entry | kept until the proof's `iat` window has passed, and 5 s more | a request whose clock reading is a little older than another's (a slow token step, a clock behind) still finds it; the clock is read again after the token step |
 //! | replay store | in memory, sized from the machine (cores × 86 s / 10 us: 8.6 million proofs a core, about 24 bytes each), refuses when full | never accept a replay, never grow without bound; every entry cost a signature check, so honest load cannot fill it |
 //! | per-key proof quota | 5,000 proofs a second per proof key, counted over the proof window (450,000 proofs), then 429 with `Retry-After` | one authenticated client cannot fill the replay store and make it refuse everyone; far above one honest client's rate |
+//! | introspection | 32 calls in flight, 500 ms wait for a slot, a quarter of the slots per peer (IPv4 address, IPv6 /64), then 503 with `Retry-After`; inactive answers remembered 30 s (10,000) | a client flooding random opaque tokens cannot hold the authorization server's slots or honest users' requests |
 //! | token cache | 10,000 verified tokens and 16 MiB, each until its `exp` and for 5 minutes at most, evicting (S3-FIFO) | a reused token costs one signature check; one client's many fresh tokens evict each other before anyone's reused token; a cached result is never served past its `exp` |
 //! | remembered proof keys | a cached DPoP-bound token keeps its key's canonical form once a proof has shown it (in the token's weight) and, within 16 MiB for the whole process, that proof's header and the key as imported | a later proof with the same header is neither read nor imported again; its signature and claims are checked as every proof's; past the budget, proofs are read and imported each time |
 //! | public origin | required, `https` | `htu` is never derived from client-controlled headers |
@@ -114,15 +115,15 @@
 //! | target | level | event | fields |
 //! |---|---|---|---|
 //! | `tower_pop::verify` | `trace` | request accepted | `binding`, `scheme` (`binding = "anonymous"` without credentials where allowed) |
-//! | `tower_pop::verify` | `debug` | request refused (the client's fault, or the replay store failing: logged on `tower_pop::replay` once per burst) | `kind`, `scheme` (absent when no scheme was recognised) |
-//! | `tower_pop::verify` | `warn` | request refused: another server-side failure (503) | `kind`, `scheme` |
+//! | `tower_pop::verify` | `debug` | request refused | `kind`, `scheme` (absent when no scheme was recognised) |
+//! | `tower_pop::verify` | `warn` / `info` | requests refused for a server-side failure (503) other than the replay store's (first of a burst, then at most once every 10 s) / verified again after such a burst | `kind`, `scheme`, `failures` / `unlogged_failures` |
 //! | `tower_pop::replay` | `error` | replay store failing, by kind (first failure of a burst, then at most once every 10 s) | `kind`, `failures` |
 //! | `tower_pop::replay` | `error` | replay store full (in memory; at most once every 10 s) | `capacity` |
 //! | `tower_pop::replay` | `warn` / `error` / `info` | Redis store not reachable at start-up / failing (at most once every 10 s) / recovered | `store` (URL without password), `error`, `cause`, `failed_calls`, `down_ms` |
 //! | `tower_pop::mtls` | `debug` | a forwarded client certificate is not trustworthy | `reason` |
 //! | `tower_pop::discovery` | `debug` / `warn` | issuer key set fetched / fetch failed (cached keys stay in use) | `issuer`, `keys`, `refresh_after`, `error` |
-//! | `tower_pop::discovery` | `debug` | no key for a request's token (the refusal is `key_set_unavailable`) | `error` |
-//! | `tower_pop::introspection` | `warn` / `error` | introspection failed / our client credentials refused | `endpoint`, `client_id`, `status` |
+//! | `tower_pop::introspection` | `warn` / `error` / `info` | calls failing (unreachable, timeout, bad answer, every slot busy) / our client credentials refused / answering again; each once per burst, then at most every 10 s | `endpoint`, `client_id`, `status`, `failures`, `unlogged_failures` |
+//! | `tower_pop::introspection` | `warn` | a peer holds its share of the call slots, its further opaque tokens refused (once per burst, then at most every 10 s) | `peer`, `refused` |
 //! | `tower_pop::client` | `warn` / `debug` | request sent without a proof (URI not absolute) / `use_dpop_nonce` retry | none |
 //!
 //! Nonce refusals are `tower_pop::verify` events with `kind` `nonce_required` or

@@ -53,10 +53,11 @@ use crate::extension::{Anonymous, Binding, Verified};
 use crate::jose::Algorithm;
 use crate::metadata::ResourceDocument;
 use crate::mtls::{ClientCertificate, check_certificate_binding};
+use crate::observe::failure_log::FailureLog;
 use crate::observe::{self, Decision};
 use crate::policy::RoutePolicy;
 use crate::replay::quota::KeyQuota;
-use crate::replay::{FailureLog, ReplayEntry, ReplayOutcome, proof_lifetime_secs};
+use crate::replay::{ReplayEntry, ReplayOutcome, proof_lifetime_secs};
 use crate::request::{FieldValues, PopRequest};
 use crate::token::issuers::TrustedIssuers;
 use crate::token::jwt::{JwtValidator, Lookup};
@@ -69,6 +70,8 @@ pub struct Verifier {
     challenge: Arc<ChallengeParams>,
     key_quota: KeyQuota,
     store_failures: FailureLog,
+    /// Refusals for our other failures (authorization server, key sets), logged once per burst.
+    faults: FailureLog,
 }
 
 impl fmt::Debug for Verifier {
@@ -151,6 +154,7 @@ impl Verifier {
         Self {
             key_quota: KeyQuota::new(config.proof_key_quota, lifetime),
             store_failures: FailureLog::default(),
+            faults: FailureLog::default(),
             config,
             tokens,
             challenge,
@@ -217,7 +221,9 @@ impl Verifier {
                 })
             }
         };
-        observe::decided(outcome.decision(), started);
+        observe::decided(outcome.decision(), started, &self.faults, || {
+            self.config.clock.now_unix()
+        });
         outcome
     }
 
@@ -315,7 +321,7 @@ impl Verifier {
         let token = match &lookup {
             // Looked up already: a miss is verified without looking it up again.
             Some(lookup) => lookup.resolve().await?,
-            None => self.token(credentials.token, now).await?,
+            None => self.token(credentials.token, now, request.peer_ip).await?,
         };
         // The token step may have waited (introspection, discovery): the proof's window and
         // its replay entry are judged by the clock as it is now, never by a reading from
@@ -398,14 +404,19 @@ impl Verifier {
     /// The access token's verified content: a JWT checked with the keys of the issuer it names
     /// (RFC 9068, RFC 8725 §3.8), or, with introspection configured, any other token asked
     /// about (RFC 7662).
-    async fn token(&self, token: &str, now: u64) -> Result<Arc<TokenInfo>, PopErrorKind> {
+    async fn token(
+        &self,
+        token: &str,
+        now: u64,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<Arc<TokenInfo>, PopErrorKind> {
         #[cfg(feature = "introspection")]
         if let Some(introspector) = &self.config.introspector
             && !crate::token::introspection::looks_like_jwt(token)
         {
             use crate::token::introspection::IntrospectionError as E;
             return introspector
-                .token_info(token, now)
+                .token_info(token, now, peer)
                 .await
                 .map_err(|e| match e {
                     E::Unavailable => PopErrorKind::IntrospectionUnavailable,
@@ -413,6 +424,8 @@ impl Verifier {
                     _ => PopErrorKind::TokenInvalid,
                 });
         }
+        #[cfg(not(feature = "introspection"))]
+        let _ = peer;
         // One issuer: its validator checks `iss`; several: route by the claimed `iss` first.
         let validator = if self.tokens.len() == 1 {
             self.tokens.first()

@@ -607,3 +607,69 @@ async fn plain_http_only_on_loopback_and_only_by_name() {
         "{err:?}"
     );
 }
+
+/// While the last key-set fetch failed, a flood of tokens naming unknown `kid`s costs no log
+/// line each: one for the failed fetch (one per 10 s at most), one for the burst of refusals.
+#[tokio::test]
+async fn unknown_kids_while_fetches_fail_are_not_logged_per_token() {
+    let (_guard, logs) = tower_pop_test_support::logs::capture();
+    let server = AuthServer::https().await;
+    server.set(WELL_KNOWN, metadata(&server.origin(), &server.url("/jwks")));
+    let issuer_key = ProofSigner::generate(ES256).unwrap();
+    server.set(
+        "/jwks",
+        Reply::json(&serde_json::from_str(&jwks_for(&issuer_key, "k1")).unwrap()),
+    );
+    let clock = ManualClock::new(NOW);
+    let verifier = tower_pop::Verifier::new(
+        tower_pop::PopConfig::builder()
+            .public_origin("https://api.example")
+            .issuer(server.origin())
+            .audience("https://api.example")
+            .allow_bearer()
+            .discovery(options(&clock))
+            .clock(Arc::new(clock.clone()))
+            .build()
+            .unwrap(),
+    );
+    let token = |kid: &str| {
+        let claims = json!({"iss": server.origin(), "aud": "https://api.example", "sub": "s",
+            "client_id": "c", "iat": NOW, "exp": NOW + 600, "jti": kid});
+        issuer_key
+            .sign_compact(
+                &json!({"typ": "at+jwt", "alg": "ES256", "kid": kid}),
+                &claims,
+            )
+            .unwrap()
+    };
+    let decide = |token: String| {
+        let verifier = &verifier;
+        async move {
+            let value = format!("Bearer {token}");
+            let request =
+                tower_pop::request::PopRequest::new("GET", "/r").authorization(value.as_bytes());
+            match verifier
+                .decide(&request, &tower_pop::policy::RoutePolicy::new())
+                .await
+            {
+                tower_pop::Outcome::Verified(_) => 200,
+                tower_pop::Outcome::Refused(r) => r.challenge().status(),
+                _ => 0,
+            }
+        }
+    };
+    assert_eq!(decide(token("k1")).await, 200);
+    server.set("/jwks", Reply::status(500));
+    clock.advance(10);
+    for n in 0..50 {
+        assert_eq!(decide(token(&format!("random-{n}"))).await, 503);
+    }
+    assert_eq!(server.hits("/jwks"), 2, "one refetch in the interval");
+    let warnings = logs.at("WARN");
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert_eq!(logs.lines_with("issuer key set fetch failed").len(), 1);
+    assert_eq!(logs.lines_with("server-side failure").len(), 1);
+    // The known key goes on working meanwhile, and that ends the burst.
+    assert_eq!(decide(token("k1")).await, 200);
+    assert_eq!(logs.lines_with("verified again").len(), 1);
+}

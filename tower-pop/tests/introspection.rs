@@ -32,7 +32,7 @@ fn active() -> Value {
 struct Setup {
     server: AuthServer,
     clock: ManualClock,
-    introspector: Introspector,
+    introspector: Arc<Introspector>,
 }
 
 async fn setup_with(
@@ -59,7 +59,7 @@ async fn setup_as(
         .root_ca_pem(pki().ca_pem.clone())
         .timeout(Duration::from_secs(3))
         .clock(Arc::new(clock.clone()));
-    let introspector = Introspector::new(configure(options)).unwrap();
+    let introspector = Arc::new(Introspector::new(configure(options)).unwrap());
     Setup {
         server,
         clock,
@@ -278,6 +278,20 @@ async fn server_errors_are_unavailable_intro_08() {
 }
 
 #[tokio::test]
+async fn flood_settings_are_checked() {
+    let new = |o: IntrospectionOptions| Introspector::new(o).map(|_| ());
+    let base = || IntrospectionOptions::new("https://as.example/i", "rs", "s");
+    assert!(new(base().max_concurrent_per_peer(0)).is_err());
+    assert!(new(base().permit_wait(Duration::from_secs(6))).is_err());
+    assert!(
+        new(base()
+            .timeout(Duration::from_secs(10))
+            .permit_wait(Duration::from_secs(6)))
+        .is_ok()
+    );
+}
+
+#[tokio::test]
 async fn refused_credentials_are_unavailable_not_inactive() {
     for status in [401, 403] {
         let reply = Reply::status(status)
@@ -410,12 +424,144 @@ async fn cache_never_outlives_exp() {
 }
 
 #[tokio::test]
-async fn inactive_answers_are_not_cached() {
+async fn inactive_answers_are_remembered_briefly() {
     let s = setup(json!({"active": false})).await;
-    for hits in 1..=3 {
-        assert!(s.introspect(AT0).await.is_err());
-        assert_eq!(s.hits(), hits);
+    for _ in 0..3 {
+        let err = s.introspect(AT0).await.unwrap_err();
+        assert_eq!(err, IntrospectionError::Inactive);
     }
+    assert_eq!(s.hits(), 1, "a retried inactive token costs one call");
+    // Another token is asked about.
+    assert!(s.introspect("another").await.is_err());
+    assert_eq!(s.hits(), 2);
+    // After the negative TTL (30 s), the server is asked again.
+    s.clock.advance(30);
+    assert!(s.introspect(AT0).await.is_err());
+    assert_eq!(s.hits(), 3);
+    // Off: every retry is a call.
+    let off = setup_with(Reply::json(&json!({"active": false})), |o| {
+        o.negative_cache_ttl(Duration::ZERO)
+    })
+    .await;
+    for hits in 1..=3 {
+        assert!(off.introspect(AT0).await.is_err());
+        assert_eq!(off.hits(), hits);
+    }
+}
+
+/// Start `count` introspections of distinct tokens from `peer` and return once the server has
+/// seen `hits` calls in all (they are then in flight: the server answers slowly).
+async fn start_calls(
+    s: &Setup,
+    peer: Option<&str>,
+    count: usize,
+    hits: usize,
+) -> Vec<tokio::task::JoinHandle<Result<(), IntrospectionError>>> {
+    let handles = (0..count)
+        .map(|n| {
+            let introspector = Arc::clone(&s.introspector);
+            let peer = peer.map(|p| p.parse().unwrap());
+            tokio::spawn(async move {
+                let token = format!("held-{n}-{peer:?}");
+                introspector.introspect_for(&token, peer).await.map(|_| ())
+            })
+        })
+        .collect();
+    for _ in 0..400 {
+        if s.hits() >= hits {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(s.hits(), hits, "calls in flight");
+    handles
+}
+
+#[tokio::test]
+async fn one_peer_holds_at_most_its_share_of_the_call_slots() {
+    // 8 slots, a quarter (2) per peer; the server answers after 1 s.
+    let slow = Reply::json(&active()).delay(Duration::from_secs(1));
+    let s = setup_with(slow, |o| o.max_concurrent(8)).await;
+    let flood = start_calls(&s, Some("127.0.0.2"), 2, 2).await;
+    // The flooding peer's next token is refused at once, without a call ...
+    let refused = s
+        .introspector
+        .introspect_for("one-more", Some("127.0.0.2".parse().unwrap()))
+        .await;
+    assert_eq!(refused.unwrap_err(), IntrospectionError::Unavailable);
+    assert_eq!(s.hits(), 2);
+    assert!(
+        flood.iter().all(|h| !h.is_finished()),
+        "refused before the held calls end"
+    );
+    // ... and other peers still get slots.
+    let honest = s
+        .introspector
+        .introspect_for(AT0, Some("127.0.0.3".parse().unwrap()))
+        .await;
+    assert!(honest.is_ok());
+    for handle in flood {
+        assert!(handle.await.unwrap().is_ok());
+    }
+}
+
+#[tokio::test]
+async fn every_slot_busy_answers_unavailable_after_the_permit_wait() {
+    let slow = Reply::json(&active()).delay(Duration::from_secs(2));
+    let s = setup_with(slow, |o| {
+        o.max_concurrent(2)
+            .max_concurrent_per_peer(2)
+            .permit_wait(Duration::from_millis(50))
+    })
+    .await;
+    let held = start_calls(&s, None, 2, 2).await;
+    let err = s.introspect("third").await.unwrap_err();
+    assert_eq!(err, IntrospectionError::Unavailable);
+    assert!(err.is_server_fault(), "503 with Retry-After");
+    // Refused while both calls were still in flight: it did not wait for a slot to free.
+    assert!(held.iter().all(|h| !h.is_finished()));
+    assert_eq!(s.hits(), 2);
+    for handle in held {
+        assert!(handle.await.unwrap().is_ok());
+    }
+}
+
+#[tokio::test]
+async fn failures_are_logged_once_per_burst_not_per_token() {
+    let (_guard, logs) = tower_pop_test_support::logs::capture();
+    let s = setup_with(Reply::status(500), |o| o).await;
+    for n in 0..20 {
+        let token = format!("token-{n}");
+        assert_eq!(
+            s.introspect(&token).await.unwrap_err(),
+            IntrospectionError::Unavailable
+        );
+    }
+    assert_eq!(
+        logs.lines_with("introspection failing").len(),
+        1,
+        "{}",
+        logs.text()
+    );
+    // Ten seconds on, one line counts the failures since.
+    s.clock.advance(10);
+    assert!(s.introspect("later").await.is_err());
+    let lines = logs.lines_with("introspection failing");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[1].contains("failures=20"), "{lines:?}");
+    // The recovery, once.
+    s.server.set(PATH, Reply::json(&active()));
+    s.introspect(AT0).await.unwrap();
+    s.introspect("again").await.unwrap();
+    assert_eq!(logs.lines_with("introspection answering again").len(), 1);
+
+    // Our credentials refused: `error`, once per burst too.
+    s.server.set(PATH, Reply::status(401));
+    for n in 0..20 {
+        assert!(s.introspect(&format!("refused-{n}")).await.is_err());
+    }
+    assert_eq!(logs.lines_with("refused our client credentials").len(), 1);
+    assert_eq!(logs.at("ERROR").len(), 1, "{}", logs.text());
 }
 
 #[tokio::test]

@@ -1,11 +1,13 @@
 //! Test support for the workspace's tests, benches and fuzz seeds (unpublished): real processes
 //! and real keys, never mocks. A test PKI of rcgen certificates ([`pki`]), a `redis-server` on a
-//! free loopback port ([`RedisServer`]), and free ports ([`free_port`]).
+//! free loopback port ([`RedisServer`]), free ports ([`free_port`]), slow clients ([`slow`])
+//! and captured logs ([`logs`]).
 //!
 //! Tests that start a program (`redis-server`, `nginx`, `node`, `chromium`) are
 //! `#[ignore = "needs <program>: run bash tests/run.sh"]`, so `cargo test --workspace` passes with
 //! only the Rust toolchain; `bash tests/run.sh` installs what they need and runs them all.
 
+pub mod logs;
 mod pki;
 mod redis_server;
 pub mod slow;

@@ -188,50 +188,6 @@ impl std::error::Error for ReplayError {
     }
 }
 
-/// Throttles the verifier's log of store failures: the first failure of a burst is logged,
-/// then at most one line per [`FailureLog::EVERY_SECS`] with the number of failures since the
-/// last line; the first success after a burst is logged once.
-#[derive(Debug, Default)]
-pub(crate) struct FailureLog {
-    failing: std::sync::atomic::AtomicBool,
-    last_logged: std::sync::atomic::AtomicU64,
-    unlogged: std::sync::atomic::AtomicU64,
-}
-
-impl FailureLog {
-    /// Seconds between two log lines of one burst.
-    pub(crate) const EVERY_SECS: u64 = 10;
-
-    /// Record a failure at `now`: `Some(failures since the last line)` when a line is due.
-    pub(crate) fn failed(&self, now: u64) -> Option<u64> {
-        use std::sync::atomic::Ordering;
-        self.unlogged.fetch_add(1, Ordering::AcqRel);
-        let first = !self.failing.swap(true, Ordering::AcqRel);
-        let last = self.last_logged.load(Ordering::Acquire);
-        let due = first
-            || (now >= last.saturating_add(Self::EVERY_SECS)
-                && self
-                    .last_logged
-                    .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok());
-        if !due {
-            return None;
-        }
-        if first {
-            self.last_logged.store(now, Ordering::Release);
-        }
-        Some(self.unlogged.swap(0, Ordering::AcqRel).max(1))
-    }
-
-    /// Record a success: once, when it ends a burst of failures, `Some(failures not yet
-    /// logged)`.
-    pub(crate) fn succeeded(&self) -> Option<u64> {
-        use std::sync::atomic::Ordering;
-        (self.failing.load(Ordering::Relaxed) && self.failing.swap(false, Ordering::AcqRel))
-            .then(|| self.unlogged.swap(0, Ordering::AcqRel))
-    }
-}
-
 /// A store of recently used proofs.
 ///
 /// Implementations must make [`insert_if_absent`](Self::insert_if_absent) atomic: of many
@@ -242,26 +198,4 @@ pub trait ReplayCache: Send + Sync + fmt::Debug + 'static {
         &self,
         entry: ReplayEntry,
     ) -> BoxFuture<'_, Result<ReplayOutcome, ReplayError>>;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::FailureLog;
-
-    #[test]
-    fn store_failures_are_logged_once_per_burst_then_every_ten_seconds() {
-        let log = FailureLog::default();
-        assert_eq!(log.succeeded(), None, "no burst yet");
-        assert_eq!(log.failed(100), Some(1));
-        for now in 100..110 {
-            assert_eq!(log.failed(now), None, "at {now}");
-        }
-        // 10 s later: one line counting the 10 quiet failures and this one.
-        assert_eq!(log.failed(110), Some(11));
-        assert_eq!(log.failed(111), None);
-        assert_eq!(log.succeeded(), Some(1));
-        assert_eq!(log.succeeded(), None, "the recovery is logged once");
-        // A new burst is logged at once.
-        assert_eq!(log.failed(112), Some(1));
-    }
 }

@@ -40,10 +40,8 @@ impl KeySource {
             #[cfg(feature = "discovery")]
             Self::Discovered(keys) => match keys.keys_for(kid, alg).await {
                 Ok(snapshot) => Ok(Arc::clone(snapshot.key_set())),
-                Err(e) => {
-                    tracing::debug!(target: crate::observe::DISCOVERY, error = %e, "issuer keys unavailable");
-                    Err(PopErrorKind::KeySetUnavailable)
-                }
+                // Not logged per token: the failed fetch was (once), and so is the refusal.
+                Err(_) => Err(PopErrorKind::KeySetUnavailable),
             },
         }
     }

@@ -6,10 +6,14 @@
 //! facade with the `metrics` feature; without it they are compiled out, and with it but no
 //! recorder installed they cost a no-op call each.
 
-use crate::error::{AuthScheme, PopErrorKind};
+pub(crate) mod failure_log;
 
-/// Each decision: accepted at `trace`, refused at `debug` (the client's fault, and replay-store
-/// failures, which the verifier logs once per burst) or `warn` (our other failures).
+use crate::error::{AuthScheme, PopErrorKind};
+use failure_log::FailureLog;
+
+/// Each decision: accepted at `trace`, refused at `debug`; refusals for our own failures (other
+/// than the replay store's, which the verifier logs under [`REPLAY`]) also at `warn`, once per
+/// burst and then at most every 10 s with a count, and their end at `info`.
 pub(crate) const VERIFY: &str = "tower_pop::verify";
 /// The replay stores: full, unreachable, recovered.
 pub(crate) const REPLAY: &str = "tower_pop::replay";
@@ -88,12 +92,21 @@ pub(crate) enum Decision {
     },
 }
 
-/// Log and count one decision. Called once per [`Verifier::decide`](crate::verifier::Verifier::decide).
-pub(crate) fn decided(decision: Decision, started: Started) {
+/// Log and count one decision. Called once per [`Verifier::decide`](crate::verifier::Verifier::decide),
+/// with the verifier's log of server-side failures and its clock.
+pub(crate) fn decided(
+    decision: Decision,
+    started: Started,
+    faults: &FailureLog,
+    now: impl FnOnce() -> u64,
+) {
     let _ = &started;
     match decision {
         Decision::Verified { binding, scheme } => {
             tracing::trace!(target: VERIFY, binding, scheme = scheme.as_str(), "request accepted");
+            if let Some(unlogged) = faults.succeeded() {
+                tracing::info!(target: VERIFY, unlogged_failures = unlogged, "requests verified again after server-side failures");
+            }
             #[cfg(feature = "metrics")]
             metrics::counter!(ACCEPTED_TOTAL, "binding" => binding).increment(1);
         }
@@ -109,12 +122,14 @@ pub(crate) fn decided(decision: Decision, started: Started) {
                 PopErrorKind::ReplayStoreUnavailable | PopErrorKind::ReplayStoreFull
             );
             let name = kind.as_str();
-            // A failing replay store is logged by the verifier once per burst (target
-            // `tower_pop::replay`); one warning per refused request would flood the log.
-            if kind.is_server_fault() && !store_failure {
-                tracing::warn!(target: VERIFY, kind = name, scheme, "request refused: server-side failure");
-            } else {
-                tracing::debug!(target: VERIFY, kind = name, scheme, "request refused");
+            tracing::debug!(target: VERIFY, kind = name, scheme, "request refused");
+            // One warning per refused request would let a flood fill the log: once per burst.
+            // A failing replay store is logged by the verifier (target `tower_pop::replay`).
+            if kind.is_server_fault()
+                && !store_failure
+                && let Some(failures) = faults.failed(now())
+            {
+                tracing::warn!(target: VERIFY, kind = name, scheme, failures, "requests refused: server-side failure");
             }
             #[cfg(feature = "metrics")]
             metrics::counter!(REFUSED_TOTAL, "kind" => name).increment(1);

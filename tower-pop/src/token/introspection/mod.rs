@@ -24,17 +24,29 @@
 //! - **Failures are ours**: the server unreachable or slow (timeout, default 5 s),
 //!   a status other than 200 (401/403 mean it refused *our* credentials, logged at `error`),
 //!   a redirect (never followed), a body over [`MAX_RESPONSE_BYTES`] or not JSON:
-//!   [`IntrospectionError::Unavailable`], which the verifier answers with 503, never 401 and
-//!   never 200.
+//!   [`IntrospectionError::Unavailable`], which the verifier answers with 503 and
+//!   `Retry-After`, never 401 and never 200. Failures are logged once when they start, then at
+//!   most every 10 s with a count, and once when the server answers again: a flood of tokens
+//!   cannot multiply log lines.
 //! - **Cache** (RFC 7662 §4 trades revocation latency for load): active results are cached,
 //!   keyed by the token itself as the token cache is (crate docs), bounded by count ([`IntrospectionOptions::cache_capacity`],
 //!   default 10,000) and bytes ([`IntrospectionOptions::cache_bytes`], default 16 MiB), evicting
 //!   (S3-FIFO: results read once are evicted before reused ones), and each entry lives at most
 //!   [`IntrospectionOptions::cache_ttl`] (default 60 s) and never past the token's `exp`. So a
-//!   revoked token keeps working for at most the TTL. **Inactive results are not cached**: a
-//!   token does not become active again, but negative entries would compete with the active
-//!   ones for the bounded cache, and a flood of distinct garbage tokens gains nothing from them;
-//!   concurrent calls are bounded instead ([`IntrospectionOptions::max_concurrent`], default 32).
+//!   revoked token keeps working for at most the TTL. **Inactive answers** are remembered apart,
+//!   by the token's SHA-256, for [`IntrospectionOptions::negative_cache_ttl`] (default 30 s),
+//!   at most [`IntrospectionOptions::negative_cache_capacity`] of them (10,000, oldest out
+//!   first), so they never compete with active ones: a client retrying a revoked token costs
+//!   one call per 30 s.
+//! - **A flood cannot starve honest users.** Random opaque tokens each cost a call, so calls
+//!   are bounded three ways: at most [`IntrospectionOptions::max_concurrent`] in flight
+//!   (default 32); a request waits at most [`IntrospectionOptions::permit_wait`] (default
+//!   500 ms) for a free slot, then gets 503 with `Retry-After`; and the requests of one peer
+//!   (the TCP peer's IPv4 address or IPv6 /64) hold at most
+//!   [`IntrospectionOptions::max_concurrent_per_peer`] slots, waiting or in flight (default a
+//!   quarter: 8), past which they get 503 at once. So one client flooding tokens leaves three
+//!   quarters of the slots to everyone else. Behind a proxy every client is the proxy: raise
+//!   the share and limit per client at the proxy.
 //! - The client secret never appears in `Debug` or a log line; no token is ever logged.
 //!
 //! ## Example
@@ -67,6 +79,13 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use reqwest::Url;
 use serde_json::{Map, Value};
 
+mod admission;
+mod negative;
+
+use std::net::IpAddr;
+
+use self::admission::{Admission, Refused};
+use self::negative::NegativeCache;
 use super::cache::{CacheLimits, TokenCache};
 use super::http::{HttpClient, HttpSettings, check_url, http_setters};
 use super::{Confirmation, TokenInfo, confirmation};
@@ -76,6 +95,7 @@ use crate::error::PopErrorKind;
 use crate::jose::digest::sha256;
 use crate::jose::json::parse_json_object;
 use crate::jose::{b64url_decode, numeric_date};
+use crate::observe::failure_log::FailureLog;
 
 pub use crate::error::RemoteConfigError;
 
@@ -154,6 +174,10 @@ pub struct IntrospectionOptions {
     cache_capacity: usize,
     cache_bytes: u64,
     max_concurrent: usize,
+    max_concurrent_per_peer: Option<usize>,
+    permit_wait: Duration,
+    negative_cache_ttl: Duration,
+    negative_cache_capacity: usize,
     http: HttpSettings,
     clock: Arc<dyn Clock>,
 }
@@ -177,6 +201,10 @@ impl IntrospectionOptions {
             cache_capacity: crate::defaults::INTROSPECTION_CACHE_CAPACITY,
             cache_bytes: crate::defaults::TOKEN_CACHE_BYTES,
             max_concurrent: crate::defaults::INTROSPECTION_MAX_CONCURRENT,
+            max_concurrent_per_peer: None,
+            permit_wait: crate::defaults::INTROSPECTION_PERMIT_WAIT,
+            negative_cache_ttl: crate::defaults::INTROSPECTION_NEGATIVE_TTL,
+            negative_cache_capacity: crate::defaults::INTROSPECTION_NEGATIVE_CAPACITY,
             http: HttpSettings::default(),
             clock: Arc::new(SystemClock),
         }
@@ -229,10 +257,47 @@ impl IntrospectionOptions {
         self
     }
 
-    /// Most introspection calls in flight at once (default 32, at least 1); more wait for a
-    /// free slot within the timeout.
+    /// Most introspection calls in flight at once (default
+    /// [`INTROSPECTION_MAX_CONCURRENT`](crate::defaults::INTROSPECTION_MAX_CONCURRENT), 32; at
+    /// least 1); more wait for a free slot within [`permit_wait`](Self::permit_wait).
     pub fn max_concurrent(mut self, calls: usize) -> Self {
         self.max_concurrent = calls;
+        self
+    }
+
+    /// Most slots the requests of one peer (the TCP peer's IPv4 address or IPv6 /64) hold,
+    /// waiting or in flight; its further requests needing a call get 503 with `Retry-After` at
+    /// once. Default: a quarter of [`max_concurrent`](Self::max_concurrent)
+    /// ([`INTROSPECTION_PEER_SHARE_DIVISOR`](crate::defaults::INTROSPECTION_PEER_SHARE_DIVISOR)),
+    /// at least 1. Requests whose peer is unknown are not counted per peer. Behind a proxy,
+    /// where every client is the proxy, set it to `max_concurrent`.
+    pub fn max_concurrent_per_peer(mut self, calls: usize) -> Self {
+        self.max_concurrent_per_peer = Some(calls);
+        self
+    }
+
+    /// Longest wait for a free slot when all are busy; then the request gets 503 with
+    /// `Retry-After`. Default
+    /// [`INTROSPECTION_PERMIT_WAIT`](crate::defaults::INTROSPECTION_PERMIT_WAIT), 500 ms; at
+    /// most the call timeout.
+    pub fn permit_wait(mut self, wait: Duration) -> Self {
+        self.permit_wait = wait;
+        self
+    }
+
+    /// How long an inactive answer is remembered (default
+    /// [`INTROSPECTION_NEGATIVE_TTL`](crate::defaults::INTROSPECTION_NEGATIVE_TTL), 30 s; zero
+    /// remembers none).
+    pub fn negative_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_cache_ttl = ttl;
+        self
+    }
+
+    /// Most inactive answers remembered, oldest out first (default
+    /// [`INTROSPECTION_NEGATIVE_CAPACITY`](crate::defaults::INTROSPECTION_NEGATIVE_CAPACITY),
+    /// 10,000; zero remembers none).
+    pub fn negative_cache_capacity(mut self, entries: usize) -> Self {
+        self.negative_cache_capacity = entries;
         self
     }
 
@@ -327,10 +392,16 @@ pub struct Introspector {
     leeway: u64,
     cache_ttl: u64,
     cache: TokenCache,
-    calls: tokio::sync::Semaphore,
-    timeout: Duration,
+    negative: NegativeCache,
+    admission: Admission,
     client: HttpClient,
     clock: Arc<dyn Clock>,
+    /// Calls that failed (the server's fault or too busy), logged once per burst.
+    failures: FailureLog,
+    /// Our credentials refused (401/403), logged once per burst.
+    refusals: FailureLog,
+    /// Peers over their share, logged once per burst.
+    over_share: FailureLog,
 }
 
 impl fmt::Debug for Introspector {
@@ -478,6 +549,16 @@ impl Introspector {
         if options.max_concurrent == 0 {
             return invalid("max_concurrent", "must be at least 1");
         }
+        if options.max_concurrent_per_peer == Some(0) {
+            return invalid("max_concurrent_per_peer", "must be at least 1");
+        }
+        let timeout = options
+            .http
+            .timeout
+            .unwrap_or(crate::defaults::HTTP_TIMEOUT);
+        if options.permit_wait > timeout {
+            return invalid("permit_wait", "must not exceed the call timeout");
+        }
         let secret = &options.client_secret.0;
         let mut headers = HeaderMap::new();
         let mut body_credentials = String::new();
@@ -518,13 +599,22 @@ impl Introspector {
                 bytes: options.cache_bytes,
                 max_age: options.cache_ttl.as_secs(),
             }),
-            calls: tokio::sync::Semaphore::new(options.max_concurrent),
-            timeout: options
-                .http
-                .timeout
-                .unwrap_or(crate::defaults::HTTP_TIMEOUT),
+            negative: NegativeCache::new(
+                options.negative_cache_ttl.as_secs(),
+                options.negative_cache_capacity,
+            ),
+            admission: Admission::new(
+                options.max_concurrent,
+                options.permit_wait,
+                options.max_concurrent_per_peer.unwrap_or(
+                    options.max_concurrent / crate::defaults::INTROSPECTION_PEER_SHARE_DIVISOR,
+                ),
+            ),
             client,
             clock: options.clock,
+            failures: FailureLog::default(),
+            refusals: FailureLog::default(),
+            over_share: FailureLog::default(),
         })
     }
 
@@ -534,16 +624,33 @@ impl Introspector {
     ///
     /// See [`IntrospectionError`]; only [`IntrospectionError::Unavailable`] is a server fault.
     pub async fn introspect(&self, token: &str) -> Result<IntrospectedToken, IntrospectionError> {
-        let now = self.clock.now_unix();
-        self.token_info(token, now).await.map(IntrospectedToken)
+        self.introspect_for(token, None).await
     }
 
-    /// The verifier's entry point: `token` (not a JWT) checked at `now`, as a [`TokenInfo`]
-    /// for the binding logic.
+    /// [`introspect`](Self::introspect) for a request from `peer`, whose requests hold at most
+    /// [their share](IntrospectionOptions::max_concurrent_per_peer) of the call slots.
+    ///
+    /// # Errors
+    ///
+    /// See [`IntrospectionError`]; only [`IntrospectionError::Unavailable`] is a server fault.
+    pub async fn introspect_for(
+        &self,
+        token: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<IntrospectedToken, IntrospectionError> {
+        let now = self.clock.now_unix();
+        self.token_info(token, now, peer)
+            .await
+            .map(IntrospectedToken)
+    }
+
+    /// The verifier's entry point: `token` (not a JWT) checked at `now` for a request from
+    /// `peer`, as a [`TokenInfo`] for the binding logic.
     pub(crate) async fn token_info(
         &self,
         token: &str,
         now: u64,
+        peer: Option<IpAddr>,
     ) -> Result<Arc<TokenInfo>, IntrospectionError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(IntrospectionError::TokenInvalid);
@@ -553,8 +660,15 @@ impl Introspector {
             check(now >= info.not_before && now < info.valid_until)?;
             return Ok(info);
         }
-        let claims = self.call(token).await?;
-        let info = Arc::new(self.evaluate(claims, sha256(token.as_bytes()), now)?);
+        let token_hash = sha256(token.as_bytes());
+        if self.negative.contains(&token_hash, now) {
+            return Err(IntrospectionError::Inactive);
+        }
+        let claims = self.call(token, now, peer).await?;
+        if let Err(IntrospectionError::Inactive) = check_active(&claims) {
+            self.negative.insert(token_hash, now);
+        }
+        let info = Arc::new(self.evaluate(claims, token_hash, now)?);
         if self.cache_ttl > 0 {
             // Never past `exp` itself, whatever the leeway, nor past the TTL (the cache's
             // maximum age); a full cache evicts.
@@ -592,19 +706,27 @@ impl Introspector {
     }
 
     /// RFC 7662 §2.1: POST the token; the answer as a JSON object, or `Unavailable`.
-    async fn call(&self, token: &str) -> Result<Claims, IntrospectionError> {
-        let unavailable = |what: &dyn fmt::Display| {
-            tracing::warn!(
-                target: crate::observe::INTROSPECTION,
-                endpoint = %self.endpoint,
-                "introspection failed: {what}"
-            );
-            IntrospectionError::Unavailable
+    async fn call(
+        &self,
+        token: &str,
+        now: u64,
+        peer: Option<IpAddr>,
+    ) -> Result<Claims, IntrospectionError> {
+        let _pass = match self.admission.enter(peer).await {
+            Ok(pass) => pass,
+            Err(Refused::PeerOverShare) => {
+                if let Some(refused) = self.over_share.failed(now) {
+                    tracing::warn!(
+                        target: crate::observe::INTROSPECTION,
+                        peer = ?peer,
+                        refused,
+                        "a peer holds its share of introspection calls; refusing its further opaque tokens"
+                    );
+                }
+                return Err(IntrospectionError::Unavailable);
+            }
+            Err(Refused::Busy) => return Err(self.failed(now, &"every call slot busy")),
         };
-        let _permit = tokio::time::timeout(self.timeout, self.calls.acquire())
-            .await
-            .map_err(|_| unavailable(&"too many calls in flight"))?
-            .map_err(|_| unavailable(&"closed"))?;
         let body = format!(
             "token={}&token_type_hint=access_token{}",
             form_encode(token),
@@ -619,22 +741,61 @@ impl Introspector {
                 MAX_RESPONSE_BYTES,
             )
             .await
-            .map_err(|e| unavailable(&e))?;
+            .map_err(|e| self.failed(now, &e))?;
         match response.status {
             StatusCode::OK => {}
             status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
-                tracing::error!(
-                    target: crate::observe::INTROSPECTION,
-                    endpoint = %self.endpoint,
-                    client_id = %self.client_id,
-                    status = status.as_u16(),
-                    "introspection endpoint refused our client credentials"
-                );
+                if let Some(failures) = self.refusals.failed(now) {
+                    tracing::error!(
+                        target: crate::observe::INTROSPECTION,
+                        endpoint = %self.endpoint,
+                        client_id = %self.client_id,
+                        status = status.as_u16(),
+                        failures,
+                        "introspection endpoint refused our client credentials"
+                    );
+                }
                 return Err(IntrospectionError::Unavailable);
             }
-            status => return Err(unavailable(&format_args!("http status {status}"))),
+            status => return Err(self.failed(now, &format_args!("http status {status}"))),
         }
-        parse_json_object(&response.body).ok_or_else(|| unavailable(&"answer is not a JSON object"))
+        let claims = parse_json_object(&response.body)
+            .ok_or_else(|| self.failed(now, &"answer is not a JSON object"))?;
+        self.answered();
+        Ok(claims)
+    }
+
+    /// A failed call: logged once per burst, then every 10 s with a count.
+    fn failed(&self, now: u64, what: &dyn fmt::Display) -> IntrospectionError {
+        if let Some(failures) = self.failures.failed(now) {
+            tracing::warn!(
+                target: crate::observe::INTROSPECTION,
+                endpoint = %self.endpoint,
+                failures,
+                "introspection failing: {what}"
+            );
+        }
+        IntrospectionError::Unavailable
+    }
+
+    /// A call answered: the end of a burst of failures is logged once.
+    fn answered(&self) {
+        if let Some(unlogged) = self.failures.succeeded() {
+            tracing::info!(
+                target: crate::observe::INTROSPECTION,
+                endpoint = %self.endpoint,
+                unlogged_failures = unlogged,
+                "introspection answering again"
+            );
+        }
+        if let Some(unlogged) = self.refusals.succeeded() {
+            tracing::info!(
+                target: crate::observe::INTROSPECTION,
+                endpoint = %self.endpoint,
+                unlogged_failures = unlogged,
+                "introspection endpoint accepts our client credentials again"
+            );
+        }
     }
 }
 
