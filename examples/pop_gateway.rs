@@ -21,8 +21,12 @@
 //!   `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE` except
 //!   `TE: trailers`, `Trailer`, `Transfer-Encoding`, `Upgrade`), `Expect`, the proof (`DPoP`),
 //!   the certificate fields (`Client-Cert`, `Client-Cert-Chain`, `X-Forwarded-Client-Cert`,
-//!   `ssl-client-cert`), every `X-Pop-*` field the client sent, and `Authorization` (kept with
-//!   `--forward-authorization`).
+//!   `ssl-client-cert`), every `X-Pop-*` field the client sent, `Authorization` (kept with
+//!   `--forward-authorization`), and every field an upstream framework may read to override the
+//!   routed path, the method or the client address (`X-Original-URL`, `X-Rewrite-URL`,
+//!   `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`, `X-Forwarded-Prefix`,
+//!   `X-Forwarded-Port`, `X-Real-IP`, `True-Client-IP`, `X-Client-IP`, `CF-Connecting-IP`, and
+//!   each `--strip-header NAME`), on public paths too. Request trailers are dropped.
 //! - Added, from the verified token only: `X-Pop-Sub` (`sub`), `X-Pop-Binding` (`dpop`, `mtls`,
 //!   `dpop+mtls` or, with `--allow-bearer`, `bearer`), `X-Pop-Jkt` (the DPoP key's RFC 7638
 //!   thumbprint), `X-Pop-X5t-S256` (the client certificate's), `X-Pop-Client-Id` (`client_id`),
@@ -41,13 +45,15 @@
 //! body. `Upgrade` (WebSocket) is not proxied.
 //!
 //! # Forward-auth mode
-//! With `--forward-auth` nothing is proxied: every request from a `--trusted-proxy` peer, whatever
-//! its path, is an auth sub-request from nginx `auth_request`, Traefik `ForwardAuth` or Envoy
-//! `ext_authz`; anyone else gets `/health` and the metadata, and 403 for everything else. The request to verify is read from
-//! `X-Original-Method` + `X-Original-URI` (nginx; set them with `proxy_set_header`), or
-//! `X-Forwarded-Method` + `X-Forwarded-Uri` (Traefik; `X-Forwarded-Host`/`-Proto`, when sent,
-//! must match `--public-url`), or else is the sub-request's own method and path (Envoy). `htu`
-//! is `--public-url` + that URI. The answer: 200 with the `X-Pop-*` fields above, or the refusal
+//! With `--forward-auth nginx|traefik|envoy` nothing is proxied: every request from a
+//! `--trusted-proxy` peer, whatever its path, is an auth sub-request from the proxy named
+//! (nginx `auth_request`, Traefik `ForwardAuth`, Envoy `ext_authz`); anyone else gets `/health`
+//! and the metadata, and 403 for everything else. The request to verify is read only from that
+//! proxy's fields, never another's (a client can set those): `X-Original-Method` +
+//! `X-Original-URI` (nginx; set them with `proxy_set_header`), `X-Forwarded-Method` +
+//! `X-Forwarded-Uri` with `X-Forwarded-Host`/`-Proto` naming `--public-url` (Traefik), or the
+//! sub-request's own method and path with its `Host` naming `--public-url` (Envoy). `htu` is
+//! `--public-url` + that URI; a host that is not `--public-url`'s: 403. The answer: 200 with the `X-Pop-*` fields above, or the refusal
 //! with its `WWW-Authenticate` and `DPoP-Nonce` for the proxy to copy to the client; 200 without
 //! identity for a `--public-path`. Malformed forwarding fields: 400 (nginx turns any status but
 //! 2xx, 401 and 403 into a 500; so it does with a 400 `invalid_request` challenge). See `examples/gateway/nginx-forward-auth.conf`.
@@ -66,10 +72,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum_pop::cors::dpop_cors;
 use axum_pop::{PolicyBuilder as _, RequirePopLayer, Verifier, metadata_route};
-use examples_common::gateway::{
-    ForwardAuthError, GatewayArgs, Hop, LimitedBody, PublicPaths, identity_headers,
-    normalized_authority, remove_hop_by_hop, upstream_request_headers,
-};
+use examples_common::gateway::{GatewayArgs, LimitedBody};
 use examples_common::{init_logging, serve_axum, serve_metrics};
 use http::{StatusCode, Uri, header};
 use hyper_util::client::legacy::Client;
@@ -78,6 +81,12 @@ use hyper_util::rt::TokioExecutor;
 use tower::{Layer as _, ServiceExt as _, service_fn};
 use tower_pop::Verified;
 use tower_pop::mtls::proxy::TrustedProxies;
+use tower_pop_gateway::fields::{FieldRules, Hop, remove_hop_by_hop};
+use tower_pop_gateway::forward_auth::{
+    ForwardAuthError, ProxyKind, PublicOrigin, original_request,
+};
+use tower_pop_gateway::identity::identity_headers;
+use tower_pop_gateway::paths::PublicPaths;
 
 /// Log target of the gateway's own messages.
 const LOG: &str = "pop_gateway";
@@ -86,18 +95,19 @@ const LOG: &str = "pop_gateway";
 struct Gateway {
     /// `None` in forward-auth mode.
     upstream: Option<Upstream>,
+    /// The proxy whose sub-requests are answered, in forward-auth mode.
+    forward_auth: Option<ProxyKind>,
     client: Client<HttpConnector, LimitedBody>,
     layer: RequirePopLayer,
     public: PublicPaths,
     proxies: TrustedProxies,
-    forward_authorization: bool,
+    fields: FieldRules,
     max_body: u64,
     timeout: Duration,
     /// How clients reach the gateway: `http` or `https`.
     proto: &'static str,
-    /// The scheme and normalized authority of --public-url (forward-auth host checks).
-    public_scheme: String,
-    public_authority: String,
+    /// --public-url (forward-auth host checks).
+    public_origin: PublicOrigin,
 }
 
 /// Where accepted requests go: `http://authority` and a base path ("" or "/base").
@@ -186,23 +196,16 @@ fn build(args: &GatewayArgs, verifier: Arc<Verifier>) -> Result<Gateway, String>
     let upstream = args.upstream.as_deref().map(Upstream::parse).transpose()?;
     let proxies = TrustedProxies::new(&args.common.trusted_proxy)
         .map_err(|e| format!("--trusted-proxy: {e}"))?;
-    if args.forward_auth && proxies.is_empty() {
+    if args.forward_auth.is_some() && proxies.is_empty() {
         return Err(
             "--forward-auth needs --trusted-proxy: the proxies whose sub-requests are answered"
                 .to_owned(),
         );
     }
     let public = PublicPaths::new(&args.public_path)?;
-    let origin: Uri = verifier
-        .config()
-        .public_origin()
-        .parse()
+    let public_origin = PublicOrigin::new(verifier.config().public_origin())
         .map_err(|e| format!("--public-url: {e}"))?;
-    let public_scheme = origin.scheme_str().unwrap_or("https").to_owned();
-    let public_authority = normalized_authority(
-        &public_scheme,
-        origin.authority().map_or("", |a| a.as_str()),
-    );
+    let fields = FieldRules::new(args.forward_authorization).strip(&args.strip_header)?;
     let timeout = Duration::from_secs(args.upstream_timeout_secs);
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
@@ -217,16 +220,16 @@ fn build(args: &GatewayArgs, verifier: Arc<Verifier>) -> Result<Gateway, String>
     let layer = RequirePopLayer::new(verifier).policy(args.common.whoami_policy());
     Ok(Gateway {
         upstream,
+        forward_auth: args.forward_auth,
         client,
         layer,
         public,
         proxies,
-        forward_authorization: args.forward_authorization,
+        fields,
         max_body: args.max_body_bytes,
         timeout,
         proto: args.common.scheme(),
-        public_scheme,
-        public_authority,
+        public_origin,
     })
 }
 
@@ -322,7 +325,9 @@ async fn proxy(gateway: &Gateway, request: Request, verified: Option<&Verified>)
         proto: gateway.proto,
         host,
     };
-    let mut headers = upstream_request_headers(&parts.headers, &hop, gateway.forward_authorization);
+    let mut headers = gateway
+        .fields
+        .upstream_request_headers(&parts.headers, &hop);
     if let Some(verified) = verified {
         match identity_headers(verified) {
             Ok(fields) => {
@@ -375,23 +380,30 @@ async fn forward_auth(gateway: Arc<Gateway>, request: Request) -> Response {
             "forward-auth sub-requests are answered for trusted proxies only\n",
         );
     }
+    let Some(kind) = gateway.forward_auth else {
+        return fixed(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
+    };
     let (mut parts, _body) = request.into_parts();
-    match examples_common::gateway::original_request(&parts.headers) {
-        Ok(Some((method, uri))) => {
+    match original_request(
+        kind,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        &gateway.public_origin,
+    ) {
+        Ok((method, uri)) => {
             parts.method = method;
             parts.uri = uri;
         }
-        // Envoy: the sub-request is the original method and path.
-        Ok(None) => {}
         Err(ForwardAuthError::BadOriginal) => {
             return fixed(StatusCode::BAD_REQUEST, "bad forward-auth fields\n");
         }
-    }
-    if !forwarded_origin_matches(&gateway, &parts.headers) {
-        return fixed(
-            StatusCode::FORBIDDEN,
-            "the forwarded host or scheme is not this gateway's public URL\n",
-        );
+        Err(ForwardAuthError::ForeignOrigin) => {
+            return fixed(
+                StatusCode::FORBIDDEN,
+                "the forwarded host or scheme is not this gateway's public URL\n",
+            );
+        }
     }
     if gateway.public.covers(parts.uri.path()) {
         return StatusCode::OK.into_response();
@@ -421,27 +433,6 @@ async fn forward_auth(gateway: Arc<Gateway>, request: Request) -> Response {
         Ok(response) => response,
         Err(never) => match never {},
     }
-}
-
-/// Traefik's `X-Forwarded-Host` and `X-Forwarded-Proto`, when present, must name --public-url:
-/// a proof for this gateway's URL must not authorize a request to another host.
-fn forwarded_origin_matches(gateway: &Gateway, headers: &http::HeaderMap) -> bool {
-    let one = |name: &str| -> Result<Option<&str>, ()> {
-        let mut values = headers.get_all(name).iter();
-        match (values.next(), values.next()) {
-            (None, _) => Ok(None),
-            (Some(v), None) => v.to_str().map(Some).map_err(|_| ()),
-            _ => Err(()),
-        }
-    };
-    let (Ok(host), Ok(proto)) = (one("x-forwarded-host"), one("x-forwarded-proto")) else {
-        return false;
-    };
-    let proto_ok = proto.is_none_or(|p| p.eq_ignore_ascii_case(&gateway.public_scheme));
-    let host_ok = host.is_none_or(|h| {
-        normalized_authority(&gateway.public_scheme, h.trim()) == gateway.public_authority
-    });
-    proto_ok && host_ok
 }
 
 fn fail(message: &str) -> ! {

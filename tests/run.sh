@@ -3,7 +3,7 @@
 #
 #   bash tests/run.sh
 #
-# First it installs what the tests start and is missing (redis-server, nginx, Node.js with npm,
+# First it installs what the tests start and is missing (redis-server, nginx, python3, Node.js with npm,
 # Chromium: apt-get, as root or through sudo) and the Node peers (`npm ci` in examples/interop).
 # Then it runs the whole workspace's tests, the ignored ones included (those need the programs
 # above; plain `cargo test --workspace` skips them visibly), the demo, an independent DPoP client
@@ -19,6 +19,7 @@ step "programs the tests start"
 need=()
 command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || need+=(redis-server)
 command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ "${#need[@]}" -gt 0 ]; then

@@ -129,7 +129,7 @@ impl Upstream {
 }
 
 /// A Node server: `GET /__count` answers how many other requests it got; any other request is
-/// counted and answered with `{"method", "url", "version", "headers", "len"}`.
+/// counted and answered with `{"method", "url", "version", "headers", "trailers", "len"}`.
 struct NodeUpstream {
     addr: SocketAddr,
     _child: tokio::process::Child,
@@ -148,7 +148,7 @@ const server = require(module).createServer((q, r) => {
   q.on("end", () => {
     r.setHeader("content-type", "application/json");
     r.setHeader("x-upstream", tag);
-    r.end(JSON.stringify({ method: q.method, url: q.url, version: q.httpVersion, headers: q.headers, len }));
+    r.end(JSON.stringify({ method: q.method, url: q.url, version: q.httpVersion, headers: q.headers, trailers: q.trailers, len }));
   });
 });
 server.listen(0, "127.0.0.1", () => console.log(server.address().port));
@@ -602,6 +602,177 @@ async fn health_and_public_paths_need_no_token_and_nothing_else_does() {
     assert_eq!(up.count(), 3);
 }
 
+/// Every field an upstream framework may read to override the path, the method or the client
+/// address, with a value that would: the built-in list, and one named by --strip-header.
+const OVERRIDES: [(&str, &str); 12] = [
+    ("X-Original-URL", "/admin"),
+    ("X-Rewrite-URL", "/admin"),
+    ("X-HTTP-Method-Override", "DELETE"),
+    ("X-HTTP-Method", "DELETE"),
+    ("X-Method-Override", "DELETE"),
+    ("X-Forwarded-Prefix", "/admin"),
+    ("X-Forwarded-Port", "8443"),
+    ("X-Real-IP", "10.0.0.1"),
+    ("True-Client-IP", "10.0.0.1"),
+    ("X-Client-IP", "10.0.0.1"),
+    ("CF-Connecting-IP", "10.0.0.1"),
+    ("X-Tenant", "other"),
+];
+
+#[track_caller]
+fn assert_no_overrides(seen: &serde_json::Value) {
+    let h = &seen["headers"];
+    for (name, _) in OVERRIDES {
+        assert!(
+            h.get(name.to_ascii_lowercase()).is_none(),
+            "{name} reached the upstream: {h}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn override_fields_never_reach_the_upstream_also_on_public_paths() {
+    let up = Upstream::start().await;
+    let gw = gateway(
+        &up.url(),
+        &["--public-path", "/public", "--strip-header", "X-Tenant"],
+    )
+    .await;
+    let r = send(gw.addr, "GET", "/public/page", &OVERRIDES).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        (r.json()["method"].as_str(), r.json()["uri"].as_str()),
+        (Some("GET"), Some("/public/page"))
+    );
+    assert_no_overrides(&r.json());
+    let (key, token) = bound(&gw);
+    let mut fields = dpop_fields(&gw, &key, &token, "GET", "/hello").to_vec();
+    fields.extend(OVERRIDES.map(|(n, v)| (n.to_owned(), v.to_owned())));
+    let r = send(gw.addr, "GET", "/hello", &refs(&fields)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["headers"]["x-pop-sub"], "alice");
+    assert_no_overrides(&r.json());
+    assert_eq!(up.count(), 2);
+}
+
+/// A small Python upstream echoing what it receives: `{"method", "path", "headers"}`.
+const PYTHON_UPSTREAM: &str = r#"
+import http.server, json, sys
+class Echo(http.server.BaseHTTPRequestHandler):
+    def answer(self):
+        body = json.dumps({"method": self.command, "path": self.path,
+                           "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = do_POST = do_DELETE = answer
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Echo)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+
+#[tokio::test]
+#[ignore = "needs python3: run bash tests/run.sh"]
+async fn a_python_upstream_never_sees_a_method_or_path_override() {
+    let mut python = tokio::process::Command::new("python3")
+        .args(["-c", PYTHON_UPSTREAM])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 on PATH");
+    let stdout = python.stdout.take().unwrap();
+    let line = tokio::time::timeout(
+        Duration::from_secs(10),
+        BufReader::new(stdout).lines().next_line(),
+    )
+    .await
+    .expect("python starts within 10 s")
+    .unwrap()
+    .expect("a port");
+    let upstream = format!("http://127.0.0.1:{}", line.trim());
+    let gw = gateway(&upstream, &["--public-path", "/public"]).await;
+    let r = send(
+        gw.addr,
+        "GET",
+        "/public/page",
+        &[
+            ("X-Original-URL", "/admin"),
+            ("X-HTTP-Method-Override", "DELETE"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = r.json();
+    assert_eq!(
+        (seen["method"].as_str(), seen["path"].as_str()),
+        (Some("GET"), Some("/public/page"))
+    );
+    let h = &seen["headers"];
+    assert!(
+        h.get("x-original-url").is_none() && h.get("x-http-method-override").is_none(),
+        "{h}"
+    );
+    assert!(
+        h.get("x-forwarded-for").is_some(),
+        "the upstream saw the gateway's fields: {h}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs node: run bash tests/run.sh"]
+async fn request_trailers_never_reach_the_upstream() {
+    use http_body_util::{BodyExt as _, Full};
+    for (module, extra) in [("http", None), ("http2", Some("--upstream-http2"))] {
+        let node = NodeUpstream::start(module, module).await;
+        let mut args = vec!["--public-path", "/public"];
+        args.extend(extra);
+        let gw = gateway(&format!("http://{}", node.addr), &args).await;
+        // HTTP/1.1, chunked, with trailers a client would forge an identity or a route with.
+        let raw = format!(
+            "POST /public/upload HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\n\
+             Trailer: X-Pop-Sub, X-Original-URL\r\nConnection: close\r\n\r\n\
+             5\r\nhello\r\n0\r\nX-Pop-Sub: admin\r\nX-Original-URL: /admin\r\n\r\n",
+            gw.addr
+        );
+        let r = send_raw(gw.addr, raw.as_bytes()).await;
+        assert_eq!(r.status, 200, "{module}: {r:?}");
+        // The raw reply may be chunked: the JSON object inside it.
+        let (start, end) = (r.body.find('{').unwrap(), r.body.rfind('}').unwrap());
+        let seen: serde_json::Value = serde_json::from_str(&r.body[start..=end]).unwrap();
+        assert_eq!(seen["len"], 5, "{module}: the body arrives: {r:?}");
+        assert_eq!(seen["trailers"], json!({}), "{module}: {r:?}");
+        // HTTP/2 (h2c), with trailers.
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .http2_only(true)
+                .build_http();
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-pop-sub", http::HeaderValue::from_static("admin"));
+        trailers.insert("x-original-url", http::HeaderValue::from_static("/admin"));
+        let body = Full::new(bytes::Bytes::from_static(b"hello")).with_trailers(
+            std::future::ready(Some(Ok::<_, std::convert::Infallible>(trailers))),
+        );
+        let request = http::Request::post(format!("http://{}/public/upload", gw.addr))
+            .body(body)
+            .unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(response.status(), 200, "{module}");
+        let seen: serde_json::Value =
+            serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes())
+                .unwrap();
+        assert_eq!(seen["len"], 5, "{module}: {seen}");
+        assert_eq!(seen["trailers"], json!({}), "{module}: {seen}");
+    }
+}
+
 #[tokio::test]
 async fn nonces_are_asked_for_and_refreshed_through_the_gateway() {
     let up = Upstream::start().await;
@@ -713,6 +884,150 @@ async fn certificate_bound_tokens_over_tls_and_http2_both_sides() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A client on 127.0.0.2, the address the forward-auth tests trust as the proxy.
+fn trusted_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// A forward-auth gateway for `proxy`, trusting 127.0.0.2, with a public path `/public`.
+async fn forward_auth_gateway(proxy: &str, public: &str) -> Server {
+    Server::start_with(
+        "pop_gateway",
+        &[
+            "--forward-auth",
+            proxy,
+            "--trusted-proxy",
+            "127.0.0.2/32",
+            "--public-url",
+            public,
+            "--public-path",
+            "/public",
+        ],
+        Arc::new(TestIssuer::new(ISSUER, AUDIENCE)),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn traefik_sub_requests_are_read_from_traefiks_fields_only() {
+    let public = "https://api.example.test";
+    let gw = forward_auth_gateway("traefik", public).await;
+    let (key, token) = bound(&gw);
+    let auth = format!("DPoP {token}");
+    let url = format!("{public}/api/items?x=1");
+    let ask = |host: &str, extra: &[(&str, &str)]| {
+        let mut request = trusted_client()
+            .get(format!("http://{}/", gw.addr))
+            .header("Authorization", &auth)
+            .header("DPoP", key.proof("GET", &url, Some(&token), None).unwrap())
+            .header("X-Forwarded-Method", "GET")
+            .header("X-Forwarded-Uri", "/api/items?x=1")
+            .header("X-Forwarded-Host", host)
+            .header("X-Forwarded-Proto", "https");
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
+        async move { Reply::read(request.send().await.unwrap()).await.unwrap() }
+    };
+    let r = ask("api.example.test:443", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("x-pop-sub"), Some("alice"));
+    assert_eq!(r.header("x-pop-client-id"), Some("c1"));
+    // A forwarded host that is not --public-url: 403, no identity.
+    let r = ask("other.example", &[]).await;
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.header("x-pop-sub").is_none());
+    // nginx's fields from a client change nothing behind Traefik.
+    let r = ask(
+        "api.example.test",
+        &[
+            ("X-Original-Method", "GET"),
+            ("X-Original-URI", "/public/x"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.header("x-pop-sub"),
+        Some("alice"),
+        "verified as /api/items"
+    );
+}
+
+#[tokio::test]
+async fn envoy_sub_requests_are_the_request_itself_whatever_the_client_adds() {
+    let public = "https://api.example.test";
+    let gw = forward_auth_gateway("envoy", public).await;
+    let (key, token) = bound(&gw);
+    let auth = format!("DPoP {token}");
+    // Envoy's check request: the original method, path and Host.
+    let check = |path: &str, host: &str, extra: &[(&str, &str)]| {
+        let proof = key
+            .proof("GET", &format!("{public}{path}"), Some(&token), None)
+            .unwrap();
+        let mut request = trusted_client()
+            .get(format!("http://{}{path}", gw.addr))
+            .header("Host", host)
+            .header("Authorization", &auth)
+            .header("DPoP", proof);
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
+        async move { Reply::read(request.send().await.unwrap()).await.unwrap() }
+    };
+    let r = check("/api/items?x=1", "api.example.test", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("x-pop-binding"), Some("dpop"));
+    // A client asking for /admin without a token, naming a public path in fields that nginx or
+    // Traefik would set: still /admin, still 401.
+    let unauthenticated = trusted_client()
+        .get(format!("http://{}/admin", gw.addr))
+        .header("Host", "api.example.test")
+        .header("X-Original-Method", "GET")
+        .header("X-Original-URI", "/public/x")
+        .header("X-Forwarded-Method", "GET")
+        .header("X-Forwarded-Uri", "/public/x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    // A proof for /admin used with X-Original-URI naming another path: checked against /admin.
+    let r = check(
+        "/admin",
+        "api.example.test",
+        &[
+            ("X-Original-URI", "/elsewhere"),
+            ("X-Original-Method", "POST"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // The Host must be --public-url's.
+    let r = check("/api/items", "other.example", &[]).await;
+    assert_eq!(r.status, 403, "{r:?}");
+    // Every request from the proxy is a sub-request: /health needs a token like any path.
+    let r = trusted_client()
+        .get(format!("http://{}/health", gw.addr))
+        .header("Host", "api.example.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // The public path itself passes.
+    let r = trusted_client()
+        .get(format!("http://{}/public/x", gw.addr))
+        .header("Host", "api.example.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 /// An HTTPS client trusting the test CA, presenting `identity`.
 fn https_client(identity: Option<&Identity>) -> reqwest::Client {
     let ca = reqwest::Certificate::from_pem(pki().ca_pem.as_bytes()).unwrap();
@@ -761,6 +1076,7 @@ async fn forward_auth_through_a_real_nginx() {
         "pop_gateway",
         &[
             "--forward-auth",
+            "nginx",
             "--trusted-proxy",
             "127.0.0.2/32",
             "--public-url",
@@ -880,58 +1196,18 @@ async fn forward_auth_through_a_real_nginx() {
     assert_eq!(r.status, 403, "{r:?}");
     assert!(r.header("x-pop-sub").is_none());
 
-    // Traefik's fields from the trusted address: 200 with the identity fields; a forwarded host
-    // that is not --public-url: 403.
-    let traefik = reqwest::Client::builder()
-        .no_proxy()
-        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let ask = |host: String, proof: String| {
-        traefik
-            .get(format!("http://{}/", gw.addr))
-            .header("Authorization", &auth)
-            .header("DPoP", proof)
-            .header("X-Forwarded-Method", "GET")
-            .header("X-Forwarded-Uri", "/api/items?x=1")
-            .header("X-Forwarded-Host", host)
-            .header("X-Forwarded-Proto", "http")
-            .send()
-    };
-    let r = Reply::read(
-        ask(
-            format!("127.0.0.1:{port}"),
-            key.proof("GET", &url, Some(&token), Some(&nonce)).unwrap(),
-        )
-        .await
-        .unwrap(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(r.header("x-pop-sub"), Some("alice"));
-    assert_eq!(r.header("x-pop-client-id"), Some("c1"));
-    let r = Reply::read(
-        ask(
-            "other.example".to_owned(),
-            key.proof("GET", &url, Some(&token), Some(&nonce)).unwrap(),
-        )
-        .await
-        .unwrap(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 403, "{r:?}");
-    assert!(r.header("x-pop-sub").is_none());
-    // From the trusted proxy every request is a sub-request: Envoy-style (no forwarding fields)
-    // for `/health` needs a token like any path; it is not the gateway's own `/health`.
-    let r = traefik
-        .get(format!("http://{}/health", gw.addr))
+    // Behind nginx, Traefik's fields name nothing: a client could have set them.
+    let proof = key.proof("GET", &url, Some(&token), Some(&nonce)).unwrap();
+    let r = trusted_client()
+        .get(format!("http://{}/", gw.addr))
+        .header("Authorization", &auth)
+        .header("DPoP", proof)
+        .header("X-Forwarded-Method", "GET")
+        .header("X-Forwarded-Uri", "/api/items?x=1")
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_eq!(r.status(), 400);
     assert_eq!(up.count(), 1);
 
     // A --public-path passes nginx without a token, and without identity fields.
