@@ -335,3 +335,218 @@ async fn client_gets_through_an_independent_nonce_server() {
         "one retry, then the refusal"
     );
 }
+
+/// A loopback server for the redirect tests: every request is recorded (method, path, the
+/// `DPoP`, `Authorization` and `Cookie` fields, the body), and `answer` decides the reply.
+struct Recorder {
+    addr: std::net::SocketAddr,
+    seen: Arc<std::sync::Mutex<Vec<Value>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+type Answer = Arc<dyn Fn(&str, &str) -> axum::response::Response + Send + Sync>;
+
+impl Recorder {
+    async fn start(
+        answer: impl Fn(&str, &str) -> axum::response::Response + Send + Sync + 'static,
+    ) -> Self {
+        use axum::extract::{Request as AxumRequest, State};
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let answer: Answer = Arc::new(answer);
+        let state = (Arc::clone(&seen), answer);
+        let app = axum::Router::new()
+            .fallback(
+                |State((seen, answer)): State<(Arc<std::sync::Mutex<Vec<Value>>>, Answer)>,
+                 request: AxumRequest| async move {
+                    let (parts, body) = request.into_parts();
+                    let body = body
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    let field = |name: &str| {
+                        parts
+                            .headers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned)
+                    };
+                    seen.lock().unwrap().push(serde_json::json!({
+                        "method": parts.method.as_str(),
+                        "path": parts.uri.path(),
+                        "dpop": field("dpop"),
+                        "authorization": field("authorization"),
+                        "cookie": field("cookie"),
+                        "body": String::from_utf8_lossy(&body),
+                    }));
+                    answer(parts.method.as_str(), parts.uri.path())
+                },
+            )
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, seen, task }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn seen(&self) -> Vec<Value> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn redirect(status: u16, location: &str) -> axum::response::Response {
+    axum::response::Response::builder()
+        .status(status)
+        .header("location", location)
+        .body(axum::body::Body::empty())
+        .unwrap()
+}
+
+/// The `htu` of a compact proof.
+fn htu_of(proof: &str) -> String {
+    use base64::Engine as _;
+    let payload = proof.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["htu"].as_str().unwrap().to_owned()
+}
+
+/// Another origin, which answers everything with 200 and a nonce of its own.
+async fn elsewhere() -> Recorder {
+    Recorder::start(|_, _| {
+        axum::response::Response::builder()
+            .header("dpop-nonce", "nonce-from-elsewhere")
+            .body(axum::body::Body::from("elsewhere"))
+            .unwrap()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn request_token_never_follows_a_redirect() {
+    let other = elsewhere().await;
+    let location = other.url("/steal");
+    let endpoint = Recorder::start(move |_, path| match path {
+        "/token307" => redirect(307, &location),
+        "/token308" => redirect(308, &location),
+        _ => redirect(302, &location),
+    })
+    .await;
+    let dpop = DpopMiddleware::new(signer());
+    let request = TokenRequest::client_credentials("client", "the-client-secret");
+    let following = reqwest::Client::builder().no_proxy().build().unwrap();
+    for (client, gets) in [(plain(), 0), (following, 1)] {
+        for path in ["/token307", "/token308", "/token302"] {
+            let error = dpop
+                .request_token(&client, &endpoint.url(path), &request)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(error, TokenError::Redirected { .. }),
+                "{path}: {error}"
+            );
+        }
+        // The form reached the token endpoint only: a 307 or 308 is not repeated, and the GET
+        // a following client makes after a 302 carries no form.
+        let stolen = other.seen();
+        assert_eq!(stolen.len(), gets, "{stolen:?}");
+        assert!(
+            stolen
+                .iter()
+                .all(|r| r["method"] == "GET" && r["body"] == ""),
+            "{stolen:?}"
+        );
+    }
+    assert!(endpoint.seen().iter().all(|r| r["method"] == "POST"));
+}
+
+#[tokio::test]
+async fn the_middleware_resigns_same_origin_redirects_and_carries_nothing_across() {
+    let other = elsewhere().await;
+    let location = other.url("/steal");
+    let first = Recorder::start(move |_, path| match path {
+        "/start" => redirect(302, "/next"),
+        "/post" => redirect(307, "/posted"),
+        "/posted" => axum::response::Response::new(axum::body::Body::from("posted")),
+        _ => redirect(302, &location),
+    })
+    .await;
+    let dpop = DpopMiddleware::new(signer());
+    let client = ClientBuilder::new(plain()).with(dpop.clone()).build();
+    let response = client
+        .get(first.url("/start"))
+        .header(AUTHORIZATION, "DPoP the-token")
+        .header("cookie", "session=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = first.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    // Same origin: a new proof for each URL, with the token.
+    for (request, path) in seen.iter().zip(["/start", "/next"]) {
+        assert_eq!(request["path"], path);
+        assert_eq!(htu_of(request["dpop"].as_str().unwrap()), first.url(path));
+        assert_eq!(request["authorization"], "DPoP the-token");
+    }
+    // The other origin: no proof, no token, no cookie.
+    let reached = other.seen();
+    assert_eq!(reached.len(), 1, "{reached:?}");
+    assert!(
+        reached[0]["dpop"].is_null()
+            && reached[0]["authorization"].is_null()
+            && reached[0]["cookie"].is_null(),
+        "{reached:?}"
+    );
+    // Its nonce is remembered under its own origin, not the first one's.
+    assert!(dpop.nonces().get(&first.origin()).is_none());
+    assert_eq!(
+        dpop.nonces().get(&other.origin()).as_deref(),
+        Some("nonce-from-elsewhere")
+    );
+
+    // 307 repeats the method and body, with a proof for the new URL.
+    let response = client
+        .post(first.url("/post"))
+        .body("payload")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "posted");
+    let posted = first.seen().into_iter().last().unwrap();
+    assert_eq!(
+        (posted["method"].as_str(), posted["body"].as_str()),
+        (Some("POST"), Some("payload"))
+    );
+    assert_eq!(
+        htu_of(posted["dpop"].as_str().unwrap()),
+        first.url("/posted")
+    );
+
+    // With no redirects allowed, the 3xx comes back.
+    let none = ClientBuilder::new(plain())
+        .with(dpop.clone().max_redirects(0))
+        .build();
+    let response = none.get(first.url("/start")).send().await.unwrap();
+    assert_eq!(response.status(), 302);
+}

@@ -126,6 +126,9 @@ pub const REDIS_SKEW_MARGIN: Duration = Duration::from_secs(30);
 /// enough that a client steered to many hosts stays small.
 pub const CLIENT_NONCE_ORIGINS: usize = 1024;
 
+/// Redirects the client middleware follows for one request: 10, as reqwest's default policy.
+pub const CLIENT_MAX_REDIRECTS: usize = 10;
+
 /// Longest time a server waits for a request's whole header (HTTP/1.1), also for the next
 /// request on a keep-alive connection: 10 s. A client that sends its header a byte at a time
 /// (slowloris) holds its connection no longer than this.

@@ -44,6 +44,10 @@ pub struct SignDpopLayer {
 
 impl SignDpopLayer {
     signing_builder!();
+
+    fn from_shared(shared: Shared) -> Self {
+        Self { shared }
+    }
 }
 
 impl<S> Layer<S> for SignDpopLayer {

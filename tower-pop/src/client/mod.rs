@@ -34,11 +34,24 @@
 //!   longer, chunked or not): a body that ends by then is looked at, and any 400 that is not
 //!   retried is handed back whole, what was read followed by the rest.
 //!
+//! # Redirects
+//!
+//! - [`DpopMiddleware::request_token`] never follows a redirect: a token request carries the
+//!   client's secret and a grant. A 3xx is [`TokenError::Redirected`].
+//! - The middleware follows redirects itself (up to [`CLIENT_MAX_REDIRECTS`](crate::defaults::CLIENT_MAX_REDIRECTS), 10, like reqwest;
+//!   [`DpopMiddleware::max_redirects`]), so build its reqwest client with
+//!   `redirect::Policy::none()`: reqwest's own following happens below the middleware and
+//!   carries the first URL's `DPoP` field wherever it goes (a warning under
+//!   `tower_pop::client` says so once). Within the first request's origin each hop gets a new
+//!   proof for its URL; once the chain leaves that origin, `DPoP`, `Authorization`, `Cookie`
+//!   and `Proxy-Authorization` are removed and nothing is signed again (the token and proofs
+//!   are for the first origin only). 301, 302 (for `POST`) and 303 continue with `GET` and no
+//!   body; 307 and 308 repeat the method and body when the body can be copied. A
+//!   `DPoP-Nonce` is remembered under the origin of the response that sent it.
+//! - The tower layer follows no redirects; do not put a redirect-following layer below it.
+//!
 //! # Deployment caveats
 //!
-//! - reqwest follows redirects below the middleware: a redirected request would carry the
-//!   proof for the first URL, which the new server refuses. Build DPoP clients with
-//!   `redirect::Policy::none()`.
 //! - The tower layer needs absolute request URIs (hyper-util's client does too); a relative
 //!   one is sent without a proof, with a warning under the log target `tower_pop::client`.
 //! - Share one [`NonceStore`] (through [`DpopMiddleware::with_nonces`] /
@@ -128,9 +141,7 @@ macro_rules! signing_builder {
     () => {
         /// Sign with `signer`, with a new [`NonceStore`](super::NonceStore) of its own.
         pub fn new(signer: impl Into<std::sync::Arc<crate::dpop::signer::ProofSigner>>) -> Self {
-            Self {
-                shared: super::Shared::new(signer.into()),
-            }
+            Self::from_shared(super::Shared::new(signer.into()))
         }
 
         /// Share `nonces` with other layers and middleware

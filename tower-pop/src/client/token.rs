@@ -2,15 +2,20 @@
 //! [`AccessToken`], [`TokenError`].
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
+use http_body::{Body, Frame, SizeHint};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use reqwest_middleware::{ClientWithMiddleware, Middleware};
 use serde_json::Value;
 
 use super::DpopMiddleware;
+use super::wire::{self, Target};
 
 /// Largest token response read: a token response is a few kilobytes.
 const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
@@ -166,6 +171,12 @@ pub enum TokenError {
         /// The `error` code of the answer, if it had a well-formed one.
         error: Option<String>,
     },
+    /// The endpoint answered with a redirect (3xx), or the client followed one: never followed
+    /// by this helper, never read. The form was sent once, to the URL given, and nowhere else.
+    Redirected {
+        /// The HTTP status.
+        status: u16,
+    },
     /// A success status, but not a token response: no JSON, no `access_token`, or larger than
     /// 64 KiB.
     Malformed {
@@ -194,6 +205,12 @@ impl fmt::Display for TokenError {
                 error: None,
             } => {
                 write!(f, "token endpoint refused with {status}")
+            }
+            Self::Redirected { status } => {
+                write!(
+                    f,
+                    "token endpoint answered {status} with a redirect, not followed"
+                )
             }
             Self::Malformed { status } => {
                 write!(
@@ -228,12 +245,43 @@ fn transport(e: impl std::error::Error + Send + Sync + 'static) -> TokenError {
     TokenError::Transport(Box::new(e))
 }
 
+/// A request body that can be sent once: reqwest cannot copy it, so it follows no 307 or 308
+/// redirect with it (RFC 9110 §15.4.8: those repeat the request, form and secrets included).
+struct SendOnce(Option<Bytes>);
+
+impl Body for SendOnce {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.take().map(|bytes| Ok(Frame::data(bytes))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.0.as_ref().map_or(0, |b| b.len() as u64))
+    }
+}
+
 impl DpopMiddleware {
-    /// POST `request` to the token endpoint `token_url` with a DPoP proof (RFC 9449 §5), through
-    /// this middleware over `client`: a fresh proof, the origin's latest nonce, and one retry on
-    /// a 400 `{"error":"use_dpop_nonce"}` with the `DPoP-Nonce` the endpoint sent (RFC 9449
-    /// §8). The answer must be a token response whose `token_type` is `DPoP` (compared
+    /// POST `request` to the token endpoint `token_url` with a DPoP proof (RFC 9449 §5) over
+    /// `client`: a fresh proof, the origin's latest nonce, and one retry on a 400
+    /// `{"error":"use_dpop_nonce"}` with the `DPoP-Nonce` the endpoint sent (RFC 9449 §8). The
+    /// answer must be a token response whose `token_type` is `DPoP` (compared
     /// case-insensitively); the proof key's thumbprint is then the token's `cnf.jkt`.
+    ///
+    /// **Redirects are never followed** (a token request carries the client's secret and a
+    /// grant): a 3xx answer is [`TokenError::Redirected`]. The form is sent as a
+    /// body that cannot be copied, so even a `client` that follows redirects does not repeat it
+    /// on a 307 or 308; such a client turns a 301, 302 or 303 into a `GET` without the form,
+    /// whose answer is refused unread. Build the client with `redirect::Policy::none()` to send
+    /// nothing at all to a redirect target.
     ///
     /// ```no_run
     /// use tower_pop::Algorithm;
@@ -268,30 +316,49 @@ impl DpopMiddleware {
         request: &TokenRequest,
     ) -> Result<AccessToken, TokenError> {
         let url = reqwest::Url::parse(token_url).map_err(|_| TokenError::InvalidUrl)?;
-        let middleware: Arc<dyn Middleware> = Arc::new(self.clone());
-        let client = ClientWithMiddleware::new(client.clone(), vec![middleware]);
-        let mut response = client
-            .post(url)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(ACCEPT, "application/json")
-            .body(request.encode())
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = response.status().as_u16();
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_TOKEN_RESPONSE as u64)
-        {
-            return Err(TokenError::Malformed { status });
-        }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
-            if bytes.len() + chunk.len() > MAX_TOKEN_RESPONSE {
+        let target = Target::from_url(&url).ok_or(TokenError::InvalidUrl)?;
+        let form = Bytes::from(request.encode());
+        let mut retried = false;
+        let (status, bytes) = loop {
+            let mut outgoing = client
+                .post(url.clone())
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(ACCEPT, "application/json")
+                .body(reqwest::Body::wrap(SendOnce(Some(form.clone()))))
+                .build()
+                .map_err(transport)?;
+            self.shared
+                .sign(&http::Method::POST, &target, outgoing.headers_mut())
+                .map_err(transport)?;
+            let mut response = client.execute(outgoing).await.map_err(transport)?;
+            let status = response.status().as_u16();
+            // Answered from elsewhere (the client followed a redirect), or a redirect itself.
+            if response.status().is_redirection() || response.url() != &url {
+                return Err(TokenError::Redirected { status });
+            }
+            self.shared.remember(&target, response.headers());
+            let nonce_given = wire::response_nonce(response.headers()).is_some();
+            if response
+                .content_length()
+                .is_some_and(|n| n > MAX_TOKEN_RESPONSE as u64)
+            {
                 return Err(TokenError::Malformed { status });
             }
-            bytes.extend_from_slice(&chunk);
-        }
+            let mut bytes = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(transport)? {
+                if bytes.len() + chunk.len() > MAX_TOKEN_RESPONSE {
+                    return Err(TokenError::Malformed { status });
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            // RFC 9449 §8: a 400 `use_dpop_nonce` with a `DPoP-Nonce` is retried once.
+            if status == 400 && nonce_given && !retried && wire::body_asks_nonce(&bytes) {
+                retried = true;
+                tracing::debug!(target: crate::observe::CLIENT, "use_dpop_nonce: retrying once");
+                continue;
+            }
+            break (status, bytes);
+        };
         let body: Option<Value> = serde_json::from_slice(&bytes).ok();
         if !(200..300).contains(&status) {
             return Err(TokenError::Refused {
