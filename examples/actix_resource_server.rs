@@ -34,7 +34,7 @@ async fn health() -> HttpResponse {
 async fn main() {
     let start = Startup::from_env().await;
     let (verifier, cors) = (Arc::clone(&start.verifier), start.cors.clone());
-    let policy = start.args.whoami_policy();
+    let policy = start.policy.clone();
     let server = HttpServer::new(move || {
         // On the App, outside every resource's RequirePop: preflights never reach the verifier,
         // refusals get CORS headers. (Cors is per worker: it is not Send.)

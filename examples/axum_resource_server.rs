@@ -29,7 +29,7 @@ async fn main() {
             "/whoami",
             any(|auth: PopAuth<SharedClaims>| async move { Json(whoami(&auth)).into_response() }),
         )
-        .route_layer(RequirePopLayer::new(Arc::clone(verifier)).policy(start.args.whoami_policy()))
+        .route_layer(RequirePopLayer::new(Arc::clone(verifier)).policy(start.policy.clone()))
         .route("/health", get(|| async { "ok" }))
         .merge(metadata_route(verifier).unwrap_or_default());
     // Outside the verifier (added last): preflights never reach it, refusals get CORS headers.

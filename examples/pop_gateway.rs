@@ -217,7 +217,7 @@ fn build(args: &GatewayArgs, verifier: Arc<Verifier>) -> Result<Gateway, String>
         .pool_max_idle_per_host(256)
         .http2_only(args.upstream_http2)
         .build(connector);
-    let layer = RequirePopLayer::new(verifier).policy(args.common.whoami_policy());
+    let layer = RequirePopLayer::new(verifier).policy(args.common.whoami_policy()?);
     Ok(Gateway {
         upstream,
         forward_auth: args.forward_auth,

@@ -62,6 +62,46 @@ pub fn with_env(command: clap::Command) -> clap::Command {
     })
 }
 
+/// A URL flag that may carry a secret (a Redis password, an API key in a query): `Debug` shows
+/// it without user information, query or fragment.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// The URL as given.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for SecretUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let end = self.0.find(['?', '#']).unwrap_or(self.0.len());
+        let base = &self.0[..end];
+        let shown = match base.split_once("://") {
+            Some((scheme, after)) => {
+                let (authority, path) = after.split_at(after.find('/').unwrap_or(after.len()));
+                let host = authority
+                    .rsplit_once('@')
+                    .map_or(authority, |(_, host)| host);
+                format!("{scheme}://{host}{path}")
+            }
+            None => base.to_owned(),
+        };
+        let cut = if end < self.0.len() { "?…" } else { "" };
+        write!(f, "\"{shown}{cut}\"")
+    }
+}
+
 /// The command line of the example servers (the contract in EXAMPLE-SERVERS.md). Every flag
 /// can also come from a `TOWER_POP_*` environment variable ([`with_env`]).
 #[derive(Debug, Clone, Parser)]
@@ -88,7 +128,7 @@ pub struct Args {
     pub issuer_ca: Option<PathBuf>,
     /// Introspect opaque (non-JWT) tokens at this endpoint (RFC 7662).
     #[arg(long, value_name = "URL", requires_all = ["client_id", "client_secret_file"])]
-    pub introspection_url: Option<String>,
+    pub introspection_url: Option<SecretUrl>,
     /// This server's client id for introspection (client_secret_basic).
     #[arg(long, value_name = "ID", requires = "introspection_url")]
     pub client_id: Option<String>,
@@ -126,7 +166,7 @@ pub struct Args {
     /// Replay cache shared by all instances using this Redis (`redis://` or `rediss://`;
     /// credentials in the URL are never printed).
     #[arg(long, value_name = "URL", hide_env_values = true)]
-    pub redis: Option<String>,
+    pub redis: Option<SecretUrl>,
     /// Serve HTTPS with this certificate chain (PEM).
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -208,7 +248,7 @@ impl Args {
             &self.client_secret_file,
         ) {
             let secret = read_secret(secret)?;
-            let mut options = IntrospectionOptions::new(url, id, secret);
+            let mut options = IntrospectionOptions::new(url.as_str(), id, secret);
             if let Some(ca) = issuer_ca {
                 options = options.root_ca_pem(ca);
             }
@@ -305,12 +345,16 @@ impl Args {
     }
 
     /// The route policy of `/whoami`: `--scope` if given.
-    #[must_use]
-    pub fn whoami_policy(&self) -> RoutePolicy {
+    ///
+    /// # Errors
+    /// A message when `--scope` is not an RFC 6749 scope-token.
+    pub fn whoami_policy(&self) -> Result<RoutePolicy, String> {
         let policy = RoutePolicy::new();
         match &self.scope {
-            Some(scope) => policy.require_scope(scope),
-            None => policy,
+            Some(scope) => policy
+                .require_scope(scope)
+                .map_err(|e| format!("--scope: {e}")),
+            None => Ok(policy),
         }
     }
 
@@ -451,6 +495,8 @@ pub struct Startup {
     pub tls: Option<TlsConfig>,
     /// The verifier.
     pub verifier: Arc<tower_pop::Verifier>,
+    /// The route policy of `/whoami` (`--scope`).
+    pub policy: RoutePolicy,
 }
 
 impl Startup {
@@ -459,6 +505,7 @@ impl Startup {
         init_logging();
         let args = Args::from_env();
         let cors = args.cors_origins().unwrap_or_else(|e| fail(&e));
+        let policy = args.whoami_policy().unwrap_or_else(|e| fail(&e));
         let listener = std::net::TcpListener::bind(args.listen)
             .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", args.listen)));
         let bound = listener.local_addr().unwrap_or(args.listen);
@@ -470,6 +517,7 @@ impl Startup {
         Self {
             verifier: Arc::new(tower_pop::Verifier::new(config)),
             args,
+            policy,
             cors,
             listener,
             bound,
@@ -548,6 +596,38 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
         Args::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn debug_shows_no_password_or_url_query() {
+        let a = parse(&[
+            "--issuer",
+            "https://as",
+            "--audience",
+            "api",
+            "--jwks-file",
+            "k.json",
+            "--redis",
+            "redis://:hunter2@127.0.0.1:6379/0",
+            "--introspection-url",
+            "https://as/introspect?api_key=abc123",
+            "--client-id",
+            "rs",
+            "--client-secret-file",
+            "secret.txt",
+        ])
+        .unwrap();
+        let printed = format!("{a:?}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("abc123"),
+            "{printed}"
+        );
+        assert!(printed.contains("redis://127.0.0.1:6379/0"), "{printed}");
+        assert!(printed.contains("https://as/introspect?…"), "{printed}");
+        assert_eq!(
+            a.redis.unwrap().as_str(),
+            "redis://:hunter2@127.0.0.1:6379/0"
+        );
     }
 
     #[test]

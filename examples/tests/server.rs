@@ -463,6 +463,36 @@ async fn refuses_bad_command_lines(name: &str) {
         .await
         .unwrap();
     assert_eq!(status.code(), Some(1));
+    // A resource identifier with a control character, or a scope that is no scope-token:
+    // refused at start-up with a message (exit 1), never a panic or a dropped challenge later.
+    let jwks = crate::scratch::file("bad-start-jwks.json");
+    std::fs::write(&jwks, r#"{"keys":[]}"#).unwrap();
+    let jwks = jwks.to_string_lossy().into_owned();
+    for (flag, value) in [
+        ("--resource", "https://api.example/a\u{1}b"),
+        ("--scope", "read write"),
+    ] {
+        let out = Command::new(example_binary(name))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--issuer",
+                ISSUER,
+                "--audience",
+                AUDIENCE,
+            ])
+            .args(["--jwks-file", &jwks, flag, value])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{name} {flag}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.lines().any(|l| l.starts_with("error:")) && !stderr.contains("panicked"),
+            "{name} {flag}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{name} {flag}: never listening");
+    }
 }
 
 /// Method, path, headers.

@@ -110,7 +110,13 @@ impl ResourceDocument {
             Some(("http", rest)) if insecure_http => rest,
             _ => return Err(bad()),
         };
-        if rest.is_empty() || resource.contains(['?', '#', ' ', '"', '\\']) {
+        // Visible ASCII only: the identifier goes into every challenge's `resource_metadata`
+        // (a quoted-string) and into a route; a control character there would drop the
+        // challenge or fail the response, so it is refused here, at start-up.
+        if rest.is_empty()
+            || !resource.bytes().all(|b| b.is_ascii_graphic())
+            || resource.contains(['?', '#', '"', '\\'])
+        {
             return Err(bad());
         }
         let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
@@ -215,6 +221,14 @@ mod tests {
             "https://r.example#f",
             "https://u@r.example",
             "https://",
+            // Control characters, spaces and non-ASCII: refused at start-up, never a dropped
+            // challenge or a failed response later.
+            "https://r.example/a\u{1}b",
+            "https://r.example/a\tb",
+            "https://r.example/a\u{7f}",
+            "https://r.example/a b",
+            "https://r.example/é",
+            "https://r.example/\r\nx: y",
         ] {
             assert!(doc(bad).is_err(), "{bad}");
         }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::error::PopError;
+use crate::error::{ConfigError, PopError};
 use crate::extension::Verified;
 use crate::metadata::is_scope_token;
 
@@ -13,8 +13,10 @@ use crate::metadata::is_scope_token;
 ///
 /// ```
 /// use tower_pop::RoutePolicy;
-/// let policy = RoutePolicy::new().require_scope("read").require_scope("write");
+/// let policy = RoutePolicy::new().require_scope("read")?.require_scope("write")?;
 /// assert_eq!(policy.required_scopes(), Some("read write"));
+/// assert!(RoutePolicy::new().require_scope("read write").is_err());
+/// # Ok::<(), tower_pop::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoutePolicy {
@@ -40,15 +42,16 @@ impl RoutePolicy {
     /// Require `scope` in the token's space-delimited `scope` claim (exact, case-sensitive,
     /// RFC 6749 §3.3); a token without it gets 403 `insufficient_scope` (RFC 6750 §3.1).
     ///
-    /// # Panics
-    /// When `scope` is not an RFC 6749 scope-token (empty, or with a space, `"` or `\`): a
-    /// programming error caught when the route is built, like an invalid axum route path.
-    #[must_use]
-    pub fn require_scope(mut self, scope: &str) -> Self {
-        assert!(
-            is_scope_token(scope),
-            "required scope {scope:?} is not an RFC 6749 scope-token"
-        );
+    /// # Errors
+    /// [`ConfigError::InvalidScope`] when `scope` is not an RFC 6749 scope-token (empty, or
+    /// with a space, `"` or `\`).
+    pub fn require_scope(self, scope: &str) -> Result<Self, ConfigError> {
+        check_scope(scope)?;
+        Ok(self.with_scope(scope))
+    }
+
+    /// [`require_scope`](Self::require_scope) for a scope already checked.
+    fn with_scope(mut self, scope: &str) -> Self {
         self.scopes.push(scope.to_owned());
         self.joined = Some(self.scopes.join(" ").into());
         self
@@ -106,9 +109,10 @@ impl RoutePolicy {
 ///         .build()
 ///         .expect("valid configuration"),
 /// );
-/// let layer = RequirePopLayer::new(verifier).require_scope("read").allow_anonymous();
+/// let layer = RequirePopLayer::new(verifier).require_scope("read")?.allow_anonymous();
 /// assert_eq!(layer.route_policy().required_scopes(), Some("read"));
 /// assert!(layer.route_policy().allows_anonymous());
+/// # Ok::<(), tower_pop::ConfigError>(())
 /// ```
 pub trait PolicyBuilder: Sized {
     /// The policy as it stands.
@@ -130,16 +134,27 @@ pub trait PolicyBuilder: Sized {
     /// Require `scope` in the token's `scope` claim: 403 `insufficient_scope` without it
     /// ([`RoutePolicy::require_scope`]).
     ///
-    /// # Panics
+    /// # Errors
     /// As [`RoutePolicy::require_scope`].
-    #[must_use]
-    fn require_scope(self, scope: &str) -> Self {
-        self.map_policy(|policy| policy.require_scope(scope))
+    fn require_scope(self, scope: &str) -> Result<Self, ConfigError> {
+        check_scope(scope)?;
+        Ok(self.map_policy(|policy| policy.with_scope(scope)))
     }
 
     /// Apply `policy` to every request (replacing `allow_anonymous` and `require_scope`).
     #[must_use]
     fn policy(self, policy: RoutePolicy) -> Self {
         self.map_policy(|_| policy)
+    }
+}
+
+/// A required scope must be an RFC 6749 §3.3 scope-token.
+fn check_scope(scope: &str) -> Result<(), ConfigError> {
+    if is_scope_token(scope) {
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidScope {
+            scope: scope.to_owned(),
+        })
     }
 }

@@ -161,7 +161,11 @@ async fn missing_scope_is_403_in_the_scheme_used_prm_06() {
     use tower_pop::RequirePopLayer;
     let f = Fixture::with(|b| b.allow_bearer());
     let service = ServiceBuilder::new()
-        .layer(RequirePopLayer::new(std::sync::Arc::clone(&f.verifier)).require_scope("admin"))
+        .layer(
+            RequirePopLayer::new(std::sync::Arc::clone(&f.verifier))
+                .require_scope("admin")
+                .unwrap(),
+        )
         .service(service_fn(|_req: http::Request<String>| async {
             Ok::<_, Infallible>(http::Response::new(String::from("ok")))
         }));

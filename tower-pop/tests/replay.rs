@@ -234,7 +234,11 @@ async fn the_same_verifier_wrapped_twice_records_the_jti_once() {
     let f = Fixture::new();
     let service = ServiceBuilder::new()
         .layer(RequirePopLayer::new(Arc::clone(&f.verifier)))
-        .layer(RequirePopLayer::new(Arc::clone(&f.verifier)).require_scope("read"))
+        .layer(
+            RequirePopLayer::new(Arc::clone(&f.verifier))
+                .require_scope("read")
+                .unwrap(),
+        )
         .service(service_fn(|_req: http::Request<String>| async {
             Ok::<_, Infallible>(http::Response::new(String::from("ok")))
         }));
@@ -246,7 +250,11 @@ async fn the_same_verifier_wrapped_twice_records_the_jti_once() {
     // The inner layer still applies its own policy to the reused result.
     let strict = ServiceBuilder::new()
         .layer(RequirePopLayer::new(Arc::clone(&f.verifier)))
-        .layer(RequirePopLayer::new(Arc::clone(&f.verifier)).require_scope("admin"))
+        .layer(
+            RequirePopLayer::new(Arc::clone(&f.verifier))
+                .require_scope("admin")
+                .unwrap(),
+        )
         .service(service_fn(|_req: http::Request<String>| async {
             Ok::<_, Infallible>(http::Response::new(String::from("ok")))
         }));

@@ -250,7 +250,7 @@ pub enum RemoteConfigError {
     InvalidUrl {
         /// What the URL is for (`issuer`, `introspection endpoint`).
         what: &'static str,
-        /// The URL as given.
+        /// The URL as given, without a password, its query and fragment cut to `?…`.
         url: String,
         /// What is wrong with it.
         reason: &'static str,

@@ -85,7 +85,9 @@ use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::http::{FetchError, HttpClient, HttpSettings, check_url, http_setters, max_age};
+use super::http::{
+    FetchError, HttpClient, HttpSettings, check_url, http_setters, max_age, redacted,
+};
 use super::jwks::{KeySet, MAX_JWKS_BYTES};
 use crate::clock::{Clock, SystemClock};
 use crate::jose::Algorithm;
@@ -471,7 +473,7 @@ impl IssuerKeys {
         check_url(issuer, options.http.insecure_allow_http_on_loopback, false).map_err(
             |reason| RemoteConfigError::InvalidUrl {
                 what: "issuer",
-                url: issuer.to_owned(),
+                url: redacted(issuer),
                 reason,
             },
         )?;
@@ -479,7 +481,7 @@ impl IssuerKeys {
         let parse = |url: &str| {
             Url::parse(url).map_err(|_| RemoteConfigError::InvalidUrl {
                 what: "issuer",
-                url: issuer.to_owned(),
+                url: redacted(issuer),
                 reason: "no metadata URL can be built from it",
             })
         };

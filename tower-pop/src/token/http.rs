@@ -145,6 +145,27 @@ fn is_loopback(url: &Url) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// `url` as logs and `Debug` may show it: without user information (a password) and with its
+/// query and fragment cut to `?…` (they may carry secrets, such as an API key).
+pub(crate) fn redacted(url: &str) -> String {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    let (base, rest) = url.split_at(end);
+    let mut shown = match base.split_once("://") {
+        Some((scheme, after)) => {
+            let (authority, path) = after.split_at(after.find('/').unwrap_or(after.len()));
+            let host = authority
+                .rsplit_once('@')
+                .map_or(authority, |(_, host)| host);
+            format!("{scheme}://{host}{path}")
+        }
+        None => base.to_owned(),
+    };
+    if !rest.is_empty() {
+        shown.push_str("?…");
+    }
+    shown
+}
+
 /// Check that `url` is absolute `https` (or `http` on loopback when allowed), without
 /// credentials or fragment; `query` says whether a query is allowed.
 pub(crate) fn check_url(
@@ -330,6 +351,17 @@ pub(crate) fn max_age(cache_control: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacted_urls_show_no_password_or_query() {
+        assert_eq!(
+            redacted("https://user:hunter2@as.example:8443/introspect?api_key=abc#frag"),
+            "https://as.example:8443/introspect?…"
+        );
+        assert_eq!(redacted("redis://:pw@127.0.0.1/0"), "redis://127.0.0.1/0");
+        assert_eq!(redacted("https://as.example/i"), "https://as.example/i");
+        assert_eq!(redacted("not a url?secret"), "not a url?…");
+    }
 
     #[test]
     fn urls_must_be_https_without_credentials_or_fragment() {

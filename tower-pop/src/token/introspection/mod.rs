@@ -87,7 +87,7 @@ use std::net::IpAddr;
 use self::admission::{Admission, Refused};
 use self::negative::NegativeCache;
 use super::cache::{CacheLimits, TokenCache};
-use super::http::{HttpClient, HttpSettings, check_url, http_setters};
+use super::http::{HttpClient, HttpSettings, check_url, http_setters, redacted};
 use super::{Confirmation, TokenInfo, confirmation};
 use crate::clock::{Clock, SystemClock};
 use crate::credentials::MAX_TOKEN_LEN;
@@ -159,11 +159,22 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Where and how to introspect; every default is the documented one.
+/// An endpoint URL that `Debug` shows without a password or query.
+#[derive(Clone)]
+struct Endpoint(String);
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redacted(&self.0))
+    }
+}
+
+/// Where and how to introspect; every default is the documented one. `Debug` shows neither the
+/// client secret nor the endpoint's query.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct IntrospectionOptions {
-    endpoint: String,
+    endpoint: Endpoint,
     client_id: String,
     client_secret: Secret,
     auth_method: ClientAuthMethod,
@@ -190,7 +201,7 @@ impl IntrospectionOptions {
         client_secret: impl Into<String>,
     ) -> Self {
         Self {
-            endpoint: endpoint.into(),
+            endpoint: Endpoint(endpoint.into()),
             client_id: client_id.into(),
             client_secret: Secret(client_secret.into()),
             auth_method: ClientAuthMethod::default(),
@@ -381,6 +392,8 @@ impl fmt::Debug for IntrospectedToken {
 /// An RFC 7662 client with a bounded cache; share one per endpoint (`Arc`).
 pub struct Introspector {
     endpoint: Url,
+    /// The endpoint as logs and `Debug` show it: no password, no query.
+    shown: String,
     client_id: String,
     auth_method: ClientAuthMethod,
     /// `Authorization` for `client_secret_basic` (marked sensitive).
@@ -407,7 +420,7 @@ pub struct Introspector {
 impl fmt::Debug for Introspector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Introspector")
-            .field("endpoint", &self.endpoint.as_str())
+            .field("endpoint", &self.shown)
             .field("client_id", &self.client_id)
             .field("auth_method", &self.auth_method)
             .field("issuer", &self.issuer)
@@ -530,13 +543,13 @@ impl Introspector {
     /// or the root CA is unusable.
     pub fn new(options: IntrospectionOptions) -> Result<Self, RemoteConfigError> {
         let endpoint = check_url(
-            &options.endpoint,
+            &options.endpoint.0,
             options.http.insecure_allow_http_on_loopback,
             true,
         )
         .map_err(|reason| RemoteConfigError::InvalidUrl {
             what: "introspection endpoint",
-            url: options.endpoint.clone(),
+            url: redacted(&options.endpoint.0),
             reason,
         })?;
         let invalid = |setting, reason| Err(RemoteConfigError::InvalidSetting { setting, reason });
@@ -585,6 +598,7 @@ impl Introspector {
             ..options.http.clone()
         })?;
         Ok(Self {
+            shown: redacted(endpoint.as_str()),
             endpoint,
             client_id: options.client_id,
             auth_method: options.auth_method,
@@ -748,7 +762,7 @@ impl Introspector {
                 if let Some(failures) = self.refusals.failed(now) {
                     tracing::error!(
                         target: crate::observe::INTROSPECTION,
-                        endpoint = %self.endpoint,
+                        endpoint = %self.shown,
                         client_id = %self.client_id,
                         status = status.as_u16(),
                         failures,
@@ -770,7 +784,7 @@ impl Introspector {
         if let Some(failures) = self.failures.failed(now) {
             tracing::warn!(
                 target: crate::observe::INTROSPECTION,
-                endpoint = %self.endpoint,
+                endpoint = %self.shown,
                 failures,
                 "introspection failing: {what}"
             );
@@ -783,7 +797,7 @@ impl Introspector {
         if let Some(unlogged) = self.failures.succeeded() {
             tracing::info!(
                 target: crate::observe::INTROSPECTION,
-                endpoint = %self.endpoint,
+                endpoint = %self.shown,
                 unlogged_failures = unlogged,
                 "introspection answering again"
             );
@@ -791,7 +805,7 @@ impl Introspector {
         if let Some(unlogged) = self.refusals.succeeded() {
             tracing::info!(
                 target: crate::observe::INTROSPECTION,
-                endpoint = %self.endpoint,
+                endpoint = %self.shown,
                 unlogged_failures = unlogged,
                 "introspection endpoint accepts our client credentials again"
             );
@@ -947,6 +961,28 @@ mod tests {
         ] {
             assert!(!looks_like_jwt(opaque), "{opaque}");
         }
+    }
+
+    #[test]
+    fn options_and_introspector_never_print_the_endpoint_query_or_a_password() {
+        let options =
+            IntrospectionOptions::new("https://u:pw@as.example/i?api_key=abc123", "rs", "s");
+        let printed = format!("{options:?}");
+        assert!(
+            !printed.contains("abc123") && !printed.contains("pw@"),
+            "{printed}"
+        );
+        let error = Introspector::new(options).map(|_| ()).unwrap_err();
+        assert!(!error.to_string().contains("pw@"), "{error}");
+        let introspector = Introspector::new(IntrospectionOptions::new(
+            "https://as.example/i?api_key=abc123",
+            "rs",
+            "s",
+        ))
+        .expect("a query is allowed");
+        let printed = format!("{introspector:?}");
+        assert!(printed.contains("https://as.example/i?…"), "{printed}");
+        assert!(!printed.contains("abc123"), "{printed}");
     }
 
     #[test]
