@@ -167,6 +167,10 @@ pub struct Args {
     /// credentials in the URL are never printed).
     #[arg(long, value_name = "URL", hide_env_values = true)]
     pub redis: Option<SecretUrl>,
+    /// Key prefix in Redis [default: `tower-pop:` and a hash of --resource, or else of the
+    /// public URL, so two APIs sharing a Redis never share keys].
+    #[arg(long, value_name = "PREFIX", requires = "redis")]
+    pub redis_prefix: Option<String>,
     /// Serve HTTPS with this certificate chain (PEM).
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -313,7 +317,17 @@ impl Args {
             builder = builder.forwarded_certificates(ForwardedCertConfig::new(proxies, header));
         }
         if let Some(url) = &self.redis {
+            let prefix = self.redis_prefix.clone().unwrap_or_else(|| {
+                let api = self.resource.as_deref().unwrap_or(&public_url);
+                let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, api.as_bytes());
+                let short: String = hash.as_ref()[..6]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                format!("tower-pop:{short}:")
+            });
             let store = RedisReplayCache::builder(url.as_str())
+                .key_prefix(prefix)
                 .connect()
                 .await
                 .map_err(|e| format!("--redis: {e}"))?;

@@ -169,3 +169,47 @@ async fn without_a_shared_secret_each_instance_accepts_only_its_own_nonces() {
     .await;
     assert_eq!(ok.status, 200, "{ok:?}");
 }
+
+/// Two APIs sharing one Redis: by default each keeps its keys under a prefix of its own,
+/// derived from its public URL (or --resource); --redis-prefix names one.
+#[tokio::test]
+#[ignore = "needs redis-server: run bash tests/run.sh"]
+async fn two_apis_sharing_one_redis_keep_apart() {
+    let redis = RedisServer::start();
+    let redis_url = redis.url();
+    let issuer = Arc::new(TestIssuer::new(ISSUER, AUDIENCE));
+    let client = ProofSigner::generate(Algorithm::ES256).unwrap();
+    let mut prefixes = Vec::new();
+    for (public, extra) in [
+        ("https://one.shared.test", None),
+        ("https://two.shared.test", None),
+        ("https://three.shared.test", Some("custom:")),
+    ] {
+        let mut args = vec!["--public-url", public, "--redis", &redis_url];
+        if let Some(prefix) = extra {
+            args.extend(["--redis-prefix", prefix]);
+        }
+        let s = Server::start_with("axum_resource_server", &args, Arc::clone(&issuer)).await;
+        let token = s.token(Some(client.thumbprint()));
+        let url = format!("{public}/whoami");
+        let proof = client.proof("GET", &url, Some(&token), None).unwrap();
+        assert_eq!(call(&s, &token, &proof).await.status, 200, "{public}");
+        let keys = redis.cli(&["KEYS", "*"]).unwrap_or_default();
+        let new: Vec<&str> = keys
+            .lines()
+            .filter(|k| !prefixes.iter().any(|p: &String| k.starts_with(p.as_str())))
+            .collect();
+        assert_eq!(new.len(), 1, "{public}: {keys}");
+        let prefix = match extra {
+            Some(prefix) => prefix.to_owned(),
+            None => {
+                let (head, _) = new[0].rsplit_once(':').unwrap();
+                format!("{head}:")
+            }
+        };
+        assert!(new[0].starts_with(&prefix), "{public}: {}", new[0]);
+        prefixes.push(prefix);
+    }
+    assert_ne!(prefixes[0], prefixes[1], "two APIs, two prefixes");
+    assert!(prefixes[0].starts_with("tower-pop:"));
+}

@@ -44,6 +44,9 @@ pub struct PopConfig {
     #[cfg(feature = "introspection")]
     pub(crate) introspector: Option<crate::token::introspection::Introspector>,
     pub(crate) replay: Arc<dyn ReplayCache>,
+    /// What this API's replay keys and key owners are hashed with, so that APIs sharing one
+    /// store never share an entry or a quota counter.
+    pub(crate) replay_namespace: [u8; 32],
     /// Most proofs of one key recorded within the proof lifetime.
     pub(crate) proof_key_quota: u64,
     pub(crate) nonces: Option<Nonces>,
@@ -149,6 +152,7 @@ pub struct PopConfigBuilder {
     #[cfg(feature = "introspection")]
     introspection: Option<crate::token::introspection::IntrospectionOptions>,
     replay: Option<Arc<dyn ReplayCache>>,
+    replay_namespace: Option<String>,
     proof_key_quota: Option<u64>,
     nonces: Option<Nonces>,
     forwarded: Option<ForwardedCertConfig>,
@@ -181,6 +185,7 @@ impl Default for PopConfigBuilder {
             #[cfg(feature = "introspection")]
             introspection: None,
             replay: None,
+            replay_namespace: None,
             proof_key_quota: None,
             nonces: None,
             forwarded: None,
@@ -391,6 +396,18 @@ impl PopConfigBuilder {
         self
     }
 
+    /// The name this API's entries are kept under in a replay store shared with other APIs
+    /// (one Redis for several services): the replay keys and the key owners a store counts
+    /// quotas by are hashed with it, so two APIs never refuse each other's proofs as replays
+    /// nor share a quota. Default: the RFC 9728 resource identifier when
+    /// [`resource_metadata`](Self::resource_metadata) is set, else the public origin; the
+    /// instances of one API must agree on it (they do with the same flags).
+    #[must_use]
+    pub fn replay_namespace(mut self, name: impl Into<String>) -> Self {
+        self.replay_namespace = Some(name.into());
+        self
+    }
+
     /// Most proofs of one proof key (by its RFC 7638 thumbprint) recorded for single use
     /// within the proof lifetime; a key past it is refused with 429 and `Retry-After`
     /// ([`PopErrorKind::ProofKeyOverQuota`](crate::error::PopErrorKind::ProofKeyOverQuota)) and
@@ -588,6 +605,12 @@ impl PopConfigBuilder {
             }
             None => None,
         };
+        let replay_namespace = crate::replay::namespace(
+            self.replay_namespace
+                .as_deref()
+                .or(self.resource.as_ref().map(ResourceMetadata::resource))
+                .unwrap_or(&public_origin),
+        );
         Ok(PopConfig {
             public_origin,
             dpop_algorithms,
@@ -611,6 +634,7 @@ impl PopConfigBuilder {
             replay: self
                 .replay
                 .unwrap_or_else(|| Arc::new(MemoryReplayCache::default())),
+            replay_namespace,
             proof_key_quota: self.proof_key_quota.unwrap_or_else(|| {
                 let lifetime = crate::replay::proof_lifetime_secs(
                     self.proof_max_age.as_secs(),

@@ -64,6 +64,12 @@ impl ResourceMetadata {
         }
     }
 
+    /// The resource identifier, as given.
+    #[must_use]
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+
     /// `scopes_supported`.
     #[must_use]
     pub fn scopes_supported<I, S>(mut self, scopes: I) -> Self

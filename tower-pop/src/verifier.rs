@@ -57,7 +57,7 @@ use crate::observe::failure_log::FailureLog;
 use crate::observe::{self, Decision};
 use crate::policy::RoutePolicy;
 use crate::replay::quota::KeyQuota;
-use crate::replay::{ReplayEntry, ReplayOutcome, proof_lifetime_secs};
+use crate::replay::{ReplayEntry, ReplayOutcome, namespaced_owner, proof_lifetime_secs};
 use crate::request::{FieldValues, PopRequest};
 use crate::token::issuers::TrustedIssuers;
 use crate::token::jwt::{JwtValidator, Lookup};
@@ -72,6 +72,8 @@ pub struct Verifier {
     store_failures: FailureLog,
     /// Refusals for our other failures (authorization server, key sets), logged once per burst.
     faults: FailureLog,
+    /// [`replay_key`]'s hasher, the namespace taken in.
+    replay_hasher: Sha256,
 }
 
 impl fmt::Debug for Verifier {
@@ -117,10 +119,22 @@ fn parse_single_proof<'a>(
     })
 }
 
-/// SHA-256 over (thumbprint, `jti`); the thumbprint has a fixed length, so no ambiguity.
-fn replay_key(jkt: &str, jti: &str) -> [u8; 32] {
+/// The hasher of [`replay_key`] with the API's namespace already taken in: one 64-byte block,
+/// compressed once at start-up, so the namespace costs nothing per request.
+fn replay_hasher(namespace: &[u8; 32]) -> Sha256 {
     let mut h = Sha256::new();
-    h.update(b"tower-pop/dpop-jti/v1\0");
+    let mut block = [0u8; 64];
+    let tag = b"tower-pop/dpop-jti/v2";
+    block[..tag.len()].copy_from_slice(tag);
+    block[32..].copy_from_slice(namespace);
+    h.update(block);
+    h
+}
+
+/// SHA-256 over (namespace, thumbprint, `jti`) from `hasher` ([`replay_hasher`]); the
+/// namespace block and the thumbprint have fixed lengths, so no ambiguity.
+fn replay_key(hasher: &Sha256, jkt: &str, jti: &str) -> [u8; 32] {
+    let mut h = hasher.clone();
     h.update(jkt.as_bytes());
     h.update(b"\0");
     h.update(jti.as_bytes());
@@ -155,6 +169,7 @@ impl Verifier {
             key_quota: KeyQuota::new(config.proof_key_quota, lifetime),
             store_failures: FailureLog::default(),
             faults: FailureLog::default(),
+            replay_hasher: replay_hasher(&config.replay_namespace),
             config,
             tokens,
             challenge,
@@ -481,8 +496,12 @@ impl Verifier {
             .saturating_add(config.proof_max_age)
             .saturating_add(1)
             .saturating_add(defaults::REPLAY_RETENTION_MARGIN.as_secs());
-        let entry = ReplayEntry::new(replay_key(&jkt, &proof.jti), now, expires_at)
-            .with_owner(cnf.jkt_owner);
+        let entry = ReplayEntry::new(
+            replay_key(&self.replay_hasher, &jkt, &proof.jti),
+            now,
+            expires_at,
+        )
+        .with_owner(namespaced_owner(&cnf.jkt_owner, &config.replay_namespace));
         drop(proof);
         // One key's share of the store is bounded before anything is recorded for it.
         // Given back unless the proof is recorded, also when this future is dropped mid-call.

@@ -483,3 +483,55 @@ async fn key_quota_through_two_verifiers_refuses_one_key_with_429() {
         .unwrap();
     assert_ok(&dpop_via(&b, &other_token, &proof).await, "dpop");
 }
+
+/// Two APIs sharing one Redis count separate key quotas: with a store quota of one proof per
+/// key, one client key gets one proof through each API, not one through both.
+#[tokio::test]
+#[ignore = "needs redis-server: run bash tests/run.sh"]
+async fn apis_sharing_a_redis_count_separate_quotas() {
+    let server = RedisServer::start();
+    let store: Arc<dyn tower_pop::replay::ReplayCache> = Arc::new(quota_store(&server, 1).await);
+    let f = Fixture::new();
+    let token = f.token();
+    for origin in ["https://a.example", "https://b.example"] {
+        let verifier = Arc::new(Verifier::new(
+            PopConfig::builder()
+                .public_origin(origin)
+                .issuer(ISSUER)
+                .audience(AUDIENCE)
+                .jwks_json(jwks_for(&f.issuer_key, "as-1"))
+                .clock(Arc::new(f.clock.clone()))
+                .replay_cache(Arc::clone(&store))
+                .build()
+                .unwrap(),
+        ));
+        let proof = f
+            .client
+            .proof_at(
+                "GET",
+                &format!("{origin}{PATH}"),
+                Some(&token),
+                None,
+                crate::support::NOW,
+            )
+            .unwrap();
+        let mut svc = service(Arc::clone(&verifier));
+        let request = req("GET", PATH, &[&format!("DPoP {token}")], &[&proof]);
+        let response = svc.ready().await.unwrap().call(request).await.unwrap();
+        assert_ok(&response, "dpop");
+        // The second proof of the key on the same API is over the store's quota.
+        let proof = f
+            .client
+            .proof_at(
+                "GET",
+                &format!("{origin}{PATH}"),
+                Some(&token),
+                None,
+                crate::support::NOW,
+            )
+            .unwrap();
+        let request = req("GET", PATH, &[&format!("DPoP {token}")], &[&proof]);
+        let response = svc.ready().await.unwrap().call(request).await.unwrap();
+        assert_eq!(response.status(), 429, "{origin}");
+    }
+}

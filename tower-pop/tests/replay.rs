@@ -336,3 +336,72 @@ async fn one_key_over_its_quota_gets_429_while_another_key_gets_200() {
         .unwrap();
     assert_ok(&f.dpop(&token, &later).await, "dpop");
 }
+
+/// Two APIs sharing one replay store (one Redis for several services): a client that uses the
+/// same key and `jti` with both is not refused by the second as a replay of the first, and
+/// each API still refuses its own replays. The namespace defaults to the public origin (or the
+/// RFC 9728 resource), and can be named.
+#[tokio::test]
+async fn apis_sharing_a_store_do_not_share_entries_rpl_05() {
+    let f = Fixture::new();
+    let store = Arc::new(MemoryReplayCache::new(100));
+    let api = |origin: &str, namespace: Option<&str>| {
+        let mut builder = PopConfig::builder()
+            .public_origin(origin)
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .jwks_json(jwks_for(&f.issuer_key, "as-1"))
+            .clock(Arc::new(f.clock.clone()))
+            .replay_cache(store.clone() as Arc<dyn ReplayCache>);
+        if let Some(namespace) = namespace {
+            builder = builder.replay_namespace(namespace);
+        }
+        Arc::new(Verifier::new(builder.build().unwrap()))
+    };
+    let token = f.token();
+    let proof_for = |origin: &str| {
+        f.proof_custom(
+            f.client.proof_header(),
+            json!({"jti": "one-jti", "htu": format!("{origin}{PATH}")}),
+            &token,
+        )
+    };
+    let send = |verifier: &Arc<Verifier>, proof: String| {
+        let mut svc = service(Arc::clone(verifier));
+        let request = req("GET", PATH, &[&format!("DPoP {token}")], &[&proof]);
+        async move { svc.ready().await.unwrap().call(request).await.unwrap() }
+    };
+    let (a, b) = ("https://a.example", "https://b.example");
+    let (api_a, api_b) = (api(a, None), api(b, None));
+    assert_ok(&send(&api_a, proof_for(a)).await, "dpop");
+    assert_ok(&send(&api_b, proof_for(b)).await, "dpop");
+    assert_eq!(store.len(), 2, "one entry per API");
+    // Each API's own replay is still refused.
+    assert_refused(
+        &send(&api_a, proof_for(a)).await,
+        401,
+        Some("DPoP"),
+        "invalid_dpop_proof",
+    );
+    assert_refused(
+        &send(&api_b, proof_for(b)).await,
+        401,
+        Some("DPoP"),
+        "invalid_dpop_proof",
+    );
+    // Two instances of one API (one namespace, named) share entries: a replay across them is
+    // refused.
+    let (one, two) = (api(a, Some("api-c")), api(a, Some("api-c")));
+    let proof = f.proof_custom(
+        f.client.proof_header(),
+        json!({"jti": "another-jti", "htu": format!("{a}{PATH}")}),
+        &token,
+    );
+    assert_ok(&send(&one, proof.clone()).await, "dpop");
+    assert_refused(
+        &send(&two, proof).await,
+        401,
+        Some("DPoP"),
+        "invalid_dpop_proof",
+    );
+}

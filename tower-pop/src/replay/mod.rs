@@ -44,6 +44,23 @@ pub use self::redis::{
 };
 pub use memory::MemoryReplayCache;
 
+/// The SHA-256 of an API's replay namespace (domain-separated), see
+/// `PopConfigBuilder::replay_namespace`.
+pub(crate) fn namespace(name: &str) -> [u8; 32] {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"tower-pop/replay-namespace/v1\0");
+    h.update(name.as_bytes());
+    h.finalize().into()
+}
+
+/// The owner of a key's entries within `namespace`: its [`owner_key`] and the namespace
+/// combined, so that APIs sharing a store count separate quotas. Both are SHA-256 outputs: two
+/// pairs give the same owner only by a collision of those.
+pub(crate) fn namespaced_owner(owner: &[u8; 32], namespace: &[u8; 32]) -> [u8; 32] {
+    std::array::from_fn(|i| owner[i] ^ namespace[i])
+}
+
 /// SHA-256 of a proof key's thumbprint (domain-separated): the owner of its replay entries, for
 /// stores that count a per-key quota themselves (the thumbprint itself never goes to the store).
 pub(crate) fn owner_key(jkt: &str) -> [u8; 32] {
