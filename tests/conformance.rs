@@ -127,8 +127,18 @@ async fn run_actix(verifier: Arc<Verifier>, case: &Case) -> Vec<Answer> {
 /// failures. Nonce values differ between verifiers (each mints its own), so only whether a
 /// `DPoP-Nonce` was sent is compared.
 async fn run_table(cases: &[Case], verifier: impl Fn() -> Arc<Verifier>) -> Vec<String> {
-    let presence = |mut answers: Vec<Answer>| {
+    run_table_noting_nonces(cases, verifier, &mut Vec::new()).await
+}
+
+/// [`run_table`], noting every `DPoP-Nonce` value sent in `nonces`.
+async fn run_table_noting_nonces(
+    cases: &[Case],
+    verifier: impl Fn() -> Arc<Verifier>,
+    nonces: &mut Vec<String>,
+) -> Vec<String> {
+    let mut presence = |mut answers: Vec<Answer>| {
         for a in &mut answers {
+            nonces.extend(a.dpop_nonce.clone());
             a.dpop_nonce = a.dpop_nonce.as_ref().map(|_| "(present)".to_owned());
         }
         answers
@@ -319,4 +329,64 @@ async fn missing_middleware_fails_closed_identically_on_axum_and_actix() {
             (200, None, "anonymous".to_owned()),
         ]
     );
+}
+
+/// A fresh verifier for each stack.
+type VerifierFn<'a> = Box<dyn Fn() -> Arc<Verifier> + 'a>;
+
+/// No secret in any log line, at any level: the whole table (every case, the certificate,
+/// quota and nonce tables) through the three stacks with every event captured at `trace`, then
+/// searched for each token, proof (whole and by part), certificate, nonce and the nonce secret.
+#[actix_web::test]
+async fn no_token_proof_or_nonce_is_ever_logged() {
+    let (_guard, logs) = tower_pop_test_support::logs::capture();
+    let fixture = Fixture::new();
+    let tables: [(Vec<Case>, VerifierFn<'_>); 4] = [
+        (fixture.cases(), Box::new(|| fixture.verifier())),
+        (fixture.mtls_cases(), Box::new(|| fixture.proxy_verifier())),
+        (fixture.quota_cases(), Box::new(|| fixture.quota_verifier())),
+        (fixture.nonce_cases(), Box::new(|| fixture.nonce_verifier())),
+    ];
+    let mut secrets: Vec<String> = Vec::new();
+    for (cases, verifier) in &tables {
+        let failures = run_table_noting_nonces(cases, verifier, &mut secrets).await;
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        for request in cases.iter().flat_map(|c| &c.requests) {
+            for (name, value) in &request.headers {
+                if matches!(
+                    *name,
+                    "authorization"
+                        | "dpop"
+                        | "client-cert"
+                        | "x-forwarded-client-cert"
+                        | "ssl-client-cert"
+                ) {
+                    secrets.push(value.clone());
+                    let credential = value.split_once(' ').map_or(value.as_str(), |(_, t)| t);
+                    secrets.extend(credential.split(['.', ',', ':']).map(str::to_owned));
+                }
+            }
+        }
+    }
+    {
+        use base64::Engine as _;
+        let secret = tower_pop_conformance::NONCE_SECRET;
+        secrets.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret));
+        secrets.push(base64::engine::general_purpose::STANDARD.encode(secret));
+        secrets.push(secret.iter().map(|b| format!("{b:02x}")).collect());
+        secrets.push(format!("{secret:?}"));
+    }
+    let logged = logs.text();
+    assert!(logged.contains("tower_pop::verify"), "captured at trace");
+    let mut checked = 0;
+    for secret in secrets.iter().filter(|s| s.len() >= 12) {
+        checked += 1;
+        assert!(
+            !logged.contains(secret.as_str()),
+            "logged: a secret of {} bytes starting {:?}",
+            secret.len(),
+            &secret[..12]
+        );
+    }
+    assert!(checked > 100, "searched for {checked} secrets");
 }

@@ -74,7 +74,7 @@ impl AuthServer {
     }
 
     /// A token signed with the current key `kid`, with `claims` patched in.
-    fn token(&self, kid: &str, claims: Value) -> String {
+    pub(crate) fn token(&self, kid: &str, claims: Value) -> String {
         let keys = self.state.keys.lock().unwrap();
         let key = &keys.iter().find(|(k, _)| k == kid).expect("a key").1;
         let base = json!({"iss": self.issuer, "aud": AUDIENCE, "sub": "alice", "client_id": "c1",
@@ -151,7 +151,7 @@ fn base64_std(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
-fn ca_file() -> String {
+pub(crate) fn ca_file() -> String {
     let path = crate::scratch::file("issuer-ca.pem");
     std::fs::write(&path, &pki().ca_pem).unwrap();
     path.to_string_lossy().into_owned()

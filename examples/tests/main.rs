@@ -9,6 +9,7 @@ mod flood;
 mod gateway;
 mod issuer;
 mod limits;
+mod logs;
 mod metrics;
 mod mtls;
 mod nginx;

@@ -73,12 +73,37 @@ impl Server {
     }
 
     async fn spawn(name: &str, extra: &[&str], issuer: Arc<TestIssuer>) -> Self {
-        let mut child = Command::new(example_binary(name))
+        Self::spawn_logging(name, extra, issuer, None).await
+    }
+
+    /// A server given only `args`, logging at `trace` (`RUST_LOG=trace`) into the file `log`.
+    pub(crate) async fn launch_logging(name: &str, args: &[&str], log: &std::path::Path) -> Self {
+        let issuer = Arc::new(TestIssuer::new(ISSUER, AUDIENCE));
+        Self::spawn_logging(name, args, issuer, Some(log)).await
+    }
+
+    async fn spawn_logging(
+        name: &str,
+        extra: &[&str],
+        issuer: Arc<TestIssuer>,
+        log: Option<&std::path::Path>,
+    ) -> Self {
+        let mut command = Command::new(example_binary(name));
+        command
             .args(["--listen", "127.0.0.1:0", "--audience", AUDIENCE])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
+            .kill_on_drop(true);
+        match log {
+            Some(path) => {
+                let file = std::fs::File::create(path).unwrap();
+                command.env("RUST_LOG", "trace").stderr(Stdio::from(file));
+            }
+            None => {
+                command.stderr(Stdio::null());
+            }
+        }
+        let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name} (built by cargo test?): {e}"));
         let stdout = child.stdout.take().unwrap();
