@@ -85,20 +85,15 @@ impl std::str::FromStr for SecretUrl {
 
 impl std::fmt::Debug for SecretUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let end = self.0.find(['?', '#']).unwrap_or(self.0.len());
-        let base = &self.0[..end];
-        let shown = match base.split_once("://") {
-            Some((scheme, after)) => {
-                let (authority, path) = after.split_at(after.find('/').unwrap_or(after.len()));
-                let host = authority
-                    .rsplit_once('@')
-                    .map_or(authority, |(_, host)| host);
-                format!("{scheme}://{host}{path}")
-            }
-            None => base.to_owned(),
+        let Ok(mut url) = reqwest::Url::parse(&self.0) else {
+            return f.write_str("\"(not a URL)\"");
         };
-        let cut = if end < self.0.len() { "?…" } else { "" };
-        write!(f, "\"{shown}{cut}\"")
+        let cut = url.query().is_some() || url.fragment().is_some();
+        // Setting these only fails for URLs that cannot have them, which have none.
+        let _ = (url.set_username(""), url.set_password(None));
+        url.set_query(None);
+        url.set_fragment(None);
+        write!(f, "\"{url}{}\"", if cut { "?…" } else { "" })
     }
 }
 
@@ -612,15 +607,22 @@ mod tests {
         Args::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
     }
 
-    #[test]
-    fn debug_shows_no_password_or_url_query() {
-        let a = parse(&[
+    /// The flags every server needs, then `extra`.
+    fn parse_with(extra: &[&str]) -> Result<Args, clap::Error> {
+        let base = [
             "--issuer",
             "https://as",
             "--audience",
             "api",
             "--jwks-file",
             "k.json",
+        ];
+        parse(&[&base[..], extra].concat())
+    }
+
+    #[test]
+    fn debug_shows_no_password_or_url_query() {
+        let a = parse_with(&[
             "--redis",
             "redis://:hunter2@127.0.0.1:6379/0",
             "--introspection-url",
@@ -646,15 +648,7 @@ mod tests {
 
     #[test]
     fn parses_flags_and_defaults() {
-        let a = parse(&[
-            "--issuer",
-            "https://as",
-            "--audience",
-            "api",
-            "--jwks-file",
-            "k.json",
-        ])
-        .unwrap();
+        let a = parse_with(&[]).unwrap();
         assert_eq!(a.listen.to_string(), "127.0.0.1:8080");
         assert!(!a.allow_bearer && a.public_url.is_none());
         let a = parse(&[

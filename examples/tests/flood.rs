@@ -39,25 +39,9 @@ async fn a_token_flood_from_one_client_does_not_starve_the_others() {
 async fn flood(name: &str) {
     let a = AuthServer::start().await;
     *a.state.introspection_delay.lock().unwrap() = Duration::from_millis(600);
-    let secret = crate::scratch::file("rs-secret-flood");
-    std::fs::write(&secret, "rs-secret\n").unwrap();
-    let secret = secret.to_string_lossy().into_owned();
-    let introspect = format!("{}/introspect", a.issuer);
-    let server = Arc::new(
-        start(
-            name,
-            &[&a.issuer],
-            &[
-                "--introspection-url",
-                &introspect,
-                "--client-id",
-                "rs",
-                "--client-secret-file",
-                &secret,
-            ],
-        )
-        .await,
-    );
+    let flags = a.introspection_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Arc::new(start(name, &[&a.issuer], &flags).await);
     let key = Arc::new(ProofSigner::generate(Algorithm::ES256).unwrap());
     for i in 0..HONEST {
         let active = json!({"active": true, "iss": a.issuer, "aud": AUDIENCE, "sub": format!("user-{i}"),

@@ -86,6 +86,25 @@ impl AuthServer {
         .unwrap()
     }
 
+    /// The flags that point a server at this server's introspection endpoint with the
+    /// credentials it expects: client `rs`, secret `rs-secret` (in a scratch file).
+    pub(crate) fn introspection_flags(&self) -> Vec<String> {
+        // A file of its own per server: another test's write must not race this one's read.
+        static FILES: AtomicUsize = AtomicUsize::new(0);
+        let n = FILES.fetch_add(1, Ordering::SeqCst);
+        let secret = crate::scratch::file(&format!("rs-secret-{n}"));
+        std::fs::write(&secret, "rs-secret\n").unwrap();
+        [
+            "--introspection-url".to_owned(),
+            format!("{}/introspect", self.issuer),
+            "--client-id".to_owned(),
+            "rs".to_owned(),
+            "--client-secret-file".to_owned(),
+            secret.to_string_lossy().into_owned(),
+        ]
+        .into()
+    }
+
     fn rotate_to(&self, kid: &str) {
         let key = Arc::new(ProofSigner::generate(Algorithm::ES256).unwrap());
         *self.state.keys.lock().unwrap() = vec![(kid.to_owned(), key)];
@@ -233,27 +252,10 @@ async fn introspection_metadata_and_scopes() {
 
 async fn introspection_and_metadata(name: &str) {
     let a = AuthServer::start().await;
-    let secret = crate::scratch::file("rs-secret");
-    std::fs::write(&secret, "rs-secret\n").unwrap();
-    let secret = secret.to_string_lossy().into_owned();
-    let introspect = format!("{}/introspect", a.issuer);
-    let s = start(
-        name,
-        &[&a.issuer],
-        &[
-            "--introspection-url",
-            &introspect,
-            "--client-id",
-            "rs",
-            "--client-secret-file",
-            &secret,
-            "--resource",
-            "https://api.example.test/",
-            "--scope",
-            "read",
-        ],
-    )
-    .await;
+    let mut flags = a.introspection_flags();
+    flags.extend(["--resource", "https://api.example.test/", "--scope", "read"].map(String::from));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let s = start(name, &[&a.issuer], &flags).await;
     let key = ProofSigner::generate(Algorithm::ES256).unwrap();
     let active = json!({"active": true, "iss": a.issuer, "aud": AUDIENCE, "sub": "opaque-user",
         "scope": "read", "exp": now() + 300, "cnf": {"jkt": key.thumbprint()}});

@@ -11,7 +11,7 @@ use tower_pop::Algorithm;
 use tower_pop::dpop::signer::ProofSigner;
 
 use crate::issuer::{AuthServer, ca_file};
-use crate::server::{AUDIENCE, SERVERS, Server, now};
+use crate::server::{AUDIENCE, SERVERS, Server, dpop_get, now};
 use examples_common::http::{Reply, send};
 
 const CLIENT_SECRET: &str = "rs-secret";
@@ -26,37 +26,24 @@ async fn both_servers_log_no_secret_at_trace() {
 
 async fn logs_no_secret(name: &str) {
     let a = AuthServer::start().await;
-    let dir = crate::scratch::dir();
-    let secret = dir.join("logs-client-secret");
-    std::fs::write(&secret, format!("{CLIENT_SECRET}\n")).unwrap();
-    let nonce_secret = dir.join("logs-nonce-secret");
+    let nonce_secret = crate::scratch::file("logs-nonce-secret");
     std::fs::write(&nonce_secret, format!("{NONCE_SECRET}\n")).unwrap();
-    let log = dir.join(format!("logs-{name}.log"));
-    let (ca, introspect) = (ca_file(), format!("{}/introspect", a.issuer));
-    let (secret, nonce_secret) = (
-        secret.to_string_lossy().into_owned(),
-        nonce_secret.to_string_lossy().into_owned(),
-    );
-    let s = Server::launch_logging(
-        name,
-        &[
-            "--issuer",
-            &a.issuer,
-            "--issuer-ca",
-            &ca,
-            "--introspection-url",
-            &introspect,
-            "--client-id",
-            "rs",
-            "--client-secret-file",
-            &secret,
-            "--require-nonce",
-            "--nonce-secret-file",
-            &nonce_secret,
-        ],
-        &log,
-    )
-    .await;
+    let log = crate::scratch::file(&format!("logs-{name}.log"));
+    let ca = ca_file();
+    let mut flags = vec![
+        "--issuer".to_owned(),
+        a.issuer.clone(),
+        "--issuer-ca".to_owned(),
+        ca,
+    ];
+    flags.extend(a.introspection_flags());
+    flags.extend([
+        "--require-nonce".to_owned(),
+        "--nonce-secret-file".to_owned(),
+    ]);
+    flags.push(nonce_secret.to_string_lossy().into_owned());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let s = Server::launch_logging(name, &flags, &log).await;
     let key = ProofSigner::generate(Algorithm::ES256).unwrap();
     let jwt = a.token("k1", json!({"cnf": {"jkt": key.thumbprint()}}));
     let opaque = "opaque-token-that-must-never-be-logged";
@@ -76,17 +63,8 @@ async fn logs_no_secret(name: &str) {
         let proof = key.proof("GET", &url, Some(token), nonce).unwrap();
         secrets.push(proof.clone());
         secrets.extend(proof.split('.').map(str::to_owned));
-        let auth = format!("DPoP {token}");
-        async move {
-            let r = send(
-                s.addr,
-                "GET",
-                "/whoami",
-                &[("Authorization", &auth), ("DPoP", &proof)],
-            )
-            .await;
-            (r, proof)
-        }
+        let (s, token) = (&s, token.to_owned());
+        async move { (dpop_get(s, &token, &proof).await, proof) }
     };
     // A nonce challenge, then a success, a replay, the opaque token, a stolen token.
     let (r, _) = send_with(&jwt, None).await;
@@ -96,14 +74,7 @@ async fn logs_no_secret(name: &str) {
     assert_eq!(r.status, 200, "{name}: {r:?}");
     let nonce = r.header("dpop-nonce").map_or(nonce, str::to_owned);
     let auth = format!("DPoP {jwt}");
-    let replay = send(
-        s.addr,
-        "GET",
-        "/whoami",
-        &[("Authorization", &auth), ("DPoP", &proof)],
-    )
-    .await;
-    assert_eq!(replay.status, 401);
+    assert_eq!(dpop_get(&s, &jwt, &proof).await.status, 401, "a replay");
     let (r, _) = send_with(opaque, Some(&nonce)).await;
     assert_eq!(r.status, 200, "{name}: {r:?}");
     let bearer = format!("Bearer {jwt}");

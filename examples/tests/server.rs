@@ -135,6 +135,18 @@ impl Server {
     }
 }
 
+/// `GET /whoami` with `Authorization: DPoP token` and the proof.
+pub(crate) async fn dpop_get(s: &Server, token: &str, proof: &str) -> Reply {
+    let auth = format!("DPoP {token}");
+    send(
+        s.addr,
+        "GET",
+        "/whoami",
+        &[("Authorization", &auth), ("DPoP", proof)],
+    )
+    .await
+}
+
 fn error_in(challenge: &str, scheme: &str, code: &str) -> bool {
     let (bearer, dpop) = challenge.split_once(", DPoP").unwrap();
     let wanted = format!("error=\"{code}\"");
@@ -471,42 +483,20 @@ async fn refuses_bad_command_lines(name: &str) {
         .await
         .unwrap();
     assert_eq!(status.code(), Some(2));
-    let status = Command::new(example_binary(name))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--issuer",
-            ISSUER,
-            "--audience",
-            AUDIENCE,
-            "--jwks-file",
-            "/nonexistent.json",
-        ])
-        .stderr(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .await
-        .unwrap();
-    assert_eq!(status.code(), Some(1));
-    // A resource identifier with a control character, or a scope that is no scope-token:
-    // refused at start-up with a message (exit 1), never a panic or a dropped challenge later.
+    // A configuration that cannot work (an unreadable key set; a resource identifier with a
+    // control character; a scope that is no scope-token): refused at start-up with a message
+    // (exit 1), never a panic or a dropped challenge later.
     let jwks = crate::scratch::file("bad-start-jwks.json");
     std::fs::write(&jwks, r#"{"keys":[]}"#).unwrap();
     let jwks = jwks.to_string_lossy().into_owned();
-    for (flag, value) in [
-        ("--resource", "https://api.example/a\u{1}b"),
-        ("--scope", "read write"),
+    for (jwks, flag, value) in [
+        ("/nonexistent.json", "--scope", "read"),
+        (jwks.as_str(), "--resource", "https://api.example/a\u{1}b"),
+        (jwks.as_str(), "--scope", "read write"),
     ] {
         let out = Command::new(example_binary(name))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--issuer",
-                ISSUER,
-                "--audience",
-                AUDIENCE,
-            ])
-            .args(["--jwks-file", &jwks, flag, value])
+            .args(["--listen", "127.0.0.1:0", "--issuer", ISSUER])
+            .args(["--audience", AUDIENCE, "--jwks-file", jwks, flag, value])
             .output()
             .await
             .unwrap();

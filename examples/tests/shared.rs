@@ -10,7 +10,7 @@ use tower_pop::test_util::TestIssuer;
 use tower_pop_test_support::RedisServer;
 
 use crate::server::{AUDIENCE, ISSUER, Server, assert_exactly_one_200};
-use examples_common::http::{Reply, send};
+use examples_common::http::Reply;
 
 /// The URL clients use for both instances (as behind a load balancer).
 const PUBLIC: &str = "https://api.shared.test";
@@ -26,16 +26,7 @@ fn nonce_of(reply: &Reply) -> String {
     reply.header("dpop-nonce").expect("a DPoP-Nonce").to_owned()
 }
 
-async fn call(s: &Server, token: &str, proof: &str) -> Reply {
-    let auth = format!("DPoP {token}");
-    send(
-        s.addr,
-        "GET",
-        "/whoami",
-        &[("Authorization", &auth), ("DPoP", proof)],
-    )
-    .await
-}
+use crate::server::dpop_get as call;
 
 #[tokio::test]
 #[ignore = "needs redis-server: run bash tests/run.sh"]

@@ -505,33 +505,19 @@ async fn apis_sharing_a_redis_count_separate_quotas() {
                 .build()
                 .unwrap(),
         ));
-        let proof = f
-            .client
-            .proof_at(
-                "GET",
-                &format!("{origin}{PATH}"),
-                Some(&token),
-                None,
-                crate::support::NOW,
-            )
-            .unwrap();
         let mut svc = service(Arc::clone(&verifier));
-        let request = req("GET", PATH, &[&format!("DPoP {token}")], &[&proof]);
-        let response = svc.ready().await.unwrap().call(request).await.unwrap();
+        let fresh = || {
+            let url = format!("{origin}{PATH}");
+            let proof = f
+                .client
+                .proof_at("GET", &url, Some(&token), None, NOW)
+                .unwrap();
+            req("GET", PATH, &[&format!("DPoP {token}")], &[&proof])
+        };
+        let response = svc.ready().await.unwrap().call(fresh()).await.unwrap();
         assert_ok(&response, "dpop");
         // The second proof of the key on the same API is over the store's quota.
-        let proof = f
-            .client
-            .proof_at(
-                "GET",
-                &format!("{origin}{PATH}"),
-                Some(&token),
-                None,
-                crate::support::NOW,
-            )
-            .unwrap();
-        let request = req("GET", PATH, &[&format!("DPoP {token}")], &[&proof]);
-        let response = svc.ready().await.unwrap().call(request).await.unwrap();
+        let response = svc.ready().await.unwrap().call(fresh()).await.unwrap();
         assert_eq!(response.status(), 429, "{origin}");
     }
 }

@@ -271,16 +271,7 @@ pub fn forwarded_value(value: &str) -> String {
 mod tests {
     use super::*;
 
-    pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (n, v) in pairs {
-            map.append(
-                HeaderName::from_bytes(n.as_bytes()).expect("a name"),
-                HeaderValue::from_str(v).expect("a value"),
-            );
-        }
-        map
-    }
+    use crate::test_headers as headers;
 
     fn hop(peer: &str, trusted: bool) -> Hop<'static> {
         Hop {

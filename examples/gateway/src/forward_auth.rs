@@ -201,18 +201,8 @@ fn origin_form(target: &str) -> Result<Uri, ForwardAuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::header::{HeaderName, HeaderValue};
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (n, v) in pairs {
-            map.append(
-                HeaderName::from_bytes(n.as_bytes()).expect("a name"),
-                HeaderValue::from_str(v).expect("a value"),
-            );
-        }
-        map
-    }
+    use crate::test_headers as headers;
 
     fn public() -> PublicOrigin {
         PublicOrigin::new("https://api.example.com").expect("an origin")

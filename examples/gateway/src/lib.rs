@@ -14,3 +14,16 @@ pub mod fields;
 pub mod forward_auth;
 pub mod identity;
 pub mod paths;
+
+/// Field sections for the unit tests: `(name, value)` pairs in order, repeats kept.
+#[cfg(test)]
+pub(crate) fn test_headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+    let mut map = http::HeaderMap::new();
+    for (n, v) in pairs {
+        map.append(
+            http::HeaderName::from_bytes(n.as_bytes()).expect("a name"),
+            http::HeaderValue::from_str(v).expect("a value"),
+        );
+    }
+    map
+}
