@@ -155,8 +155,9 @@ pub fn original_request(
             if !public.matches(None, authority) {
                 return Err(ForwardAuthError::ForeignOrigin);
             }
-            let target = uri.path_and_query().map_or("/", |p| p.as_str());
-            Ok((method.clone(), origin_form(target)?))
+            // A request-target without a path (authority-form, CONNECT's) names no resource.
+            let target = uri.path_and_query().ok_or(ForwardAuthError::BadOriginal)?;
+            Ok((method.clone(), origin_form(target.as_str())?))
         }
     }
 }
@@ -290,6 +291,15 @@ mod tests {
         );
         // An HTTP/2 sub-request's :authority.
         assert!(read(ProxyKind::Envoy, "https://api.example.com/x", &[]).is_ok());
+        // An authority-form target names no resource (found by the fuzz target).
+        assert_eq!(
+            read(
+                ProxyKind::Envoy,
+                "api.example.com",
+                &[("host", "api.example.com")]
+            ),
+            Err(ForwardAuthError::BadOriginal)
+        );
     }
 
     #[test]
