@@ -495,7 +495,7 @@ mod tests {
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(
             response.headers().get("www-authenticate").unwrap(),
-            r#"Bearer, DPoP algs="ES256 PS256 EdDSA Ed25519""#
+            r#"DPoP algs="ES256 PS256 EdDSA Ed25519""#
         );
     }
 }

@@ -405,7 +405,7 @@ mod tests {
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(
             response.headers()["www-authenticate"],
-            r#"Bearer, DPoP algs="ES256 PS256 EdDSA Ed25519""#
+            r#"DPoP algs="ES256 PS256 EdDSA Ed25519""#
         );
         let bad = Request::get("/")
             .header("authorization", "DPoP not-a-token")

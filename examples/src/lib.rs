@@ -133,6 +133,10 @@ pub struct Args {
     /// Serve RFC 9728 protected resource metadata for this resource identifier.
     #[arg(long, value_name = "URL")]
     pub resource: Option<String>,
+    /// The `realm` of every challenge (RFC 6750 §3, RFC 9449 §7.1) [default: the --resource
+    /// identifier, else the public URL].
+    #[arg(long, value_name = "REALM")]
+    pub realm: Option<String>,
     /// /whoami requires this scope (403 insufficient_scope without it).
     #[arg(long, value_name = "S")]
     pub scope: Option<String>,
@@ -217,9 +221,15 @@ impl Args {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("{}://{bound}", self.scheme()));
+        let realm = self
+            .realm
+            .clone()
+            .or_else(|| self.resource.clone())
+            .unwrap_or_else(|| public_url.clone());
         let mut builder = PopConfig::builder()
             .public_origin(&public_url)
-            .audience(&self.audience);
+            .audience(&self.audience)
+            .realm(realm);
         for (i, issuer) in self.issuer.iter().enumerate() {
             builder = if i == 0 {
                 builder.issuer(issuer)

@@ -318,7 +318,7 @@ async fn introspection_and_metadata(name: &str) {
     assert_eq!(r.status, 403, "{name}: {r:?}");
     let challenge = r.header("www-authenticate").unwrap();
     assert!(
-        challenge.contains("DPoP error=\"insufficient_scope\""),
+        crate::server::error_in(challenge, "DPoP", "insufficient_scope"),
         "{challenge}"
     );
     assert!(challenge.contains("scope=\"read\""), "{challenge}");

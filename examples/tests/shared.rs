@@ -19,7 +19,7 @@ fn nonce_of(reply: &Reply) -> String {
     assert_eq!(reply.status, 401, "{reply:?}");
     let challenge = reply.header("www-authenticate").unwrap();
     assert!(
-        challenge.contains("DPoP error=\"use_dpop_nonce\""),
+        crate::server::error_in(challenge, "DPoP", "use_dpop_nonce"),
         "{challenge}"
     );
     assert_eq!(reply.header("cache-control"), Some("no-store"));

@@ -573,18 +573,28 @@ pub fn check(answer: &Answer, expect: Expect) -> Result<(), String> {
         .www_authenticate
         .as_deref()
         .ok_or("no WWW-Authenticate")?;
-    let (bearer, dpop) = value.split_once(", DPoP").ok_or("not both challenges")?;
+    let challenges = tower_pop_test_support::www_authenticate::challenges(value);
+    let of = |scheme: &str| {
+        challenges
+            .iter()
+            .find(|(s, _)| s == scheme)
+            .map(|(_, p)| p.as_str())
+    };
+    let dpop = of("DPoP").ok_or("no DPoP challenge")?;
+    let bearer = of("Bearer").unwrap_or_default();
     if !dpop.contains("algs=\"") {
         return Err(format!("DPoP challenge without algs: {value}"));
     }
+    // The challenge of the scheme used comes first and carries the error; DPoP otherwise.
+    let first = challenges[0].0.as_str();
     let ok = match expect.error {
-        None => !value.contains("error="),
+        None => !value.contains("error=") && first == "DPoP",
         Some((scheme, code)) => {
             let e = format!("error=\"{code}\"");
             match scheme {
-                "Bearer" => bearer.contains(&e) && !dpop.contains("error="),
-                "DPoP" => dpop.contains(&e) && !bearer.contains("error="),
-                _ => bearer.contains(&e) && dpop.contains(&e),
+                "Bearer" => first == "Bearer" && bearer.contains(&e) && !dpop.contains("error="),
+                "DPoP" => first == "DPoP" && dpop.contains(&e) && !bearer.contains("error="),
+                _ => first == "DPoP" && bearer.contains(&e) && dpop.contains(&e),
             }
         }
     };

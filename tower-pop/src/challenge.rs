@@ -1,11 +1,21 @@
 //! **The one place** that maps an error to HTTP: status code, RFC 6750 / RFC 9449 `error` code,
 //! and the `WWW-Authenticate` challenges (SPEC-CHECKLIST table 0.3).
 //!
-//! Both schemes are always offered, `Bearer` first, then `DPoP` with `algs` from the configured
-//! allow-list (RFC 9449 Fig. 17, RFC 9449 §7.1 challenge bullets, RFC 9449 §5.1 / RFC 9728 §2). The `error` goes only into the challenge of
-//! the scheme the client used (RFC 9449 §7.2); when that cannot be told (two
-//! `Authorization` fields) it goes into both (RFC 9449 Fig. 19). A request without credentials
-//! gets challenges without `error` (RFC 6750 §3.1). `error_description` is a fixed text
+//! Which challenges, in which order (RFC 9110 §11.6.1 allows several; many clients read only
+//! the first):
+//!
+//! - The challenge of the scheme the request used comes first and carries the `error` (RFC 9449
+//!   §7.2; Figure 20 answers a DPoP request with the `DPoP` challenge). Without credentials, the
+//!   `DPoP` challenge comes first. When the scheme cannot be told (two `Authorization`
+//!   fields), the error goes into both, `DPoP` first (RFC 9449 Figure 19).
+//! - `Bearer` is offered only when bearer tokens can succeed (`allow_bearer`) or the error is
+//!   about a Bearer request (a DPoP-bound token sent as Bearer: RFC 9449 §7.2): a client is
+//!   never invited to a scheme that cannot work.
+//! - `DPoP` always carries `algs` from the configured allow-list (RFC 9449 §7.1, §5.1 /
+//!   RFC 9728 §2); every challenge carries the configured `realm` (RFC 6750 §3) and, with
+//!   resource metadata, `resource_metadata` (RFC 9728 §5.1).
+//!
+//! A request without credentials gets challenges without `error` (RFC 6750 §3.1). `error_description` is a fixed text
 //! per error kind: never input-derived, so it never carries a token, a proof, `"` or `\`
 //! (RFC 6750 §3, RFC 9449 §7.1). Failures of our own dependencies are 503 without a challenge, and
 //! a proof key over its quota is 429 (RFC 6585 §4) without one; both carry `Retry-After`.
@@ -26,7 +36,7 @@
 //! let error = verifier.verify(&PopRequest::new("GET", "/")).await.unwrap_err();
 //! let challenge: Challenge = verifier.challenge(&error);
 //! assert_eq!(challenge.status(), 401);
-//! assert_eq!(challenge.www_authenticate(), Some(r#"Bearer, DPoP algs="ES256 PS256""#));
+//! assert_eq!(challenge.www_authenticate(), Some(r#"DPoP algs="ES256 PS256""#));
 //! # }
 //! ```
 
@@ -252,12 +262,14 @@ impl PopError {
 pub(crate) struct ChallengeParams {
     algs: String,
     realm: Option<String>,
+    /// Whether bearer tokens can succeed: then `Bearer` is offered to every request.
+    allow_bearer: bool,
     /// RFC 9728 §5.1: where the protected resource metadata is.
     resource_metadata: Option<String>,
 }
 
 impl ChallengeParams {
-    pub(crate) fn new(algs: &[Algorithm], realm: Option<&str>) -> Self {
+    pub(crate) fn new(algs: &[Algorithm], realm: Option<&str>, allow_bearer: bool) -> Self {
         let algs = algs
             .iter()
             .map(|a| a.as_str())
@@ -266,6 +278,7 @@ impl ChallengeParams {
         Self {
             algs,
             realm: realm.map(str::to_owned),
+            allow_bearer,
             resource_metadata: None,
         }
     }
@@ -281,10 +294,15 @@ impl ChallengeParams {
         kind: PopErrorKind,
         scope: Option<&str>,
     ) -> String {
+        let used = error.and_then(|(_, used)| used);
         let carries = |scheme: AuthScheme| match error {
             Some((code, used)) if used.is_none_or(|u| u == scheme) => Some(code),
             _ => None,
         };
+        // An error whose scheme cannot be told concerns a Bearer request too.
+        let bearer = self.allow_bearer
+            || used == Some(AuthScheme::Bearer)
+            || (error.is_some() && used.is_none());
         let challenge = |scheme: AuthScheme| {
             let mut params = Vec::new();
             if let Some(realm) = &self.realm {
@@ -309,11 +327,19 @@ impl ChallengeParams {
                 format!("{} {}", scheme.as_str(), params.join(", "))
             }
         };
-        format!(
-            "{}, {}",
-            challenge(AuthScheme::Bearer),
-            challenge(AuthScheme::Dpop)
-        )
+        match (used, bearer) {
+            (Some(AuthScheme::Bearer), _) => format!(
+                "{}, {}",
+                challenge(AuthScheme::Bearer),
+                challenge(AuthScheme::Dpop)
+            ),
+            (_, true) => format!(
+                "{}, {}",
+                challenge(AuthScheme::Dpop),
+                challenge(AuthScheme::Bearer)
+            ),
+            (_, false) => challenge(AuthScheme::Dpop),
+        }
     }
 }
 
@@ -321,48 +347,76 @@ impl ChallengeParams {
 mod tests {
     use super::*;
 
-    fn params() -> ChallengeParams {
-        ChallengeParams::new(&[Algorithm::ES256, Algorithm::PS256], None)
+    fn params(allow_bearer: bool) -> ChallengeParams {
+        ChallengeParams::new(&[Algorithm::ES256, Algorithm::PS256], None, allow_bearer)
     }
 
-    fn www(kind: PopErrorKind, scheme: Option<AuthScheme>) -> (u16, Option<String>) {
+    fn www_with(
+        kind: PopErrorKind,
+        scheme: Option<AuthScheme>,
+        allow_bearer: bool,
+    ) -> (u16, Option<String>) {
         let error = match scheme {
             Some(s) => PopError::with_scheme(kind, s),
             None => PopError::new(kind),
         };
-        let c = Challenge::for_error(&error, &params());
+        let c = Challenge::for_error(&error, &params(allow_bearer));
         (c.status, c.www_authenticate)
     }
 
+    fn www(kind: PopErrorKind, scheme: Option<AuthScheme>) -> (u16, Option<String>) {
+        www_with(kind, scheme, false)
+    }
+
     #[test]
-    fn no_credentials_rfc9449_figure_17() {
+    fn no_credentials_offers_dpop_first_and_bearer_only_when_it_can_succeed() {
         assert_eq!(
             www(PopErrorKind::MissingCredentials, None),
-            (401, Some(r#"Bearer, DPoP algs="ES256 PS256""#.into()))
+            (401, Some(r#"DPoP algs="ES256 PS256""#.into()))
         );
-    }
-
-    #[test]
-    fn bearer_error_only_in_bearer_challenge_figure_18() {
         assert_eq!(
-            www(PopErrorKind::TokenInvalid, Some(AuthScheme::Bearer)),
-            (401, Some(r#"Bearer error="invalid_token", error_description="invalid access token", DPoP algs="ES256 PS256""#.into()))
+            www_with(PopErrorKind::MissingCredentials, None, true),
+            (401, Some(r#"DPoP algs="ES256 PS256", Bearer"#.into()))
         );
     }
 
     #[test]
-    fn multiple_methods_error_in_both_figure_19() {
+    fn a_bearer_request_gets_the_bearer_challenge_first_figure_18() {
+        for allow_bearer in [false, true] {
+            assert_eq!(
+                www_with(PopErrorKind::TokenInvalid, Some(AuthScheme::Bearer), allow_bearer),
+                (401, Some(r#"Bearer error="invalid_token", error_description="invalid access token", DPoP algs="ES256 PS256""#.into()))
+            );
+        }
+        // A DPoP-bound token sent as Bearer (RFC 9449 §7.2).
+        assert_eq!(
+            www(PopErrorKind::BoundTokenAsBearer, Some(AuthScheme::Bearer))
+                .1
+                .unwrap()
+                .split_once(' ')
+                .unwrap()
+                .0,
+            "Bearer"
+        );
+    }
+
+    #[test]
+    fn multiple_methods_error_in_both_dpop_first_figure_19() {
         assert_eq!(
             www(PopErrorKind::InvalidRequest, None),
-            (400, Some(r#"Bearer error="invalid_request", error_description="malformed or multiple credentials", DPoP error="invalid_request", error_description="malformed or multiple credentials", algs="ES256 PS256""#.into()))
+            (400, Some(r#"DPoP error="invalid_request", error_description="malformed or multiple credentials", algs="ES256 PS256", Bearer error="invalid_request", error_description="malformed or multiple credentials""#.into()))
         );
     }
 
     #[test]
-    fn key_binding_is_invalid_token_in_dpop_figure_16() {
+    fn a_dpop_request_gets_the_dpop_challenge_first_figure_20() {
         assert_eq!(
             www(PopErrorKind::KeyBindingMismatch, Some(AuthScheme::Dpop)),
-            (401, Some(r#"Bearer, DPoP error="invalid_token", error_description="invalid DPoP key binding", algs="ES256 PS256""#.into()))
+            (401, Some(r#"DPoP error="invalid_token", error_description="invalid DPoP key binding", algs="ES256 PS256""#.into()))
+        );
+        assert_eq!(
+            www_with(PopErrorKind::NonceRequired, Some(AuthScheme::Dpop), true),
+            (401, Some(r#"DPoP error="use_dpop_nonce", error_description="DPoP nonce required", algs="ES256 PS256", Bearer"#.into()))
         );
     }
 
@@ -384,19 +438,19 @@ mod tests {
             www(PopErrorKind::ProofKeyOverQuota, Some(AuthScheme::Dpop)),
             (429, None)
         );
-        let p = ChallengeParams::new(&[Algorithm::ES256], None);
+        let p = ChallengeParams::new(&[Algorithm::ES256], None, false);
         let c = Challenge::for_error(&PopError::new(PopErrorKind::ProofKeyOverQuota), &p);
         assert_eq!(c.headers().retry_after(), Some(2));
         assert!(!PopErrorKind::ProofKeyOverQuota.is_server_fault());
     }
 
     #[test]
-    fn realm_in_both_challenges_brr_02() {
-        let p = ChallengeParams::new(&[Algorithm::ES256], Some("example"));
+    fn realm_in_every_challenge_brr_02() {
+        let p = ChallengeParams::new(&[Algorithm::ES256], Some("example"), true);
         let c = Challenge::for_error(&PopError::new(PopErrorKind::MissingCredentials), &p);
         assert_eq!(
             c.www_authenticate(),
-            Some(r#"Bearer realm="example", DPoP realm="example", algs="ES256""#)
+            Some(r#"DPoP realm="example", algs="ES256", Bearer realm="example""#)
         );
     }
 }

@@ -354,7 +354,11 @@ mod tests {
             jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into()),
             x5t_s256: None,
             scheme: AuthScheme::Dpop,
-            challenge: Arc::new(ChallengeParams::new(&[crate::jose::Algorithm::ES256], None)),
+            challenge: Arc::new(ChallengeParams::new(
+                &[crate::jose::Algorithm::ES256],
+                None,
+                false,
+            )),
             response_headers: ResponseHeaders::default(),
         }
     }

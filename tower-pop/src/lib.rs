@@ -42,10 +42,10 @@
 //!         let who = req.extensions().get::<Verified>().and_then(|v| v.subject()).unwrap_or("");
 //!         Ok::<_, std::convert::Infallible>(Response::new(who.to_owned()))
 //!     }));
-//! // No credentials: 401 with `WWW-Authenticate: Bearer, DPoP algs="ES256 PS256 EdDSA Ed25519"`.
+//! // No credentials: 401 with `WWW-Authenticate: DPoP algs="ES256 PS256 EdDSA Ed25519"`.
 //! let response = service.oneshot(Request::new(String::new())).await.unwrap();
 //! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-//! assert_eq!(response.headers()["www-authenticate"], r#"Bearer, DPoP algs="ES256 PS256 EdDSA Ed25519""#);
+//! assert_eq!(response.headers()["www-authenticate"], r#"DPoP algs="ES256 PS256 EdDSA Ed25519""#);
 //! # }
 //! ```
 //!

@@ -146,8 +146,12 @@ impl Verifier {
     #[must_use]
     pub fn new(config: PopConfig) -> Self {
         let challenge = Arc::new(
-            ChallengeParams::new(&config.dpop_algorithms, config.realm.as_deref())
-                .with_resource_metadata(config.resource.as_ref().map(|r| r.url().to_owned())),
+            ChallengeParams::new(
+                &config.dpop_algorithms,
+                config.realm.as_deref(),
+                config.allow_bearer,
+            )
+            .with_resource_metadata(config.resource.as_ref().map(|r| r.url().to_owned())),
         );
         let mut tokens = TrustedIssuers::default();
         for (issuer, keys) in &config.issuers {

@@ -177,7 +177,7 @@ async fn missing_scope_is_403_in_the_scheme_used_prm_06() {
         .await
         .unwrap();
     assert_refused(&response, 403, Some("Bearer"), "insufficient_scope");
-    let (challenge, _) = challenges(&response);
+    let challenge = challenge_params(&response, "Bearer");
     assert!(challenge.contains(r#"scope="admin""#), "{challenge}");
     // DPoP: into the DPoP challenge.
     let token = f.token();
@@ -192,7 +192,7 @@ async fn missing_scope_is_403_in_the_scheme_used_prm_06() {
         .await
         .unwrap();
     assert_refused(&response, 403, Some("DPoP"), "insufficient_scope");
-    let (_, challenge) = challenges(&response);
+    let challenge = challenge_params(&response, "DPoP");
     assert!(challenge.contains(r#"scope="admin""#), "{challenge}");
     // Authentication first: a bad token is still a 401.
     let response = service

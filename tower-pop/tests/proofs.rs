@@ -204,7 +204,7 @@ async fn rejects_none_hmac_and_disallowed_algorithms_dpop_06_jose_03() {
     let token = rsa.token();
     let response = rsa.dpop(&token, &rsa.proof(&token)).await;
     assert_refused(&response, 401, Some("DPoP"), INVALID_PROOF);
-    assert!(challenges(&response).1.ends_with(ALGS));
+    assert!(challenge_params(&response, "DPoP").ends_with(ALGS));
 }
 
 fn tower_pop_b64(s: &str) -> String {
@@ -440,8 +440,7 @@ async fn proof_key_must_match_cnf_jkt_dpop_16() {
     // RFC 9449 Figure 16 answers a binding failure with invalid_token (ambiguity A1).
     assert_refused(&response, 401, Some("DPoP"), "invalid_token");
     assert!(
-        challenges(&response)
-            .1
+        challenge_params(&response, "DPoP")
             .contains(r#"error_description="invalid DPoP key binding""#)
     );
 }

@@ -158,27 +158,26 @@ pub fn req(method: &str, path: &str, authorization: &[&str], dpop: &[&str]) -> R
     builder.body(String::new()).unwrap()
 }
 
-/// Split `WWW-Authenticate` into its Bearer and DPoP challenges.
-pub fn challenges(response: &Response<String>) -> (String, String) {
-    let value = response.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        response
-            .headers()
-            .get_all("www-authenticate")
-            .iter()
-            .count(),
-        1
-    );
-    let (bearer, dpop) = value.split_once(", DPoP").expect("both challenges");
-    assert!(bearer.starts_with("Bearer"), "{value}");
-    (bearer.to_owned(), format!("DPoP{dpop}"))
+/// The challenges of the one `WWW-Authenticate` field, in order: `(scheme, parameters)`.
+pub fn challenges(response: &Response<String>) -> Vec<(String, String)> {
+    let fields = response.headers().get_all("www-authenticate");
+    assert_eq!(fields.iter().count(), 1, "one WWW-Authenticate field");
+    let value = fields.iter().next().unwrap().to_str().unwrap();
+    tower_pop_test_support::www_authenticate::challenges(value)
+}
+
+/// The parameters of the challenge of `scheme` (empty when there is none).
+pub fn challenge_params(response: &Response<String>, scheme: &str) -> String {
+    challenges(response)
+        .into_iter()
+        .find(|(s, _)| s == scheme)
+        .map(|(_, p)| p)
+        .unwrap_or_default()
 }
 
 /// Assert a refusal: status, and `error="code"` in exactly the challenge of `scheme`
-/// (`None`: in neither).
+/// (`"both"`: in both; `None`: in none), which comes first (`DPoP` first for `both` and `None`).
+/// The `DPoP` challenge is always there with `algs`; `Bearer` only where the rule offers it.
 pub fn assert_refused(response: &Response<String>, status: u16, scheme: Option<&str>, code: &str) {
     assert_eq!(
         response.status().as_u16(),
@@ -187,27 +186,39 @@ pub fn assert_refused(response: &Response<String>, status: u16, scheme: Option<&
         response.body()
     );
     assert!(response.body().is_empty());
-    let (bearer, dpop) = challenges(response);
+    let challenges = challenges(response);
+    let of = |name: &str| {
+        challenges
+            .iter()
+            .find(|(s, _)| s == name)
+            .map(|(_, p)| p.clone())
+    };
+    let dpop = of("DPoP").expect("a DPoP challenge");
     assert!(dpop.contains("algs=\""), "{dpop}");
+    let bearer = of("Bearer").unwrap_or_default();
     let error = format!("error=\"{code}\"");
+    let first = challenges[0].0.as_str();
     match scheme {
         Some("DPoP") => {
-            assert!(dpop.contains(&error), "{dpop}");
+            assert!(dpop.contains(&error) && first == "DPoP", "{challenges:?}");
             assert!(!bearer.contains("error="), "{bearer}");
         }
         Some("Bearer") => {
-            assert!(bearer.contains(&error), "{bearer}");
+            assert!(
+                bearer.contains(&error) && first == "Bearer",
+                "{challenges:?}"
+            );
             assert!(!dpop.contains("error="), "{dpop}");
         }
         Some("both") => {
             assert!(
-                bearer.contains(&error) && dpop.contains(&error),
-                "{bearer} / {dpop}"
+                bearer.contains(&error) && dpop.contains(&error) && first == "DPoP",
+                "{challenges:?}"
             );
         }
         _ => assert!(
-            !bearer.contains("error=") && !dpop.contains("error="),
-            "{bearer} / {dpop}"
+            !bearer.contains("error=") && !dpop.contains("error=") && first == "DPoP",
+            "{challenges:?}"
         ),
     }
     assert!(response.extensions().get::<tower_pop::PopError>().is_some());

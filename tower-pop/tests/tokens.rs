@@ -178,7 +178,7 @@ async fn alg_none_and_hmac_with_public_key_are_refused_jose_02_03() {
             ))
             .await;
         assert_eq!(response.status(), 401);
-        assert!(challenges(&response).1.contains("error="));
+        assert!(challenge_params(&response, "DPoP").contains("error="));
     }
     // HS256 keyed with the issuer's public key bytes (the RS256->HS256 confusion).
     let public_jwk = f.issuer_key.public_jwk();
@@ -383,7 +383,7 @@ async fn no_credentials_or_unknown_scheme_get_challenges_without_error_brr_04_au
         assert_refused(&response, 401, None, "");
         assert_eq!(
             response.headers()["www-authenticate"],
-            r#"Bearer, DPoP algs="ES256 PS256 EdDSA Ed25519""#
+            r#"DPoP algs="ES256 PS256 EdDSA Ed25519""#
         );
     }
     // Tokens in the query or in Proxy-Authorization are not read (AUTH-04, AUTH-07).

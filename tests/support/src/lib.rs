@@ -11,6 +11,7 @@ pub mod logs;
 mod pki;
 mod redis_server;
 pub mod slow;
+pub mod www_authenticate;
 
 pub use pki::{Identity, Pki, pki};
 pub use redis_server::{RedisServer, free_port};

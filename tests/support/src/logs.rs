@@ -7,8 +7,6 @@
 use std::io;
 use std::sync::{Arc, Mutex};
 
-use tracing::subscriber::DefaultGuard;
-
 /// The captured text. Cloning shares it.
 #[derive(Clone, Debug, Default)]
 pub struct Logs(Arc<Mutex<Vec<u8>>>);
@@ -42,11 +40,21 @@ impl Logs {
     }
 }
 
-struct Writer(Logs);
+thread_local! {
+    /// Where this thread's events go while a capture is on.
+    static SINK: std::cell::RefCell<Option<Logs>> = const { std::cell::RefCell::new(None) };
+}
 
-impl io::Write for Writer {
+/// Writes an event into the capturing thread's buffer, or nowhere.
+struct ThreadSink;
+
+impl io::Write for ThreadSink {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0.0.lock().unwrap().extend_from_slice(bytes);
+        SINK.with(|sink| {
+            if let Some(logs) = &*sink.borrow() {
+                logs.0.lock().unwrap().extend_from_slice(bytes);
+            }
+        });
         Ok(bytes.len())
     }
 
@@ -55,16 +63,36 @@ impl io::Write for Writer {
     }
 }
 
-/// Capture every event (all targets, `trace` and up, with span fields) on this thread until the
-/// guard is dropped. With a current-thread runtime that includes the tasks it runs.
+/// Ends the capture of this thread when dropped.
+#[derive(Debug)]
+pub struct CaptureGuard(());
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        SINK.with(|sink| sink.borrow_mut().take());
+    }
+}
+
+/// Capture every event (all targets, `trace` and up, with span fields) of this thread until
+/// the guard is dropped; with a current-thread runtime that includes the tasks it runs.
+///
+/// One process-wide subscriber (installed on first use) writes each event into the buffer of
+/// the thread it happens on. A thread-local subscriber (`set_default`) would miss events
+/// whose call sites other threads reached first, while none was installed: tracing caches
+/// that nobody listens to them.
 #[must_use]
-pub fn capture() -> (DefaultGuard, Logs) {
+pub fn capture() -> (CaptureGuard, Logs) {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(|| ThreadSink)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in a test binary");
+    });
     let logs = Logs::default();
-    let sink = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || Writer(sink.clone()))
-        .finish();
-    (tracing::subscriber::set_default(subscriber), logs)
+    SINK.with(|sink| *sink.borrow_mut() = Some(logs.clone()));
+    (CaptureGuard(()), logs)
 }
