@@ -58,7 +58,7 @@ CASES = ("dpop", "nonce", "mtls")
 
 
 class Deadline(Exception):
-    pass
+    """The run's time is up (SIGALRM) or it was told to stop (SIGTERM): wrap up, kill the servers."""
 
 
 # ---------------------------------------------------------------- PKI (for the mtls cases)
@@ -288,12 +288,14 @@ def run_node(binaries: list[str], pki: Path, workdir: Path, budget: float) -> li
         proc.wait(timeout=budget)
     except (subprocess.TimeoutExpired, Deadline) as e:
         late = f"node matrix.mjs stopped after {budget:.0f} s" if isinstance(e, subprocess.TimeoutExpired) else str(e)
-        os.killpg(proc.pid, signal.SIGTERM)  # matrix.mjs writes its rows so far and kills its servers
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    finally:  # also on Ctrl-C
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)  # matrix.mjs writes its rows so far and kills its servers
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
     failed = lambda detail: {"client": "matrix.mjs", "version": "-", "server": "-", "case": "run",  # noqa: E731
                              "result": "fail", "detail": detail}
     try:
@@ -334,7 +336,11 @@ def main() -> int:
     def on_alarm(*_):  # noqa: ANN002
         raise Deadline(f"run exceeded {a.timeout:.0f} s")
 
+    def on_term(*_):  # noqa: ANN002
+        raise Deadline("stopped by SIGTERM")
+
     signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGTERM, on_term)  # e.g. from `timeout`: still stop the servers
     signal.alarm(int(a.timeout))
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="tower-pop-matrix-") as tmp:

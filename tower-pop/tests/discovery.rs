@@ -347,14 +347,9 @@ async fn rotated_key_is_usable_after_one_miss_refetch() {
     let (server, clock, keys) = issuer_with(&["k1"]).await;
     ready(&keys).await.unwrap();
     assert_eq!(server.hits("/jwks"), 1);
-    // The AS rotates: k2 replaces k1.
+    // The AS rotates: k2 replaces k1. The first unknown kid after the first load refetches
+    // at once.
     server.set("/jwks", Reply::status(200).body(jwks(&["k2"])));
-    // Within the miss interval of the first load, the rate limit holds the refetch back ...
-    clock.advance(5);
-    let snapshot = keys.keys_for(Some("k2"), ES256).await.unwrap();
-    assert!(!snapshot.contains(Some("k2"), ES256));
-    assert_eq!(server.hits("/jwks"), 1);
-    // ... and once it has passed, one miss fetches the new set.
     clock.advance(5);
     let snapshot = keys.keys_for(Some("k2"), ES256).await.unwrap();
     assert!(snapshot.contains(Some("k2"), ES256));
@@ -364,11 +359,23 @@ async fn rotated_key_is_usable_after_one_miss_refetch() {
         2,
         "metadata is read again on each fetch"
     );
+    // It rotates again: within the miss interval of that fetch, the rate limit holds the
+    // refetch back ...
+    server.set("/jwks", Reply::status(200).body(jwks(&["k3"])));
+    clock.advance(5);
+    let snapshot = keys.keys_for(Some("k3"), ES256).await.unwrap();
+    assert!(!snapshot.contains(Some("k3"), ES256));
+    assert_eq!(server.hits("/jwks"), 2);
+    // ... and once it has passed, one miss fetches the new set.
+    clock.advance(5);
+    let snapshot = keys.keys_for(Some("k3"), ES256).await.unwrap();
+    assert!(snapshot.contains(Some("k3"), ES256));
+    assert_eq!(server.hits("/jwks"), 3);
     // The old key is gone; asking for it again is a miss inside the interval: no fetch.
-    assert_eq!(keys.current().key_ids(), ["k2"]);
+    assert_eq!(keys.current().key_ids(), ["k3"]);
     let snapshot = keys.keys_for(Some("k1"), ES256).await.unwrap();
     assert!(!snapshot.contains(Some("k1"), ES256));
-    assert_eq!(server.hits("/jwks"), 2);
+    assert_eq!(server.hits("/jwks"), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -672,4 +679,39 @@ async fn unknown_kids_while_fetches_fail_are_not_logged_per_token() {
     // The known key goes on working meanwhile, and that ends the burst.
     assert_eq!(decide(token("k1")).await, 200);
     assert_eq!(logs.lines_with("verified again").len(), 1);
+}
+
+/// A key published right after our start-up is fetched on first sight: the first load does
+/// not start the miss interval. Then the interval holds against random `kid`s.
+#[tokio::test]
+async fn a_key_rotated_in_right_after_start_up_is_fetched_at_once() {
+    let (server, clock, keys) = issuer_with(&["k1"]).await;
+    ready(&keys).await.unwrap();
+    assert_eq!(server.hits("/jwks"), 1);
+    // The authorization server rotates within the same second.
+    server.set(
+        "/jwks",
+        Reply::json(&serde_json::from_str(&jwks(&["k1", "k2"])).unwrap()),
+    );
+    let snapshot = keys.keys_for(Some("k2"), ES256).await.unwrap();
+    assert!(
+        snapshot.contains(Some("k2"), ES256),
+        "fetched on first sight"
+    );
+    assert_eq!(server.hits("/jwks"), 2);
+    // Random kids within the interval: no more fetches.
+    for i in 0..20 {
+        let kid = format!("random-{i}");
+        assert!(
+            !keys
+                .keys_for(Some(&kid), ES256)
+                .await
+                .unwrap()
+                .contains(Some(&kid), ES256)
+        );
+    }
+    assert_eq!(server.hits("/jwks"), 2);
+    clock.advance(10);
+    let _ = keys.keys_for(Some("random-late"), ES256).await.unwrap();
+    assert_eq!(server.hits("/jwks"), 3, "the interval, then one more");
 }

@@ -37,10 +37,11 @@
 //!   which the lookup awaits up to [`DiscoveryOptions::lookup_timeout`] (default 10 s).
 //!   Refetches are **single-flight** (concurrent misses wait for the one fetch in progress) and
 //!   **rate-limited**: at most one miss-triggered fetch per
-//!   [`DiscoveryOptions::miss_refetch_interval`] (default 10 s, [`ready`](IssuerKeys::ready) and
-//!   the first load included). A flood of random `kid`s therefore costs the authorization server
-//!   at most one fetch per interval plus the periodic refreshes, and a newly published key is
-//!   usable within that interval of first being seen.
+//!   [`DiscoveryOptions::miss_refetch_interval`] (default 10 s), except that the first unknown
+//!   `kid` after the first load or a periodic refresh refetches at once. A key the
+//!   authorization server rotates in right after our start-up (or a refresh) is therefore
+//!   fetched on first sight, and a flood of random `kid`s costs at most one fetch per interval
+//!   plus one per refresh.
 //! - **The authorization server down**: cached keys keep working, without time limit (a
 //!   removed key stops working at the next successful fetch); a lookup for an unknown key gets a
 //!   [`DiscoveryError`], which the verifier answers with 503, never with 401 (the client's token
@@ -417,6 +418,12 @@ struct Inner {
     in_flight: AtomicBool,
     /// When the last fetch triggered by a miss (or `ready`) started; [`NEVER`] before.
     last_miss_fetch: AtomicU64,
+    /// Whether the next unknown `kid` may refetch at once, before the interval since the last
+    /// miss fetch has passed: granted by the first fetch and each periodic refresh, taken by
+    /// the next miss fetch. So a key rotated right after start-up (or after a refresh) is
+    /// fetched on first sight, while a flood of random `kid`s still costs one fetch per
+    /// interval.
+    miss_credit: AtomicBool,
     /// When the periodic refresh is due; [`NEVER`] before the first fetch.
     next_refresh: AtomicU64,
     /// A background refresh task is scheduled or running.
@@ -503,6 +510,7 @@ impl IssuerKeys {
                 generation: AtomicU64::new(0),
                 in_flight: AtomicBool::new(false),
                 last_miss_fetch: AtomicU64::new(NEVER),
+                miss_credit: AtomicBool::new(false),
                 next_refresh: AtomicU64::new(NEVER),
                 background: AtomicBool::new(false),
             }),
@@ -593,7 +601,9 @@ impl Inner {
 
     fn miss_allowed(&self, now: u64) -> bool {
         let last = self.last_miss_fetch.load(Ordering::SeqCst);
-        last == NEVER || now >= last.saturating_add(self.options.miss_refetch_interval.as_secs())
+        last == NEVER
+            || now >= last.saturating_add(self.options.miss_refetch_interval.as_secs())
+            || self.miss_credit.load(Ordering::SeqCst)
     }
 
     /// The set after a lookup that could not find its key: an error if the last fetch
@@ -624,9 +634,15 @@ impl Inner {
         if !self.miss_allowed(now) {
             return;
         }
+        // Every miss fetch takes the credit; the first fetch of all grants it when done.
+        self.miss_credit.store(false, Ordering::SeqCst);
+        let first = self.last_miss_fetch.load(Ordering::SeqCst) == NEVER;
         self.in_flight.store(true, Ordering::SeqCst);
         self.last_miss_fetch.store(now, Ordering::SeqCst);
         self.fetch_holding(lock).await;
+        if first {
+            self.miss_credit.store(true, Ordering::SeqCst);
+        }
     }
 
     /// Start the periodic refresh in the background when due (never twice at once).
@@ -650,6 +666,7 @@ impl Inner {
             {
                 inner.in_flight.store(true, Ordering::SeqCst);
                 inner.fetch_holding(lock).await;
+                inner.miss_credit.store(true, Ordering::SeqCst);
             }
             drop(guard);
         });
