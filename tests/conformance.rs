@@ -49,6 +49,7 @@ fn answer_of<B>(response: &Response<B>) -> Answer {
         dpop_nonce: header("dpop-nonce"),
         cache_control: header("cache-control"),
         retry_after: header("retry-after"),
+        interaction_id: Answer::interaction(header("x-fapi-interaction-id").as_deref()),
     }
 }
 
@@ -118,6 +119,7 @@ async fn run_actix(verifier: Arc<Verifier>, case: &Case) -> Vec<Answer> {
             dpop_nonce: header("dpop-nonce"),
             cache_control: header("cache-control"),
             retry_after: header("retry-after"),
+            interaction_id: Answer::interaction(header("x-fapi-interaction-id").as_deref()),
         });
     }
     answers
@@ -212,6 +214,23 @@ async fn proof_key_quota_cases_answer_identically() {
     let cases = fixture.quota_cases();
     let failures = run_table(&cases, || fixture.quota_verifier()).await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[actix_web::test]
+async fn fapi2_cases_answer_identically_with_an_interaction_id() {
+    let fixture = Fixture::new();
+    let (cases, ids): (Vec<Case>, Vec<_>) = fixture.fapi_cases().into_iter().unzip();
+    let failures = run_table(&cases, || fixture.fapi_verifier()).await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Every answer carries the interaction id: the one sent, or one the server made.
+    for (case, id) in cases.iter().zip(ids) {
+        let answers = run_tower(fixture.fapi_verifier(), case).await;
+        let last = answers.last().expect("an answer");
+        assert_eq!(last.interaction_id.as_deref(), id, "{}", case.name);
+    }
+    // Without the profile, none.
+    let plain = run_tower(fixture.verifier(), &cases[0]).await;
+    assert_eq!(plain[0].interaction_id, None);
 }
 
 #[actix_web::test]

@@ -333,8 +333,9 @@ where
                     headers
                 }
                 Outcome::Anonymous(anonymous) => {
+                    let headers = anonymous.response_headers().clone();
                     req.extensions_mut().insert(anonymous);
-                    ResponseHeaders::default()
+                    headers
                 }
                 Outcome::Refused(refusal) => {
                     let mut response = rejection.response(&refusal);

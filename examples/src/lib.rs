@@ -133,6 +133,11 @@ pub struct Args {
     /// Serve RFC 9728 protected resource metadata for this resource identifier.
     #[arg(long, value_name = "URL")]
     pub resource: Option<String>,
+    /// Apply a named profile: `fapi2`, the FAPI 2.0 Security Profile's resource-server rules
+    /// (sender-constrained tokens only, PS256/ES256/EdDSA, `x-fapi-interaction-id`, BCP 195
+    /// TLS 1.2 suites); a flag that breaks them stops the server at start-up.
+    #[arg(long, value_name = "PROFILE", value_parser = ["fapi2"])]
+    pub profile: Option<String>,
     /// The `realm` of every challenge (RFC 6750 §3, RFC 9449 §7.1) [default: the --resource
     /// identifier, else the public URL].
     #[arg(long, value_name = "REALM")]
@@ -292,6 +297,9 @@ impl Args {
             tracing::warn!("public URL {public_url} is plain http: for local development only");
             builder = builder.insecure_allow_http();
         }
+        if self.fapi2() {
+            builder = builder.fapi2();
+        }
         if !self.dpop_algs.is_empty() {
             let algs = self
                 .dpop_algs
@@ -401,7 +409,16 @@ impl Args {
         if let Some(ca) = &self.client_ca {
             tls = tls.client_ca_pem_file(ca);
         }
+        if self.fapi2() {
+            tls = tls.fapi2();
+        }
         tls.build().map(Some).map_err(|e| e.to_string())
+    }
+
+    /// Whether `--profile fapi2` is given.
+    #[must_use]
+    pub fn fapi2(&self) -> bool {
+        self.profile.as_deref() == Some("fapi2")
     }
 }
 

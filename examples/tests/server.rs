@@ -337,6 +337,76 @@ async fn accepts_a_bound_request_and_refuses_the_rest(name: &str) {
     assert_refused(&r, 401, "Bearer", "invalid_token");
 }
 
+on_both_servers!(fapi2_profile_flag, fapi2_profile);
+
+/// `--profile fapi2`: a bound token with its proof passes and the `x-fapi-interaction-id` is
+/// echoed (or made), an unbound one is refused, and a flag that breaks the profile stops the
+/// server at start-up.
+async fn fapi2_profile(name: &str) {
+    let s = Server::start(name, &["--profile", "fapi2"]).await;
+    let client = tower_pop::dpop::signer::ProofSigner::generate(Algorithm::ES256).unwrap();
+    let token = s.token(Some(client.thumbprint()));
+    let proof = client
+        .proof("GET", &s.url("/whoami"), Some(&token), None)
+        .unwrap();
+    let id = "c770aef3-6784-41f7-8e0e-ff5f97bddb3a";
+    let auth = format!("DPoP {token}");
+    let r = send(
+        s.addr,
+        "GET",
+        "/whoami",
+        &[
+            ("Authorization", &auth),
+            ("DPoP", &proof),
+            ("x-fapi-interaction-id", id),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{name}: {r:?}");
+    assert_eq!(r.header("x-fapi-interaction-id"), Some(id));
+    let unbound = s.token(None);
+    let r = send(
+        s.addr,
+        "GET",
+        "/whoami",
+        &[("Authorization", &format!("Bearer {unbound}"))],
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let made = r
+        .header("x-fapi-interaction-id")
+        .expect("an interaction id");
+    assert_eq!(
+        (made.len(), &made[14..15]),
+        (36, "4"),
+        "a fresh UUID: {made}"
+    );
+    let out = Command::new(example_binary(name))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer",
+            ISSUER,
+            "--audience",
+            AUDIENCE,
+        ])
+        .args([
+            "--jwks-file",
+            "/dev/null",
+            "--profile",
+            "fapi2",
+            "--allow-bearer",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{name}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("FAPI 2.0"),
+        "{name}"
+    );
+}
+
 on_both_servers!(allow_bearer_flag_accepts_unbound_tokens_only, allow_bearer);
 
 async fn allow_bearer(name: &str) {

@@ -59,6 +59,39 @@ pub struct Answer {
     pub cache_control: Option<String>,
     /// `Retry-After`, if any.
     pub retry_after: Option<String>,
+    /// `x-fapi-interaction-id`, if any: [`ECHOED`] when it is the one the request sent
+    /// ([`INTERACTION_ID`]), [`GENERATED`] for another UUID (each stack makes its own).
+    pub interaction_id: Option<String>,
+}
+
+/// The `x-fapi-interaction-id` the FAPI cases send.
+pub const INTERACTION_ID: &str = "c770aef3-6784-41f7-8e0e-ff5f97bddb3a";
+/// [`Answer::interaction_id`] when the response echoed [`INTERACTION_ID`].
+pub const ECHOED: &str = "(echoed)";
+/// [`Answer::interaction_id`] when the response carried a UUID of its own.
+pub const GENERATED: &str = "(generated)";
+
+impl Answer {
+    /// How an `x-fapi-interaction-id` value is compared: echoed, generated (a UUID of the
+    /// server's), or anything else as it is.
+    #[must_use]
+    pub fn interaction(value: Option<&str>) -> Option<String> {
+        let uuid = |v: &str| {
+            v.len() == 36
+                && v.bytes().enumerate().all(|(i, b)| {
+                    if matches!(i, 8 | 13 | 18 | 23) {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_hexdigit()
+                    }
+                })
+        };
+        value.map(|v| match v {
+            INTERACTION_ID => ECHOED.to_owned(),
+            v if uuid(v) => GENERATED.to_owned(),
+            v => v.to_owned(),
+        })
+    }
 }
 
 /// What a case must get: the status, and the `error` code in the challenge of a scheme.
@@ -149,6 +182,133 @@ impl Fixture {
                 .build()
                 .expect("valid configuration"),
         ))
+    }
+
+    /// A fresh verifier with the FAPI 2.0 profile ([`PopConfigBuilder::fapi2`]).
+    ///
+    /// # Panics
+    /// If the configuration is refused.
+    ///
+    /// [`PopConfigBuilder::fapi2`]: tower_pop::PopConfigBuilder::fapi2
+    #[must_use]
+    pub fn fapi_verifier(&self) -> Arc<Verifier> {
+        Arc::new(Verifier::new(
+            PopConfig::builder()
+                .public_origin(ORIGIN)
+                .issuer(ISSUER)
+                .audience(ORIGIN)
+                .jwks_json(self.issuer.jwks_json())
+                .fapi2()
+                .clock(Arc::new(ManualClock::new(NOW)))
+                .build()
+                .expect("valid configuration"),
+        ))
+    }
+
+    /// Cases for the FAPI 2.0 profile (SPEC-CHECKLIST FAPI-*), run with
+    /// [`fapi_verifier`](Self::fapi_verifier); each also checks `x-fapi-interaction-id`
+    /// (the second of each pair: the `x-fapi-interaction-id` the last answer must carry).
+    #[must_use]
+    pub fn fapi_cases(&self) -> Vec<(Case, Option<&'static str>)> {
+        let t = self.token(json!({}));
+        let auth = format!("DPoP {t}");
+        let id = ("x-fapi-interaction-id", INTERACTION_ID.to_owned());
+        let dpop = |changes: Value, with_id: bool| {
+            let mut headers = vec![
+                ("authorization", auth.clone()),
+                ("dpop", self.proof(&t, json!({}), changes)),
+            ];
+            if with_id {
+                headers.push(id.clone());
+            }
+            Self::get(headers)
+        };
+        let case = |name, req: Req, status, error| Case {
+            name,
+            requests: vec![req],
+            expect: Expect { status, error },
+        };
+        let unbound = self.token(json!({"cnf": null}));
+        let rsa = ProofSigner::generate(Algorithm::RS256).expect("RSA key");
+        let rsa_token = self.token(json!({"cnf": {"jkt": rsa.thumbprint()}}));
+        let rsa_proof = rsa
+            .proof_at("GET", URL, Some(&rsa_token), None, NOW)
+            .expect("signing");
+        vec![
+            (
+                case(
+                    "FAPI-01: a bound token with its proof, the id echoed",
+                    dpop(json!({}), true),
+                    200,
+                    None,
+                ),
+                Some(ECHOED),
+            ),
+            (
+                case(
+                    "FAPI-01: no interaction id sent, one made",
+                    dpop(json!({}), false),
+                    200,
+                    None,
+                ),
+                Some(GENERATED),
+            ),
+            (
+                case(
+                    "FAPI-05: an unbound token is refused, the id echoed",
+                    Self::get(vec![
+                        ("authorization", format!("Bearer {unbound}")),
+                        id.clone(),
+                    ]),
+                    401,
+                    Some(("Bearer", "invalid_token")),
+                ),
+                Some(ECHOED),
+            ),
+            (
+                case(
+                    "FAPI-06: an RS256 proof is refused",
+                    Self::get(vec![
+                        ("authorization", format!("DPoP {rsa_token}")),
+                        ("dpop", rsa_proof),
+                    ]),
+                    401,
+                    Some(("DPoP", "invalid_dpop_proof")),
+                ),
+                Some(GENERATED),
+            ),
+            (
+                case(
+                    "FAPI-07: a proof 9 s ahead passes",
+                    dpop(json!({"iat": NOW + 9}), true),
+                    200,
+                    None,
+                ),
+                Some(ECHOED),
+            ),
+            (
+                case(
+                    "FAPI-07: a proof 61 s ahead is refused",
+                    dpop(json!({"iat": NOW + 61}), true),
+                    401,
+                    Some(("DPoP", "invalid_dpop_proof")),
+                ),
+                Some(ECHOED),
+            ),
+            (
+                case(
+                    "FAPI: a malformed interaction id is never echoed",
+                    Self::get(vec![
+                        ("authorization", auth.clone()),
+                        ("dpop", self.proof(&t, json!({}), json!({}))),
+                        ("x-fapi-interaction-id", "<script>".to_owned()),
+                    ]),
+                    200,
+                    None,
+                ),
+                Some(GENERATED),
+            ),
+        ]
     }
 
     /// The per-key proof quota of [`quota_verifier`](Self::quota_verifier).

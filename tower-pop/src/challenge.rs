@@ -56,6 +56,8 @@ pub struct ResponseHeaders {
     dpop_nonce: Option<Arc<str>>,
     no_store: bool,
     retry_after: bool,
+    /// FAPI 2.0 `x-fapi-interaction-id`.
+    interaction_id: Option<Arc<str>>,
 }
 
 // A nonce is a credential-like value: Debug says only whether there is one.
@@ -65,6 +67,7 @@ impl fmt::Debug for ResponseHeaders {
             .field("dpop_nonce", &self.dpop_nonce.is_some())
             .field("no_store", &self.no_store)
             .field("retry_after", &self.retry_after)
+            .field("interaction_id", &self.interaction_id)
             .finish()
     }
 }
@@ -79,6 +82,17 @@ impl ResponseHeaders {
     pub(crate) fn with_no_store(mut self, no_store: bool) -> Self {
         self.no_store |= no_store;
         self
+    }
+
+    pub(crate) fn with_interaction_id(mut self, id: Option<Arc<str>>) -> Self {
+        self.interaction_id = id;
+        self
+    }
+
+    /// The `x-fapi-interaction-id` to send, with the FAPI 2.0 profile on.
+    #[must_use]
+    pub fn interaction_id(&self) -> Option<&str> {
+        self.interaction_id.as_deref()
     }
 
     /// `Retry-After` in seconds, on 503 answers (our own dependency failed) and 429 answers (a
@@ -107,7 +121,15 @@ impl ResponseHeaders {
         let no_store = self.no_store.then_some(("cache-control", "no-store"));
         // A retry after a short pause is the right move for every 503 and 429 we send.
         let retry = self.retry_after.then_some(("retry-after", RETRY_AFTER));
-        nonce.into_iter().chain(no_store).chain(retry)
+        let interaction = self
+            .interaction_id
+            .as_deref()
+            .map(|id| ("x-fapi-interaction-id", id));
+        nonce
+            .into_iter()
+            .chain(no_store)
+            .chain(retry)
+            .chain(interaction)
     }
 
     /// Set these headers on `response`, replacing any of the same names.

@@ -32,6 +32,8 @@ pub struct PopConfig {
     pub(crate) proof_max_age: u64,
     pub(crate) proof_future_skew: u64,
     pub(crate) allow_bearer: bool,
+    /// The FAPI 2.0 profile is on ([`PopConfigBuilder::fapi2`]).
+    pub(crate) fapi2: bool,
     pub(crate) realm: Option<String>,
     pub(crate) issuer: String,
     pub(crate) audience: String,
@@ -78,6 +80,12 @@ impl PopConfig {
     #[must_use]
     pub fn allows_bearer(&self) -> bool {
         self.allow_bearer
+    }
+
+    /// Whether the FAPI 2.0 profile is on ([`PopConfigBuilder::fapi2`]).
+    #[must_use]
+    pub fn is_fapi2(&self) -> bool {
+        self.fapi2
     }
 
     /// Whether DPoP proofs must carry a server-provided nonce.
@@ -136,6 +144,7 @@ pub struct PopConfigBuilder {
     proof_max_age: Duration,
     proof_future_skew: Duration,
     allow_bearer: bool,
+    fapi2: bool,
     realm: Option<String>,
     issuer: Option<String>,
     audience: Option<String>,
@@ -169,6 +178,7 @@ impl Default for PopConfigBuilder {
             proof_max_age: defaults::PROOF_MAX_AGE,
             proof_future_skew: defaults::PROOF_FUTURE_SKEW,
             allow_bearer: false,
+            fapi2: false,
             realm: None,
             issuer: None,
             audience: None,
@@ -250,6 +260,22 @@ impl PopConfigBuilder {
     #[must_use]
     pub fn allow_bearer(mut self) -> Self {
         self.allow_bearer = true;
+        self
+    }
+
+    /// The FAPI 2.0 Security Profile's resource-server rules ([`crate::fapi2`] tables them,
+    /// with their sections): sender-constrained tokens only, proofs and access tokens signed
+    /// with `PS256`, `ES256` or `EdDSA` only (both allow-lists set to
+    /// [`fapi2::ALGORITHMS`](crate::fapi2::ALGORITHMS)), and an `x-fapi-interaction-id` on
+    /// every response. `build()` refuses a setting that breaks them ([`ConfigError::Fapi2`]):
+    /// [`allow_bearer`](Self::allow_bearer), another algorithm, a `proof_future_skew` over
+    /// 60 s.
+    #[must_use]
+    pub fn fapi2(mut self) -> Self {
+        self.fapi2 = true;
+        self.dpop_algorithms = crate::fapi2::ALGORITHMS.to_vec();
+        // Access tokens name EdDSA `EdDSA` (RFC 8037); the RFC 9864 name is for proofs.
+        self.token_algorithms = crate::fapi2::ALGORITHMS[..3].to_vec();
         self
     }
 
@@ -488,6 +514,9 @@ impl PopConfigBuilder {
     /// `http` without [`insecure_allow_http`](Self::insecure_allow_http)), an allow-list is
     /// empty, a window or leeway is too large, or the JWK Set cannot be read.
     pub fn build(self) -> Result<PopConfig, ConfigError> {
+        if self.fapi2 {
+            self.check_fapi2()?;
+        }
         let origin = self.public_origin.ok_or(ConfigError::Missing {
             setting: "public_origin",
         })?;
@@ -617,6 +646,7 @@ impl PopConfigBuilder {
             proof_max_age: self.proof_max_age.as_secs(),
             proof_future_skew: self.proof_future_skew.as_secs(),
             allow_bearer: self.allow_bearer,
+            fapi2: self.fapi2,
             realm: self.realm,
             issuer,
             audience,
@@ -708,6 +738,25 @@ fn normalize_origin(origin: &str, insecure_http: bool) -> Result<String, ConfigE
     Ok(normalized.to_owned())
 }
 
+impl PopConfigBuilder {
+    /// The rules of [`fapi2`](Self::fapi2) that a later setting could break.
+    fn check_fapi2(&self) -> Result<(), ConfigError> {
+        let fapi = |rule| Err(ConfigError::Fapi2 { rule });
+        if self.allow_bearer {
+            return fapi("sender-constrained access tokens only (§5.3.4 item 5): no allow_bearer");
+        }
+        let allowed =
+            |algs: &[Algorithm]| algs.iter().all(|a| crate::fapi2::ALGORITHMS.contains(a));
+        if !allowed(&self.dpop_algorithms) || !allowed(&self.token_algorithms) {
+            return fapi("only PS256, ES256 and EdDSA (§5.4.1 item 1)");
+        }
+        if self.proof_future_skew.as_secs() > crate::fapi2::MAX_FUTURE_SKEW_SECS {
+            return fapi("no proof more than 60 s in the future (§5.3.2.1 item 13)");
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -717,6 +766,31 @@ mod tests {
             .issuer("https://server.example.com")
             .audience("https://resource.example.org")
             .jwks_json(r#"{"keys":[]}"#)
+    }
+
+    #[test]
+    fn the_fapi2_profile_refuses_what_breaks_it_fapi_05_06_07() {
+        let fapi = || base().public_origin("https://r.example").fapi2();
+        let c = fapi().build().expect("the profile alone is valid");
+        assert!(c.is_fapi2() && !c.allows_bearer());
+        assert_eq!(c.dpop_algorithms(), crate::fapi2::ALGORITHMS);
+        let refused =
+            |builder: PopConfigBuilder| matches!(builder.build(), Err(ConfigError::Fapi2 { .. }));
+        assert!(refused(fapi().allow_bearer()));
+        assert!(refused(
+            fapi().dpop_algorithms([Algorithm::ES256, Algorithm::RS256])
+        ));
+        assert!(refused(fapi().token_algorithms([Algorithm::RS256])));
+        assert!(refused(fapi().proof_future_skew(Duration::from_secs(61))));
+        // Narrower is fine.
+        assert!(fapi().dpop_algorithms([Algorithm::ES256]).build().is_ok());
+        assert!(
+            !base()
+                .public_origin("https://r.example")
+                .build()
+                .expect("ok")
+                .is_fapi2()
+        );
     }
 
     #[test]

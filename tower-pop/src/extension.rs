@@ -63,10 +63,18 @@ pub struct Anonymous {
 }
 
 impl Anonymous {
-    /// The no-credentials challenge: 401 with `Bearer` and `DPoP` challenges, no `error`.
+    /// The no-credentials challenge: 401 with the `DPoP` challenge (and `Bearer` where bearer
+    /// tokens are allowed), no `error`.
     #[must_use]
     pub fn challenge(&self) -> &Challenge {
         &self.challenge
+    }
+
+    /// The headers the response to the anonymous request carries (with the FAPI 2.0 profile,
+    /// its `x-fapi-interaction-id`).
+    #[must_use]
+    pub fn response_headers(&self) -> &crate::challenge::ResponseHeaders {
+        self.challenge.headers()
     }
 }
 

@@ -280,8 +280,9 @@ where
                             headers
                         }
                         Outcome::Anonymous(anonymous) => {
+                            let headers = anonymous.response_headers().clone();
                             parts.extensions.insert(anonymous);
-                            ResponseHeaders::default()
+                            headers
                         }
                         Outcome::Refused(refusal) => {
                             let mut response = rejection.response(&refusal);

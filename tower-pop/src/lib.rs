@@ -160,6 +160,7 @@ pub mod defaults;
 pub mod dpop;
 pub mod error;
 pub mod extension;
+pub mod fapi2;
 // Not a public API: wrappers over internal parsers for the cargo-fuzz targets in `fuzz/`.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -116,6 +116,8 @@ pub struct PopRequest<'a> {
     pub(crate) peer_certificate: Option<&'a [u8]>,
     pub(crate) peer_ip: Option<IpAddr>,
     pub(crate) forwarded: ForwardedFields<'a>,
+    /// `x-fapi-interaction-id` (FAPI 2.0), echoed when the profile is on.
+    pub(crate) interaction_id: FieldValues<'a>,
 }
 
 impl std::fmt::Debug for PopRequest<'_> {
@@ -145,17 +147,19 @@ impl<'a> PopRequest<'a> {
             peer_certificate: None,
             peer_ip: None,
             forwarded: ForwardedFields::default(),
+            interaction_id: FieldValues::default(),
         }
     }
 
     /// The header fields the verifier reads, lowercase: adapters pass every value of each to
     /// [`header`](Self::header).
-    pub const HEADERS: [&'static str; 5] = [
+    pub const HEADERS: [&'static str; 6] = [
         "authorization",
         "dpop",
         "client-cert",
         "x-forwarded-client-cert",
         "ssl-client-cert",
+        "x-fapi-interaction-id",
     ];
 
     /// Add the value of one field named in [`HEADERS`](Self::HEADERS) (any case); other names
@@ -179,6 +183,7 @@ impl<'a> PopRequest<'a> {
             2 => Some(&mut self.forwarded.client_cert),
             3 => Some(&mut self.forwarded.xfcc),
             4 => Some(&mut self.forwarded.ssl_client_cert),
+            5 => Some(&mut self.interaction_id),
             _ => None,
         }
     }
@@ -232,12 +237,13 @@ impl<'a> From<&'a http::request::Parts> for PopRequest<'a> {
             .map_or(parts.uri.path(), |t| t.0.path());
         // [`PopRequest::HEADERS`], in its order, parsed once at compile time rather than per
         // request and field.
-        static NAMES: [http::HeaderName; 5] = [
+        static NAMES: [http::HeaderName; 6] = [
             http::header::AUTHORIZATION,
             http::HeaderName::from_static("dpop"),
             http::HeaderName::from_static("client-cert"),
             http::HeaderName::from_static("x-forwarded-client-cert"),
             http::HeaderName::from_static("ssl-client-cert"),
+            http::HeaderName::from_static("x-fapi-interaction-id"),
         ];
         let mut request = Self::new(parts.method.as_str(), path);
         for (i, name) in NAMES.iter().enumerate() {

@@ -216,32 +216,56 @@ impl Verifier {
     /// proof or key), client faults at `debug`, our own failures at `warn`.
     pub async fn decide(&self, request: &PopRequest<'_>, policy: &RoutePolicy) -> Outcome {
         let started = observe::Started::now();
+        // FAPI 2.0: every response carries an interaction id, and each decision logs it.
+        let interaction = self
+            .config
+            .fapi2
+            .then(|| crate::fapi2::interaction_id(request.interaction_id.first));
         // Events of the stores and key sets consulted on the way nest under this span.
-        let span = tracing::debug_span!(target: observe::VERIFY, "verify");
-        let (result, header_consulted) =
-            self.verify_noting_forwarded(request).instrument(span).await;
+        let span = tracing::debug_span!(
+            target: observe::VERIFY,
+            "verify",
+            interaction_id = interaction.as_deref()
+        );
+        let (result, header_consulted) = self
+            .verify_noting_forwarded(request)
+            .instrument(span.clone())
+            .await;
         let result = result.and_then(|verified| policy.check_scopes(verified));
         let outcome = match result {
-            Ok(verified) => Outcome::Verified(verified),
+            Ok(mut verified) => {
+                verified.response_headers = verified
+                    .response_headers
+                    .with_interaction_id(interaction.clone());
+                Outcome::Verified(verified)
+            }
             Err(error)
                 if policy.allows_anonymous()
                     && error.kind() == PopErrorKind::MissingCredentials =>
             {
+                let challenge = self.challenge(&error);
+                let headers = challenge.headers().clone().with_interaction_id(interaction);
                 Outcome::Anonymous(Anonymous {
-                    challenge: self.challenge(&error),
+                    challenge: challenge.with_headers(headers),
                 })
             }
             Err(error) => {
                 let challenge = self.challenge(&error);
-                let headers = challenge.headers().clone().with_no_store(header_consulted);
+                let headers = challenge
+                    .headers()
+                    .clone()
+                    .with_no_store(header_consulted)
+                    .with_interaction_id(interaction);
                 Outcome::Refused(Refusal {
                     challenge: challenge.with_headers(headers),
                     error,
                 })
             }
         };
-        observe::decided(outcome.decision(), started, &self.faults, || {
-            self.config.clock.now_unix()
+        span.in_scope(|| {
+            observe::decided(outcome.decision(), started, &self.faults, || {
+                self.config.clock.now_unix()
+            });
         });
         outcome
     }

@@ -115,6 +115,12 @@ pub enum ConfigError {
         /// The scope as given.
         scope: String,
     },
+    /// A setting breaks the FAPI 2.0 profile
+    /// ([`PopConfigBuilder::fapi2`](crate::config::PopConfigBuilder::fapi2)).
+    Fapi2 {
+        /// The rule and its section.
+        rule: &'static str,
+    },
     /// The JWK Set document is unusable.
     InvalidJwks {
         /// What is wrong with it.
@@ -182,6 +188,7 @@ impl fmt::Display for ConfigError {
             Self::InvalidScope { scope } => {
                 write!(f, "scope {scope:?} is not an RFC 6749 scope-token")
             }
+            Self::Fapi2 { rule } => write!(f, "the FAPI 2.0 profile forbids this: {rule}"),
             Self::InvalidCorsOrigin { origin, reason } => {
                 write!(
                     f,

@@ -177,6 +177,7 @@ pub struct TlsConfigBuilder {
     cert_chain: Option<PemSource>,
     private_key: Option<PemSource>,
     client_auth: ClientAuth,
+    fapi2: bool,
 }
 
 impl TlsConfigBuilder {
@@ -223,6 +224,15 @@ impl TlsConfigBuilder {
         self.client_auth(ClientAuth::InsecureAcceptAnyCertificate)
     }
 
+    /// The FAPI 2.0 Security Profile's TLS rules for endpoints not used by browsers (§5.2.2):
+    /// TLS 1.2 only with the four cipher suites BCP 195 recommends (RFC 9325 §4.2:
+    /// `TLS_ECDHE_{ECDSA,RSA}_WITH_AES_{128,256}_GCM_*`, no ChaCha20-Poly1305); TLS 1.3 as
+    /// by default.
+    pub fn fapi2(mut self) -> Self {
+        self.fapi2 = true;
+        self
+    }
+
     /// Read every file and build the rustls configuration.
     ///
     /// # Errors
@@ -240,7 +250,20 @@ impl TlsConfigBuilder {
         let chain = read_certificates(chain, "certificate chain")?;
         let key = read_private_key(key)?;
 
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        if self.fapi2 {
+            use rustls::CipherSuite as S;
+            const BCP195_TLS12: [S; 4] = [
+                S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+            ];
+            provider
+                .cipher_suites
+                .retain(|suite| suite.tls13().is_some() || BCP195_TLS12.contains(&suite.suite()));
+        }
+        let provider = Arc::new(provider);
         let verifier = client_verifier(&self.client_auth, &provider)?;
         let config = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -448,6 +471,25 @@ mod tests {
             assert_eq!(suites, expected);
             assert_eq!(suites.len(), 9);
         }
+        // FAPI 2.0 §5.2.2: TLS 1.2 with BCP 195's four suites only; TLS 1.3 unchanged.
+        let fapi = builder(&pki).fapi2().build().unwrap().server_config();
+        let names: Vec<String> = fapi
+            .crypto_provider()
+            .cipher_suites
+            .iter()
+            .map(|s| format!("{:?}", s.suite()))
+            .collect();
+        assert_eq!(names.len(), 7, "{names:?}");
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.starts_with("TLS_ECDHE") && n.contains("CHACHA20")),
+            "{names:?}"
+        );
+        assert!(
+            names.iter().any(|n| n == "TLS13_CHACHA20_POLY1305_SHA256"),
+            "{names:?}"
+        );
         // The provider is passed explicitly, never installed process-wide.
         assert!(CryptoProvider::get_default().is_none());
     }
