@@ -205,6 +205,7 @@ async fn cors_presets_answer_identically_on_axum_and_actix() {
         assert_eq!(preflight.www_authenticate, None);
     }
     // The refusal and the nonce challenge: readable by the page.
+    // A cross-origin 401 exposes WWW-Authenticate and DPoP-Nonce (BRR-09).
     let exposed = ["dpop-nonce", "retry-after", "www-authenticate"];
     for refusal in &axum[2..4] {
         assert_eq!(refusal.status, 401);

@@ -7,8 +7,9 @@
         target/debug/examples/axum_resource_server target/debug/examples/actix_resource_server
 
 It makes a throwaway PKI (CA, server cert for 127.0.0.1/localhost, client cert) with `cryptography`,
-runs the Python client (requests-oauth2client) here and the Node clients (dpop, openid-client,
-oauth4webapi) through `node matrix.mjs --pki DIR`, writes every row as JSON to --out
+runs the Python client (requests-oauth2client) and, with --client, tower-pop's own (the pop_client
+example) here, the Node clients (dpop, openid-client, oauth4webapi) through `node matrix.mjs --pki
+DIR`, and, with --browser-demo, the browser demo in headless Chromium (browser.mjs); writes every row as JSON to --out
 (`{"client", "version", "server", "case", "result": "pass"|"fail"|"n/a", "detail"}`), prints a
 Markdown table (client x server x case) and exits 1 if any row is "fail".
 
@@ -16,7 +17,7 @@ Cases (each against a server started with a fresh issuer key, on 127.0.0.1 only)
   dpop   DPoPToken/DPoPKey proof with a cnf.jkt-bound token            -> 200, binding "dpop"
   nonce  server with --require-nonce: DPoPToken's response hook picks up DPoP-Nonce and retries
          -> 200 after exactly one retry. The hook only fires when WWW-Authenticate *starts with*
-         "DPoP", so this fails while the servers put the Bearer challenge first.
+         "DPoP": the servers put the challenge of the scheme used first.
   mtls   HTTPS server with --client-ca; requests' cert=/verify= and a BearerToken carrying a
          cnf["x5t#S256"]-bound token                                   -> 200, binding "mtls"
 Bounded: each request 10 s, each server start 30 s, the whole run --timeout s (default 300).
@@ -274,6 +275,90 @@ def run_python(binaries: list[str], servers: Servers, issuer: jwskate.Jwk, pki: 
     return rows
 
 
+# ---------------------------------------------------------------- our own client
+
+
+def run_ours(binaries: list[str], servers: Servers, issuer: jwskate.Jwk, pki: Path, client: str,
+             workdir: Path) -> list[dict]:
+    """tower-pop's own client (the `pop_client` example: DpopMiddleware, its nonce retry; mTLS
+    with --bearer), against each server, with the same tokens and PKI as the others."""
+
+    def token(cnf: dict) -> str:
+        now = int(time.time())
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "interop-user", "client_id": "interop-client",
+                  "scope": "read", "iat": now, "exp": now + 300, "jti": str(uuid.uuid4()), "cnf": cnf}
+        return str(jwskate.Jwt.sign(claims, key=issuer, alg="ES256", typ="at+jwt"))
+
+    def call(args: list[str]) -> tuple[dict, int]:
+        done = subprocess.run([client, *args], capture_output=True, timeout=30, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"pop_client exited {done.returncode}: {done.stderr.decode(errors='replace')[-300:]}")
+        answer = json.loads(done.stdout)
+        return answer, answer["requests"]
+
+    def judge_answer(answer: dict, binding: str, jkt: str | None, expected: int, count: int) -> tuple[str, str]:
+        if answer["status"] != 200:
+            return "fail", f"{answer['status']} after {count} request(s)"
+        body = json.loads(answer["body"])
+        if body.get("binding") != binding or body.get("sub") != "interop-user" or (jkt and body.get("jkt") != jkt):
+            return "fail", f"200 but {json.dumps({k: body.get(k) for k in ('binding', 'sub', 'jkt')})}"
+        if count != expected:
+            return "fail", f"200 binding {binding}, but after {count} request(s), expected {expected}"
+        return "pass", f"200 binding {binding}, {count} request(s)"
+
+    def dpop_case(origin: str, expected: int) -> tuple[str, str]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = workdir / f"pop-client-{uuid.uuid4()}.pem"
+        pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+        jkt = jwskate.Jwk.from_cryptography_key(key).thumbprint()
+        answer, count = call(["--key", str(pem), "--token", token({"jkt": jkt}), f"{origin}/whoami"])
+        return judge_answer(answer, "dpop", jkt, expected, count)
+
+    def mtls_case(origin: str) -> tuple[str, str]:
+        der = x509.load_pem_x509_certificate((pki / "client.pem").read_bytes()).public_bytes(serialization.Encoding.DER)
+        x5t = base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
+        answer, count = call(["--bearer", "--token", token({"x5t#S256": x5t}), "--cert", str(pki / "client.pem"),
+                              "--cert-key", str(pki / "client-key.pem"), "--ca", str(pki / "ca.pem"),
+                              f"{origin}/whoami"])
+        return judge_answer(answer, "mtls", None, 1, count)
+
+    run = {"dpop": lambda o: dpop_case(o, 1), "nonce": lambda o: dpop_case(o, 2), "mtls": mtls_case}
+    name, version = "tower-pop client (pop_client)", workspace_version()
+    rows = []
+    for binary in binaries:
+        for case in CASES:
+            try:
+                result, detail = run[case](servers.origin(binary, case))
+            except Deadline:
+                raise
+            except Exception as e:  # noqa: BLE001
+                result, detail = "fail", f"{type(e).__name__}: {e}"
+            rows.append({"client": name, "version": version, "server": Path(binary).name, "case": case,
+                         "result": result, "detail": detail})
+            print(f"{result:4} {name} {Path(binary).name} {case}: {detail}", file=sys.stderr)
+    return rows
+
+
+def workspace_version() -> str:
+    text = (HERE.parent.parent / "Cargo.toml").read_text()
+    section = text.split("[workspace.package]", 1)[1]
+    return section.split('version = "', 1)[1].split('"', 1)[0]
+
+
+def run_browser(browser_demo: str) -> list[dict]:
+    """Chromium (headless, through playwright-core) running the browser demo: a page with a
+    WebCrypto key calls an API on another origin through the CORS preset, retrying on the nonce."""
+    done = subprocess.run(["node", str(HERE / "browser.mjs"), browser_demo], capture_output=True, timeout=180,
+                          check=False, stdin=subprocess.DEVNULL)
+    version = json.loads((HERE / "node_modules" / "playwright-core" / "package.json").read_text())["version"]
+    result = "pass" if done.returncode == 0 else "fail"
+    detail = "" if done.returncode == 0 else done.stdout.decode(errors="replace")[-300:]
+    print(f"{result:4} chromium browser_demo dpop+nonce: {detail}", file=sys.stderr)
+    return [{"client": "Chromium (playwright-core)", "version": version, "server": Path(browser_demo).name,
+             "case": "nonce", "result": result, "detail": detail or "CORS preflight, DPoP, nonce retry"}]
+
+
 # ---------------------------------------------------------------- the Node clients
 
 
@@ -328,6 +413,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="JSON file for the rows")
     p.add_argument("--timeout", type=float, default=300, help="bound on the whole run, in seconds")
+    p.add_argument("--client", help="the pop_client example binary (tower-pop's own client)")
+    p.add_argument("--browser-demo", help="the browser_demo example binary, run in headless Chromium")
     p.add_argument("binaries", nargs="+", help="example server binaries")
     a = p.parse_args()
     binaries = [str(Path(b).resolve()) for b in a.binaries]
@@ -354,7 +441,11 @@ def main() -> int:
         servers = Servers(workdir, jwks, pki)
         try:
             rows += run_python(binaries, servers, issuer, pki)
+            if a.client:
+                rows += run_ours(binaries, servers, issuer, pki, str(Path(a.client).resolve()), workdir)
             servers.close()
+            if a.browser_demo:
+                rows += run_browser(str(Path(a.browser_demo).resolve()))
             rows += run_node(binaries, pki, workdir, a.timeout - (time.monotonic() - start) - 5)
         except Deadline as e:
             rows.append({"client": "matrix.py", "version": "-", "server": "-", "case": "run", "result": "fail",

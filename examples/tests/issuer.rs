@@ -259,6 +259,7 @@ async fn a_rotated_key_is_picked_up_without_a_restart() {
 #[tokio::test]
 async fn introspection_metadata_and_scopes() {
     for name in SERVERS {
+        // The helper checks the metadata against the flags (PRM-04), resource_metadata (PRM-06).
         introspection_and_metadata(name).await;
     }
 }

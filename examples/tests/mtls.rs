@@ -245,6 +245,7 @@ fn tower_pop_sha256_hex(der: &[u8]) -> String {
 async fn forwarded_certificates_only_from_trusted_proxies() {
     for name in SERVERS {
         for format in ["rfc9440", "xfcc", "nginx"] {
+            // The helper ends with RFC 9440's expired certificate binding a token: 200 (MTLS-06).
             forwarded_from_proxies(name, format).await;
         }
     }

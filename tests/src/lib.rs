@@ -2,6 +2,9 @@
 //! answer the RFCs call for (SPEC-CHECKLIST table 0.3). `conformance.rs` runs the table through
 //! the bare tower layer, axum (`axum-pop`) and actix-web (`actix-pop`).
 
+pub mod report;
+pub mod run;
+
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -27,6 +30,9 @@ pub const NONCE_SECRET: [u8; 32] = [7; 32];
 fn nonces() -> Nonces {
     Nonces::new(NonceSecret::new(NONCE_SECRET.to_vec()).expect("secret"))
 }
+
+/// A fresh verifier for each stack a table runs through.
+pub type VerifierFn<'a> = Box<dyn Fn() -> Arc<Verifier> + 'a>;
 
 /// The pinned time (RFC 9449 Figure 14's `iat`).
 pub const NOW: u64 = 1_562_262_618;
@@ -308,6 +314,24 @@ impl Fixture {
                 ),
                 Some(GENERATED),
             ),
+        ]
+    }
+
+    /// Every table, each with the verifier it runs against: the main cases, nonces, quotas,
+    /// certificates, FAPI 2.0.
+    #[must_use]
+    pub fn tables(&self) -> Vec<(Vec<Case>, VerifierFn<'_>)> {
+        let fapi = self
+            .fapi_cases()
+            .into_iter()
+            .map(|(case, _)| case)
+            .collect();
+        vec![
+            (self.cases(), Box::new(|| self.verifier())),
+            (self.nonce_cases(), Box::new(|| self.nonce_verifier())),
+            (self.quota_cases(), Box::new(|| self.quota_verifier())),
+            (self.mtls_cases(), Box::new(|| self.proxy_verifier())),
+            (fapi, Box::new(|| self.fapi_verifier())),
         ]
     }
 

@@ -405,6 +405,7 @@ mod tests {
     #[test]
     fn a_bearer_request_gets_the_bearer_challenge_first_figure_18() {
         for allow_bearer in [false, true] {
+            // 401 invalid_token in the Bearer challenge only, none in DPoP's (BRR-06, BRR-08).
             assert_eq!(
                 www_with(PopErrorKind::TokenInvalid, Some(AuthScheme::Bearer), allow_bearer),
                 (401, Some(r#"Bearer error="invalid_token", error_description="invalid access token", DPoP algs="ES256 PS256""#.into()))
@@ -432,6 +433,7 @@ mod tests {
 
     #[test]
     fn a_dpop_request_gets_the_dpop_challenge_first_figure_20() {
+        // A failed DPoP request: error and algs in the DPoP challenge (DPOP-23).
         assert_eq!(
             www(PopErrorKind::KeyBindingMismatch, Some(AuthScheme::Dpop)),
             (401, Some(r#"DPoP error="invalid_token", error_description="invalid DPoP key binding", algs="ES256 PS256""#.into()))

@@ -219,6 +219,7 @@ mod tests {
     fn resource_is_byte_exact_and_must_be_an_https_url() {
         let d = doc("https://R.example/A").unwrap();
         let json: serde_json::Value = serde_json::from_str(d.json()).unwrap();
+        // resource is the configured identifier byte for byte; https only, no fragment (PRM-02).
         assert_eq!(json["resource"], "https://R.example/A");
         for bad in [
             "http://r.example",

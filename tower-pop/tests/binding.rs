@@ -59,6 +59,7 @@ async fn unbound_bearer_needs_allow_bearer_prm_05_fapi_05() {
     let response = relaxed
         .send(req("GET", PATH, &[&format!("bearer {token}")], &[]))
         .await;
+    // A valid unbound token in the Authorization header, Bearer scheme: 200 (AUTH-05).
     assert_ok(&response, "bearer");
     // A DPoP header next to a token that is not DPoP-bound is refused, also where bearer
     // tokens are allowed (RFC 9449 §7.2).
@@ -79,7 +80,9 @@ async fn unsupported_or_malformed_cnf_never_becomes_bearer_cnf_01_to_03() {
     for cnf in [
         json!("abc"),
         json!(["a"]),
+        // Only a method we cannot verify: refused, never bearer (CNF-03).
         json!({"kid": "x"}),
+        // Two keys named (CNF-02).
         json!({"jwk": {}, "jku": "https://x"}),
         json!({"jkt": "short"}),
     ] {
@@ -106,11 +109,13 @@ async fn certificate_bound_token_mtls_01_to_03_07() {
     let x5t = tower_pop::thumbprint::x5t_s256(&cert_a);
     let token = f.token_patched(json!({"cnf": {"x5t#S256": x5t}}));
     let bearer = format!("Bearer {token}");
+    // The bound certificate with the Bearer scheme: 200, not a downgrade (MTLS-07).
     assert_ok(
         &f.send(with_cert(req("GET", PATH, &[&bearer], &[]), &cert_a))
             .await,
         "mtls",
     );
+    // Another certificate: 401 invalid_token in the Bearer challenge (MTLS-02).
     assert_refused(
         &f.send(with_cert(req("GET", PATH, &[&bearer], &[]), &cert_b))
             .await,
@@ -118,6 +123,7 @@ async fn certificate_bound_token_mtls_01_to_03_07() {
         Some("Bearer"),
         "invalid_token",
     );
+    // No certificate in the request (no TLS context): refused, never accepted (MTLS-03, MTLS-08).
     assert_refused(
         &f.send(req("GET", PATH, &[&bearer], &[])).await,
         401,
@@ -169,6 +175,7 @@ async fn missing_scope_is_403_in_the_scheme_used_prm_06() {
         .service(service_fn(|_req: http::Request<String>| async {
             Ok::<_, Infallible>(http::Response::new(String::from("ok")))
         }));
+    // Token scope read, route needs admin: 403 insufficient_scope, scope="admin" (BRR-07, FAPI-04).
     // Bearer: the error and the scope go into the Bearer challenge.
     let bearer = f.unbound_token();
     let response = service

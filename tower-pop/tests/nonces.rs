@@ -45,6 +45,7 @@ async fn missing_nonce_gets_use_dpop_nonce_then_the_retry_succeeds_nonce_01() {
     let f = with_nonces(Nonces::new(secret(1)));
     let token = f.token();
     let first = send_with_nonce(&f, &token, None).await;
+    // Exactly one DPoP-Nonce field on the challenge (nonce_of), none on the 200 (NONCE-04).
     let nonce = assert_use_dpop_nonce(&first);
     assert!(
         nonce
@@ -62,6 +63,7 @@ async fn forged_stale_and_foreign_nonces_are_refused_nonce_05_08_09() {
     let f = with_nonces(Nonces::new(secret(1)));
     let token = f.token();
     let good = assert_use_dpop_nonce(&send_with_nonce(&f, &token, None).await);
+    // Only a nonce this server issued, unchanged and current, is accepted (DPOP-13).
     let mut forged = good.clone().into_bytes();
     forged[50] = if forged[50] == b'A' { b'B' } else { b'A' };
     let forged = String::from_utf8(forged).unwrap();

@@ -397,6 +397,7 @@ async fn iat_window_dpop_14_fapi_07() {
     assert_ok(&f.dpop(&token, &at(NOW - 60)).await, "dpop");
     assert_ok(&f.dpop(&token, &at(NOW + 9)).await, "dpop");
     assert_ok(&f.dpop(&token, &at(NOW + 10)).await, "dpop");
+    // Accepted only for a limited time after creation (RPL-01).
     for iat in [NOW - 61, NOW - 600, NOW + 11, NOW + 61] {
         assert_refused(
             &f.dpop(&token, &at(iat)).await,
@@ -460,6 +461,7 @@ async fn jose_hygiene_crit_b64_duplicates_jose_10_to_12() {
     for extra in [
         json!({"crit": ["foo"], "foo": 1}),
         json!({"crit": []}),
+        // Unencoded payload, RFC 7797 (JOSE-12).
         json!({"b64": false, "crit": ["b64"]}),
     ] {
         let mut h = f.client.proof_header();

@@ -15,6 +15,7 @@ async fn rejects_replayed_jti_rpl_02() {
     let token = f.token();
     let proof = f.proof(&token);
     assert_ok(&f.dpop(&token, &proof).await, "dpop");
+    // The same request retried with the same proof is a replay (RPL-07).
     assert_refused(
         &f.dpop(&token, &proof).await,
         401,
@@ -261,6 +262,7 @@ async fn the_same_verifier_wrapped_twice_records_the_jti_once() {
     let proof = f.proof(&token);
     let request = req("GET", PATH, &[&format!("DPoP {token}")], &[&proof]);
     let response = strict.oneshot(request).await.unwrap();
+    // The scope claim decides: read passes a route needing read, not admin (JWTAT-11; one scope).
     assert_eq!(response.status(), 403);
     let challenge = response.headers()["www-authenticate"].to_str().unwrap();
     assert!(

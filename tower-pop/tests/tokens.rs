@@ -26,6 +26,7 @@ async fn typ_must_be_at_jwt_jwtat_01() {
         assert_ok(&dpop_with_token(&f, &token).await, "dpop");
     }
     for header in [
+        // typ JWT, as an ID Token of the same issuer has: not an access token (JWTAT-10).
         json!({"typ": "JWT", "alg": "ES256", "kid": "as-1"}),
         json!({"typ": "dpop+jwt", "alg": "ES256", "kid": "as-1"}),
         json!({"alg": "ES256", "kid": "as-1"}),
@@ -84,13 +85,14 @@ async fn signature_and_keys_come_only_from_the_issuer_jwtat_04_jose_07_08() {
         .client
         .sign_compact(&header, &f.claims(json!({})))
         .unwrap();
+    // Header jwk and jku are not used: invalid_token, not a fetch failure (JOSE-08, FAPI-09).
     assert_refused(
         &dpop_with_token(&f, &forged).await,
         401,
         Some("DPoP"),
         INVALID_TOKEN,
     );
-    // Unknown kid, including a path-like one.
+    // Unknown kid, including a path-like one (JOSE-08).
     for kid in ["as-2", "../../etc/passwd"] {
         let token = f.token_with(
             json!({"typ": "at+jwt", "alg": "ES256", "kid": kid}),
@@ -214,11 +216,13 @@ async fn exp_and_nbf_with_leeway_jwtat_05_09() {
     // RFC 7519 §4.1.4: refused from exp + leeway on (exclusive).
     let token = f.token_patched(json!({"exp": NOW - 29}));
     assert_ok(&dpop_with_token(&f, &token).await, "dpop");
+    // Expired and the rest: invalid_token in the DPoP challenge, the scheme used (JWTAT-08).
     for patch in [
         json!({"exp": NOW - 30}),
         json!({"exp": NOW - 31}),
         json!({"exp": NOW - 600}),
         json!({"exp": null}),
+        // nbf ten minutes ahead (JWTAT-09).
         json!({"nbf": NOW + 600}),
         json!({"exp": "soon"}),
     ] {
@@ -379,6 +383,7 @@ async fn duplicate_kid_chooses_key_by_type_fapi_08() {
 async fn no_credentials_or_unknown_scheme_get_challenges_without_error_brr_04_auth_08() {
     let f = Fixture::new();
     for auth in [vec![], vec!["Basic dXNlcjpwdw=="]] {
+        // 401 with a DPoP challenge: algs, no error (BRR-01, DPOP-23).
         let response = f.send(req("GET", PATH, &auth, &[])).await;
         assert_refused(&response, 401, None, "");
         assert_eq!(
@@ -386,7 +391,7 @@ async fn no_credentials_or_unknown_scheme_get_challenges_without_error_brr_04_au
             r#"DPoP algs="ES256 PS256 EdDSA Ed25519""#
         );
     }
-    // Tokens in the query or in Proxy-Authorization are not read (AUTH-04, AUTH-07).
+    // Tokens in the query or in Proxy-Authorization are not read (AUTH-04, AUTH-07, FAPI-02).
     let token = f.token();
     let response = f
         .send(req(
@@ -411,10 +416,12 @@ async fn multiple_or_empty_credentials_are_invalid_request_auth_03_09_10() {
     let f = Fixture::new();
     let token = f.token();
     let (b, d) = (format!("Bearer {token}"), format!("DPoP {token}"));
+    // Two Authorization fields: 400 invalid_request in both challenges (BRR-05).
     let response = f
         .send(req("GET", PATH, &[&b, &d], &[&f.proof(&token)]))
         .await;
     assert_refused(&response, 400, Some("both"), "invalid_request");
+    // The two folded into one field by a proxy (AUTH-10).
     let response = f.send(req("GET", PATH, &[&format!("{b}, {d}")], &[])).await;
     assert_refused(&response, 400, Some("both"), "invalid_request");
     let response = f.send(req("GET", PATH, &["DPoP"], &[])).await;

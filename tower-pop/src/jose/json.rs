@@ -483,6 +483,7 @@ mod tests {
             br#"{"x":1,"x":2,"alg":"ES256"}"#,
             br#"{"jwk":{"kty":"EC","kty":"RSA"}}"#,
             br#"{"\u0061lg":"a","alg":"b"}"#,
+            // Not UTF-8: refused by both readers (JOSE-06).
             b"{\"a\":\"\xff\"}",
             b"{} {}",
             b"[1]",

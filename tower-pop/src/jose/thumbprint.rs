@@ -54,7 +54,7 @@ mod tests {
         // Extra members do not change the thumbprint (RFC 7638 §3.2.2).
         let extra = jwk.replace(r#""crv""#, r#""kid":"k1","alg":"ES256","use":"sig","crv""#);
         assert_eq!(jwk_thumbprint(&extra).as_deref(), expected);
-        // JSON escapes are decoded before hashing (RFC 7638 §3.3).
+        // JSON escapes are decoded before hashing (RFC 7638 §3.3, JKT-03).
         let escaped = jwk.replace("P-256", "P\\u002d256");
         assert_eq!(jwk_thumbprint(&escaped).as_deref(), expected);
     }

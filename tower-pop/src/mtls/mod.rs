@@ -114,10 +114,12 @@ mod tests {
             .expect("base64");
         assert_eq!(der.len(), 428);
         let expected = "v68ffgcPn6jdYpBfFY2nP4ShE2Yk-6_Mk5PI9yh6aes";
+        // SHA-256 of the whole DER (MTLS-05); expired, CA unchecked, it still binds (MTLS-06).
         assert_eq!(
             check_certificate_binding(expected, Some(&der)).as_deref(),
             Ok(expected)
         );
+        // The intermediate's thumbprint (the chain, not the end entity) does not match (MTLS-05).
         assert_eq!(
             check_certificate_binding("6H31tD6_m4nKKyu_MaTnrVpA1ATPuy_MGkA8JlEoWtw", Some(&der)),
             Err(PopErrorKind::CertBindingMismatch)

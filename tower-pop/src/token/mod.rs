@@ -184,6 +184,7 @@ mod tests {
                 "{other}"
             );
         }
+        // cnf.jkt is compared exactly: padded, or 42 characters, is malformed (DPOP-17).
         assert_eq!(
             cnf(&format!(r#"{{"cnf":{{"jkt":"{JKT}="}}}}"#)),
             Err(PopErrorKind::TokenInvalid)
