@@ -14,13 +14,11 @@
 //! be sent.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
-use http::Extensions;
-use reqwest_middleware::{ClientBuilder, Middleware, Next};
+use examples_common::http::WireCounter;
+use reqwest_middleware::ClientBuilder;
 use tower_pop::Algorithm;
 use tower_pop::client::DpopMiddleware;
 use tower_pop::dpop::signer::ProofSigner;
@@ -54,22 +52,6 @@ struct Args {
     url: String,
 }
 
-/// Counts the requests that reach the wire; it sits below the DPoP middleware.
-struct Counter(Arc<AtomicUsize>);
-
-#[async_trait::async_trait]
-impl Middleware for Counter {
-    async fn handle(
-        &self,
-        req: reqwest::Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> reqwest_middleware::Result<reqwest::Response> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        next.run(req, extensions).await
-    }
-}
-
 fn fail(message: &str) -> ! {
     eprintln!("error: {message}");
     std::process::exit(1)
@@ -100,7 +82,7 @@ async fn main() {
         builder = builder.identity(identity);
     }
     let http = builder.build().unwrap_or_else(|e| fail(&e.to_string()));
-    let calls = Arc::new(AtomicUsize::new(0));
+    let calls = WireCounter::default();
     let mut client = ClientBuilder::new(http);
     let scheme = if args.bearer {
         "Bearer"
@@ -118,7 +100,7 @@ async fn main() {
         client = client.with(DpopMiddleware::new(signer));
         "DPoP"
     };
-    let client = client.with(Counter(Arc::clone(&calls))).build();
+    let client = client.with(calls.clone()).build();
     let response = client
         .get(&args.url)
         .header("authorization", format!("{scheme} {}", args.token))
@@ -129,7 +111,7 @@ async fn main() {
     let body = response.text().await.unwrap_or_default();
     let answer = serde_json::json!({
         "status": status,
-        "requests": calls.load(Ordering::SeqCst),
+        "requests": calls.count(),
         "body": body,
     });
     println!("{answer}");

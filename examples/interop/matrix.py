@@ -260,6 +260,12 @@ def run_python(binaries: list[str], servers: Servers, issuer: jwskate.Jwk, pki: 
         "nonce": lambda origin: dpop_case(origin, 2),
         "mtls": mtls_case,
     }
+    return rows_for(binaries, servers, CLIENT, dist_version(CLIENT), run)
+
+
+def rows_for(binaries: list[str], servers: Servers, client: str, version: str, run: dict) -> list[dict]:
+    """Every case of `run` against a server of each binary: one row each (an exception is a
+    failed row, e.g. MissingDPoPNonce from a hook, a TLS error)."""
     rows = []
     for binary in binaries:
         for case in CASES:
@@ -267,11 +273,11 @@ def run_python(binaries: list[str], servers: Servers, issuer: jwskate.Jwk, pki: 
                 result, detail = run[case](servers.origin(binary, case))
             except Deadline:
                 raise
-            except Exception as e:  # noqa: BLE001  (e.g. MissingDPoPNonce from the hook, TLS errors)
+            except Exception as e:  # noqa: BLE001
                 result, detail = "fail", f"{type(e).__name__}: {e}"
-            rows.append({"client": CLIENT, "version": dist_version(CLIENT), "server": Path(binary).name,
+            rows.append({"client": client, "version": version, "server": Path(binary).name,
                          "case": case, "result": result, "detail": detail})
-            print(f"{result:4} {CLIENT}@{dist_version(CLIENT)} {Path(binary).name} {case}: {detail}", file=sys.stderr)
+            print(f"{result:4} {client}@{version} {Path(binary).name} {case}: {detail}", file=sys.stderr)
     return rows
 
 
@@ -324,20 +330,7 @@ def run_ours(binaries: list[str], servers: Servers, issuer: jwskate.Jwk, pki: Pa
         return judge_answer(answer, "mtls", None, 1, count)
 
     run = {"dpop": lambda o: dpop_case(o, 1), "nonce": lambda o: dpop_case(o, 2), "mtls": mtls_case}
-    name, version = "tower-pop client (pop_client)", workspace_version()
-    rows = []
-    for binary in binaries:
-        for case in CASES:
-            try:
-                result, detail = run[case](servers.origin(binary, case))
-            except Deadline:
-                raise
-            except Exception as e:  # noqa: BLE001
-                result, detail = "fail", f"{type(e).__name__}: {e}"
-            rows.append({"client": name, "version": version, "server": Path(binary).name, "case": case,
-                         "result": result, "detail": detail})
-            print(f"{result:4} {name} {Path(binary).name} {case}: {detail}", file=sys.stderr)
-    return rows
+    return rows_for(binaries, servers, "tower-pop client (pop_client)", workspace_version(), run)
 
 
 def workspace_version() -> str:

@@ -179,3 +179,29 @@ fn parse(text: &str) -> Reply {
         body: body.to_owned(),
     }
 }
+
+/// A `reqwest_middleware` middleware that counts the requests reaching the wire: below a DPoP
+/// middleware, a nonce retry counts twice.
+#[derive(Debug, Clone, Default)]
+pub struct WireCounter(pub std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl WireCounter {
+    /// The requests sent so far.
+    #[must_use]
+    pub fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for WireCounter {
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        next.run(req, extensions).await
+    }
+}

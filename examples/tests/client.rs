@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Extensions, Request, header::AUTHORIZATION};
+use http::{Request, header::AUTHORIZATION};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
-use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -24,23 +24,7 @@ use tower_pop::client::{DpopMiddleware, SignDpopLayer, TokenError, TokenRequest}
 use tower_pop::dpop::signer::ProofSigner;
 
 use crate::server::{SERVERS, Server};
-
-/// Counts the requests that reach the wire: it sits below the DPoP middleware, so a retry
-/// counts twice.
-struct Counter(Arc<AtomicUsize>);
-
-#[async_trait::async_trait]
-impl Middleware for Counter {
-    async fn handle(
-        &self,
-        req: reqwest::Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> reqwest_middleware::Result<reqwest::Response> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        next.run(req, extensions).await
-    }
-}
+use examples_common::http::WireCounter;
 
 /// No proxy, no redirects (a redirected request would carry the first URL's proof), 10 s.
 fn plain() -> reqwest::Client {
@@ -55,7 +39,7 @@ fn plain() -> reqwest::Client {
 fn counted(dpop: &DpopMiddleware, calls: &Arc<AtomicUsize>) -> ClientWithMiddleware {
     ClientBuilder::new(plain())
         .with(dpop.clone())
-        .with(Counter(Arc::clone(calls)))
+        .with(WireCounter(Arc::clone(calls)))
         .build()
 }
 

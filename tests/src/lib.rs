@@ -78,6 +78,19 @@ pub const ECHOED: &str = "(echoed)";
 pub const GENERATED: &str = "(generated)";
 
 impl Answer {
+    /// What is compared of a response with this status, reading its header fields through
+    /// `header` (each stack has its own header types).
+    pub fn read(status: u16, header: impl Fn(&str) -> Option<String>) -> Self {
+        Self {
+            status,
+            www_authenticate: header("www-authenticate"),
+            dpop_nonce: header("dpop-nonce"),
+            cache_control: header("cache-control"),
+            retry_after: header("retry-after"),
+            interaction_id: Self::interaction(header("x-fapi-interaction-id").as_deref()),
+        }
+    }
+
     /// How an `x-fapi-interaction-id` value is compared: echoed, generated (a UUID of the
     /// server's), or anything else as it is.
     #[must_use]
@@ -152,22 +165,30 @@ impl Fixture {
         }
     }
 
+    /// A fresh verifier for the fixture's issuer at the pinned time, with `configure`'s
+    /// settings on top.
+    fn build_verifier(
+        &self,
+        configure: impl FnOnce(tower_pop::PopConfigBuilder) -> tower_pop::PopConfigBuilder,
+    ) -> Arc<Verifier> {
+        let builder = PopConfig::builder()
+            .public_origin(ORIGIN)
+            .issuer(ISSUER)
+            .audience(ORIGIN)
+            .jwks_json(self.issuer.jwks_json())
+            .clock(Arc::new(ManualClock::new(NOW)));
+        Arc::new(Verifier::new(
+            configure(builder).build().expect("valid configuration"),
+        ))
+    }
+
     /// A fresh verifier (its own replay store) at the pinned time.
     ///
     /// # Panics
     /// If the configuration is refused.
     #[must_use]
     pub fn verifier(&self) -> Arc<Verifier> {
-        Arc::new(Verifier::new(
-            PopConfig::builder()
-                .public_origin(ORIGIN)
-                .issuer(ISSUER)
-                .audience(ORIGIN)
-                .jwks_json(self.issuer.jwks_json())
-                .clock(Arc::new(ManualClock::new(NOW)))
-                .build()
-                .expect("valid configuration"),
-        ))
+        self.build_verifier(|b| b)
     }
 
     /// A fresh verifier like [`verifier`](Self::verifier) that also requires nonces minted
@@ -177,17 +198,7 @@ impl Fixture {
     /// If the configuration is refused.
     #[must_use]
     pub fn nonce_verifier(&self) -> Arc<Verifier> {
-        Arc::new(Verifier::new(
-            PopConfig::builder()
-                .public_origin(ORIGIN)
-                .issuer(ISSUER)
-                .audience(ORIGIN)
-                .jwks_json(self.issuer.jwks_json())
-                .require_nonce(nonces())
-                .clock(Arc::new(ManualClock::new(NOW)))
-                .build()
-                .expect("valid configuration"),
-        ))
+        self.build_verifier(|b| b.require_nonce(nonces()))
     }
 
     /// A fresh verifier with the FAPI 2.0 profile ([`PopConfigBuilder::fapi2`]).
@@ -198,17 +209,7 @@ impl Fixture {
     /// [`PopConfigBuilder::fapi2`]: tower_pop::PopConfigBuilder::fapi2
     #[must_use]
     pub fn fapi_verifier(&self) -> Arc<Verifier> {
-        Arc::new(Verifier::new(
-            PopConfig::builder()
-                .public_origin(ORIGIN)
-                .issuer(ISSUER)
-                .audience(ORIGIN)
-                .jwks_json(self.issuer.jwks_json())
-                .fapi2()
-                .clock(Arc::new(ManualClock::new(NOW)))
-                .build()
-                .expect("valid configuration"),
-        ))
+        self.build_verifier(|b| b.fapi2())
     }
 
     /// Cases for the FAPI 2.0 profile (SPEC-CHECKLIST FAPI-*), run with
@@ -345,17 +346,7 @@ impl Fixture {
     /// If the configuration is refused.
     #[must_use]
     pub fn quota_verifier(&self) -> Arc<Verifier> {
-        Arc::new(Verifier::new(
-            PopConfig::builder()
-                .public_origin(ORIGIN)
-                .issuer(ISSUER)
-                .audience(ORIGIN)
-                .jwks_json(self.issuer.jwks_json())
-                .proof_key_quota(Self::QUOTA)
-                .clock(Arc::new(ManualClock::new(NOW)))
-                .build()
-                .expect("valid configuration"),
-        ))
+        self.build_verifier(|b| b.proof_key_quota(Self::QUOTA))
     }
 
     /// Cases for the per-key proof quota (RFC 9449 §11.1 store sizing), run with
@@ -510,20 +501,9 @@ impl Fixture {
     #[must_use]
     pub fn proxy_verifier(&self) -> Arc<Verifier> {
         let proxies = TrustedProxies::new(["127.0.0.2/32"]).expect("CIDR");
-        Arc::new(Verifier::new(
-            PopConfig::builder()
-                .public_origin(ORIGIN)
-                .issuer(ISSUER)
-                .audience(ORIGIN)
-                .jwks_json(self.issuer.jwks_json())
-                .forwarded_certificates(ForwardedCertConfig::new(
-                    proxies,
-                    ClientCertHeader::Rfc9440,
-                ))
-                .clock(Arc::new(ManualClock::new(NOW)))
-                .build()
-                .expect("valid configuration"),
-        ))
+        self.build_verifier(|b| {
+            b.forwarded_certificates(ForwardedCertConfig::new(proxies, ClientCertHeader::Rfc9440))
+        })
     }
 
     /// Certificate-bound tokens (RFC 8705 §3): over TLS and forwarded by a proxy (RFC 9440),

@@ -50,14 +50,7 @@ pub fn answer_of<B>(response: &Response<B>) -> Answer {
         response.headers().get_all("dpop-nonce").iter().count() <= 1,
         "NONCE-04"
     );
-    Answer {
-        status: response.status().as_u16(),
-        www_authenticate: header("www-authenticate"),
-        dpop_nonce: header("dpop-nonce"),
-        cache_control: header("cache-control"),
-        retry_after: header("retry-after"),
-        interaction_id: Answer::interaction(header("x-fapi-interaction-id").as_deref()),
-    }
+    Answer::read(response.status().as_u16(), header)
 }
 
 /// `case` through the bare tower layer: the answer to each request.
@@ -70,10 +63,26 @@ pub async fn run_tower(verifier: Arc<Verifier>, case: &Case) -> Vec<Answer> {
         .service(tower::service_fn(|_req: Request<String>| async {
             Ok::<_, Infallible>(Response::new(String::from("ok")))
         }));
+    run_service(service, case, String::new, |request, peer| {
+        request.extensions_mut().insert(PeerAddr(peer));
+    })
+    .await
+}
+
+/// Each request of `case` to `service` (a body from `body`, the peer set by `peer`): the answers.
+async fn run_service<S, B, R>(
+    service: S,
+    case: &Case,
+    body: impl Fn() -> B,
+    peer: impl Fn(&mut Request<B>, std::net::SocketAddr),
+) -> Vec<Answer>
+where
+    S: tower::Service<Request<B>, Response = Response<R>, Error = Infallible> + Clone,
+{
     let mut answers = Vec::new();
     for req in &case.requests {
-        let mut request = http_request(req, String::new());
-        request.extensions_mut().insert(PeerAddr(req.peer));
+        let mut request = http_request(req, body());
+        peer(&mut request, req.peer);
         let response = service.clone().oneshot(request).await.expect("infallible");
         answers.push(answer_of(&response));
     }
@@ -88,14 +97,10 @@ pub async fn run_axum(verifier: Arc<Verifier>, case: &Case) -> Vec<Answer> {
     let app = Router::new()
         .route("/whoami", any(|_auth: axum_pop::PopAuth| async { "ok" }))
         .route_layer(axum_pop::RequirePopLayer::new(verifier));
-    let mut answers = Vec::new();
-    for req in &case.requests {
-        let mut request = http_request(req, Body::empty());
-        request.extensions_mut().insert(ConnectInfo(req.peer));
-        let response = app.clone().oneshot(request).await.expect("infallible");
-        answers.push(answer_of(&response));
-    }
-    answers
+    run_service(app, case, Body::empty, |request, peer| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+    })
+    .await
 }
 
 /// `case` through actix-web with `actix_pop` (inside an actix runtime).
@@ -132,14 +137,7 @@ pub async fn run_actix(verifier: Arc<Verifier>, case: &Case) -> Vec<Answer> {
                 .get(name)
                 .map(|v| v.to_str().expect("ASCII header").to_owned())
         };
-        answers.push(Answer {
-            status: response.status().as_u16(),
-            www_authenticate: header("www-authenticate"),
-            dpop_nonce: header("dpop-nonce"),
-            cache_control: header("cache-control"),
-            retry_after: header("retry-after"),
-            interaction_id: Answer::interaction(header("x-fapi-interaction-id").as_deref()),
-        });
+        answers.push(Answer::read(response.status().as_u16(), header));
     }
     answers
 }
