@@ -91,7 +91,7 @@ pub fn peer_certificate(req: &HttpRequest) -> Option<&PeerCertificate> {
 
 /// Install [`capture_peer_certificate`] as `server`'s `on_connect` hook (replacing any other)
 /// and bind `addrs` with rustls and `tls` (`server` is an actix-web `HttpServer`). actix-web's own connection settings apply; bound
-/// them with [`ServerExt::limits`](crate::serve::ServerExt::limits).
+/// them with [`ServerExt::limits`].
 ///
 /// # Errors
 /// When binding fails.

@@ -53,7 +53,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = tower_pop::defaults::SERVER_TLS_HANDSHAK
 
 /// Serve `router` over TLS on `listener` until the process ends, within the default
 /// [`ServerLimits`](crate::serve::ServerLimits). See the [module](self) docs, and
-/// [`Server`](crate::serve::Server) for other limits.
+/// [`Server`] for other limits.
 ///
 /// # Errors
 /// None today (accept errors are logged and retried, as `axum::serve` does); the `Result`

@@ -15,7 +15,7 @@ const GIVE_UP: Duration = Duration::from_secs(20);
 
 /// A client that sends a request header one byte every `every` (slowloris) and never finishes
 /// it. Returns how long the server kept the connection open, or `None` when it was still open
-/// after [`GIVE_UP`].
+/// after `GIVE_UP` (20 s).
 pub async fn slow_header(addr: SocketAddr, every: Duration) -> Option<Duration> {
     let start = Instant::now();
     let mut tcp = TcpStream::connect(addr).await.unwrap();
@@ -39,7 +39,7 @@ pub async fn slow_header(addr: SocketAddr, every: Duration) -> Option<Duration> 
 }
 
 /// A client that connects and sends nothing (for a TLS server: never starts its handshake).
-/// Returns how long the server kept the connection open, or `None` past [`GIVE_UP`].
+/// Returns how long the server kept the connection open, or `None` past `GIVE_UP` (20 s).
 pub async fn silent(addr: SocketAddr) -> Option<Duration> {
     let start = Instant::now();
     let mut tcp = TcpStream::connect(addr).await.unwrap();
