@@ -20,6 +20,14 @@ Cases (each against a server started with a fresh issuer key, on 127.0.0.1 only)
          "DPoP": the servers put the challenge of the scheme used first.
   mtls   HTTPS server with --client-ca; requests' cert=/verify= and a BearerToken carrying a
          cnf["x5t#S256"]-bound token                                   -> 200, binding "mtls"
+  httpsig  server with --require-signature; the Python client only (the others: n/a). A POST with a
+         JSON body, a DPoP proof and an RFC 9421 signature made by pyauth's http-message-signatures
+         (an independent implementation) with the same ES256 key, keyid = its RFC 7638 thumbprint,
+         covering @method @target-uri authorization content-digest (RFC 9530, computed by the
+         library)                                                      -> 200, binding "dpop";
+         the same, one body byte changed after signing                 -> 401;
+         a valid DPoP proof but no signature                           -> 401 with Accept-Signature.
+--cases picks some of the cases (default: all); clients that run none of them are skipped.
 Bounded: each request 10 s, each server start 30 s, the whole run --timeout s (default 300).
 """
 
@@ -47,6 +55,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
 from requests.adapters import HTTPAdapter
 from requests_oauth2client import BearerToken, DPoPKey, DPoPToken
 
@@ -55,7 +64,8 @@ ISSUER = "https://as.interop.test"
 AUDIENCE = "https://api.interop.test"
 CLIENT = "requests-oauth2client"
 REQUEST_TIMEOUT = 10
-CASES = ("dpop", "nonce", "mtls")
+CASES = ("dpop", "nonce", "mtls", "httpsig")
+NODE_CASES = ("dpop", "nonce", "mtls")  # the cases matrix.mjs runs
 
 
 class Deadline(Exception):
@@ -130,6 +140,7 @@ class Servers:
         return {
             "dpop": [],
             "nonce": ["--require-nonce"],
+            "httpsig": ["--require-signature"],
             "mtls": ["--tls-cert", str(self.pki / "server.pem"), "--tls-key", str(self.pki / "server-key.pem"),
                      "--client-ca", str(self.pki / "ca.pem")],
         }[mode]

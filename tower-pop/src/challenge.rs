@@ -58,6 +58,8 @@ pub struct ResponseHeaders {
     retry_after: bool,
     /// FAPI 2.0 `x-fapi-interaction-id`.
     interaction_id: Option<Arc<str>>,
+    /// RFC 9421 §5.1 `Accept-Signature`, on refusals for a missing or unfit request signature.
+    accept_signature: Option<Arc<str>>,
 }
 
 // A nonce is a credential-like value: Debug says only whether there is one.
@@ -68,6 +70,7 @@ impl fmt::Debug for ResponseHeaders {
             .field("no_store", &self.no_store)
             .field("retry_after", &self.retry_after)
             .field("interaction_id", &self.interaction_id)
+            .field("accept_signature", &self.accept_signature)
             .finish()
     }
 }
@@ -87,6 +90,18 @@ impl ResponseHeaders {
     pub(crate) fn with_interaction_id(mut self, id: Option<Arc<str>>) -> Self {
         self.interaction_id = id;
         self
+    }
+
+    #[cfg(feature = "httpsig")]
+    pub(crate) fn with_accept_signature(mut self, value: Arc<str>) -> Self {
+        self.accept_signature = Some(value);
+        self
+    }
+
+    /// The `Accept-Signature` to send (RFC 9421 §5.1): what a request signature must cover.
+    #[must_use]
+    pub fn accept_signature(&self) -> Option<&str> {
+        self.accept_signature.as_deref()
     }
 
     /// The `x-fapi-interaction-id` to send, with the FAPI 2.0 profile on.
@@ -125,11 +140,16 @@ impl ResponseHeaders {
             .interaction_id
             .as_deref()
             .map(|id| ("x-fapi-interaction-id", id));
+        let accept = self
+            .accept_signature
+            .as_deref()
+            .map(|value| ("accept-signature", value));
         nonce
             .into_iter()
             .chain(no_store)
             .chain(retry)
             .chain(interaction)
+            .chain(accept)
     }
 
     /// Set these headers on `response`, replacing any of the same names.
@@ -237,7 +257,7 @@ impl Challenge {
 }
 
 impl PopError {
-    /// The HTTP status for this error: 400, 401, 403, 429 or 503.
+    /// The HTTP status for this error: 400, 401, 403, 413, 429 or 503.
     ///
     /// A proof key over its quota is 429 (RFC 6585 §4) with `Retry-After`, not 401
     /// `invalid_dpop_proof`: the proof is valid, and a 401 would tell the client to sign a new
@@ -245,7 +265,8 @@ impl PopError {
     #[must_use]
     pub fn status(&self) -> u16 {
         match self.kind() {
-            PopErrorKind::InvalidRequest => 400,
+            PopErrorKind::InvalidRequest | PopErrorKind::MalformedSignature => 400,
+            PopErrorKind::BodyTooLarge => 413,
             PopErrorKind::InsufficientScope => 403,
             PopErrorKind::ProofKeyOverQuota => 429,
             k if k.is_server_fault() => 503,
@@ -264,8 +285,9 @@ impl PopError {
             | ReplayStoreFull
             | ProofKeyOverQuota
             | KeySetUnavailable
-            | IntrospectionUnavailable => None,
-            InvalidRequest => Some("invalid_request"),
+            | IntrospectionUnavailable
+            | BodyTooLarge => None,
+            InvalidRequest | MalformedSignature => Some("invalid_request"),
             TokenInvalid | BoundTokenAsBearer | BearerNotAllowed | TokenNotDpopBound
             | UnsupportedBinding | KeyBindingMismatch | CertBindingMismatch => {
                 Some("invalid_token")
@@ -275,6 +297,14 @@ impl PopError {
             | AthMismatch | Replayed => Some("invalid_dpop_proof"),
             NonceRequired | InvalidNonce => Some("use_dpop_nonce"),
             InsufficientScope => Some("insufficient_scope"),
+            // RFC 9421 defines no challenge; an extension code (RFC 6749 §8.5) names the
+            // failure, and `error_description` says which check failed.
+            MissingSignature
+            | SignatureCoverage
+            | InvalidSignature
+            | SignatureExpired
+            | ContentDigestMismatch
+            | SignatureReplayed => Some("invalid_signature"),
         }
     }
 }

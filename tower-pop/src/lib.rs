@@ -161,6 +161,8 @@ pub mod dpop;
 pub mod error;
 pub mod extension;
 pub mod fapi2;
+#[cfg(feature = "httpsig")]
+pub mod httpsig;
 // Not a public API: wrappers over internal parsers for the cargo-fuzz targets in `fuzz/`.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

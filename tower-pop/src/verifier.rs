@@ -640,6 +640,10 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    pub(crate) fn new(error: PopError, challenge: Challenge) -> Self {
+        Self { error, challenge }
+    }
+
     /// Why the request was refused.
     #[must_use]
     pub fn error(&self) -> &PopError {

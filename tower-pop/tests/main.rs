@@ -22,4 +22,6 @@ mod properties;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod replay;
+#[cfg(feature = "httpsig")]
+mod signatures;
 mod tokens;

@@ -42,7 +42,7 @@ pub struct SignerError(&'static str);
 
 impl SignerError {
     const RANDOM: Self = Self("system random generator failed");
-    const SIGNING: Self = Self("signing failed");
+    pub(crate) const SIGNING: Self = Self("signing failed");
 }
 
 impl fmt::Display for SignerError {
@@ -332,6 +332,37 @@ impl ProofSigner {
         let input = format!("{}.{}", b64url(header), b64url(payload));
         let signature = self.sign_bytes(input.as_bytes())?;
         Ok(format!("{input}.{}", b64url(&signature)))
+    }
+
+    /// The RFC 9421 algorithm this key signs with: the one its key type implies (RFC 9421
+    /// §3.3; RSA keys sign `rsa-pss-sha512` whatever their JOSE algorithm).
+    #[cfg(feature = "httpsig")]
+    pub(crate) fn http_algorithm(&self) -> Result<crate::httpsig::SignatureAlgorithm, SignerError> {
+        use crate::httpsig::SignatureAlgorithm as A;
+        Ok(match (&self.key, self.alg) {
+            (SigningKey::Ecdsa(_), Algorithm::ES256) => A::EcdsaP256Sha256,
+            (SigningKey::Ecdsa(_), Algorithm::ES384) => A::EcdsaP384Sha384,
+            (SigningKey::Ed25519(_), _) => A::Ed25519,
+            (SigningKey::Rsa(_), _) => A::RsaPssSha512,
+            // P-521 has no RFC 9421 algorithm.
+            (SigningKey::Ecdsa(_), _) => return Err(SignerError::SIGNING),
+        })
+    }
+
+    /// An RFC 9421 signature over `base` with [`http_algorithm`](Self::http_algorithm).
+    #[cfg(feature = "httpsig")]
+    pub(crate) fn sign_http(
+        &self,
+        base: &[u8],
+    ) -> Result<(crate::httpsig::SignatureAlgorithm, Vec<u8>), SignerError> {
+        let algorithm = self.http_algorithm()?;
+        if let SigningKey::Rsa(k) = &self.key {
+            let mut out = vec![0; k.public_modulus_len()];
+            k.sign(&sig::RSA_PSS_SHA512, &self.rng, base, &mut out)
+                .map_err(|_| SignerError::SIGNING)?;
+            return Ok((algorithm, out));
+        }
+        Ok((algorithm, self.sign_bytes(base)?))
     }
 
     fn sign_bytes(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {

@@ -86,6 +86,31 @@ pub enum PopErrorKind {
     /// proof window ([`PopConfigBuilder::proof_key_quota`](crate::config::PopConfigBuilder::proof_key_quota)):
     /// 429 with `Retry-After` (RFC 6585 §4), nothing recorded. Other keys are unaffected.
     ProofKeyOverQuota,
+    /// A request signature is required and the request has none (RFC 9421 §3.2): 401
+    /// `invalid_signature`, with `Accept-Signature` (RFC 9421 §5.1) saying what to sign.
+    MissingSignature,
+    /// `Signature-Input`, `Signature` or `Content-Digest` is not a valid structured field, or
+    /// their labels do not match (RFC 9421 §4.1-4.2, RFC 8941): 400 `invalid_request`.
+    MalformedSignature,
+    /// No request signature covers every component the policy requires (RFC 9421 §3.2.1):
+    /// 401 `invalid_signature` with `Accept-Signature`.
+    SignatureCoverage,
+    /// The request signature does not verify with the token's bound key, names another key
+    /// (`keyid`) or algorithm (`alg`), or a covered component cannot be read (RFC 9421 §3.2):
+    /// 401 `invalid_signature`.
+    InvalidSignature,
+    /// The signature's `created` is missing or outside the proof window, or its `expires` has
+    /// passed (RFC 9421 §2.3, §3.2.1): 401 `invalid_signature`.
+    SignatureExpired,
+    /// `Content-Digest` is missing where the body must be covered, uses no accepted algorithm,
+    /// or does not match the received body (RFC 9530 §2, RFC 9421 §7.2.8): 401
+    /// `invalid_signature`.
+    ContentDigestMismatch,
+    /// The same request signature was already used (RFC 9421 §7.2.2): 401 `invalid_signature`.
+    SignatureReplayed,
+    /// The body to be checked against `Content-Digest` is larger than the configured bound
+    /// (RFC 9530 §6.7): 413, nothing read beyond the bound.
+    BodyTooLarge,
 }
 
 impl PopErrorKind {
@@ -131,6 +156,14 @@ impl PopErrorKind {
             Self::InsufficientScope => "insufficient_scope",
             Self::ReplayStoreFull => "replay_store_full",
             Self::ProofKeyOverQuota => "proof_key_over_quota",
+            Self::MissingSignature => "missing_signature",
+            Self::MalformedSignature => "malformed_signature",
+            Self::SignatureCoverage => "signature_coverage",
+            Self::InvalidSignature => "invalid_signature",
+            Self::SignatureExpired => "signature_expired",
+            Self::ContentDigestMismatch => "content_digest_mismatch",
+            Self::SignatureReplayed => "signature_replayed",
+            Self::BodyTooLarge => "body_too_large",
         }
     }
 
@@ -166,6 +199,14 @@ impl PopErrorKind {
             Self::ReplayStoreUnavailable => "replay store unavailable",
             Self::ReplayStoreFull => "replay store full",
             Self::ProofKeyOverQuota => "too many DPoP proofs for this key",
+            Self::MissingSignature => "missing request signature",
+            Self::MalformedSignature => "malformed request signature fields",
+            Self::SignatureCoverage => "request signature does not cover the required components",
+            Self::InvalidSignature => "invalid request signature",
+            Self::SignatureExpired => "request signature created outside the accepted window",
+            Self::ContentDigestMismatch => "content digest missing or does not match the body",
+            Self::SignatureReplayed => "request signature replayed",
+            Self::BodyTooLarge => "request body too large to check",
         }
     }
 
@@ -289,7 +330,7 @@ mod tests {
     use super::PopErrorKind::{self, *};
 
     /// Every kind with its label, as documented (metric label values are a public interface).
-    const LABELS: [(PopErrorKind, &str); 28] = [
+    const LABELS: [(PopErrorKind, &str); 36] = [
         (MissingCredentials, "missing_credentials"),
         (InvalidRequest, "invalid_request"),
         (TokenInvalid, "token_invalid"),
@@ -318,6 +359,14 @@ mod tests {
         (InsufficientScope, "insufficient_scope"),
         (ReplayStoreFull, "replay_store_full"),
         (ProofKeyOverQuota, "proof_key_over_quota"),
+        (MissingSignature, "missing_signature"),
+        (MalformedSignature, "malformed_signature"),
+        (SignatureCoverage, "signature_coverage"),
+        (InvalidSignature, "invalid_signature"),
+        (SignatureExpired, "signature_expired"),
+        (ContentDigestMismatch, "content_digest_mismatch"),
+        (SignatureReplayed, "signature_replayed"),
+        (BodyTooLarge, "body_too_large"),
     ];
 
     /// Fails to compile when a kind is added, so `LABELS` cannot silently miss it.
@@ -351,6 +400,14 @@ mod tests {
             InsufficientScope => 25,
             ReplayStoreFull => 26,
             ProofKeyOverQuota => 27,
+            MissingSignature => 28,
+            MalformedSignature => 29,
+            SignatureCoverage => 30,
+            InvalidSignature => 31,
+            SignatureExpired => 32,
+            ContentDigestMismatch => 33,
+            SignatureReplayed => 34,
+            BodyTooLarge => 35,
         }
     }
 

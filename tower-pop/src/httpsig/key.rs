@@ -1,0 +1,130 @@
+//! The key a request signature must be made with: the one the access token is bound to (the
+//! DPoP proof's `jwk`, whose thumbprint is `cnf.jkt`, or the client certificate's public key for
+//! a certificate-bound token), and the RFC 9421 §3.3 algorithm that key implies.
+
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey};
+
+use crate::jose::Algorithm;
+use crate::jose::jwk::PublicJwk;
+
+/// An algorithm of the HTTP Signature Algorithms registry (RFC 9421 §6.2.2) that this crate
+/// verifies. Each is the one a key type implies; it is allowed when the DPoP allow-list allows
+/// the JOSE algorithm with the same key and signature (RFC 9421 §3.3.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SignatureAlgorithm {
+    /// `ecdsa-p256-sha256` (RFC 9421 §3.3.4), the signature of JOSE `ES256`.
+    EcdsaP256Sha256,
+    /// `ecdsa-p384-sha384` (RFC 9421 §3.3.5), the signature of JOSE `ES384`.
+    EcdsaP384Sha384,
+    /// `ed25519` (RFC 9421 §3.3.6), the signature of JOSE `EdDSA` with Ed25519.
+    Ed25519,
+    /// `rsa-pss-sha512` (RFC 9421 §3.3.1), the signature of JOSE `PS512`; allowed with any
+    /// RSASSA-PSS algorithm on the DPoP allow-list.
+    RsaPssSha512,
+}
+
+impl SignatureAlgorithm {
+    /// The registered name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EcdsaP256Sha256 => "ecdsa-p256-sha256",
+            Self::EcdsaP384Sha384 => "ecdsa-p384-sha384",
+            Self::Ed25519 => "ed25519",
+            Self::RsaPssSha512 => "rsa-pss-sha512",
+        }
+    }
+
+    /// The JOSE algorithm with the same key type and signature.
+    pub(crate) fn jose(self) -> Algorithm {
+        match self {
+            Self::EcdsaP256Sha256 => Algorithm::ES256,
+            Self::EcdsaP384Sha384 => Algorithm::ES384,
+            Self::Ed25519 => Algorithm::EdDSA,
+            Self::RsaPssSha512 => Algorithm::PS512,
+        }
+    }
+
+    /// Whether the DPoP allow-list `allowed` admits this algorithm's key and signature.
+    pub(crate) fn allowed_by(self, allowed: &[Algorithm]) -> bool {
+        allowed.iter().any(|a| match self {
+            Self::EcdsaP256Sha256 => *a == Algorithm::ES256,
+            Self::EcdsaP384Sha384 => *a == Algorithm::ES384,
+            Self::Ed25519 => matches!(a, Algorithm::EdDSA | Algorithm::Ed25519),
+            Self::RsaPssSha512 => {
+                matches!(a, Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512)
+            }
+        })
+    }
+
+    const ALL: [Self; 4] = [
+        Self::EcdsaP256Sha256,
+        Self::EcdsaP384Sha384,
+        Self::Ed25519,
+        Self::RsaPssSha512,
+    ];
+
+    fn verifier(self) -> &'static dyn sig::VerificationAlgorithm {
+        match self {
+            Self::EcdsaP256Sha256 => &sig::ECDSA_P256_SHA256_FIXED,
+            Self::EcdsaP384Sha384 => &sig::ECDSA_P384_SHA384_FIXED,
+            Self::Ed25519 => &sig::ED25519,
+            Self::RsaPssSha512 => &sig::RSA_PSS_2048_8192_SHA512,
+        }
+    }
+}
+
+/// A bound public key, imported for the one algorithm its type implies.
+pub(crate) struct BoundKey {
+    algorithm: SignatureAlgorithm,
+    imported: ParsedPublicKey,
+}
+
+impl std::fmt::Debug for BoundKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundKey")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BoundKey {
+    /// The DPoP proof's key, when its type has an allowed RFC 9421 algorithm.
+    pub(crate) fn from_jwk(jwk: &PublicJwk<'_>, allowed: &[Algorithm]) -> Option<Self> {
+        let algorithm = SignatureAlgorithm::ALL
+            .into_iter()
+            .find(|a| jwk.fits(a.jose()))?;
+        if !algorithm.allowed_by(allowed) {
+            return None;
+        }
+        let imported = jwk.import(algorithm.jose())?;
+        Some(Self {
+            algorithm,
+            imported,
+        })
+    }
+
+    /// A certificate's key (its DER `SubjectPublicKeyInfo`), when aws-lc imports it for an
+    /// allowed algorithm.
+    pub(crate) fn from_spki(spki: &[u8], allowed: &[Algorithm]) -> Option<Self> {
+        SignatureAlgorithm::ALL.into_iter().find_map(|algorithm| {
+            let imported = ParsedPublicKey::new(algorithm.verifier(), spki).ok()?;
+            algorithm.allowed_by(allowed).then_some(Self {
+                algorithm,
+                imported,
+            })
+        })
+    }
+
+    /// The algorithm the key implies.
+    pub(crate) fn algorithm(&self) -> SignatureAlgorithm {
+        self.algorithm
+    }
+
+    /// Whether `signature` over `base` verifies (RFC 9421 §3.2 step 8). ECDSA signatures are the
+    /// fixed `r || s` form (RFC 9421 §3.3.4); aws-lc's fixed verifiers refuse any other length.
+    pub(crate) fn verify(&self, base: &[u8], signature: &[u8]) -> bool {
+        self.imported.verify_sig(base, signature).is_ok()
+    }
+}

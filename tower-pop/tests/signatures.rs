@@ -1,0 +1,330 @@
+//! RFC 9421 request signatures bound to the token's key, through `RequirePopLayer` +
+//! `RequireSignatureLayer`: the accepted request, and each refusal issue #27 names (body changed,
+//! `Content-Digest` missing or wrong, `authorization` not covered, another key, an old
+//! `created`, a replayed signature, a signature over another URL), with its status,
+//! `error_description` and `Accept-Signature`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt as _, Full};
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tower_pop::dpop::signer::ProofSigner;
+use tower_pop::httpsig::sign::{REQUEST_COMPONENTS, SignatureOptions, sign_request};
+use tower_pop::httpsig::{RequireSignatureLayer, SignaturePolicy, VerifiedSignature};
+use tower_pop::{Algorithm, PopErrorKind, RequirePopLayer};
+
+use crate::support::{Fixture, NOW, ORIGIN};
+
+const PATH: &str = "/pay";
+const BODY: &str = r#"{"amount": 100, "to": "bob"}"#;
+
+/// The service under test: echoes the body it received and the signature's label.
+async fn call(
+    f: &Fixture,
+    policy: SignaturePolicy,
+    request: Request<Full<Bytes>>,
+) -> Response<String> {
+    let service = ServiceBuilder::new()
+        .layer(RequirePopLayer::new(Arc::clone(&f.verifier)))
+        .layer(RequireSignatureLayer::new(Arc::clone(&f.verifier), policy))
+        .service(service_fn(|req: Request<Full<Bytes>>| async move {
+            let label = req
+                .extensions()
+                .get::<VerifiedSignature>()
+                .map(|s| s.label().to_owned())
+                .unwrap_or_default();
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let body = String::from_utf8(body.to_vec()).unwrap();
+            Ok::<_, Infallible>(Response::new(format!("{label}:{body}")))
+        }));
+    service.oneshot(request).await.unwrap()
+}
+
+/// A POST with a fresh proof by `f.client`, signed by `signer` with `options`, then `tamper`ed.
+fn signed(
+    f: &Fixture,
+    signer: &ProofSigner,
+    options: &SignatureOptions,
+    url: &str,
+    body: &str,
+) -> Request<Full<Bytes>> {
+    let token = f.token();
+    let proof = f
+        .client
+        .proof_at("POST", &format!("{ORIGIN}{PATH}"), Some(&token), None, NOW)
+        .unwrap();
+    let request = Request::post(url)
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .unwrap();
+    let (mut parts, body) = request.into_parts();
+    sign_request(signer, options, &mut parts, body.as_bytes()).unwrap();
+    // The server sees the origin-form target.
+    parts.uri = PATH.parse().unwrap();
+    Request::from_parts(parts, Full::from(body))
+}
+
+fn options() -> SignatureOptions {
+    SignatureOptions::new(&REQUEST_COMPONENTS).created(NOW)
+}
+
+fn description(response: &Response<String>) -> String {
+    response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+fn assert_refused(response: &Response<String>, status: u16, kind: PopErrorKind) {
+    assert_eq!(response.status(), status, "{:?}", response.headers());
+    let error = response.extensions().get::<tower_pop::PopError>().unwrap();
+    assert_eq!(error.kind(), kind);
+    if status == 401 {
+        let challenge = description(response);
+        assert!(challenge.starts_with("DPoP "), "{challenge}");
+        assert!(
+            challenge.contains(r#"error="invalid_signature""#),
+            "{challenge}"
+        );
+        assert!(challenge.contains(kind.description()), "{challenge}");
+        let accept = response.headers()["accept-signature"].to_str().unwrap();
+        assert!(
+            accept.starts_with(r#"sig1=("@method" "@target-uri" "authorization""#)
+                && accept.ends_with(r#""content-digest");created"#),
+            "{accept}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_signed_post_by_the_dpop_key_reaches_the_handler_with_its_body() {
+    let f = Fixture::new();
+    let url = format!("{ORIGIN}{PATH}");
+    let response = call(
+        &f,
+        SignaturePolicy::new(),
+        signed(&f, &f.client, &options(), &url, BODY),
+    )
+    .await;
+    assert_eq!(response.status(), 200, "{:?}", response.headers());
+    assert_eq!(response.body(), &format!("sig1:{BODY}"));
+    // Without a body, `content-digest` is not required.
+    let response = call(
+        &f,
+        SignaturePolicy::new(),
+        signed(&f, &f.client, &options(), &url, ""),
+    )
+    .await;
+    assert_eq!(response.status(), 200, "{:?}", response.headers());
+}
+
+#[tokio::test]
+async fn each_way_a_signature_fails_is_refused_with_its_error() {
+    let f = Fixture::new();
+    let url = format!("{ORIGIN}{PATH}");
+    let policy = SignaturePolicy::new;
+
+    // The body changed after signing.
+    let request = signed(&f, &f.client, &options(), &url, BODY)
+        .map(|_| Full::from(BODY.replace("100", "900")));
+    assert_refused(
+        &call(&f, policy(), request).await,
+        401,
+        PopErrorKind::ContentDigestMismatch,
+    );
+
+    // Content-Digest removed, or replaced by the digest of the changed body (then the
+    // signature over the old digest fails).
+    let mut request = signed(&f, &f.client, &options(), &url, BODY);
+    request.headers_mut().remove("content-digest");
+    assert_refused(
+        &call(&f, policy(), request).await,
+        401,
+        PopErrorKind::ContentDigestMismatch,
+    );
+    let mut request = signed(&f, &f.client, &options(), &url, BODY)
+        .map(|_| Full::from(BODY.replace("100", "900")));
+    let digest = tower_pop::httpsig::content_digest(
+        tower_pop::httpsig::DigestAlgorithm::Sha256,
+        BODY.replace("100", "900").as_bytes(),
+    );
+    request
+        .headers_mut()
+        .insert("content-digest", digest.parse().unwrap());
+    assert_refused(
+        &call(&f, policy(), request).await,
+        401,
+        PopErrorKind::InvalidSignature,
+    );
+
+    // `authorization` not covered.
+    let request = signed(
+        &f,
+        &f.client,
+        &SignatureOptions::new(&["@method", "@target-uri"]).created(NOW),
+        &url,
+        BODY,
+    );
+    assert_refused(
+        &call(&f, policy(), request).await,
+        401,
+        PopErrorKind::SignatureCoverage,
+    );
+
+    // Another key, with its own thumbprint as keyid or with the bound key's.
+    let other = ProofSigner::generate(Algorithm::ES256).unwrap();
+    let request = signed(&f, &other, &options(), &url, BODY);
+    assert_refused(
+        &call(&f, policy(), request).await,
+        401,
+        PopErrorKind::InvalidSignature,
+    );
+    let request = signed(
+        &f,
+        &other,
+        &options().keyid(f.client.thumbprint()),
+        &url,
+        BODY,
+    );
+    assert_refused(
+        &call(&f, policy(), request).await,
+        401,
+        PopErrorKind::InvalidSignature,
+    );
+
+    // An old `created`, one from the future, an `expires` that has passed.
+    let request = signed(&f, &f.client, &options().created(NOW - 600), &url, BODY);
+    assert_refused(
+        &call(&f, policy(), request).await,
+        401,
+        PopErrorKind::SignatureExpired,
+    );
+    let request = signed(&f, &f.client, &options().created(NOW + 600), &url, BODY);
+    assert_refused(
+        &call(&f, policy(), request).await,
+        401,
+        PopErrorKind::SignatureExpired,
+    );
+
+    // A signature over the target URI of another URL.
+    let request = signed(
+        &f,
+        &f.client,
+        &options(),
+        &format!("{ORIGIN}/elsewhere"),
+        BODY,
+    );
+    assert_refused(
+        &call(&f, policy(), request).await,
+        401,
+        PopErrorKind::InvalidSignature,
+    );
+
+    // No signature at all.
+    let mut request = signed(&f, &f.client, &options(), &url, BODY);
+    request.headers_mut().remove("signature");
+    request.headers_mut().remove("signature-input");
+    assert_refused(
+        &call(&f, policy(), request).await,
+        401,
+        PopErrorKind::MissingSignature,
+    );
+
+    // Malformed structured fields: 400.
+    let mut request = signed(&f, &f.client, &options(), &url, BODY);
+    request
+        .headers_mut()
+        .insert("signature", "sig1=not-bytes".parse().unwrap());
+    assert_refused(
+        &call(&f, policy(), request).await,
+        400,
+        PopErrorKind::MalformedSignature,
+    );
+
+    // A body over the bound: 413, the handler never runs.
+    let request = signed(&f, &f.client, &options(), &url, BODY);
+    assert_refused(
+        &call(&f, policy().max_body(8), request).await,
+        413,
+        PopErrorKind::BodyTooLarge,
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_signature_is_refused_even_with_a_fresh_proof() {
+    let f = Fixture::new();
+    let url = format!("{ORIGIN}{PATH}");
+    let first = signed(&f, &f.client, &options(), &url, BODY);
+    let [authorization, digest, signature_input, signature] = [
+        "authorization",
+        "content-digest",
+        "signature-input",
+        "signature",
+    ]
+    .map(|name| first.headers()[name].clone());
+    assert_eq!(call(&f, SignaturePolicy::new(), first).await.status(), 200);
+    // The same signature on a request with a new proof: the signature does not cover `dpop`,
+    // so it still verifies, and only single use stops it.
+    let token = authorization
+        .to_str()
+        .unwrap()
+        .strip_prefix("DPoP ")
+        .unwrap()
+        .to_owned();
+    let proof = f
+        .client
+        .proof_at("POST", &url, Some(&token), None, NOW)
+        .unwrap();
+    let mut again = Request::post(PATH).body(Full::from(BODY)).unwrap();
+    let headers = again.headers_mut();
+    headers.insert("authorization", authorization);
+    headers.insert("dpop", proof.parse().unwrap());
+    headers.insert("content-digest", digest);
+    headers.insert("signature-input", signature_input);
+    headers.insert("signature", signature);
+    assert_refused(
+        &call(&f, SignaturePolicy::new(), again).await,
+        401,
+        PopErrorKind::SignatureReplayed,
+    );
+}
+
+#[tokio::test]
+async fn covering_the_proof_is_a_policy_option() {
+    let f = Fixture::new();
+    let url = format!("{ORIGIN}{PATH}");
+    let strict = || SignaturePolicy::new().cover("dpop");
+    let request = signed(&f, &f.client, &options(), &url, BODY);
+    assert_refused(
+        &call(&f, strict(), request).await,
+        401,
+        PopErrorKind::SignatureCoverage,
+    );
+    let with_dpop =
+        SignatureOptions::new(&["@method", "@target-uri", "authorization", "dpop"]).created(NOW);
+    let request = signed(&f, &f.client, &with_dpop, &url, BODY);
+    assert_eq!(call(&f, strict(), request).await.status(), 200);
+}
+
+#[tokio::test]
+async fn without_the_token_layer_nothing_passes() {
+    let f = Fixture::new();
+    let service = ServiceBuilder::new()
+        .layer(RequireSignatureLayer::new(
+            Arc::clone(&f.verifier),
+            SignaturePolicy::new(),
+        ))
+        .service(service_fn(|_req: Request<Full<Bytes>>| async {
+            Ok::<_, Infallible>(Response::new(String::from("reached")))
+        }));
+    let request = signed(&f, &f.client, &options(), &format!("{ORIGIN}{PATH}"), BODY);
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_ne!(response.body(), "reached");
+}
