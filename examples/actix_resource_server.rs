@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use actix_pop::cors::{Cors, dpop_cors};
 use actix_pop::serve::{ServerExt as _, ServerLimits};
+use actix_pop::signature::RequireSignature;
 use actix_pop::tls::listen_tls;
 use actix_pop::{PolicyBuilder as _, PopAuth, RequirePop, SharedClaims, metadata_route};
 use actix_web::middleware::Condition;
@@ -35,6 +36,7 @@ async fn main() {
     let start = Startup::from_env().await;
     let (verifier, cors) = (Arc::clone(&start.verifier), start.cors.clone());
     let policy = start.policy.clone();
+    let signatures = start.signatures.clone();
     let server = HttpServer::new(move || {
         // On the App, outside every resource's RequirePop: preflights never reach the verifier,
         // refusals get CORS headers. (Cors is per worker: it is not Send.)
@@ -50,8 +52,18 @@ async fn main() {
             Some(metadata) => app.service(metadata),
             None => app,
         };
+        // `--require-signature`: inside the token middleware (the last `wrap` runs first).
+        let signature = signatures
+            .clone()
+            .map(|policy| RequireSignature::new(Arc::clone(&verifier), policy));
         app.service(
             web::resource("/whoami")
+                .wrap(Condition::new(
+                    signature.is_some(),
+                    signature.unwrap_or_else(|| {
+                        RequireSignature::new(Arc::clone(&verifier), Default::default())
+                    }),
+                ))
                 .wrap(RequirePop::new(Arc::clone(&verifier)).policy(policy.clone()))
                 .to(whoami_handler),
         )

@@ -17,18 +17,29 @@ use axum::response::IntoResponse as _;
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use axum_pop::cors::dpop_cors;
-use axum_pop::{PolicyBuilder as _, PopAuth, RequirePopLayer, SharedClaims, metadata_route};
+use axum_pop::{
+    PolicyBuilder as _, PopAuth, RequirePopLayer, RequireSignatureLayer, SharedClaims,
+    metadata_route,
+};
 use examples_common::{Startup, fail, serve_axum, whoami};
 
 #[tokio::main]
 async fn main() {
     let start = Startup::from_env().await;
     let verifier = &start.verifier;
-    let app = Router::new()
-        .route(
-            "/whoami",
-            any(|auth: PopAuth<SharedClaims>| async move { Json(whoami(&auth)).into_response() }),
-        )
+    let whoami_route = Router::new().route(
+        "/whoami",
+        any(|auth: PopAuth<SharedClaims>| async move { Json(whoami(&auth)).into_response() }),
+    );
+    // `--require-signature`: inside the token layer (route layers added first run last).
+    let whoami_route = match &start.signatures {
+        Some(policy) => whoami_route.route_layer(RequireSignatureLayer::new(
+            Arc::clone(verifier),
+            policy.clone(),
+        )),
+        None => whoami_route,
+    };
+    let app = whoami_route
         .route_layer(RequirePopLayer::new(Arc::clone(verifier)).policy(start.policy.clone()))
         .route("/health", get(|| async { "ok" }))
         .merge(metadata_route(verifier).unwrap_or_default());

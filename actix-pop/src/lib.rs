@@ -77,6 +77,8 @@ pub use tower_pop::{
 pub mod cors;
 #[cfg(feature = "serve")]
 pub mod serve;
+#[cfg(feature = "httpsig")]
+pub mod signature;
 #[cfg(feature = "rustls")]
 pub mod tls;
 

@@ -77,6 +77,12 @@ pub use tower_pop::{
 
 #[cfg(feature = "cors")]
 pub mod cors;
+/// RFC 9421 request signatures by the token's bound key: add [`RequireSignatureLayer`] inside
+/// [`RequirePopLayer`] (`.route_layer(RequireSignatureLayer::new(..))` before
+/// `.route_layer(RequirePopLayer::new(..))`). The same checks and answers as
+/// `actix_pop::signature::RequireSignature`.
+#[cfg(feature = "httpsig")]
+pub use tower_pop::httpsig::{RequireSignature, RequireSignatureLayer, SignaturePolicy};
 #[cfg(feature = "serve")]
 pub mod serve;
 #[cfg(feature = "rustls")]

@@ -66,6 +66,7 @@ CLIENT = "requests-oauth2client"
 REQUEST_TIMEOUT = 10
 CASES = ("dpop", "nonce", "mtls", "httpsig")
 NODE_CASES = ("dpop", "nonce", "mtls")  # the cases matrix.mjs runs
+HTTPSIG_NA = "the RFC 9421 case runs with the Python client only (http-message-signatures)"
 
 
 class Deadline(Exception):
@@ -241,7 +242,8 @@ def judge(res: requests.Response, binding: str, jkt: str | None, expected: int, 
     return "pass", f"200 binding {binding}, {count} request(s)"
 
 
-def run_python(binaries: list[str], servers: Servers, issuer: jwskate.Jwk, pki: Path) -> list[dict]:
+def run_python(binaries: list[str], servers: Servers, issuer: jwskate.Jwk, pki: Path,
+               cases: tuple[str, ...]) -> list[dict]:
     def token(cnf: dict) -> str:
         now = int(time.time())
         claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "interop-user", "client_id": "interop-client",
@@ -266,26 +268,92 @@ def run_python(binaries: list[str], servers: Servers, issuer: jwskate.Jwk, pki: 
                         timeout=REQUEST_TIMEOUT)
         return judge(res, "mtls", None, 1, adapter.count)
 
+    def httpsig_case(origin: str) -> tuple[str, str]:
+        key = DPoPKey.generate(alg="ES256")
+        jkt = key.dpop_jkt
+        access_token = token({"jkt": jkt})
+        ath = base64.urlsafe_b64encode(hashlib.sha256(access_token.encode()).digest()).rstrip(b"=").decode()
+        url = f"{origin}/whoami"
+        body = json.dumps({"amount": 100, "to": "bob"}).encode()
+        signer = HTTPMessageSigner(
+            signature_algorithm=algorithms.ECDSA_P256_SHA256,  # ES256's key and curve: the DPoP key itself
+            key_resolver=MappingKeyResolver(private_keys={jkt: key.private_key.cryptography_key},
+                                            public_keys={jkt: key.public_jwk.cryptography_key}))
+
+        def request(sign: bool) -> requests.PreparedRequest:
+            # Authorization and DPoP are set here, before signing (not by DPoPToken's auth hook at
+            # send time), and the PreparedRequest goes out through Session.send as it is: the
+            # signature covers the headers and body actually sent.
+            req = requests.Request("POST", url, data=body, headers={
+                "Content-Type": "application/json",
+                "Authorization": f"DPoP {access_token}",
+                "DPoP": str(key.proof(htm="POST", htu=url, ath=ath)),  # fresh jti each time
+            }).prepare()
+            if sign:  # adds Content-Digest (sha-256 of body=), Signature-Input, Signature
+                signer.sign(req, key_id=jkt, created=datetime.datetime.now(datetime.timezone.utc),
+                            covered_component_ids=("@method", "@target-uri", "authorization", "content-digest"),
+                            body=req.body)
+            return req
+
+        def send(req: requests.PreparedRequest) -> requests.Response:
+            s, _ = session()
+            with s:
+                return s.send(req, timeout=REQUEST_TIMEOUT, allow_redirects=False)
+
+        def refusal(res: requests.Response) -> str:
+            return f"{res.status_code} {res.headers.get('WWW-Authenticate', '')}".strip()
+
+        failed, passed = [], []
+        # 1. Signed: 200, binding "dpop", the token's sub and jkt.
+        signed = request(sign=True)
+        res = send(signed)
+        result, detail = judge(res, "dpop", jkt, 1, 1)
+        (passed if result == "pass" else failed).append(f"signed: {detail}")
+        # 2. Signed, then one body byte changed (same length: Content-Length stays right). A freshly
+        #    signed request rather than the one above again, so a 401 cannot come from a replay check.
+        tampered = request(sign=True)
+        tampered.body = body.replace(b"100", b"900", 1)
+        assert tampered.body != body and len(tampered.body) == len(body)
+        res = send(tampered)
+        (passed if res.status_code == 401 else failed).append(f"body changed after signing: {refusal(res)}")
+        # 3. A valid DPoP proof, no signature: 401 and Accept-Signature (RFC 9421 §5.1).
+        res = send(request(sign=False))
+        accept = res.headers.get("Accept-Signature")
+        (passed if res.status_code == 401 and accept else failed).append(
+            f"unsigned: {refusal(res)}; Accept-Signature: {accept if accept is not None else '(none)'}")
+        signer_version = f"http-message-signatures {dist_version('http-message-signatures')}"
+        if failed:
+            return "fail", f"{signer_version}; FAILED: " + " | ".join(failed) + (
+                "; ok: " + " | ".join(passed) if passed else "")
+        return "pass", f"{signer_version}; " + " | ".join(passed)
+
     run = {
         "dpop": lambda origin: dpop_case(origin, 1),
         "nonce": lambda origin: dpop_case(origin, 2),
         "mtls": mtls_case,
+        "httpsig": httpsig_case,
     }
-    return rows_for(binaries, servers, CLIENT, dist_version(CLIENT), run)
+    return rows_for(binaries, servers, CLIENT, dist_version(CLIENT), run, cases)
 
 
-def rows_for(binaries: list[str], servers: Servers, client: str, version: str, run: dict) -> list[dict]:
-    """Every case of `run` against a server of each binary: one row each (an exception is a
-    failed row, e.g. MissingDPoPNonce from a hook, a TLS error)."""
+def rows_for(binaries: list[str], servers: Servers, client: str, version: str, run: dict,
+             cases: tuple[str, ...]) -> list[dict]:
+    """Every selected case against a server of each binary: one row each (an exception is a
+    failed row, e.g. MissingDPoPNonce from a hook, a TLS error). A case that `run` maps to a
+    string, or lacks, is an "n/a" row with that reason (no server started for it)."""
     rows = []
     for binary in binaries:
-        for case in CASES:
-            try:
-                result, detail = run[case](servers.origin(binary, case))
-            except Deadline:
-                raise
-            except Exception as e:  # noqa: BLE001
-                result, detail = "fail", f"{type(e).__name__}: {e}"
+        for case in cases:
+            todo = run.get(case, f"no {case} case for this client")
+            if isinstance(todo, str):
+                result, detail = "n/a", todo
+            else:
+                try:
+                    result, detail = todo(servers.origin(binary, case))
+                except Deadline:
+                    raise
+                except Exception as e:  # noqa: BLE001
+                    result, detail = "fail", f"{type(e).__name__}: {e}"
             rows.append({"client": client, "version": version, "server": Path(binary).name,
                          "case": case, "result": result, "detail": detail})
             print(f"{result:4} {client}@{version} {Path(binary).name} {case}: {detail}", file=sys.stderr)
@@ -296,7 +364,7 @@ def rows_for(binaries: list[str], servers: Servers, client: str, version: str, r
 
 
 def run_ours(binaries: list[str], servers: Servers, issuer: jwskate.Jwk, pki: Path, client: str,
-             workdir: Path) -> list[dict]:
+             workdir: Path, cases: tuple[str, ...]) -> list[dict]:
     """tower-pop's own client (the `pop_client` example: DpopMiddleware, its nonce retry; mTLS
     with --bearer), against each server, with the same tokens and PKI as the others."""
 
@@ -340,8 +408,9 @@ def run_ours(binaries: list[str], servers: Servers, issuer: jwskate.Jwk, pki: Pa
                               f"{origin}/whoami"])
         return judge_answer(answer, "mtls", None, 1, count)
 
-    run = {"dpop": lambda o: dpop_case(o, 1), "nonce": lambda o: dpop_case(o, 2), "mtls": mtls_case}
-    return rows_for(binaries, servers, "tower-pop client (pop_client)", workspace_version(), run)
+    run = {"dpop": lambda o: dpop_case(o, 1), "nonce": lambda o: dpop_case(o, 2), "mtls": mtls_case,
+           "httpsig": HTTPSIG_NA}
+    return rows_for(binaries, servers, "tower-pop client (pop_client)", workspace_version(), run, cases)
 
 
 def workspace_version() -> str:
@@ -394,19 +463,31 @@ def run_node(binaries: list[str], pki: Path, workdir: Path, budget: float) -> li
     return rows + ([failed(late)] if late else [])
 
 
+def select(rows: list[dict], cases: tuple[str, ...]) -> list[dict]:
+    """Rows of another runner (matrix.mjs, browser.mjs): only the selected cases (and its runner
+    failures, whose case is none of CASES), plus, with httpsig selected, an "n/a" httpsig row per
+    client and server (no JavaScript client makes RFC 9421 signatures)."""
+    kept = [r for r in rows if r["case"] in cases or r["case"] not in CASES]
+    if "httpsig" not in cases:
+        return kept
+    groups = dict.fromkeys((r["client"], r["version"], r["server"]) for r in kept if r["case"] in CASES)
+    return kept + [{"client": client, "version": ver, "server": server, "case": "httpsig", "result": "n/a",
+                    "detail": HTTPSIG_NA} for (client, ver, server) in groups]
+
+
 # ---------------------------------------------------------------- table
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], columns: tuple[str, ...] = CASES) -> str:
     cell = {"pass": "pass", "fail": "**FAIL**", "n/a": "n/a"}
-    lines = ["| client | server | " + " | ".join(CASES) + " |", "|---|---|" + "---|" * len(CASES)]
+    lines = ["| client | server | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
     groups: dict[tuple[str, str, str], dict[str, dict]] = {}
     for r in rows:
         groups.setdefault((r["client"], r["version"], r["server"]), {})[r["case"]] = r
     for (client, ver, server), cases in groups.items():
-        if not any(c in cases for c in CASES):
+        if not any(c in cases for c in columns):
             continue  # a runner failure (deadline, node crashed): only in the notes below
-        cells = [cell.get(cases[c]["result"], cases[c]["result"]) if c in cases else "-" for c in CASES]
+        cells = [cell.get(cases[c]["result"], cases[c]["result"]) if c in cases else "-" for c in columns]
         lines.append(f"| {client} {ver} | {server} | " + " | ".join(cells) + " |")
     notes = [f"- {r['client']} / {r['server']} / {r['case']}: {r['result']}: {r['detail']}"
              for r in rows if r["result"] != "pass"]
@@ -419,8 +500,14 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=300, help="bound on the whole run, in seconds")
     p.add_argument("--client", help="the pop_client example binary (tower-pop's own client)")
     p.add_argument("--browser-demo", help="the browser_demo example binary, run in headless Chromium")
+    p.add_argument("--cases", default=",".join(CASES),
+                   help=f"comma-separated cases to run, of {','.join(CASES)} [default: all]")
     p.add_argument("binaries", nargs="+", help="example server binaries")
     a = p.parse_args()
+    cases = tuple(c.strip() for c in a.cases.split(",") if c.strip())
+    if not cases or any(c not in CASES for c in cases):
+        p.error(f"--cases: a comma-separated list of {', '.join(CASES)}; got {a.cases!r}")
+    cases = tuple(c for c in CASES if c in cases)  # table order, no duplicates
     binaries = [str(Path(b).resolve()) for b in a.binaries]
     start = time.monotonic()
 
@@ -444,13 +531,14 @@ def main() -> int:
         jwks.write_text(json.dumps({"keys": [{**issuer.public_jwk().to_dict(), "use": "sig"}]}))
         servers = Servers(workdir, jwks, pki)
         try:
-            rows += run_python(binaries, servers, issuer, pki)
+            rows += run_python(binaries, servers, issuer, pki, cases)
             if a.client:
-                rows += run_ours(binaries, servers, issuer, pki, str(Path(a.client).resolve()), workdir)
+                rows += run_ours(binaries, servers, issuer, pki, str(Path(a.client).resolve()), workdir, cases)
             servers.close()
-            if a.browser_demo:
-                rows += run_browser(str(Path(a.browser_demo).resolve()))
-            rows += run_node(binaries, pki, workdir, a.timeout - (time.monotonic() - start) - 5)
+            if a.browser_demo and "nonce" in cases:
+                rows += select(run_browser(str(Path(a.browser_demo).resolve())), cases)
+            if any(c in NODE_CASES for c in cases):
+                rows += select(run_node(binaries, pki, workdir, a.timeout - (time.monotonic() - start) - 5), cases)
         except Deadline as e:
             rows.append({"client": "matrix.py", "version": "-", "server": "-", "case": "run", "result": "fail",
                          "detail": str(e)})
@@ -458,7 +546,7 @@ def main() -> int:
             signal.alarm(0)
             servers.close()
     Path(a.out).write_text(json.dumps(rows, indent=2) + "\n")
-    print(table(rows))
+    print(table(rows, cases))
     return 1 if any(r["result"] == "fail" for r in rows) else 0
 
 

@@ -167,6 +167,11 @@ pub struct Args {
     /// same secret accept each other's nonces [default: a random secret per process].
     #[arg(long, value_name = "PATH", requires = "require_nonce")]
     pub nonce_secret_file: Option<PathBuf>,
+    /// /whoami also requires an RFC 9421 request signature by the token's bound key over at
+    /// least `@method`, `@target-uri`, `authorization` and, with a body, `content-digest`
+    /// (RFC 9530), with `created`; missing or bad: 401 with `Accept-Signature`.
+    #[arg(long)]
+    pub require_signature: bool,
     /// Replay cache shared by all instances using this Redis (`redis://` or `rediss://`;
     /// credentials in the URL are never printed).
     #[arg(long, value_name = "URL", hide_env_values = true)]
@@ -533,6 +538,8 @@ pub struct Startup {
     pub verifier: Arc<tower_pop::Verifier>,
     /// The route policy of `/whoami` (`--scope`).
     pub policy: RoutePolicy,
+    /// What `/whoami`'s request signatures must cover, with `--require-signature`.
+    pub signatures: Option<tower_pop::httpsig::SignaturePolicy>,
 }
 
 impl Startup {
@@ -552,6 +559,9 @@ impl Startup {
         let config = args.config(bound).await.unwrap_or_else(|e| fail(&e));
         Self {
             verifier: Arc::new(tower_pop::Verifier::new(config)),
+            signatures: args
+                .require_signature
+                .then(tower_pop::httpsig::SignaturePolicy::new),
             args,
             policy,
             cors,

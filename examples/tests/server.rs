@@ -742,3 +742,81 @@ async fn plain_http_only_for_loopback(name: &str) {
     let (line, _) = run(&["--insecure-http"]).await;
     assert!(line.starts_with("listening on "), "{name}: {line}");
 }
+
+on_both_servers!(
+    servers_require_a_request_signature_with_the_flag,
+    requires_a_request_signature
+);
+
+/// `--require-signature` (issue #27, EXAMPLE-SERVERS.md): a `POST /whoami` with a JSON body,
+/// a DPoP proof and an RFC 9421 signature by the DPoP key over `@method`, `@target-uri`,
+/// `authorization`, `content-digest`: 200 with the claims; one byte of the body changed: 401;
+/// no signature: 401 with `Accept-Signature`.
+async fn requires_a_request_signature(name: &str) {
+    use tower_pop::httpsig::sign::{REQUEST_COMPONENTS, SignatureOptions, sign_request};
+    let s = Server::start(name, &["--require-signature"]).await;
+    let client = ProofSigner::generate(Algorithm::ES256).unwrap();
+    let token = s.token(Some(client.thumbprint()));
+    let body = r#"{"amount": 100, "to": "bob"}"#;
+    let post = |body: &'static str, signed: bool, tamper: Option<&'static str>| {
+        let proof = client
+            .proof("POST", &s.url("/whoami"), Some(&token), None)
+            .unwrap();
+        let request = http::Request::post(s.url("/whoami"))
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap();
+        let (mut parts, ()) = request.into_parts();
+        if signed {
+            let options = SignatureOptions::new(&REQUEST_COMPONENTS);
+            sign_request(&client, &options, &mut parts, body.as_bytes()).unwrap();
+        }
+        let headers: Vec<(String, String)> = parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+            .collect();
+        (headers, tamper.unwrap_or(body))
+    };
+    let send = |(headers, body): (Vec<(String, String)>, &'static str)| async move {
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        examples_common::http::send_with_body(s.addr, "POST", "/whoami", &headers, body).await
+    };
+    let ok = send(post(body, true, None)).await;
+    assert_eq!(ok.status, 200, "{name}: {ok:?}");
+    assert_eq!(ok.json()["binding"], "dpop", "{name}");
+    let changed = send(post(body, true, Some(r#"{"amount": 900, "to": "bob"}"#))).await;
+    assert_refused(&changed, 401, "DPoP", "invalid_signature");
+    let unsigned = send(post(body, false, None)).await;
+    assert_refused(&unsigned, 401, "DPoP", "invalid_signature");
+    assert_eq!(
+        unsigned.header("accept-signature"),
+        Some(r#"sig1=("@method" "@target-uri" "authorization" "content-digest");created"#),
+        "{name}"
+    );
+    // Without the flag, the unsigned request passes as before.
+    let plain = Server::start(name, &[]).await;
+    let token = plain.token(Some(client.thumbprint()));
+    let proof = client
+        .proof("POST", &plain.url("/whoami"), Some(&token), None)
+        .unwrap();
+    let auth = format!("DPoP {token}");
+    let r = examples_common::http::send_with_body(
+        plain.addr,
+        "POST",
+        "/whoami",
+        &[
+            ("Authorization", &auth),
+            ("DPoP", &proof),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{name}: {r:?}");
+}

@@ -20,7 +20,6 @@ use tower_service::Service;
 
 use super::policy::SignaturePolicy;
 use super::verify::SignatureVerifier;
-use crate::error::{PopError, PopErrorKind};
 use crate::extension::Verified;
 use crate::layer::{DefaultRejection, RejectionResponse};
 use crate::macros::inner_service_accessors;
@@ -105,13 +104,9 @@ impl<S, R> RequireSignature<S, R> {
     inner_service_accessors!();
 }
 
-/// The whole body, up to `limit` bytes: `Err(BodyTooLarge)` beyond it (announced or read), a
-/// body that fails to arrive is a malformed request.
-pub(crate) async fn read_body<B>(
-    body: B,
-    limit: usize,
-    announced: Option<u64>,
-) -> Result<Bytes, PopErrorKind>
+/// The whole body, up to `limit` bytes: `Err(true)` beyond it (announced or read), `Err(false)`
+/// for a body that broke off.
+async fn read_body<B>(body: B, limit: usize, announced: Option<u64>) -> Result<Bytes, bool>
 where
     B: Body,
     B::Error: Into<BoxError>,
@@ -120,17 +115,16 @@ where
         return Ok(Bytes::new());
     }
     if announced.is_some_and(|len| len > limit as u64) {
-        return Err(PopErrorKind::BodyTooLarge);
+        return Err(true);
     }
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(PopErrorKind::BodyTooLarge),
-        Err(_) => Err(PopErrorKind::InvalidRequest),
+        Err(e) => Err(e.is::<http_body_util::LengthLimitError>()),
     }
 }
 
 /// The `Content-Length` the client announced, if it is a number.
-pub(crate) fn announced_length(headers: &http::HeaderMap) -> Option<u64> {
+fn announced_length(headers: &http::HeaderMap) -> Option<u64> {
     headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -169,16 +163,12 @@ where
                 Ok(response)
             };
             let Some(verified) = parts.extensions.get::<Verified>().cloned() else {
-                let error = PopError::new(PopErrorKind::MissingCredentials);
-                return refuse(signatures.refusal(error, false));
+                return refuse(signatures.refuse_unverified());
             };
             let limit = signatures.policy().body_limit();
             let bytes = match read_body(body, limit, announced_length(&parts.headers)).await {
                 Ok(bytes) => bytes,
-                Err(kind) => {
-                    let error = PopError::with_scheme(kind, verified.scheme());
-                    return refuse(signatures.refusal(error, true));
-                }
+                Err(too_large) => return refuse(signatures.refuse_body(&verified, too_large)),
             };
             let mut parts = parts;
             match signatures.check(&parts, &verified, &bytes).await {

@@ -133,8 +133,25 @@ impl SignatureVerifier {
         })
     }
 
+    /// The refusal for a request that reached the signature check without a verified token
+    /// (the signature layer outside the token layer): 401, as without credentials.
+    pub fn refuse_unverified(&self) -> Refusal {
+        self.refusal(PopError::new(PopErrorKind::MissingCredentials), false)
+    }
+
+    /// The refusal for a body that could not be read whole: 413 when it is over
+    /// [`SignaturePolicy::max_body`], else 400 (it broke off).
+    pub fn refuse_body(&self, verified: &Verified, too_large: bool) -> Refusal {
+        let kind = if too_large {
+            PopErrorKind::BodyTooLarge
+        } else {
+            PopErrorKind::InvalidRequest
+        };
+        self.refusal(PopError::with_scheme(kind, verified.scheme()), true)
+    }
+
     /// The refusal for `error`: the verifier's challenge, with `Accept-Signature` on a 401.
-    pub(crate) fn refusal(&self, error: PopError, with_body: bool) -> Refusal {
+    fn refusal(&self, error: PopError, with_body: bool) -> Refusal {
         let challenge = self.verifier.challenge(&error);
         let challenge = if error.status() == 401 {
             let accept = Arc::clone(&self.accept[usize::from(with_body)]);
