@@ -534,3 +534,67 @@ async fn the_middleware_resigns_same_origin_redirects_and_carries_nothing_across
     let response = none.get(first.url("/start")).send().await.unwrap();
     assert_eq!(response.status(), 302);
 }
+
+/// Issue #27: both client paths sign requests (RFC 9421, the DPoP key, `Content-Digest` for the
+/// body) when asked, against both servers with `--require-signature --require-nonce`: the
+/// nonce retry gets a new proof and a new signature. Unsigned, the same requests get 401.
+#[tokio::test]
+async fn both_client_paths_sign_requests_for_require_signature() {
+    use tower_pop::httpsig::sign::{REQUEST_COMPONENTS, SignatureOptions};
+    let options = || SignatureOptions::new(&REQUEST_COMPONENTS);
+    for name in SERVERS {
+        let s = Server::start(name, &["--require-signature", "--require-nonce"]).await;
+        let signer = signer();
+        let token = s.token(Some(signer.thumbprint()));
+        for sign in [true, false] {
+            let dpop = DpopMiddleware::new(Arc::clone(&signer));
+            let dpop = if sign {
+                dpop.sign_requests(options())
+            } else {
+                dpop
+            };
+            let client = ClientBuilder::new(plain()).with(dpop).build();
+            let r = client
+                .post(s.url("/whoami?via=reqwest"))
+                .header(AUTHORIZATION, format!("DPoP {token}"))
+                .header("content-type", "application/json")
+                .body(r#"{"amount": 100}"#)
+                .send()
+                .await
+                .unwrap();
+            let expected = if sign { 200 } else { 401 };
+            assert_eq!(
+                r.status(),
+                expected,
+                "{name} middleware signing={sign}: {:?}",
+                r.headers()
+            );
+
+            let http = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+            let layer = SignDpopLayer::new(Arc::clone(&signer));
+            let layer = if sign {
+                layer.sign_requests(options())
+            } else {
+                layer
+            };
+            let client = layer.layer(service_fn(move |req: Request<Full<Bytes>>| {
+                http.request(req)
+            }));
+            let request = Request::post(s.url("/whoami?via=tower"))
+                .header(AUTHORIZATION, format!("DPoP {token}"))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(br#"{"amount": 100}"#)))
+                .unwrap();
+            let r = tokio::time::timeout(Duration::from_secs(10), client.oneshot(request))
+                .await
+                .expect("an answer within 10 s")
+                .unwrap();
+            assert_eq!(
+                r.status(),
+                expected,
+                "{name} layer signing={sign}: {:?}",
+                r.headers()
+            );
+        }
+    }
+}

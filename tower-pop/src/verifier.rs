@@ -640,6 +640,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    #[cfg(feature = "httpsig")]
     pub(crate) fn new(error: PopError, challenge: Challenge) -> Self {
         Self { error, challenge }
     }

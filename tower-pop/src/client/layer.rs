@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
+use http_body_util::BodyExt as _;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -87,7 +88,9 @@ where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
     S::Error: Into<BoxError> + Send,
-    B: ReplayBody + Send + 'static,
+    B: ReplayBody + Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Send,
 {
@@ -120,14 +123,14 @@ where
             };
             let spare = replay(&req);
             // No proof, no request: a signing failure is the call's error.
-            shared.sign(&req.method().clone(), &target, req.headers_mut())?;
+            sign(&shared, &target, &mut req).await?;
             let response = inner.call(req).await.map_err(Into::into)?;
             let (response, asks) = inspect(&shared, &target, response).await;
             let Some(mut again) = spare.filter(|_| asks) else {
                 return Ok(response);
             };
             tracing::debug!(target: crate::observe::CLIENT, "use_dpop_nonce: retrying once");
-            shared.sign(&again.method().clone(), &target, again.headers_mut())?;
+            sign(&shared, &target, &mut again).await?;
             poll_fn(|cx| inner.poll_ready(cx))
                 .await
                 .map_err(Into::into)?;
@@ -142,6 +145,32 @@ where
 }
 
 /// A copy of `req` to send again, if its body is replayable.
+/// A fresh proof for `req`, then, with [`sign_requests`](SignDpopLayer::sign_requests), its
+/// RFC 9421 signature over its content, read from a copy of the body (bounded to 16 MiB); a body
+/// that cannot be copied cannot be signed.
+async fn sign<B>(shared: &Shared, target: &Target, req: &mut Request<B>) -> Result<(), BoxError>
+where
+    B: ReplayBody + Body,
+    B::Error: Into<BoxError>,
+{
+    let method = req.method().clone();
+    shared.sign(&method, target, req.headers_mut())?;
+    if shared.signs_messages() {
+        let content = match req.body().try_clone() {
+            Some(copy) => Some(
+                http_body_util::Limited::new(copy, 16 * 1024 * 1024)
+                    .collect()
+                    .await?
+                    .to_bytes(),
+            ),
+            None => None,
+        };
+        let uri = req.uri().clone();
+        shared.sign_message(&method, &uri, req.headers_mut(), content.as_deref())?;
+    }
+    Ok(())
+}
+
 fn replay<B: ReplayBody>(req: &Request<B>) -> Option<Request<B>> {
     let body = req.body().try_clone()?;
     let mut copy = Request::new(body);

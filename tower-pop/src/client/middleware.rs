@@ -105,6 +105,30 @@ impl DpopMiddleware {
             .remember(answered.as_ref().unwrap_or(target), response.headers());
     }
 
+    /// A fresh proof for `req`, then, with [`sign_requests`](Self::sign_requests), its RFC 9421
+    /// signature over the body as reqwest holds it (a stream cannot be signed: an error).
+    fn sign(&self, req: &mut Request, target: &Target) -> reqwest_middleware::Result<()> {
+        let method = req.method().clone();
+        self.shared
+            .sign(&method, target, req.headers_mut())
+            .map_err(reqwest_middleware::Error::middleware)?;
+        if self.shared.signs_messages() {
+            let uri: http::Uri = req
+                .url()
+                .as_str()
+                .parse()
+                .map_err(reqwest_middleware::Error::middleware)?;
+            let content = match req.body() {
+                None => Some(Vec::new()),
+                Some(body) => body.as_bytes().map(<[u8]>::to_vec),
+            };
+            self.shared
+                .sign_message(&method, &uri, req.headers_mut(), content.as_deref())
+                .map_err(reqwest_middleware::Error::middleware)?;
+        }
+        Ok(())
+    }
+
     /// One request to `target`, signed, with one retry when the server asks for a nonce.
     async fn signed(
         &self,
@@ -116,18 +140,14 @@ impl DpopMiddleware {
         // Before signing: the copy gets a proof of its own (RFC 9449 §7.3, one use per proof).
         let spare = req.try_clone();
         // No proof, no request: a signing failure is the request's error.
-        self.shared
-            .sign(&req.method().clone(), target, req.headers_mut())
-            .map_err(reqwest_middleware::Error::middleware)?;
+        self.sign(&mut req, target)?;
         let response = next.clone().run(req, extensions).await?;
         let (response, asks) = self.inspect(target, response).await;
         let Some(mut again) = spare.filter(|_| asks) else {
             return Ok(response);
         };
         tracing::debug!(target: crate::observe::CLIENT, "use_dpop_nonce: retrying once");
-        self.shared
-            .sign(&again.method().clone(), target, again.headers_mut())
-            .map_err(reqwest_middleware::Error::middleware)?;
+        self.sign(&mut again, target)?;
         let response = next.run(again, extensions).await?;
         self.remember(target, &response);
         Ok(response)

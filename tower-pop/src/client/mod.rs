@@ -157,6 +157,16 @@ macro_rules! signing_builder {
             self
         }
 
+        /// Also sign every request with an RFC 9421 HTTP message signature by the same key
+        /// (`options`' label and components, `created` now, `keyid` the key's thumbprint), after
+        /// its DPoP proof, with a `Content-Digest` (RFC 9530) covering a body. A body that cannot
+        /// be read before sending (a stream) makes the request fail rather than go unsigned.
+        #[cfg(feature = "httpsig")]
+        pub fn sign_requests(mut self, options: crate::httpsig::sign::SignatureOptions) -> Self {
+            self.shared.http_signature = Some(std::sync::Arc::new(options));
+            self
+        }
+
         /// The signer.
         #[must_use]
         pub fn signer(&self) -> &crate::dpop::signer::ProofSigner {
@@ -179,6 +189,9 @@ struct Shared {
     signer: Arc<ProofSigner>,
     nonces: Arc<NonceStore>,
     clock: Arc<dyn Clock>,
+    /// With [`sign_requests`](DpopMiddleware::sign_requests): the RFC 9421 signature to add.
+    #[cfg(feature = "httpsig")]
+    http_signature: Option<Arc<crate::httpsig::sign::SignatureOptions>>,
 }
 
 impl Shared {
@@ -187,7 +200,46 @@ impl Shared {
             signer,
             nonces: Arc::new(NonceStore::new()),
             clock: Arc::new(SystemClock),
+            #[cfg(feature = "httpsig")]
+            http_signature: None,
         }
+    }
+
+    /// Whether requests get an RFC 9421 signature, so their body must be read first.
+    fn signs_messages(&self) -> bool {
+        #[cfg(feature = "httpsig")]
+        return self.http_signature.is_some();
+        #[cfg(not(feature = "httpsig"))]
+        false
+    }
+
+    /// With [`sign_requests`](DpopMiddleware::sign_requests), the RFC 9421 signature over the
+    /// request as it now is (proof included); `content` is its body, `None` when unreadable.
+    #[cfg_attr(not(feature = "httpsig"), allow(unused_variables, clippy::unused_self))]
+    fn sign_message(
+        &self,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &mut HeaderMap,
+        content: Option<&[u8]>,
+    ) -> Result<(), SignerError> {
+        #[cfg(feature = "httpsig")]
+        if let Some(options) = &self.http_signature {
+            let content = content.ok_or(SignerError::SIGNING)?;
+            let mut parts = http::Request::builder()
+                .method(method.clone())
+                .uri(uri.clone())
+                .body(())
+                .map_err(|_| SignerError::SIGNING)?
+                .into_parts()
+                .0;
+            parts.headers = std::mem::take(headers);
+            let result =
+                crate::httpsig::sign::sign_request(&self.signer, options, &mut parts, content);
+            *headers = parts.headers;
+            result?;
+        }
+        Ok(())
     }
 
     /// Put a fresh proof for `method` to `target` into `headers`, with the origin's latest
