@@ -349,3 +349,10 @@ impl TokenCache {
         self.len() == 0
     }
 }
+
+/// RFC 9421 / RFC 9530 (feature `httpsig`): the `Signature-Input`/`Signature` reader, the
+/// signature base and the `Content-Digest` check on arbitrary fields.
+#[cfg(feature = "httpsig")]
+pub mod httpsig {
+    pub use crate::httpsig::fuzzing::*;
+}

@@ -40,6 +40,7 @@ pub(crate) enum Message<'a> {
     /// A request.
     Request(RequestTarget<'a>),
     /// A response: its status, its fields, and the request it answers.
+    #[cfg_attr(not(any(test, feature = "signer")), allow(dead_code))]
     Response {
         status: u16,
         headers: &'a HeaderMap,
