@@ -62,10 +62,16 @@ pub(crate) mod fuzzing {
             .map(|s| {
                 let base = signature_base(&s.params, &Message::Request(target)).ok()?;
                 let line = format!("\"@signature-params\": {}", serialize_inner_list(&s.params));
-                assert!(base.is_ascii() && base.ends_with(&line), "the last line is the parameters");
+                assert!(
+                    base.is_ascii() && base.ends_with(&line),
+                    "the last line is the parameters"
+                );
                 let mut again = HeaderMap::new();
                 let input = format!("a={}", serialize_inner_list(&s.params));
-                again.insert("signature-input", input.parse().expect("serialized SF is a field value"));
+                again.insert(
+                    "signature-input",
+                    input.parse().expect("serialized SF is a field value"),
+                );
                 again.insert("signature", "a=:AA==:".parse().expect("a field value"));
                 let read = signatures(&again).expect("the serialization reads back");
                 assert_eq!(read[0].params, s.params, "the parameters round-trip");
@@ -81,7 +87,10 @@ pub(crate) mod fuzzing {
         use super::digest::{DigestAlgorithm, check, content_digest};
         for algorithm in [DigestAlgorithm::Sha256, DigestAlgorithm::Sha512] {
             let mut own = HeaderMap::new();
-            own.insert("content-digest", content_digest(algorithm, content).parse().expect("ASCII"));
+            own.insert(
+                "content-digest",
+                content_digest(algorithm, content).parse().expect("ASCII"),
+            );
             assert_eq!(check(&own, content), Ok(()), "our own digest is accepted");
         }
         check(headers, content).is_ok()
