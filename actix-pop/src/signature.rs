@@ -134,7 +134,8 @@ where
                 response.extensions_mut().insert(refusal.into_error());
                 Ok(req.into_response(response).map_into_right_body())
             };
-            let Some(verified) = req.extensions().get::<Verified>().cloned() else {
+            // Taken out while checked (no copy), put back for the service.
+            let Some(verified) = req.extensions_mut().remove::<Verified>() else {
                 return refuse(req, signatures.refuse_unverified());
             };
             let limit = signatures.policy().body_limit();
@@ -162,6 +163,7 @@ where
                 }
                 Err(refusal) => return refuse(req, refusal),
             }
+            req.extensions_mut().insert(verified);
             req.set_payload(Payload::from(bytes));
             let response = service.call(req).await?;
             Ok(response.map_into_left_body())

@@ -88,6 +88,8 @@ pub struct Verified {
     pub(crate) scheme: AuthScheme,
     pub(crate) challenge: Arc<ChallengeParams>,
     pub(crate) response_headers: ResponseHeaders,
+    /// The proof's key as its token remembers it, for a request signature by the same key.
+    pub(crate) proven: Option<crate::dpop::known_key::ProvenKey>,
 }
 
 impl Verified {
@@ -368,6 +370,7 @@ mod tests {
                 false,
             )),
             response_headers: ResponseHeaders::default(),
+            proven: None,
         }
     }
 

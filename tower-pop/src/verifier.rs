@@ -320,6 +320,7 @@ impl Verifier {
                 scheme,
                 challenge: Arc::clone(&self.challenge),
                 response_headers: granted.response_headers.with_no_store(header_consulted),
+                proven: granted.proven,
             })
             .map_err(|kind| PopError::with_scheme(kind, scheme));
         (result, header_consulted)
@@ -379,6 +380,7 @@ impl Verifier {
             config.allow_bearer,
             request.dpop.count > 0,
         )?;
+        let mut proven = None;
         let (binding, jkt, x5t) = match (requirement, proof) {
             (Requirement::Bearer, _) => (Binding::Bearer, None, None),
             (Requirement::Certificate { x5t_s256 }, _) => {
@@ -407,6 +409,7 @@ impl Verifier {
                 } else {
                     Binding::Dpop
                 };
+                proven = token.confirmation.jkt_key.proven();
                 (binding, Some(jkt), x5t)
             }
             // The DPoP requirement comes only with the DPoP scheme, which parsed a proof.
@@ -424,6 +427,7 @@ impl Verifier {
             jkt,
             x5t_s256: x5t,
             response_headers,
+            proven,
         })
     }
 
@@ -599,6 +603,7 @@ struct Granted {
     jkt: Option<String>,
     x5t_s256: Option<String>,
     response_headers: ResponseHeaders,
+    proven: Option<crate::dpop::known_key::ProvenKey>,
 }
 
 /// What an adapter does with a request, decided by [`Verifier::decide`]. Adapters only translate

@@ -435,6 +435,18 @@ mod tests {
         }
     }
 
+    impl Body for Streaming {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+            Poll::Ready(None)
+        }
+    }
+
     #[tokio::test]
     async fn a_body_that_cannot_be_replayed_is_not_retried() {
         let calls = Arc::new(Mutex::new(0));

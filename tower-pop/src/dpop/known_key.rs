@@ -228,7 +228,29 @@ impl RememberedKey {
     }
 }
 
+/// The key a request's proof proved, as its token remembers it: for a second check by the same
+/// key (an RFC 9421 request signature) without reading the proof's header again. A proof that
+/// verified has the remembered key (same thumbprint, same canonical form), so this is its key.
+#[derive(Clone)]
+pub(crate) struct ProvenKey(Arc<RememberedKey>);
+
+impl ProvenKey {
+    /// The key, with the `alg` its import was kept for and that import, when one was kept.
+    #[cfg(feature = "httpsig")]
+    pub(crate) fn shown(&self) -> Option<(&PublicJwk<'static>, Algorithm, &ParsedPublicKey)> {
+        self.0
+            .shown
+            .get()
+            .map(|shown| (&shown.key, shown.alg, &shown.imported))
+    }
+}
+
 impl KnownKey {
+    /// The remembered key as the proven one, after a proof by it verified.
+    pub(crate) fn proven(&self) -> Option<ProvenKey> {
+        self.0.get().cloned().map(ProvenKey)
+    }
+
     /// The remembered key, when there is one.
     fn remembered(&self) -> Option<&RememberedKey> {
         self.0.get().map(|known| &**known)

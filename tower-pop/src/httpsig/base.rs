@@ -89,7 +89,7 @@ pub(crate) fn signature_base(
         base.push('\n');
     }
     base.push_str("\"@signature-params\": ");
-    base.push_str(&serialize_inner_list(params));
+    write_inner_list(&mut base, params);
     // §2.5 step 4: the base is ASCII.
     if !base.is_ascii() {
         return Err(BaseError::Component);
@@ -99,8 +99,18 @@ pub(crate) fn signature_base(
 
 /// An inner list serialized as RFC 8941 writes it: `("a" "b");p=1`.
 pub(crate) fn serialize_inner_list(list: &InnerList) -> String {
-    let list: List = vec![ListEntry::InnerList(list.clone())];
-    list.serialize().unwrap_or_default()
+    let mut out = String::with_capacity(128);
+    write_inner_list(&mut out, list);
+    out
+}
+
+/// [`serialize_inner_list`] into `out`.
+fn write_inner_list(out: &mut String, list: &InnerList) {
+    let mut serializer = sfv::ListSerializer::with_buffer(out);
+    let mut inner = serializer.inner_list();
+    inner.items(&list.items);
+    let _ = inner.finish().parameters(&list.params);
+    let _ = serializer.finish();
 }
 
 fn same_identifier(a: &Item, b: &Item) -> bool {

@@ -4,7 +4,7 @@
 //! on which signature a label means.
 
 use http::HeaderMap;
-use sfv::visitor::{DictionaryVisitor, EntryVisitor, Ignored};
+use sfv::visitor::{DictionaryVisitor, EntryVisitor};
 use sfv::{BareItem, Dictionary, InnerList, KeyRef, ListEntry, Parser};
 
 /// At most this many signatures are read from one request; more is malformed. A request needs
@@ -83,18 +83,21 @@ pub(crate) fn combined(headers: &HeaderMap, name: &str) -> Result<Option<String>
     Ok(out)
 }
 
-/// A Dictionary in which no key appears twice.
+/// A Dictionary in which no key appears twice, read in one pass.
 pub(crate) fn unique_dictionary(value: &str) -> Result<Dictionary, FieldError> {
     Parser::new(value)
-        .parse_dictionary_with_visitor(UniqueKeys(Vec::new()))
-        .map_err(|_| FieldError::Malformed)?;
-    Parser::new(value)
-        .parse_dictionary()
+        .parse_dictionary_with_visitor(UniqueKeys {
+            seen: Vec::new(),
+            dictionary: Dictionary::new(),
+        })
         .map_err(|_| FieldError::Malformed)
 }
 
-/// Visits only the keys of a Dictionary, failing on the second sighting of one.
-struct UniqueKeys<'de>(Vec<&'de KeyRef>);
+/// Builds the Dictionary as `sfv` does, failing on the second sighting of a key.
+struct UniqueKeys<'de> {
+    seen: Vec<&'de KeyRef>,
+    dictionary: Dictionary,
+}
 
 #[derive(Debug)]
 struct Duplicate;
@@ -108,18 +111,21 @@ impl std::fmt::Display for Duplicate {
 impl std::error::Error for Duplicate {}
 
 impl<'de> DictionaryVisitor<'de> for UniqueKeys<'de> {
-    type Out = ();
+    type Out = Dictionary;
     type Error = Duplicate;
 
     fn entry(&mut self, key: &'de KeyRef) -> Result<impl EntryVisitor<'de>, Self::Error> {
-        if self.0.contains(&key) || self.0.len() >= 64 {
+        if self.seen.contains(&key) || self.seen.len() >= 64 {
             return Err(Duplicate);
         }
-        self.0.push(key);
-        Ok(Ignored)
+        self.seen.push(key);
+        match DictionaryVisitor::entry(&mut self.dictionary, key) {
+            Ok(entry) => Ok(entry),
+            Err(never) => match never {},
+        }
     }
 
-    fn finish(self) -> Result<(), Self::Error> {
-        Ok(())
+    fn finish(self) -> Result<Dictionary, Self::Error> {
+        Ok(self.dictionary)
     }
 }

@@ -75,13 +75,19 @@ impl SignatureAlgorithm {
     }
 }
 
-/// A bound public key, imported for the one algorithm its type implies.
-pub(crate) struct BoundKey {
-    algorithm: SignatureAlgorithm,
-    imported: ParsedPublicKey,
+/// A key as imported into aws-lc: now, or kept by the token since its first proof.
+enum Imported<'k> {
+    Now(ParsedPublicKey),
+    Kept(&'k ParsedPublicKey),
 }
 
-impl std::fmt::Debug for BoundKey {
+/// A bound public key, imported for the one algorithm its type implies.
+pub(crate) struct BoundKey<'k> {
+    algorithm: SignatureAlgorithm,
+    imported: Imported<'k>,
+}
+
+impl std::fmt::Debug for BoundKey<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BoundKey")
             .field("algorithm", &self.algorithm)
@@ -89,16 +95,29 @@ impl std::fmt::Debug for BoundKey {
     }
 }
 
-impl BoundKey {
-    /// The DPoP proof's key, when its type has an allowed RFC 9421 algorithm.
-    pub(crate) fn from_jwk(jwk: &PublicJwk<'_>, allowed: &[Algorithm]) -> Option<Self> {
+impl<'k> BoundKey<'k> {
+    /// The DPoP proof's key, when its type has an allowed RFC 9421 algorithm; `kept` is its
+    /// import for the JOSE algorithm `kept.0`, reused when that is the same signature (ES256,
+    /// EdDSA) rather than imported again.
+    pub(crate) fn from_jwk(
+        jwk: &PublicJwk<'_>,
+        allowed: &[Algorithm],
+        kept: Option<(Algorithm, &'k ParsedPublicKey)>,
+    ) -> Option<Self> {
         let algorithm = SignatureAlgorithm::ALL
             .into_iter()
             .find(|a| jwk.fits(a.jose()))?;
         if !algorithm.allowed_by(allowed) {
             return None;
         }
-        let imported = jwk.import(algorithm.jose())?;
+        let same = |alg: Algorithm| match algorithm {
+            SignatureAlgorithm::Ed25519 => matches!(alg, Algorithm::EdDSA | Algorithm::Ed25519),
+            _ => alg == algorithm.jose(),
+        };
+        let imported = match kept {
+            Some((alg, imported)) if same(alg) => Imported::Kept(imported),
+            _ => Imported::Now(jwk.import(algorithm.jose())?),
+        };
         Some(Self {
             algorithm,
             imported,
@@ -112,7 +131,7 @@ impl BoundKey {
             let imported = ParsedPublicKey::new(algorithm.verifier(), spki).ok()?;
             algorithm.allowed_by(allowed).then_some(Self {
                 algorithm,
-                imported,
+                imported: Imported::Now(imported),
             })
         })
     }
@@ -125,6 +144,10 @@ impl BoundKey {
     /// Whether `signature` over `base` verifies (RFC 9421 §3.2 step 8). ECDSA signatures are the
     /// fixed `r || s` form (RFC 9421 §3.3.4); aws-lc's fixed verifiers refuse any other length.
     pub(crate) fn verify(&self, base: &[u8], signature: &[u8]) -> bool {
-        self.imported.verify_sig(base, signature).is_ok()
+        let imported = match &self.imported {
+            Imported::Now(key) => key,
+            Imported::Kept(key) => *key,
+        };
+        imported.verify_sig(base, signature).is_ok()
     }
 }

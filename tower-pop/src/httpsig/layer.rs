@@ -155,14 +155,15 @@ where
         let signatures = Arc::clone(&self.layer.signatures);
         let rejection = self.layer.rejection.clone();
         Box::pin(async move {
-            let (parts, body) = request.into_parts();
+            let (mut parts, body) = request.into_parts();
             let refuse = |refusal: Refusal| {
                 let mut response = rejection.response(&refusal);
                 refusal.challenge().apply(&mut response);
                 response.extensions_mut().insert(refusal.into_error());
                 Ok(response)
             };
-            let Some(verified) = parts.extensions.get::<Verified>().cloned() else {
+            // Taken out while checked (no copy), put back for the service.
+            let Some(verified) = parts.extensions.remove::<Verified>() else {
                 return refuse(signatures.refuse_unverified());
             };
             let limit = signatures.policy().body_limit();
@@ -170,11 +171,11 @@ where
                 Ok(bytes) => bytes,
                 Err(too_large) => return refuse(signatures.refuse_body(&verified, too_large)),
             };
-            let mut parts = parts;
             match signatures.check(&parts, &verified, &bytes).await {
                 Ok(signature) => parts.extensions.insert(signature),
                 Err(refusal) => return refuse(refusal),
             };
+            parts.extensions.insert(verified);
             inner
                 .call(Request::from_parts(parts, ReqBody::from(bytes)))
                 .await

@@ -576,3 +576,77 @@ fn keys_import_only_for_allowed_algorithms() {
         "ecdsa-p256-sha256"
     );
 }
+
+/// Not a test: `cargo test --release -p tower-pop --features httpsig,signer --lib -- --ignored
+/// --nocapture httpsig_parts_cost` prints what each step of a check costs.
+#[test]
+#[ignore = "a timing probe, not a test"]
+fn httpsig_parts_cost() {
+    use std::time::Instant;
+    let mut h = test_request();
+    h.insert("authorization", "DPoP eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJpc3MiOiJodHRwczovL2FzLmV4YW1wbGUuY29tIn0.sig".parse().unwrap());
+    h.insert("signature-input", r#"sig1=("@method" "@target-uri" "authorization" "content-digest");created=1618884473;keyid="NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";alg="ecdsa-p256-sha256""#.parse().unwrap());
+    h.insert("signature", "sig1=:wNmSUAhwb5LxtOtOpNa6W5xj067m5hFrj0XQ4fvpaCLx0NKocgPquLgyahnzDnDAUy5eCdlYUEkLIj+32oiasw==:".parse().unwrap());
+    h.insert(
+        "content-digest",
+        "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"
+            .parse()
+            .unwrap(),
+    );
+    let n = 20_000;
+    let time = |what: &str, f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        println!(
+            "{what}: {:.0} ns",
+            start.elapsed().as_nanos() as f64 / n as f64
+        );
+    };
+    time("fields", &mut || {
+        std::hint::black_box(signatures(&h).unwrap());
+    });
+    let labelled = signatures(&h).unwrap();
+    time("base", &mut || {
+        std::hint::black_box(signature_base(&labelled[0].params, &b2_request(&h)).unwrap());
+    });
+    time("digest", &mut || {
+        std::hint::black_box(super::digest::check(&h, br#"{"hello": "world"}"#).is_ok());
+    });
+}
+
+/// Not a test: what a kept import saves, or costs, against importing per call.
+#[test]
+#[ignore = "a timing probe, not a test"]
+fn httpsig_parsed_vs_unparsed_cost() {
+    use aws_lc_rs::signature::{self as sig, ParsedPublicKey, UnparsedPublicKey};
+    use std::time::Instant;
+    let signer = crate::dpop::signer::ProofSigner::generate(Algorithm::ES256).unwrap();
+    let base = vec![b'a'; 400];
+    let (_, signature) = signer.sign_http(&base).unwrap();
+    let jwk: serde_json::Value = serde_json::from_str(&signer.public_jwk()).unwrap();
+    let member = |n: &str| crate::jose::b64url_decode(jwk[n].as_str().unwrap().as_bytes()).unwrap();
+    let mut point = vec![4];
+    point.extend(member("x"));
+    point.extend(member("y"));
+    let parsed = ParsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, &point).unwrap();
+    let n = 4000;
+    for round in 0..3 {
+        let start = Instant::now();
+        for _ in 0..n {
+            assert!(parsed.verify_sig(&base, &signature).is_ok());
+        }
+        let p = start.elapsed().as_nanos() as f64 / n as f64;
+        let start = Instant::now();
+        for _ in 0..n {
+            let key = UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, &point);
+            assert!(key.verify(&base, &signature).is_ok());
+        }
+        let u = start.elapsed().as_nanos() as f64 / n as f64;
+        println!(
+            "round {round}: parsed {p:.0} ns, unparsed {u:.0} ns, parsed/unparsed {:.3}",
+            p / u
+        );
+    }
+}

@@ -18,6 +18,7 @@ use super::fields::{self, FieldError, Labelled};
 use super::key::{BoundKey, SignatureAlgorithm};
 use super::policy::SignaturePolicy;
 use crate::defaults;
+use crate::dpop::known_key::ProvenKey;
 use crate::dpop::proof::{Proof, ProofBytes};
 use crate::error::{PopError, PopErrorKind};
 use crate::extension::{Binding, Verified};
@@ -236,13 +237,22 @@ impl SignatureVerifier {
         &self,
         parts: &http::request::Parts,
         verified: &'v Verified,
-    ) -> Result<(BoundKey, &'v str), PopErrorKind> {
+    ) -> Result<(BoundKey<'v>, &'v str), PopErrorKind> {
         let config = self.verifier.config();
         match verified.binding() {
             Binding::Dpop | Binding::DpopAndMtls => {
                 let jkt = verified.jkt().ok_or(PopErrorKind::InvalidSignature)?;
-                // The proof the verifier accepted, read again for its key: its thumbprint was
-                // compared with `cnf.jkt` on this very value.
+                // The key its token kept when a proof by it first verified, with its import.
+                if let Some((key, alg, imported)) =
+                    verified.proven.as_ref().and_then(ProvenKey::shown)
+                {
+                    let key =
+                        BoundKey::from_jwk(key, &config.dpop_algorithms, Some((alg, imported)))
+                            .ok_or(PopErrorKind::InvalidSignature)?;
+                    return Ok((key, jkt));
+                }
+                // Else the proof the verifier accepted, read again for its key: its thumbprint
+                // was compared with `cnf.jkt` on this very value.
                 let value = parts
                     .headers
                     .get("dpop")
@@ -250,7 +260,7 @@ impl SignatureVerifier {
                 let mut bytes = ProofBytes::default();
                 let proof = Proof::parse(value.as_bytes(), &config.dpop_algorithms, &mut bytes)
                     .map_err(|_| PopErrorKind::InvalidSignature)?;
-                let key = BoundKey::from_jwk(&proof.key, &config.dpop_algorithms)
+                let key = BoundKey::from_jwk(&proof.key, &config.dpop_algorithms, None)
                     .ok_or(PopErrorKind::InvalidSignature)?;
                 Ok((key, jkt))
             }
