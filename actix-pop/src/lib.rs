@@ -255,25 +255,36 @@ pub fn metadata_service(verifier: &Verifier) -> Option<actix_web::Resource> {
     metadata_route(verifier)
 }
 
-impl<S, B, R> Transform<S, ServiceRequest> for RequirePop<R>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: MessageBody + 'static,
-    R: RejectionResponse + 'static,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
-    type Error = actix_web::Error;
-    type Transform = RequirePopMiddleware<S, R>;
-    type InitError = ();
-    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+/// The `Transform` of a middleware `$config<R>` whose service is `$middleware { service,
+/// config }`: the same bounds for every middleware of this crate.
+macro_rules! transform {
+    ($config:ident, $middleware:ident) => {
+        impl<S, B, R> Transform<S, ServiceRequest> for $config<R>
+        where
+            S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>
+                + 'static,
+            B: MessageBody + 'static,
+            R: RejectionResponse + 'static,
+        {
+            type Response = ServiceResponse<EitherBody<B>>;
+            type Error = actix_web::Error;
+            type Transform = $middleware<S, R>;
+            type InitError = ();
+            type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
-    fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(RequirePopMiddleware {
-            service: Rc::new(service),
-            config: self.clone(),
-        }))
-    }
+            fn new_transform(&self, service: S) -> Self::Future {
+                ready(Ok($middleware {
+                    service: Rc::new(service),
+                    config: self.clone(),
+                }))
+            }
+        }
+    };
 }
+#[cfg_attr(not(feature = "httpsig"), allow(unused_imports))]
+pub(crate) use transform;
+
+transform!(RequirePop, RequirePopMiddleware);
 
 /// The service made by [`RequirePop`].
 pub struct RequirePopMiddleware<S, R = DefaultRejection> {

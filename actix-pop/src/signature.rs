@@ -57,25 +57,7 @@ impl<R> RequireSignature<R> {
     }
 }
 
-impl<S, B, R> Transform<S, ServiceRequest> for RequireSignature<R>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: MessageBody + 'static,
-    R: RejectionResponse + 'static,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
-    type Error = actix_web::Error;
-    type Transform = RequireSignatureMiddleware<S, R>;
-    type InitError = ();
-    type Future = Ready<Result<Self::Transform, Self::InitError>>;
-
-    fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(RequireSignatureMiddleware {
-            service: Rc::new(service),
-            config: self.clone(),
-        }))
-    }
-}
+crate::transform!(RequireSignature, RequireSignatureMiddleware);
 
 /// The service made by [`RequireSignature`].
 #[derive(Debug)]

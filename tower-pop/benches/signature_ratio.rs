@@ -26,33 +26,25 @@ use tower_pop::dpop::signer::ProofSigner;
 use tower_pop::httpsig::sign::{REQUEST_COMPONENTS, SignatureOptions, sign_request};
 use tower_pop::httpsig::{RequireSignatureLayer, SignaturePolicy};
 use tower_pop::test_util::TestIssuer;
-use tower_pop::{Algorithm, ManualClock, PopConfig, RequirePopLayer, Verifier};
+use tower_pop::{Algorithm, ManualClock, RequirePopLayer, Verifier};
+
+mod common;
 
 const NOW: u64 = 1_700_000_000;
 const URL: &str = "https://api.example.com/pay";
 const BODY: &str = r#"{"amount": 100, "to": "bob"}"#;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    let rounds = arg("--rounds", 15);
-    let batch = arg("--batch", 400);
+    let args: Vec<String> = std::env::args().collect();
+    let quick = common::quick(&args);
+    let rounds = common::arg(&args, "--rounds", if quick { 1 } else { 15 });
+    let batch = common::arg(&args, "--batch", if quick { 10 } else { 400 });
     let issuer = TestIssuer::new("https://as.example.com", "https://api.example.com");
     let client = ProofSigner::generate(Algorithm::ES256).unwrap();
     let clock = ManualClock::new(NOW);
     let verifier = Arc::new(Verifier::new(
-        PopConfig::builder()
-            .public_origin("https://api.example.com")
-            .issuer(issuer.issuer())
-            .audience(issuer.audience())
-            .jwks_json(issuer.jwks_json())
+        issuer
+            .config("https://api.example.com")
             .clock(Arc::new(clock))
             .build()
             .unwrap(),

@@ -33,7 +33,9 @@ use serde_json::Value;
 use tower_pop::dpop::signer::ProofSigner;
 use tower_pop::replay::{MemoryReplayCache, ReplayEntry, ReplayOutcome};
 use tower_pop::test_util::TestIssuer;
-use tower_pop::{Algorithm, ManualClock, PopConfig, PopRequest, Verifier};
+use tower_pop::{Algorithm, ManualClock, PopRequest, Verifier};
+
+mod common;
 
 const NOW: u64 = 1_700_000_000;
 const URL: &str = "https://api.example.com/whoami";
@@ -109,11 +111,8 @@ fn setup(alg: Algorithm, live: u64) -> Setup {
     let issuer = TestIssuer::new("https://as.example.com", "https://api.example.com");
     let client = ProofSigner::generate(alg).unwrap();
     let verifier = Verifier::new(
-        PopConfig::builder()
-            .public_origin("https://api.example.com")
-            .issuer(issuer.issuer())
-            .audience(issuer.audience())
-            .jwks_json(issuer.jwks_json())
+        issuer
+            .config("https://api.example.com")
             .clock(Arc::new(ManualClock::new(NOW)))
             .replay_cache(replay_store(live))
             // Room for every round's tokens with `--first-proofs`.
@@ -228,21 +227,12 @@ fn time_round(
     })
 }
 
-fn arg(args: &[String], name: &str, default: usize) -> usize {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing we use: run tiny.
-    let quick = !args.iter().any(|a| a == "--bench");
-    let rounds = arg(&args, "--rounds", if quick { 1 } else { 15 });
-    let batch = arg(&args, "--batch", if quick { 4 } else { 400 });
-    let live = arg(&args, "--live", 0) as u64;
+    let quick = common::quick(&args);
+    let rounds = common::arg(&args, "--rounds", if quick { 1 } else { 15 });
+    let batch = common::arg(&args, "--batch", if quick { 4 } else { 400 });
+    let live = common::arg(&args, "--live", 0) as u64;
     let first_proofs = args.iter().any(|a| a == "--first-proofs");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -89,6 +89,7 @@ pub struct Verified {
     pub(crate) challenge: Arc<ChallengeParams>,
     pub(crate) response_headers: ResponseHeaders,
     /// The proof's key as its token remembers it, for a request signature by the same key.
+    #[cfg_attr(not(feature = "httpsig"), allow(dead_code))]
     pub(crate) proven: Option<crate::dpop::known_key::ProvenKey>,
 }
 

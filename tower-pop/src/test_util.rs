@@ -102,6 +102,16 @@ impl TestIssuer {
         &self.key
     }
 
+    /// A verifier configuration for `public_origin` that trusts this issuer (its name,
+    /// audience and JWK Set); the rest is the builder's defaults, for the caller to change.
+    pub fn config(&self, public_origin: &str) -> crate::config::PopConfigBuilder {
+        crate::config::PopConfig::builder()
+            .public_origin(public_origin)
+            .issuer(self.issuer())
+            .audience(self.audience())
+            .jwks_json(self.jwks_json())
+    }
+
     /// The JWK Set to configure the verifier with.
     #[must_use]
     pub fn jwks_json(&self) -> String {

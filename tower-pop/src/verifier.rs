@@ -409,7 +409,10 @@ impl Verifier {
                 } else {
                     Binding::Dpop
                 };
-                proven = token.confirmation.jkt_key.proven();
+                // Only a request signature reads it: no reference taken without the feature.
+                if cfg!(feature = "httpsig") {
+                    proven = token.confirmation.jkt_key.proven();
+                }
                 (binding, Some(jkt), x5t)
             }
             // The DPoP requirement comes only with the DPoP scheme, which parsed a proof.

@@ -126,134 +126,104 @@ async fn a_signed_post_by_the_dpop_key_reaches_the_handler_with_its_body() {
 
 #[tokio::test]
 async fn each_way_a_signature_fails_is_refused_with_its_error() {
+    use PopErrorKind::*;
     let f = Fixture::new();
     let url = format!("{ORIGIN}{PATH}");
-    let policy = SignaturePolicy::new;
-
-    // The body changed after signing.
-    let request = signed(&f, &f.client, &options(), &url, BODY)
-        .map(|_| Full::from(BODY.replace("100", "900")));
-    assert_refused(
-        &call(&f, policy(), request).await,
-        401,
-        PopErrorKind::ContentDigestMismatch,
-    );
-
-    // Content-Digest removed, or replaced by the digest of the changed body (then the
+    let changed = BODY.replace("100", "900");
+    let sign = |signer: &ProofSigner, options: SignatureOptions, url: &str| {
+        signed(&f, signer, &options, url, BODY)
+    };
+    let without = |names: &[&str]| {
+        let mut request = sign(&f.client, options(), &url);
+        for name in names {
+            request.headers_mut().remove(*name);
+        }
+        request
+    };
+    // The body changed after signing, alone or with a Content-Digest of the new body (then the
     // signature over the old digest fails).
-    let mut request = signed(&f, &f.client, &options(), &url, BODY);
-    request.headers_mut().remove("content-digest");
-    assert_refused(
-        &call(&f, policy(), request).await,
-        401,
-        PopErrorKind::ContentDigestMismatch,
-    );
-    let mut request = signed(&f, &f.client, &options(), &url, BODY)
-        .map(|_| Full::from(BODY.replace("100", "900")));
+    let tampered = sign(&f.client, options(), &url).map(|_| Full::from(changed.clone()));
+    let mut redigested = sign(&f.client, options(), &url).map(|_| Full::from(changed.clone()));
     let digest = tower_pop::httpsig::content_digest(
         tower_pop::httpsig::DigestAlgorithm::Sha256,
-        BODY.replace("100", "900").as_bytes(),
+        changed.as_bytes(),
     );
-    request
+    redigested
         .headers_mut()
         .insert("content-digest", digest.parse().unwrap());
-    assert_refused(
-        &call(&f, policy(), request).await,
-        401,
-        PopErrorKind::InvalidSignature,
-    );
-
-    // `authorization` not covered.
-    let request = signed(
-        &f,
-        &f.client,
-        &SignatureOptions::new(&["@method", "@target-uri"]).created(NOW),
-        &url,
-        BODY,
-    );
-    assert_refused(
-        &call(&f, policy(), request).await,
-        401,
-        PopErrorKind::SignatureCoverage,
-    );
-
-    // Another key, with its own thumbprint as keyid or with the bound key's.
     let other = ProofSigner::generate(Algorithm::ES256).unwrap();
-    let request = signed(&f, &other, &options(), &url, BODY);
-    assert_refused(
-        &call(&f, policy(), request).await,
-        401,
-        PopErrorKind::InvalidSignature,
-    );
-    let request = signed(
-        &f,
-        &other,
-        &options().keyid(f.client.thumbprint()),
-        &url,
-        BODY,
-    );
-    assert_refused(
-        &call(&f, policy(), request).await,
-        401,
-        PopErrorKind::InvalidSignature,
-    );
-
-    // An old `created`, one from the future, an `expires` that has passed.
-    let request = signed(&f, &f.client, &options().created(NOW - 600), &url, BODY);
-    assert_refused(
-        &call(&f, policy(), request).await,
-        401,
-        PopErrorKind::SignatureExpired,
-    );
-    let request = signed(&f, &f.client, &options().created(NOW + 600), &url, BODY);
-    assert_refused(
-        &call(&f, policy(), request).await,
-        401,
-        PopErrorKind::SignatureExpired,
-    );
-
-    // A signature over the target URI of another URL.
-    let request = signed(
-        &f,
-        &f.client,
-        &options(),
-        &format!("{ORIGIN}/elsewhere"),
-        BODY,
-    );
-    assert_refused(
-        &call(&f, policy(), request).await,
-        401,
-        PopErrorKind::InvalidSignature,
-    );
-
-    // No signature at all.
-    let mut request = signed(&f, &f.client, &options(), &url, BODY);
-    request.headers_mut().remove("signature");
-    request.headers_mut().remove("signature-input");
-    assert_refused(
-        &call(&f, policy(), request).await,
-        401,
-        PopErrorKind::MissingSignature,
-    );
-
-    // Malformed structured fields: 400.
-    let mut request = signed(&f, &f.client, &options(), &url, BODY);
-    request
+    let mut malformed = sign(&f.client, options(), &url);
+    malformed
         .headers_mut()
         .insert("signature", "sig1=not-bytes".parse().unwrap());
-    assert_refused(
-        &call(&f, policy(), request).await,
-        400,
-        PopErrorKind::MalformedSignature,
-    );
-
+    let uncovered = SignatureOptions::new(&["@method", "@target-uri"]).created(NOW);
+    let cases = [
+        ("body changed", tampered, 401, ContentDigestMismatch),
+        (
+            "Content-Digest removed",
+            without(&["content-digest"]),
+            401,
+            ContentDigestMismatch,
+        ),
+        (
+            "Content-Digest of the changed body",
+            redigested,
+            401,
+            InvalidSignature,
+        ),
+        (
+            "authorization not covered",
+            sign(&f.client, uncovered, &url),
+            401,
+            SignatureCoverage,
+        ),
+        (
+            "another key",
+            sign(&other, options(), &url),
+            401,
+            InvalidSignature,
+        ),
+        (
+            "another key naming the bound one",
+            sign(&other, options().keyid(f.client.thumbprint()), &url),
+            401,
+            InvalidSignature,
+        ),
+        (
+            "an old created",
+            sign(&f.client, options().created(NOW - 600), &url),
+            401,
+            SignatureExpired,
+        ),
+        (
+            "a future created",
+            sign(&f.client, options().created(NOW + 600), &url),
+            401,
+            SignatureExpired,
+        ),
+        (
+            "the target URI of another URL",
+            sign(&f.client, options(), &format!("{ORIGIN}/elsewhere")),
+            401,
+            InvalidSignature,
+        ),
+        (
+            "no signature",
+            without(&["signature", "signature-input"]),
+            401,
+            MissingSignature,
+        ),
+        ("malformed fields", malformed, 400, MalformedSignature),
+    ];
+    for (why, request, status, kind) in cases {
+        let response = call(&f, SignaturePolicy::new(), request).await;
+        assert_refused(&response, status, kind);
+        assert_ne!(response.body(), &format!("sig1:{BODY}"), "{why}");
+    }
     // A body over the bound: 413, the handler never runs.
-    let request = signed(&f, &f.client, &options(), &url, BODY);
-    assert_refused(
-        &call(&f, policy().max_body(8), request).await,
-        413,
-        PopErrorKind::BodyTooLarge,
-    );
+    let request = sign(&f.client, options(), &url);
+    let response = call(&f, SignaturePolicy::new().max_body(8), request).await;
+    assert_refused(&response, 413, BodyTooLarge);
 }
 
 #[tokio::test]

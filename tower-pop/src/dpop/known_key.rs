@@ -232,6 +232,7 @@ impl RememberedKey {
 /// key (an RFC 9421 request signature) without reading the proof's header again. A proof that
 /// verified has the remembered key (same thumbprint, same canonical form), so this is its key.
 #[derive(Clone)]
+#[cfg_attr(not(feature = "httpsig"), allow(dead_code))]
 pub(crate) struct ProvenKey(Arc<RememberedKey>);
 
 impl ProvenKey {

@@ -334,38 +334,21 @@ impl ProofSigner {
         Ok(format!("{input}.{}", b64url(&signature)))
     }
 
-    /// The RFC 9421 algorithm this key signs with: the one its key type implies (RFC 9421
-    /// §3.3; RSA keys sign `rsa-pss-sha512` whatever their JOSE algorithm).
+    /// An RSASSA-PSS SHA-512 signature over `message`, whatever this RSA key's JOSE algorithm
+    /// (RFC 9421 `rsa-pss-sha512` names its algorithm by key type); an error for other keys.
     #[cfg(feature = "httpsig")]
-    pub(crate) fn http_algorithm(&self) -> Result<crate::httpsig::SignatureAlgorithm, SignerError> {
-        use crate::httpsig::SignatureAlgorithm as A;
-        Ok(match (&self.key, self.alg) {
-            (SigningKey::Ecdsa(_), Algorithm::ES256) => A::EcdsaP256Sha256,
-            (SigningKey::Ecdsa(_), Algorithm::ES384) => A::EcdsaP384Sha384,
-            (SigningKey::Ed25519(_), _) => A::Ed25519,
-            (SigningKey::Rsa(_), _) => A::RsaPssSha512,
-            // P-521 has no RFC 9421 algorithm.
-            (SigningKey::Ecdsa(_), _) => return Err(SignerError::SIGNING),
-        })
+    pub(crate) fn sign_rsa_pss_sha512(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+        let SigningKey::Rsa(k) = &self.key else {
+            return Err(SignerError::SIGNING);
+        };
+        let mut out = vec![0; k.public_modulus_len()];
+        k.sign(&sig::RSA_PSS_SHA512, &self.rng, message, &mut out)
+            .map_err(|_| SignerError::SIGNING)?;
+        Ok(out)
     }
 
-    /// An RFC 9421 signature over `base` with [`http_algorithm`](Self::http_algorithm).
-    #[cfg(feature = "httpsig")]
-    pub(crate) fn sign_http(
-        &self,
-        base: &[u8],
-    ) -> Result<(crate::httpsig::SignatureAlgorithm, Vec<u8>), SignerError> {
-        let algorithm = self.http_algorithm()?;
-        if let SigningKey::Rsa(k) = &self.key {
-            let mut out = vec![0; k.public_modulus_len()];
-            k.sign(&sig::RSA_PSS_SHA512, &self.rng, base, &mut out)
-                .map_err(|_| SignerError::SIGNING)?;
-            return Ok((algorithm, out));
-        }
-        Ok((algorithm, self.sign_bytes(base)?))
-    }
-
-    fn sign_bytes(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+    /// A signature over `message` with this key and algorithm (fixed `r || s` for ECDSA).
+    pub(crate) fn sign_bytes(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
         match &self.key {
             SigningKey::Ecdsa(k) => k
                 .sign(&self.rng, message)

@@ -98,6 +98,10 @@ pub(crate) fn signature_base(
 }
 
 /// An inner list serialized as RFC 8941 writes it: `("a" "b");p=1`.
+#[cfg_attr(
+    not(any(test, feature = "signer", feature = "fuzzing")),
+    allow(dead_code)
+)]
 pub(crate) fn serialize_inner_list(list: &InnerList) -> String {
     let mut out = String::with_capacity(128);
     write_inner_list(&mut out, list);

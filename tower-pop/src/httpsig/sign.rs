@@ -11,7 +11,40 @@ use sfv::{BareItem, InnerList, Item, Parameters};
 
 use super::base::{Message, RequestTarget, serialize_inner_list, signature_base};
 use super::digest::{DigestAlgorithm, content_digest};
+use super::key::SignatureAlgorithm;
 use crate::dpop::signer::{ProofSigner, SignerError};
+use crate::jose::Algorithm;
+
+/// The RFC 9421 algorithm `signer`'s key signs with: the one its key type implies (RFC 9421
+/// §3.3; RSA keys sign `rsa-pss-sha512` whatever their JOSE algorithm).
+fn http_algorithm(signer: &ProofSigner) -> Result<SignatureAlgorithm, SignerError> {
+    Ok(match signer.algorithm() {
+        Algorithm::ES256 => SignatureAlgorithm::EcdsaP256Sha256,
+        Algorithm::ES384 => SignatureAlgorithm::EcdsaP384Sha384,
+        Algorithm::EdDSA | Algorithm::Ed25519 => SignatureAlgorithm::Ed25519,
+        Algorithm::RS256
+        | Algorithm::RS384
+        | Algorithm::RS512
+        | Algorithm::PS256
+        | Algorithm::PS384
+        | Algorithm::PS512 => SignatureAlgorithm::RsaPssSha512,
+        // P-521 has no RFC 9421 algorithm.
+        Algorithm::ES512 => return Err(SignerError::SIGNING),
+    })
+}
+
+/// An RFC 9421 signature over `base` by `signer`, with [`http_algorithm`].
+pub(crate) fn sign_http(
+    signer: &ProofSigner,
+    base: &[u8],
+) -> Result<(SignatureAlgorithm, Vec<u8>), SignerError> {
+    let algorithm = http_algorithm(signer)?;
+    let signature = match algorithm {
+        SignatureAlgorithm::RsaPssSha512 => signer.sign_rsa_pss_sha512(base)?,
+        _ => signer.sign_bytes(base)?,
+    };
+    Ok((algorithm, signature))
+}
 
 /// What a request signature covers by default: what [`super::SignaturePolicy::new`] requires.
 pub const REQUEST_COMPONENTS: [&str; 3] = super::DEFAULT_COMPONENTS;
@@ -131,12 +164,11 @@ fn sign_into(
     message: &Message<'_>,
     headers: &mut HeaderMap,
 ) -> Result<(), SignerError> {
-    // The algorithm is the key's; sign once with a placeholder to learn it would waste a
-    // signature, so the name is derived from the signer's algorithm first.
-    let alg = signer.http_algorithm()?.as_str();
+    // The algorithm is the key's, named in the parameters before signing.
+    let alg = http_algorithm(signer)?.as_str();
     let params = options.params(signer, alg)?;
     let base = signature_base(&params, message).map_err(|_| SignerError::SIGNING)?;
-    let (_, signature) = signer.sign_http(base.as_bytes())?;
+    let (_, signature) = sign_http(signer, base.as_bytes())?;
     let input = format!("{}={}", options.label, serialize_inner_list(&params));
     let signature = format!("{}=:{}:", options.label, STANDARD.encode(signature));
     headers.append(

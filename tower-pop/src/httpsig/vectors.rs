@@ -255,7 +255,7 @@ fn rfc9421_b2_6_signature_is_reproduced() {
     let signer =
         crate::dpop::signer::ProofSigner::from_pkcs8_pem(Algorithm::EdDSA, private.as_bytes())
             .unwrap();
-    let (alg, signature) = signer.sign_http(rfc::B_2_6_BASE.as_bytes()).unwrap();
+    let (alg, signature) = super::sign::sign_http(&signer, rfc::B_2_6_BASE.as_bytes()).unwrap();
     assert_eq!(alg.as_str(), "ed25519");
     assert_eq!(
         format!("sig-b26=:{}:", STANDARD.encode(signature)),
@@ -624,7 +624,7 @@ fn httpsig_parsed_vs_unparsed_cost() {
     use std::time::Instant;
     let signer = crate::dpop::signer::ProofSigner::generate(Algorithm::ES256).unwrap();
     let base = vec![b'a'; 400];
-    let (_, signature) = signer.sign_http(&base).unwrap();
+    let (_, signature) = super::sign::sign_http(&signer, &base).unwrap();
     let jwk: serde_json::Value = serde_json::from_str(&signer.public_jwk()).unwrap();
     let member = |n: &str| crate::jose::b64url_decode(jwk[n].as_str().unwrap().as_bytes()).unwrap();
     let mut point = vec![4];
