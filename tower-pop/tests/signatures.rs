@@ -298,3 +298,108 @@ async fn without_the_token_layer_nothing_passes() {
     assert_eq!(response.status(), 401);
     assert_ne!(response.body(), "reached");
 }
+
+/// Item 6 of issue #27: a server key signs the response over `@status`, `content-digest` and the
+/// request's signature (`req`), and the signature verifies with the server's public key over
+/// the base RFC 9421 §2.4 defines.
+#[tokio::test]
+async fn responses_are_signed_over_the_request_signature() {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
+    use base64::Engine as _;
+    use tower_pop::httpsig::respond::SignResponseLayer;
+    let f = Fixture::new();
+    let server = Arc::new(ProofSigner::generate(Algorithm::ES256).unwrap());
+    let service = ServiceBuilder::new()
+        .layer(RequirePopLayer::new(Arc::clone(&f.verifier)))
+        .layer(RequireSignatureLayer::new(
+            Arc::clone(&f.verifier),
+            SignaturePolicy::new(),
+        ))
+        .layer(SignResponseLayer::new(
+            Arc::clone(&server),
+            ORIGIN,
+            SignatureOptions::new(&[]).label("res").created(NOW),
+        ))
+        .service(service_fn(|_req: Request<Full<Bytes>>| async {
+            Ok::<_, Infallible>(Response::new(Full::<Bytes>::from(r#"{"paid": true}"#)))
+        }));
+    let request = signed(&f, &f.client, &options(), &format!("{ORIGIN}{PATH}"), BODY);
+    let request_signature = request.headers()["signature"].to_str().unwrap().to_owned();
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let header = |name: &str| response.headers()[name].to_str().unwrap().to_owned();
+    let digest = header("content-digest");
+    assert_eq!(
+        digest,
+        tower_pop::httpsig::content_digest(
+            tower_pop::httpsig::DigestAlgorithm::Sha256,
+            br#"{"paid": true}"#
+        )
+    );
+    let input = header("signature-input");
+    let params = input.strip_prefix("res=").unwrap();
+    assert!(
+        params.starts_with(r#"("@status" "content-digest" "signature";req;key="sig1");created="#),
+        "{params}"
+    );
+    let request_bytes = request_signature.strip_prefix("sig1=").unwrap();
+    let base = format!(
+        "\"@status\": 200\n\"content-digest\": {digest}\n\"signature\";req;key=\"sig1\": {request_bytes}\n\"@signature-params\": {params}"
+    );
+    let signature = header("signature");
+    let signature = signature
+        .strip_prefix("res=:")
+        .and_then(|s| s.strip_suffix(':'))
+        .unwrap();
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(signature)
+        .unwrap();
+    let jwk: serde_json::Value = serde_json::from_str(&server.public_jwk()).unwrap();
+    let coordinate = |name: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwk[name].as_str().unwrap())
+            .unwrap()
+    };
+    let mut point = vec![4];
+    point.extend(coordinate("x"));
+    point.extend(coordinate("y"));
+    let key = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point);
+    assert!(key.verify(base.as_bytes(), &signature).is_ok(), "{base}");
+    // One byte of the body changed: its digest, and so the signature, no longer fit.
+    let tampered = base.replace(&digest, "sha-256=:AAAA:");
+    assert!(key.verify(tampered.as_bytes(), &signature).is_err());
+}
+
+/// A certificate-bound token (RFC 8705): the signature is by the client certificate's key,
+/// `keyid` its `x5t#S256`; the DPoP key of another client, or another certificate's key, fails.
+#[tokio::test]
+async fn a_certificate_bound_token_is_signed_with_the_certificate_key() {
+    use tower_pop::PeerCertificate;
+    let f = Fixture::new();
+    let client = &tower_pop_test_support::pki().client_a;
+    let other = &tower_pop_test_support::pki().client_b;
+    let key = |identity: &tower_pop_test_support::Identity| {
+        ProofSigner::from_pkcs8_pem(Algorithm::ES256, identity.key_pem.as_bytes()).unwrap()
+    };
+    let x5t = client.x5t();
+    let token = f.token_patched(serde_json::json!({"cnf": {"x5t#S256": x5t}}));
+    let request = |signer: &ProofSigner| {
+        let (mut parts, ()) = Request::post(format!("{ORIGIN}{PATH}"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap()
+            .into_parts();
+        sign_request(signer, &options().keyid(&x5t), &mut parts, BODY.as_bytes()).unwrap();
+        parts.uri = PATH.parse().unwrap();
+        parts.extensions.insert(PeerCertificate::new(client.der()));
+        Request::from_parts(parts, Full::from(BODY))
+    };
+    let response = call(&f, SignaturePolicy::new(), request(&key(client))).await;
+    assert_eq!(response.status(), 200, "{:?}", response.headers());
+    for wrong in [&key(other), &f.client] {
+        let response = call(&f, SignaturePolicy::new(), request(wrong)).await;
+        assert_eq!(response.status(), 401);
+        let error = response.extensions().get::<tower_pop::PopError>().unwrap();
+        assert_eq!(error.kind(), PopErrorKind::InvalidSignature);
+    }
+}

@@ -10,7 +10,7 @@
 //!   `Accept-Signature` (§5.1), 400 for malformed structured fields, 413 for a body over the bound.
 //! - [`content_digest`]: the RFC 9530 field value for a body.
 //! - With the `signer` feature, [`sign`]: signing requests (clients) and responses (servers,
-//!   §2.4 `req`).
+//!   §2.4 `req`); [`respond::SignResponseLayer`] signs every response of a service.
 //!
 //! Structured fields are parsed and serialized by `sfv` (RFC 8941); the signature base (§2.5)
 //! is ours, on aws-lc-rs like every other signature in this crate.
@@ -21,6 +21,8 @@ mod fields;
 mod key;
 mod layer;
 mod policy;
+#[cfg(feature = "signer")]
+pub mod respond;
 #[cfg(feature = "signer")]
 pub mod sign;
 #[cfg(test)]
