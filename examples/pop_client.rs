@@ -7,6 +7,8 @@
 //! cargo run --example pop_client -- --key client-key.pem --token TOKEN URL
 //! cargo run --example pop_client -- --bearer --token TOKEN \
 //!     --cert client.pem --cert-key client-key.pem --ca ca.pem URL
+//! cargo run --example pop_client -- --key client-key.pem --token TOKEN \
+//!     --sign --data '{"amount": 100}' URL
 //! ```
 //!
 //! Prints one JSON line: `{"status": 200, "requests": 2, "body": "..."}`, where `requests`
@@ -22,6 +24,7 @@ use reqwest_middleware::ClientBuilder;
 use tower_pop::Algorithm;
 use tower_pop::client::DpopMiddleware;
 use tower_pop::dpop::signer::ProofSigner;
+use tower_pop::httpsig::sign::{REQUEST_COMPONENTS, SignatureOptions};
 
 /// One request with tower-pop's client: DPoP (with nonce retry) or mTLS.
 #[derive(Debug, Parser)]
@@ -48,7 +51,14 @@ struct Args {
     /// A root CA (PEM) to trust for the server's certificate.
     #[arg(long, value_name = "PEM")]
     ca: Option<PathBuf>,
-    /// The URL to GET.
+    /// Also sign the request (RFC 9421) with the DPoP key, over `@method`, `@target-uri`,
+    /// `authorization` and, with --data, `content-digest`.
+    #[arg(long, requires = "key")]
+    sign: bool,
+    /// POST this JSON body instead of a GET.
+    #[arg(long, value_name = "JSON")]
+    data: Option<String>,
+    /// The URL to GET (or POST, with --data).
     url: String,
 }
 
@@ -97,12 +107,24 @@ async fn main() {
             .unwrap_or_else(|| fail("--key is required without --bearer"));
         let signer = ProofSigner::from_pkcs8_pem(alg, &read(key))
             .unwrap_or_else(|e| fail(&format!("--key: {e}")));
-        client = client.with(DpopMiddleware::new(signer));
+        let dpop = DpopMiddleware::new(signer);
+        let dpop = if args.sign {
+            dpop.sign_requests(SignatureOptions::new(&REQUEST_COMPONENTS))
+        } else {
+            dpop
+        };
+        client = client.with(dpop);
         "DPoP"
     };
     let client = client.with(calls.clone()).build();
-    let response = client
-        .get(&args.url)
+    let request = match &args.data {
+        Some(json) => client
+            .post(&args.url)
+            .header("content-type", "application/json")
+            .body(json.clone()),
+        None => client.get(&args.url),
+    };
+    let response = request
         .header("authorization", format!("{scheme} {}", args.token))
         .send()
         .await

@@ -20,7 +20,8 @@ Cases (each against a server started with a fresh issuer key, on 127.0.0.1 only)
          "DPoP": the servers put the challenge of the scheme used first.
   mtls   HTTPS server with --client-ca; requests' cert=/verify= and a BearerToken carrying a
          cnf["x5t#S256"]-bound token                                   -> 200, binding "mtls"
-  httpsig  server with --require-signature; the Python client only (the others: n/a). A POST with a
+  httpsig  server with --require-signature; the Python client and ours (pop_client --sign; the
+         JavaScript clients: n/a). A POST with a
          JSON body, a DPoP proof and an RFC 9421 signature made by pyauth's http-message-signatures
          (an independent implementation) with the same ES256 key, keyid = its RFC 7638 thumbprint,
          covering @method @target-uri authorization content-digest (RFC 9530, computed by the
@@ -66,7 +67,7 @@ CLIENT = "requests-oauth2client"
 REQUEST_TIMEOUT = 10
 CASES = ("dpop", "nonce", "mtls", "httpsig")
 NODE_CASES = ("dpop", "nonce", "mtls")  # the cases matrix.mjs runs
-HTTPSIG_NA = "the RFC 9421 case runs with the Python client only (http-message-signatures)"
+HTTPSIG_NA = "no RFC 9421 signer in this client: the case runs with http-message-signatures and pop_client"
 
 
 class Deadline(Exception):
@@ -408,8 +409,27 @@ def run_ours(binaries: list[str], servers: Servers, issuer: jwskate.Jwk, pki: Pa
                               f"{origin}/whoami"])
         return judge_answer(answer, "mtls", None, 1, count)
 
+    def httpsig_case(origin: str) -> tuple[str, str]:
+        """--sign --data: DpopMiddleware::sign_requests against --require-signature: 200;
+        the same POST unsigned: 401."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = workdir / f"pop-client-{uuid.uuid4()}.pem"
+        pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+        jkt = jwskate.Jwk.from_cryptography_key(key).thumbprint()
+        data = json.dumps({"amount": 100, "to": "bob"})
+        base = ["--key", str(pem), "--token", token({"jkt": jkt}), "--data", data]
+        answer, count = call([*base, "--sign", f"{origin}/whoami"])
+        result, detail = judge_answer(answer, "dpop", jkt, 1, count)
+        if result != "pass":
+            return result, f"signed: {detail}"
+        unsigned, _ = call([*base, f"{origin}/whoami"])
+        if unsigned["status"] != 401:
+            return "fail", f"signed: {detail}; unsigned: {unsigned['status']}, expected 401"
+        return "pass", f"signed: {detail}; unsigned: 401"
+
     run = {"dpop": lambda o: dpop_case(o, 1), "nonce": lambda o: dpop_case(o, 2), "mtls": mtls_case,
-           "httpsig": HTTPSIG_NA}
+           "httpsig": httpsig_case}
     return rows_for(binaries, servers, "tower-pop client (pop_client)", workspace_version(), run, cases)
 
 
