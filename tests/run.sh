@@ -41,6 +41,10 @@ chromium --version 2>/dev/null || true
 step "npm ci (the Node peers: panva's dpop and jose, playwright-core for the browser test)"
 (cd examples/interop && npm ci --no-audit --no-fund)
 
+step "the Python peers (a venv in target/interop-venv: requests-oauth2client, http-message-signatures, grpcio)"
+[ -x target/interop-venv/bin/python ] || python3 -m venv target/interop-venv
+target/interop-venv/bin/pip install --quiet --disable-pip-version-check -r examples/interop/requirements.txt
+
 step "cargo test --workspace, the ignored tests included"
 cargo test --workspace -- --include-ignored
 
@@ -57,8 +61,6 @@ for server in axum_resource_server actix_resource_server; do
 done
 
 step "interop matrix: requests-oauth2client, openid-client, oauth4webapi, dpop, our client x both servers; Chromium"
-[ -x target/interop-venv/bin/python ] || python3 -m venv target/interop-venv
-target/interop-venv/bin/pip install --quiet --disable-pip-version-check -r examples/interop/requirements.txt
 timeout 420 target/interop-venv/bin/python examples/interop/matrix.py --out target/interop-matrix.json \
     --client target/debug/examples/pop_client --browser-demo target/debug/examples/browser_demo \
     target/debug/examples/axum_resource_server target/debug/examples/actix_resource_server

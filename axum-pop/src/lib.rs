@@ -118,6 +118,12 @@ impl<R> RequirePopLayer<R> {
     pub fn with_rejection_response<R2>(self, rejection: R2) -> RequirePopLayer<R2> {
         RequirePopLayer(self.0.with_rejection_response(rejection))
     }
+
+    /// Refusals as gRPC statuses, for a tonic service served as an axum `Router`
+    /// (`tonic::service::Routes::into_axum_router`): see [`tower_pop::RequirePopLayer::grpc`].
+    pub fn grpc(self) -> Self {
+        Self(self.0.grpc())
+    }
 }
 
 impl<S, R: Clone> tower_layer::Layer<S> for RequirePopLayer<R> {

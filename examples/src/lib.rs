@@ -11,6 +11,15 @@ pub mod authorization_server;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod gateway;
+
+/// The gRPC example's messages and service (`proto/whoami.proto`), generated at build time.
+#[allow(missing_docs, clippy::all, clippy::pedantic, unreachable_pub)]
+pub mod pb {
+    tonic::include_proto!("pop.example.v1");
+
+    /// The encoded descriptors of `whoami.proto`, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("whoami_descriptor");
+}
 pub mod http;
 
 /// The README's quick starts, compiled as doc-tests so they cannot rot.

@@ -7,6 +7,7 @@ mod client;
 mod cors;
 mod flood;
 mod gateway;
+mod grpc;
 mod issuer;
 mod limits;
 mod logs;

@@ -164,6 +164,20 @@ impl ResponseHeaders {
     }
 }
 
+/// What gRPC percent-encodes in `grpc-message`: controls, space and the characters outside
+/// printable ASCII that its spec names (as tonic does).
+const GRPC_MESSAGE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'?')
+    .add(b'{')
+    .add(b'}');
+
 /// The `Retry-After` of our 503 answers, in seconds.
 const RETRY_AFTER_SECS: u32 = 2;
 /// [`RETRY_AFTER_SECS`] as the header value.
@@ -175,6 +189,8 @@ pub struct Challenge {
     status: u16,
     www_authenticate: Option<String>,
     headers: ResponseHeaders,
+    /// The error's fixed description: a gRPC refusal's `grpc-message`.
+    message: &'static str,
 }
 
 impl Challenge {
@@ -229,6 +245,47 @@ impl Challenge {
         }
     }
 
+    /// The gRPC status code of this refusal (gRPC's HTTP/2 protocol and status codes):
+    /// `UNAUTHENTICATED` (16) for a 401, `PERMISSION_DENIED` (7) for a 403
+    /// (`insufficient_scope`), `INVALID_ARGUMENT` (3) for a 400, `RESOURCE_EXHAUSTED` (8) for a
+    /// 413 or 429, `UNAVAILABLE` (14) for a 503.
+    #[must_use]
+    pub fn grpc_code(&self) -> u8 {
+        match self.status {
+            401 => 16,
+            403 => 7,
+            400 => 3,
+            413 | 429 => 8,
+            503 => 14,
+            _ => 13,
+        }
+    }
+
+    /// Write this refusal as a gRPC trailers-only response on `response`: HTTP status 200,
+    /// `content-type: application/grpc`, `grpc-status` ([`grpc_code`](Self::grpc_code)),
+    /// `grpc-message` (the error's fixed description, percent-encoded: never a token or proof),
+    /// and the same `WWW-Authenticate`, `DPoP-Nonce`, `Retry-After` and other headers as over
+    /// HTTP, as response metadata. The body must be empty (end of stream), as the default
+    /// rejection's is: a gRPC client reads a status only from a response without messages.
+    pub fn apply_grpc<B>(&self, response: &mut http::Response<B>) {
+        self.apply(response);
+        *response.status_mut() = http::StatusCode::OK;
+        let headers = response.headers_mut();
+        headers.remove(http::header::CONTENT_LENGTH);
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert(
+            "grpc-status",
+            http::HeaderValue::from(u16::from(self.grpc_code())),
+        );
+        let message = percent_encoding::utf8_percent_encode(self.message, GRPC_MESSAGE).to_string();
+        if let Ok(message) = http::HeaderValue::from_str(&message) {
+            headers.insert("grpc-message", message);
+        }
+    }
+
     pub(crate) fn for_error(error: &PopError, params: &ChallengeParams) -> Self {
         let kind = error.kind();
         let status = error.status();
@@ -242,6 +299,7 @@ impl Challenge {
                 status,
                 www_authenticate,
                 headers,
+                message: kind.description(),
             };
         };
         Self {
@@ -252,6 +310,7 @@ impl Challenge {
                 error.required_scope(),
             )),
             headers: ResponseHeaders::default(),
+            message: kind.description(),
         }
     }
 }

@@ -88,6 +88,8 @@ pub struct Verified {
     pub(crate) scheme: AuthScheme,
     pub(crate) challenge: Arc<ChallengeParams>,
     pub(crate) response_headers: ResponseHeaders,
+    /// When the authorization ends: the token's `exp`.
+    pub(crate) expires_at: u64,
     /// The proof's key as its token remembers it, for a request signature by the same key.
     #[cfg_attr(not(feature = "httpsig"), allow(dead_code))]
     pub(crate) proven: Option<crate::dpop::known_key::ProvenKey>,
@@ -114,6 +116,15 @@ impl Verified {
     #[must_use]
     pub fn subject(&self) -> Option<&str> {
         self.claims.get("sub").and_then(Value::as_str)
+    }
+
+    /// When this authorization ends, in seconds since the Unix epoch: the token's `exp` (or the
+    /// introspection answer's; without one, the end of the cached answer). A request is judged once; a
+    /// long-lived stream or call opened by it must end by then (a WebSocket with close code 1008,
+    /// a gRPC stream with `UNAUTHENTICATED`).
+    #[must_use]
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
     }
 
     /// Which binding was proven.
@@ -245,6 +256,9 @@ pub struct Auth<C = Claims> {
     pub claims: C,
     /// Which binding was proven.
     pub binding: Binding,
+    /// When this authorization ends (seconds since the Unix epoch), as
+    /// [`Verified::expires_at`].
+    pub expires_at: u64,
     /// The proven DPoP key's RFC 7638 thumbprint (`cnf.jkt`).
     pub jkt: Option<String>,
     /// The proven client certificate's `x5t#S256`.
@@ -327,6 +341,7 @@ impl<C: FromClaims> Auth<C> {
                     binding: verified.binding(),
                     jkt: verified.jkt().map(str::to_owned),
                     certificate_thumbprint: verified.certificate_thumbprint().map(str::to_owned),
+                    expires_at: verified.expires_at(),
                 }))
             }
             (None, Some(_)) => Ok(None),
@@ -371,6 +386,7 @@ mod tests {
                 false,
             )),
             response_headers: ResponseHeaders::default(),
+            expires_at: u64::MAX,
             proven: None,
         }
     }

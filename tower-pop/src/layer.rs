@@ -92,6 +92,8 @@ pub struct RequirePopLayer<R = DefaultRejection> {
     verifier: Arc<Verifier>,
     policy: Arc<RoutePolicy>,
     rejection: R,
+    /// Refusals as gRPC statuses ([`grpc`](Self::grpc)).
+    grpc: bool,
 }
 
 impl RequirePopLayer {
@@ -102,6 +104,7 @@ impl RequirePopLayer {
             verifier: verifier.into(),
             policy: Arc::new(RoutePolicy::new()),
             rejection: DefaultRejection,
+            grpc: false,
         }
     }
 }
@@ -126,7 +129,47 @@ impl<R> RequirePopLayer<R> {
             verifier: self.verifier,
             policy: self.policy,
             rejection,
+            grpc: self.grpc,
         }
+    }
+
+    /// Protect a gRPC service (tonic): each call is verified as a `POST` to the public origin
+    /// plus the call's path (`/package.Service/Method`), and a refusal is a gRPC status in a
+    /// trailers-only response (HTTP 200, `grpc-status`, `grpc-message`, with the same
+    /// `WWW-Authenticate` and `DPoP-Nonce` as metadata; see
+    /// [`Challenge::apply_grpc`](crate::challenge::Challenge::apply_grpc)), since a gRPC client
+    /// reads no HTTP 401. A streaming call is verified once, when it opens; the handler learns
+    /// when the authorization ends from [`Verified::expires_at`].
+    ///
+    /// ```
+    /// use http::{Request, Response};
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    /// use tower_pop::{PopConfig, RequirePopLayer, Verifier};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let verifier = Verifier::new(
+    ///     PopConfig::builder()
+    ///         .public_origin("https://grpc.example.org")
+    ///         .issuer("https://server.example.com")
+    ///         .audience("https://grpc.example.org")
+    ///         .jwks_json(r#"{"keys":[]}"#)
+    ///         .build()
+    ///         .unwrap(),
+    /// );
+    /// let service = ServiceBuilder::new()
+    ///     .layer(RequirePopLayer::new(verifier).grpc())
+    ///     .service(service_fn(|_req: Request<String>| async {
+    ///         Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+    ///     }));
+    /// let call = Request::post("/pop.example.v1.WhoAmI/Get").body(String::new()).unwrap();
+    /// let response = service.oneshot(call).await.unwrap();
+    /// assert_eq!(response.status(), 200);
+    /// assert_eq!(response.headers()["grpc-status"], "16"); // UNAUTHENTICATED
+    /// assert!(response.headers()["www-authenticate"].to_str().unwrap().starts_with("DPoP"));
+    /// # }
+    /// ```
+    pub fn grpc(mut self) -> Self {
+        self.grpc = true;
+        self
     }
 
     /// The verifier.
@@ -211,6 +254,7 @@ where
                     inner,
                     body,
                     rejection: self.layer.rejection.clone(),
+                    grpc: self.layer.grpc,
                 }),
             },
         }
@@ -222,6 +266,7 @@ struct Pending<S, R, B> {
     inner: S,
     body: B,
     rejection: R,
+    grpc: bool,
 }
 
 pin_project! {
@@ -269,6 +314,7 @@ where
                         mut inner,
                         body,
                         rejection,
+                        grpc,
                     }) = pending.take()
                     else {
                         panic!("ResponseFuture polled after completion");
@@ -286,7 +332,11 @@ where
                         }
                         Outcome::Refused(refusal) => {
                             let mut response = rejection.response(&refusal);
-                            refusal.challenge().apply(&mut response);
+                            if grpc {
+                                refusal.challenge().apply_grpc(&mut response);
+                            } else {
+                                refusal.challenge().apply(&mut response);
+                            }
                             response.extensions_mut().insert(refusal.into_error());
                             return Poll::Ready(Ok(response));
                         }

@@ -320,6 +320,16 @@ impl Verifier {
                 scheme,
                 challenge: Arc::clone(&self.challenge),
                 response_headers: granted.response_headers.with_no_store(header_consulted),
+                // The `exp` itself, not the leeway past it that skewed clocks are given: a
+                // stream ends when its token does.
+                expires_at: granted
+                    .token
+                    .claims
+                    .get("exp")
+                    .and_then(serde_json::Value::as_u64)
+                    .map_or(granted.token.valid_until, |exp| {
+                        exp.min(granted.token.valid_until)
+                    }),
                 proven: granted.proven,
             })
             .map_err(|kind| PopError::with_scheme(kind, scheme));
