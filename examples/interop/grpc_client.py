@@ -10,6 +10,8 @@ Calls (each bounded by a 10 s deadline):
   replay   the same call with the very same proof          -> code, www-authenticate
   thief    Get with a proof by another key                 -> code, www-authenticate
   watch    Watch with --short-token (bound to --key), read to the end -> messages, code, seconds
+  health   grpc.health.v1.Health/Check without credentials  -> code, serving
+  reflect  server reflection's list_services, without credentials -> code, services
 Requests are hand-encoded (GetRequest is empty; Identity is two string fields), so no generated
 stubs or protoc are needed.
 """
@@ -102,6 +104,21 @@ def main() -> None:
         except grpc.RpcError as e:
             out["watch"] = {**failure(e), "messages": messages}
         out["watch"]["seconds"] = round(time.monotonic() - started, 2)
+        # Open services: health (HealthCheckRequest{} is empty; SERVING is field 1 = 1) and
+        # reflection (ServerReflectionRequest{list_services: ""} is field 7, an empty string).
+        check = channel.unary_unary("/grpc.health.v1.Health/Check",
+                                    request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        try:
+            out["health"] = {"code": "OK", "serving": check(b"", timeout=10) == b"\x08\x01"}
+        except grpc.RpcError as e:
+            out["health"] = failure(e)
+        reflect = channel.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                                        request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        try:
+            answer = next(iter(reflect(iter([b"\x3a\x00"]), timeout=10)))
+            out["reflect"] = {"code": "OK", "services": answer.count(b"pop.example.v1.WhoAmI")}
+        except grpc.RpcError as e:
+            out["reflect"] = failure(e)
     print(json.dumps(out))
 
 

@@ -198,7 +198,8 @@ fn interop_python() -> std::path::PathBuf {
 
 /// An independent gRPC stack (Python grpcio, C-core) with proofs made by requests-oauth2client:
 /// OK with the token's `sub`; the same proof again and another key's proof `UNAUTHENTICATED`
-/// with a `DPoP` challenge; `Watch` ends with `UNAUTHENTICATED` at the token's `exp`.
+/// with a `DPoP` challenge; `Watch` ends with `UNAUTHENTICATED` at the token's `exp`; the
+/// health service and server reflection answer without credentials.
 #[tokio::test]
 #[ignore = "needs Python grpcio in target/interop-venv: run bash tests/run.sh"]
 async fn python_grpcio_gets_through_and_is_refused_as_expected() {
@@ -254,4 +255,97 @@ async fn python_grpcio_gets_through_and_is_refused_as_expected() {
     assert_eq!(seen["watch"]["code"], "UNAUTHENTICATED", "{seen}");
     assert!(seen["watch"]["messages"].as_u64().unwrap() >= 1, "{seen}");
     assert!(seen["watch"]["seconds"].as_f64().unwrap() <= 6.0, "{seen}");
+    // Health and reflection answer without credentials, so grpcurl-style tools work.
+    assert_eq!(seen["health"]["code"], "OK", "{seen}");
+    assert_eq!(seen["health"]["serving"], true, "{seen}");
+    assert_eq!(seen["reflect"]["code"], "OK", "{seen}");
+    assert_eq!(seen["reflect"]["services"], 1, "{seen}");
+}
+
+/// Deliver item 4: tonic's generated client over our client layer. `SignDpop` signs a proof
+/// per call for the call's URL (the client is built with the origin), remembers the nonce the
+/// refusal carries and retries the unary call once; the next call needs no retry.
+#[tokio::test]
+async fn the_client_layer_signs_calls_and_retries_once_on_use_dpop_nonce() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower::ServiceBuilder;
+    use tower_pop::client::SignDpopLayer;
+    use tower_pop::client::grpc::{BufferRequestsLayer, Buffered};
+    let s = Server::start("grpc_resource_server", &["--require-nonce"]).await;
+    let key = ProofSigner::generate(Algorithm::ES256).unwrap();
+    let token = s.token(Some(key.thumbprint()));
+    let channel = Channel::from_shared(s.url(""))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&calls);
+    let service = ServiceBuilder::new()
+        .layer(BufferRequestsLayer::default())
+        .layer(SignDpopLayer::new(key))
+        .map_request(move |r: http::Request<Buffered<tonic::body::Body>>| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            r.map(tonic::body::Body::new)
+        })
+        .service(channel);
+    let mut client = WhoAmIClient::with_origin(service, s.url("").parse().unwrap());
+    for expected in [2, 3] {
+        let mut request = tonic::Request::new(GetRequest {});
+        let auth = format!("DPoP {token}").parse().unwrap();
+        request.metadata_mut().insert("authorization", auth);
+        let identity = client.get(request).await.unwrap().into_inner();
+        assert_eq!(identity.binding, "dpop");
+        assert_eq!(calls.load(Ordering::SeqCst), expected, "calls on the wire");
+    }
+}
+
+/// A certificate-bound token over gRPC with TLS and a client certificate (tonic's rustls
+/// client): OK with binding `mtls`; the same token over a connection with another client
+/// certificate: `UNAUTHENTICATED`.
+#[tokio::test]
+async fn a_certificate_bound_token_over_grpc_with_tls() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let s = crate::mtls::start_tls("grpc_resource_server").await;
+    let pki = tower_pop_test_support::pki();
+    let bound = s
+        .issuer
+        .token(now(), json!({"cnf": {"x5t#S256": pki.client_a.x5t()}}));
+    let connect = |identity: &tower_pop_test_support::Identity| {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&pki.ca_pem))
+            .identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem))
+            .domain_name("localhost");
+        let url = s.url("");
+        async move {
+            let channel = Endpoint::from_shared(url)
+                .unwrap()
+                .tls_config(tls)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            WhoAmIClient::new(channel)
+        }
+    };
+    let mut owner = connect(&pki.client_a).await;
+    let identity = owner
+        .get(call(&format!("Bearer {bound}"), None))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(identity.binding, "mtls");
+    let mut other = connect(&pki.client_b).await;
+    let refused = other
+        .get(call(&format!("Bearer {bound}"), None))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    let challenge = refused.metadata().get("www-authenticate").unwrap();
+    assert!(
+        challenge
+            .to_str()
+            .unwrap()
+            .contains(r#"error="invalid_token""#)
+    );
 }

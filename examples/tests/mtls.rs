@@ -33,7 +33,7 @@ fn pki_files() -> (PathBuf, PathBuf, PathBuf) {
     )
 }
 
-async fn start_tls(name: &str) -> Server {
+pub(crate) async fn start_tls(name: &str) -> Server {
     let (cert, key, ca) = pki_files();
     let (cert, key, ca) = (
         cert.to_string_lossy(),

@@ -124,6 +124,8 @@ use http::{HeaderMap, HeaderValue};
 
 pub use body::ResponseBody;
 pub use layer::{ReplayBody, ResponseFuture, SignDpop, SignDpopLayer};
+
+pub mod grpc;
 pub use middleware::DpopMiddleware;
 pub use nonces::{DEFAULT_NONCE_ORIGINS, NonceStore};
 pub use token::{AccessToken, TokenError, TokenRequest};

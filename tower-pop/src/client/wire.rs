@@ -115,16 +115,20 @@ pub(crate) fn nonce_ask(
     if response_nonce(headers).is_none() {
         return NonceAsk::No;
     }
+    let asks = || {
+        headers
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(asks_dpop_nonce)
+    };
+    // A gRPC refusal is trailers-only: HTTP 200 with `grpc-status` 16 (UNAUTHENTICATED) and
+    // the challenge as metadata in the same headers.
+    let grpc_unauthenticated =
+        status == StatusCode::OK && headers.get("grpc-status").is_some_and(|code| code == "16");
     match status {
-        StatusCode::UNAUTHORIZED
-            if headers
-                .get_all(WWW_AUTHENTICATE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .any(asks_dpop_nonce) =>
-        {
-            NonceAsk::Yes
-        }
+        StatusCode::UNAUTHORIZED if asks() => NonceAsk::Yes,
+        StatusCode::OK if grpc_unauthenticated && asks() => NonceAsk::Yes,
         StatusCode::BAD_REQUEST if body_len.is_none_or(|n| n <= MAX_ERROR_BODY) => {
             NonceAsk::ReadBody
         }
@@ -301,6 +305,12 @@ mod tests {
         );
         assert_eq!(nonce_ask(StatusCode::UNAUTHORIZED, &h, None), NonceAsk::Yes);
         assert_eq!(nonce_ask(StatusCode::OK, &h, None), NonceAsk::No);
+        // A gRPC UNAUTHENTICATED answer (trailers-only, HTTP 200) asks too; another status not.
+        h.insert("grpc-status", HeaderValue::from_static("16"));
+        assert_eq!(nonce_ask(StatusCode::OK, &h, None), NonceAsk::Yes);
+        h.insert("grpc-status", HeaderValue::from_static("7"));
+        assert_eq!(nonce_ask(StatusCode::OK, &h, None), NonceAsk::No);
+        h.remove("grpc-status");
         assert_eq!(
             nonce_ask(StatusCode::BAD_REQUEST, &h, Some(40)),
             NonceAsk::ReadBody
