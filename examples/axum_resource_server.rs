@@ -48,11 +48,7 @@ async fn main() {
         Some(origins) => app.layer(dpop_cors(origins).unwrap_or_else(|e| fail(&e.to_string()))),
         None => app,
     };
-    let listener = start.listener();
-    let listener = listener
-        .set_nonblocking(true)
-        .and_then(|()| tokio::net::TcpListener::from_std(listener))
-        .unwrap_or_else(|e| fail(&format!("cannot listen: {e}")));
+    let listener = start.tokio_listener();
     start.announce();
     if let Err(e) = serve_axum(listener, start.tls, app).await {
         fail(&format!("server error: {e}"));

@@ -23,17 +23,13 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::any;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Parser;
-use serde_json::Value;
 use tower_pop::Algorithm;
 use tower_pop::dpop::signer::ProofSigner;
 use tower_pop::nonce::{NonceSecret, Nonces};
@@ -76,6 +72,8 @@ struct Args {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     rounds: u32,
 }
+
+use examples_common::bench::{Server, verify_es256_proof};
 
 fn main() {
     let args = Args::parse();
@@ -169,36 +167,6 @@ fn serve_router(addr: SocketAddr, app: Router) {
         );
         axum::serve(listener, app).await.expect("serve");
     });
-}
-
-fn verify_es256_proof(proof: &str) -> bool {
-    let mut parts = proof.split('.');
-    let (Some(h), Some(p), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
-        return false;
-    };
-    let Some(header) = URL_SAFE_NO_PAD
-        .decode(h)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-    else {
-        return false;
-    };
-    let coordinate = |name: &str| {
-        header["jwk"][name]
-            .as_str()
-            .and_then(|c| URL_SAFE_NO_PAD.decode(c).ok())
-    };
-    let (Some(x), Some(y), Ok(sig)) = (coordinate("x"), coordinate("y"), URL_SAFE_NO_PAD.decode(s))
-    else {
-        return false;
-    };
-    let mut point = vec![4u8];
-    point.extend(x);
-    point.extend(y);
-    let input = &proof[..h.len() + 1 + p.len()];
-    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
-        .verify(input.as_bytes(), &sig)
-        .is_ok()
 }
 
 fn now() -> u64 {
@@ -494,60 +462,6 @@ fn mint(
         started.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(dir: &Path, command: &[String]) -> Result<Self, String> {
-        use std::io::BufRead as _;
-        let mut child = Command::new(dir.join(&command[0]))
-            .args(&command[1..])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "cannot start {}: {e} (cargo build --release --examples)",
-                    command[0]
-                )
-            })?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| format!("unexpected first line: {line}"))?;
-        Ok(Self { child, addr })
-    }
-
-    /// User + system CPU seconds the server process has used.
-    fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the parenthesised command name; utime and stime are 14th and 15th.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (ticks(11) + ticks(12)) / 100.0
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 const LUA: &str = r#"

@@ -109,11 +109,7 @@ async fn main() {
         .add_service(health)
         .add_service(reflection)
         .into_axum_router();
-    let listener = start.listener();
-    let listener = listener
-        .set_nonblocking(true)
-        .and_then(|()| tokio::net::TcpListener::from_std(listener))
-        .unwrap_or_else(|e| fail(&format!("cannot listen: {e}")));
+    let listener = start.tokio_listener();
     start.announce();
     if let Err(e) = serve_axum(listener, start.tls, app).await {
         fail(&format!("server error: {e}"));

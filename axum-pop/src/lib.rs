@@ -124,6 +124,19 @@ impl<R> RequirePopLayer<R> {
     pub fn grpc(self) -> Self {
         Self(self.0.grpc())
     }
+
+    /// Require `scope` on calls to `path` only (a gRPC method): see
+    /// [`tower_pop::RequirePopLayer::require_scope_for`].
+    ///
+    /// # Errors
+    /// When `scope` is not an RFC 6749 scope-token.
+    pub fn require_scope_for(
+        self,
+        path: &str,
+        scope: &str,
+    ) -> Result<Self, tower_pop::ConfigError> {
+        self.0.require_scope_for(path, scope).map(Self)
+    }
 }
 
 impl<S, R: Clone> tower_layer::Layer<S> for RequirePopLayer<R> {

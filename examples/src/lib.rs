@@ -2,6 +2,7 @@
 //! `/whoami` answers. Kept here so the axum and actix servers cannot drift apart.
 
 pub mod authorization_server;
+pub mod bench;
 
 /// Every example binary (the servers, the gateway, the demo and the benchmark's floor alike)
 /// allocates with mimalloc: per request, a server allocates for hyper, the checks and the
@@ -585,6 +586,15 @@ impl Startup {
     pub fn listener(&self) -> std::net::TcpListener {
         self.listener
             .try_clone()
+            .unwrap_or_else(|e| fail(&format!("cannot listen: {e}")))
+    }
+
+    /// The bound listener for tokio (axum, tonic).
+    pub fn tokio_listener(&self) -> tokio::net::TcpListener {
+        let listener = self.listener();
+        listener
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::TcpListener::from_std(listener))
             .unwrap_or_else(|e| fail(&format!("cannot listen: {e}")))
     }
 

@@ -94,6 +94,8 @@ pub struct RequirePopLayer<R = DefaultRejection> {
     rejection: R,
     /// Refusals as gRPC statuses ([`grpc`](Self::grpc)).
     grpc: bool,
+    /// Policies for single paths ([`require_scope_for`](Self::require_scope_for)).
+    per_path: Arc<[(Box<str>, Arc<RoutePolicy>)]>,
 }
 
 impl RequirePopLayer {
@@ -105,6 +107,7 @@ impl RequirePopLayer {
             policy: Arc::new(RoutePolicy::new()),
             rejection: DefaultRejection,
             grpc: false,
+            per_path: Arc::new([]),
         }
     }
 }
@@ -130,7 +133,32 @@ impl<R> RequirePopLayer<R> {
             policy: self.policy,
             rejection,
             grpc: self.grpc,
+            per_path: self.per_path,
         }
+    }
+
+    /// Require `scope` on calls to `path` only, on top of the layer's policy as it is now: for a
+    /// gRPC service, one method (`/package.Service/Method`) may need a scope its siblings do not.
+    /// Other paths keep the layer's policy; set layer-wide rules first.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidScope`](crate::error::ConfigError::InvalidScope) when `scope` is not
+    /// an RFC 6749 scope-token.
+    pub fn require_scope_for(
+        mut self,
+        path: &str,
+        scope: &str,
+    ) -> Result<Self, crate::error::ConfigError> {
+        let policy = Arc::new((*self.policy).clone().require_scope(scope)?);
+        let mut per_path: Vec<_> = self
+            .per_path
+            .iter()
+            .filter(|(p, _)| &**p != path)
+            .cloned()
+            .collect();
+        per_path.push((path.into(), policy));
+        self.per_path = per_path.into();
+        Ok(self)
     }
 
     /// Protect a gRPC service (tonic): each call is verified as a `POST` to the public origin
@@ -234,7 +262,14 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let verifier = Arc::clone(&self.layer.verifier);
-        let policy = Arc::clone(&self.layer.policy);
+        let path = request.uri().path();
+        let policy = self
+            .layer
+            .per_path
+            .iter()
+            .find(|(p, _)| &**p == path)
+            .map_or(&self.layer.policy, |(_, policy)| policy);
+        let policy = Arc::clone(policy);
         let (parts, body) = request.into_parts();
         let verify: VerifyFuture = Box::pin(async move {
             let reused = parts

@@ -12,6 +12,7 @@ mod binding;
 #[cfg(feature = "discovery")]
 mod discovery;
 mod garbage;
+mod grpc;
 #[cfg(feature = "introspection")]
 mod introspection;
 #[cfg(feature = "metrics")]
