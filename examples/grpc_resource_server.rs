@@ -93,6 +93,11 @@ impl WhoAmI for Service {
 #[tokio::main]
 async fn main() {
     let start = Startup::from_env().await;
+    // Flags of the HTTP servers that mean nothing to gRPC are refused, not silently ignored: a
+    // user asking for request signatures must not get a server without them.
+    if start.signatures.is_some() || start.cors.is_some() {
+        fail("--require-signature and --cors-origin do not apply to the gRPC server");
+    }
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<WhoAmIServer<Service>>().await;
     let reflection = tonic_reflection::server::Builder::configure()

@@ -349,3 +349,33 @@ async fn a_certificate_bound_token_over_grpc_with_tls() {
             .contains(r#"error="invalid_token""#)
     );
 }
+
+/// HTTP-only flags are refused at start-up rather than ignored (a server asked for request
+/// signatures must not run without them).
+#[tokio::test]
+async fn http_only_flags_stop_the_grpc_server() {
+    let exe = crate::server::example_binary("grpc_resource_server");
+    let jwks = crate::scratch::file("grpc-flags-jwks.json");
+    std::fs::write(&jwks, r#"{"keys":[]}"#).unwrap();
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(exe)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--issuer",
+                "https://as.example",
+                "--audience",
+                "a",
+            ])
+            .arg("--jwks-file")
+            .arg(&jwks)
+            .arg("--require-signature")
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("do not apply to the gRPC server"));
+}
