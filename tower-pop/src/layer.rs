@@ -54,7 +54,7 @@ use crate::challenge::ResponseHeaders;
 use crate::extension::Verified;
 use crate::macros::inner_service_accessors;
 use crate::policy::{PolicyBuilder, RoutePolicy};
-use crate::request::PopRequest;
+use crate::request::{OriginalTarget, PopRequest};
 use crate::verifier::{Outcome, Refusal, Verifier};
 
 /// Builds the response for a refused request; the layer then sets the status, the challenge
@@ -95,7 +95,26 @@ pub struct RequirePopLayer<R = DefaultRejection> {
     /// Refusals as gRPC statuses ([`grpc`](Self::grpc)).
     grpc: bool,
     /// Policies for single paths ([`require_scope_for`](Self::require_scope_for)).
-    per_path: Arc<[(Box<str>, Arc<RoutePolicy>)]>,
+    per_path: Arc<[PathPolicy]>,
+}
+
+/// A path's scopes on top of the layer's policy, and the two combined.
+#[derive(Debug, Clone)]
+struct PathPolicy {
+    path: Box<str>,
+    scopes: Vec<String>,
+    policy: Arc<RoutePolicy>,
+}
+
+impl PathPolicy {
+    /// `base` with this path's scopes (each already checked).
+    fn combine(&self, base: &RoutePolicy) -> Arc<RoutePolicy> {
+        let policy = self
+            .scopes
+            .iter()
+            .fold(base.clone(), |policy, scope| policy.with_scope(scope));
+        Arc::new(policy)
+    }
 }
 
 impl RequirePopLayer {
@@ -119,6 +138,18 @@ impl<R> PolicyBuilder for RequirePopLayer<R> {
 
     fn map_policy(mut self, change: impl FnOnce(RoutePolicy) -> RoutePolicy) -> Self {
         self.policy = Arc::new(change((*self.policy).clone()));
+        // Paths with scopes of their own keep them on top of the new policy.
+        if !self.per_path.is_empty() {
+            let per_path: Vec<PathPolicy> = self
+                .per_path
+                .iter()
+                .map(|entry| PathPolicy {
+                    policy: entry.combine(&self.policy),
+                    ..entry.clone()
+                })
+                .collect();
+            self.per_path = per_path.into();
+        }
         self
     }
 }
@@ -137,26 +168,39 @@ impl<R> RequirePopLayer<R> {
         }
     }
 
-    /// Require `scope` on calls to `path` only, on top of the layer's policy as it is now: for a
-    /// gRPC service, one method (`/package.Service/Method`) may need a scope its siblings do not.
-    /// Other paths keep the layer's policy; set layer-wide rules first.
+    /// Require `scope` on calls to `path` only, on top of the layer's policy: for a gRPC
+    /// service, one method (`/package.Service/Method`) may need a scope its siblings do not.
+    /// Scopes for one path add up; the layer's policy, set before or after, still applies to it.
+    /// The path is matched exactly, against the path the client sent (under `Router::nest`,
+    /// the full one), as `htu` is.
     ///
     /// # Errors
     /// [`ConfigError::InvalidScope`](crate::error::ConfigError::InvalidScope) when `scope` is not
-    /// an RFC 6749 scope-token.
+    /// an RFC 6749 scope-token; [`ConfigError::InvalidPath`](crate::error::ConfigError::InvalidPath)
+    /// when `path` does not start with `/`.
     pub fn require_scope_for(
         mut self,
         path: &str,
         scope: &str,
     ) -> Result<Self, crate::error::ConfigError> {
-        let policy = Arc::new((*self.policy).clone().require_scope(scope)?);
-        let mut per_path: Vec<_> = self
-            .per_path
-            .iter()
-            .filter(|(p, _)| &**p != path)
-            .cloned()
-            .collect();
-        per_path.push((path.into(), policy));
+        if !path.starts_with('/') {
+            return Err(crate::error::ConfigError::InvalidPath {
+                path: path.to_owned(),
+            });
+        }
+        crate::policy::check_scope(scope)?;
+        let mut per_path = self.per_path.to_vec();
+        match per_path.iter_mut().find(|p| &*p.path == path) {
+            Some(entry) => entry.scopes.push(scope.to_owned()),
+            None => per_path.push(PathPolicy {
+                path: path.into(),
+                scopes: vec![scope.to_owned()],
+                policy: Arc::clone(&self.policy),
+            }),
+        }
+        for entry in &mut per_path {
+            entry.policy = entry.combine(&self.policy);
+        }
         self.per_path = per_path.into();
         Ok(self)
     }
@@ -262,13 +306,17 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let verifier = Arc::clone(&self.layer.verifier);
-        let path = request.uri().path();
+        // The path the client sent, as `htu` is checked against it.
+        let path = request
+            .extensions()
+            .get::<OriginalTarget>()
+            .map_or(request.uri().path(), |t| t.0.path());
         let policy = self
             .layer
             .per_path
             .iter()
-            .find(|(p, _)| &**p == path)
-            .map_or(&self.layer.policy, |(_, policy)| policy);
+            .find(|p| &*p.path == path)
+            .map_or(&self.layer.policy, |p| &p.policy);
         let policy = Arc::clone(policy);
         let (parts, body) = request.into_parts();
         let verify: VerifyFuture = Box::pin(async move {

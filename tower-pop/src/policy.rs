@@ -51,7 +51,10 @@ impl RoutePolicy {
     }
 
     /// [`require_scope`](Self::require_scope) for a scope already checked.
-    fn with_scope(mut self, scope: &str) -> Self {
+    pub(crate) fn with_scope(mut self, scope: &str) -> Self {
+        if self.scopes.iter().any(|s| s == scope) {
+            return self;
+        }
         self.scopes.push(scope.to_owned());
         self.joined = Some(self.scopes.join(" ").into());
         self
@@ -149,7 +152,7 @@ pub trait PolicyBuilder: Sized {
 }
 
 /// A required scope must be an RFC 6749 §3.3 scope-token.
-fn check_scope(scope: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_scope(scope: &str) -> Result<(), ConfigError> {
     if is_scope_token(scope) {
         Ok(())
     } else {

@@ -545,14 +545,32 @@ impl Verifier {
             replay_key(&self.replay_hasher, &jkt, &proof.jti),
             now,
             expires_at,
-        )
-        .with_owner(namespaced_owner(&cnf.jkt_owner, &config.replay_namespace));
+        );
         drop(proof);
+        self.record(entry, &cnf.jkt_owner, &jkt, now, PopErrorKind::Replayed)
+            .await?;
+        Ok((jkt, x5t))
+    }
+
+    /// Single use of `entry` for the key whose thumbprint is `thumbprint` (`owner` its
+    /// [`owner_key`](crate::replay::owner_key)): the key's share of the store is bounded
+    /// first (the in-memory quota, then the store's own per-owner quota), and `replayed` is the
+    /// error when the entry is there already.
+    pub(crate) async fn record(
+        &self,
+        entry: ReplayEntry,
+        owner: &[u8; 32],
+        thumbprint: &str,
+        now: u64,
+        replayed: PopErrorKind,
+    ) -> Result<(), PopErrorKind> {
+        let config = &self.config;
+        let entry = entry.with_owner(namespaced_owner(owner, &config.replay_namespace));
         // One key's share of the store is bounded before anything is recorded for it.
-        // Given back unless the proof is recorded, also when this future is dropped mid-call.
+        // Given back unless the entry is recorded, also when this future is dropped mid-call.
         let admission = self
             .key_quota
-            .admission(&jkt, now)
+            .admission(thumbprint, now)
             .ok_or(PopErrorKind::ProofKeyOverQuota)?;
         let outcome = config.replay.insert_if_absent(entry).await;
         if matches!(outcome, Ok(ReplayOutcome::Fresh)) {
@@ -561,11 +579,11 @@ impl Verifier {
         match outcome {
             Ok(ReplayOutcome::Fresh) => {
                 self.store_succeeded();
-                Ok((jkt, x5t))
+                Ok(())
             }
             Ok(ReplayOutcome::Replayed) => {
                 self.store_succeeded();
-                Err(PopErrorKind::Replayed)
+                Err(replayed)
             }
             Ok(ReplayOutcome::OverQuota) => {
                 self.store_succeeded();

@@ -99,3 +99,32 @@ async fn one_method_can_need_a_scope_its_siblings_do_not() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn scopes_for_one_path_add_up_and_keep_the_layer_policy() {
+    use tower_pop::PolicyBuilder as _;
+    let f = Fixture::new();
+    // Two scopes for Admin, and a layer-wide scope set afterwards: Admin needs all three.
+    let layer = RequirePopLayer::new(Arc::clone(&f.verifier))
+        .grpc()
+        .require_scope_for(ADMIN, "admin")
+        .unwrap()
+        .require_scope_for(ADMIN, "mfa")
+        .unwrap()
+        .require_scope("read")
+        .unwrap();
+    let response = call(layer.clone(), grpc_call(&f, ADMIN, ADMIN)).await;
+    assert_eq!(response.headers()["grpc-status"], "7");
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains(r#"scope="read admin mfa""#),
+        "{challenge}"
+    );
+    let response = call(layer, grpc_call(&f, GET, GET)).await;
+    assert_eq!(response.body(), "message");
+    // A path that cannot match a request is refused at configuration.
+    let error = RequirePopLayer::new(Arc::clone(&f.verifier))
+        .require_scope_for("pop.example.v1.WhoAmI/Admin", "admin")
+        .unwrap_err();
+    assert!(matches!(error, tower_pop::ConfigError::InvalidPath { .. }));
+}

@@ -69,6 +69,35 @@ fn signed(
     Request::from_parts(parts, Full::from(body))
 }
 
+/// `sent`'s token, body digest and signature again, with a fresh proof and `signature` as
+/// the `Signature` field: the same signature on a new request.
+fn resend(
+    f: &Fixture,
+    sent: &http::HeaderMap,
+    signature: http::HeaderValue,
+) -> Request<Full<Bytes>> {
+    let authorization = sent["authorization"].clone();
+    let token = authorization
+        .to_str()
+        .unwrap()
+        .strip_prefix("DPoP ")
+        .unwrap()
+        .to_owned();
+    let url = format!("{ORIGIN}{PATH}");
+    let proof = f
+        .client
+        .proof_at("POST", &url, Some(&token), None, NOW)
+        .unwrap();
+    let mut again = Request::post(PATH).body(Full::from(BODY)).unwrap();
+    let headers = again.headers_mut();
+    headers.insert("authorization", authorization);
+    headers.insert("dpop", proof.parse().unwrap());
+    headers.insert("content-digest", sent["content-digest"].clone());
+    headers.insert("signature-input", sent["signature-input"].clone());
+    headers.insert("signature", signature);
+    again
+}
+
 fn options() -> SignatureOptions {
     SignatureOptions::new(&REQUEST_COMPONENTS).created(NOW)
 }
@@ -231,33 +260,11 @@ async fn a_replayed_signature_is_refused_even_with_a_fresh_proof() {
     let f = Fixture::new();
     let url = format!("{ORIGIN}{PATH}");
     let first = signed(&f, &f.client, &options(), &url, BODY);
-    let [authorization, digest, signature_input, signature] = [
-        "authorization",
-        "content-digest",
-        "signature-input",
-        "signature",
-    ]
-    .map(|name| first.headers()[name].clone());
+    let sent = first.headers().clone();
     assert_eq!(call(&f, SignaturePolicy::new(), first).await.status(), 200);
     // The same signature on a request with a new proof: the signature does not cover `dpop`,
     // so it still verifies, and only single use stops it.
-    let token = authorization
-        .to_str()
-        .unwrap()
-        .strip_prefix("DPoP ")
-        .unwrap()
-        .to_owned();
-    let proof = f
-        .client
-        .proof_at("POST", &url, Some(&token), None, NOW)
-        .unwrap();
-    let mut again = Request::post(PATH).body(Full::from(BODY)).unwrap();
-    let headers = again.headers_mut();
-    headers.insert("authorization", authorization);
-    headers.insert("dpop", proof.parse().unwrap());
-    headers.insert("content-digest", digest);
-    headers.insert("signature-input", signature_input);
-    headers.insert("signature", signature);
+    let again = resend(&f, &sent, sent["signature"].clone());
     assert_refused(
         &call(&f, SignaturePolicy::new(), again).await,
         401,
@@ -402,4 +409,80 @@ async fn a_certificate_bound_token_is_signed_with_the_certificate_key() {
         let error = response.extensions().get::<tower_pop::PopError>().unwrap();
         assert_eq!(error.kind(), PopErrorKind::InvalidSignature);
     }
+}
+
+/// The review's findings, each as a test: an ECDSA signature's other form `(r, n - s)` is the
+/// same signature for single use; a certificate-bound client's signatures count against its
+/// key's quota (it sends no proofs that would).
+#[tokio::test]
+async fn the_high_s_twin_of_a_signature_is_a_replay() {
+    use base64::Engine as _;
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63,
+        0x25, 0x51,
+    ];
+    let f = Fixture::new();
+    let url = format!("{ORIGIN}{PATH}");
+    let first = signed(&f, &f.client, &options(), &url, BODY);
+    let sent = first.headers().clone();
+    assert_eq!(call(&f, SignaturePolicy::new(), first).await.status(), 200);
+    // n - s, big-endian.
+    let bytes = sent["signature"].to_str().unwrap();
+    let bytes = bytes
+        .strip_prefix("sig1=:")
+        .unwrap()
+        .strip_suffix(':')
+        .unwrap();
+    let mut raw = base64::engine::general_purpose::STANDARD
+        .decode(bytes)
+        .unwrap();
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let mut d = i16::from(N[i]) - i16::from(raw[32 + i]) - borrow;
+        borrow = i16::from(d < 0);
+        if d < 0 {
+            d += 256;
+        }
+        raw[32 + i] = u8::try_from(d).unwrap();
+    }
+    let twin = format!(
+        "sig1=:{}:",
+        base64::engine::general_purpose::STANDARD.encode(&raw)
+    );
+    let again = resend(&f, &sent, twin.parse().unwrap());
+    assert_refused(
+        &call(&f, SignaturePolicy::new(), again).await,
+        401,
+        PopErrorKind::SignatureReplayed,
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_bound_clients_signatures_count_against_its_quota() {
+    use tower_pop::PeerCertificate;
+    let f = Fixture::with(|b| b.proof_key_quota(2));
+    let client = &tower_pop_test_support::pki().client_a;
+    let key = ProofSigner::from_pkcs8_pem(Algorithm::ES256, client.key_pem.as_bytes()).unwrap();
+    let x5t = client.x5t();
+    let token = f.token_patched(serde_json::json!({"cnf": {"x5t#S256": x5t}}));
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let (mut parts, ()) = Request::post(format!("{ORIGIN}{PATH}"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap()
+            .into_parts();
+        sign_request(&key, &options().keyid(&x5t), &mut parts, BODY.as_bytes()).unwrap();
+        parts.uri = PATH.parse().unwrap();
+        parts.extensions.insert(PeerCertificate::new(client.der()));
+        let response = call(
+            &f,
+            SignaturePolicy::new(),
+            Request::from_parts(parts, Full::from(BODY)),
+        )
+        .await;
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429]);
 }

@@ -34,20 +34,37 @@ use crate::macros::inner_service_accessors;
 pub const DEFAULT_MAX_BUFFERED: usize = 64 * 1024;
 
 /// A request body that [`SignDpop`](super::SignDpop) can resend when it was complete at once.
-#[derive(Debug)]
-pub enum Buffered<B> {
+pub enum Buffered<B: Body> {
     /// The whole body, read at once: replayable.
     Complete(Option<Bytes>),
     /// A body that was not complete at once: what was read, then the rest; sent once.
     Streaming {
-        /// The frames read before the body paused.
+        /// The data read before the body paused.
         head: Option<Bytes>,
+        /// A frame read after it that was not data (trailers) or an error, sent next as it was.
+        held: Option<Result<Frame<Bytes>, <B as Body>::Error>>,
         /// The rest of the body.
         rest: B,
     },
 }
 
-impl<B> ReplayBody for Buffered<B> {
+impl<B: Body> std::fmt::Debug for Buffered<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Complete(bytes) => f
+                .debug_tuple("Complete")
+                .field(&bytes.as_ref().map(Bytes::len))
+                .finish(),
+            Self::Streaming { head, held, .. } => f
+                .debug_struct("Streaming")
+                .field("head", &head.as_ref().map(Bytes::len))
+                .field("held", &held.is_some())
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl<B: Body> ReplayBody for Buffered<B> {
     fn try_clone(&self) -> Option<Self> {
         match self {
             Self::Complete(bytes) => Some(Self::Complete(bytes.clone())),
@@ -59,6 +76,7 @@ impl<B> ReplayBody for Buffered<B> {
 impl<B> Body for Buffered<B>
 where
     B: Body<Data = Bytes> + Unpin,
+    B::Error: Unpin,
 {
     type Data = Bytes;
     type Error = B::Error;
@@ -69,17 +87,24 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.get_mut() {
             Self::Complete(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Self::Streaming { head, rest } => match head.take() {
-                Some(bytes) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
-                None => Pin::new(rest).poll_frame(cx),
-            },
+            Self::Streaming { head, held, rest } => {
+                if let Some(bytes) = head.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(bytes))));
+                }
+                if let Some(frame) = held.take() {
+                    return Poll::Ready(Some(frame));
+                }
+                Pin::new(rest).poll_frame(cx)
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Complete(bytes) => bytes.is_none(),
-            Self::Streaming { head, rest } => head.is_none() && rest.is_end_stream(),
+            Self::Streaming { head, held, rest } => {
+                head.is_none() && held.is_none() && rest.is_end_stream()
+            }
         }
     }
 
@@ -88,13 +113,15 @@ where
             Self::Complete(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            Self::Streaming { head, rest } => {
+            Self::Streaming { head, rest, .. } => {
                 let head = head.as_ref().map_or(0, |b| b.len() as u64);
-                let mut hint = rest.size_hint();
-                hint.set_lower(hint.lower() + head);
-                if let Some(upper) = hint.upper() {
-                    hint.set_upper(upper + head);
+                let rest = rest.size_hint();
+                // The upper bound first: `set_lower` asserts it is not above the upper one.
+                let mut hint = SizeHint::new();
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper.saturating_add(head));
                 }
+                hint.set_lower(rest.lower().saturating_add(head));
                 hint
             }
         }
@@ -109,24 +136,30 @@ where
 {
     let mut cx = Context::from_waker(Waker::noop());
     let mut read = BytesMut::new();
-    loop {
+    let held = loop {
         match Pin::new(&mut body).poll_frame(&mut cx) {
             Poll::Ready(None) => return Buffered::Complete(Some(read.freeze())),
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                 Ok(data) if read.len() + data.len() <= max => read.extend_from_slice(&data),
                 Ok(data) => {
                     read.extend_from_slice(&data);
-                    break;
+                    break None;
                 }
-                // Trailers in a request: pass the body on as it is, unreplayable.
-                Err(_) => break,
+                // Trailers in a request: sent on as they came, the body unreplayable.
+                Err(frame) => break Some(Ok(frame)),
             },
-            // An error is the body's to report when it is sent; a pending body is a stream.
-            Poll::Ready(Some(Err(_))) | Poll::Pending => break,
+            // An error is the body's to report when it is sent, in its place.
+            Poll::Ready(Some(Err(error))) => break Some(Err(error)),
+            // A body that is not ready is a stream.
+            Poll::Pending => break None,
         }
-    }
+    };
     let head = (!read.is_empty()).then(|| read.freeze());
-    Buffered::Streaming { head, rest: body }
+    Buffered::Streaming {
+        head,
+        held,
+        rest: body,
+    }
 }
 
 /// Wraps request bodies in [`Buffered`] (see the module docs).
@@ -217,9 +250,29 @@ mod tests {
         tx.send_data(Bytes::from_static(b"cd")).await.unwrap();
         drop(tx);
         assert_eq!(pending.collect().await.unwrap().to_bytes(), &b"abcd"[..]);
-        // Over the bound: sent once.
+        // Over the bound: sent once, and its size hint stays coherent.
         let large = take_if_complete(Full::new(Bytes::from(vec![7; 100])), 10);
         assert!(large.try_clone().is_none());
+        assert_eq!(large.size_hint().exact(), Some(100));
         assert_eq!(large.collect().await.unwrap().to_bytes().len(), 100);
+        // Trailers and errors are passed on in their place, not dropped.
+        let (mut tx, body) = http_body_util::channel::Channel::<Bytes, &'static str>::new(4);
+        tx.send_data(Bytes::from_static(b"ab")).await.unwrap();
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-t", http::HeaderValue::from_static("1"));
+        tx.send_trailers(trailers).await.unwrap();
+        drop(tx);
+        let with_trailers = take_if_complete(body, 1024);
+        assert!(with_trailers.try_clone().is_none());
+        let collected = with_trailers.collect().await.unwrap();
+        assert_eq!(collected.trailers().unwrap()["x-t"], "1");
+        assert_eq!(collected.to_bytes(), &b"ab"[..]);
+        let (tx, body) = http_body_util::channel::Channel::<Bytes, &'static str>::new(4);
+        tx.abort("broken");
+        let failing = take_if_complete(body, 1024);
+        assert!(
+            failing.collect().await.is_err(),
+            "the error reaches the sender"
+        );
     }
 }

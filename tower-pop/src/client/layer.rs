@@ -144,7 +144,6 @@ where
     }
 }
 
-/// A copy of `req` to send again, if its body is replayable.
 /// A fresh proof for `req`, then, with [`sign_requests`](SignDpopLayer::sign_requests), its
 /// RFC 9421 signature over its content, read from a copy of the body (bounded to 16 MiB); a body
 /// that cannot be copied cannot be signed.
@@ -171,6 +170,7 @@ where
     Ok(())
 }
 
+/// A copy of `req` to send again, if its body is replayable.
 fn replay<B: ReplayBody>(req: &Request<B>) -> Option<Request<B>> {
     let body = req.body().try_clone()?;
     let mut copy = Request::new(body);

@@ -115,6 +115,11 @@ pub enum ConfigError {
         /// The scope as given.
         scope: String,
     },
+    /// A path given a policy of its own is not an absolute path (`/package.Service/Method`).
+    InvalidPath {
+        /// The path as given.
+        path: String,
+    },
     /// A setting breaks the FAPI 2.0 profile
     /// ([`PopConfigBuilder::fapi2`](crate::config::PopConfigBuilder::fapi2)).
     Fapi2 {
@@ -187,6 +192,9 @@ impl fmt::Display for ConfigError {
             ),
             Self::InvalidScope { scope } => {
                 write!(f, "scope {scope:?} is not an RFC 6749 scope-token")
+            }
+            Self::InvalidPath { path } => {
+                write!(f, "path {path:?} is not an absolute path starting with '/'")
             }
             Self::Fapi2 { rule } => write!(f, "the FAPI 2.0 profile forbids this: {rule}"),
             Self::InvalidCorsOrigin { origin, reason } => {

@@ -59,6 +59,12 @@ const DICTIONARY_FIELDS: [&str; 6] = [
     "want-content-digest",
 ];
 
+/// At most this many covered components per signature: a request needs a handful, and each one
+/// costs a field read; more is malformed.
+pub(crate) const MAX_COMPONENTS: usize = 32;
+/// The longest signature base built (bytes); a longer one is refused before any signature work.
+const MAX_BASE_LEN: usize = 64 * 1024;
+
 /// The parameters a component identifier may carry (RFC 9421 §2.1, §2.2.8, §2.4); `tr` (trailers)
 /// is not supported: a layer sees no trailers before the handler.
 const FIELD_PARAMS: [&str; 4] = ["sf", "key", "bs", "req"];
@@ -69,7 +75,12 @@ pub(crate) fn signature_base(
     params: &InnerList,
     message: &Message<'_>,
 ) -> Result<String, BaseError> {
+    if params.items.len() > MAX_COMPONENTS {
+        return Err(BaseError::Malformed);
+    }
     let mut base = String::with_capacity(256);
+    // The query, decoded once for every `@query-param` of this base.
+    let mut query = QueryParams::default();
     for (i, component) in params.items.iter().enumerate() {
         // The same identifier twice, parameters compared as a set, is an error (§2.5 step 2.1).
         if params.items[..i]
@@ -78,15 +89,19 @@ pub(crate) fn signature_base(
         {
             return Err(BaseError::Component);
         }
-        let identifier = component.serialize();
-        base.push_str(&identifier);
+        let _ = sfv::ItemSerializer::with_buffer(&mut base)
+            .bare_item(&component.bare_item)
+            .parameters(&component.params);
         base.push_str(": ");
-        let value = component_value(component, message)?;
+        let value = component_value(component, message, &mut query)?;
         if value.bytes().any(|b| b == b'\n' || b == b'\r') {
             return Err(BaseError::Component);
         }
         base.push_str(&value);
         base.push('\n');
+        if base.len() > MAX_BASE_LEN {
+            return Err(BaseError::Component);
+        }
     }
     base.push_str("\"@signature-params\": ");
     write_inner_list(&mut base, params);
@@ -132,7 +147,11 @@ fn flag(item: &Item, name: &str) -> Result<bool, BaseError> {
     }
 }
 
-fn component_value<'m>(component: &Item, message: &Message<'m>) -> Result<Cow<'m, str>, BaseError> {
+fn component_value<'m>(
+    component: &Item,
+    message: &Message<'m>,
+    query: &mut QueryParams,
+) -> Result<Cow<'m, str>, BaseError> {
     let BareItem::String(name) = &component.bare_item else {
         return Err(BaseError::Malformed);
     };
@@ -149,7 +168,7 @@ fn component_value<'m>(component: &Item, message: &Message<'m>) -> Result<Cow<'m
         (Message::Response { headers, .. }, false) => (None, *headers),
     };
     if let Some(derived) = name.strip_prefix('@') {
-        return derived_value(derived, component, target, message, req);
+        return derived_value(derived, component, target, message, req, query);
     }
     for key in component.params.keys() {
         if !FIELD_PARAMS.contains(&key.as_str()) {
@@ -165,6 +184,7 @@ fn derived_value<'m>(
     target: Option<RequestTarget<'m>>,
     message: &Message<'m>,
     req: bool,
+    query: &mut QueryParams,
 ) -> Result<Cow<'m, str>, BaseError> {
     // Only `req`, and `name` on `@query-param`, apply to derived components.
     for key in component.params.keys() {
@@ -204,7 +224,7 @@ fn derived_value<'m>(
         }),
         "path" => Cow::Borrowed(nonempty_path(target.path)),
         "query" => Cow::Owned(format!("?{}", target.query.unwrap_or(""))),
-        "query-param" => Cow::Owned(query_param(component, target.query)?),
+        "query-param" => Cow::Owned(query.param(component, target.query)?),
         _ => return Err(BaseError::Component),
     };
     // Derived values are printable ASCII without surrounding whitespace (§2.2).
@@ -219,23 +239,39 @@ fn nonempty_path(path: &str) -> &str {
     if path.is_empty() { "/" } else { path }
 }
 
-/// RFC 9421 §2.2.8: the one query parameter named by `name`, decoded as
-/// `application/x-www-form-urlencoded` and re-encoded with `%20` for a space; a name present
-/// twice cannot be signed.
-fn query_param(component: &Item, query: Option<&str>) -> Result<String, BaseError> {
-    let Some(BareItem::String(wanted)) = component.params.get("name") else {
-        return Err(BaseError::Component);
-    };
-    let mut found = None;
-    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        if encode_query_part(&name) == wanted.as_str() {
-            if found.is_some() {
+/// The request's query as RFC 9421 §2.2.8 reads it: decoded as
+/// `application/x-www-form-urlencoded`, then each name and value re-encoded with `%20` for a
+/// space. Built once per base, at the first `@query-param`.
+#[derive(Default)]
+struct QueryParams(Option<Vec<(String, String)>>);
+
+/// The longest query decoded for `@query-param` (bytes).
+const MAX_QUERY_LEN: usize = 16 * 1024;
+
+impl QueryParams {
+    /// The one parameter named by the component's `name`; a name present twice cannot be
+    /// signed.
+    fn param(&mut self, component: &Item, query: Option<&str>) -> Result<String, BaseError> {
+        let Some(BareItem::String(wanted)) = component.params.get("name") else {
+            return Err(BaseError::Component);
+        };
+        if self.0.is_none() {
+            let query = query.unwrap_or("");
+            if query.len() > MAX_QUERY_LEN {
                 return Err(BaseError::Component);
             }
-            found = Some(encode_query_part(&value));
+            let pairs = form_urlencoded::parse(query.as_bytes())
+                .map(|(name, value)| (encode_query_part(&name), encode_query_part(&value)))
+                .collect();
+            self.0 = Some(pairs);
+        }
+        let pairs = self.0.as_deref().unwrap_or_default();
+        let mut found = pairs.iter().filter(|(name, _)| name == wanted.as_str());
+        match (found.next(), found.next()) {
+            (Some((_, value)), None) => Ok(value.clone()),
+            _ => Err(BaseError::Component),
         }
     }
-    found.ok_or(BaseError::Component)
 }
 
 /// The WHATWG "urlencoded" percent-encode set, with a space as `%20` rather than `+`.
@@ -291,7 +327,7 @@ fn field_value(name: &str, component: &Item, headers: &HeaderMap) -> Result<Stri
     if !(sf || key.is_some()) {
         return Ok(combined);
     }
-    if !DICTIONARY_FIELDS.contains(&name) {
+    if !DICTIONARY_FIELDS.contains(&name) || combined.len() > super::fields::MAX_FIELD_LEN {
         return Err(BaseError::Component);
     }
     let dictionary: Dictionary = Parser::new(&combined)

@@ -75,6 +75,34 @@ impl SignatureAlgorithm {
     }
 }
 
+/// The order `n` of P-256 (SEC 2 §2.4.2), big-endian.
+const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+/// The order `n` of P-384 (SEC 2 §2.5.1), big-endian.
+const P384_ORDER: [u8; 48] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xc7, 0x63, 0x4d, 0x81, 0xf4, 0x37, 0x2d, 0xdf,
+    0x58, 0x1a, 0x0d, 0xb2, 0x48, 0xb0, 0xa7, 0x7a, 0xec, 0xec, 0x19, 0x6a, 0xcc, 0xc5, 0x29, 0x73,
+];
+
+/// `a - b` for big-endian numbers of the same length, `b <= a` (wraps otherwise; a signature
+/// whose `s` is not below `n` never verifies).
+fn sub_be(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; a.len()];
+    let mut borrow = 0i16;
+    for i in (0..a.len()).rev() {
+        let mut d = i16::from(a[i]) - i16::from(b[i]) - borrow;
+        borrow = i16::from(d < 0);
+        if d < 0 {
+            d += 256;
+        }
+        out[i] = u8::try_from(d).unwrap_or_default();
+    }
+    out
+}
+
 /// A key as imported into aws-lc: now, or kept by the token since its first proof.
 enum Imported<'k> {
     Now(ParsedPublicKey),
@@ -139,6 +167,32 @@ impl<'k> BoundKey<'k> {
     /// The algorithm the key implies.
     pub(crate) fn algorithm(&self) -> SignatureAlgorithm {
         self.algorithm
+    }
+
+    /// `signature` in one form per signature: for ECDSA, `r || min(s, n - s)` (both verify,
+    /// RFC 9421 §3.3.4 does not forbid the high one); other algorithms are not malleable.
+    pub(crate) fn canonical_signature<'s>(
+        &self,
+        signature: &'s [u8],
+    ) -> std::borrow::Cow<'s, [u8]> {
+        let order: &[u8] = match self.algorithm {
+            SignatureAlgorithm::EcdsaP256Sha256 => &P256_ORDER,
+            SignatureAlgorithm::EcdsaP384Sha384 => &P384_ORDER,
+            _ => return std::borrow::Cow::Borrowed(signature),
+        };
+        let half = order.len();
+        if signature.len() != 2 * half {
+            return std::borrow::Cow::Borrowed(signature);
+        }
+        let s = &signature[half..];
+        let flipped = sub_be(order, s);
+        if flipped.as_slice() < s {
+            let mut low = signature[..half].to_vec();
+            low.extend_from_slice(&flipped);
+            std::borrow::Cow::Owned(low)
+        } else {
+            std::borrow::Cow::Borrowed(signature)
+        }
     }
 
     /// Whether `signature` over `base` verifies (RFC 9421 §3.2 step 8). ECDSA signatures are the

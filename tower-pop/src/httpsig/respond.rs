@@ -141,7 +141,11 @@ where
             .map(|s| s.label().to_owned());
         let mut seen = Request::new(());
         *seen.method_mut() = request.method().clone();
-        *seen.uri_mut() = request.uri().clone();
+        // The target the client sent (under `Router::nest`, the full one).
+        *seen.uri_mut() = request
+            .extensions()
+            .get::<crate::request::OriginalTarget>()
+            .map_or_else(|| request.uri().clone(), |t| t.0.clone());
         if label.is_some() {
             *seen.headers_mut() = request.headers().clone();
         }

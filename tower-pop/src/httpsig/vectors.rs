@@ -650,3 +650,54 @@ fn httpsig_parsed_vs_unparsed_cost() {
         );
     }
 }
+
+/// Bounds against a base that costs more than its signature (review finding 1).
+#[test]
+fn oversized_bases_are_refused_before_any_work() {
+    let mut h = test_request();
+    let many: Vec<String> = (0..40)
+        .map(|i| format!(r#""@query-param";name="a{i}""#))
+        .collect();
+    h.insert(
+        "signature-input",
+        format!("s=({});created=1", many.join(" ")).parse().unwrap(),
+    );
+    h.insert("signature", "s=:AA==:".parse().unwrap());
+    let labelled = signatures(&h).unwrap();
+    let message = Message::Request(target("POST", "example.com", "/foo", Some("a0=1"), &h));
+    assert_eq!(
+        signature_base(&labelled[0].params, &message),
+        Err(BaseError::Malformed)
+    );
+    // A query too long to decode for `@query-param`.
+    let query = format!("a=1&{}", "z&".repeat(10_000));
+    h.insert(
+        "signature-input",
+        r#"s=("@query-param";name="a");created=1"#.parse().unwrap(),
+    );
+    let labelled = signatures(&h).unwrap();
+    let message = Message::Request(target("POST", "example.com", "/foo", Some(&query), &h));
+    assert_eq!(
+        signature_base(&labelled[0].params, &message),
+        Err(BaseError::Component)
+    );
+    // A dictionary field too long to re-serialize for `;key`.
+    let long = format!(
+        "a=1, {}",
+        (0..2000)
+            .map(|i| format!("k{i}=1"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    h.insert("accept-signature", long.parse().unwrap());
+    h.insert(
+        "signature-input",
+        r#"s=("accept-signature";key="a");created=1"#.parse().unwrap(),
+    );
+    let labelled = signatures(&h).unwrap();
+    let message = Message::Request(target("POST", "example.com", "/foo", None, &h));
+    assert_eq!(
+        signature_base(&labelled[0].params, &message),
+        Err(BaseError::Component)
+    );
+}

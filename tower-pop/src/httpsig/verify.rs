@@ -25,7 +25,7 @@ use crate::extension::{Binding, Verified};
 use crate::jose::digest::ct_eq;
 use crate::jose::thumbprint::x5t_s256;
 use crate::mtls::ClientCertificate;
-use crate::replay::{ReplayEntry, ReplayOutcome};
+use crate::replay::{ReplayEntry, owner_key};
 use crate::request::{OriginalTarget, PopRequest};
 use crate::verifier::{Refusal, Verifier};
 
@@ -216,7 +216,7 @@ impl SignatureVerifier {
         if !key.verify(base.as_bytes(), &signature) {
             return Err(PopErrorKind::InvalidSignature);
         }
-        self.record(thumbprint, &signature, meta.created, now)
+        self.record(&key, thumbprint, &signature, meta.created, now)
             .await?;
         Ok(VerifiedSignature {
             label,
@@ -259,6 +259,10 @@ impl SignatureVerifier {
                     .ok_or(PopErrorKind::InvalidSignature)?;
                 let mut bytes = ProofBytes::default();
                 let proof = Proof::parse(value.as_bytes(), &config.dpop_algorithms, &mut bytes)
+                    .map_err(|_| PopErrorKind::InvalidSignature)?;
+                // The same check the proof passed, again: nothing may have changed the header.
+                proof
+                    .check_key_binding(jkt)
                     .map_err(|_| PopErrorKind::InvalidSignature)?;
                 let key = BoundKey::from_jwk(&proof.key, &config.dpop_algorithms, None)
                     .ok_or(PopErrorKind::InvalidSignature)?;
@@ -305,10 +309,13 @@ impl SignatureVerifier {
     }
 
     /// Single use (RFC 9421 §7.2.2): the signature, under the bound key, recorded until its
-    /// `created` leaves the window. Each accepted signature rides on an accepted DPoP proof or
-    /// TLS connection, so the store's bounds and the proof quota bound these entries too.
+    /// `created` leaves the window, within the key's share of the store (the same quota as its
+    /// DPoP proofs: a certificate-bound client, which sends no proofs, is bounded too). An ECDSA
+    /// signature is recorded in its low-`s` form: `(r, n - s)` verifies as well as `(r, s)`, and
+    /// must not count as another signature.
     async fn record(
         &self,
+        key: &BoundKey<'_>,
         thumbprint: &str,
         signature: &[u8],
         created: u64,
@@ -318,20 +325,22 @@ impl SignatureVerifier {
         let mut h = self.replay_hasher.clone();
         h.update(thumbprint.as_bytes());
         h.update(b"\0");
-        h.update(signature);
+        h.update(key.canonical_signature(signature));
         let expires_at = created
             .saturating_add(config.proof_max_age)
             .saturating_add(1)
             .saturating_add(defaults::REPLAY_RETENTION_MARGIN.as_secs());
         let entry = ReplayEntry::new(h.finalize().into(), now, expires_at);
-        match config.replay.insert_if_absent(entry).await {
-            Ok(ReplayOutcome::Fresh) => Ok(()),
-            Ok(ReplayOutcome::Replayed | ReplayOutcome::OverQuota) => {
-                Err(PopErrorKind::SignatureReplayed)
-            }
-            Err(e) if e.is_full() => Err(PopErrorKind::ReplayStoreFull),
-            Err(_) => Err(PopErrorKind::ReplayStoreUnavailable),
-        }
+        let owner = owner_key(thumbprint);
+        self.verifier
+            .record(
+                entry,
+                &owner,
+                thumbprint,
+                now,
+                PopErrorKind::SignatureReplayed,
+            )
+            .await
     }
 }
 
