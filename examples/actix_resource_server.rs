@@ -11,18 +11,82 @@
 //! ```
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_pop::cors::{Cors, dpop_cors};
+use actix_pop::lifetime;
 use actix_pop::serve::{ServerExt as _, ServerLimits};
 use actix_pop::signature::RequireSignature;
 use actix_pop::tls::listen_tls;
 use actix_pop::{PolicyBuilder as _, PopAuth, RequirePop, SharedClaims, metadata_route};
 use actix_web::middleware::Condition;
-use actix_web::{App, HttpResponse, HttpServer, web};
-use examples_common::{Startup, fail, whoami};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use examples_common::{Startup, event_data, fail, whoami};
+use tokio_stream::StreamExt as _;
 
 async fn whoami_handler(auth: PopAuth<SharedClaims>) -> HttpResponse {
     HttpResponse::Ok().json(whoami(&auth))
+}
+
+/// `GET /ws`: a WebSocket echo, closed with 1008 when the token expires.
+async fn websocket(
+    req: HttpRequest,
+    body: web::Payload,
+    auth: PopAuth<SharedClaims>,
+) -> actix_web::Result<HttpResponse> {
+    let expires_at = auth.expires_at;
+    let (response, mut session, mut messages) = actix_ws::handle(&req, body)?;
+    actix_web::rt::spawn(async move {
+        let expiry = lifetime::expiry(expires_at);
+        tokio::pin!(expiry);
+        loop {
+            tokio::select! {
+                () = &mut expiry => {
+                    let _ = session.close(Some(lifetime::close_reason())).await;
+                    return;
+                }
+                message = messages.recv() => match message {
+                    Some(Ok(actix_ws::Message::Text(text))) => {
+                        if session.text(text).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(actix_ws::Message::Ping(bytes))) => {
+                        if session.pong(&bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(actix_ws::Message::Close(_)) | Err(_)) | None => {
+                        let _ = session.close(None).await;
+                        return;
+                    }
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    });
+    Ok(response)
+}
+
+/// `GET /events`: one event a second, `{"sub": ..., "n": N}`, until the token expires.
+async fn events(auth: PopAuth<SharedClaims>) -> HttpResponse {
+    let expires_at = auth.expires_at;
+    let auth = Arc::new(auth.0);
+    let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(1),
+    ));
+    let mut n = 0;
+    let stream = ticks.map(move |_| {
+        n += 1;
+        let event = format!("data: {}\n\n", event_data(&auth, n));
+        Ok::<_, actix_web::Error>(web::Bytes::from(event))
+    });
+    // The same headers as axum's `Sse`.
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .streaming(lifetime::until_expiry(stream, expires_at))
 }
 
 async fn health() -> HttpResponse {
@@ -66,6 +130,16 @@ async fn main() {
                 ))
                 .wrap(RequirePop::new(Arc::clone(&verifier)).policy(policy.clone()))
                 .to(whoami_handler),
+        )
+        .service(
+            web::resource("/ws")
+                .wrap(RequirePop::new(Arc::clone(&verifier)).policy(policy.clone()))
+                .route(web::get().to(websocket)),
+        )
+        .service(
+            web::resource("/events")
+                .wrap(RequirePop::new(Arc::clone(&verifier)).policy(policy.clone()))
+                .route(web::get().to(events)),
         )
         .service(
             web::resource("/health")

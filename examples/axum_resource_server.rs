@@ -13,15 +13,64 @@
 
 use std::sync::Arc;
 
-use axum::response::IntoResponse as _;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use axum_pop::cors::dpop_cors;
+use axum_pop::lifetime;
 use axum_pop::{
     PolicyBuilder as _, PopAuth, RequirePopLayer, RequireSignatureLayer, SharedClaims,
     metadata_route,
 };
-use examples_common::{Startup, fail, serve_axum, whoami};
+use examples_common::{Startup, event_data, fail, serve_axum, whoami};
+use tokio_stream::StreamExt as _;
+
+/// `GET /ws`: a WebSocket echo, closed with 1008 when the token expires.
+async fn websocket(auth: PopAuth<SharedClaims>, upgrade: WebSocketUpgrade) -> Response {
+    let expires_at = auth.expires_at;
+    upgrade.on_upgrade(move |mut socket: WebSocket| async move {
+        let expiry = lifetime::expiry(expires_at);
+        tokio::pin!(expiry);
+        loop {
+            tokio::select! {
+                () = &mut expiry => {
+                    let _ = socket.send(lifetime::close_message()).await;
+                    break;
+                }
+                message = socket.recv() => match message {
+                    Some(Ok(Message::Text(text))) => {
+                        if socket.send(Message::Text(text)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    })
+}
+
+/// `GET /events`: one event a second, `{"sub": ..., "n": N}`, until the token expires.
+async fn events(auth: PopAuth<SharedClaims>) -> Response {
+    let expires_at = auth.expires_at;
+    let auth = Arc::new(auth.0);
+    let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(1),
+    ));
+    let mut n = 0;
+    let stream = ticks.map(move |_| {
+        n += 1;
+        Ok::<_, Infallible>(Event::default().data(event_data(&auth, n)))
+    });
+    Sse::new(lifetime::until_expiry(stream, expires_at)).into_response()
+}
 
 #[tokio::main]
 async fn main() {
@@ -39,7 +88,12 @@ async fn main() {
         )),
         None => whoami_route,
     };
+    // Streams verified once, when they open, and ended when the token expires.
+    let streams = Router::new()
+        .route("/ws", get(websocket))
+        .route("/events", get(events));
     let app = whoami_route
+        .merge(streams)
         .route_layer(RequirePopLayer::new(Arc::clone(verifier)).policy(start.policy.clone()))
         .route("/health", get(|| async { "ok" }))
         .merge(metadata_route(verifier).unwrap_or_default());

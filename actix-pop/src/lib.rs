@@ -75,6 +75,8 @@ pub use tower_pop::{
 
 #[cfg(feature = "cors")]
 pub mod cors;
+#[cfg(feature = "lifetime")]
+pub mod lifetime;
 #[cfg(feature = "serve")]
 pub mod serve;
 #[cfg(feature = "httpsig")]

@@ -81,6 +81,8 @@ pub mod cors;
 /// [`RequirePopLayer`] (`.route_layer(RequireSignatureLayer::new(..))` before
 /// `.route_layer(RequirePopLayer::new(..))`). The same checks and answers as
 /// `actix_pop::signature::RequireSignature`.
+#[cfg(feature = "lifetime")]
+pub mod lifetime;
 #[cfg(feature = "httpsig")]
 pub use tower_pop::httpsig::{RequireSignature, RequireSignatureLayer, SignaturePolicy};
 #[cfg(feature = "serve")]

@@ -437,6 +437,17 @@ impl Args {
     }
 }
 
+/// The `data` of `/events`' N-th event (EXAMPLE-SERVERS.md): `{"sub": "...", "n": N}`.
+#[must_use]
+pub fn event_data(auth: &Auth<SharedClaims>, n: u64) -> String {
+    let sub = auth
+        .claims
+        .get("sub")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    serde_json::json!({"sub": sub, "n": n}).to_string()
+}
+
 /// The `/whoami` body: the verified claims, their `sub`, and the binding proven. The claims are
 /// shared with the verifier's cache (`PopAuth<SharedClaims>`), not copied per request.
 #[must_use]

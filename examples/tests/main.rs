@@ -17,3 +17,4 @@ mod nginx;
 mod scratch;
 mod server;
 mod shared;
+mod streams;

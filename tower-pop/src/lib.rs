@@ -169,6 +169,8 @@ pub mod httpsig;
 pub mod __fuzzing;
 pub mod jose;
 pub mod layer;
+#[cfg(feature = "lifetime")]
+pub mod lifetime;
 mod macros;
 pub mod metadata;
 pub mod mtls;

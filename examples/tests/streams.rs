@@ -1,0 +1,177 @@
+//! Issue #26, items 1-3: `/ws` and `/events` on both example servers, verified on the upgrade
+//! (or the `GET`) like `/whoami`, and ended when the token expires: a WebSocket with close code
+//! 1008, an event stream by the end of the response. Real sockets on loopback.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tower_pop::Algorithm;
+use tower_pop::dpop::signer::ProofSigner;
+
+use crate::server::{SERVERS, Server, now};
+
+/// A WebSocket handshake to `/ws` with `Authorization: DPoP token` and `proof`.
+async fn connect(
+    s: &Server,
+    token: &str,
+    proof: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    let mut request = format!("ws://{}/ws", s.addr).into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert("authorization", format!("DPoP {token}").parse().unwrap());
+    headers.insert("dpop", proof.parse().unwrap());
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(request),
+    )
+    .await
+    .expect("a handshake answer within 10 s")
+    .map(|(socket, _)| socket)
+}
+
+#[tokio::test]
+async fn websockets_are_verified_on_the_upgrade_and_closed_at_exp() {
+    use futures_util_like::{next, send};
+    for name in SERVERS {
+        let s = Server::start(name, &[]).await;
+        let key = ProofSigner::generate(Algorithm::ES256).unwrap();
+        let exp = now() + 3;
+        let token = s
+            .issuer
+            .token(now(), json!({"cnf": {"jkt": key.thumbprint()}, "exp": exp}));
+        // htu is the http URL of the upgrade request (RFC 9449 §4.2, RFC 6455 §3).
+        let proof = key.proof("GET", &s.url("/ws"), Some(&token), None).unwrap();
+        let mut socket = connect(&s, &token, &proof).await.unwrap();
+        send(&mut socket, Message::text("hello")).await;
+        assert_eq!(
+            next(&mut socket).await,
+            Some(Message::text("hello")),
+            "{name}"
+        );
+        // Closed with 1008 within a second after exp.
+        let started = Instant::now();
+        let close = loop {
+            match next(&mut socket).await {
+                Some(Message::Close(frame)) => break frame,
+                Some(_) => {}
+                None => panic!("{name}: the socket ended without a close frame"),
+            }
+        };
+        let frame = close.expect("a close frame with a code");
+        assert_eq!(frame.code, CloseCode::Policy, "{name}");
+        assert_eq!(frame.reason.as_str(), "the access token expired", "{name}");
+        assert!(
+            now() <= exp + 1,
+            "{name}: closed at {} for exp {exp}",
+            now()
+        );
+        assert!(started.elapsed() < Duration::from_secs(6), "{name}");
+
+        // The same proof again, and another key's proof: 401 before any upgrade.
+        let token = s.token(Some(key.thumbprint()));
+        let proof = key.proof("GET", &s.url("/ws"), Some(&token), None).unwrap();
+        drop(connect(&s, &token, &proof).await.unwrap());
+        let thief = ProofSigner::generate(Algorithm::ES256).unwrap();
+        let stolen = thief
+            .proof("GET", &s.url("/ws"), Some(&token), None)
+            .unwrap();
+        for (why, proof) in [("replayed", &proof), ("stolen", &stolen)] {
+            match connect(&s, &token, proof).await {
+                Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                    assert_eq!(response.status(), 401, "{name} {why}");
+                    let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+                    assert!(challenge.starts_with("DPoP"), "{name} {why}: {challenge}");
+                }
+                other => panic!("{name} {why}: expected 401, got {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn events_come_once_a_second_and_stop_at_exp() {
+    for name in SERVERS {
+        let s = Server::start(name, &[]).await;
+        let key = ProofSigner::generate(Algorithm::ES256).unwrap();
+        let exp = now() + 3;
+        let token = s
+            .issuer
+            .token(now(), json!({"cnf": {"jkt": key.thumbprint()}, "exp": exp}));
+        let proof = key
+            .proof("GET", &s.url("/events"), Some(&token), None)
+            .unwrap();
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let mut response = client
+            .get(s.url("/events"))
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{name}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/event-stream",
+            "{name}"
+        );
+        let mut text = String::new();
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(chunk) = response.chunk().await.unwrap() {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "{name}: the stream ends within 10 s");
+        assert!(now() <= exp + 1, "{name}: ended at {} for exp {exp}", now());
+        let events: Vec<serde_json::Value> = text
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        assert!(!events.is_empty(), "{name}: {text:?}");
+        for (i, event) in events.iter().enumerate() {
+            assert_eq!(event["sub"], "alice", "{name}");
+            assert_eq!(event["n"], i + 1, "{name}");
+        }
+    }
+}
+
+/// `next` and `send` on a WebSocket stream without the futures crate.
+mod futures_util_like {
+    use std::future::poll_fn;
+    use std::pin::Pin;
+    use std::time::Duration;
+
+    use tokio_tungstenite::tungstenite::Message;
+
+    type Socket = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    /// The next message, within 10 s; `None` when the stream ends.
+    pub(super) async fn next(socket: &mut Socket) -> Option<Message> {
+        use futures_core::Stream as _;
+        let next = poll_fn(|cx| Pin::new(&mut *socket).poll_next(cx));
+        tokio::time::timeout(Duration::from_secs(10), next)
+            .await
+            .expect("a message within 10 s")
+            .and_then(Result::ok)
+    }
+
+    pub(super) async fn send(socket: &mut Socket, message: Message) {
+        use futures_sink::Sink as _;
+        poll_fn(|cx| Pin::new(&mut *socket).poll_ready(cx))
+            .await
+            .unwrap();
+        Pin::new(&mut *socket).start_send(message).unwrap();
+        poll_fn(|cx| Pin::new(&mut *socket).poll_flush(cx))
+            .await
+            .unwrap();
+    }
+}
