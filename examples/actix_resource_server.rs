@@ -11,7 +11,6 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_pop::cors::{Cors, dpop_cors};
 use actix_pop::lifetime;
@@ -21,7 +20,7 @@ use actix_pop::tls::listen_tls;
 use actix_pop::{PolicyBuilder as _, PopAuth, RequirePop, SharedClaims, metadata_route};
 use actix_web::middleware::Condition;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use examples_common::{Startup, event_data, fail, whoami};
+use examples_common::{Startup, fail, whoami};
 use tokio_stream::StreamExt as _;
 
 async fn whoami_handler(auth: PopAuth<SharedClaims>) -> HttpResponse {
@@ -70,23 +69,13 @@ async fn websocket(
 
 /// `GET /events`: one event a second, `{"sub": ..., "n": N}`, until the token expires.
 async fn events(auth: PopAuth<SharedClaims>) -> HttpResponse {
-    let expires_at = auth.expires_at;
-    let auth = Arc::new(auth.0);
-    let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(
-        tokio::time::Instant::now() + Duration::from_secs(1),
-        Duration::from_secs(1),
-    ));
-    let mut n = 0;
-    let stream = ticks.map(move |_| {
-        n += 1;
-        let event = format!("data: {}\n\n", event_data(&auth, n));
-        Ok::<_, actix_web::Error>(web::Bytes::from(event))
-    });
+    let stream = examples_common::events(auth.0)
+        .map(|data| Ok::<_, actix_web::Error>(web::Bytes::from(format!("data: {data}\n\n"))));
     // The same headers as axum's `Sse`.
     HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("cache-control", "no-cache"))
-        .streaming(lifetime::until_expiry(stream, expires_at))
+        .streaming(stream)
 }
 
 async fn health() -> HttpResponse {

@@ -14,7 +14,6 @@
 use std::sync::Arc;
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::sse::{Event, Sse};
@@ -27,7 +26,7 @@ use axum_pop::{
     PolicyBuilder as _, PopAuth, RequirePopLayer, RequireSignatureLayer, SharedClaims,
     metadata_route,
 };
-use examples_common::{Startup, event_data, fail, serve_axum, whoami};
+use examples_common::{Startup, fail, serve_axum, whoami};
 use tokio_stream::StreamExt as _;
 
 /// `GET /ws`: a WebSocket echo, closed with 1008 when the token expires.
@@ -58,18 +57,9 @@ async fn websocket(auth: PopAuth<SharedClaims>, upgrade: WebSocketUpgrade) -> Re
 
 /// `GET /events`: one event a second, `{"sub": ..., "n": N}`, until the token expires.
 async fn events(auth: PopAuth<SharedClaims>) -> Response {
-    let expires_at = auth.expires_at;
-    let auth = Arc::new(auth.0);
-    let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(
-        tokio::time::Instant::now() + Duration::from_secs(1),
-        Duration::from_secs(1),
-    ));
-    let mut n = 0;
-    let stream = ticks.map(move |_| {
-        n += 1;
-        Ok::<_, Infallible>(Event::default().data(event_data(&auth, n)))
-    });
-    Sse::new(lifetime::until_expiry(stream, expires_at)).into_response()
+    let stream = examples_common::events(auth.0)
+        .map(|data| Ok::<_, Infallible>(Event::default().data(data)));
+    Sse::new(stream).into_response()
 }
 
 #[tokio::main]

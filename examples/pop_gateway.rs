@@ -42,7 +42,9 @@
 //! RFC 9728 metadata with `--resource`. `--public-path PREFIX` (repeatable) passes paths under
 //! `PREFIX` (whole segments, no dot-segment tricks) without a token, still without `X-Pop-*`.
 //! Upstream unreachable: 502; no answer within `--upstream-timeout-secs`: 504; both with a fixed
-//! body. `Upgrade` (WebSocket) is not proxied.
+//! body. A WebSocket upgrade is verified, then relayed over the gateway's own WebSocket to
+//! the upstream (`ws://`), and closed with 1008 when the token expires; server-sent events
+//! stream through and end then too.
 //!
 //! # Forward-auth mode
 //! With `--forward-auth nginx|traefik|envoy` nothing is proxied: every request from a
@@ -66,14 +68,15 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, OriginalUri, Request, State};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, FromRequestParts as _, OriginalUri, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum_pop::cors::dpop_cors;
 use axum_pop::{PolicyBuilder as _, RequirePopLayer, Verifier, metadata_route};
 use examples_common::gateway::{GatewayArgs, LimitedBody};
-use examples_common::{init_logging, serve_axum, serve_metrics};
+use examples_common::{init_logging, serve_axum, serve_metrics, websocket_relay};
 use http::{StatusCode, Uri, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -90,6 +93,8 @@ use tower_pop_gateway::paths::PublicPaths;
 
 /// Log target of the gateway's own messages.
 const LOG: &str = "pop_gateway";
+/// A relayed WebSocket on which nothing moves for this long is closed (1001).
+const WEBSOCKET_IDLE: Duration = Duration::from_secs(60);
 
 /// Everything a request needs, shared by all connections.
 struct Gateway {
@@ -341,6 +346,30 @@ async fn proxy(gateway: &Gateway, request: Request, verified: Option<&Verified>)
             }
         }
     }
+    // A WebSocket: the gateway's own handshake with the upstream, then a relay that ends when
+    // the token does (issue #26).
+    if let Some(verified) = verified
+        && websocket_relay::is_upgrade(&parts.method, &parts.headers)
+    {
+        let mut parts = parts;
+        let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+            Ok(upgrade) => upgrade,
+            Err(rejection) => return rejection.into_response(),
+        };
+        let url = format!("ws{}", target.to_string().trim_start_matches("http"));
+        return match websocket_relay::connect(&url, &headers, gateway.timeout).await {
+            Ok(upstream) => {
+                let expires_at = verified.expires_at();
+                upgrade.on_upgrade(move |client| {
+                    websocket_relay::relay(client, upstream, expires_at, WEBSOCKET_IDLE)
+                })
+            }
+            Err(status) => {
+                tracing::warn!(target: LOG, status, "upstream refused the WebSocket");
+                fixed(StatusCode::BAD_GATEWAY, "bad gateway\n")
+            }
+        };
+    }
     let (body, exceeded) = LimitedBody::new(body, gateway.max_body);
     let mut outgoing = http::Request::new(body);
     *outgoing.method_mut() = parts.method;
@@ -353,7 +382,20 @@ async fn proxy(gateway: &Gateway, request: Request, verified: Option<&Verified>)
             remove_hop_by_hop(&mut parts.headers);
             // The client's connection has its own version; the server writes it.
             parts.version = http::Version::default();
-            Response::from_parts(parts, Body::new(body))
+            let event_stream = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/event-stream"));
+            match verified {
+                // Server-sent events end when the token does (issue #26), not buffered.
+                Some(verified) if event_stream => {
+                    let events = http_body_util::BodyExt::into_data_stream(body);
+                    let events = tower_pop::lifetime::until_expiry(events, verified.expires_at());
+                    Response::from_parts(parts, Body::from_stream(events))
+                }
+                _ => Response::from_parts(parts, Body::new(body)),
+            }
         }
         Ok(Err(_)) if exceeded.load(Ordering::SeqCst) => {
             fixed(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")

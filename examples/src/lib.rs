@@ -22,6 +22,7 @@ pub mod pb {
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("whoami_descriptor");
 }
 pub mod http;
+pub mod websocket_relay;
 
 /// The README's quick starts, compiled as doc-tests so they cannot rot.
 #[cfg(doctest)]
@@ -435,6 +436,23 @@ impl Args {
     pub fn fapi2(&self) -> bool {
         self.profile.as_deref() == Some("fapi2")
     }
+}
+
+/// The `data` of `/events`' events, one a second from a second after the call, ended at the
+/// token's `exp` (EXAMPLE-SERVERS.md); each server frames them its own way.
+pub fn events(auth: Auth<SharedClaims>) -> impl tokio_stream::Stream<Item = String> + Send {
+    use tokio_stream::StreamExt as _;
+    let expires_at = auth.expires_at;
+    let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(
+        tokio::time::Instant::now() + std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(1),
+    ));
+    let mut n = 0;
+    let data = ticks.map(move |_| {
+        n += 1;
+        event_data(&auth, n)
+    });
+    tower_pop::lifetime::until_expiry(data, expires_at)
 }
 
 /// The `data` of `/events`' N-th event (EXAMPLE-SERVERS.md): `{"sub": "...", "n": N}`.

@@ -205,7 +205,7 @@ impl NodeUpstream {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-async fn gateway(upstream: &str, extra: &[&str]) -> Server {
+pub(crate) async fn gateway(upstream: &str, extra: &[&str]) -> Server {
     let mut args = vec!["--upstream", upstream];
     args.extend_from_slice(extra);
     Server::start_with(

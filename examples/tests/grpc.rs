@@ -191,11 +191,6 @@ async fn a_grpc_stream_ends_at_the_tokens_exp() {
     assert!(now() <= exp + 1, "ended at {} for exp {exp}", now());
 }
 
-/// The Python interpreter of `tests/run.sh`'s venv (grpcio, requests-oauth2client).
-fn interop_python() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/interop-venv/bin/python")
-}
-
 /// An independent gRPC stack (Python grpcio, C-core) with proofs made by requests-oauth2client:
 /// OK with the token's `sub`; the same proof again and another key's proof `UNAUTHENTICATED`
 /// with a `DPoP` challenge; `Watch` ends with `UNAUTHENTICATED` at the token's `exp`; the
@@ -205,45 +200,27 @@ fn interop_python() -> std::path::PathBuf {
 async fn python_grpcio_gets_through_and_is_refused_as_expected() {
     let s = Server::start("grpc_resource_server", &[]).await;
     // The client's key as PKCS#8: the Python client signs its proofs with it.
-    let der = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
-        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-        &aws_lc_rs::rand::SystemRandom::new(),
-    )
-    .unwrap();
-    let key = ProofSigner::from_pkcs8(Algorithm::ES256, der.as_ref()).unwrap();
-    let pem = crate::scratch::file("grpc-client-key.pem");
-    let body = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der.as_ref());
-    std::fs::write(
-        &pem,
-        format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"),
-    )
-    .unwrap();
+    let (key, pem) = crate::python::client_key("grpc-client-key.pem");
     let token = s.token(Some(key.thumbprint()));
     let short = s.issuer.token(
         now(),
         json!({"cnf": {"jkt": key.thumbprint()}, "exp": now() + 4}),
     );
     let target = s.url("").trim_start_matches("http://").to_owned();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/grpc_client.py");
-    let output = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new(interop_python())
-            .arg(script)
-            .args(["--target", &target, "--origin", &s.url("")])
-            .args(["--token", &token, "--short-token", &short])
-            .arg("--key")
-            .arg(&pem)
-            .output(),
-    )
-    .await
-    .expect("the Python client finishes within 60 s")
-    .expect("python runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let origin = s.url("");
+    let args = [
+        "--target",
+        &target,
+        "--origin",
+        &origin,
+        "--token",
+        &token,
+        "--short-token",
+        &short,
+    ];
+    let mut args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    args.extend([std::ffi::OsStr::new("--key"), pem.as_os_str()]);
+    let seen = crate::python::run("grpc_client.py", &args).await;
     assert_eq!(seen["ok"]["code"], "OK", "{seen}");
     assert_eq!(seen["ok"]["sub"], "alice", "{seen}");
     assert_eq!(seen["ok"]["binding"], "dpop", "{seen}");

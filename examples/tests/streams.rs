@@ -14,7 +14,7 @@ use tower_pop::dpop::signer::ProofSigner;
 use crate::server::{SERVERS, Server, now};
 
 /// A WebSocket handshake to `/ws` with `Authorization: DPoP token` and `proof`.
-async fn connect(
+pub(crate) async fn connect(
     s: &Server,
     token: &str,
     proof: &str,
@@ -35,16 +35,22 @@ async fn connect(
     .map(|(socket, _)| socket)
 }
 
+/// A client key and a token bound to it that expires `seconds` from now, and that `exp`.
+pub(crate) fn expiring(s: &Server, seconds: u64) -> (ProofSigner, String, u64) {
+    let key = ProofSigner::generate(Algorithm::ES256).unwrap();
+    let exp = now() + seconds;
+    let token = s
+        .issuer
+        .token(now(), json!({"cnf": {"jkt": key.thumbprint()}, "exp": exp}));
+    (key, token, exp)
+}
+
 #[tokio::test]
 async fn websockets_are_verified_on_the_upgrade_and_closed_at_exp() {
     use futures_util_like::{next, send};
     for name in SERVERS {
         let s = Server::start(name, &[]).await;
-        let key = ProofSigner::generate(Algorithm::ES256).unwrap();
-        let exp = now() + 3;
-        let token = s
-            .issuer
-            .token(now(), json!({"cnf": {"jkt": key.thumbprint()}, "exp": exp}));
+        let (key, token, exp) = expiring(&s, 3);
         // htu is the http URL of the upgrade request (RFC 9449 §4.2, RFC 6455 §3).
         let proof = key.proof("GET", &s.url("/ws"), Some(&token), None).unwrap();
         let mut socket = connect(&s, &token, &proof).await.unwrap();
@@ -98,11 +104,7 @@ async fn websockets_are_verified_on_the_upgrade_and_closed_at_exp() {
 async fn events_come_once_a_second_and_stop_at_exp() {
     for name in SERVERS {
         let s = Server::start(name, &[]).await;
-        let key = ProofSigner::generate(Algorithm::ES256).unwrap();
-        let exp = now() + 3;
-        let token = s
-            .issuer
-            .token(now(), json!({"cnf": {"jkt": key.thumbprint()}, "exp": exp}));
+        let (key, token, exp) = expiring(&s, 3);
         let proof = key
             .proof("GET", &s.url("/events"), Some(&token), None)
             .unwrap();
@@ -143,7 +145,7 @@ async fn events_come_once_a_second_and_stop_at_exp() {
 }
 
 /// `next` and `send` on a WebSocket stream without the futures crate.
-mod futures_util_like {
+pub(crate) mod futures_util_like {
     use std::future::poll_fn;
     use std::pin::Pin;
     use std::time::Duration;
@@ -155,7 +157,7 @@ mod futures_util_like {
     >;
 
     /// The next message, within 10 s; `None` when the stream ends.
-    pub(super) async fn next(socket: &mut Socket) -> Option<Message> {
+    pub(crate) async fn next(socket: &mut Socket) -> Option<Message> {
         use futures_core::Stream as _;
         let next = poll_fn(|cx| Pin::new(&mut *socket).poll_next(cx));
         tokio::time::timeout(Duration::from_secs(10), next)
@@ -164,7 +166,7 @@ mod futures_util_like {
             .and_then(Result::ok)
     }
 
-    pub(super) async fn send(socket: &mut Socket, message: Message) {
+    pub(crate) async fn send(socket: &mut Socket, message: Message) {
         use futures_sink::Sink as _;
         poll_fn(|cx| Pin::new(&mut *socket).poll_ready(cx))
             .await
@@ -176,11 +178,6 @@ mod futures_util_like {
     }
 }
 
-/// The Python interpreter of `tests/run.sh`'s venv (websockets, requests-oauth2client).
-fn interop_python() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/interop-venv/bin/python")
-}
-
 /// Issue #26's acceptance, as a new user would try it: Python's `websockets` with a DPoP proof
 /// for the http URL of `/ws` gets its message echoed; with a token expiring in 5 s the socket
 /// closes with 1008 about 5 s later; with another key's proof the upgrade gets 401 and a
@@ -190,42 +187,12 @@ fn interop_python() -> std::path::PathBuf {
 async fn python_websockets_echo_close_at_exp_and_refusal() {
     for name in SERVERS {
         let s = Server::start(name, &[]).await;
-        let der = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
-            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-            &aws_lc_rs::rand::SystemRandom::new(),
-        )
-        .unwrap();
-        let key = ProofSigner::from_pkcs8(Algorithm::ES256, der.as_ref()).unwrap();
-        let pem = crate::scratch::file(&format!("ws-client-key-{name}.pem"));
-        let body = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der.as_ref());
-        std::fs::write(
-            &pem,
-            format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"),
-        )
-        .unwrap();
+        let (key, pem) = crate::python::client_key(&format!("ws-client-key-{name}.pem"));
         let token = s.issuer.token(
             now(),
             json!({"cnf": {"jkt": key.thumbprint()}, "exp": now() + 5}),
         );
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/ws_client.py");
-        let output = tokio::time::timeout(
-            Duration::from_secs(60),
-            tokio::process::Command::new(interop_python())
-                .arg(script)
-                .args(["--origin", &s.url(""), "--token", &token])
-                .arg("--key")
-                .arg(&pem)
-                .output(),
-        )
-        .await
-        .expect("the Python client finishes within 60 s")
-        .expect("python runs");
-        assert!(
-            output.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let seen = ws_client(&s.url(""), &token, &pem).await;
         assert_eq!(seen["echo"], "hello", "{name}: {seen}");
         assert_eq!(seen["close"]["code"], 1008, "{name}: {seen}");
         let seconds = seen["close"]["seconds"].as_f64().unwrap();
@@ -242,4 +209,16 @@ async fn python_websockets_echo_close_at_exp_and_refusal() {
             "{name}: {seen}"
         );
     }
+}
+
+/// `ws_client.py` against `origin`'s `/ws` with `token` and the key in `pem`.
+pub(crate) async fn ws_client(
+    origin: &str,
+    token: &str,
+    pem: &std::path::Path,
+) -> serde_json::Value {
+    let args = ["--origin", origin, "--token", token];
+    let mut args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    args.extend([std::ffi::OsStr::new("--key"), pem.as_os_str()]);
+    crate::python::run("ws_client.py", &args).await
 }

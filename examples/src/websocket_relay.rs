@@ -1,0 +1,142 @@
+//! `pop_gateway`'s WebSocket relay (issue #26): the client's upgrade is verified like any
+//! request, then the gateway opens its own WebSocket to the upstream (with the identity fields
+//! and without the proof) and relays messages both ways, until either side closes, the
+//! connection idles past a bound, or the token expires: then the client gets close code 1008
+//! and the upstream a normal close.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use http::HeaderMap;
+use tokio_tungstenite::tungstenite::Message as UpMessage;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame as UpCloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// A WebSocket to the upstream.
+pub type Upstream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Fields of the client's handshake that belong to its own connection: the gateway's
+/// handshake with the upstream makes its own.
+const HANDSHAKE_FIELDS: [&str; 5] = [
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-extensions",
+    "sec-websocket-accept",
+    "host",
+];
+
+/// Whether `headers` ask for a WebSocket (RFC 6455 §4.1: `Upgrade: websocket`).
+#[must_use]
+pub fn is_upgrade(method: &http::Method, headers: &HeaderMap) -> bool {
+    method == http::Method::GET
+        && headers
+            .get(http::header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Open the upstream WebSocket at `url` (`ws://...`) with `headers` (the upstream fields the
+/// gateway computed: identity, forwarding), within `timeout`.
+///
+/// # Errors
+/// When the upstream cannot be reached or refuses the handshake (its status, if it answered).
+pub async fn connect(
+    url: &str,
+    headers: &HeaderMap,
+    timeout: Duration,
+) -> Result<Upstream, Option<u16>> {
+    let mut request = url.into_client_request().map_err(|_| None)?;
+    for (name, value) in headers {
+        if !HANDSHAKE_FIELDS.contains(&name.as_str()) {
+            request.headers_mut().append(name, value.clone());
+        }
+    }
+    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request)).await {
+        Ok(Ok((socket, _))) => Ok(socket),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+            Err(Some(response.status().as_u16()))
+        }
+        Ok(Err(_)) | Err(_) => Err(None),
+    }
+}
+
+fn to_upstream(message: Message) -> Option<UpMessage> {
+    Some(match message {
+        Message::Text(text) => UpMessage::text(text.as_str()),
+        Message::Binary(bytes) => UpMessage::Binary(bytes),
+        Message::Ping(bytes) => UpMessage::Ping(bytes),
+        Message::Pong(bytes) => UpMessage::Pong(bytes),
+        Message::Close(_) => return None,
+    })
+}
+
+fn to_client(message: UpMessage) -> Option<Message> {
+    Some(match message {
+        UpMessage::Text(text) => Message::Text(Utf8Bytes::from(text.as_str())),
+        UpMessage::Binary(bytes) => Message::Binary(bytes),
+        UpMessage::Ping(bytes) => Message::Ping(bytes),
+        UpMessage::Pong(bytes) => Message::Pong(bytes),
+        UpMessage::Close(_) | UpMessage::Frame(_) => return None,
+    })
+}
+
+/// Relay `client` and `upstream` until one closes, nothing moves for `idle`, or `expires_at`.
+pub async fn relay(mut client: WebSocket, mut upstream: Upstream, expires_at: u64, idle: Duration) {
+    use futures_sink_like::{next, send};
+    let expiry = tower_pop::lifetime::expiry(expires_at);
+    tokio::pin!(expiry);
+    let closing = loop {
+        let quiet = tokio::time::sleep(idle);
+        tokio::select! {
+            () = &mut expiry => break Some(CloseFrame {
+                code: tower_pop::lifetime::POLICY_VIOLATION,
+                reason: Utf8Bytes::from_static(tower_pop::lifetime::EXPIRED_REASON),
+            }),
+            () = quiet => break Some(CloseFrame { code: 1001, reason: Utf8Bytes::from_static("idle") }),
+            message = client.recv() => match message.and_then(Result::ok).and_then(to_upstream) {
+                Some(message) => if send(&mut upstream, message).await.is_err() { break None },
+                None => break None,
+            },
+            message = next(&mut upstream) => match message.and_then(to_client) {
+                Some(message) => if client.send(message).await.is_err() { break None },
+                None => break None,
+            },
+        }
+    };
+    if let Some(frame) = closing {
+        let _ = client.send(Message::Close(Some(frame))).await;
+    } else {
+        let _ = client.send(Message::Close(None)).await;
+    }
+    let close = UpMessage::Close(Some(UpCloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    }));
+    let _ = send(&mut upstream, close).await;
+}
+
+/// `next` and `send` on the upstream socket without the futures crate.
+mod futures_sink_like {
+    use std::future::poll_fn;
+    use std::pin::Pin;
+
+    use futures_core::Stream as _;
+    use futures_sink::Sink as _;
+    use tokio_tungstenite::tungstenite::{Error, Message};
+
+    use super::Upstream;
+
+    pub(super) async fn next(socket: &mut Upstream) -> Option<Message> {
+        poll_fn(|cx| Pin::new(&mut *socket).poll_next(cx))
+            .await
+            .and_then(Result::ok)
+    }
+
+    pub(super) async fn send(socket: &mut Upstream, message: Message) -> Result<(), Error> {
+        poll_fn(|cx| Pin::new(&mut *socket).poll_ready(cx)).await?;
+        Pin::new(&mut *socket).start_send(message)?;
+        poll_fn(|cx| Pin::new(&mut *socket).poll_flush(cx)).await
+    }
+}

@@ -1,0 +1,181 @@
+//! Issue #26, item 4: `pop_gateway` relays a verified WebSocket to its upstream (the identity
+//! fields on the gateway's own handshake, never the proof) and streams server-sent events, and
+//! ends both when the token expires. The upstream is an axum app started here.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::{Message as WsMessage, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse as _;
+use axum::response::sse::{Event, Sse};
+use axum::routing::get;
+use serde_json::json;
+use tokio_stream::StreamExt as _;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tower_pop::Algorithm;
+use tower_pop::dpop::signer::ProofSigner;
+
+use crate::gateway::gateway;
+use crate::server::now;
+use crate::streams::connect;
+use crate::streams::futures_util_like::{next, send};
+
+/// An upstream whose `/ws` first sends the handshake fields it saw (as JSON), then echoes, and
+/// whose `/events` sends an event every 200 ms for ever.
+async fn upstream() -> SocketAddr {
+    async fn ws(headers: HeaderMap, upgrade: WebSocketUpgrade) -> axum::response::Response {
+        let seen = json!({
+            "sub": headers.get("x-pop-sub").and_then(|v| v.to_str().ok()),
+            "dpop": headers.contains_key("dpop"),
+            "authorization": headers.contains_key("authorization"),
+        })
+        .to_string();
+        upgrade.on_upgrade(move |mut socket| async move {
+            if socket.send(WsMessage::Text(seen.into())).await.is_err() {
+                return;
+            }
+            while let Some(Ok(message)) = socket.recv().await {
+                if let WsMessage::Text(text) = message
+                    && socket.send(WsMessage::Text(text)).await.is_err()
+                {
+                    return;
+                }
+            }
+        })
+    }
+    async fn events() -> axum::response::Response {
+        let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(
+            Duration::from_millis(200),
+        ));
+        let stream =
+            ticks.map(|_| Ok::<_, std::convert::Infallible>(Event::default().data("tick")));
+        Sse::new(stream).into_response()
+    }
+    let app = Router::new()
+        .route("/ws", get(ws))
+        .route("/events", get(events));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_gateway_relays_websockets_and_events_until_exp() {
+    let up = upstream().await;
+    let gw = gateway(&format!("http://{up}"), &[]).await;
+    let key = ProofSigner::generate(Algorithm::ES256).unwrap();
+    let exp = now() + 3;
+    let token = gw
+        .issuer
+        .token(now(), json!({"cnf": {"jkt": key.thumbprint()}, "exp": exp}));
+    let proof = key
+        .proof("GET", &gw.url("/ws"), Some(&token), None)
+        .unwrap();
+    let mut socket = connect(&gw, &token, &proof).await.unwrap();
+    // The upstream saw the identity, not the proof or the token.
+    let Some(Message::Text(seen)) = next(&mut socket).await else {
+        panic!("the upstream's first message")
+    };
+    let seen: serde_json::Value = serde_json::from_str(seen.as_str()).unwrap();
+    assert_eq!(seen["sub"], "alice", "{seen}");
+    assert_eq!(seen["dpop"], false, "{seen}");
+    assert_eq!(seen["authorization"], false, "{seen}");
+    send(&mut socket, Message::text("hello")).await;
+    assert_eq!(next(&mut socket).await, Some(Message::text("hello")));
+    let close = loop {
+        match next(&mut socket).await {
+            Some(Message::Close(frame)) => break frame,
+            Some(_) => {}
+            None => panic!("ended without a close frame"),
+        }
+    };
+    assert_eq!(close.unwrap().code, CloseCode::Policy);
+    assert!(now() <= exp + 1, "closed at {} for exp {exp}", now());
+
+    // Another key's proof: 401 before any upgrade, the upstream never asked.
+    let token = gw.token(Some(key.thumbprint()));
+    let thief = ProofSigner::generate(Algorithm::ES256).unwrap();
+    let stolen = thief
+        .proof("GET", &gw.url("/ws"), Some(&token), None)
+        .unwrap();
+    match connect(&gw, &token, &stolen).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401);
+        }
+        other => panic!("expected 401, got {other:?}"),
+    }
+
+    // Events stream through, unbuffered, and the response ends at exp.
+    let exp = now() + 2;
+    let token = gw
+        .issuer
+        .token(now(), json!({"cnf": {"jkt": key.thumbprint()}, "exp": exp}));
+    let proof = key
+        .proof("GET", &gw.url("/events"), Some(&token), None)
+        .unwrap();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut response = client
+        .get(gw.url("/events"))
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut ticks = 0;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = response.chunk().await.unwrap_or(None) {
+            ticks += String::from_utf8_lossy(&chunk)
+                .matches("data: tick")
+                .count();
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream ends within 10 s");
+    assert!(ticks >= 2, "events arrived as they were sent: {ticks}");
+    assert!(now() <= exp + 1, "ended at {} for exp {exp}", now());
+}
+
+/// Issue #26's acceptance through the gateway: Python's `websockets` client, with a DPoP proof
+/// for the gateway's `/ws`, reaches a Python WebSocket echo upstream through `pop_gateway`; the
+/// socket closes with 1008 about 5 s later, at the token's `exp`; another key's proof gets 401.
+#[tokio::test]
+#[ignore = "needs Python websockets in target/interop-venv: run bash tests/run.sh"]
+async fn python_websockets_through_the_gateway_to_a_python_upstream() {
+    use tokio::io::AsyncBufReadExt as _;
+    let python =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/interop-venv/bin/python");
+    let interop = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("interop");
+    let mut upstream = tokio::process::Command::new(&python)
+        .arg(interop.join("ws_echo.py"))
+        .args(["--seconds", "60"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python runs");
+    let mut lines = tokio::io::BufReader::new(upstream.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("the upstream starts within 10 s")
+        .unwrap()
+        .unwrap();
+    let port = line.strip_prefix("listening on ").unwrap();
+    let gw = gateway(&format!("http://127.0.0.1:{port}"), &[]).await;
+    let (key, pem) = crate::python::client_key("gateway-ws-client-key.pem");
+    let token = gw.issuer.token(
+        now(),
+        json!({"cnf": {"jkt": key.thumbprint()}, "exp": now() + 5}),
+    );
+    let seen = crate::streams::ws_client(&gw.url(""), &token, &pem).await;
+    assert_eq!(seen["echo"], "hello", "{seen}");
+    assert_eq!(seen["close"]["code"], 1008, "{seen}");
+    let seconds = seen["close"]["seconds"].as_f64().unwrap();
+    assert!((3.5..=7.0).contains(&seconds), "closed after {seconds} s");
+    assert_eq!(seen["thief"]["status"], 401, "{seen}");
+}
