@@ -125,6 +125,11 @@ impl Server {
         }
     }
 
+    /// The server process's id.
+    pub(crate) fn pid(&self) -> u32 {
+        self._child.id().unwrap_or_default()
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}://{}{path}", self.scheme, self.addr)
     }
