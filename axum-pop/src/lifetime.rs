@@ -1,6 +1,6 @@
-//! Streams that end with their token (feature `lifetime`): [`tower_pop::lifetime`] (the timer and
-//! the stream adapter for server-sent events) and the WebSocket close message, 1008 with a fixed
-//! reason. The same helpers as `actix_pop::lifetime`.
+//! Streams that end with their token (feature `lifetime`): [`tower_pop::lifetime`] (when the
+//! authorization ends, [`Lifetime::ended`](tower_pop::lifetime::Lifetime::ended), and the stream adapter for server-sent events) and the
+//! WebSocket close message, 1008 with a fixed reason. The same helpers as `actix_pop::lifetime`.
 //!
 //! ```no_run
 //! use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -8,14 +8,14 @@
 //! use axum_pop::{PopAuth, lifetime};
 //!
 //! async fn ws(auth: PopAuth, upgrade: WebSocketUpgrade) -> Response {
-//!     let expires_at = auth.expires_at;
+//!     let authorization = auth.lifetime.clone();
 //!     upgrade.on_upgrade(move |mut socket: WebSocket| async move {
-//!         let expiry = lifetime::expiry(expires_at);
-//!         tokio::pin!(expiry);
+//!         let ended = authorization.ended();
+//!         tokio::pin!(ended);
 //!         loop {
 //!             tokio::select! {
-//!                 () = &mut expiry => {
-//!                     let _ = socket.send(lifetime::close_message()).await;
+//!                 end = &mut ended => {
+//!                     let _ = socket.send(lifetime::close_message_for(end)).await;
 //!                     break;
 //!                 }
 //!                 message = socket.recv() => match message {
@@ -41,5 +41,15 @@ pub fn close_message() -> Message {
     Message::Close(Some(CloseFrame {
         code: POLICY_VIOLATION,
         reason: Utf8Bytes::from_static(EXPIRED_REASON),
+    }))
+}
+
+/// The close message for a WebSocket whose authorization ended for `end`: code 1008, reason
+/// [`End::reason`] (fixed text, no secret).
+#[must_use]
+pub fn close_message_for(end: End) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: POLICY_VIOLATION,
+        reason: Utf8Bytes::from_static(end.reason()),
     }))
 }

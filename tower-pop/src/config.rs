@@ -44,7 +44,7 @@ pub struct PopConfig {
     /// Every trusted issuer and where its keys come from; the first is the primary.
     pub(crate) issuers: Vec<(String, KeySource)>,
     #[cfg(feature = "introspection")]
-    pub(crate) introspector: Option<crate::token::introspection::Introspector>,
+    pub(crate) introspector: Option<Arc<crate::token::introspection::Introspector>>,
     pub(crate) replay: Arc<dyn ReplayCache>,
     /// What this API's replay keys and key owners are hashed with, so that APIs sharing one
     /// store never share an entry or a quota counter.
@@ -606,7 +606,7 @@ impl PopConfigBuilder {
             .collect::<Result<Vec<_>, ConfigError>>()?;
         #[cfg(feature = "introspection")]
         let introspector = match self.introspection.clone() {
-            Some(options) => Some(
+            Some(options) => Some(Arc::new(
                 crate::token::introspection::Introspector::new(
                     options
                         .issuer(&issuer)
@@ -615,7 +615,7 @@ impl PopConfigBuilder {
                         .clock(Arc::clone(&self.clock)),
                 )
                 .map_err(|source| ConfigError::Introspection { source })?,
-            ),
+            )),
             None => None,
         };
         let mut dpop_algorithms = self.dpop_algorithms;

@@ -90,6 +90,9 @@ pub struct Verified {
     pub(crate) response_headers: ResponseHeaders,
     /// When the authorization ends: the token's `exp`.
     pub(crate) expires_at: u64,
+    /// ... and how to learn that it ended before (a revocation), with a recheck interval.
+    #[cfg(feature = "lifetime")]
+    pub(crate) lifetime: crate::lifetime::Lifetime,
     /// The proof's key as its token remembers it, for a request signature by the same key.
     #[cfg_attr(not(feature = "httpsig"), allow(dead_code))]
     pub(crate) proven: Option<crate::dpop::known_key::ProvenKey>,
@@ -125,6 +128,15 @@ impl Verified {
     #[must_use]
     pub fn expires_at(&self) -> u64 {
         self.expires_at
+    }
+
+    /// When this authorization ends: at [`expires_at`](Self::expires_at), or, for a token
+    /// checked by introspection with a recheck interval, when it is revoked. For streams:
+    /// [`until_ended`](crate::lifetime::until_ended), [`Lifetime::ended`](crate::lifetime::Lifetime::ended).
+    #[cfg(feature = "lifetime")]
+    #[must_use]
+    pub fn lifetime(&self) -> crate::lifetime::Lifetime {
+        self.lifetime.clone()
     }
 
     /// Which binding was proven.
@@ -259,6 +271,9 @@ pub struct Auth<C = Claims> {
     /// When this authorization ends (seconds since the Unix epoch), as
     /// [`Verified::expires_at`].
     pub expires_at: u64,
+    /// When this authorization ends, revocations included ([`Verified::lifetime`]).
+    #[cfg(feature = "lifetime")]
+    pub lifetime: crate::lifetime::Lifetime,
     /// The proven DPoP key's RFC 7638 thumbprint (`cnf.jkt`).
     pub jkt: Option<String>,
     /// The proven client certificate's `x5t#S256`.
@@ -342,6 +357,8 @@ impl<C: FromClaims> Auth<C> {
                     jkt: verified.jkt().map(str::to_owned),
                     certificate_thumbprint: verified.certificate_thumbprint().map(str::to_owned),
                     expires_at: verified.expires_at(),
+                    #[cfg(feature = "lifetime")]
+                    lifetime: verified.lifetime(),
                 }))
             }
             (None, Some(_)) => Ok(None),
@@ -387,6 +404,8 @@ mod tests {
             )),
             response_headers: ResponseHeaders::default(),
             expires_at: u64::MAX,
+            #[cfg(feature = "lifetime")]
+            lifetime: crate::lifetime::Lifetime::until(u64::MAX),
             proven: None,
         }
     }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::challenge::Challenge;
 use crate::error::{ConfigError, PopError};
 use crate::extension::Verified;
 use crate::metadata::is_scope_token;
@@ -73,9 +74,40 @@ impl RoutePolicy {
     }
 
     pub(crate) fn check_scopes(&self, verified: Verified) -> Result<Verified, PopError> {
-        let Some(joined) = &self.joined else {
-            return Ok(verified);
-        };
+        match self.missing_scope(&verified) {
+            None => Ok(verified),
+            Some(error) => Err(error),
+        }
+    }
+
+    /// Whether `verified`, already verified by a layer, satisfies this policy's scopes too:
+    /// for decisions the route cannot make, because what is asked for is in the body (a
+    /// JSON-RPC method, an MCP tool, a GraphQL operation). The refusal is the one the layer
+    /// would give, 403 `insufficient_scope` naming the scopes in the challenge of the scheme
+    /// used (RFC 6750 §3.1), with the request's response headers (nonce, interaction id).
+    ///
+    /// ```
+    /// # use tower_pop::RoutePolicy;
+    /// # fn check(verified: &tower_pop::Verified) -> Result<(), tower_pop::ConfigError> {
+    /// let write = RoutePolicy::new().require_scope("files:write")?;
+    /// if let Err(refusal) = write.authorize(verified) {
+    ///     assert_eq!(refusal.status(), 403);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The refusal, when a required scope is missing.
+    pub fn authorize(&self, verified: &Verified) -> Result<(), Challenge> {
+        match self.missing_scope(verified) {
+            None => Ok(()),
+            Some(error) => Err(Challenge::for_error(&error, &verified.challenge)
+                .with_headers(verified.response_headers.clone())),
+        }
+    }
+
+    fn missing_scope(&self, verified: &Verified) -> Option<PopError> {
+        let joined = self.joined.as_ref()?;
         let granted = verified
             .claims()
             .get("scope")
@@ -86,9 +118,9 @@ impl RoutePolicy {
             .iter()
             .all(|s| granted.split(' ').any(|g| g == s))
         {
-            Ok(verified)
+            None
         } else {
-            Err(PopError::insufficient_scope(
+            Some(PopError::insufficient_scope(
                 verified.scheme(),
                 Arc::clone(joined),
             ))

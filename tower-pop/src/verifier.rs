@@ -307,30 +307,39 @@ impl Verifier {
             Err(error) => return (Err(error), false),
         };
         let scheme = credentials.scheme;
+        #[cfg(feature = "lifetime")]
+        let credentials_token = credentials.token;
         let now = self.config.clock.now_unix();
         let certificate = ClientCertificate::new(request, self.config.forwarded.as_ref());
         let result = self.check(request, credentials, &certificate, now).await;
         let header_consulted = certificate.header_consulted();
+        #[cfg(feature = "lifetime")]
+        let token = credentials_token;
         let result = result
-            .map(|granted| Verified {
-                claims: Arc::clone(&granted.token.claims),
-                binding: granted.binding,
-                jkt: granted.jkt,
-                x5t_s256: granted.x5t_s256,
-                scheme,
-                challenge: Arc::clone(&self.challenge),
-                response_headers: granted.response_headers.with_no_store(header_consulted),
+            .map(|granted| {
                 // The `exp` itself, not the leeway past it that skewed clocks are given: a
                 // stream ends when its token does.
-                expires_at: granted
+                let expires_at = granted
                     .token
                     .claims
                     .get("exp")
                     .and_then(serde_json::Value::as_u64)
                     .map_or(granted.token.valid_until, |exp| {
                         exp.min(granted.token.valid_until)
-                    }),
-                proven: granted.proven,
+                    });
+                Verified {
+                    claims: Arc::clone(&granted.token.claims),
+                    binding: granted.binding,
+                    jkt: granted.jkt,
+                    x5t_s256: granted.x5t_s256,
+                    scheme,
+                    challenge: Arc::clone(&self.challenge),
+                    response_headers: granted.response_headers.with_no_store(header_consulted),
+                    expires_at,
+                    #[cfg(feature = "lifetime")]
+                    lifetime: self.lifetime(token, expires_at),
+                    proven: granted.proven,
+                }
             })
             .map_err(|kind| PopError::with_scheme(kind, scheme));
         (result, header_consulted)
@@ -442,6 +451,21 @@ impl Verifier {
             response_headers,
             proven,
         })
+    }
+
+    /// How long a request with `token` stays authorized: until `expires_at`, and, for a token
+    /// introspection answers for with a recheck interval, until it is revoked.
+    #[cfg(feature = "lifetime")]
+    fn lifetime(&self, token: &str, expires_at: u64) -> crate::lifetime::Lifetime {
+        #[cfg(feature = "introspection")]
+        if let Some(introspector) = &self.config.introspector
+            && introspector.recheck_every().is_some()
+            && !crate::token::introspection::looks_like_jwt(token)
+        {
+            return crate::lifetime::Lifetime::rechecked(expires_at, introspector, token);
+        }
+        let _ = token;
+        crate::lifetime::Lifetime::until(expires_at)
     }
 
     /// The validator [`token`](Self::token) asks about `token` without reading it, when there

@@ -584,3 +584,101 @@ async fn bounded_cache_evicts_when_full() {
     }
     assert_eq!(s.hits(), asked);
 }
+
+/// The [`Verified`](tower_pop::Verified) the layer hands its service for `token`, with a fresh
+/// proof.
+#[cfg(feature = "lifetime")]
+async fn verified(f: &crate::support::Fixture, token: &str) -> tower_pop::Verified {
+    use crate::support::{PATH as RESOURCE, req};
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let inner = {
+        let seen = Arc::clone(&seen);
+        tower::service_fn(move |request: http::Request<String>| {
+            let verified = request.extensions().get::<tower_pop::Verified>().cloned();
+            *seen.lock().unwrap() = verified;
+            async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) }
+        })
+    };
+    let service = tower::Layer::layer(
+        &tower_pop::RequirePopLayer::new(Arc::clone(&f.verifier)),
+        inner,
+    );
+    let request = req(
+        "GET",
+        RESOURCE,
+        &[&format!("DPoP {token}")],
+        &[&f.proof(token)],
+    );
+    let response = tower::ServiceExt::oneshot(service, request).await.unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.headers());
+    let verified = seen.lock().unwrap().take();
+    verified.expect("verified")
+}
+
+/// Issue #26 item 2: a stream opened with an introspected token ends when a recheck finds the
+/// token revoked (`active: false`), long before `exp`; the token is refused from then on; an
+/// authorization server that cannot answer ends it too (fail closed).
+#[cfg(feature = "lifetime")]
+#[tokio::test]
+async fn a_recheck_ends_the_authorization_of_a_revoked_token() {
+    use tower_pop::lifetime::End;
+    let server = AuthServer::https().await;
+    let f = crate::support::Fixture::with(|b| {
+        b.introspection(
+            IntrospectionOptions::new(server.url(PATH), "rs", "secret")
+                .root_ca_pem(pki().ca_pem.clone())
+                .timeout(STEP)
+                .recheck_every(Duration::from_secs(1)),
+        )
+    });
+    let in_an_hour = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let mut answer = active();
+    answer["cnf"] = json!({"jkt": f.client.thumbprint()});
+    answer["exp"] = json!(in_an_hour);
+    server.set(PATH, Reply::json(&answer));
+
+    let lifetime = verified(&f, AT0).await.lifetime();
+    assert_eq!(lifetime.expires_at(), in_an_hour);
+    assert_eq!(lifetime.recheck_every(), Some(Duration::from_secs(1)));
+    assert!(!format!("{lifetime:?}").contains(AT0), "{lifetime:?}");
+    let calls = server.hits(PATH);
+    let ended = lifetime.ended();
+    tokio::pin!(ended);
+    // Still active: rechecked, no end.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(2500), &mut ended)
+            .await
+            .is_err()
+    );
+    assert!(server.hits(PATH) > calls, "rechecked");
+    // Revoked: the next recheck ends it, and the token no longer passes.
+    server.set(PATH, Reply::json(&json!({"active": false})));
+    let end = tokio::time::timeout(STEP, &mut ended).await.unwrap();
+    assert_eq!(end, End::Revoked);
+    let refused = f.dpop(AT0, &f.proof(AT0)).await;
+    assert_eq!(refusal(&refused), tower_pop::PopErrorKind::TokenInvalid);
+
+    // Another token, then the authorization server fails: the authorization ends.
+    let other = "another-opaque-token";
+    server.set(PATH, Reply::json(&answer));
+    let lifetime = verified(&f, other).await.lifetime();
+    server.set(PATH, Reply::status(500));
+    let end = tokio::time::timeout(STEP, lifetime.ended()).await.unwrap();
+    assert_eq!(end, End::Unconfirmed);
+
+    // Without a recheck interval, only `exp` ends it.
+    let lifetime = tower_pop::lifetime::Lifetime::until(in_an_hour);
+    assert_eq!(lifetime.recheck_every(), None);
+    assert!(
+        Introspector::new(
+            IntrospectionOptions::new("https://as.example/i", "rs", "s")
+                .recheck_every(Duration::from_millis(500))
+        )
+        .is_err(),
+        "a recheck more often than once a second"
+    );
+}

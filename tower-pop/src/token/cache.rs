@@ -230,6 +230,14 @@ impl TokenCache {
     }
 
     /// Entries held (fresh or not yet evicted).
+    /// Forget `token` (it was revoked).
+    #[cfg_attr(not(feature = "introspection"), allow(dead_code))]
+    pub(crate) fn remove(&self, token: &[u8]) {
+        if let Some(inner) = &self.inner {
+            inner.remove(&Lookup(token));
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.inner.as_ref().map_or(0, Inner::len)
     }

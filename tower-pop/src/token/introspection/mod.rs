@@ -189,6 +189,7 @@ pub struct IntrospectionOptions {
     permit_wait: Duration,
     negative_cache_ttl: Duration,
     negative_cache_capacity: usize,
+    recheck_every: Option<Duration>,
     http: HttpSettings,
     clock: Arc<dyn Clock>,
 }
@@ -216,6 +217,7 @@ impl IntrospectionOptions {
             permit_wait: crate::defaults::INTROSPECTION_PERMIT_WAIT,
             negative_cache_ttl: crate::defaults::INTROSPECTION_NEGATIVE_TTL,
             negative_cache_capacity: crate::defaults::INTROSPECTION_NEGATIVE_CAPACITY,
+            recheck_every: None,
             http: HttpSettings::default(),
             clock: Arc::new(SystemClock),
         }
@@ -313,6 +315,18 @@ impl IntrospectionOptions {
     }
 
     http_setters!();
+
+    /// Ask again every `interval` whether a token that opened a long-lived stream is still
+    /// active (default: never; at least 1 s). Introspection is how an authorization server
+    /// tells a resource server that a token was revoked (RFC 7662 §2.2, RFC 7009): a stream
+    /// judged once, when it opened, would otherwise outlive a revocation until `exp`. Each
+    /// stream's [`Lifetime`](crate::lifetime::Lifetime) (feature `lifetime`) then ends when an
+    /// answer is no longer active or cannot be had (fail closed); each recheck is one call,
+    /// under the same concurrency bound as requests' calls.
+    pub fn recheck_every(mut self, interval: Duration) -> Self {
+        self.recheck_every = Some(interval);
+        self
+    }
 
     /// The clock for `exp`/`nbf` and the cache (default the system clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -415,6 +429,8 @@ pub struct Introspector {
     refusals: FailureLog,
     /// Peers over their share, logged once per burst.
     over_share: FailureLog,
+    /// [`IntrospectionOptions::recheck_every`].
+    recheck_every: Option<Duration>,
 }
 
 impl fmt::Debug for Introspector {
@@ -565,6 +581,12 @@ impl Introspector {
         if options.max_concurrent_per_peer == Some(0) {
             return invalid("max_concurrent_per_peer", "must be at least 1");
         }
+        if options
+            .recheck_every
+            .is_some_and(|every| every < Duration::from_secs(1))
+        {
+            return invalid("recheck_every", "must be at least 1 second");
+        }
         let timeout = options
             .http
             .timeout
@@ -629,7 +651,38 @@ impl Introspector {
             failures: FailureLog::default(),
             refusals: FailureLog::default(),
             over_share: FailureLog::default(),
+            recheck_every: options.recheck_every,
         })
+    }
+
+    /// [`IntrospectionOptions::recheck_every`].
+    #[must_use]
+    pub fn recheck_every(&self) -> Option<Duration> {
+        self.recheck_every
+    }
+
+    /// Whether `token` is still active, asked now, past the cache (a stream's recheck). A token
+    /// no longer active leaves the cache and is remembered as inactive, so requests that carry
+    /// it are refused from now on too.
+    ///
+    /// # Errors
+    /// [`IntrospectionError::Unavailable`] when no answer could be had.
+    pub async fn still_active(&self, token: &str) -> Result<bool, IntrospectionError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Ok(false);
+        }
+        let now = self.clock.now_unix();
+        let claims = self.call(token, now, None).await?;
+        let token_hash = sha256(token.as_bytes());
+        match self.evaluate(claims, token_hash, now) {
+            Ok(_) => Ok(true),
+            Err(IntrospectionError::Unavailable) => Err(IntrospectionError::Unavailable),
+            Err(_) => {
+                self.cache.remove(token.as_bytes());
+                self.negative.insert(token_hash, now);
+                Ok(false)
+            }
+        }
     }
 
     /// Introspect `token` now (by the configured clock), from the cache when possible.
