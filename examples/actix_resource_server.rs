@@ -27,21 +27,21 @@ async fn whoami_handler(auth: PopAuth<SharedClaims>) -> HttpResponse {
     HttpResponse::Ok().json(whoami(&auth))
 }
 
-/// `GET /ws`: a WebSocket echo, closed with 1008 when the token expires.
+/// `GET /ws`: a WebSocket echo, closed with 1008 when the token expires (or is revoked).
 async fn websocket(
     req: HttpRequest,
     body: web::Payload,
     auth: PopAuth<SharedClaims>,
 ) -> actix_web::Result<HttpResponse> {
-    let expires_at = auth.expires_at;
+    let authorization = auth.lifetime.clone();
     let (response, mut session, mut messages) = actix_ws::handle(&req, body)?;
     actix_web::rt::spawn(async move {
-        let expiry = lifetime::expiry(expires_at);
-        tokio::pin!(expiry);
+        let ended = authorization.ended();
+        tokio::pin!(ended);
         loop {
             tokio::select! {
-                () = &mut expiry => {
-                    let _ = session.close(Some(lifetime::close_reason())).await;
+                end = &mut ended => {
+                    let _ = session.close(Some(lifetime::close_reason_for(end))).await;
                     return;
                 }
                 message = messages.recv() => match message {

@@ -29,16 +29,16 @@ use axum_pop::{
 use examples_common::{Startup, fail, serve_axum, whoami};
 use tokio_stream::StreamExt as _;
 
-/// `GET /ws`: a WebSocket echo, closed with 1008 when the token expires.
+/// `GET /ws`: a WebSocket echo, closed with 1008 when the token expires (or is revoked).
 async fn websocket(auth: PopAuth<SharedClaims>, upgrade: WebSocketUpgrade) -> Response {
-    let expires_at = auth.expires_at;
+    let authorization = auth.lifetime.clone();
     upgrade.on_upgrade(move |mut socket: WebSocket| async move {
-        let expiry = lifetime::expiry(expires_at);
-        tokio::pin!(expiry);
+        let ended = authorization.ended();
+        tokio::pin!(ended);
         loop {
             tokio::select! {
-                () = &mut expiry => {
-                    let _ = socket.send(lifetime::close_message()).await;
+                end = &mut ended => {
+                    let _ = socket.send(lifetime::close_message_for(end)).await;
                     break;
                 }
                 message = socket.recv() => match message {

@@ -15,7 +15,8 @@
 //! # What the upstream receives
 //! - The method, path, query and body as the client sent them (the body streamed, at most
 //!   `--max-body-bytes`: more is a 413), over a pooled keep-alive HTTP/1.1 client (HTTP/2 with
-//!   `--upstream-http2`); `Host` is the upstream's own.
+//!   `--upstream-http2`); `Host` is the upstream's own. An `https://` upstream is verified
+//!   against the system's roots or `--upstream-ca PEM` (rustls on aws-lc-rs).
 //! - Removed: every field whose name has an `_` (as nginx does by default: upstreams that read
 //!   `X_Pop_Sub` as `X-Pop-Sub` would see a forged identity), the hop-by-hop fields (RFC 9110 §7.6.1: `Connection` and every field it names,
 //!   `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE` except
@@ -43,7 +44,7 @@
 //! `PREFIX` (whole segments, no dot-segment tricks) without a token, still without `X-Pop-*`.
 //! Upstream unreachable: 502; no answer within `--upstream-timeout-secs`: 504; both with a fixed
 //! body. A WebSocket upgrade is verified, then relayed over the gateway's own WebSocket to
-//! the upstream (`ws://`), and closed with 1008 when the token expires; server-sent events
+//! the upstream (`ws://`, or `wss://` for an `https://` upstream), and closed with 1008 when the token expires; server-sent events
 //! stream through and end then too.
 //!
 //! # Forward-auth mode
@@ -75,9 +76,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum_pop::cors::dpop_cors;
 use axum_pop::{PolicyBuilder as _, RequirePopLayer, Verifier, metadata_route};
-use examples_common::gateway::{GatewayArgs, LimitedBody};
+use examples_common::gateway::{GatewayArgs, LimitedBody, client_tls, upstream_tls};
 use examples_common::{init_logging, serve_axum, serve_metrics, websocket_relay};
 use http::{StatusCode, Uri, header};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -102,7 +104,9 @@ struct Gateway {
     upstream: Option<Upstream>,
     /// The proxy whose sub-requests are answered, in forward-auth mode.
     forward_auth: Option<ProxyKind>,
-    client: Client<HttpConnector, LimitedBody>,
+    client: Client<HttpsConnector<HttpConnector>, LimitedBody>,
+    /// For `wss://` to an `https://` upstream.
+    tls: Option<Arc<rustls::ClientConfig>>,
     layer: RequirePopLayer,
     public: PublicPaths,
     proxies: TrustedProxies,
@@ -115,8 +119,10 @@ struct Gateway {
     public_origin: PublicOrigin,
 }
 
-/// Where accepted requests go: `http://authority` and a base path ("" or "/base").
+/// Where accepted requests go: `http(s)://authority` and a base path ("" or "/base").
 struct Upstream {
+    /// `http` or `https`.
+    scheme: &'static str,
     authority: String,
     base: String,
 }
@@ -124,11 +130,11 @@ struct Upstream {
 impl Upstream {
     fn parse(url: &str) -> Result<Self, String> {
         let uri: Uri = url.parse().map_err(|e| format!("--upstream {url}: {e}"))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(format!(
-                "--upstream {url}: an http:// URL (run the gateway next to the service; https upstreams are not supported)"
-            ));
-        }
+        let scheme = match uri.scheme_str() {
+            Some("http") => "http",
+            Some("https") => "https",
+            _ => return Err(format!("--upstream {url}: an http:// or https:// URL")),
+        };
         let authority = uri
             .authority()
             .ok_or_else(|| format!("--upstream {url}: no host"))?
@@ -137,7 +143,11 @@ impl Upstream {
             return Err(format!("--upstream {url}: no query or user info"));
         }
         let base = uri.path().trim_end_matches('/').to_owned();
-        Ok(Self { authority, base })
+        Ok(Self {
+            scheme,
+            authority,
+            base,
+        })
     }
 
     fn target(&self, request: &Uri) -> Option<Uri> {
@@ -145,7 +155,7 @@ impl Upstream {
         if !path.starts_with('/') {
             return None;
         }
-        format!("http://{}{}{path}", self.authority, self.base)
+        format!("{}://{}{}{path}", self.scheme, self.authority, self.base)
             .parse()
             .ok()
     }
@@ -216,6 +226,28 @@ fn build(args: &GatewayArgs, verifier: Arc<Verifier>) -> Result<Gateway, String>
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(timeout));
     connector.set_keepalive(Some(Duration::from_secs(60)));
+    connector.enforce_http(false);
+    let tls = match &upstream {
+        Some(u) if u.scheme == "https" => Some(upstream_tls(args.upstream_ca.as_deref())?),
+        _ if args.upstream_ca.is_some() => {
+            return Err("--upstream-ca needs an https:// --upstream".to_owned());
+        }
+        _ => None,
+    };
+    // Without an https:// upstream, no root: this configuration is never used (the scheme
+    // is http) and could verify no server if it were.
+    let client_tls = match &tls {
+        Some(tls) => (**tls).clone(),
+        None => client_tls(rustls::RootCertStore::empty())?,
+    };
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(client_tls)
+        .https_or_http();
+    let connector = if args.upstream_http2 {
+        builder.enable_http2().wrap_connector(connector)
+    } else {
+        builder.enable_http1().wrap_connector(connector)
+    };
     let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         // Bounded: idle connections kept per upstream.
@@ -227,6 +259,7 @@ fn build(args: &GatewayArgs, verifier: Arc<Verifier>) -> Result<Gateway, String>
         upstream,
         forward_auth: args.forward_auth,
         client,
+        tls,
         layer,
         public,
         proxies,
@@ -357,11 +390,12 @@ async fn proxy(gateway: &Gateway, request: Request, verified: Option<&Verified>)
             Err(rejection) => return rejection.into_response(),
         };
         let url = format!("ws{}", target.to_string().trim_start_matches("http"));
-        return match websocket_relay::connect(&url, &headers, gateway.timeout).await {
+        let tls = gateway.tls.as_ref();
+        return match websocket_relay::connect(&url, &headers, gateway.timeout, tls).await {
             Ok(upstream) => {
-                let expires_at = verified.expires_at();
+                let authorization = verified.lifetime();
                 upgrade.on_upgrade(move |client| {
-                    websocket_relay::relay(client, upstream, expires_at, WEBSOCKET_IDLE)
+                    websocket_relay::relay(client, upstream, authorization, WEBSOCKET_IDLE)
                 })
             }
             Err(status) => {
@@ -391,7 +425,7 @@ async fn proxy(gateway: &Gateway, request: Request, verified: Option<&Verified>)
                 // Server-sent events end when the token does (issue #26), not buffered.
                 Some(verified) if event_stream => {
                     let events = http_body_util::BodyExt::into_data_stream(body);
-                    let events = tower_pop::lifetime::until_expiry(events, verified.expires_at());
+                    let events = tower_pop::lifetime::until_ended(events, verified.lifetime());
                     Response::from_parts(parts, Body::from_stream(events))
                 }
                 _ => Response::from_parts(parts, Body::new(body)),

@@ -31,8 +31,9 @@ pub struct GatewayArgs {
     /// The flags shared with the example servers.
     #[command(flatten)]
     pub common: Args,
-    /// Forward accepted requests to this service (`http://host:port`, optionally with a base
-    /// path that is put before every request path).
+    /// Forward accepted requests to this service (`http://host:port` or `https://host:port`,
+    /// optionally with a base path that is put before every request path). WebSockets go to
+    /// the same place as `ws://` or `wss://`.
     #[arg(
         long,
         value_name = "URL",
@@ -67,9 +68,60 @@ pub struct GatewayArgs {
     /// the gateway answers 504.
     #[arg(long, value_name = "S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub upstream_timeout_secs: u64,
-    /// Speak HTTP/2 to the upstream (prior knowledge, h2c) instead of HTTP/1.1.
+    /// Speak HTTP/2 to the upstream (prior knowledge, h2c; over TLS, ALPN `h2`) instead of
+    /// HTTP/1.1.
     #[arg(long)]
     pub upstream_http2: bool,
+    /// Trust this CA (PEM, one or more certificates) for an `https://` upstream, instead of the
+    /// system's roots.
+    #[arg(long, value_name = "PEM")]
+    pub upstream_ca: Option<std::path::PathBuf>,
+}
+
+/// The TLS client configuration for an `https://` upstream: the roots of `--upstream-ca` if
+/// given, else the system's; TLS 1.2 and 1.3 on aws-lc-rs; no ALPN (each client adds its own).
+///
+/// # Errors
+/// An unreadable or empty CA file, or no usable system root.
+pub fn upstream_tls(ca: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                .map_err(|e| format!("--upstream-ca {}: {e}", path.display()))?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(format!("--upstream-ca {}: no certificate", path.display()));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err(
+                    "an https:// upstream: no system root certificate (give --upstream-ca)"
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    client_tls(roots).map(Arc::new)
+}
+
+/// A TLS client configuration trusting `roots`: TLS 1.2 and 1.3 on aws-lc-rs, no ALPN.
+///
+/// # Errors
+/// When the provider cannot offer the default protocol versions.
+pub fn client_tls(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 impl GatewayArgs {

@@ -22,6 +22,7 @@ pub mod pb {
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("whoami_descriptor");
 }
 pub mod http;
+pub mod mcp;
 pub mod websocket_relay;
 
 /// The README's quick starts, compiled as doc-tests so they cannot rot.
@@ -156,6 +157,10 @@ pub struct Args {
     /// /whoami requires this scope (403 insufficient_scope without it).
     #[arg(long, value_name = "S")]
     pub scope: Option<String>,
+    /// Scopes a server requires besides `--scope` (the MCP server's per-tool scopes), named in
+    /// RFC 9728's `scopes_supported`; not a flag.
+    #[arg(skip)]
+    pub more_scopes: Vec<String>,
     /// The origin used for the expected `htu` [default: http:// + the listen address, or
     /// https:// with --tls-cert].
     #[arg(long, value_name = "URL")]
@@ -287,7 +292,7 @@ impl Args {
         if let Some(resource) = &self.resource {
             let certificates = self.client_ca.is_some() || !self.trusted_proxy.is_empty();
             let metadata = ResourceMetadata::new(resource)
-                .scopes_supported(self.scope.iter().cloned())
+                .scopes_supported(self.scope.iter().chain(&self.more_scopes).cloned())
                 .tls_client_certificate_bound_access_tokens(certificates);
             builder = builder.resource_metadata(metadata);
         }
@@ -439,10 +444,10 @@ impl Args {
 }
 
 /// The `data` of `/events`' events, one a second from a second after the call, ended at the
-/// token's `exp` (EXAMPLE-SERVERS.md); each server frames them its own way.
+/// token's `exp` (EXAMPLE-SERVERS.md) or its revocation; each server frames them its own way.
 pub fn events(auth: Auth<SharedClaims>) -> impl tokio_stream::Stream<Item = String> + Send {
     use tokio_stream::StreamExt as _;
-    let expires_at = auth.expires_at;
+    let authorization = auth.lifetime.clone();
     let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(
         tokio::time::Instant::now() + std::time::Duration::from_secs(1),
         std::time::Duration::from_secs(1),
@@ -452,7 +457,7 @@ pub fn events(auth: Auth<SharedClaims>) -> impl tokio_stream::Stream<Item = Stri
         n += 1;
         event_data(&auth, n)
     });
-    tower_pop::lifetime::until_expiry(data, expires_at)
+    tower_pop::lifetime::until_ended(data, authorization)
 }
 
 /// The `data` of `/events`' N-th event (EXAMPLE-SERVERS.md): `{"sub": "...", "n": N}`.
@@ -585,7 +590,13 @@ impl Startup {
     /// Start from the process's flags and environment.
     pub async fn from_env() -> Self {
         init_logging();
-        let args = Args::from_env();
+        Self::from_args(Args::from_env(), None).await
+    }
+
+    /// Start from `args`. With `resource_path`, a server whose protocol needs RFC 9728
+    /// metadata (MCP) serves it by default: without `--resource`, the resource is the public
+    /// URL plus that path.
+    pub async fn from_args(mut args: Args, resource_path: Option<&str>) -> Self {
         let cors = args.cors_origins().unwrap_or_else(|e| fail(&e));
         let policy = args.whoami_policy().unwrap_or_else(|e| fail(&e));
         let listener = std::net::TcpListener::bind(args.listen)
@@ -595,6 +606,13 @@ impl Startup {
             .metrics_listen
             .map(|addr| serve_metrics(addr).unwrap_or_else(|e| fail(&e)));
         let tls = args.tls().unwrap_or_else(|e| fail(&e));
+        if let (Some(path), None) = (resource_path, &args.resource) {
+            let public = args
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("{}://{bound}", args.scheme()));
+            args.resource = Some(format!("{}{path}", public.trim_end_matches('/')));
+        }
         let config = args.config(bound).await.unwrap_or_else(|e| fail(&e));
         Self {
             verifier: Arc::new(tower_pop::Verifier::new(config)),

@@ -2,20 +2,26 @@
 //! request, then the gateway opens its own WebSocket to the upstream (with the identity fields
 //! and without the proof) and relays messages both ways, until either side closes, the
 //! connection idles past a bound, or the token expires: then the client gets close code 1008
-//! and the upstream a normal close.
+//! and the upstream a normal close. An `https://` upstream gets `wss://`, verified like the
+//! gateway's HTTP client verifies it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use http::HeaderMap;
+use rustls_pki_types::ServerName;
 use tokio_tungstenite::tungstenite::Message as UpMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame as UpCloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+/// The connection under an upstream WebSocket: TCP, or TLS over TCP for `wss://`.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 /// A WebSocket to the upstream.
-pub type Upstream =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Upstream = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
 
 /// Fields of the client's handshake that belong to its own connection: the gateway's
 /// handshake with the upstream makes its own.
@@ -37,8 +43,9 @@ pub fn is_upgrade(method: &http::Method, headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// Open the upstream WebSocket at `url` (`ws://...`) with `headers` (the upstream fields the
-/// gateway computed: identity, forwarding), within `timeout`.
+/// Open the upstream WebSocket at `url` (`ws://...`, or `wss://...` verified with `tls`) with
+/// `headers` (the upstream fields the gateway computed: identity, forwarding), within
+/// `timeout` (connect, TLS and handshake together).
 ///
 /// # Errors
 /// When the upstream cannot be reached or refuses the handshake (its status, if it answered).
@@ -46,6 +53,7 @@ pub async fn connect(
     url: &str,
     headers: &HeaderMap,
     timeout: Duration,
+    tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<Upstream, Option<u16>> {
     let mut request = url.into_client_request().map_err(|_| None)?;
     for (name, value) in headers {
@@ -53,13 +61,46 @@ pub async fn connect(
             request.headers_mut().append(name, value.clone());
         }
     }
-    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request)).await {
-        Ok(Ok((socket, _))) => Ok(socket),
-        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
-            Err(Some(response.status().as_u16()))
+    let secure = request.uri().scheme_str() == Some("wss");
+    let host = request
+        .uri()
+        .host()
+        .ok_or(None)?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = request
+        .uri()
+        .port_u16()
+        .unwrap_or(if secure { 443 } else { 80 });
+    let handshake = async move {
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|_| None)?;
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn Io> = if secure {
+            // No TLS configuration for a wss:// URL would mean a plain handshake: refuse.
+            let config = Arc::clone(tls.ok_or(None)?);
+            let name = ServerName::try_from(host).map_err(|_| None)?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|_| None)?;
+            Box::new(tls)
+        } else {
+            Box::new(tcp)
+        };
+        match tokio_tungstenite::client_async(request, stream).await {
+            Ok((socket, _)) => Ok(socket),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(Some(response.status().as_u16()))
+            }
+            Err(_) => Err(None),
         }
-        Ok(Err(_)) | Err(_) => Err(None),
-    }
+    };
+    tokio::time::timeout(timeout, handshake)
+        .await
+        .unwrap_or(Err(None))
 }
 
 fn to_upstream(message: Message) -> Option<UpMessage> {
@@ -82,17 +123,23 @@ fn to_client(message: UpMessage) -> Option<Message> {
     })
 }
 
-/// Relay `client` and `upstream` until one closes, nothing moves for `idle`, or `expires_at`.
-pub async fn relay(mut client: WebSocket, mut upstream: Upstream, expires_at: u64, idle: Duration) {
+/// Relay `client` and `upstream` until one closes, nothing moves for `idle`, or the
+/// authorization ends (`exp`, or a revocation a recheck finds).
+pub async fn relay(
+    mut client: WebSocket,
+    mut upstream: Upstream,
+    authorization: tower_pop::lifetime::Lifetime,
+    idle: Duration,
+) {
     use futures_sink_like::{next, send};
-    let expiry = tower_pop::lifetime::expiry(expires_at);
-    tokio::pin!(expiry);
+    let ended = authorization.ended();
+    tokio::pin!(ended);
     let closing = loop {
         let quiet = tokio::time::sleep(idle);
         tokio::select! {
-            () = &mut expiry => break Some(CloseFrame {
+            end = &mut ended => break Some(CloseFrame {
                 code: tower_pop::lifetime::POLICY_VIOLATION,
-                reason: Utf8Bytes::from_static(tower_pop::lifetime::EXPIRED_REASON),
+                reason: Utf8Bytes::from_static(end.reason()),
             }),
             () = quiet => break Some(CloseFrame { code: 1001, reason: Utf8Bytes::from_static("idle") }),
             message = client.recv() => match message.and_then(Result::ok).and_then(to_upstream) {

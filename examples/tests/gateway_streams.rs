@@ -26,6 +26,11 @@ use crate::streams::futures_util_like::{next, send};
 /// An upstream whose `/ws` first sends the handshake fields it saw (as JSON), then echoes, and
 /// whose `/events` sends an event every 200 ms for ever.
 async fn upstream() -> SocketAddr {
+    upstream_over(None).await
+}
+
+/// [`upstream`], over TLS when `tls` is given.
+async fn upstream_over(tls: Option<tower_pop::tls::TlsConfig>) -> SocketAddr {
     async fn ws(headers: HeaderMap, upgrade: WebSocketUpgrade) -> axum::response::Response {
         let seen = json!({
             "sub": headers.get("x-pop-sub").and_then(|v| v.to_str().ok()),
@@ -60,9 +65,90 @@ async fn upstream() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let server = axum_pop::serve::Server::new(listener, app);
+        let server = match tls {
+            Some(tls) => server.tls(tls),
+            None => server,
+        };
+        let _ = server.run().await;
     });
     addr
+}
+
+/// Item 4: an `https://` upstream, verified against `--upstream-ca`: requests and events over
+/// TLS, WebSockets over `wss://`. Through another root the upstream is not trusted: 502, never
+/// a plain retry.
+#[tokio::test]
+async fn an_https_upstream_is_verified_and_gets_wss() {
+    use tower_pop::tls::{PemSource, TlsConfig};
+    let pki = tower_pop_test_support::pki();
+    let tls = TlsConfig::builder()
+        .cert_chain(PemSource::Inline(pki.server.cert_pem.clone().into_bytes()))
+        .private_key(PemSource::Inline(pki.server.key_pem.clone().into_bytes()))
+        .build()
+        .unwrap();
+    let up = upstream_over(Some(tls)).await;
+    let dir = std::env::temp_dir().join(format!("tower-pop-upstream-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let url = format!("https://localhost:{}", up.port());
+    let gw = gateway(&url, &["--upstream-ca", ca.to_str().unwrap()]).await;
+    let key = ProofSigner::generate(Algorithm::ES256).unwrap();
+    let token = gw.token(Some(key.thumbprint()));
+
+    let proof = key
+        .proof("GET", &gw.url("/ws"), Some(&token), None)
+        .unwrap();
+    let mut socket = connect(&gw, &token, &proof).await.unwrap();
+    let Some(Message::Text(seen)) = next(&mut socket).await else {
+        panic!("the upstream's first message")
+    };
+    let seen: serde_json::Value = serde_json::from_str(seen.as_str()).unwrap();
+    assert_eq!(seen["sub"], "alice", "the identity over wss://: {seen}");
+    assert_eq!(seen["dpop"], false, "{seen}");
+    send(&mut socket, Message::text("over tls")).await;
+    assert_eq!(next(&mut socket).await, Some(Message::text("over tls")));
+
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let events = |gw_url: String, token: &str, key: &ProofSigner| {
+        let proof = key.proof("GET", &gw_url, Some(token), None).unwrap();
+        client
+            .get(gw_url)
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+            .send()
+    };
+    let mut response = events(gw.url("/events"), &token, &key).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let chunk = tokio::time::timeout(Duration::from_secs(5), response.chunk())
+        .await
+        .expect("an event within 5 s")
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&chunk).contains("data: tick"));
+    drop(response);
+
+    // The same upstream trusted through another root (a certificate of another CA): not
+    // verified.
+    let wrong = dir.join("wrong-ca.pem");
+    std::fs::write(&wrong, &pki.stranger.cert_pem).unwrap();
+    let untrusting = gateway(&url, &["--upstream-ca", wrong.to_str().unwrap()]).await;
+    let token = untrusting.token(Some(key.thumbprint()));
+    let response = events(untrusting.url("/events"), &token, &key)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502, "an untrusted upstream certificate");
+    let proof = key
+        .proof("GET", &untrusting.url("/ws"), Some(&token), None)
+        .unwrap();
+    match connect(&untrusting, &token, &proof).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 502, "an untrusted wss:// upstream");
+        }
+        other => panic!("expected 502, got {other:?}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ mod grpc;
 mod issuer;
 mod limits;
 mod logs;
+mod mcp;
 mod metrics;
 mod mtls;
 mod nginx;
