@@ -97,18 +97,7 @@ async fn an_https_upstream_is_verified_and_gets_wss() {
     let key = ProofSigner::generate(Algorithm::ES256).unwrap();
     let token = gw.token(Some(key.thumbprint()));
 
-    let proof = key
-        .proof("GET", &gw.url("/ws"), Some(&token), None)
-        .unwrap();
-    let mut socket = connect(&gw, &token, &proof).await.unwrap();
-    let Some(Message::Text(seen)) = next(&mut socket).await else {
-        panic!("the upstream's first message")
-    };
-    let seen: serde_json::Value = serde_json::from_str(seen.as_str()).unwrap();
-    assert_eq!(seen["sub"], "alice", "the identity over wss://: {seen}");
-    assert_eq!(seen["dpop"], false, "{seen}");
-    send(&mut socket, Message::text("over tls")).await;
-    assert_eq!(next(&mut socket).await, Some(Message::text("over tls")));
+    drop(relayed_socket(&gw, &key, &token, "over tls").await);
 
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let events = |gw_url: String, token: &str, key: &ProofSigner| {
@@ -151,6 +140,28 @@ async fn an_https_upstream_is_verified_and_gets_wss() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A WebSocket through `gw` with `token` and a proof by `key`: the upstream saw the identity,
+/// not the proof or the token, and `text` comes back.
+async fn relayed_socket(
+    gw: &crate::server::Server,
+    key: &ProofSigner,
+    token: &str,
+    text: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let proof = key.proof("GET", &gw.url("/ws"), Some(token), None).unwrap();
+    let mut socket = connect(gw, token, &proof).await.unwrap();
+    let Some(Message::Text(seen)) = next(&mut socket).await else {
+        panic!("the upstream's first message")
+    };
+    let seen: serde_json::Value = serde_json::from_str(seen.as_str()).unwrap();
+    assert_eq!(seen["sub"], "alice", "{seen}");
+    assert_eq!(seen["dpop"], false, "{seen}");
+    assert_eq!(seen["authorization"], false, "{seen}");
+    send(&mut socket, Message::text(text)).await;
+    assert_eq!(next(&mut socket).await, Some(Message::text(text)));
+    socket
+}
+
 #[tokio::test]
 async fn the_gateway_relays_websockets_and_events_until_exp() {
     let up = upstream().await;
@@ -160,20 +171,7 @@ async fn the_gateway_relays_websockets_and_events_until_exp() {
     let token = gw
         .issuer
         .token(now(), json!({"cnf": {"jkt": key.thumbprint()}, "exp": exp}));
-    let proof = key
-        .proof("GET", &gw.url("/ws"), Some(&token), None)
-        .unwrap();
-    let mut socket = connect(&gw, &token, &proof).await.unwrap();
-    // The upstream saw the identity, not the proof or the token.
-    let Some(Message::Text(seen)) = next(&mut socket).await else {
-        panic!("the upstream's first message")
-    };
-    let seen: serde_json::Value = serde_json::from_str(seen.as_str()).unwrap();
-    assert_eq!(seen["sub"], "alice", "{seen}");
-    assert_eq!(seen["dpop"], false, "{seen}");
-    assert_eq!(seen["authorization"], false, "{seen}");
-    send(&mut socket, Message::text("hello")).await;
-    assert_eq!(next(&mut socket).await, Some(Message::text("hello")));
+    let mut socket = relayed_socket(&gw, &key, &token, "hello").await;
     let close = loop {
         match next(&mut socket).await {
             Some(Message::Close(frame)) => break frame,
