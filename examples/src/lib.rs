@@ -192,10 +192,27 @@ pub struct Args {
     /// credentials in the URL are never printed).
     #[arg(long, value_name = "URL", hide_env_values = true)]
     pub redis: Option<SecretUrl>,
+    /// Replay store on a Redis Cluster reached through this seed node (repeatable; all
+    /// `redis://` or all `rediss://`; exclusive with --redis).
+    #[arg(
+        long = "redis-cluster",
+        value_name = "URL",
+        hide_env_values = true,
+        value_delimiter = ',',
+        conflicts_with = "redis"
+    )]
+    pub redis_cluster: Vec<SecretUrl>,
     /// Key prefix in Redis [default: `tower-pop:` and a hash of --resource, or else of the
     /// public URL, so two APIs sharing a Redis never share keys].
-    #[arg(long, value_name = "PREFIX", requires = "redis")]
+    #[arg(long, value_name = "PREFIX")]
     pub redis_prefix: Option<String>,
+    /// A proof's `jti` counts as recorded only once this many replicas acknowledged it
+    /// (Redis `WAIT`); too few within --redis-wait-timeout is a 503 and the `jti` stays burned.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=16))]
+    pub redis_wait_replicas: u32,
+    /// How long a write waits for --redis-wait-replicas acknowledgements.
+    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub redis_wait_timeout: u64,
     /// Serve HTTPS with this certificate chain (PEM).
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -350,7 +367,14 @@ impl Args {
                 .map_err(|e| format!("--trusted-proxy: {e}"))?;
             builder = builder.forwarded_certificates(ForwardedCertConfig::new(proxies, header));
         }
-        if let Some(url) = &self.redis {
+        let redis_store = self.redis.is_some() || !self.redis_cluster.is_empty();
+        if !redis_store && (self.redis_prefix.is_some() || self.redis_wait_replicas > 0) {
+            return Err(
+                "--redis-prefix and --redis-wait-replicas need --redis or --redis-cluster"
+                    .to_owned(),
+            );
+        }
+        if redis_store {
             let prefix = self.redis_prefix.clone().unwrap_or_else(|| {
                 let api = self.resource.as_deref().unwrap_or(&public_url);
                 let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, api.as_bytes());
@@ -360,11 +384,23 @@ impl Args {
                     .collect();
                 format!("tower-pop:{short}:")
             });
-            let store = RedisReplayCache::builder(url.as_str())
-                .key_prefix(prefix)
-                .connect()
-                .await
-                .map_err(|e| format!("--redis: {e}"))?;
+            let (builder_of_store, flag) = match &self.redis {
+                Some(url) => (RedisReplayCache::builder(url.as_str()), "--redis"),
+                None => (
+                    RedisReplayCache::cluster_builder(
+                        self.redis_cluster.iter().map(|u| u.as_str().to_owned()),
+                    ),
+                    "--redis-cluster",
+                ),
+            };
+            let mut store = builder_of_store.key_prefix(prefix);
+            if self.redis_wait_replicas > 0 {
+                store = store.wait_replicas(
+                    self.redis_wait_replicas,
+                    std::time::Duration::from_millis(self.redis_wait_timeout),
+                );
+            }
+            let store = store.connect().await.map_err(|e| format!("{flag}: {e}"))?;
             builder = builder.replay_cache(Arc::new(store));
         }
         builder.build().map_err(|e| e.to_string())
@@ -721,6 +757,34 @@ mod tests {
             "k.json",
         ];
         parse(&[&base[..], extra].concat())
+    }
+
+    #[test]
+    fn redis_cluster_flags_parse_and_exclude_redis() {
+        let a = parse_with(&[
+            "--redis-cluster",
+            "redis://127.0.0.1:7000",
+            "--redis-cluster",
+            "redis://127.0.0.1:7001,redis://127.0.0.1:7002",
+            "--redis-wait-replicas",
+            "1",
+            "--redis-wait-timeout",
+            "50",
+        ])
+        .unwrap();
+        assert_eq!(a.redis_cluster.len(), 3);
+        assert_eq!((a.redis_wait_replicas, a.redis_wait_timeout), (1, 50));
+        let defaults = parse_with(&[]).unwrap();
+        assert_eq!(
+            (defaults.redis_wait_replicas, defaults.redis_wait_timeout),
+            (0, 100)
+        );
+        assert!(
+            parse_with(&["--redis", "redis://a", "--redis-cluster", "redis://b"]).is_err(),
+            "exclusive"
+        );
+        assert!(parse_with(&["--redis-wait-replicas", "17"]).is_err());
+        assert!(parse_with(&["--redis-wait-timeout", "0"]).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod client;
+mod cluster;
 mod cors;
 mod flood;
 mod gateway;

@@ -21,6 +21,8 @@ mod nonces;
 mod proofs;
 mod properties;
 #[cfg(feature = "redis")]
+mod redis_cluster;
+#[cfg(feature = "redis")]
 mod redis_store;
 mod replay;
 #[cfg(feature = "httpsig")]

@@ -9,9 +9,11 @@
 
 pub mod logs;
 mod pki;
+mod redis_cluster;
 mod redis_server;
 pub mod slow;
 pub mod www_authenticate;
 
 pub use pki::{Identity, Pki, pki};
+pub use redis_cluster::{NODE_TIMEOUT_MS, RedisCluster};
 pub use redis_server::{RedisServer, free_port};

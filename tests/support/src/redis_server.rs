@@ -45,6 +45,29 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// A loopback port below 55536 that is free, with the port 10000 above it free too (a Redis
+/// Cluster node's bus port).
+fn cluster_port() -> u16 {
+    for _ in 0..1000 {
+        let Ok(listener) = TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(port) = listener.local_addr().map(|a| a.port()) else {
+            continue;
+        };
+        drop(listener);
+        // Ephemeral ports are often above 55535: shift them down into 20000-45535.
+        let candidate = if port > 55_535 { port - 30_000 } else { port };
+        if candidate >= 1024
+            && TcpListener::bind(("127.0.0.1", candidate)).is_ok()
+            && TcpListener::bind(("127.0.0.1", candidate + 10_000)).is_ok()
+        {
+            return candidate;
+        }
+    }
+    panic!("no free port pair for a cluster node");
+}
+
 impl RedisServer {
     /// A plain server with default settings.
     ///
@@ -83,7 +106,17 @@ impl RedisServer {
         &self.dir
     }
 
+    /// A cluster node (with `extra`): on a port whose cluster bus port (+10000) is free too.
+    #[must_use]
+    pub fn start_cluster_node(extra: &[&str]) -> Self {
+        Self::launch_on(extra, None, cluster_port)
+    }
+
     fn launch(extra: &[&str], write_pki: Option<WritePki<'_>>) -> Self {
+        Self::launch_on(extra, write_pki, free_port)
+    }
+
+    fn launch_on(extra: &[&str], write_pki: Option<WritePki<'_>>, pick: fn() -> u16) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "tower-pop-redis-{}-{}",
             std::process::id(),
@@ -103,7 +136,7 @@ impl RedisServer {
         };
         // Another process may take the free port between our probe and redis binding it.
         for _ in 0..5 {
-            server.port = free_port();
+            server.port = pick();
             if server.spawn() {
                 return server;
             }
@@ -188,6 +221,25 @@ impl RedisServer {
     #[must_use]
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// `redis-cli` against this server with `input` (commands, one a line) on its standard
+    /// input, all on one connection; output trimmed, `None` if it failed.
+    #[must_use]
+    pub fn pipe(&self, input: &str) -> Option<String> {
+        use std::io::Write as _;
+        let mut child = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        child.stdin.take()?.write_all(input.as_bytes()).ok()?;
+        let out = child.wait_with_output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
     /// `redis-cli` against this server, output trimmed; `None` if it failed.

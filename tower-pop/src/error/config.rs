@@ -405,6 +405,10 @@ pub enum RedisConfigError {
     NoRuntime,
     /// The per-key quota or its window is zero (under one second).
     ZeroKeyQuota,
+    /// A cluster was given no seed node, or seed nodes of different schemes.
+    InvalidCluster,
+    /// `wait_replicas` asks for no replica, more than 16, or a zero timeout.
+    InvalidWait,
 }
 
 #[cfg(feature = "redis")]
@@ -425,6 +429,12 @@ impl fmt::Display for RedisConfigError {
             Self::ZeroKeyQuota => {
                 f.write_str("redis key quota and its window must be at least 1 (second)")
             }
+            Self::InvalidCluster => f.write_str(
+                "a redis cluster needs at least one seed node, all redis:// or all rediss://",
+            ),
+            Self::InvalidWait => f.write_str(
+                "redis wait_replicas needs 1 to 16 replicas and a timeout of at least 1 ms",
+            ),
         }
     }
 }

@@ -6,10 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Client, ConnectionAddr, RedisError, Value};
 
 use super::{BoxFuture, ReplayCache, ReplayEntry, ReplayError, ReplayOutcome};
@@ -52,11 +55,14 @@ fn redact(url: &str) -> String {
 #[must_use]
 pub struct RedisReplayCacheBuilder {
     url: String,
+    /// Seed nodes of a Redis Cluster; empty for one Redis.
+    cluster_nodes: Vec<String>,
     key_prefix: String,
     timeout: Duration,
     skew_margin: Duration,
     tls_ca_pem: Option<Vec<u8>>,
     key_quota: Option<(u64, Duration)>,
+    wait: Option<(u32, Duration)>,
 }
 
 impl fmt::Debug for RedisReplayCacheBuilder {
@@ -68,6 +74,8 @@ impl fmt::Debug for RedisReplayCacheBuilder {
             .field("skew_margin", &self.skew_margin)
             .field("tls_ca_pem", &self.tls_ca_pem.as_ref().map(|_| "set"))
             .field("key_quota", &self.key_quota)
+            .field("cluster_nodes", &self.cluster_nodes.len())
+            .field("wait", &self.wait)
             .finish()
     }
 }
@@ -123,6 +131,23 @@ impl RedisReplayCacheBuilder {
         self
     }
 
+    /// Count an entry as recorded only once at least `replicas` replicas of the Redis that
+    /// took it acknowledged it (`WAIT replicas timeout`, sent after the write on the same
+    /// connection, in one round trip). Fewer acknowledgements within `timeout` is a
+    /// [`ReplayError`] (503): the entry may be written, so the proof stays burned, and it is
+    /// never accepted unreplicated.
+    ///
+    /// Redis replicates asynchronously: without this, a primary that fails after it recorded a
+    /// proof but before a replica received it is replaced by a replica that never saw the
+    /// proof, and the proof can be replayed within its window. With it, each proof costs the
+    /// replication round trip, and `WAIT` holds the connection it runs on (requests queue
+    /// behind it); the call's [`timeout`](Self::timeout) is extended by `timeout`. Default: off.
+    /// `connect` refuses 0 or more than 16 replicas and a zero timeout.
+    pub fn wait_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait = Some((replicas, timeout));
+        self
+    }
+
     /// Trust only these CA certificates (PEM, one or more) for a `rediss://` URL, instead of
     /// the system's roots. Default: the system's roots. For a Redis with a private CA.
     pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
@@ -144,8 +169,41 @@ impl RedisReplayCacheBuilder {
         {
             return Err(RedisConfigError::ZeroKeyQuota);
         }
+        if self.wait.is_some_and(|(replicas, timeout)| {
+            replicas == 0 || replicas > 16 || timeout < Duration::from_millis(1)
+        }) {
+            return Err(RedisConfigError::InvalidWait);
+        }
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(RedisConfigError::NoRuntime);
+        }
+        let wait = self.wait.map(|(replicas, timeout)| {
+            (
+                replicas,
+                u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            )
+        });
+        // A WAIT may take its whole timeout: the call's bound covers it.
+        let call_timeout = self.timeout + self.wait.map_or(Duration::ZERO, |(_, t)| t);
+        if !self.cluster_nodes.is_empty() {
+            let connection = connect_cluster(
+                &self.cluster_nodes,
+                self.tls_ca_pem,
+                call_timeout,
+                &redacted,
+            )?;
+            return Ok(RedisReplayCache {
+                connection,
+                key_prefix: self.key_prefix,
+                key_quota: self
+                    .key_quota
+                    .map(|(proofs, window)| (proofs, window.as_secs())),
+                timeout: call_timeout,
+                wait,
+                skew_margin_ms: u64::try_from(self.skew_margin.as_millis()).unwrap_or(u64::MAX),
+                redacted_url: redacted,
+                health: Health::default(),
+            });
         }
         let client = Client::open(self.url.as_str()).map_err(|_| RedisConfigError::InvalidUrl {
             url: redacted.clone(),
@@ -169,7 +227,7 @@ impl RedisReplayCacheBuilder {
             _ => client,
         };
         let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(self.timeout))
+            .set_response_timeout(Some(call_timeout))
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_max_delay(MAX_RECONNECT_DELAY);
         let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
@@ -194,14 +252,17 @@ impl RedisReplayCacheBuilder {
             }
         });
         Ok(RedisReplayCache {
-            client,
-            config,
-            manager: ArcSwap::from_pointee(manager),
+            connection: Connection::Single(Box::new(Single {
+                client,
+                config,
+                manager: ArcSwap::from_pointee(manager),
+            })),
             key_prefix: self.key_prefix,
             key_quota: self
                 .key_quota
                 .map(|(proofs, window)| (proofs, window.as_secs())),
-            timeout: self.timeout,
+            timeout: call_timeout,
+            wait,
             skew_margin_ms: u64::try_from(self.skew_margin.as_millis()).unwrap_or(u64::MAX),
             redacted_url: redacted,
             health: Health::default(),
@@ -223,6 +284,97 @@ fn with_ca(client: &Client, pem: Vec<u8>) -> Result<Client, RedisConfigError> {
     };
     Client::build_with_tls(client.get_connection_info().clone(), certificates)
         .map_err(|_| RedisConfigError::InvalidTlsCa)
+}
+
+/// A Redis Cluster client for `nodes` (all `redis://` or all `rediss://`), connected in the
+/// background: calls fail (503) until the first connection is up, which is retried every
+/// second. redis-rs's cluster connection follows `MOVED` and `ASK`, refreshes its slot map
+/// and reconnects to nodes by itself.
+fn connect_cluster(
+    nodes: &[String],
+    tls_ca_pem: Option<Vec<u8>>,
+    timeout: Duration,
+    redacted: &str,
+) -> Result<Connection, RedisConfigError> {
+    let tls = nodes.iter().all(|n| n.starts_with("rediss://"));
+    if nodes.is_empty() || !(tls || nodes.iter().all(|n| n.starts_with("redis://"))) {
+        return Err(RedisConfigError::InvalidCluster);
+    }
+    if nodes.iter().any(|n| n.contains("#insecure")) {
+        return Err(RedisConfigError::InsecureTls {
+            url: redacted.to_owned(),
+        });
+    }
+    let mut builder = ClusterClient::builder(nodes.iter().map(String::as_str))
+        .connection_timeout(CONNECT_TIMEOUT)
+        .response_timeout(timeout)
+        // Bounded: a request waits at most its call timeout, whatever the retries.
+        .retries(3)
+        .min_retry_wait(10)
+        .max_retry_wait(100);
+    match tls_ca_pem {
+        Some(pem) if tls => {
+            builder = builder.certs(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            });
+        }
+        Some(_) => {
+            return Err(RedisConfigError::CaWithoutTls {
+                url: redacted.to_owned(),
+            });
+        }
+        None => {}
+    }
+    if tls {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+    let client = builder.build().map_err(|_| RedisConfigError::InvalidUrl {
+        url: redacted.to_owned(),
+    })?;
+    let slot = Arc::new(ArcSwapOption::empty());
+    let filled = Arc::clone(&slot);
+    let target = redacted.to_owned();
+    tokio::spawn(async move {
+        let mut logged = false;
+        loop {
+            // The store was dropped: nobody waits for this connection.
+            if Arc::strong_count(&filled) == 1 {
+                return;
+            }
+            match tokio::time::timeout(CONNECT_TIMEOUT * 2, client.get_async_connection()).await {
+                Ok(Ok(connection)) => {
+                    filled.store(Some(Arc::new(connection)));
+                    return;
+                }
+                _ if !logged => {
+                    tracing::warn!(
+                        target: crate::observe::REPLAY,
+                        store = %target,
+                        "redis cluster not reachable yet; DPoP requests are refused until it answers"
+                    );
+                    logged = true;
+                }
+                _ => {}
+            }
+            tokio::time::sleep(MAX_RECONNECT_DELAY).await;
+        }
+    });
+    Ok(Connection::Cluster(slot))
+}
+
+/// Where the entries live: one Redis (a connection manager, replaced when stuck) or a Redis
+/// Cluster (once connected).
+enum Connection {
+    Single(Box<Single>),
+    Cluster(Arc<ArcSwapOption<ClusterConnection>>),
+}
+
+/// One Redis: its client, and the connection manager that is replaced when stuck.
+struct Single {
+    client: Client,
+    config: ConnectionManagerConfig,
+    manager: ArcSwap<ConnectionManager>,
 }
 
 /// `SET NX PX` counted against the owner's quota, atomically (Redis runs a script alone).
@@ -260,6 +412,10 @@ enum Failure {
     Timeout,
     Redis,
     UnexpectedReply,
+    /// Fewer replicas than asked acknowledged the write within the `WAIT` timeout.
+    NotReplicated,
+    /// The cluster connection is not up yet.
+    NotConnected,
 }
 
 impl fmt::Display for Failure {
@@ -268,6 +424,8 @@ impl fmt::Display for Failure {
             Self::Timeout => "redis did not answer in time",
             Self::Redis => "redis command failed",
             Self::UnexpectedReply => "unexpected reply from redis",
+            Self::NotReplicated => "too few redis replicas acknowledged the write in time",
+            Self::NotConnected => "redis cluster not connected yet",
         })
     }
 }
@@ -311,9 +469,13 @@ impl std::error::Error for Failure {}
 ///
 /// ## Deployment
 ///
-/// - Every instance must use the same Redis (or Redis primary) and [`key_prefix`]; a replica
-///   promoted after a failover may lack the last writes, so replays of proofs accepted just
-///   before a failover are possible there. Use Redis persistence or accept that window.
+/// - Every instance must use the same Redis (or Redis Cluster,
+///   [`cluster_builder`](RedisReplayCache::cluster_builder)) and [`key_prefix`].
+/// - Failover: Redis replicates asynchronously, so a replica promoted after its primary died
+///   may lack the last writes, and proofs accepted just before the failover could be replayed
+///   within their window. [`wait_replicas`](RedisReplayCacheBuilder::wait_replicas) closes that
+///   window: an entry counts only once replicas acknowledged it, at the cost of the
+///   replication round trip per proof.
 /// - `rediss://` uses rustls with the aws-lc-rs provider and the system's root certificates
 ///   (`SSL_CERT_FILE` selects another bundle), or only the CA given to
 ///   [`tls_ca_pem`](RedisReplayCacheBuilder::tls_ca_pem). If no rustls provider is installed
@@ -348,13 +510,14 @@ impl std::error::Error for Failure {}
 ///
 /// `Debug` shows the URL without its credentials.
 pub struct RedisReplayCache {
-    client: Client,
-    config: ConnectionManagerConfig,
-    manager: ArcSwap<ConnectionManager>,
+    connection: Connection,
     key_prefix: String,
     /// Proofs per key, window in seconds.
     key_quota: Option<(u64, u64)>,
+    /// Each call's bound (the `WAIT` timeout included).
     timeout: Duration,
+    /// Replicas that must acknowledge a write, and how long `WAIT` waits (ms).
+    wait: Option<(u32, u64)>,
     skew_margin_ms: u64,
     redacted_url: String,
     health: Health,
@@ -366,6 +529,11 @@ impl fmt::Debug for RedisReplayCache {
             .field("url", &self.redacted_url)
             .field("key_prefix", &self.key_prefix)
             .field("timeout", &self.timeout)
+            .field(
+                "cluster",
+                &matches!(self.connection, Connection::Cluster(_)),
+            )
+            .field("wait", &self.wait)
             .field("skew_margin_ms", &self.skew_margin_ms)
             .field("failing", &self.health.failing.load(Ordering::Relaxed))
             .finish_non_exhaustive()
@@ -378,21 +546,58 @@ impl RedisReplayCache {
     pub fn builder(url: impl Into<String>) -> RedisReplayCacheBuilder {
         RedisReplayCacheBuilder {
             url: url.into(),
+            cluster_nodes: Vec::new(),
             key_prefix: crate::defaults::REDIS_KEY_PREFIX.to_owned(),
             timeout: crate::defaults::REDIS_TIMEOUT,
             skew_margin: crate::defaults::REDIS_SKEW_MARGIN,
             tls_ca_pem: None,
             key_quota: None,
+            wait: None,
         }
     }
 
-    /// The Redis key of an entry: the prefix and the base64url of the 32-byte entry key.
+    /// A builder for a Redis Cluster (or Valkey cluster) reached through any of `nodes`, its
+    /// seed nodes: `redis://[user][:password@]host:port` each, or all `rediss://` for TLS.
+    /// Commands go to the primary of their key's slot, following `MOVED` and `ASK`; what one
+    /// command touches shares a slot (see [`redis_key`](Self::redis_key)). The same options
+    /// as one Redis apply.
+    pub fn cluster_builder<I, S>(nodes: I) -> RedisReplayCacheBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let nodes: Vec<String> = nodes.into_iter().map(Into::into).collect();
+        let mut builder = Self::builder(nodes.first().cloned().unwrap_or_default());
+        builder.cluster_nodes = nodes;
+        builder
+    }
+
+    /// The Redis key of an entry: the prefix and the base64url of the 32-byte entry key. On a
+    /// cluster with a [`key_quota`](RedisReplayCacheBuilder::key_quota), the owner's base64url
+    /// in braces comes between them: a hash tag, so that the entry and its owner's counters,
+    /// which one script touches, share a hash slot (a prefix with braces of its own would put
+    /// every key in one slot).
     #[must_use]
     pub fn redis_key(&self, entry: &ReplayEntry) -> String {
-        let mut key = String::with_capacity(self.key_prefix.len() + 43);
+        let mut key = String::with_capacity(self.key_prefix.len() + 90);
         key.push_str(&self.key_prefix);
+        if let Some(owner) = self.tagged_owner(entry) {
+            key.push('{');
+            URL_SAFE_NO_PAD.encode_string(owner, &mut key);
+            key.push('}');
+        }
         URL_SAFE_NO_PAD.encode_string(entry.key(), &mut key);
         key
+    }
+
+    /// The owner whose hash tag groups an entry with its counters, on a cluster with a quota.
+    fn tagged_owner<'e>(&self, entry: &'e ReplayEntry) -> Option<&'e [u8; 32]> {
+        let cluster = matches!(self.connection, Connection::Cluster(_));
+        if cluster && self.key_quota.is_some() {
+            entry.owner()
+        } else {
+            None
+        }
     }
 
     /// The time to live given to an entry in Redis, in milliseconds: its
@@ -408,7 +613,7 @@ impl RedisReplayCache {
     /// Send `PING` within the timeout: `Ok` once Redis answers. For start-up and readiness
     /// probes.
     pub async fn ping(&self) -> Result<(), ReplayError> {
-        let reply = self.call(redis::cmd("PING")).await?;
+        let reply = self.call(redis::cmd("PING"), None).await?;
         match reply {
             Value::SimpleString(s) if s == "PONG" => {
                 self.succeeded();
@@ -422,13 +627,14 @@ impl RedisReplayCache {
         if let (Some((proofs, window)), Some(owner)) = (self.key_quota, entry.owner()) {
             return self.insert_counted(&entry, owner, proofs, window).await;
         }
+        let key = self.redis_key(&entry);
         let mut cmd = redis::cmd("SET");
-        cmd.arg(self.redis_key(&entry))
+        cmd.arg(&key)
             .arg(1)
             .arg("NX")
             .arg("PX")
             .arg(self.ttl_millis(&entry));
-        let outcome = match self.call(cmd).await? {
+        let outcome = match self.write(cmd, &key).await? {
             Value::Okay => ReplayOutcome::Fresh,
             Value::SimpleString(s) if s == "OK" => ReplayOutcome::Fresh,
             Value::Nil => ReplayOutcome::Replayed,
@@ -448,17 +654,25 @@ impl RedisReplayCache {
         window: u64,
     ) -> Result<ReplayOutcome, ReplayError> {
         let slice = entry.now() / window;
+        let tagged = self.tagged_owner(entry).is_some();
         let counter = |slice: u64| {
             let mut key = format!("{}q:", self.key_prefix);
+            if tagged {
+                key.push('{');
+            }
             URL_SAFE_NO_PAD.encode_string(owner, &mut key);
+            if tagged {
+                key.push('}');
+            }
             key.push(':');
             key.push_str(&slice.to_string());
             key
         };
+        let key = self.redis_key(entry);
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(QUOTA_SCRIPT)
             .arg(3)
-            .arg(self.redis_key(entry))
+            .arg(&key)
             .arg(counter(slice))
             .arg(counter(slice.saturating_sub(1)))
             .arg(self.ttl_millis(entry))
@@ -469,7 +683,7 @@ impl RedisReplayCache {
                     .saturating_mul(2_000)
                     .saturating_add(self.skew_margin_ms),
             );
-        let outcome = match self.call(cmd).await? {
+        let outcome = match self.write(cmd, &key).await? {
             Value::Int(1) => ReplayOutcome::Fresh,
             Value::Int(0) => ReplayOutcome::Replayed,
             Value::Int(2) => ReplayOutcome::OverQuota,
@@ -479,11 +693,85 @@ impl RedisReplayCache {
         Ok(outcome)
     }
 
-    /// One command within the timeout; failures are recorded and turned into a `ReplayError`.
-    async fn call(&self, cmd: redis::Cmd) -> Result<Value, ReplayError> {
-        let mut connection = ConnectionManager::clone(&self.manager.load());
-        match tokio::time::timeout(self.timeout, cmd.query_async::<Value>(&mut connection)).await {
+    /// One write of `key`'s entry; with [`wait_replicas`](RedisReplayCacheBuilder::wait_replicas),
+    /// followed in the same round trip, on the same connection of the same node, by `WAIT`,
+    /// and refused unless a write that took effect reached enough replicas.
+    async fn write(&self, cmd: redis::Cmd, key: &str) -> Result<Value, ReplayError> {
+        let Some((replicas, wait_ms)) = self.wait else {
+            return self.call(cmd, Some(key)).await;
+        };
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd).cmd("WAIT").arg(replicas).arg(wait_ms);
+        let replies = self.call_pipeline(pipe, key).await?;
+        let [written, acknowledged] = <[Value; 2]>::try_from(replies)
+            .map_err(|_| self.failed(Failure::UnexpectedReply, None))?;
+        // Nothing written (a replay, over quota): nothing to wait for.
+        let wrote = matches!(written, Value::Okay | Value::Int(1))
+            || matches!(&written, Value::SimpleString(s) if s == "OK");
+        match acknowledged {
+            Value::Int(n) if !wrote || n >= i64::from(replicas) => Ok(written),
+            Value::Int(_) => Err(self.failed(Failure::NotReplicated, None)),
+            _ => Err(self.failed(Failure::UnexpectedReply, None)),
+        }
+    }
+
+    /// One command within the timeout, to the node of `key` on a cluster; failures are
+    /// recorded and turned into a `ReplayError`.
+    async fn call(&self, cmd: redis::Cmd, key: Option<&str>) -> Result<Value, ReplayError> {
+        let _ = key; // Routed by redis-rs from the command's own keys.
+        let answer = match &self.connection {
+            Connection::Single(single) => {
+                let mut connection = ConnectionManager::clone(&single.manager.load());
+                tokio::time::timeout(self.timeout, cmd.query_async::<Value>(&mut connection)).await
+            }
+            Connection::Cluster(slot) => {
+                let Some(connection) = slot.load_full() else {
+                    return Err(self.failed(Failure::NotConnected, None));
+                };
+                let mut connection = ClusterConnection::clone(&connection);
+                tokio::time::timeout(self.timeout, cmd.query_async::<Value>(&mut connection)).await
+            }
+        };
+        match answer {
             Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(self.failed(Failure::Redis, Some(&e))),
+            Err(_) => Err(self.failed(Failure::Timeout, None)),
+        }
+    }
+
+    /// `pipe` within the timeout, on one connection: on a cluster, the primary of `key`'s
+    /// slot (a `MOVED` there is an error: the write and its `WAIT` must meet one node).
+    async fn call_pipeline(
+        &self,
+        pipe: redis::Pipeline,
+        key: &str,
+    ) -> Result<Vec<Value>, ReplayError> {
+        let count = pipe.len();
+        let answer = match &self.connection {
+            Connection::Single(single) => {
+                let mut connection = ConnectionManager::clone(&single.manager.load());
+                tokio::time::timeout(
+                    self.timeout,
+                    pipe.query_async::<Vec<Value>>(&mut connection),
+                )
+                .await
+            }
+            Connection::Cluster(slot) => {
+                let Some(connection) = slot.load_full() else {
+                    return Err(self.failed(Failure::NotConnected, None));
+                };
+                let mut connection = ClusterConnection::clone(&connection);
+                let route =
+                    SingleNodeRoutingInfo::SpecificNode(Route::with_key(key, SlotAddr::Master));
+                tokio::time::timeout(
+                    self.timeout,
+                    connection.route_pipeline(pipe, 0, count, route),
+                )
+                .await
+            }
+        };
+        match answer {
+            Ok(Ok(values)) => Ok(values),
             Ok(Err(e)) => Err(self.failed(Failure::Redis, Some(&e))),
             Err(_) => Err(self.failed(Failure::Timeout, None)),
         }
@@ -546,12 +834,16 @@ impl RedisReplayCache {
         let replace_due = state
             .last_replace
             .is_none_or(|t| now.duration_since(t) >= REPLACE_AFTER);
-        if stuck && replace_due {
+        if let Connection::Single(single) = &self.connection
+            && stuck
+            && replace_due
+        {
             state.last_replace = Some(now);
-            if let Ok(fresh) =
-                ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
-            {
-                self.manager.store(Arc::new(fresh));
+            if let Ok(fresh) = ConnectionManager::new_lazy_with_config(
+                single.client.clone(),
+                single.config.clone(),
+            ) {
+                single.manager.store(Arc::new(fresh));
             }
         }
         ReplayError::unavailable(failure)

@@ -1,0 +1,233 @@
+//! A real Redis Cluster for tests: seven `redis-server` processes with `cluster-enabled yes` on
+//! free loopback ports, made three primaries with one replica each by `redis-cli --cluster
+//! create`, plus one spare replica (so that after a failover the promoted primary gets a
+//! replica again by replica migration). Each node has its own temporary directory and is
+//! stopped by its pid on drop. Needs `redis-server` and `redis-cli` on `PATH`. Every wait is
+//! bounded.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::redis_server::RedisServer;
+
+/// How long a silent primary stays one before its replicas fail it over (ms).
+pub const NODE_TIMEOUT_MS: u64 = 1000;
+
+/// A seven-node cluster on loopback; nodes 0-2 start as primaries.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Start seven nodes and form the cluster (3 primaries, 3 replicas, 1 spare replica).
+    ///
+    /// # Panics
+    /// If a node does not start or the cluster is not formed within 60 s.
+    #[must_use]
+    pub fn start() -> Self {
+        let timeout = NODE_TIMEOUT_MS.to_string();
+        let nodes: Vec<RedisServer> = (0..7)
+            .map(|_| {
+                RedisServer::start_cluster_node(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    &timeout,
+                    "--cluster-allow-replica-migration",
+                    "yes",
+                    "--cluster-migration-barrier",
+                    "1",
+                    // Replicas sync at once, not after waiting 5 s for others to join.
+                    "--repl-diskless-sync-delay",
+                    "0",
+                ])
+            })
+            .collect();
+        let cluster = Self { nodes };
+        let addresses: Vec<String> = cluster.nodes[..6]
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli on PATH");
+        assert!(created.success(), "redis-cli --cluster create");
+        // The spare, not in the cluster yet, reports a failed state of its own.
+        cluster.wait_ok_among(6, Duration::from_secs(30));
+        let spare = Command::new("redis-cli")
+            .args(["--cluster", "add-node"])
+            .arg(format!("127.0.0.1:{}", cluster.nodes[6].port()))
+            .arg(&addresses[0])
+            .arg("--cluster-slave")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli on PATH");
+        assert!(
+            spare.success(),
+            "redis-cli --cluster add-node --cluster-slave"
+        );
+        cluster.wait_ok(Duration::from_secs(30));
+        cluster.wait_synced(Duration::from_secs(30));
+        cluster
+    }
+
+    /// `redis://127.0.0.1:PORT` of every node, primaries first: the seed nodes.
+    #[must_use]
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port()))
+            .collect()
+    }
+
+    /// Node `i`.
+    #[must_use]
+    pub fn node(&self, i: usize) -> &RedisServer {
+        &self.nodes[i]
+    }
+
+    /// Node `i`, to kill or restart.
+    pub fn node_mut(&mut self, i: usize) -> &mut RedisServer {
+        &mut self.nodes[i]
+    }
+
+    /// The index of the node that is the primary for `key` now, per a live node's view.
+    ///
+    /// # Panics
+    /// If no live node answers.
+    #[must_use]
+    pub fn primary_of(&self, key: &str) -> usize {
+        let live = self.live().expect("a live node");
+        let slot: u16 = live
+            .cli(&["CLUSTER", "KEYSLOT", key])
+            .and_then(|s| s.parse().ok())
+            .expect("CLUSTER KEYSLOT");
+        let nodes = live.cli(&["CLUSTER", "NODES"]).expect("CLUSTER NODES");
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
+                continue;
+            }
+            let serves = fields[8..].iter().any(|range| {
+                let (from, to) = range.split_once('-').unwrap_or((range, range));
+                matches!((from.parse::<u16>(), to.parse::<u16>()), (Ok(a), Ok(b)) if (a..=b).contains(&slot))
+            });
+            if serves {
+                let port: u16 = fields[1]
+                    .split(['@', ':'])
+                    .nth(1)
+                    .and_then(|p| p.parse().ok())
+                    .expect("a node address");
+                if let Some(i) = self.nodes.iter().position(|n| n.port() == port) {
+                    return i;
+                }
+            }
+        }
+        panic!("no primary serves slot {slot}");
+    }
+
+    /// The indexes of the nodes that replicate node `primary`, per a live node's view.
+    ///
+    /// # Panics
+    /// If no live node answers.
+    #[must_use]
+    pub fn replicas_of(&self, primary: usize) -> Vec<usize> {
+        let live = self.live().expect("a live node");
+        let nodes = live.cli(&["CLUSTER", "NODES"]).expect("CLUSTER NODES");
+        let port_of =
+            |address: &str| -> Option<u16> { address.split(['@', ':']).nth(1)?.parse().ok() };
+        let lines: Vec<Vec<&str>> = nodes.lines().map(|l| l.split(' ').collect()).collect();
+        let Some(id) = lines
+            .iter()
+            .find(|f| f.len() > 1 && port_of(f[1]) == Some(self.nodes[primary].port()))
+            .map(|f| f[0])
+        else {
+            return Vec::new();
+        };
+        lines
+            .iter()
+            .filter(|f| f.len() > 3 && f[2].contains("slave") && f[3] == id)
+            .filter_map(|f| port_of(f[1]))
+            .filter_map(|port| self.nodes.iter().position(|n| n.port() == port))
+            .collect()
+    }
+
+    /// Wait until a write on each primary is acknowledged by a replica (`SET` then `WAIT 1`):
+    /// a node made a replica by `redis-cli` attaches and syncs over the next seconds.
+    ///
+    /// # Panics
+    /// If that does not happen within `limit`.
+    pub fn wait_synced(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        // One key served by each primary.
+        let mut probes: Vec<(usize, String)> = Vec::new();
+        for n in 0..1000 {
+            let key = format!("tower-pop-probe-{n}");
+            let primary = self.primary_of(&key);
+            if !probes.iter().any(|(p, _)| *p == primary) {
+                probes.push((primary, key));
+            }
+            if probes.len() == 3 {
+                break;
+            }
+        }
+        for (primary, key) in probes {
+            loop {
+                // `WAIT` counts its own connection's writes: both on one redis-cli.
+                let acknowledged = self.nodes[primary]
+                    .pipe(&format!("SET {key} 1\r\nWAIT 1 500\r\n"))
+                    .is_some_and(|out| out.lines().last() == Some("1"));
+                if acknowledged {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no replica acknowledged a write within {limit:?}"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+
+    /// A node that answers `PING`.
+    fn live(&self) -> Option<&RedisServer> {
+        self.nodes
+            .iter()
+            .find(|n| n.cli(&["PING"]).as_deref() == Some("PONG"))
+    }
+
+    /// Wait until every live node reports `cluster_state:ok`.
+    ///
+    /// # Panics
+    /// If that does not happen within `limit`.
+    pub fn wait_ok(&self, limit: Duration) {
+        self.wait_ok_among(self.nodes.len(), limit);
+    }
+
+    fn wait_ok_among(&self, count: usize, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let ok = self.nodes[..count]
+                .iter()
+                .filter(|n| n.cli(&["PING"]).as_deref() == Some("PONG"))
+                .all(|n| {
+                    n.cli(&["CLUSTER", "INFO"])
+                        .is_some_and(|info| info.contains("cluster_state:ok"))
+                });
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the cluster did not reach cluster_state:ok within {limit:?}");
+    }
+}

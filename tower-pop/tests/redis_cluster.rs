@@ -1,0 +1,203 @@
+//! The Redis replay store on a real Redis Cluster on 127.0.0.1 (issue #24): seven
+//! `redis-server` nodes (three primaries with a replica each and a spare replica) made a
+//! cluster by `redis-cli --cluster create`. Needs `redis-server` and `redis-cli` on `PATH`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tower_pop::replay::{RedisReplayCache, ReplayCache, ReplayEntry, ReplayOutcome};
+use tower_pop_test_support::{RedisCluster, free_port};
+
+use crate::support::NOW;
+
+async fn store(cluster: &RedisCluster, quota: Option<u64>) -> RedisReplayCache {
+    let mut builder = RedisReplayCache::cluster_builder(cluster.seeds());
+    if let Some(proofs) = quota {
+        builder = builder.key_quota(proofs, Duration::from_secs(60));
+    }
+    ready(builder.connect().await.unwrap()).await
+}
+
+/// `store` once it answers (the cluster connection comes up in the background; bounded).
+async fn ready(store: RedisReplayCache) -> RedisReplayCache {
+    for _ in 0..100 {
+        if store.ping().await.is_ok() {
+            return store;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the cluster store did not come up within 10 s");
+}
+
+fn entry(n: u32) -> ReplayEntry {
+    let mut key = [0u8; 32];
+    key[..4].copy_from_slice(&n.to_be_bytes());
+    ReplayEntry::new(key, NOW, NOW + 70)
+}
+
+/// Entries spread over every slot's primary are recorded once for all instances: a replay on
+/// another instance is refused, of 20 concurrent copies over two instances one is fresh, and
+/// the per-key quota (its script touches three keys, hash-tagged into one slot) holds across
+/// instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server: run bash tests/run.sh"]
+async fn instances_share_entries_and_quota_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    let a = store(&cluster, None).await;
+    let b = store(&cluster, None).await;
+    let mut primaries = std::collections::BTreeSet::new();
+    for n in 0..60 {
+        assert_eq!(
+            a.insert_if_absent(entry(n)).await.unwrap(),
+            ReplayOutcome::Fresh
+        );
+        assert_eq!(
+            b.insert_if_absent(entry(n)).await.unwrap(),
+            ReplayOutcome::Replayed,
+            "entry {n} replayed on the other instance"
+        );
+        primaries.insert(cluster.primary_of(&a.redis_key(&entry(n))));
+    }
+    assert_eq!(primaries.len(), 3, "the entries live on every primary");
+
+    let stores = [Arc::new(a), Arc::new(b)];
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = Arc::clone(&stores[i % 2]);
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.insert_if_absent(entry(1000)).await.unwrap()
+        }));
+    }
+    let mut fresh = 0;
+    for task in tasks {
+        fresh += usize::from(task.await.unwrap() == ReplayOutcome::Fresh);
+    }
+    assert_eq!(fresh, 1, "exactly one of 20 concurrent copies");
+
+    let a = store(&cluster, Some(3)).await;
+    let b = store(&cluster, Some(3)).await;
+    let owned = |n: u32, owner: u8| entry(2000 + n).with_owner([owner; 32]);
+    for (store, n, expected) in [
+        (&a, 1, ReplayOutcome::Fresh),
+        (&b, 1, ReplayOutcome::Replayed),
+        (&b, 2, ReplayOutcome::Fresh),
+        (&a, 3, ReplayOutcome::Fresh),
+        (&b, 4, ReplayOutcome::OverQuota),
+        (&a, 4, ReplayOutcome::OverQuota),
+    ] {
+        assert_eq!(
+            store.insert_if_absent(owned(n, 7)).await.unwrap(),
+            expected,
+            "owner 7, entry {n}"
+        );
+    }
+    assert_eq!(
+        a.insert_if_absent(owned(5, 8)).await.unwrap(),
+        ReplayOutcome::Fresh,
+        "another key is not limited"
+    );
+    let key = a.redis_key(&owned(1, 7));
+    assert!(key.contains('{') && key.contains('}'), "hash-tagged: {key}");
+}
+
+/// Item 3: with `wait_replicas(1, ..)`, a write counts only once a replica acknowledged it. The
+/// replicas of one primary gone, a fresh entry there is an error (503) within the bound, and
+/// stays burned: retried, it is a replay. Without the option the same write is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: run bash tests/run.sh"]
+async fn a_write_without_a_replica_acknowledging_it_is_refused_and_burned() {
+    let mut cluster = RedisCluster::start();
+    let waiting = ready(
+        RedisReplayCache::cluster_builder(cluster.seeds())
+            .wait_replicas(1, Duration::from_millis(200))
+            .connect()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let plain = store(&cluster, None).await;
+    assert_eq!(
+        waiting.insert_if_absent(entry(1)).await.unwrap(),
+        ReplayOutcome::Fresh,
+        "acknowledged by a replica"
+    );
+
+    // Cut off every replica of the primary of entry 2.
+    let primary = cluster.primary_of(&waiting.redis_key(&entry(2)));
+    for replica in cluster.replicas_of(primary) {
+        cluster.node_mut(replica).kill();
+    }
+    let started = Instant::now();
+    let refused = waiting.insert_if_absent(entry(2)).await;
+    assert!(refused.is_err(), "no replica acknowledged: {refused:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refused within the bound: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        waiting.insert_if_absent(entry(2)).await.unwrap(),
+        ReplayOutcome::Replayed,
+        "the refused entry stays burned"
+    );
+    // Without the option, the primary alone takes it.
+    assert_eq!(
+        plain.insert_if_absent(entry(3)).await.unwrap(),
+        ReplayOutcome::Fresh
+    );
+}
+
+/// Item 3: a cluster that cannot be reached fails closed within the timeout.
+#[tokio::test]
+#[ignore = "needs redis-server: run bash tests/run.sh"]
+async fn an_unreachable_cluster_fails_closed_within_the_timeout() {
+    let seeds = [free_port(), free_port()].map(|p| format!("redis://127.0.0.1:{p}"));
+    let store = RedisReplayCache::cluster_builder(seeds)
+        .timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert!(store.insert_if_absent(entry(1)).await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    // A live cluster whose nodes all stop: refused within the bound too.
+    let mut cluster = RedisCluster::start();
+    let store = ready(
+        RedisReplayCache::cluster_builder(cluster.seeds())
+            .timeout(Duration::from_millis(200))
+            .connect()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        store.insert_if_absent(entry(1)).await.unwrap(),
+        ReplayOutcome::Fresh
+    );
+    for i in 0..7 {
+        cluster.node_mut(i).kill();
+    }
+    let started = Instant::now();
+    assert!(store.insert_if_absent(entry(2)).await.is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        RedisReplayCache::cluster_builder(Vec::<String>::new())
+            .connect()
+            .await
+            .is_err()
+    );
+    assert!(
+        RedisReplayCache::cluster_builder(["redis://127.0.0.1:1", "rediss://127.0.0.1:2"])
+            .connect()
+            .await
+            .is_err()
+    );
+}
