@@ -103,36 +103,47 @@ impl RedisCluster {
     /// The index of the node that is the primary for `key` now, per a live node's view.
     ///
     /// # Panics
-    /// If no live node answers.
+    /// If no live node answers, or none serves the key's slot.
     #[must_use]
     pub fn primary_of(&self, key: &str) -> usize {
+        let slot = key_slot(key);
+        self.slot_owners()
+            .into_iter()
+            .find(|(from, to, _)| (*from..=*to).contains(&slot))
+            .map(|(_, _, node)| node)
+            .unwrap_or_else(|| panic!("no primary serves slot {slot}"))
+    }
+
+    /// The slot ranges of the live primaries, with the node serving each, per a live node.
+    ///
+    /// # Panics
+    /// If no live node answers.
+    #[must_use]
+    pub fn slot_owners(&self) -> Vec<(u16, u16, usize)> {
         let live = self.live().expect("a live node");
-        let slot: u16 = live
-            .cli(&["CLUSTER", "KEYSLOT", key])
-            .and_then(|s| s.parse().ok())
-            .expect("CLUSTER KEYSLOT");
         let nodes = live.cli(&["CLUSTER", "NODES"]).expect("CLUSTER NODES");
+        let mut owners = Vec::new();
         for line in nodes.lines() {
             let fields: Vec<&str> = line.split(' ').collect();
             if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
                 continue;
             }
-            let serves = fields[8..].iter().any(|range| {
+            let Some(node) = fields[1]
+                .split(['@', ':'])
+                .nth(1)
+                .and_then(|p| p.parse::<u16>().ok())
+                .and_then(|port| self.nodes.iter().position(|n| n.port() == port))
+            else {
+                continue;
+            };
+            for range in &fields[8..] {
                 let (from, to) = range.split_once('-').unwrap_or((range, range));
-                matches!((from.parse::<u16>(), to.parse::<u16>()), (Ok(a), Ok(b)) if (a..=b).contains(&slot))
-            });
-            if serves {
-                let port: u16 = fields[1]
-                    .split(['@', ':'])
-                    .nth(1)
-                    .and_then(|p| p.parse().ok())
-                    .expect("a node address");
-                if let Some(i) = self.nodes.iter().position(|n| n.port() == port) {
-                    return i;
+                if let (Ok(from), Ok(to)) = (from.parse(), to.parse()) {
+                    owners.push((from, to, node));
                 }
             }
         }
-        panic!("no primary serves slot {slot}");
+        owners
     }
 
     /// The indexes of the nodes that replicate node `primary`, per a live node's view.
@@ -229,5 +240,46 @@ impl RedisCluster {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("the cluster did not reach cluster_state:ok within {limit:?}");
+    }
+}
+
+/// The hash slot of `key` (CRC16/XMODEM of the key, or of its first non-empty `{tag}`, modulo
+/// 16384), as Redis Cluster computes it.
+#[must_use]
+pub fn key_slot(key: &str) -> u16 {
+    let key = key.as_bytes();
+    let tag = key.iter().position(|&c| c == b'{').and_then(|open| {
+        let close = key[open + 1..].iter().position(|&c| c == b'}')?;
+        (close > 0).then(|| &key[open + 1..open + 1 + close])
+    });
+    let mut crc: u16 = 0;
+    for &byte in tag.unwrap_or(key) {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 == 0 {
+                crc << 1
+            } else {
+                (crc << 1) ^ 0x1021
+            };
+        }
+    }
+    crc % 16384
+}
+
+#[cfg(test)]
+mod tests {
+    /// Redis's own examples: `CLUSTER KEYSLOT somekey` is 11058, `{user1000}.following`
+    /// and `{user1000}.followers` share a slot, `foo{}{bar}` hashes whole.
+    #[test]
+    fn key_slots_are_redis_cluster_slots() {
+        assert_eq!(super::key_slot("somekey"), 11058);
+        // The CRC16/XMODEM check value.
+        assert_eq!(super::key_slot("123456789"), 0x31C3);
+        assert_eq!(
+            super::key_slot("{user1000}.following"),
+            super::key_slot("{user1000}.followers")
+        );
+        assert_eq!(super::key_slot("foo{}{bar}"), super::key_slot("foo{}{bar}"));
+        assert_ne!(super::key_slot("foo{}{bar}"), super::key_slot("bar"));
     }
 }

@@ -217,6 +217,22 @@ impl RedisServer {
         }
     }
 
+    /// Stop (`SIGSTOP`) or continue (`SIGCONT`) the process: a stopped server reads nothing,
+    /// as if cut off from the network, without losing its connections.
+    ///
+    /// # Panics
+    /// If `kill` cannot be run.
+    pub fn freeze(&self, frozen: bool) {
+        if let Some(child) = &self.child {
+            let signal = if frozen { "STOP" } else { "CONT" };
+            let status = Command::new("kill")
+                .args(["-s", signal, &child.id().to_string()])
+                .status()
+                .expect("kill on PATH");
+            assert!(status.success(), "kill -s {signal}");
+        }
+    }
+
     /// `redis://127.0.0.1:PORT/0`.
     #[must_use]
     pub fn url(&self) -> String {
