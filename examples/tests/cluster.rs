@@ -113,3 +113,115 @@ async fn wait_replicas_refuses_a_proof_no_replica_acknowledged() {
         assert_eq!(dpop_get(&plain, &token, &proof()).await.status, 200);
     }
 }
+
+/// Item 6: three instances (two axum, one actix) behind a real nginx (round-robin), sharing
+/// the cluster, under a bounded load of unique proofs, each accepted one replayed at once
+/// through nginx (so at another instance): every fresh proof gets 200, no replay does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server and nginx: run bash tests/run.sh"]
+async fn three_instances_behind_nginx_accept_each_proof_once_under_load() {
+    let cluster = RedisCluster::start();
+    let seeds = cluster.seeds();
+    let issuer = Arc::new(TestIssuer::new(ISSUER, AUDIENCE));
+    let mut extra = vec!["--public-url", PUBLIC];
+    for seed in &seeds[..3] {
+        extra.extend(["--redis-cluster", seed.as_str()]);
+    }
+    let instances = [
+        Server::start_with("axum_resource_server", &extra, Arc::clone(&issuer)).await,
+        Server::start_with("axum_resource_server", &extra, Arc::clone(&issuer)).await,
+        Server::start_with("actix_resource_server", &extra, Arc::clone(&issuer)).await,
+    ];
+    let client = ProofSigner::generate(Algorithm::ES256).unwrap();
+    let token = instances[0].token(Some(client.thumbprint()));
+    let url = format!("{PUBLIC}/whoami");
+    for instance in &instances {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while dpop_get(
+            instance,
+            &token,
+            &client.proof("GET", &url, Some(&token), None).unwrap(),
+        )
+        .await
+        .status
+            != 200
+        {
+            assert!(Instant::now() < deadline, "no cluster within 15 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("tower-pop-nginx-lb-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    let port = tower_pop_test_support::free_port();
+    let d = dir.display();
+    let upstreams: String = instances
+        .iter()
+        .map(|s| format!("server {};", s.addr))
+        .collect();
+    let conf = format!(
+        "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/tmp/body; proxy_temp_path {d}/tmp/proxy; fastcgi_temp_path {d}/tmp/fcgi;
+  uwsgi_temp_path {d}/tmp/uwsgi; scgi_temp_path {d}/tmp/scgi;
+  upstream api {{ {upstreams} keepalive 32; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}
+  }}
+}}
+"
+    );
+    let nginx = crate::nginx::Nginx::run(dir.clone(), &conf, port);
+    let front: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+
+    // 16 clients, 60 proofs each: every proof sent, then replayed at once.
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        // Each client its own key and token.
+        let client = ProofSigner::generate(Algorithm::ES256).unwrap();
+        let token = instances[0].token(Some(client.thumbprint()));
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let auth = format!("DPoP {token}");
+            let (mut fresh_ok, mut fresh_other, mut replays_ok) = (0, Vec::new(), 0);
+            for _ in 0..60 {
+                let proof = client.proof("GET", &url, Some(&token), None).unwrap();
+                let headers = [("Authorization", auth.as_str()), ("DPoP", proof.as_str())];
+                let first = examples_common::http::send(front, "GET", "/whoami", &headers).await;
+                if first.status == 200 {
+                    fresh_ok += 1;
+                } else {
+                    fresh_other.push(first.status);
+                }
+                let replay = examples_common::http::send(front, "GET", "/whoami", &headers).await;
+                replays_ok += usize::from(replay.status == 200);
+            }
+            (fresh_ok, fresh_other, replays_ok)
+        }));
+    }
+    let (mut fresh_ok, mut fresh_other, mut replays_ok) = (0, Vec::new(), 0);
+    for task in tasks {
+        let (ok, other, replays) = task.await.unwrap();
+        fresh_ok += ok;
+        fresh_other.extend(other);
+        replays_ok += replays;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "behind nginx: {} requests in {seconds:.2} s ({:.0} req/s, debug build), {fresh_ok} fresh 200, {replays_ok} replays accepted",
+        2 * 16 * 60,
+        f64::from(2 * 16 * 60) / seconds
+    );
+    assert_eq!(replays_ok, 0, "no replay accepted");
+    assert!(
+        fresh_other.is_empty(),
+        "fresh proofs refused: {fresh_other:?}\n{}",
+        nginx.log()
+    );
+    assert_eq!(fresh_ok, 16 * 60);
+    drop(nginx);
+    let _ = std::fs::remove_dir_all(dir);
+}
