@@ -14,6 +14,9 @@
 //! requests: `--only upstream,gateway,axum` compares the gateway with that upstream and with
 //! the axum example server in one run.
 //!
+//! The `axum+cluster` and `axum+cluster+wait` rows put the replay store on a seven-node Redis
+//! Cluster started here (without and with `--redis-wait-replicas 1`).
+//!
 //! Needs `wrk` and, for the Redis rows, `redis-server` on PATH (Debian: `apt-get install wrk
 //! redis-server`). Reports requests/s, p50/p99 latency, server CPU per request (from
 //! `/proc/PID/stat`) and the answers that were not 200 (there should be none). Loopback only;
@@ -34,7 +37,7 @@ use tower_pop::Algorithm;
 use tower_pop::dpop::signer::ProofSigner;
 use tower_pop::nonce::{NonceSecret, Nonces};
 use tower_pop::test_util::TestIssuer;
-use tower_pop_test_support::RedisServer;
+use tower_pop_test_support::{RedisCluster, RedisServer};
 
 const ISSUER: &str = "https://as.bench.test";
 const PUBLIC: &str = "https://api.bench.test";
@@ -209,6 +212,20 @@ fn run(args: &Args) -> Result<(), String> {
     let redis = wanted("axum+redis") || wanted("actix+redis");
     let redis = redis.then(RedisServer::start);
     let redis_url = redis.as_ref().map(RedisServer::url).unwrap_or_default();
+    // The cluster rows: seven nodes (three primaries with a replica each, and a spare).
+    let cluster = (wanted("axum+cluster") || wanted("axum+cluster+wait")).then(RedisCluster::start);
+    let cluster_flags: Vec<String> = cluster.as_ref().map_or_else(Vec::new, |c| {
+        c.seeds()[..3]
+            .iter()
+            .flat_map(|seed| ["--redis-cluster".to_owned(), seed.clone()])
+            .collect()
+    });
+    let cluster_flags: Vec<&str> = cluster_flags.iter().map(String::as_str).collect();
+    let cluster_wait_flags: Vec<&str> = cluster_flags
+        .iter()
+        .copied()
+        .chain(["--redis-wait-replicas", "1", "--redis-wait-timeout", "100"])
+        .collect();
     let jwks = jwks.to_string_lossy().into_owned();
     let secret_path = secret_file.to_string_lossy().into_owned();
     let base = |binary: &str| -> Vec<String> {
@@ -294,6 +311,16 @@ fn run(args: &Args) -> Result<(), String> {
             false,
         ),
         (
+            "axum+cluster",
+            with("axum_resource_server", &cluster_flags),
+            false,
+        ),
+        (
+            "axum+cluster+wait",
+            with("axum_resource_server", &cluster_wait_flags),
+            false,
+        ),
+        (
             "axum+nonce",
             with(
                 "axum_resource_server",
@@ -333,7 +360,7 @@ fn run(args: &Args) -> Result<(), String> {
             // every proof once), so rows follow each other within a second instead of after a
             // mint each; the rows on the one Redis mint their own. A file is shared while its
             // proofs stay well inside the servers' 60 s `iat` window.
-            let own = name.ends_with("+redis");
+            let own = name.contains("+redis") || name.contains("+cluster");
             let pairs = match shared.get(&with_nonce) {
                 Some((path, minted)) if !own && minted.elapsed() + load_time < SHARE_FOR => {
                     path.clone()
@@ -379,6 +406,7 @@ fn run(args: &Args) -> Result<(), String> {
         trivial.stop();
     }
     drop(redis);
+    drop(cluster);
     let _ = std::fs::remove_dir_all(&work);
     match rounds.as_slice() {
         [one] => print_table(one),
