@@ -96,6 +96,25 @@ struct Recheck {
     every: Duration,
 }
 
+#[cfg(feature = "introspection")]
+impl Recheck {
+    /// Whether the token is still active; `None` when three attempts a second apart (or a
+    /// quarter of the interval, if shorter) got no answer: busy call slots or an unreachable
+    /// authorization server.
+    async fn still_active(&self) -> Option<bool> {
+        let pause = (self.every / 4).min(Duration::from_secs(1));
+        for attempt in 0..3 {
+            if attempt > 0 {
+                tokio::time::sleep(pause).await;
+            }
+            if let Ok(active) = self.introspector.still_active(&self.token).await {
+                return Some(active);
+            }
+        }
+        None
+    }
+}
+
 impl fmt::Debug for Lifetime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lifetime")
@@ -153,7 +172,8 @@ impl Lifetime {
     }
 
     /// Resolves when the authorization ends, and why: at `exp` by the system clock, or, with a
-    /// recheck interval, at the first answer that is not active or cannot be had.
+    /// recheck interval, at the first answer that is not active or cannot be had (after three
+    /// attempts).
     pub async fn ended(&self) -> End {
         #[cfg(feature = "introspection")]
         if let Some(recheck) = &self.recheck {
@@ -163,10 +183,10 @@ impl Lifetime {
                     break;
                 }
                 tokio::time::sleep(recheck.every).await;
-                match recheck.introspector.still_active(&recheck.token).await {
-                    Ok(true) => {}
-                    Ok(false) => return End::Revoked,
-                    Err(_) => return End::Unconfirmed,
+                match recheck.still_active().await {
+                    Some(true) => {}
+                    Some(false) => return End::Revoked,
+                    None => return End::Unconfirmed,
                 }
             }
         }

@@ -185,78 +185,18 @@ impl RedisReplayCacheBuilder {
         });
         // A WAIT may take its whole timeout: the call's bound covers it.
         let call_timeout = self.timeout + self.wait.map_or(Duration::ZERO, |(_, t)| t);
-        if !self.cluster_nodes.is_empty() {
-            let connection = connect_cluster(
+        let connection = if self.cluster_nodes.is_empty() {
+            connect_single(&self.url, self.tls_ca_pem, call_timeout, &redacted)?
+        } else {
+            connect_cluster(
                 &self.cluster_nodes,
                 self.tls_ca_pem,
                 call_timeout,
                 &redacted,
-            )?;
-            return Ok(RedisReplayCache {
-                connection,
-                key_prefix: self.key_prefix,
-                key_quota: self
-                    .key_quota
-                    .map(|(proofs, window)| (proofs, window.as_secs())),
-                timeout: call_timeout,
-                wait,
-                skew_margin_ms: u64::try_from(self.skew_margin.as_millis()).unwrap_or(u64::MAX),
-                redacted_url: redacted,
-                health: Health::default(),
-            });
-        }
-        let client = Client::open(self.url.as_str()).map_err(|_| RedisConfigError::InvalidUrl {
-            url: redacted.clone(),
-        })?;
-        let client = match client.get_connection_info().addr() {
-            ConnectionAddr::TcpTls { insecure: true, .. } => {
-                return Err(RedisConfigError::InsecureTls { url: redacted });
-            }
-            ConnectionAddr::TcpTls { .. } => {
-                // redis-rs builds its rustls configuration with the process-wide provider;
-                // make sure there is one (`Err`: one is installed already, which is fine).
-                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-                match self.tls_ca_pem {
-                    Some(pem) => with_ca(&client, pem)?,
-                    None => client,
-                }
-            }
-            _ if self.tls_ca_pem.is_some() => {
-                return Err(RedisConfigError::CaWithoutTls { url: redacted });
-            }
-            _ => client,
+            )?
         };
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(call_timeout))
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_max_delay(MAX_RECONNECT_DELAY);
-        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-            .map_err(|_| RedisConfigError::InvalidUrl {
-                url: redacted.clone(),
-            })?;
-        // Drive the first connection now rather than on the first request.
-        let mut warm = manager.clone();
-        let warm_target = redacted.clone();
-        tokio::spawn(async move {
-            let cmd = redis::cmd("PING");
-            let ping = cmd.query_async::<Value>(&mut warm);
-            if tokio::time::timeout(CONNECT_TIMEOUT * 2, ping)
-                .await
-                .map_or(true, |r| r.is_err())
-            {
-                tracing::warn!(
-                    target: crate::observe::REPLAY,
-                    store = %warm_target,
-                    "redis replay store not reachable yet; DPoP requests are refused until it answers"
-                );
-            }
-        });
         Ok(RedisReplayCache {
-            connection: Connection::Single(Box::new(Single {
-                client,
-                config,
-                manager: ArcSwap::from_pointee(manager),
-            })),
+            connection,
             key_prefix: self.key_prefix,
             key_quota: self
                 .key_quota
@@ -268,6 +208,69 @@ impl RedisReplayCacheBuilder {
             health: Health::default(),
         })
     }
+}
+
+/// One Redis at `url`: a connection manager that connects in the background (warmed by a
+/// `PING` now rather than on the first request).
+fn connect_single(
+    url: &str,
+    tls_ca_pem: Option<Vec<u8>>,
+    timeout: Duration,
+    redacted: &str,
+) -> Result<Connection, RedisConfigError> {
+    let invalid = || RedisConfigError::InvalidUrl {
+        url: redacted.to_owned(),
+    };
+    let client = Client::open(url).map_err(|_| invalid())?;
+    let client = match client.get_connection_info().addr() {
+        ConnectionAddr::TcpTls { insecure: true, .. } => {
+            return Err(RedisConfigError::InsecureTls {
+                url: redacted.to_owned(),
+            });
+        }
+        ConnectionAddr::TcpTls { .. } => {
+            // redis-rs builds its rustls configuration with the process-wide provider;
+            // make sure there is one (`Err`: one is installed already, which is fine).
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            match tls_ca_pem {
+                Some(pem) => with_ca(&client, pem)?,
+                None => client,
+            }
+        }
+        _ if tls_ca_pem.is_some() => {
+            return Err(RedisConfigError::CaWithoutTls {
+                url: redacted.to_owned(),
+            });
+        }
+        _ => client,
+    };
+    let config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(timeout))
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_max_delay(MAX_RECONNECT_DELAY);
+    let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+        .map_err(|_| invalid())?;
+    let mut warm = manager.clone();
+    let warm_target = redacted.to_owned();
+    tokio::spawn(async move {
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<Value>(&mut warm);
+        if tokio::time::timeout(CONNECT_TIMEOUT * 2, ping)
+            .await
+            .map_or(true, |r| r.is_err())
+        {
+            tracing::warn!(
+                target: crate::observe::REPLAY,
+                store = %warm_target,
+                "redis replay store not reachable yet; DPoP requests are refused until it answers"
+            );
+        }
+    });
+    Ok(Connection::Single(Box::new(Single {
+        client,
+        config,
+        manager: ArcSwap::from_pointee(manager),
+    })))
 }
 
 /// `client` trusting only the CA certificates in `pem`.

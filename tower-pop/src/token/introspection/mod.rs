@@ -321,8 +321,9 @@ impl IntrospectionOptions {
     /// tells a resource server that a token was revoked (RFC 7662 §2.2, RFC 7009): a stream
     /// judged once, when it opened, would otherwise outlive a revocation until `exp`. Each
     /// stream's [`Lifetime`](crate::lifetime::Lifetime) (feature `lifetime`) then ends when an
-    /// answer is no longer active or cannot be had (fail closed); each recheck is one call,
-    /// under the same concurrency bound as requests' calls.
+    /// answer is no longer active or cannot be had in three attempts (fail closed). Each
+    /// recheck is one call; all rechecks together hold at most one peer's share of the call
+    /// slots, so many streams cannot starve the requests' calls.
     pub fn recheck_every(mut self, interval: Duration) -> Self {
         self.recheck_every = Some(interval);
         self
@@ -550,6 +551,9 @@ fn check_confirmation(claims: &Claims) -> Result<Confirmation, IntrospectionErro
     Ok(confirmation)
 }
 
+/// The peer rechecks are counted as: `::`, never a TCP peer's address.
+const RECHECK_PEER: IpAddr = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+
 impl Introspector {
     /// A client for `options`' endpoint.
     ///
@@ -663,7 +667,8 @@ impl Introspector {
 
     /// Whether `token` is still active, asked now, past the cache (a stream's recheck). A token
     /// no longer active leaves the cache and is remembered as inactive, so requests that carry
-    /// it are refused from now on too.
+    /// it are refused from now on too. All rechecks together hold at most one peer's share of
+    /// the call slots ([`IntrospectionOptions::max_concurrent_per_peer`]).
     ///
     /// # Errors
     /// [`IntrospectionError::Unavailable`] when no answer could be had.
@@ -672,7 +677,9 @@ impl Introspector {
             return Ok(false);
         }
         let now = self.clock.now_unix();
-        let claims = self.call(token, now, None).await?;
+        // All rechecks count as one peer: together they hold at most a peer's share of the
+        // call slots, so many streams cannot starve the requests' calls.
+        let claims = self.call(token, now, Some(RECHECK_PEER)).await?;
         let token_hash = sha256(token.as_bytes());
         match self.evaluate(claims, token_hash, now) {
             Ok(_) => Ok(true),
