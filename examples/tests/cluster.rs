@@ -1,7 +1,8 @@
 //! Issue #24: example-server instances sharing a real Redis Cluster (seven `redis-server`
 //! nodes on loopback: three primaries with a replica each and a spare replica), through
 //! `--redis-cluster`: a proof accepted by one instance is a replay at the others, and of 20
-//! concurrent copies over all instances exactly one is accepted.
+//! concurrent copies over all instances exactly one is accepted; `--redis-wait-replicas`;
+//! a primary killed; three instances behind nginx.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +20,14 @@ const PUBLIC: &str = "https://api.cluster.test";
 /// The servers of one API (as behind a load balancer).
 const THREE: [&str; 3] = [
     "axum_resource_server",
+    "axum_resource_server",
+    "actix_resource_server",
+];
+
+/// Two instances of each example server.
+const FOUR: [&str; 4] = [
+    "axum_resource_server",
+    "actix_resource_server",
     "axum_resource_server",
     "actix_resource_server",
 ];
@@ -66,17 +75,17 @@ async fn on_cluster(
 async fn instances_share_the_cluster_and_a_proof_is_accepted_once() {
     let cluster = RedisCluster::start();
     let issuer = Arc::new(TestIssuer::new(ISSUER, AUDIENCE));
-    let (instances, client, token) = on_cluster(&cluster, &issuer, &THREE, &[]).await;
+    let (instances, client, token) = on_cluster(&cluster, &issuer, &FOUR, &[]).await;
     let url = format!("{PUBLIC}/whoami");
     let proof = || client.proof("GET", &url, Some(&token), None).unwrap();
     // Proofs accepted by one instance are replays at the others (their keys land on every
     // primary).
     for i in 0..30 {
         let proof = proof();
-        let accepted = dpop_get(&instances[i % 3], &token, &proof).await;
+        let accepted = dpop_get(&instances[i % 4], &token, &proof).await;
         assert_eq!(accepted.status, 200, "{accepted:?}");
-        for other in [1, 2] {
-            let replay = dpop_get(&instances[(i + other) % 3], &token, &proof).await;
+        for other in [1, 2, 3] {
+            let replay = dpop_get(&instances[(i + other) % 4], &token, &proof).await;
             assert_eq!(replay.status, 401, "{replay:?}");
             assert!(
                 replay
