@@ -47,6 +47,14 @@
 //! the upstream (`ws://`, or `wss://` for an `https://` upstream), and closed with 1008 when the token expires; server-sent events
 //! stream through and end then too.
 //!
+//! # Threads
+//! One thread per core the process may use, each serving the connections it accepts from the
+//! one listener on its own single-threaded runtime, with its own upstream pool, within its share
+//! of the connection bounds; background work (key set refreshes, Redis) runs on the main thread.
+//! A request and its upstream connection never change threads: with tokio's shared
+//! work-stealing runtime, the wake-ups between the two cost a proxied request a fifth more CPU
+//! (see `BENCHMARKS.md`). The price: a connection never moves to an idler thread.
+//!
 //! # Forward-auth mode
 //! With `--forward-auth nginx|traefik|envoy` nothing is proxied: every request from a
 //! `--trusted-proxy` peer, whatever its path, is an auth sub-request from the proxy named
@@ -75,9 +83,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum_pop::cors::dpop_cors;
+use axum_pop::serve::ServerLimits;
 use axum_pop::{PolicyBuilder as _, RequirePopLayer, Verifier, metadata_route};
 use examples_common::gateway::{GatewayArgs, LimitedBody, client_tls, upstream_tls};
-use examples_common::{init_logging, serve_axum, serve_metrics, websocket_relay};
+use examples_common::{init_logging, serve_axum_within, serve_metrics, websocket_relay};
 use http::{StatusCode, Uri, header};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -86,6 +95,7 @@ use hyper_util::rt::TokioExecutor;
 use tower::{Layer as _, ServiceExt as _, service_fn};
 use tower_pop::Verified;
 use tower_pop::mtls::proxy::TrustedProxies;
+use tower_pop::mtls::tls::TlsConfig;
 use tower_pop_gateway::fields::{FieldRules, Hop, remove_hop_by_hop};
 use tower_pop_gateway::forward_auth::{
     ForwardAuthError, ProxyKind, PublicOrigin, original_request,
@@ -161,14 +171,20 @@ impl Upstream {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     init_logging();
     let args = GatewayArgs::from_env();
-    let listener = match tokio::net::TcpListener::bind(args.common.listen).await {
-        Ok(l) => l,
-        Err(e) => fail(&format!("cannot listen on {}: {e}", args.common.listen)),
-    };
+    // Background work (key set refreshes, Redis connections) runs on this thread's runtime.
+    // Connections are served by one single-threaded runtime per core, each with its own upstream
+    // pool: a request, its upstream connection and their wake-ups stay on one thread, which
+    // saves a third of the CPU that a shared work-stealing runtime spends per proxied request.
+    let background = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(&format!("cannot start the runtime: {e}")));
+    let listener = std::net::TcpListener::bind(args.common.listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", args.common.listen)));
     let bound = listener.local_addr().unwrap_or(args.common.listen);
     let cors = args.common.cors_origins().unwrap_or_else(|e| fail(&e));
     // Before the verifier, which describes its metrics to the recorder.
@@ -177,34 +193,82 @@ async fn main() {
         .metrics_listen
         .map(|addr| serve_metrics(addr).unwrap_or_else(|e| fail(&e)));
     let tls = args.common.tls().unwrap_or_else(|e| fail(&e));
-    let config = args.common.config(bound).await.unwrap_or_else(|e| fail(&e));
+    let config = background
+        .block_on(args.common.config(bound))
+        .unwrap_or_else(|e| fail(&e));
     let verifier = Arc::new(Verifier::new(config));
-    let gateway = build(&args, Arc::clone(&verifier)).unwrap_or_else(|e| fail(&e));
-    let gateway = Arc::new(gateway);
+    let threads = examples_common::workers();
+    let mut limits = ServerLimits::default();
+    // Each thread accepts from the one listener within its share of the bounds.
+    limits.max_connections = limits.max_connections.div_ceil(threads);
+    limits.max_tls_handshakes = limits.max_tls_handshakes.div_ceil(threads);
+    let mut servers = Vec::with_capacity(threads);
+    for n in 0..threads {
+        let gateway = build(&args, Arc::clone(&verifier)).unwrap_or_else(|e| fail(&e));
+        let app = app(Arc::new(gateway), &verifier, cors.as_deref());
+        let listener = listener
+            .try_clone()
+            .unwrap_or_else(|e| fail(&format!("cannot share the listener: {e}")));
+        let tls = tls.clone();
+        let server = std::thread::Builder::new()
+            .name(format!("pop-gateway-{n}"))
+            .spawn(move || serve_on_this_thread(listener, tls, app, limits))
+            .unwrap_or_else(|e| fail(&format!("cannot start a server thread: {e}")));
+        servers.push(server);
+    }
+    println!("listening on {}://{bound}", args.common.scheme());
+    if let Some(addr) = metrics {
+        println!("metrics on http://{addr}/metrics");
+    }
+    // Drive the background runtime until every server thread has shut down.
+    let joined = background.block_on(background.spawn_blocking(move || {
+        servers
+            .into_iter()
+            .map(std::thread::JoinHandle::join)
+            .collect::<Vec<_>>()
+    }));
+    for served in joined.into_iter().flatten() {
+        match served {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => fail(&format!("server error: {e}")),
+            Err(_) => fail("a server thread panicked"),
+        }
+    }
+}
+
+/// The gateway's routes around one [`Gateway`] (one upstream pool).
+fn app(gateway: Arc<Gateway>, verifier: &Arc<Verifier>, cors: Option<&[String]>) -> Router {
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
-        .merge(metadata_route(&verifier).unwrap_or_default())
+        .merge(metadata_route(verifier).unwrap_or_default())
         .fallback(handle)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&gateway),
             sub_requests_first,
         ))
         .with_state(gateway);
-
     // Outside everything (added last): preflights never reach the verifier, refusals get CORS
     // headers.
-    let app = match cors {
+    match cors {
         Some(origins) => app.layer(dpop_cors(origins).unwrap_or_else(|e| fail(&e.to_string()))),
         None => app,
-    };
-    println!("listening on {}://{bound}", args.common.scheme());
-    if let Some(addr) = metrics {
-        println!("metrics on http://{addr}/metrics");
     }
-    let served = serve_axum(listener, tls, app).await;
-    if let Err(e) = served {
-        fail(&format!("server error: {e}"));
-    }
+}
+
+/// Serve `app` on a single-threaded runtime of this thread until Ctrl-C.
+fn serve_on_this_thread(
+    listener: std::net::TcpListener,
+    tls: Option<TlsConfig>,
+    app: Router,
+    limits: ServerLimits,
+) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        serve_axum_within(listener, tls, app, limits).await
+    })
 }
 
 fn build(args: &GatewayArgs, verifier: Arc<Verifier>) -> Result<Gateway, String> {

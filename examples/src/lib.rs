@@ -726,7 +726,20 @@ pub async fn serve_axum(
     tls: Option<TlsConfig>,
     app: axum::Router,
 ) -> std::io::Result<()> {
-    let server = axum_pop::serve::Server::new(listener, app);
+    serve_axum_within(listener, tls, app, axum_pop::serve::ServerLimits::default()).await
+}
+
+/// [`serve_axum`] within `limits` instead of the defaults.
+///
+/// # Errors
+/// When serving fails.
+pub async fn serve_axum_within(
+    listener: tokio::net::TcpListener,
+    tls: Option<TlsConfig>,
+    app: axum::Router,
+    limits: axum_pop::serve::ServerLimits,
+) -> std::io::Result<()> {
+    let server = axum_pop::serve::Server::new(listener, app).limits(limits);
     let server = match tls {
         Some(tls) => server.tls(tls),
         None => server,

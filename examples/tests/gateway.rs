@@ -33,7 +33,7 @@ use examples_common::http::{Reply, client, send, send_raw, send_with_body};
 /// An axum upstream on loopback that counts every request and answers with what it received:
 /// `{"method", "uri", "headers": {name: value}, "len", "sha256"}`. `/bytes/N` answers N bytes of
 /// [`pattern`]; `/slow` answers after 10 s.
-struct Upstream {
+pub(crate) struct Upstream {
     addr: SocketAddr,
     count: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
@@ -89,7 +89,7 @@ async fn echo(State(count): State<Arc<AtomicUsize>>, request: Request) -> impl I
 }
 
 impl Upstream {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let count = Arc::new(AtomicUsize::new(0));
         let app = Router::new()
             .route(
@@ -119,11 +119,11 @@ impl Upstream {
         Self { addr, count, task }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.count.load(Ordering::SeqCst)
     }
 }

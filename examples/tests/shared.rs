@@ -1,5 +1,6 @@
-//! Two example-server instances behind one API (an axum one and an actix one): a replay store
-//! shared through a real redis-server, and a shared nonce secret (RFC 9449 §9, §11.1).
+//! Two example-server instances behind one API (an axum one and an actix one), and a
+//! `pop_gateway`: a replay store shared through a real redis-server, and a shared nonce secret
+//! (RFC 9449 §9, §11.1).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use tower_pop::dpop::signer::ProofSigner;
 use tower_pop::test_util::TestIssuer;
 use tower_pop_test_support::RedisServer;
 
+use crate::gateway::Upstream;
 use crate::server::{AUDIENCE, ISSUER, Server, assert_exactly_one_200};
 use examples_common::http::Reply;
 
@@ -48,6 +50,11 @@ async fn two_instances_share_one_redis_and_one_nonce_secret() {
     ];
     let a = Server::start_with("axum_resource_server", &extra, Arc::clone(&issuer)).await;
     let b = Server::start_with("actix_resource_server", &extra, Arc::clone(&issuer)).await;
+    // The gateway reaches Redis from its background runtime, not the threads serving requests.
+    let upstream = Upstream::start().await;
+    let upstream_url = upstream.url();
+    let gateway_extra = [&extra[..], &["--upstream", &upstream_url]].concat();
+    let g = Server::start_with("pop_gateway", &gateway_extra, Arc::clone(&issuer)).await;
     let client = ProofSigner::generate(Algorithm::ES256).unwrap();
     let token = a.token(Some(client.thumbprint()));
     let url = format!("{PUBLIC}/whoami");
@@ -66,25 +73,28 @@ async fn two_instances_share_one_redis_and_one_nonce_secret() {
         .unwrap();
     let ok = call(&b, &token, &proof).await;
     assert_eq!(ok.status, 200, "{ok:?}");
-    // The proof B accepted is a replay at A.
-    let replay = call(&a, &token, &proof).await;
-    assert_eq!(replay.status, 401);
-    assert!(
-        replay
-            .header("www-authenticate")
-            .unwrap()
-            .contains("invalid_dpop_proof")
-    );
+    // The proof B accepted is a replay at A and at the gateway, which never forwards it.
+    for s in [&a, &g] {
+        let replay = call(s, &token, &proof).await;
+        assert_eq!(replay.status, 401);
+        assert!(
+            replay
+                .header("www-authenticate")
+                .unwrap()
+                .contains("invalid_dpop_proof")
+        );
+    }
+    assert_eq!(upstream.count(), 0);
 
-    // 20 copies of one proof spread over both instances at once: exactly one 200.
+    // 20 copies of one proof spread over all three instances at once: exactly one 200.
     let proof = client
         .proof("GET", &url, Some(&token), Some(&nonce))
         .unwrap();
-    assert_exactly_one_200(&[a.addr, b.addr], &format!("DPoP {token}"), &proof).await;
+    assert_exactly_one_200(&[a.addr, b.addr, g.addr], &format!("DPoP {token}"), &proof).await;
 
-    // Redis gone: fresh proofs get 503 on both, never 200.
+    // Redis gone: fresh proofs get 503 everywhere, never 200.
     redis.kill();
-    for s in [&a, &b] {
+    for s in [&a, &b, &g] {
         let r = call(
             s,
             &token,
@@ -101,7 +111,7 @@ async fn two_instances_share_one_redis_and_one_nonce_secret() {
     }
     // Redis back on the same port: both heal without a restart (bounded wait).
     redis.restart();
-    for s in [&a, &b] {
+    for s in [&a, &b, &g] {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let r = call(
