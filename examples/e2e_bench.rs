@@ -15,7 +15,9 @@
 //! the axum example server in one run.
 //!
 //! The `axum+cluster` and `axum+cluster+wait` rows put the replay store on a seven-node Redis
-//! Cluster started here (without and with `--redis-wait-replicas 1`).
+//! Cluster started here (without and with `--redis-wait-replicas 1`); `axum+redis+replica` on
+//! one Redis with one replica, which replicates each write as the cluster's primaries do. Rows
+//! on Redis also report the CPU of its processes per request (`Redis us/req`).
 //!
 //! Needs `wrk` and, for the Redis rows, `redis-server` on PATH (Debian: `apt-get install wrk
 //! redis-server`). Reports requests/s, p50/p99 latency, server CPU per request (from
@@ -76,7 +78,7 @@ struct Args {
     rounds: u32,
 }
 
-use examples_common::bench::{Server, verify_es256_proof};
+use examples_common::bench::{Server, cpu_seconds_of, verify_es256_proof};
 
 fn main() {
     let args = Args::parse();
@@ -192,6 +194,8 @@ struct Row {
     p50: String,
     p99: String,
     cpu_us: f64,
+    /// CPU of the Redis processes behind the server, per request (0 without Redis).
+    redis_cpu_us: f64,
     not_200: u64,
 }
 
@@ -212,6 +216,18 @@ fn run(args: &Args) -> Result<(), String> {
     let redis = wanted("axum+redis") || wanted("actix+redis");
     let redis = redis.then(RedisServer::start);
     let redis_url = redis.as_ref().map(RedisServer::url).unwrap_or_default();
+    // One Redis with a replica: the replication a cluster's primaries also pay, without the
+    // cluster, so the cluster row can be set against the same work.
+    let replicated = wanted("axum+redis+replica").then(|| {
+        let primary = RedisServer::start();
+        let port = primary.port().to_string();
+        let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+        (primary, replica)
+    });
+    let replicated_url = replicated
+        .as_ref()
+        .map(|(primary, _)| primary.url())
+        .unwrap_or_default();
     // The cluster rows: seven nodes (three primaries with a replica each, and a spare).
     let cluster = (wanted("axum+cluster") || wanted("axum+cluster+wait")).then(RedisCluster::start);
     let cluster_flags: Vec<String> = cluster.as_ref().map_or_else(Vec::new, |c| {
@@ -311,6 +327,11 @@ fn run(args: &Args) -> Result<(), String> {
             false,
         ),
         (
+            "axum+redis+replica",
+            with("axum_resource_server", &["--redis", &replicated_url]),
+            false,
+        ),
+        (
             "axum+cluster",
             with("axum_resource_server", &cluster_flags),
             false,
@@ -377,13 +398,27 @@ fn run(args: &Args) -> Result<(), String> {
                     path
                 }
             };
+            // The Redis processes this row's server talks to, whose CPU the row reports.
+            let redis_pids: Vec<u32> = if name.contains("+cluster") {
+                cluster.as_ref().map(RedisCluster::pids).unwrap_or_default()
+            } else if name.contains("+replica") {
+                replicated
+                    .iter()
+                    .flat_map(|(p, r)| [p.pid(), r.pid()])
+                    .flatten()
+                    .collect()
+            } else if name.contains("+redis") {
+                redis.iter().filter_map(RedisServer::pid).collect()
+            } else {
+                Vec::new()
+            };
             let row = match (command.is_empty(), &trivial) {
                 // The trivial upstream alone, with the same requests (it reads none of the fields).
-                (true, Some(trivial)) => load(name, trivial, &pairs, &work, args)?,
+                (true, Some(trivial)) => load(name, trivial, &pairs, &work, args, &[])?,
                 (true, None) => continue,
                 (false, _) => {
                     let mut server = Server::start(&dir, command)?;
-                    let row = load(name, &server, &pairs, &work, args)?;
+                    let row = load(name, &server, &pairs, &work, args, &redis_pids)?;
                     server.stop();
                     row
                 }
@@ -406,6 +441,7 @@ fn run(args: &Args) -> Result<(), String> {
         trivial.stop();
     }
     drop(redis);
+    drop(replicated);
     drop(cluster);
     let _ = std::fs::remove_dir_all(&work);
     match rounds.as_slice() {
@@ -536,6 +572,7 @@ fn load(
     pairs: &Path,
     work: &Path,
     args: &Args,
+    redis_pids: &[u32],
 ) -> Result<Row, String> {
     let script = work.join("pairs.lua");
     std::fs::write(&script, LUA).map_err(|e| e.to_string())?;
@@ -543,6 +580,8 @@ fn load(
     // Warm-up: one request each, so lazy connections (Redis) are up.
     std::thread::sleep(Duration::from_millis(300));
     let cpu_before = server.cpu_seconds();
+    let redis_cpu = || -> f64 { redis_pids.iter().map(|p| cpu_seconds_of(*p)).sum() };
+    let redis_before = redis_cpu();
     let output = Command::new("wrk")
         .args([
             "-t",
@@ -559,6 +598,7 @@ fn load(
         .output()
         .map_err(|e| format!("cannot run wrk (apt-get install wrk): {e}"))?;
     let cpu = server.cpu_seconds() - cpu_before;
+    let redis_cpu = redis_cpu() - redis_before;
     let text = String::from_utf8_lossy(&output.stdout);
     let field = |prefix: &str| {
         text.lines()
@@ -590,6 +630,11 @@ fn load(
         } else {
             0.0
         },
+        redis_cpu_us: if requests > 0.0 {
+            redis_cpu * 1e6 / requests
+        } else {
+            0.0
+        },
         not_200,
     })
 }
@@ -614,7 +659,7 @@ fn print_rows(rows: &[Row]) {
         rows.iter().find(|r| r.name == base)
     };
     println!(
-        "{:<12} {:>10} {:>9} {:>9} {:>12} {:>8} {:>10} {:>10} {:>12}",
+        "{:<18} {:>10} {:>9} {:>9} {:>12} {:>8} {:>10} {:>10} {:>12} {:>14}",
         "server",
         "req/s",
         "p50",
@@ -623,7 +668,8 @@ fn print_rows(rows: &[Row]) {
         "non-200",
         "vs floor",
         "CPU/floor",
-        "vs in-memory"
+        "vs in-memory",
+        "Redis us/req"
     );
     for r in rows {
         let floor = floor_of(rows, r.name);
@@ -632,9 +678,14 @@ fn print_rows(rows: &[Row]) {
         let vs_base = baseline(r.name)
             .filter(|b| b.name != r.name)
             .map_or(String::new(), |b| format!("{:.2}x", r.rps / b.rps));
+        let redis = if r.redis_cpu_us > 0.0 {
+            format!("{:.1}", r.redis_cpu_us)
+        } else {
+            String::new()
+        };
         println!(
-            "{:<12} {:>10.0} {:>9} {:>9} {:>12.1} {:>8} {:>10} {:>10} {:>12}",
-            r.name, r.rps, r.p50, r.p99, r.cpu_us, r.not_200, vs_floor, cpu_floor, vs_base
+            "{:<18} {:>10.0} {:>9} {:>9} {:>12.1} {:>8} {:>10} {:>10} {:>12} {:>14}",
+            r.name, r.rps, r.p50, r.p99, r.cpu_us, r.not_200, vs_floor, cpu_floor, vs_base, redis
         );
     }
 }

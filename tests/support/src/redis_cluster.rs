@@ -89,6 +89,12 @@ impl RedisCluster {
             .collect()
     }
 
+    /// The process ids of the nodes that run.
+    #[must_use]
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().filter_map(RedisServer::pid).collect()
+    }
+
     /// Node `i`.
     #[must_use]
     pub fn node(&self, i: usize) -> &RedisServer {

@@ -233,6 +233,12 @@ impl RedisServer {
         }
     }
 
+    /// Its process id while it runs (to read its CPU time).
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `redis://127.0.0.1:PORT/0`.
     #[must_use]
     pub fn url(&self) -> String {
