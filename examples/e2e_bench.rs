@@ -12,7 +12,8 @@
 //! The `upstream`, `gateway` and `gateway+nonce` rows put `pop_gateway` in front of a trivial
 //! axum upstream (answers `ok`, checks nothing) and measure the upstream alone with the same
 //! requests: `--only upstream,gateway,axum` compares the gateway with that upstream and with
-//! the axum example server in one run.
+//! the axum example server in one run. `gateway+h2` speaks HTTP/2 (h2c) to the upstream
+//! (`--upstream-http2`).
 //!
 //! The `axum+cluster` and `axum+cluster+wait` rows put the replay store on a seven-node Redis
 //! Cluster started here (without and with `--redis-wait-replicas 1`); `axum+redis+replica` on
@@ -270,7 +271,11 @@ fn run(args: &Args) -> Result<(), String> {
     };
     // The gateway rows share one trivial upstream; `upstream` measures it alone.
     let trivial_command = vec!["e2e_bench".into(), "--trivial".into(), "127.0.0.1:0".into()];
-    let trivial = if wanted("upstream") || wanted("gateway") || wanted("gateway+nonce") {
+    let trivial = if wanted("upstream")
+        || wanted("gateway")
+        || wanted("gateway+h2")
+        || wanted("gateway+nonce")
+    {
         Some(Server::start(&dir, &trivial_command)?)
     } else {
         None
@@ -298,6 +303,14 @@ fn run(args: &Args) -> Result<(), String> {
         (
             "gateway",
             with("pop_gateway", &["--upstream", &upstream]),
+            false,
+        ),
+        (
+            "gateway+h2",
+            with(
+                "pop_gateway",
+                &["--upstream", &upstream, "--upstream-http2"],
+            ),
             false,
         ),
         (
