@@ -212,7 +212,18 @@ fn main() {
         let tls = tls.clone();
         let server = std::thread::Builder::new()
             .name(format!("pop-gateway-{n}"))
-            .spawn(move || serve_on_this_thread(listener, tls, app, limits))
+            .spawn(move || {
+                // One thread failing ends the gateway, as it did on one shared runtime, rather
+                // than leaving it to serve on fewer threads unnoticed.
+                let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    serve_on_this_thread(listener, tls, app, limits)
+                }));
+                match served {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => fail(&format!("server error: {e}")),
+                    Err(_) => fail("a server thread panicked"),
+                }
+            })
             .unwrap_or_else(|e| fail(&format!("cannot start a server thread: {e}")));
         servers.push(server);
     }
@@ -220,19 +231,12 @@ fn main() {
     if let Some(addr) = metrics {
         println!("metrics on http://{addr}/metrics");
     }
-    // Drive the background runtime until every server thread has shut down.
-    let joined = background.block_on(background.spawn_blocking(move || {
-        servers
-            .into_iter()
-            .map(std::thread::JoinHandle::join)
-            .collect::<Vec<_>>()
-    }));
-    for served in joined.into_iter().flatten() {
-        match served {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => fail(&format!("server error: {e}")),
-            Err(_) => fail("a server thread panicked"),
-        }
+    // Drive the background runtime until every server thread has shut down (after Ctrl-C).
+    let joined = background.block_on(
+        background.spawn_blocking(move || servers.into_iter().all(|server| server.join().is_ok())),
+    );
+    if !matches!(joined, Ok(true)) {
+        fail("a server thread failed");
     }
 }
 
