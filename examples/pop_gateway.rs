@@ -50,7 +50,9 @@
 //! # Threads
 //! One thread per core the process may use, each serving the connections it accepts from the
 //! one listener on its own single-threaded runtime, with its own upstream pool, within its share
-//! of the connection bounds; background work (key set refreshes, Redis) runs on the main thread.
+//! of the connection bounds and of the idle upstream connections. Ctrl-C stops them all; each
+//! keeps running the tasks started on it (key set refreshes, Redis reconnections, which any
+//! thread's requests may use) until every thread has drained its connections.
 //! A request and its upstream connection never change threads: with tokio's shared
 //! work-stealing runtime, the wake-ups between the two cost a proxied request a fifth more CPU
 //! (see `BENCHMARKS.md`). The price: a connection never moves to an idler thread.
@@ -174,10 +176,11 @@ impl Upstream {
 fn main() {
     init_logging();
     let args = GatewayArgs::from_env();
-    // Background work (key set refreshes, Redis connections) runs on this thread's runtime.
-    // Connections are served by one single-threaded runtime per core, each with its own upstream
-    // pool: a request, its upstream connection and their wake-ups stay on one thread, which
-    // saves a third of the CPU that a shared work-stealing runtime spends per proxied request.
+    // Start-up (the verifier's configuration, first Redis connections) and Ctrl-C run on this
+    // thread's runtime. Connections are served by one single-threaded runtime per core, each
+    // with its own upstream pool: a request, its upstream connection and their wake-ups stay on
+    // one thread, which saves about a sixth of the CPU a shared work-stealing runtime spends
+    // per proxied request.
     let background = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -202,21 +205,37 @@ fn main() {
     // Each thread accepts from the one listener within its share of the bounds.
     limits.max_connections = limits.max_connections.div_ceil(threads);
     limits.max_tls_handshakes = limits.max_tls_handshakes.div_ceil(threads);
+    // Ctrl-C, caught once here, stops every thread; each thread's runtime then runs on until
+    // every thread has drained, since tasks a request started there (a key set refresh, a
+    // Redis reconnection) may serve the other threads' requests too.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let drained = Arc::new(tokio::sync::watch::Sender::new(0usize));
     let mut servers = Vec::with_capacity(threads);
     for n in 0..threads {
-        let gateway = build(&args, Arc::clone(&verifier)).unwrap_or_else(|e| fail(&e));
+        let gateway = build(&args, Arc::clone(&verifier), threads).unwrap_or_else(|e| fail(&e));
         let app = app(Arc::new(gateway), &verifier, cors.as_deref());
         let listener = listener
             .try_clone()
             .unwrap_or_else(|e| fail(&format!("cannot share the listener: {e}")));
         let tls = tls.clone();
+        let mut stopped = stopped.clone();
+        let drained = Arc::clone(&drained);
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
         let server = std::thread::Builder::new()
             .name(format!("pop-gateway-{n}"))
             .spawn(move || {
                 // One thread failing ends the gateway, as it did on one shared runtime, rather
                 // than leaving it to serve on fewer threads unnoticed.
                 let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    serve_on_this_thread(listener, tls, app, limits)
+                    let server = Server {
+                        listener,
+                        tls,
+                        app,
+                        limits,
+                    };
+                    server.serve_on_this_thread(shutdown, &drained, threads)
                 }));
                 match served {
                     Ok(Ok(())) => {}
@@ -231,10 +250,11 @@ fn main() {
     if let Some(addr) = metrics {
         println!("metrics on http://{addr}/metrics");
     }
-    // Drive the background runtime until every server thread has shut down (after Ctrl-C).
-    let joined = background.block_on(
-        background.spawn_blocking(move || servers.into_iter().all(|server| server.join().is_ok())),
-    );
+    let joined = background.block_on(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop.send(true);
+        tokio::task::spawn_blocking(move || servers.into_iter().all(|s| s.join().is_ok())).await
+    });
     if !matches!(joined, Ok(true)) {
         fail("a server thread failed");
     }
@@ -259,23 +279,38 @@ fn app(gateway: Arc<Gateway>, verifier: &Arc<Verifier>, cors: Option<&[String]>)
     }
 }
 
-/// Serve `app` on a single-threaded runtime of this thread until Ctrl-C.
-fn serve_on_this_thread(
+/// What one server thread serves.
+struct Server {
     listener: std::net::TcpListener,
     tls: Option<TlsConfig>,
     app: Router,
     limits: ServerLimits,
-) -> std::io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        serve_axum_within(listener, tls, app, limits).await
-    })
 }
 
-fn build(args: &GatewayArgs, verifier: Arc<Verifier>) -> Result<Gateway, String> {
+impl Server {
+    /// Serve on a single-threaded runtime of this thread until `shutdown`; then count this
+    /// thread in `drained` and keep the runtime's tasks running until all `threads` are.
+    fn serve_on_this_thread(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        drained: &tokio::sync::watch::Sender<usize>,
+        threads: usize,
+    ) -> std::io::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(self.listener)?;
+            serve_axum_within(listener, self.tls, self.app, self.limits, shutdown).await?;
+            drained.send_modify(|n| *n += 1);
+            let _ = drained.subscribe().wait_for(|n| *n >= threads).await;
+            Ok(())
+        })
+    }
+}
+
+/// One thread's gateway, with its own upstream pool (`threads` share the bounds).
+fn build(args: &GatewayArgs, verifier: Arc<Verifier>, threads: usize) -> Result<Gateway, String> {
     let upstream = args.upstream.as_deref().map(Upstream::parse).transpose()?;
     let proxies = TrustedProxies::new(&args.common.trusted_proxy)
         .map_err(|e| format!("--trusted-proxy: {e}"))?;
@@ -318,8 +353,8 @@ fn build(args: &GatewayArgs, verifier: Arc<Verifier>) -> Result<Gateway, String>
     };
     let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
-        // Bounded: idle connections kept per upstream.
-        .pool_max_idle_per_host(256)
+        // Bounded: idle connections kept per upstream, 256 over all threads.
+        .pool_max_idle_per_host(256usize.div_ceil(threads))
         .http2_only(args.upstream_http2)
         .build(connector);
     let layer = RequirePopLayer::new(verifier).policy(args.common.whoami_policy()?);

@@ -726,10 +726,15 @@ pub async fn serve_axum(
     tls: Option<TlsConfig>,
     app: axum::Router,
 ) -> std::io::Result<()> {
-    serve_axum_within(listener, tls, app, axum_pop::serve::ServerLimits::default()).await
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let limits = axum_pop::serve::ServerLimits::default();
+    serve_axum_within(listener, tls, app, limits, ctrl_c).await
 }
 
-/// [`serve_axum`] within `limits` instead of the defaults.
+/// [`serve_axum`] within `limits` instead of the defaults, until `shutdown` completes (then
+/// in-flight requests finish).
 ///
 /// # Errors
 /// When serving fails.
@@ -738,17 +743,14 @@ pub async fn serve_axum_within(
     tls: Option<TlsConfig>,
     app: axum::Router,
     limits: axum_pop::serve::ServerLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let server = axum_pop::serve::Server::new(listener, app).limits(limits);
     let server = match tls {
         Some(tls) => server.tls(tls),
         None => server,
     };
-    server
-        .run_until(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+    server.run_until(shutdown).await
 }
 
 #[cfg(test)]

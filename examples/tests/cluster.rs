@@ -167,13 +167,14 @@ http {{
     let nginx = crate::nginx::Nginx::run(dir.clone(), &conf, port);
     let front: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
 
-    // 16 clients, 60 proofs each (`TOWER_POP_LB_PROOFS`, at most 5,000, for a longer run):
+    // 16 clients, 60 proofs each (`TOWER_POP_LB_PROOFS`, at most 2,000, for a longer run well
+    // inside the token's 600 s):
     // every proof sent, then replayed at once.
     let per_client: usize = std::env::var("TOWER_POP_LB_PROOFS")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(60)
-        .clamp(1, 5_000);
+        .clamp(1, 2_000);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..16 {

