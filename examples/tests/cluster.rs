@@ -141,30 +141,19 @@ async fn three_instances_behind_nginx_accept_each_proof_once_under_load() {
     let issuer = Arc::new(TestIssuer::new(ISSUER, AUDIENCE));
     let (instances, _, _) = on_cluster(&cluster, &issuer, &THREE, &[]).await;
     let url = format!("{PUBLIC}/whoami");
-    let dir = std::env::temp_dir().join(format!("tower-pop-nginx-lb-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("tmp")).unwrap();
     let port = tower_pop_test_support::free_port();
-    let d = dir.display();
     let upstreams: String = instances
         .iter()
         .map(|s| format!("server {};", s.addr))
         .collect();
-    let conf = format!(
-        "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
-events {{ worker_connections 256; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/tmp/body; proxy_temp_path {d}/tmp/proxy; fastcgi_temp_path {d}/tmp/fcgi;
-  uwsgi_temp_path {d}/tmp/uwsgi; scgi_temp_path {d}/tmp/scgi;
-  upstream api {{ {upstreams} keepalive 32; }}
+    let http = format!(
+        "  upstream api {{ {upstreams} keepalive 32; }}
   server {{
     listen 127.0.0.1:{port};
     location / {{ proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}
-  }}
-}}
-"
+  }}"
     );
-    let nginx = crate::nginx::Nginx::run(dir.clone(), &conf, port);
+    let nginx = crate::nginx::Nginx::run_http("lb", port, 256, &[], |_| http);
     let front: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
 
     // 16 clients, 60 proofs each (`TOWER_POP_LB_PROOFS`, at most 2,000, for a longer run well
@@ -225,8 +214,6 @@ http {{
         nginx.log()
     );
     assert_eq!(fresh_ok, 16 * per_client);
-    drop(nginx);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Issue #24's acceptance through the example servers: two axum and one actix instance with

@@ -20,8 +20,8 @@ use tower_pop::dpop::signer::ProofSigner;
 
 use crate::gateway::gateway;
 use crate::server::now;
-use crate::streams::connect;
 use crate::streams::futures_util_like::{next, send};
+use crate::streams::{connect, dpop_stream};
 
 /// An upstream whose `/ws` first sends the handshake fields it saw (as JSON), then echoes, and
 /// whose `/events` sends an event every 200 ms for ever.
@@ -99,16 +99,7 @@ async fn an_https_upstream_is_verified_and_gets_wss() {
 
     drop(relayed_socket(&gw, &key, &token, "over tls").await);
 
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let events = |gw_url: String, token: &str, key: &ProofSigner| {
-        let proof = key.proof("GET", &gw_url, Some(token), None).unwrap();
-        client
-            .get(gw_url)
-            .header("authorization", format!("DPoP {token}"))
-            .header("dpop", proof)
-            .send()
-    };
-    let mut response = events(gw.url("/events"), &token, &key).await.unwrap();
+    let mut response = dpop_stream(&gw.url("/events"), &token, &key).await;
     assert_eq!(response.status(), 200);
     let chunk = tokio::time::timeout(Duration::from_secs(5), response.chunk())
         .await
@@ -124,9 +115,7 @@ async fn an_https_upstream_is_verified_and_gets_wss() {
     std::fs::write(&wrong, &pki.stranger.cert_pem).unwrap();
     let untrusting = gateway(&url, &["--upstream-ca", wrong.to_str().unwrap()]).await;
     let token = untrusting.token(Some(key.thumbprint()));
-    let response = events(untrusting.url("/events"), &token, &key)
-        .await
-        .unwrap();
+    let response = dpop_stream(&untrusting.url("/events"), &token, &key).await;
     assert_eq!(response.status(), 502, "an untrusted upstream certificate");
     let proof = key
         .proof("GET", &untrusting.url("/ws"), Some(&token), None)
@@ -200,17 +189,7 @@ async fn the_gateway_relays_websockets_and_events_until_exp() {
     let token = gw
         .issuer
         .token(now(), json!({"cnf": {"jkt": key.thumbprint()}, "exp": exp}));
-    let proof = key
-        .proof("GET", &gw.url("/events"), Some(&token), None)
-        .unwrap();
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let mut response = client
-        .get(gw.url("/events"))
-        .header("authorization", format!("DPoP {token}"))
-        .header("dpop", proof)
-        .send()
-        .await
-        .unwrap();
+    let mut response = dpop_stream(&gw.url("/events"), &token, &key).await;
     assert_eq!(response.status(), 200);
     let mut ticks = 0;
     let ended = tokio::time::timeout(Duration::from_secs(10), async {

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use examples_common::http::client;
 use examples_common::mcp::DpopMcpClient;
 use rmcp::ServiceExt as _;
 use rmcp::model::{CallToolRequestParams, ClientConfig};
@@ -64,10 +65,7 @@ async fn post(
     proof: &str,
     body: &serde_json::Value,
 ) -> reqwest::Response {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
+    client()
         .post(server.url("/mcp"))
         .header("authorization", format!("DPoP {token}"))
         .header("dpop", proof)
@@ -84,10 +82,7 @@ async fn the_sdk_client_calls_tools_with_dpop_and_scopes_are_per_tool() {
     let key = Arc::new(ProofSigner::generate(Algorithm::ES256).unwrap());
 
     // RFC 9728 metadata for the MCP endpoint, without a token.
-    let metadata: serde_json::Value = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
+    let metadata: serde_json::Value = client()
         .get(server.url("/.well-known/oauth-protected-resource/mcp"))
         .send()
         .await
@@ -168,10 +163,7 @@ async fn no_token_a_stolen_token_or_a_replay_never_reaches_a_tool() {
         "clientInfo": {"name": "raw", "version": "0"}}});
 
     // No token: 401 with the DPoP challenge pointing at the metadata (MCP authorization).
-    let response = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
+    let response = client()
         .post(server.url("/mcp"))
         .json(&initialize)
         .send()

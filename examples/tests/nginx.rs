@@ -50,6 +50,38 @@ impl Nginx {
         Self { child, port, dir }
     }
 
+    /// nginx on loopback `port` in a new directory `tower-pop-nginx-<name>-<pid>` (with
+    /// `files` written into it), its `http` block holding `http(directory)` after the settings
+    /// every test shares (no access log, temporary files in the directory).
+    pub(crate) fn run_http(
+        name: &str,
+        port: u16,
+        worker_connections: u32,
+        files: &[(&str, &str)],
+        http: impl FnOnce(&str) -> String,
+    ) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("tower-pop-nginx-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        for (file, contents) in files {
+            std::fs::write(dir.join(file), contents).unwrap();
+        }
+        let d = dir.display();
+        let conf = format!(
+            "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
+events {{ worker_connections {worker_connections}; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/tmp/body; proxy_temp_path {d}/tmp/proxy; fastcgi_temp_path {d}/tmp/fcgi;
+  uwsgi_temp_path {d}/tmp/uwsgi; scgi_temp_path {d}/tmp/scgi;
+{}
+}}
+",
+            http(&d.to_string())
+        );
+        Self::run(dir, &conf, port)
+    }
+
     /// nginx's error log so far, for failure messages.
     pub(crate) fn log(&self) -> String {
         log(&self.dir)
@@ -57,29 +89,10 @@ impl Nginx {
 
     fn start(backend: std::net::SocketAddr) -> Self {
         let pki = pki();
-        let dir = std::env::temp_dir().join(format!(
-            "tower-pop-nginx-{}-{}",
-            std::process::id(),
-            backend.port()
-        ));
-        std::fs::create_dir_all(dir.join("tmp")).unwrap();
-        for (name, pem) in [
-            ("server.pem", &pki.server.cert_pem),
-            ("server.key", &pki.server.key_pem),
-            ("ca.pem", &pki.ca_pem),
-        ] {
-            std::fs::write(dir.join(name), pem).unwrap();
-        }
         let port = free_port();
-        let d = dir.display();
-        let conf = format!(
-            "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/tmp/body; proxy_temp_path {d}/tmp/proxy; fastcgi_temp_path {d}/tmp/fcgi;
-  uwsgi_temp_path {d}/tmp/uwsgi; scgi_temp_path {d}/tmp/scgi;
-  server {{
+        let server = |d: &str| {
+            format!(
+                "  server {{
     listen 127.0.0.1:{port} ssl;
     ssl_certificate {d}/server.pem; ssl_certificate_key {d}/server.key;
     ssl_client_certificate {d}/ca.pem; ssl_verify_client optional;
@@ -88,11 +101,15 @@ http {{
       proxy_bind 127.0.0.2;
       proxy_set_header ssl-client-cert $ssl_client_escaped_cert;
     }}
-  }}
-}}
-"
-        );
-        Self::run(dir, &conf, port)
+  }}"
+            )
+        };
+        let files = [
+            ("server.pem", pki.server.cert_pem.as_str()),
+            ("server.key", pki.server.key_pem.as_str()),
+            ("ca.pem", pki.ca_pem.as_str()),
+        ];
+        Self::run_http(&backend.port().to_string(), port, 64, &files, server)
     }
 
     fn url(&self, path: &str) -> String {

@@ -105,17 +105,7 @@ async fn events_come_once_a_second_and_stop_at_exp() {
     for name in SERVERS {
         let s = Server::start(name, &[]).await;
         let (key, token, exp) = expiring(&s, 3);
-        let proof = key
-            .proof("GET", &s.url("/events"), Some(&token), None)
-            .unwrap();
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let mut response = client
-            .get(s.url("/events"))
-            .header("authorization", format!("DPoP {token}"))
-            .header("dpop", proof)
-            .send()
-            .await
-            .unwrap();
+        let mut response = dpop_stream(&s.url("/events"), &token, &key).await;
         assert_eq!(response.status(), 200, "{name}");
         assert_eq!(
             response.headers()["content-type"],
@@ -142,6 +132,22 @@ async fn events_come_once_a_second_and_stop_at_exp() {
             assert_eq!(event["n"], i + 1, "{name}");
         }
     }
+}
+
+/// `GET url` with `token` and a fresh proof of `key` for it, by reqwest: the answer with its
+/// body still to come (an event stream is read as it arrives).
+pub(crate) async fn dpop_stream(url: &str, token: &str, key: &ProofSigner) -> reqwest::Response {
+    let proof = key.proof("GET", url, Some(token), None).unwrap();
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(url)
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// `next` and `send` on a WebSocket stream without the futures crate.

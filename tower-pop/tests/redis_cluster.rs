@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tower_pop::replay::{RedisReplayCache, ReplayCache, ReplayEntry, ReplayOutcome};
 use tower_pop_test_support::{RedisCluster, free_port};
 
+use crate::redis_store::race_twenty_copies;
 use crate::support::NOW;
 
 async fn store(cluster: &RedisCluster, quota: Option<u64>) -> RedisReplayCache {
@@ -73,21 +74,15 @@ async fn share_entries_and_quota(cluster: RedisCluster) {
     assert_eq!(primaries.len(), 3, "the entries live on every primary");
 
     let stores = [Arc::new(a), Arc::new(b)];
-    let barrier = Arc::new(tokio::sync::Barrier::new(20));
-    let mut tasks = Vec::new();
-    for i in 0..20 {
-        let store = Arc::clone(&stores[i % 2]);
-        let barrier = Arc::clone(&barrier);
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            store.insert_if_absent(entry(1000)).await.unwrap()
-        }));
-    }
-    let mut fresh = 0;
-    for task in tasks {
-        fresh += usize::from(task.await.unwrap() == ReplayOutcome::Fresh);
-    }
-    assert_eq!(fresh, 1, "exactly one of 20 concurrent copies");
+    let outcomes = race_twenty_copies(&stores, entry(1000)).await;
+    let fresh = outcomes
+        .iter()
+        .filter(|o| **o == ReplayOutcome::Fresh)
+        .count();
+    assert_eq!(
+        fresh, 1,
+        "exactly one of 20 concurrent copies: {outcomes:?}"
+    );
 
     let a = store(&cluster, Some(3)).await;
     let b = store(&cluster, Some(3)).await;

@@ -58,6 +58,29 @@ fn entry(key: u8) -> ReplayEntry {
     ReplayEntry::new([key; 32], NOW, NOW + 70)
 }
 
+/// 20 inserts of `entry` at once (released together by a barrier), spread over `stores` in
+/// turn: each insert's outcome.
+pub(crate) async fn race_twenty_copies(
+    stores: &[Arc<RedisReplayCache>],
+    entry: ReplayEntry,
+) -> Vec<ReplayOutcome> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = Arc::clone(&stores[i % stores.len()]);
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.insert_if_absent(entry).await.unwrap()
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    outcomes
+}
+
 #[tokio::test]
 #[ignore = "needs redis-server: run bash tests/run.sh"]
 async fn fresh_then_replayed_rpl_02() {
@@ -85,20 +108,7 @@ async fn twenty_concurrent_inserts_on_two_instances_exactly_one_fresh_rpl_05() {
         Arc::new(store(&server).await),
         Arc::new(store(&server).await),
     ];
-    let barrier = Arc::new(tokio::sync::Barrier::new(20));
-    let mut tasks = Vec::new();
-    for i in 0..20 {
-        let store = Arc::clone(&stores[i % 2]);
-        let barrier = Arc::clone(&barrier);
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            store.insert_if_absent(entry(9)).await.unwrap()
-        }));
-    }
-    let mut outcomes = Vec::new();
-    for t in tasks {
-        outcomes.push(t.await.unwrap());
-    }
+    let outcomes = race_twenty_copies(&stores, entry(9)).await;
     let fresh = outcomes
         .iter()
         .filter(|o| **o == ReplayOutcome::Fresh)
