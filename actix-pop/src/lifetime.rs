@@ -9,10 +9,7 @@ pub use tower_pop::lifetime::*;
 /// (policy violation, RFC 6455 §7.4.1), reason [`EXPIRED_REASON`].
 #[must_use]
 pub fn close_reason() -> actix_ws::CloseReason {
-    actix_ws::CloseReason {
-        code: actix_ws::CloseCode::Policy,
-        description: Some(EXPIRED_REASON.to_owned()),
-    }
+    close_reason_for(End::Expired)
 }
 
 /// The close reason for a WebSocket whose authorization ended for `end`: code 1008, reason

@@ -38,10 +38,7 @@ pub use tower_pop::lifetime::*;
 /// §7.4.1), reason [`EXPIRED_REASON`].
 #[must_use]
 pub fn close_message() -> Message {
-    Message::Close(Some(CloseFrame {
-        code: POLICY_VIOLATION,
-        reason: Utf8Bytes::from_static(EXPIRED_REASON),
-    }))
+    close_message_for(End::Expired)
 }
 
 /// The close message for a WebSocket whose authorization ended for `end`: code 1008, reason

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum_pop::lifetime::close_message_for;
 use http::HeaderMap;
 use rustls_pki_types::ServerName;
 use tokio_tungstenite::tungstenite::Message as UpMessage;
@@ -137,11 +138,11 @@ pub async fn relay(
     let closing = loop {
         let quiet = tokio::time::sleep(idle);
         tokio::select! {
-            end = &mut ended => break Some(CloseFrame {
-                code: tower_pop::lifetime::POLICY_VIOLATION,
-                reason: Utf8Bytes::from_static(end.reason()),
-            }),
-            () = quiet => break Some(CloseFrame { code: 1001, reason: Utf8Bytes::from_static("idle") }),
+            end = &mut ended => break Some(close_message_for(end)),
+            () = quiet => break Some(Message::Close(Some(CloseFrame {
+                code: 1001,
+                reason: Utf8Bytes::from_static("idle"),
+            }))),
             message = client.recv() => match message.and_then(Result::ok).and_then(to_upstream) {
                 Some(message) => if send(&mut upstream, message).await.is_err() { break None },
                 None => break None,
@@ -152,11 +153,7 @@ pub async fn relay(
             },
         }
     };
-    if let Some(frame) = closing {
-        let _ = client.send(Message::Close(Some(frame))).await;
-    } else {
-        let _ = client.send(Message::Close(None)).await;
-    }
+    let _ = client.send(closing.unwrap_or(Message::Close(None))).await;
     let close = UpMessage::Close(Some(UpCloseFrame {
         code: CloseCode::Normal,
         reason: "".into(),
