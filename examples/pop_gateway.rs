@@ -110,7 +110,8 @@ const LOG: &str = "pop_gateway";
 /// A relayed WebSocket on which nothing moves for this long is closed (1001).
 const WEBSOCKET_IDLE: Duration = Duration::from_secs(60);
 
-/// Everything a request needs, shared by all connections.
+/// Everything a request needs, shared by the connections of one thread.
+#[derive(Clone)]
 struct Gateway {
     /// `None` in forward-auth mode.
     upstream: Option<Upstream>,
@@ -132,6 +133,7 @@ struct Gateway {
 }
 
 /// Where accepted requests go: `http(s)://authority` and a base path ("" or "/base").
+#[derive(Clone)]
 struct Upstream {
     /// `http` or `https`.
     scheme: &'static str,
@@ -210,9 +212,9 @@ fn main() {
     // Redis reconnection) may serve the other threads' requests too.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let drained = Arc::new(tokio::sync::watch::Sender::new(0usize));
+    let gateways = build(&args, Arc::clone(&verifier), threads).unwrap_or_else(|e| fail(&e));
     let mut servers = Vec::with_capacity(threads);
-    for n in 0..threads {
-        let gateway = build(&args, Arc::clone(&verifier), threads).unwrap_or_else(|e| fail(&e));
+    for (n, gateway) in gateways.into_iter().enumerate() {
         let app = app(Arc::new(gateway), &verifier, cors.as_deref());
         let listener = listener
             .try_clone()
@@ -309,8 +311,13 @@ impl Server {
     }
 }
 
-/// One thread's gateway, with its own upstream pool (`threads` share the bounds).
-fn build(args: &GatewayArgs, verifier: Arc<Verifier>, threads: usize) -> Result<Gateway, String> {
+/// A gateway for each of `threads`: each with its own upstream pool (together within the
+/// bounds), everything else read and checked once and shared.
+fn build(
+    args: &GatewayArgs,
+    verifier: Arc<Verifier>,
+    threads: usize,
+) -> Result<Vec<Gateway>, String> {
     let upstream = args.upstream.as_deref().map(Upstream::parse).transpose()?;
     let proxies = TrustedProxies::new(&args.common.trusted_proxy)
         .map_err(|e| format!("--trusted-proxy: {e}"))?;
@@ -351,17 +358,19 @@ fn build(args: &GatewayArgs, verifier: Arc<Verifier>, threads: usize) -> Result<
     } else {
         builder.enable_http1().wrap_connector(connector)
     };
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        // Bounded: idle connections kept per upstream, 256 over all threads.
-        .pool_max_idle_per_host(256usize.div_ceil(threads))
-        .http2_only(args.upstream_http2)
-        .build(connector);
+    let pool = || {
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            // Bounded: idle connections kept per upstream, 256 over all threads.
+            .pool_max_idle_per_host(256usize.div_ceil(threads))
+            .http2_only(args.upstream_http2)
+            .build(connector.clone())
+    };
     let layer = RequirePopLayer::new(verifier).policy(args.common.whoami_policy()?);
-    Ok(Gateway {
+    let first = Gateway {
+        client: pool(),
         upstream,
         forward_auth: args.forward_auth,
-        client,
         tls,
         layer,
         public,
@@ -371,7 +380,16 @@ fn build(args: &GatewayArgs, verifier: Arc<Verifier>, threads: usize) -> Result<
         timeout,
         proto: args.common.scheme(),
         public_origin,
-    })
+    };
+    // A pool of its own per thread (its connections' tasks run on that thread's runtime).
+    let mut gateways: Vec<Gateway> = (1..threads)
+        .map(|_| Gateway {
+            client: pool(),
+            ..first.clone()
+        })
+        .collect();
+    gateways.push(first);
+    Ok(gateways)
 }
 
 /// In forward-auth mode, every request from a trusted proxy is a sub-request, whatever its
