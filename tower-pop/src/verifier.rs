@@ -308,13 +308,11 @@ impl Verifier {
         };
         let scheme = credentials.scheme;
         #[cfg(feature = "lifetime")]
-        let credentials_token = credentials.token;
+        let token = credentials.token;
         let now = self.config.clock.now_unix();
         let certificate = ClientCertificate::new(request, self.config.forwarded.as_ref());
         let result = self.check(request, credentials, &certificate, now).await;
         let header_consulted = certificate.header_consulted();
-        #[cfg(feature = "lifetime")]
-        let token = credentials_token;
         let result = result
             .map(|granted| {
                 // The `exp` itself, not the leeway past it that skewed clocks are given: a

@@ -616,7 +616,7 @@ impl RedisReplayCache {
     /// Send `PING` within the timeout: `Ok` once Redis answers. For start-up and readiness
     /// probes.
     pub async fn ping(&self) -> Result<(), ReplayError> {
-        let reply = self.call(redis::cmd("PING"), None).await?;
+        let reply = self.call(redis::cmd("PING")).await?;
         match reply {
             Value::SimpleString(s) if s == "PONG" => {
                 self.succeeded();
@@ -701,7 +701,7 @@ impl RedisReplayCache {
     /// and refused unless a write that took effect reached enough replicas.
     async fn write(&self, cmd: redis::Cmd, key: &str) -> Result<Value, ReplayError> {
         let Some((replicas, wait_ms)) = self.wait else {
-            return self.call(cmd, Some(key)).await;
+            return self.call(cmd).await;
         };
         let mut pipe = redis::pipe();
         pipe.add_command(cmd).cmd("WAIT").arg(replicas).arg(wait_ms);
@@ -718,10 +718,9 @@ impl RedisReplayCache {
         }
     }
 
-    /// One command within the timeout, to the node of `key` on a cluster; failures are
-    /// recorded and turned into a `ReplayError`.
-    async fn call(&self, cmd: redis::Cmd, key: Option<&str>) -> Result<Value, ReplayError> {
-        let _ = key; // Routed by redis-rs from the command's own keys.
+    /// One command within the timeout (on a cluster, redis-rs routes it by its own keys);
+    /// failures are recorded and turned into a `ReplayError`.
+    async fn call(&self, cmd: redis::Cmd) -> Result<Value, ReplayError> {
         let answer = match &self.connection {
             Connection::Single(single) => {
                 let mut connection = ConnectionManager::clone(&single.manager.load());
@@ -735,11 +734,7 @@ impl RedisReplayCache {
                 tokio::time::timeout(self.timeout, cmd.query_async::<Value>(&mut connection)).await
             }
         };
-        match answer {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(self.failed(Failure::Redis, Some(&e))),
-            Err(_) => Err(self.failed(Failure::Timeout, None)),
-        }
+        self.settle(answer)
     }
 
     /// `pipe` within the timeout, on one connection: on a cluster, the primary of `key`'s
@@ -773,8 +768,16 @@ impl RedisReplayCache {
                 .await
             }
         };
+        self.settle(answer)
+    }
+
+    /// A call's answer within the timeout, or its failure recorded as a `ReplayError`.
+    fn settle<T>(
+        &self,
+        answer: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    ) -> Result<T, ReplayError> {
         match answer {
-            Ok(Ok(values)) => Ok(values),
+            Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(self.failed(Failure::Redis, Some(&e))),
             Err(_) => Err(self.failed(Failure::Timeout, None)),
         }
