@@ -32,6 +32,7 @@ use tokio_stream::StreamExt as _;
 /// `GET /ws`: a WebSocket echo, closed with 1008 when the token expires (or is revoked).
 async fn websocket(auth: PopAuth<SharedClaims>, upgrade: WebSocketUpgrade) -> Response {
     let authorization = auth.lifetime.clone();
+    let upgrade = examples_common::websocket::bounded(upgrade);
     upgrade.on_upgrade(move |mut socket: WebSocket| async move {
         let ended = authorization.ended();
         tokio::pin!(ended);
@@ -47,7 +48,13 @@ async fn websocket(auth: PopAuth<SharedClaims>, upgrade: WebSocketUpgrade) -> Re
                             break;
                         }
                     }
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                    Some(Err(error)) => {
+                        if let Some(close) = examples_common::websocket::close_after(error) {
+                            let _ = socket.send(close).await;
+                        }
+                        break;
+                    }
+                    Some(Ok(Message::Close(_))) | None => break,
                     Some(Ok(_)) => {}
                 },
             }

@@ -88,7 +88,7 @@ use axum_pop::cors::dpop_cors;
 use axum_pop::serve::ServerLimits;
 use axum_pop::{PolicyBuilder as _, RequirePopLayer, Verifier, metadata_route};
 use examples_common::gateway::{GatewayArgs, LimitedBody, client_tls, upstream_tls};
-use examples_common::{init_logging, serve_axum_within, serve_metrics, websocket_relay};
+use examples_common::{init_logging, serve_axum_within, serve_metrics, websocket, websocket_relay};
 use http::{StatusCode, Uri, header};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -507,7 +507,7 @@ async fn proxy(gateway: &Gateway, request: Request, verified: Option<&Verified>)
     {
         let mut parts = parts;
         let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-            Ok(upgrade) => upgrade,
+            Ok(upgrade) => websocket::bounded(upgrade),
             Err(rejection) => return rejection.into_response(),
         };
         let url = format!("ws{}", target.to_string().trim_start_matches("http"));

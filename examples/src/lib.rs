@@ -23,6 +23,7 @@ pub mod pb {
 }
 pub mod http;
 pub mod mcp;
+pub mod websocket;
 pub mod websocket_relay;
 
 /// The README's quick starts, compiled as doc-tests so they cannot rot.

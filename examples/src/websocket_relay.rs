@@ -3,7 +3,8 @@
 //! and without the proof) and relays messages both ways, until either side closes, the
 //! connection idles past a bound, or the token expires: then the client gets close code 1008
 //! and the upstream a normal close. An `https://` upstream gets `wss://`, verified like the
-//! gateway's HTTP client verifies it.
+//! gateway's HTTP client verifies it. Both sockets keep [`crate::websocket`]'s bounds: a
+//! client's message over them closes its socket with 1009.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,7 +92,13 @@ pub async fn connect(
         } else {
             Box::new(tcp)
         };
-        match tokio_tungstenite::client_async(request, stream).await {
+        match tokio_tungstenite::client_async_with_config(
+            request,
+            stream,
+            Some(crate::websocket::client_config()),
+        )
+        .await
+        {
             Ok((socket, _)) => Ok(socket),
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 Err(Some(response.status().as_u16()))
@@ -143,8 +150,12 @@ pub async fn relay(
                 code: 1001,
                 reason: Utf8Bytes::from_static("idle"),
             }))),
-            message = client.recv() => match message.and_then(Result::ok).and_then(to_upstream) {
-                Some(message) => if send(&mut upstream, message).await.is_err() { break None },
+            message = client.recv() => match message {
+                Some(Ok(message)) => match to_upstream(message) {
+                    Some(message) => if send(&mut upstream, message).await.is_err() { break None },
+                    None => break None,
+                },
+                Some(Err(error)) => break crate::websocket::close_after(error),
                 None => break None,
             },
             message = next(&mut upstream) => match message.and_then(to_client) {

@@ -20,7 +20,7 @@ use tower_pop::dpop::signer::ProofSigner;
 
 use crate::gateway::gateway;
 use crate::server::now;
-use crate::streams::futures_util_like::{next, send};
+use crate::streams::futures_util_like::{close_frame, next, send};
 use crate::streams::{connect, dpop_stream};
 
 /// An upstream whose `/ws` first sends the handshake fields it saw (as JSON), then echoes, and
@@ -161,15 +161,17 @@ async fn the_gateway_relays_websockets_and_events_until_exp() {
         .issuer
         .token(now(), json!({"cnf": {"jkt": key.thumbprint()}, "exp": exp}));
     let mut socket = relayed_socket(&gw, &key, &token, "hello").await;
-    let close = loop {
-        match next(&mut socket).await {
-            Some(Message::Close(frame)) => break frame,
-            Some(_) => {}
-            None => panic!("ended without a close frame"),
-        }
-    };
+    let close = close_frame(&mut socket).await;
     assert_eq!(close.unwrap().code, CloseCode::Policy);
     assert!(now() <= exp + 1, "closed at {} for exp {exp}", now());
+
+    // A frame over the bounds of `examples_common::websocket`: 1009, as on both servers.
+    let token = gw.token(Some(key.thumbprint()));
+    let mut socket = relayed_socket(&gw, &key, &token, "hello").await;
+    let too_big = "y".repeat(examples_common::websocket::MAX_FRAME + 1);
+    send(&mut socket, Message::text(too_big)).await;
+    let close = close_frame(&mut socket).await.expect("a close code");
+    assert_eq!(close.code, CloseCode::Size);
 
     // Another key's proof: 401 before any upgrade, the upstream never asked.
     let token = gw.token(Some(key.thumbprint()));
