@@ -307,10 +307,7 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let verifier = Arc::clone(&self.layer.verifier);
         // The path the client sent, as `htu` is checked against it.
-        let path = request
-            .extensions()
-            .get::<OriginalTarget>()
-            .map_or(request.uri().path(), |t| t.0.path());
+        let path = OriginalTarget::or(request.extensions(), request.uri()).path();
         let policy = self
             .layer
             .per_path

@@ -48,6 +48,14 @@ pub struct PeerAddr(pub SocketAddr);
 #[derive(Clone, PartialEq, Eq)]
 pub struct OriginalTarget(pub http::Uri);
 
+impl OriginalTarget {
+    /// The target the client sent: the [`OriginalTarget`] in `extensions` if a layer recorded
+    /// one, else `uri`.
+    pub(crate) fn or<'a>(extensions: &'a http::Extensions, uri: &'a http::Uri) -> &'a http::Uri {
+        extensions.get::<Self>().map_or(uri, |t| &t.0)
+    }
+}
+
 // The query may carry secrets (codes, tokens in badly designed APIs): Debug shows the path.
 impl std::fmt::Debug for OriginalTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -231,10 +239,7 @@ impl<'a> PopRequest<'a> {
 
 impl<'a> From<&'a http::request::Parts> for PopRequest<'a> {
     fn from(parts: &'a http::request::Parts) -> Self {
-        let path = parts
-            .extensions
-            .get::<OriginalTarget>()
-            .map_or(parts.uri.path(), |t| t.0.path());
+        let path = OriginalTarget::or(&parts.extensions, &parts.uri).path();
         // [`PopRequest::HEADERS`], in its order, parsed once at compile time rather than per
         // request and field.
         static NAMES: [http::HeaderName; 6] = [

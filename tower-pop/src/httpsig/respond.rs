@@ -142,10 +142,8 @@ where
         let mut seen = Request::new(());
         *seen.method_mut() = request.method().clone();
         // The target the client sent (under `Router::nest`, the full one).
-        *seen.uri_mut() = request
-            .extensions()
-            .get::<crate::request::OriginalTarget>()
-            .map_or_else(|| request.uri().clone(), |t| t.0.clone());
+        *seen.uri_mut() =
+            crate::request::OriginalTarget::or(request.extensions(), request.uri()).clone();
         if label.is_some() {
             *seen.headers_mut() = request.headers().clone();
         }

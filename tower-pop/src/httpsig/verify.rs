@@ -294,10 +294,7 @@ impl SignatureVerifier {
     /// The request as its derived components see it: the public origin, and the path and
     /// query as received (or as the trusted proxy reported them).
     fn target<'p>(&'p self, parts: &'p http::request::Parts) -> RequestTarget<'p> {
-        let uri = parts
-            .extensions
-            .get::<OriginalTarget>()
-            .map_or(&parts.uri, |t| &t.0);
+        let uri = OriginalTarget::or(&parts.extensions, &parts.uri);
         RequestTarget {
             method: parts.method.as_str(),
             scheme: &self.scheme,
