@@ -261,10 +261,7 @@ impl Args {
     /// # Errors
     /// A message when the configuration cannot work.
     pub async fn config(&self, bound: SocketAddr) -> Result<PopConfig, String> {
-        let public_url = self
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("{}://{bound}", self.scheme()));
+        let public_url = self.public_url(bound);
         let realm = self
             .realm
             .clone()
@@ -441,6 +438,14 @@ impl Args {
                 .map_err(|e| format!("--scope: {e}")),
             None => Ok(policy),
         }
+    }
+
+    /// --public-url, or this server's own URL on `bound` (EXAMPLE-SERVERS.md).
+    #[must_use]
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("{}://{bound}", self.scheme()))
     }
 
     /// `https` with --tls-cert, else `http`.
@@ -644,10 +649,7 @@ impl Startup {
             .map(|addr| serve_metrics(addr).unwrap_or_else(|e| fail(&e)));
         let tls = args.tls().unwrap_or_else(|e| fail(&e));
         if let (Some(path), None) = (resource_path, &args.resource) {
-            let public = args
-                .public_url
-                .clone()
-                .unwrap_or_else(|| format!("{}://{bound}", args.scheme()));
+            let public = args.public_url(bound);
             args.resource = Some(format!("{}{path}", public.trim_end_matches('/')));
         }
         let config = args.config(bound).await.unwrap_or_else(|e| fail(&e));
