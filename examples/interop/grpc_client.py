@@ -9,7 +9,7 @@ Calls (each bounded by a 10 s deadline):
   ok       Get with a fresh proof by --key                 -> code, sub, binding
   replay   the same call with the very same proof          -> code, www-authenticate
   thief    Get with a proof by another key                 -> code, www-authenticate
-  watch    Watch with --short-token (bound to --key), read to the end -> messages, code, seconds
+  watch    Watch with --short-token (bound to --key), read to the end -> messages, code, seconds, Unix time at the end
   health   grpc.health.v1.Health/Check without credentials  -> code, serving
   reflect  server reflection's list_services, without credentials -> code, services
 Requests are hand-encoded (GetRequest is empty; Identity is two string fields), so no generated
@@ -104,6 +104,7 @@ def main() -> None:
         except grpc.RpcError as e:
             out["watch"] = {**failure(e), "messages": messages}
         out["watch"]["seconds"] = round(time.monotonic() - started, 2)
+        out["watch"]["at"] = time.time()
         # Open services: health (HealthCheckRequest{} is empty; SERVING is field 1 = 1) and
         # reflection (ServerReflectionRequest{list_services: ""} is field 7, an empty string).
         check = channel.unary_unary("/grpc.health.v1.Health/Check",

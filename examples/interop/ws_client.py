@@ -6,6 +6,7 @@ Rust test (examples/tests/streams.rs) judges it.
 
   echo    connect with a proof for the http URL of /ws, send "hello"      -> the echo
   close   keep the socket open until the server closes it (the token's exp) -> code, reason, seconds
+          after connecting, and the Unix time it closed at
   thief   the same token with another key's proof                          -> HTTP status, challenge
 Every step is bounded (10 s to connect, 15 s for the close).
 """
@@ -56,7 +57,7 @@ async def main() -> None:
         except ConnectionClosed as e:
             frame = e.rcvd
             out["close"] = {"code": frame.code if frame else None, "reason": frame.reason if frame else None,
-                            "seconds": round(time.monotonic() - started, 2)}
+                            "seconds": round(time.monotonic() - started, 2), "at": time.time()}
     try:
         async with connect(ws_url, additional_headers=headers(DPoPKey.generate(alg="ES256")), open_timeout=10):
             out["thief"] = {"status": 101}

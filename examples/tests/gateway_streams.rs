@@ -233,14 +233,13 @@ async fn python_websockets_through_the_gateway_to_a_python_upstream() {
     let port = line.strip_prefix("listening on ").unwrap();
     let gw = gateway(&format!("http://127.0.0.1:{port}"), &[]).await;
     let (key, pem) = crate::python::client_key("gateway-ws-client-key.pem");
-    let token = gw.issuer.token(
-        now(),
-        json!({"cnf": {"jkt": key.thumbprint()}, "exp": now() + 5}),
-    );
+    let exp = now() + 5;
+    let token = gw
+        .issuer
+        .token(now(), json!({"cnf": {"jkt": key.thumbprint()}, "exp": exp}));
     let seen = crate::streams::ws_client(&gw.url(""), &token, &pem).await;
     assert_eq!(seen["echo"], "hello", "{seen}");
     assert_eq!(seen["close"]["code"], 1008, "{seen}");
-    let seconds = seen["close"]["seconds"].as_f64().unwrap();
-    assert!((3.5..=7.0).contains(&seconds), "closed after {seconds} s");
+    crate::streams::assert_closed_at_exp(&seen, exp, "gateway");
     assert_eq!(seen["thief"]["status"], 401, "{seen}");
 }

@@ -18,19 +18,24 @@ use tower_pop_test_support::{Identity, pki};
 use crate::server::{AUDIENCE, ISSUER, SERVERS, Server, now};
 use examples_common::http::Reply;
 
-/// The PKI as files, for the servers' flags.
+/// The PKI as files, for the servers' flags; written once, as [`crate::issuer::ca_file`].
 fn pki_files() -> (PathBuf, PathBuf, PathBuf) {
-    let pki = pki();
-    let write = |name: &str, pem: &str| {
-        let path = crate::scratch::file(&format!("mtls-{name}"));
-        std::fs::write(&path, pem).unwrap();
-        path
-    };
-    (
-        write("server.pem", &pki.server.cert_pem),
-        write("server.key", &pki.server.key_pem),
-        write("ca.pem", &pki.ca_pem),
-    )
+    static FILES: std::sync::OnceLock<(PathBuf, PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    FILES
+        .get_or_init(|| {
+            let pki = pki();
+            let write = |name: &str, pem: &str| {
+                let path = crate::scratch::file(&format!("mtls-{name}"));
+                std::fs::write(&path, pem).unwrap();
+                path
+            };
+            (
+                write("server.pem", &pki.server.cert_pem),
+                write("server.key", &pki.server.key_pem),
+                write("ca.pem", &pki.ca_pem),
+            )
+        })
+        .clone()
 }
 
 pub(crate) async fn start_tls(name: &str) -> Server {

@@ -48,6 +48,17 @@ pub(crate) fn now() -> u64 {
         .as_secs()
 }
 
+/// That something ended at `at` (Unix seconds, as a client's clock read it) for a token expiring
+/// at `exp`: from a little before it (the clocks' rounding) to 2 s after.
+pub(crate) fn assert_at_exp(at: f64, exp: u64, what: &str) {
+    #[allow(clippy::cast_precision_loss)]
+    let exp = exp as f64;
+    assert!(
+        (exp - 0.05..=exp + 2.0).contains(&at),
+        "{what}: ended at {at} for exp {exp}"
+    );
+}
+
 impl Server {
     pub(crate) async fn start(name: &str, extra: &[&str]) -> Self {
         Self::start_with(name, extra, Arc::new(TestIssuer::new(ISSUER, AUDIENCE))).await
