@@ -106,6 +106,7 @@ impl RedisCluster {
         );
         cluster.wait_ok(Duration::from_secs(30));
         cluster.wait_synced(Duration::from_secs(30));
+        cluster.wait_replicas_online(Duration::from_secs(30));
         cluster
     }
 
@@ -199,12 +200,77 @@ impl RedisCluster {
         else {
             return Vec::new();
         };
-        lines
+        // The cluster's view, which gossip may not have brought up to date, and the primary's
+        // own list of the replicas connected to it (those that can acknowledge a `WAIT`).
+        let mut ports: Vec<u16> = lines
             .iter()
             .filter(|f| f.len() > 3 && f[2].contains("slave") && f[3] == id)
             .filter_map(|f| port_of(f[1]))
+            .collect();
+        ports.extend(
+            self.connected_replicas(primary)
+                .into_iter()
+                .map(|(port, _)| port),
+        );
+        let mut replicas: Vec<usize> = ports
+            .into_iter()
             .filter_map(|port| self.nodes.iter().position(|n| n.port() == port))
+            .collect();
+        replicas.sort_unstable();
+        replicas.dedup();
+        replicas
+    }
+
+    /// The replicas connected to node `primary`, by its `INFO replication` (`slaveN:` lines):
+    /// each one's port and whether it is `online` (synced, acknowledging writes).
+    fn connected_replicas(&self, primary: usize) -> Vec<(u16, bool)> {
+        let info = self.nodes[primary]
+            .cli(&["INFO", "replication"])
+            .unwrap_or_default();
+        info.lines()
+            .filter(|l| {
+                l.strip_prefix("slave")
+                    .and_then(|rest| rest.split(':').next())
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .filter_map(|l| {
+                let fields = l.split_once(':')?.1;
+                let field = |name: &str| {
+                    fields
+                        .split(',')
+                        .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+                };
+                Some((
+                    field("port")?.parse().ok()?,
+                    field("state") == Some("online"),
+                ))
+            })
             .collect()
+    }
+
+    /// Wait until all four replicas (one per primary and the spare) are connected to the
+    /// three primaries and online: `wait_synced` sees one replica per primary, and the spare
+    /// may still be syncing then.
+    ///
+    /// # Panics
+    /// If that does not happen within `limit`.
+    pub fn wait_replicas_online(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let online = (0..3)
+                .flat_map(|p| self.connected_replicas(p))
+                .filter(|(_, online)| *online)
+                .count();
+            if online == self.nodes.len() - 3 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{online} of {} replicas online within {limit:?}",
+                self.nodes.len() - 3
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Wait until a write on each primary is acknowledged by a replica (`SET` then `WAIT 1`):
