@@ -20,7 +20,7 @@ use actix_pop::tls::listen_tls;
 use actix_pop::{PolicyBuilder as _, PopAuth, RequirePop, SharedClaims, metadata_route};
 use actix_web::middleware::Condition;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use actix_ws::{AggregatedMessage, ProtocolError};
+use actix_ws::AggregatedMessage;
 use examples_common::{Startup, fail, websocket, whoami};
 use tokio_stream::StreamExt as _;
 
@@ -36,11 +36,7 @@ async fn websocket(
 ) -> actix_web::Result<HttpResponse> {
     let authorization = auth.lifetime.clone();
     let (response, mut session, messages) = actix_ws::handle(&req, body)?;
-    // The bounds of `examples_common::websocket`, the same as the axum server's.
-    let mut messages = messages
-        .max_frame_size(websocket::MAX_FRAME)
-        .aggregate_continuations()
-        .max_continuation_size(websocket::MAX_MESSAGE);
+    let mut messages = websocket::bounded_messages(messages);
     actix_web::rt::spawn(async move {
         let ended = authorization.ended();
         tokio::pin!(ended);
@@ -62,7 +58,7 @@ async fn websocket(
                         }
                     }
                     Some(Err(error)) => {
-                        let _ = session.close(too_big(&error).then(too_big_reason)).await;
+                        let _ = session.close(websocket::close_reason_after(&error)).await;
                         return;
                     }
                     Some(Ok(AggregatedMessage::Close(_))) | None => {
@@ -75,24 +71,6 @@ async fn websocket(
         }
     });
     Ok(response)
-}
-
-/// Whether `error` is a frame or message over the bounds of `examples_common::websocket`.
-fn too_big(error: &ProtocolError) -> bool {
-    match error {
-        ProtocolError::Overflow => true,
-        // How actix-ws reports fragments that add up to more than its continuation bound.
-        ProtocolError::Io(e) => e.to_string() == "Exceeded maximum continuation size",
-        _ => false,
-    }
-}
-
-/// 1009 with the reason the axum server sends.
-fn too_big_reason() -> actix_ws::CloseReason {
-    actix_ws::CloseReason {
-        code: actix_ws::CloseCode::Size,
-        description: Some(websocket::TOO_BIG_REASON.to_owned()),
-    }
 }
 
 /// `GET /events`: one event a second, `{"sub": ..., "n": N}`, until the token expires.

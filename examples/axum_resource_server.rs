@@ -32,7 +32,7 @@ use tokio_stream::StreamExt as _;
 /// `GET /ws`: a WebSocket echo, closed with 1008 when the token expires (or is revoked).
 async fn websocket(auth: PopAuth<SharedClaims>, upgrade: WebSocketUpgrade) -> Response {
     let authorization = auth.lifetime.clone();
-    let upgrade = examples_common::websocket::bounded(upgrade);
+    let upgrade = examples_common::websocket::bounded_upgrade(upgrade);
     upgrade.on_upgrade(move |mut socket: WebSocket| async move {
         let ended = authorization.ended();
         tokio::pin!(ended);
@@ -49,7 +49,7 @@ async fn websocket(auth: PopAuth<SharedClaims>, upgrade: WebSocketUpgrade) -> Re
                         }
                     }
                     Some(Err(error)) => {
-                        if let Some(close) = examples_common::websocket::close_after(error) {
+                        if let Some(close) = examples_common::websocket::close_message_after(error) {
                             let _ = socket.send(close).await;
                         }
                         break;

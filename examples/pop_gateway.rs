@@ -507,7 +507,7 @@ async fn proxy(gateway: &Gateway, request: Request, verified: Option<&Verified>)
     {
         let mut parts = parts;
         let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-            Ok(upgrade) => websocket::bounded(upgrade),
+            Ok(upgrade) => websocket::bounded_upgrade(upgrade),
             Err(rejection) => return rejection.into_response(),
         };
         let url = format!("ws{}", target.to_string().trim_start_matches("http"));

@@ -155,7 +155,7 @@ pub async fn relay(
                     Some(message) => if send(&mut upstream, message).await.is_err() { break None },
                     None => break None,
                 },
-                Some(Err(error)) => break crate::websocket::close_after(error),
+                Some(Err(error)) => break crate::websocket::close_message_after(error),
                 None => break None,
             },
             message = next(&mut upstream) => match message.and_then(to_client) {
