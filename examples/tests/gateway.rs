@@ -810,30 +810,11 @@ async fn nonces_are_asked_for_and_refreshed_through_the_gateway() {
 #[ignore = "needs node: run bash tests/run.sh"]
 async fn certificate_bound_tokens_over_tls_and_http2_both_sides() {
     let pki = pki();
-    let dir = std::env::temp_dir().join(format!("tower-pop-gateway-pki-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let write = |name: &str, pem: &str| {
-        let path = dir.join(name);
-        std::fs::write(&path, pem).unwrap();
-        path.to_string_lossy().into_owned()
-    };
-    let cert = write("server.pem", &pki.server.cert_pem);
-    let key = write("server.key", &pki.server.key_pem);
-    let ca = write("ca.pem", &pki.ca_pem);
     let node = NodeUpstream::start("http2", "node-h2c").await;
-    let gw = gateway(
-        &format!("http://{}", node.addr),
-        &[
-            "--upstream-http2",
-            "--tls-cert",
-            &cert,
-            "--tls-key",
-            &key,
-            "--client-ca",
-            &ca,
-        ],
-    )
-    .await;
+    let mut flags = crate::mtls::tls_flags();
+    flags.push("--upstream-http2".into());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let gw = gateway(&format!("http://{}", node.addr), &flags).await;
     assert_eq!(gw.scheme, "https");
     let token = gw
         .issuer
@@ -884,7 +865,6 @@ async fn certificate_bound_tokens_over_tls_and_http2_both_sides() {
         assert_eq!(r.status, 401, "{r:?}");
     }
     assert_eq!(node.count_h2c().await, 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A client on 127.0.0.2, the address the forward-auth tests trust as the proxy.

@@ -88,12 +88,9 @@ async fn an_https_upstream_is_verified_and_gets_wss() {
         .build()
         .unwrap();
     let up = upstream_over(Some(tls)).await;
-    let dir = std::env::temp_dir().join(format!("tower-pop-upstream-ca-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ca = dir.join("ca.pem");
-    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let ca = crate::scratch::write("upstream-ca.pem", &pki.ca_pem);
     let url = format!("https://localhost:{}", up.port());
-    let gw = gateway(&url, &["--upstream-ca", ca.to_str().unwrap()]).await;
+    let gw = gateway(&url, &["--upstream-ca", &ca]).await;
     let key = ProofSigner::generate(Algorithm::ES256).unwrap();
     let token = gw.token(Some(key.thumbprint()));
 
@@ -111,9 +108,8 @@ async fn an_https_upstream_is_verified_and_gets_wss() {
 
     // The same upstream trusted through another root (a certificate of another CA): not
     // verified.
-    let wrong = dir.join("wrong-ca.pem");
-    std::fs::write(&wrong, &pki.stranger.cert_pem).unwrap();
-    let untrusting = gateway(&url, &["--upstream-ca", wrong.to_str().unwrap()]).await;
+    let wrong = crate::scratch::write("upstream-wrong-ca.pem", &pki.stranger.cert_pem);
+    let untrusting = gateway(&url, &["--upstream-ca", &wrong]).await;
     let token = untrusting.token(Some(key.thumbprint()));
     let response = dpop_stream(&untrusting.url("/events"), &token, &key).await;
     assert_eq!(response.status(), 502, "an untrusted upstream certificate");
@@ -126,7 +122,6 @@ async fn an_https_upstream_is_verified_and_gets_wss() {
         }
         other => panic!("expected 502, got {other:?}"),
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A WebSocket through `gw` with `token` and a proof by `key`: the upstream saw the identity,

@@ -170,16 +170,8 @@ fn base64_std(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
-/// The test CA as a file, written once: rewriting it while another test's server reads it
-/// could hand that server an empty file.
 pub(crate) fn ca_file() -> String {
-    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    PATH.get_or_init(|| {
-        let path = crate::scratch::file("issuer-ca.pem");
-        std::fs::write(&path, &pki().ca_pem).unwrap();
-        path.to_string_lossy().into_owned()
-    })
-    .clone()
+    crate::scratch::write("issuer-ca.pem", &pki().ca_pem)
 }
 
 pub(crate) async fn start(name: &str, issuers: &[&str], extra: &[&str]) -> Server {

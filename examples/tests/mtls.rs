@@ -3,7 +3,6 @@
 //! by trusted proxies (RFC 9440 `Client-Cert`, Envoy XFCC, nginx) from 127.0.0.2 only.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,38 +17,25 @@ use tower_pop_test_support::{Identity, pki};
 use crate::server::{AUDIENCE, ISSUER, SERVERS, Server, now};
 use examples_common::http::Reply;
 
-/// The PKI as files, for the servers' flags; written once, as [`crate::issuer::ca_file`].
-fn pki_files() -> (PathBuf, PathBuf, PathBuf) {
-    static FILES: std::sync::OnceLock<(PathBuf, PathBuf, PathBuf)> = std::sync::OnceLock::new();
-    FILES
-        .get_or_init(|| {
-            let pki = pki();
-            let write = |name: &str, pem: &str| {
-                let path = crate::scratch::file(&format!("mtls-{name}"));
-                std::fs::write(&path, pem).unwrap();
-                path
-            };
-            (
-                write("server.pem", &pki.server.cert_pem),
-                write("server.key", &pki.server.key_pem),
-                write("ca.pem", &pki.ca_pem),
-            )
-        })
-        .clone()
+/// The flags that serve TLS with the test PKI's server certificate and ask for client
+/// certificates of its CA, the PEM files written to the scratch directory.
+pub(crate) fn tls_flags() -> Vec<String> {
+    let pki = pki();
+    let write = |name: &str, pem: &str| crate::scratch::write(&format!("mtls-{name}"), pem);
+    vec![
+        "--tls-cert".into(),
+        write("server.pem", &pki.server.cert_pem),
+        "--tls-key".into(),
+        write("server.key", &pki.server.key_pem),
+        "--client-ca".into(),
+        write("ca.pem", &pki.ca_pem),
+    ]
 }
 
 pub(crate) async fn start_tls(name: &str) -> Server {
-    let (cert, key, ca) = pki_files();
-    let (cert, key, ca) = (
-        cert.to_string_lossy(),
-        key.to_string_lossy(),
-        ca.to_string_lossy(),
-    );
-    let server = Server::start(
-        name,
-        &["--tls-cert", &cert, "--tls-key", &key, "--client-ca", &ca],
-    )
-    .await;
+    let flags = tls_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::start(name, &flags).await;
     assert_eq!(server.scheme, "https");
     server
 }

@@ -25,6 +25,20 @@ pub(crate) fn file(name: &str) -> PathBuf {
     dir().join(name)
 }
 
+/// Write `contents` to `name` in the scratch directory and return its path (as a flag's
+/// value). Written beside it and renamed into place, so a server that a test running in
+/// parallel starts while the file is rewritten reads the whole file, never an empty one.
+pub(crate) fn write(name: &str, contents: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static WRITES: AtomicUsize = AtomicUsize::new(0);
+    let path = file(name);
+    let n = WRITES.fetch_add(1, Ordering::Relaxed);
+    let partial = file(&format!("{name}.{n}.partial"));
+    std::fs::write(&partial, contents).unwrap();
+    std::fs::rename(&partial, &path).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
 /// Remove the scratch directories of processes that are gone (Linux: no `/proc/PID`).
 #[cfg(target_os = "linux")]
 fn remove_stale(base: &Path) {
