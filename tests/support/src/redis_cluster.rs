@@ -228,13 +228,9 @@ impl RedisCluster {
             .cli(&["INFO", "replication"])
             .unwrap_or_default();
         info.lines()
-            .filter(|l| {
-                l.strip_prefix("slave")
-                    .and_then(|rest| rest.split(':').next())
-                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-            })
             .filter_map(|l| {
-                let fields = l.split_once(':')?.1;
+                let (name, fields) = l.split_once(':')?;
+                name.strip_prefix("slave")?.parse::<u32>().ok()?;
                 let field = |name: &str| {
                     fields
                         .split(',')
